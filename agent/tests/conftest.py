@@ -1,0 +1,155 @@
+"""Fixtures that run real services on loopback and stop them by PID, also on failure.
+
+At the end of the session every process the harness started must be gone, and no new
+etcd, icecast2 or liquidsoap process may be left on the machine: the session fails if so.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.harness.clients import SourceClient
+from tests.harness.etcd import EtcdCluster
+from tests.harness.icecast import IcecastServer, IcecastSettings
+from tests.harness.liquidsoap import LiquidsoapTone
+from tests.harness.media import AudioSample, make_mp3, make_ogg_vorbis
+from tests.harness.processes import pids_by_command, stop_all_started
+
+SERVICE_COMMANDS = ("etcd", "icecast2", "liquidsoap")
+_service_pids_before_session: dict[int, str] = {}
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    _service_pids_before_session.update(pids_by_command(SERVICE_COMMANDS))
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    forgotten = stop_all_started()
+    left_running = {
+        pid: command
+        for pid, command in pids_by_command(SERVICE_COMMANDS).items()
+        if pid not in _service_pids_before_session
+    }
+    problems = []
+    if forgotten:
+        problems.append(f"fixtures left running (now stopped): {', '.join(forgotten)}")
+    if left_running:
+        problems.append(f"service processes left on the machine: {left_running}")
+    if problems:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        for problem in problems:
+            if reporter is not None:
+                reporter.write_line(f"HARNESS TEARDOWN FAILURE: {problem}", red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def require_root() -> None:
+    # Services run as their own users (Icecast and Liquidsoap refuse root), which takes root.
+    if os.geteuid() != 0:
+        pytest.fail("the integration harness must run as root (see README)", pytrace=False)
+
+
+@pytest.fixture
+def etcd() -> Iterator[EtcdCluster]:
+    """A fresh single-member etcd."""
+    require_root()
+    cluster = EtcdCluster(1)
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def etcd_cluster() -> Iterator[EtcdCluster]:
+    """A fresh 3-member etcd cluster; members can be killed, paused and restarted."""
+    require_root()
+    cluster = EtcdCluster(3)
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def icecast_factory() -> Iterator[Callable[..., IcecastServer]]:
+    """Start Icecast servers with given IcecastSettings; all stop at teardown."""
+    require_root()
+    servers: list[IcecastServer] = []
+
+    def start(settings: IcecastSettings | None = None) -> IcecastServer:
+        server = IcecastServer(settings)
+        servers.append(server)
+        server.start()
+        return server
+
+    try:
+        yield start
+    finally:
+        for server in servers:
+            server.stop()
+
+
+@pytest.fixture
+def icecast(icecast_factory: Callable[..., IcecastServer]) -> IcecastServer:
+    """Icecast with default settings: any mount accepts the global source password."""
+    return icecast_factory()
+
+
+@pytest.fixture
+def liquidsoap_tone_factory() -> Iterator[Callable[..., LiquidsoapTone]]:
+    """Start Liquidsoap test tones into an Icecast mount; all stop at teardown."""
+    require_root()
+    tones: list[LiquidsoapTone] = []
+
+    def start(icecast: IcecastServer, mount: str, **options: object) -> LiquidsoapTone:
+        tone = LiquidsoapTone(icecast, mount, **options)  # type: ignore[arg-type]
+        tones.append(tone)
+        tone.start()
+        return tone
+
+    try:
+        yield start
+    finally:
+        for tone in tones:
+            tone.stop()
+
+
+@pytest.fixture
+def source_client_factory() -> Iterator[Callable[..., SourceClient]]:
+    """Make SourceClients (not yet connected); all are closed at teardown."""
+    clients: list[SourceClient] = []
+
+    def make(*args: object, **kwargs: object) -> SourceClient:
+        client = SourceClient(*args, **kwargs)  # type: ignore[arg-type]
+        clients.append(client)
+        return client
+
+    try:
+        yield make
+    finally:
+        for client in clients:
+            client.stop()
+
+
+@pytest.fixture(scope="session")
+def media_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("media")
+
+
+@pytest.fixture(scope="session")
+def mp3_audio(media_dir: Path) -> AudioSample:
+    """20 s of pink noise, MP3 128 kbps 44.1 kHz stereo, encoded by ffmpeg."""
+    return make_mp3(media_dir / "noise.mp3")
+
+
+@pytest.fixture(scope="session")
+def ogg_audio(media_dir: Path) -> AudioSample:
+    """20 s of pink noise, Ogg Vorbis 44.1 kHz stereo, encoded by ffmpeg."""
+    return make_ogg_vorbis(media_dir / "noise.ogg")

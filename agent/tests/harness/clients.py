@@ -1,0 +1,202 @@
+"""Real clients on the wire: a listener that reads audio, and source clients written at the
+socket level the way real encoders speak (legacy SOURCE, and PUT with Expect: 100-continue).
+"""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import select
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from urllib.parse import urlparse
+
+RESPONSE_HEAD_LIMIT = 16384
+STREAM_CHUNK_BYTES = 4096
+
+
+@dataclass(frozen=True)
+class ResponseHead:
+    http_version: str
+    status: int
+    reason: str
+    headers: dict[str, str]  # names lower-cased
+
+
+@dataclass(frozen=True)
+class ListenResult:
+    status: int
+    headers: dict[str, str]  # names lower-cased
+    body: bytes
+
+
+def listen(
+    url: str,
+    nbytes: int,
+    *,
+    timeout: float = 10.0,
+    headers: dict[str, str] | None = None,
+) -> ListenResult:
+    """GET `url` and read up to `nbytes` of the body, or what arrived when `timeout` ends
+    (an error status is returned with whatever body it had)."""
+    parsed = urlparse(url)
+    deadline = time.monotonic() + timeout
+    connection = http.client.HTTPConnection(parsed.hostname, parsed.port or 80, timeout=timeout)
+    try:
+        connection.request("GET", parsed.path or "/", headers=headers or {})
+        # Keep the socket: http.client forgets it once a response says it will close.
+        listener_socket = connection.sock
+        response = connection.getresponse()
+        response_headers = {name.lower(): value for name, value in response.getheaders()}
+        body = bytearray()
+        while len(body) < nbytes and time.monotonic() < deadline:
+            listener_socket.settimeout(max(0.05, deadline - time.monotonic()))
+            try:
+                chunk = response.read1(nbytes - len(body))
+            except TimeoutError:
+                break
+            if not chunk:
+                break
+            body.extend(chunk)
+        return ListenResult(response.status, response_headers, bytes(body))
+    finally:
+        connection.close()
+
+
+def parse_response_head(raw: bytes) -> ResponseHead:
+    lines = raw.decode("latin-1").split("\r\n")
+    version, _, rest = lines[0].partition(" ")
+    status_text, _, reason = rest.partition(" ")
+    headers = {}
+    for line in lines[1:]:
+        if line:
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip()
+    return ResponseHead(version, int(status_text), reason, headers)
+
+
+def is_slice_of(received: bytes, sent: bytes) -> bool:
+    """True if `received` is a contiguous run of `sent`: the bytes went through untouched."""
+    return bool(received) and received in sent
+
+
+class SourceClient:
+    """A source client on a raw socket.
+
+    `method="SOURCE"`: Icecast's legacy protocol, HTTP/1.0, no length, no chunking, no Host
+    header (as Liquidsoap 2.1 sends it). `method="PUT"`: HTTP/1.1 with
+    `Expect: 100-continue` and no length (as ffmpeg sends it); Icecast answers 100 first
+    and the final status once audio flows.
+    """
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        mount: str,
+        *,
+        password: str,
+        username: str = "source",
+        method: str = "SOURCE",
+        content_type: str = "audio/mpeg",
+    ) -> None:
+        if method not in ("SOURCE", "PUT"):
+            raise ValueError(f"method must be SOURCE or PUT, not {method!r}")
+        self.host, self.port, self.mount = host, port, mount
+        self.credentials = base64.b64encode(f"{username}:{password}".encode()).decode()
+        self.method = method
+        self.content_type = content_type
+        self.bytes_sent = 0
+        self.stream_error: OSError | None = None
+        self._socket: socket.socket | None = None
+        self._buffer = b""
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def request_head(self) -> bytes:
+        lines = [f"{self.method} {self.mount} HTTP/{'1.1' if self.method == 'PUT' else '1.0'}"]
+        if self.method == "PUT":
+            lines += [f"Host: {self.host}:{self.port}", "Expect: 100-continue"]
+        lines += [
+            f"Authorization: Basic {self.credentials}",
+            f"Content-Type: {self.content_type}",
+            "User-Agent: radio-test-source/1",
+            "Ice-Name: harness source",
+            "Ice-Public: 0",
+        ]
+        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+    def connect(self, timeout: float = 5.0) -> ResponseHead:
+        """Open the connection, send the request head and return the first response head
+        (100 for PUT, 200 for SOURCE, or the refusal)."""
+        self._socket = socket.create_connection((self.host, self.port), timeout=timeout)
+        self._socket.sendall(self.request_head())
+        return self.read_response_head(timeout)
+
+    def read_response_head(self, timeout: float = 5.0) -> ResponseHead:
+        """The next response head on the connection, waiting at most `timeout`."""
+        if self._socket is None:
+            raise RuntimeError("not connected")
+        deadline = time.monotonic() + timeout
+        while b"\r\n\r\n" not in self._buffer:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"no response head within {timeout} s: {self._buffer!r}")
+            # select, not settimeout: the streaming thread owns the socket's timeout.
+            readable, _, _ = select.select([self._socket], [], [], remaining)
+            if not readable:
+                continue
+            chunk = self._socket.recv(4096)
+            if not chunk:
+                raise ConnectionError(f"connection closed; received so far: {self._buffer!r}")
+            self._buffer += chunk
+            if len(self._buffer) > RESPONSE_HEAD_LIMIT:
+                raise ConnectionError("response head too long")
+        head, _, self._buffer = self._buffer.partition(b"\r\n\r\n")
+        return parse_response_head(head)
+
+    def start_streaming(
+        self,
+        audio: bytes,
+        bytes_per_second: float,
+        *,
+        burst_seconds: float = 2.0,
+    ) -> None:
+        """Send `audio` once in the background, the first `burst_seconds` at once (as an
+        encoder's buffer does) and the rest at `bytes_per_second`. It ends by itself when
+        the audio is sent, on a socket error, or on `stop()`."""
+        if self._socket is None:
+            raise RuntimeError("connect first")
+        self._thread = threading.Thread(
+            target=self._stream,
+            args=(audio, bytes_per_second, burst_seconds),
+            name=f"source {self.mount}",
+            daemon=True,
+        )
+        self._thread.start()
+
+    def _stream(self, audio: bytes, bytes_per_second: float, burst_seconds: float) -> None:
+        started = time.monotonic()
+        burst_bytes = int(bytes_per_second * burst_seconds)
+        try:
+            self._socket.settimeout(5.0)  # type: ignore[union-attr]
+            while self.bytes_sent < len(audio) and not self._stop.is_set():
+                due = started + max(0, self.bytes_sent - burst_bytes) / bytes_per_second
+                # Pacing, not waiting for a condition: an encoder sends in real time.
+                if self._stop.wait(max(0.0, due - time.monotonic())):
+                    break
+                chunk = audio[self.bytes_sent : self.bytes_sent + STREAM_CHUNK_BYTES]
+                self._socket.sendall(chunk)  # type: ignore[union-attr]
+                self.bytes_sent += len(chunk)
+        except OSError as error:
+            self.stream_error = error
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        if self._socket is not None:
+            self._socket.close()
+            self._socket = None

@@ -1,0 +1,100 @@
+"""Real Liquidsoap as the `liquidsoap` user: a test tone pushed into an Icecast mount."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jinja2
+
+from .icecast import IcecastServer
+from .ports import LOOPBACK
+from .processes import ManagedProcess, ServiceDirectory
+from .waiting import StopWaiting, wait_for
+
+LIQUIDSOAP_USER = "liquidsoap"
+# Liquidsoap 2.1 takes ~2.6 s to start; more on a loaded 2-core machine.
+START_TIMEOUT_SECONDS = 30.0
+ENCODERS = {
+    "mp3": "%mp3(bitrate=128, samplerate=44100, stereo=true)",
+    "vorbis": "%vorbis(samplerate=44100, channels=2, quality=0.3)",
+    "opus": "%opus(bitrate=64, samplerate=48000, channels=2)",
+}
+
+
+def liquidsoap_string(value: object) -> str:
+    """A Liquidsoap string literal: its escapes are a superset of JSON's."""
+    return json.dumps(str(value))
+
+
+def render_tone_script(
+    *, port: int, mount: str, password: str, user: str, encoder: str, frequency: float
+) -> str:
+    environment = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(Path(__file__).parent),
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,  # noqa: S701 - Liquidsoap script, not HTML; strings go through liq_string
+    )
+    environment.filters["liq_string"] = liquidsoap_string
+    return environment.get_template("tone.liq.j2").render(
+        host=LOOPBACK,
+        port=port,
+        mount=mount,
+        password=password,
+        user=user,
+        encoder=ENCODERS[encoder],
+        frequency=f"{float(frequency)!r}",
+    )
+
+
+class LiquidsoapTone:
+    def __init__(
+        self,
+        icecast: IcecastServer,
+        mount: str,
+        *,
+        password: str | None = None,
+        user: str = "source",
+        encoder: str = "mp3",
+        frequency: float = 440.0,
+    ) -> None:
+        if encoder not in ENCODERS:
+            raise ValueError(f"encoder must be one of {sorted(ENCODERS)}, not {encoder!r}")
+        self.icecast = icecast
+        self.mount = mount
+        self.directory = ServiceDirectory("liquidsoap", owner=LIQUIDSOAP_USER)
+        script = render_tone_script(
+            port=icecast.port,
+            mount=mount,
+            user=user,
+            encoder=encoder,
+            frequency=frequency,
+            password=password if password is not None else icecast.settings.source_password,
+        )
+        self.script_path = self.directory.write("tone.liq", script)
+        self.process = ManagedProcess(
+            "liquidsoap",
+            ["liquidsoap", str(self.script_path)],
+            self.directory.path / "liquidsoap.log",
+            user=LIQUIDSOAP_USER,
+            cwd=self.directory.path,
+            env={"HOME": str(self.directory.path), "PATH": "/usr/bin:/bin"},
+        )
+
+    def start(self) -> None:
+        self.process.start()
+
+        def mount_live() -> dict | None:
+            if not self.process.is_running():
+                raise StopWaiting(self.process.describe_exit())
+            return self.icecast.live_mounts().get(self.mount)
+
+        wait_for(
+            mount_live,
+            timeout=START_TIMEOUT_SECONDS,
+            what=f"Liquidsoap's tone on Icecast mount {self.mount}",
+        )
+
+    def stop(self) -> None:
+        self.process.stop()
+        self.directory.remove()

@@ -1,0 +1,168 @@
+"""Start, signal and stop service processes by PID, and remember every one we started.
+
+Each process gets its own session (so a Ctrl-C aimed at pytest does not reach it half way),
+its output in a log file, and optionally a service user. The registry lets the session end
+stop anything a test forgot, and check that nothing it started is still alive.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import signal
+import subprocess
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+STOP_GRACE_SECONDS = 5.0
+LOG_TAIL_LINES = 40
+
+_started: list[ManagedProcess] = []
+
+
+class ManagedProcess:
+    """One service process; `stop()` is safe to call in any state, any number of times."""
+
+    def __init__(
+        self,
+        name: str,
+        argv: Sequence[str],
+        log_path: Path,
+        *,
+        user: str | None = None,
+        cwd: Path | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        self.name = name
+        self.argv = list(argv)
+        self.log_path = log_path
+        self.user = user
+        self.cwd = cwd
+        self.env = env
+        self._popen: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        if self.is_running():
+            raise RuntimeError(f"{self.name} is already running as PID {self.pid}")
+        user_args: dict[str, object] = {}
+        if self.user is not None:
+            account = pwd.getpwnam(self.user)
+            user_args = {"user": account.pw_uid, "group": account.pw_gid, "extra_groups": []}
+        with self.log_path.open("ab") as log_file:
+            self._popen = subprocess.Popen(
+                self.argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                cwd=self.cwd,
+                env=self.env,
+                start_new_session=True,
+                **user_args,  # type: ignore[arg-type]
+            )
+        _started.append(self)
+
+    @property
+    def pid(self) -> int:
+        if self._popen is None:
+            raise RuntimeError(f"{self.name} was never started")
+        return self._popen.pid
+
+    def is_running(self) -> bool:
+        return self._popen is not None and self._popen.poll() is None
+
+    def exit_code(self) -> int | None:
+        return None if self._popen is None else self._popen.poll()
+
+    def send_signal(self, signum: int) -> None:
+        if self.is_running():
+            self._popen.send_signal(signum)  # type: ignore[union-attr]
+
+    def pause(self) -> None:
+        """SIGSTOP: the process keeps its sockets but answers nothing (a hung machine)."""
+        self.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        self.send_signal(signal.SIGCONT)
+
+    def kill(self) -> None:
+        """SIGKILL and reap: a crash, with no chance to clean up."""
+        if self._popen is None:
+            return
+        self.send_signal(signal.SIGKILL)
+        self._popen.wait()
+
+    def stop(self, grace_seconds: float = STOP_GRACE_SECONDS) -> None:
+        """SIGTERM, then SIGKILL if it has not exited within the grace period."""
+        if self._popen is None:
+            return
+        if self.is_running():
+            self._popen.send_signal(signal.SIGTERM)
+            self._popen.send_signal(signal.SIGCONT)  # a paused process cannot act on SIGTERM
+            try:
+                self._popen.wait(timeout=grace_seconds)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self._popen.wait()
+
+    def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def describe_exit(self) -> str:
+        return f"{self.name} (PID {self.pid}) exited with {self.exit_code()}:\n{self.log_tail()}"
+
+
+def stop_all_started() -> list[str]:
+    """Stop every process this harness started; return the names of those still running."""
+    leftovers = []
+    for process in _started:
+        if process.is_running():
+            leftovers.append(f"{process.name} (PID {process.pid})")
+        process.stop()
+    _started.clear()
+    return leftovers
+
+
+def pids_by_command(command_names: Sequence[str]) -> dict[int, str]:
+    """PIDs whose command name (/proc/PID/comm) is one of `command_names`, like `pgrep -x`."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            command = (entry / "comm").read_text().strip()
+        except OSError:  # the process ended while we looked
+            continue
+        if command in command_names:
+            found[int(entry.name)] = command
+    return found
+
+
+class ServiceDirectory:
+    """A temporary directory owned by a service user (pytest's tmp_path is root-only)."""
+
+    def __init__(self, prefix: str, owner: str | None = None) -> None:
+        self.path = Path(tempfile.mkdtemp(prefix=f"radio-test-{prefix}-"))
+        self.path.chmod(0o755)
+        if owner is not None:
+            account = pwd.getpwnam(owner)
+            os.chown(self.path, account.pw_uid, account.pw_gid)
+        self.owner = owner
+
+    def write(self, name: str, text: str, mode: int = 0o640) -> Path:
+        """Write a file the owner can read (configs hold passwords: not world-readable)."""
+        file_path = self.path / name
+        file_path.write_text(text)
+        file_path.chmod(mode)
+        if self.owner is not None:
+            account = pwd.getpwnam(self.owner)
+            os.chown(file_path, account.pw_uid, account.pw_gid)
+        return file_path
+
+    def remove(self) -> None:
+        shutil.rmtree(self.path, ignore_errors=True)

@@ -1,0 +1,113 @@
+"""Check that the dev/CI environment is what the project's files say it should be.
+
+- the agent's runtime dependencies import from Debian's packages, as on a node;
+- the installed Ansible collections satisfy the pins in requirements.yml (Galaxy is
+  unreachable here, so they come from the `ansible` bundle; this keeps the two honest);
+- the service binaries and users the test harness needs exist.
+
+Exits 1 with one line per problem.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import pwd
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+from packaging.specifiers import SpecifierSet
+from packaging.version import Version
+
+REPO_DIR = Path(__file__).resolve().parent.parent
+DEBIAN_PYTHON_DIR = "/usr/lib/python3/dist-packages"
+AGENT_RUNTIME_MODULES = ("etcd3", "aiohttp", "jinja2", "prometheus_client")
+SERVICE_BINARIES = ("etcd", "etcdctl", "icecast2", "liquidsoap", "ffmpeg", "ffprobe", "wrk")
+SERVICE_USERS = ("icecast2", "liquidsoap")
+
+
+def runtime_module_problems() -> list[str]:
+    problems = []
+    for module_name in AGENT_RUNTIME_MODULES:
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as error:
+            problems.append(f"agent dependency {module_name} does not import: {error}")
+            continue
+        if not str(module.__file__).startswith(DEBIAN_PYTHON_DIR):
+            problems.append(
+                f"agent dependency {module_name} comes from {module.__file__}, "
+                f"not from Debian's {DEBIAN_PYTHON_DIR}"
+            )
+    return problems
+
+
+def installed_collections() -> dict[str, str]:
+    listing = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "ansible-galaxy"),
+            "collection",
+            "list",
+            "--format",
+            "json",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    versions: dict[str, str] = {}
+    # The first path in the listing wins, as it does for ansible itself.
+    for collections in json.loads(listing.stdout).values():
+        for name, details in collections.items():
+            versions.setdefault(name, details["version"])
+    return versions
+
+
+def version_spec(pin: str) -> SpecifierSet:
+    """Galaxy accepts a bare version ("1.2.3") or comparisons ("==1.2.3", ">=1,<2")."""
+    pin = str(pin).strip()
+    return SpecifierSet(pin if pin[0] in "<>=!" else f"=={pin}")
+
+
+def collection_problems(requirements_file: Path, installed: dict[str, str]) -> list[str]:
+    problems = []
+    requirements = yaml.safe_load(requirements_file.read_text())
+    for requirement in requirements.get("collections", []):
+        name, pin = requirement["name"], requirement.get("version", "*")
+        if name not in installed:
+            problems.append(f"collection {name} ({pin}) from requirements.yml is not installed")
+        elif pin != "*" and Version(installed[name]) not in version_spec(pin):
+            problems.append(f"collection {name} is {installed[name]}, requirements.yml pins {pin}")
+    return problems
+
+
+def system_problems() -> list[str]:
+    problems = [
+        f"{binary} not found on PATH" for binary in SERVICE_BINARIES if not shutil.which(binary)
+    ]
+    for user in SERVICE_USERS:
+        try:
+            pwd.getpwnam(user)
+        except KeyError:
+            problems.append(f"user {user} does not exist (its Debian package creates it)")
+    return problems
+
+
+def main() -> int:
+    problems = (
+        runtime_module_problems()
+        + collection_problems(REPO_DIR / "requirements.yml", installed_collections())
+        + system_problems()
+    )
+    for problem in problems:
+        print(f"check-environment: {problem}", file=sys.stderr)
+    if not problems:
+        print("check-environment: ok")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
