@@ -1,7 +1,7 @@
 """Fixtures that run real services on loopback and stop them by PID, also on failure.
 
-At the end of the session every process the harness started must be gone, and no new
-etcd, icecast2 or liquidsoap process may be left on the machine: the session fails if so.
+At the end of the session every process the harness started, and anything those processes
+started, must be gone: the session fails if not (after stopping them).
 """
 
 from __future__ import annotations
@@ -17,32 +17,22 @@ from tests.harness.etcd import EtcdCluster
 from tests.harness.icecast import IcecastServer, IcecastSettings
 from tests.harness.liquidsoap import LiquidsoapTone
 from tests.harness.media import AudioSample, make_mp3, make_ogg_vorbis
-from tests.harness.processes import pids_by_command, stop_all_started
-
-SERVICE_COMMANDS = ("etcd", "icecast2", "liquidsoap")
-_service_pids_before_session: dict[int, str] = {}
-
-
-def pytest_sessionstart(session: pytest.Session) -> None:
-    _service_pids_before_session.update(pids_by_command(SERVICE_COMMANDS))
+from tests.harness.processes import processes_left_in_started_sessions, stop_all_started
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     forgotten = stop_all_started()
-    left_running = {
-        pid: command
-        for pid, command in pids_by_command(SERVICE_COMMANDS).items()
-        if pid not in _service_pids_before_session
-    }
+    left_running = processes_left_in_started_sessions()
     problems = []
     if forgotten:
         problems.append(f"fixtures left running (now stopped): {', '.join(forgotten)}")
     if left_running:
-        problems.append(f"service processes left on the machine: {left_running}")
+        problems.append(f"processes our services started are still running: {left_running}")
     if problems:
         reporter = session.config.pluginmanager.get_plugin("terminalreporter")
         for problem in problems:
             if reporter is not None:
+                reporter.ensure_newline()
                 reporter.write_line(f"HARNESS TEARDOWN FAILURE: {problem}", red=True)
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 

@@ -20,6 +20,10 @@ STOP_GRACE_SECONDS = 5.0
 LOG_TAIL_LINES = 40
 
 _started: list[ManagedProcess] = []
+# Every process we start leads its own session; its children stay in that session unless
+# they daemonize on purpose, so these ids find whatever our services left behind.
+_started_session_ids: set[int] = set()
+_created_directories: list[ServiceDirectory] = []
 
 
 class ManagedProcess:
@@ -62,6 +66,7 @@ class ManagedProcess:
                 **user_args,  # type: ignore[arg-type]
             )
         _started.append(self)
+        _started_session_ids.add(self._popen.pid)
 
     @property
     def pid(self) -> int:
@@ -118,28 +123,42 @@ class ManagedProcess:
 
 
 def stop_all_started() -> list[str]:
-    """Stop every process this harness started; return the names of those still running."""
+    """Stop every process this harness started and remove its directories; return the
+    names of the processes that were still running."""
     leftovers = []
     for process in _started:
         if process.is_running():
             leftovers.append(f"{process.name} (PID {process.pid})")
         process.stop()
     _started.clear()
+    for directory in _created_directories:
+        directory.remove()
+    _created_directories.clear()
     return leftovers
 
 
-def pids_by_command(command_names: Sequence[str]) -> dict[int, str]:
-    """PIDs whose command name (/proc/PID/comm) is one of `command_names`, like `pgrep -x`."""
+def session_id_of(pid: int) -> int | None:
+    """The session id of a process (field 6 of /proc/PID/stat), None if it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # The command name is in parentheses and may itself hold spaces or parentheses.
+    fields_after_command = stat.rpartition(")")[2].split()
+    return int(fields_after_command[3])
+
+
+def processes_left_in_started_sessions() -> dict[int, str]:
+    """Live processes (PID: command) in a session the harness started, like a service's
+    child that outlived it. Other processes on the machine are not ours to judge, which
+    keeps parallel test sessions from blaming each other."""
     found = {}
     for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            command = (entry / "comm").read_text().strip()
-        except OSError:  # the process ended while we looked
-            continue
-        if command in command_names:
-            found[int(entry.name)] = command
+        if entry.name.isdigit() and session_id_of(int(entry.name)) in _started_session_ids:
+            try:
+                found[int(entry.name)] = (entry / "comm").read_text().strip()
+            except OSError:  # ended while we looked
+                continue
     return found
 
 
@@ -153,6 +172,7 @@ class ServiceDirectory:
             account = pwd.getpwnam(owner)
             os.chown(self.path, account.pw_uid, account.pw_gid)
         self.owner = owner
+        _created_directories.append(self)
 
     def write(self, name: str, text: str, mode: int = 0o640) -> Path:
         """Write a file the owner can read (configs hold passwords: not world-readable)."""
