@@ -3,9 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import logging
+import signal
 import sys
 
 from radioagent import __version__
+from radioagent.config import AgentConfig, load_config
+from radioagent.loop import Agent
+from radioagent.validation import ValidationError
+
+DEFAULT_CONFIG_PATH = "/etc/radio-agent/config.yml"
+EXIT_BAD_CONFIG = 2
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -14,14 +23,45 @@ def build_parser() -> argparse.ArgumentParser:
         description="Node agent of a self-healing Icecast cluster.",
     )
     parser.add_argument("--version", action="version", version=f"radio-agent {__version__}")
+    parser.add_argument(
+        "--config", default=DEFAULT_CONFIG_PATH, help=f"YAML file (default {DEFAULT_CONFIG_PATH})"
+    )
+    parser.add_argument(
+        "--check-config", action="store_true", help="validate the configuration and exit"
+    )
+    parser.add_argument(
+        "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
+    )
     return parser
 
 
+async def run_agent(config: AgentConfig) -> None:
+    agent = Agent(config)
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, agent.request_stop)
+    await agent.run()
+
+
 def main(argv: list[str] | None = None) -> int:
-    build_parser().parse_args(argv)
-    # The coordination loop lands with the agent core; say so rather than pretend to run.
-    print("radio-agent: the agent core is not built yet", file=sys.stderr)
-    return 1
+    arguments = build_parser().parse_args(argv)
+    try:
+        config = load_config(arguments.config)
+    except ValidationError as error:
+        for problem in error.problems:
+            print(f"radio-agent: {arguments.config}: {problem}", file=sys.stderr)
+        return EXIT_BAD_CONFIG
+    if arguments.check_config:
+        print(f"radio-agent: {arguments.config}: ok (node {config.node_name})")
+        return 0
+    logging.basicConfig(
+        level=arguments.log_level,
+        format=f"%(asctime)s {config.node_name} %(levelname)s %(name)s: %(message)s",
+    )
+    # grpc logs every failed call on its own; our messages say what matters.
+    logging.getLogger("grpc").setLevel(logging.ERROR)
+    asyncio.run(run_agent(config))
+    return 0
 
 
 if __name__ == "__main__":

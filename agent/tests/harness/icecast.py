@@ -25,6 +25,7 @@ START_TIMEOUT_SECONDS = 10.0
 class IcecastMount:
     name: str
     password: str | None = None
+    username: str = "source"
     max_listeners: int | None = None
     fallback_mount: str | None = None
     hidden: bool = False

@@ -1,0 +1,261 @@
+"""The agent's YAML configuration: load, validate, and say exactly what is wrong."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from radioagent.validation import (
+    ValidationError,
+    check_int,
+    check_number,
+    check_string,
+    unknown_keys,
+)
+
+NODE_NAME_PATTERN = r"[a-z0-9][a-z0-9-]{0,62}"
+HOST_PATTERN = r"[A-Za-z0-9.:-]{1,253}"
+PREFIX_PATTERN = r"/[A-Za-z0-9_/-]*[A-Za-z0-9_-]"
+NODE_CREDENTIAL_PATTERN = r"[A-Za-z0-9._~!@#$%^&*+=,;?-]{8,128}"
+NODE_CREDENTIAL_DESCRIPTION = "8-128 printable characters without spaces, quotes, ':', '<' or '>'"
+DEFAULT_TEMPLATES_DIR = "/usr/share/radio-agent/templates"
+
+
+@dataclass(frozen=True)
+class EtcdSettings:
+    host: str = "127.0.0.1"
+    port: int = 2379
+    prefix: str = "/radio"
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+
+
+@dataclass(frozen=True)
+class IcecastSettings:
+    """The node's own Icecast, on an internal port that only cluster nodes reach."""
+
+    port: int
+    admin_password: str
+    source_password: str  # node-internal: the agent's holding feeds and relays use it
+    config_path: str
+    reload_command: tuple[str, ...]
+    admin_user: str = "admin"
+    bind_address: str = "0.0.0.0"  # noqa: S104 - other nodes relay from this port
+    log_dir: str = "/var/log/icecast2"
+    max_clients: int = 2000
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Seconds. loop_wait + 2 * retry_timeout <= ttl, so a node that loses etcd demotes
+    itself before its lease can expire and another node takes over."""
+
+    ttl: float = 15
+    loop_wait: float = 3
+    retry_timeout: float = 6
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_listeners: int | None = None
+    bandwidth_kbps: int | None = None
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    node_name: str
+    node_address: str
+    etcd: EtcdSettings
+    icecast: IcecastSettings
+    timing: Timing
+    limits: Limits
+    templates_dir: str = DEFAULT_TEMPLATES_DIR
+
+
+SECTIONS = {"node", "etcd", "icecast", "timing", "limits", "templates_dir"}
+NODE_KEYS = {"name", "address"}
+ETCD_KEYS = {"host", "port", "prefix", "ca_file", "cert_file", "key_file"}
+ICECAST_KEYS = {
+    "port",
+    "admin_user",
+    "admin_password",
+    "source_password",
+    "config_path",
+    "reload_command",
+    "bind_address",
+    "log_dir",
+    "max_clients",
+}
+TIMING_KEYS = {"ttl", "loop_wait", "retry_timeout"}
+LIMITS_KEYS = {"max_listeners", "bandwidth_kbps"}
+
+
+def _section(raw: dict, name: str, known: set[str], problems: list[str]) -> dict:
+    section = raw.get(name, {})
+    if not isinstance(section, dict):
+        problems.append(f"{name}: expected a mapping with keys {', '.join(sorted(known))}")
+        return {}
+    problems.extend(unknown_keys(f"{name}.", section, known))
+    return section
+
+
+def _required(section: dict, where: str, key: str, problems: list[str]) -> Any:
+    if key not in section:
+        problems.append(f"{where}.{key}: missing")
+    return section.get(key)
+
+
+def _file_problem(field: str, value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not Path(value).is_file():
+        return f"{field}: {value!r} is not a readable file"
+    return None
+
+
+def timing_problems(timing: Timing) -> list[str]:
+    if timing.loop_wait + 2 * timing.retry_timeout > timing.ttl:
+        return [
+            f"timing: loop_wait + 2 * retry_timeout = "
+            f"{timing.loop_wait + 2 * timing.retry_timeout:g} exceeds ttl = {timing.ttl:g} "
+            "(a node cut off from etcd must demote before its lease expires elsewhere)"
+        ]
+    return []
+
+
+def parse_config(raw: Any) -> AgentConfig:
+    """An AgentConfig from decoded YAML, or ValidationError naming every bad key."""
+    if not isinstance(raw, dict):
+        raise ValidationError(["config: expected a mapping at the top level"])
+    problems = unknown_keys("", raw, SECTIONS)
+    node = _section(raw, "node", NODE_KEYS, problems)
+    etcd = _section(raw, "etcd", ETCD_KEYS, problems)
+    icecast = _section(raw, "icecast", ICECAST_KEYS, problems)
+    timing_raw = _section(raw, "timing", TIMING_KEYS, problems)
+    limits_raw = _section(raw, "limits", LIMITS_KEYS, problems)
+
+    name = _required(node, "node", "name", problems)
+    address = _required(node, "node", "address", problems)
+    icecast_port = _required(icecast, "icecast", "port", problems)
+    admin_password = _required(icecast, "icecast", "admin_password", problems)
+    source_password = _required(icecast, "icecast", "source_password", problems)
+    config_path = _required(icecast, "icecast", "config_path", problems)
+    reload_command = _required(icecast, "icecast", "reload_command", problems)
+
+    checks = [
+        check_string(
+            "node.name",
+            name,
+            NODE_NAME_PATTERN,
+            "1-63 of a-z 0-9 -, starting with a letter or digit",
+            63,
+        )
+        if name is not None
+        else None,
+        check_string("node.address", address, HOST_PATTERN, "an IP address or host name")
+        if address is not None
+        else None,
+        check_string(
+            "etcd.host", etcd.get("host", "127.0.0.1"), HOST_PATTERN, "an IP address or host name"
+        ),
+        check_int("etcd.port", etcd.get("port", 2379), 1, 65535),
+        check_string(
+            "etcd.prefix",
+            etcd.get("prefix", "/radio"),
+            PREFIX_PATTERN,
+            "an absolute key prefix like /radio, without a trailing slash",
+        ),
+        _file_problem("etcd.ca_file", etcd.get("ca_file")),
+        _file_problem("etcd.cert_file", etcd.get("cert_file")),
+        _file_problem("etcd.key_file", etcd.get("key_file")),
+        check_int("icecast.port", icecast_port, 1, 65535) if icecast_port is not None else None,
+        check_string(
+            "icecast.admin_password",
+            admin_password,
+            NODE_CREDENTIAL_PATTERN,
+            NODE_CREDENTIAL_DESCRIPTION,
+            secret=True,
+        )
+        if admin_password is not None
+        else None,
+        check_string(
+            "icecast.source_password",
+            source_password,
+            NODE_CREDENTIAL_PATTERN,
+            NODE_CREDENTIAL_DESCRIPTION,
+            secret=True,
+        )
+        if source_password is not None
+        else None,
+        check_string(
+            "icecast.admin_user",
+            icecast.get("admin_user", "admin"),
+            r"[A-Za-z0-9._-]{1,64}",
+            "1-64 of A-Z a-z 0-9 . _ -",
+        ),
+        check_string(
+            "icecast.bind_address",
+            icecast.get("bind_address", "0.0.0.0"),  # noqa: S104
+            HOST_PATTERN,
+            "an IP address",
+        ),
+        check_int("icecast.max_clients", icecast.get("max_clients", 2000), 1, 1_000_000),
+        check_number("timing.ttl", timing_raw.get("ttl", 15), 2, 3600),
+        check_number("timing.loop_wait", timing_raw.get("loop_wait", 3), 0.1, 600),
+        check_number("timing.retry_timeout", timing_raw.get("retry_timeout", 6), 0.1, 600),
+    ]
+    if config_path is not None and (
+        not isinstance(config_path, str) or not Path(config_path).is_absolute()
+    ):
+        checks.append(f"icecast.config_path: {config_path!r} is not an absolute path")
+    if reload_command is not None and (
+        not isinstance(reload_command, list)
+        or not reload_command
+        or not all(isinstance(part, str) and part for part in reload_command)
+    ):
+        checks.append(
+            f"icecast.reload_command: {reload_command!r} is not a non-empty list of strings "
+            "(e.g. [systemctl, reload, icecast2])"
+        )
+    if (etcd.get("cert_file") is None) != (etcd.get("key_file") is None):
+        checks.append("etcd.cert_file and etcd.key_file: give both or neither")
+    for key in ("max_listeners", "bandwidth_kbps"):
+        if limits_raw.get(key) is not None:
+            checks.append(check_int(f"limits.{key}", limits_raw[key], 1, 100_000_000))
+    templates_dir = raw.get("templates_dir", DEFAULT_TEMPLATES_DIR)
+    if not isinstance(templates_dir, str) or not Path(templates_dir, "icecast.xml.j2").is_file():
+        checks.append(f"templates_dir: {templates_dir!r} holds no icecast.xml.j2")
+    problems += [problem for problem in checks if problem]
+    if problems:
+        raise ValidationError(problems)
+
+    timing = Timing(**timing_raw)
+    problems += timing_problems(timing)
+    if problems:
+        raise ValidationError(problems)
+    return AgentConfig(
+        node_name=name,
+        node_address=address,
+        etcd=EtcdSettings(**etcd),
+        icecast=IcecastSettings(**{**icecast, "reload_command": tuple(icecast["reload_command"])}),
+        timing=timing,
+        limits=Limits(**limits_raw),
+        templates_dir=templates_dir,
+    )
+
+
+def load_config(path: str | Path) -> AgentConfig:
+    """Read and validate the YAML file; ValidationError says what is wrong, and where."""
+    try:
+        text = Path(path).read_text()
+    except OSError as error:
+        raise ValidationError([f"{path}: cannot read ({error.strerror})"]) from error
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise ValidationError([f"{path}: not valid YAML ({error})"]) from error
+    return parse_config(raw)

@@ -1,0 +1,1 @@
+"""Coordination on etcd: the key layout, the store adapter, and leadership decisions."""

@@ -1,0 +1,42 @@
+"""Leadership decisions. Pure: the loop feeds them what it read and the clock."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+from radioagent.coordination.state import ClusterState
+
+
+class Role(Enum):
+    LEADER = "leader"  # holds the sources
+    REPLICA = "replica"  # relays every mount from the leader
+    DETACHED = "detached"  # no known leader, or cut off from etcd: holds nothing new
+
+
+@dataclass(frozen=True)
+class Leadership:
+    role: Role
+    leader_name: str | None = None
+    epoch: int | None = None
+
+
+def leadership_from_state(state: ClusterState, my_name: str, my_lease: int | None) -> Leadership:
+    """Who leads, as etcd says. A leader key with my name but another lease is a previous
+    life of this agent: it is not mine, and it expires by itself."""
+    leader = state.leader
+    if leader is None:
+        return Leadership(Role.DETACHED)
+    if leader.name == my_name and my_lease is not None and leader.lease == my_lease:
+        return Leadership(Role.LEADER, my_name, leader.epoch)
+    return Leadership(Role.REPLICA, leader.name, leader.epoch)
+
+
+def should_campaign(state: ClusterState, my_lease: int | None) -> bool:
+    return state.leader is None and my_lease is not None
+
+
+def must_stop_leading(now: float, last_etcd_contact: float, retry_timeout: float) -> bool:
+    """Cut off from etcd for retry_timeout: step down while the lease is surely still
+    alive (loop_wait + 2 * retry_timeout <= ttl), so no other node leads yet."""
+    return now - last_etcd_contact >= retry_timeout

@@ -1,0 +1,48 @@
+"""The key layout under the cluster's prefix (versioned, so two clusters or two layout
+versions can share one etcd)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+LAYOUT_VERSION = "v1"
+
+
+@dataclass(frozen=True)
+class KeyLayout:
+    prefix: str  # e.g. "/radio", from the agent config
+
+    @property
+    def root(self) -> str:
+        return f"{self.prefix}/{LAYOUT_VERSION}/"
+
+    @property
+    def leader(self) -> str:
+        return f"{self.root}leader"
+
+    @property
+    def config(self) -> str:
+        return f"{self.root}config"
+
+    @property
+    def nodes(self) -> str:
+        return f"{self.root}nodes/"
+
+    @property
+    def mounts(self) -> str:
+        return f"{self.root}mounts/"
+
+    @property
+    def transcoders(self) -> str:
+        return f"{self.root}transcoders/"
+
+    def node(self, name: str) -> str:
+        return f"{self.nodes}{name}"
+
+    def mount(self, name: str) -> str:
+        return f"{self.mounts}{name}"
+
+    def wakes_the_loop(self, key: str) -> bool:
+        """Changes the loop must act on at once. Node presence is not one: every agent
+        rewrites its own, and waking on those would make agents wake each other forever."""
+        return key in (self.leader, self.config) or key.startswith((self.mounts, self.transcoders))

@@ -1,0 +1,206 @@
+"""The etcd adapter: python-etcd3's blocking calls kept off the event loop, its watch
+thread bridged into asyncio, and a fresh client whenever the watch breaks.
+
+python-etcd3 0.12's watch thread retries a broken stream in a tight loop (it burns a core
+while etcd is down), so a broken watch closes the whole client, which ends that thread;
+the next call builds a new client and the loop re-establishes the watch once etcd answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+import etcd3
+import etcd3.exceptions
+import grpc
+
+from radioagent.config import EtcdSettings
+from radioagent.coordination.keys import KeyLayout
+from radioagent.coordination.state import ClusterState, KeyValue, decode_cluster_state
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class EtcdUnavailable(Exception):
+    """etcd did not answer in time or refused; the message says which call and why."""
+
+
+class EtcdStore:
+    def __init__(
+        self,
+        settings: EtcdSettings,
+        layout: KeyLayout,
+        request_timeout: float,
+        on_change: Callable[[], None],
+    ) -> None:
+        self.settings = settings
+        self.layout = layout
+        self.request_timeout = request_timeout
+        self._on_change = on_change
+        # Two workers: the lease keepalive must not queue behind a slow read.
+        self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="etcd")
+        self._client: etcd3.Etcd3Client | None = None
+        self._watch_id: int | None = None
+        self._watched_client: etcd3.Etcd3Client | None = None
+        self._event_loop: asyncio.AbstractEventLoop | None = None
+
+    # --- plumbing ------------------------------------------------------------------------
+
+    def _new_client(self) -> etcd3.Etcd3Client:
+        return etcd3.client(
+            host=self.settings.host,
+            port=self.settings.port,
+            ca_cert=self.settings.ca_file,
+            cert_cert=self.settings.cert_file,
+            cert_key=self.settings.key_file,
+            timeout=self.request_timeout,
+        )
+
+    def _current_client(self) -> etcd3.Etcd3Client:
+        if self._client is None:
+            self._client = self._new_client()
+        return self._client
+
+    async def _call(self, what: str, function: Callable[[etcd3.Etcd3Client], T]) -> T:
+        self._event_loop = asyncio.get_running_loop()
+        client = self._current_client()
+        try:
+            return await self._event_loop.run_in_executor(
+                self._executor, functools.partial(function, client)
+            )
+        except (etcd3.exceptions.Etcd3Exception, grpc.RpcError, ValueError) as error:
+            # ValueError: a call raced with closing a broken client's channel.
+            raise EtcdUnavailable(f"{what}: {type(error).__name__} {error}".strip()) from error
+
+    # --- reads ---------------------------------------------------------------------------
+
+    async def read_state(self) -> ClusterState:
+        """Everything under the prefix in one serializable read from the local member."""
+
+        def read(client: etcd3.Etcd3Client) -> tuple[list[KeyValue], int]:
+            response = client.get_prefix_response(self.layout.root, serializable=True)
+            entries = [
+                KeyValue(
+                    kv.key.decode(errors="replace"),
+                    kv.value,
+                    kv.create_revision,
+                    kv.mod_revision,
+                    kv.lease,
+                )
+                for kv in response.kvs
+            ]
+            return entries, response.header.revision
+
+        entries, revision = await self._call("read state", read)
+        return decode_cluster_state(self.layout, entries, revision)
+
+    # --- leases and leadership -----------------------------------------------------------
+
+    async def grant_lease(self, ttl: float) -> int:
+        lease = await self._call("grant lease", lambda client: client.lease(max(1, round(ttl))))
+        return lease.id
+
+    async def refresh_lease(self, lease_id: int) -> int:
+        """Remaining TTL in seconds after the refresh; 0 means the lease is gone."""
+        replies = await self._call(
+            "refresh lease", lambda client: list(client.refresh_lease(lease_id))
+        )
+        return replies[0].TTL if replies else 0
+
+    async def revoke_lease(self, lease_id: int) -> None:
+        await self._call("revoke lease", lambda client: client.revoke_lease(lease_id))
+
+    async def campaign(self, name: str, lease_id: int) -> int | None:
+        """Take the leader key if nobody holds it; the epoch if we won, else None."""
+
+        def transaction(client: etcd3.Etcd3Client) -> int | None:
+            won, responses = client.transaction(
+                compare=[client.transactions.create(self.layout.leader) == 0],
+                success=[
+                    client.transactions.put(self.layout.leader, name, lease=lease_id),
+                    client.transactions.get(self.layout.leader),
+                ],
+                failure=[],
+            )
+            if not won:
+                return None
+            ((_, metadata),) = responses[1]
+            return metadata.create_revision
+
+        return await self._call("campaign", transaction)
+
+    async def resign(self, epoch: int) -> bool:
+        """Delete the leader key only if it is still the one from our `epoch`."""
+
+        def transaction(client: etcd3.Etcd3Client) -> bool:
+            resigned, _ = client.transaction(
+                compare=[client.transactions.create(self.layout.leader) == epoch],
+                success=[client.transactions.delete(self.layout.leader)],
+                failure=[],
+            )
+            return resigned
+
+        return await self._call("resign", transaction)
+
+    async def put(self, key: str, value: str, lease_id: int | None = None) -> None:
+        await self._call(f"put {key}", lambda client: client.put(key, value, lease=lease_id))
+
+    # --- watch ---------------------------------------------------------------------------
+
+    @property
+    def watching(self) -> bool:
+        return self._watch_id is not None and self._watched_client is self._client
+
+    async def ensure_watch(self) -> None:
+        """(Re)establish the prefix watch. Call after a successful read: the watch only
+        wakes the loop early, the loop's full reads are what keep state right."""
+        if self.watching:
+            return
+
+        def add_watch(client: etcd3.Etcd3Client) -> int:
+            return client.add_watch_prefix_callback(
+                self.layout.root, functools.partial(self._on_watch, client)
+            )
+
+        client = self._current_client()
+        self._watch_id = await self._call("watch", add_watch)
+        self._watched_client = client
+
+    def _on_watch(self, client: etcd3.Etcd3Client, response: Any) -> None:
+        """Runs on python-etcd3's watch thread."""
+        loop = self._event_loop
+        if loop is None or loop.is_closed():
+            return
+        if isinstance(response, Exception):
+            loop.call_soon_threadsafe(self._watch_broken, client, response)
+            return
+        if any(
+            self.layout.wakes_the_loop(event.key.decode(errors="replace"))
+            for event in response.events
+        ):
+            loop.call_soon_threadsafe(self._on_change)
+
+    def _watch_broken(self, client: etcd3.Etcd3Client, error: Exception) -> None:
+        if client is not self._client:
+            return
+        log.warning("etcd watch broke (%s); reconnecting", type(error).__name__)
+        self.discard_client()
+        self._on_change()
+
+    def discard_client(self) -> None:
+        """Close the client (ending its watch thread); the next call makes a new one."""
+        client, self._client = self._client, None
+        self._watch_id = None
+        self._watched_client = None
+        if client is not None:
+            client.close()
+
+    def close(self) -> None:
+        self.discard_client()
+        self._executor.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,1 @@
+"""The node's Icecast: its configuration (rendered, pure) and its admin interface."""

@@ -1,0 +1,321 @@
+"""The agent's loop: read state, decide, act. One place, like Patroni's run_cycle.
+
+Three tasks share one event loop:
+- the cycle, every loop_wait or at once when the watch sees a change: read everything,
+  campaign if nobody leads, reconcile Icecast, publish this node's status;
+- the lease keepalive, every retry_timeout / 4: the only proof that etcd (a quorum of
+  it) still hears us; serializable reads succeed even on a partitioned member;
+- the fence, which steps down a leader cut off from etcd for retry_timeout, whatever the
+  cycle is blocked on, so it never holds sources once its lease may have expired.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from radioagent import __version__
+from radioagent.config import AgentConfig
+from radioagent.coordination.election import (
+    Leadership,
+    Role,
+    leadership_from_state,
+    must_stop_leading,
+    should_campaign,
+)
+from radioagent.coordination.keys import KeyLayout
+from radioagent.coordination.state import ClusterState
+from radioagent.coordination.store import EtcdStore, EtcdUnavailable
+from radioagent.icecast.control import IcecastControl, IcecastError
+from radioagent.icecast.render import IcecastPlan, render_icecast_config
+from radioagent.icecast.stats import IcecastStats
+from radioagent.model import NodeStatus
+
+log = logging.getLogger(__name__)
+HANDOVER_WAIT_SECONDS = 2.0
+
+
+@dataclass
+class AgentHealth:
+    """Counters and facts the metrics and status pages read."""
+
+    etcd_errors: int = 0
+    icecast_errors: int = 0
+    icecast_reloads: int = 0
+    cycles: int = 0
+    last_cycle_seconds: float = 0.0
+    state_problems: tuple[str, ...] = ()
+    leaderships: list[tuple[float, str, int | None]] = field(default_factory=list)
+
+
+class Agent:
+    def __init__(
+        self,
+        config: AgentConfig,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.config = config
+        self.clock = clock
+        self.layout = KeyLayout(config.etcd.prefix)
+        timing = config.timing
+        self.keepalive_interval = max(0.1, timing.retry_timeout / 4)
+        self.store = EtcdStore(config.etcd, self.layout, self.keepalive_interval, self.wake)
+        self.icecast = IcecastControl(config.icecast)
+        self.health = AgentHealth()
+        self.lease_id: int | None = None
+        self.last_etcd_contact = float("-inf")
+        self.leadership = Leadership(Role.DETACHED)
+        self.state: ClusterState | None = None
+        self.stats: IcecastStats | None = None
+        self._last_relay_from: tuple[str, int] | None = None
+        self._published_status: str | None = None
+        self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._icecast_lock = asyncio.Lock()
+        self._applied_plan: IcecastPlan | None = None
+        # Replicas lock every mount with this: no source can ever authenticate there.
+        self._lock_password = secrets.token_urlsafe(24)
+
+    # --- entry points --------------------------------------------------------------------
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def request_stop(self) -> None:
+        self._stopping.set()
+        self._wake.set()
+
+    async def run(self) -> None:
+        tasks = [
+            asyncio.create_task(self._keepalive_forever(), name="keepalive"),
+            asyncio.create_task(self._fence_forever(), name="fence"),
+        ]
+        try:
+            while not self._stopping.is_set():
+                await self.cycle()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.config.timing.loop_wait)
+                self._wake.clear()
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await self._shut_down()
+
+    # --- the cycle -----------------------------------------------------------------------
+
+    def cut_off(self) -> bool:
+        return must_stop_leading(
+            self.clock(), self.last_etcd_contact, self.config.timing.retry_timeout
+        )
+
+    async def cycle(self) -> None:
+        started = self.clock()
+        try:
+            await self._coordinate()
+        except EtcdUnavailable as error:
+            self.health.etcd_errors += 1
+            log.warning("etcd: %s", error)
+        await self._reconcile_icecast()
+        await self._read_icecast_stats()
+        try:
+            await self._publish_status()
+        except EtcdUnavailable as error:
+            self.health.etcd_errors += 1
+            log.warning("etcd: %s", error)
+        self.health.cycles += 1
+        self.health.last_cycle_seconds = self.clock() - started
+
+    async def _coordinate(self) -> None:
+        if self.lease_id is None:
+            sent = self.clock()
+            self.lease_id = await self.store.grant_lease(self.config.timing.ttl)
+            self.last_etcd_contact = sent
+            self._published_status = None
+        state = await self.store.read_state()
+        await self.store.ensure_watch()
+        if state.problems != self.health.state_problems:
+            for problem in state.problems:
+                log.error("ignored in etcd: %s", problem)
+            self.health.state_problems = state.problems
+        if should_campaign(state, self.lease_id) and not self.cut_off():
+            sent = self.clock()
+            epoch = await self.store.campaign(self.config.node_name, self.lease_id)
+            self.last_etcd_contact = sent
+            if epoch is not None:
+                log.info("won the election: leading with epoch %d", epoch)
+            state = await self.store.read_state()
+        self.state = state
+        self._set_leadership(leadership_from_state(state, self.config.node_name, self.lease_id))
+
+    def _set_leadership(self, leadership: Leadership) -> None:
+        if leadership != self.leadership:
+            log.info(
+                "leadership: %s (leader %s, epoch %s)",
+                leadership.role.value,
+                leadership.leader_name,
+                leadership.epoch,
+            )
+            self.health.leaderships.append((time.time(), leadership.role.value, leadership.epoch))
+            self.health.leaderships[:] = self.health.leaderships[-100:]
+        self.leadership = leadership
+
+    def effective_leadership(self) -> Leadership:
+        """What this node may act as right now: nothing, once cut off from etcd."""
+        if self.leadership.role is Role.LEADER and self.cut_off():
+            return Leadership(Role.DETACHED, None, self.leadership.epoch)
+        return self.leadership
+
+    def plan_icecast(self, leadership: Leadership) -> IcecastPlan | None:
+        if self.state is None:
+            return None  # never read etcd: leave Icecast as it is
+        mounts = tuple(sorted(self.state.mounts.values(), key=lambda mount: mount.name))
+        relay_from = None
+        if leadership.role is Role.REPLICA:
+            leader_status = self.state.nodes.get(leadership.leader_name or "")
+            if leader_status is not None:
+                relay_from = (leader_status.address, leader_status.icecast_port)
+                self._last_relay_from = relay_from
+        elif leadership.role is Role.DETACHED:
+            # Keep relaying the last leader we knew: listeners keep what still works.
+            relay_from = self._last_relay_from
+        return IcecastPlan(
+            role=leadership.role.value,
+            accept_sources=leadership.role is Role.LEADER,
+            relay_from=relay_from,
+            epoch=leadership.epoch,
+            mounts=mounts,
+        )
+
+    async def _reconcile_icecast(self) -> None:
+        async with self._icecast_lock:
+            leadership = self.effective_leadership()
+            plan = self.plan_icecast(leadership)
+            if plan is None:
+                return
+            was_accepting = self._applied_plan is not None and self._applied_plan.accept_sources
+            try:
+                text = render_icecast_config(self.config, plan, self._lock_password)
+                if await self.icecast.apply_config(text):
+                    self.health.icecast_reloads += 1
+                    log.info("icecast reloaded as %s", plan.role)
+                self._applied_plan = plan
+                if was_accepting and not plan.accept_sources:
+                    await self._disconnect_sources(plan)
+            except (IcecastError, OSError) as error:
+                self.health.icecast_errors += 1
+                log.error("icecast: %s", error)
+
+    async def _disconnect_sources(self, plan: IcecastPlan) -> None:
+        """A reload does not drop connected sources: fence them off by hand."""
+        for mount in plan.mounts:
+            await self.icecast.kill_source(mount.path)
+
+    async def _read_icecast_stats(self) -> None:
+        try:
+            self.stats = await self.icecast.read_stats()
+        except IcecastError as error:
+            self.stats = None
+            log.debug("icecast stats: %s", error)
+
+    def node_status(self) -> NodeStatus:
+        leadership = self.effective_leadership()
+        stats = self.stats
+        return NodeStatus(
+            name=self.config.node_name,
+            address=self.config.node_address,
+            icecast_port=self.config.icecast.port,
+            icecast_up=stats is not None,
+            role=leadership.role.value,
+            epoch=leadership.epoch,
+            listeners=dict(sorted(stats.listeners_by_mount.items())) if stats else {},
+            bandwidth_kbps=round(stats.outgoing_kbps, 1) if stats else 0.0,
+            bandwidth_limit_kbps=self.config.limits.bandwidth_kbps,
+            listener_limit=self.config.limits.max_listeners,
+            draining=False,
+            agent_version=__version__,
+        )
+
+    async def _publish_status(self) -> None:
+        if self.lease_id is None:
+            return
+        status = self.node_status().to_json()
+        if status == self._published_status:
+            return
+        await self.store.put(self.layout.node(self.config.node_name), status, self.lease_id)
+        self._published_status = status
+
+    # --- keepalive and fence -------------------------------------------------------------
+
+    async def _keepalive_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.keepalive_interval)
+            if self.lease_id is None:
+                continue
+            sent = self.clock()
+            try:
+                remaining_ttl = await self.store.refresh_lease(self.lease_id)
+            except EtcdUnavailable as error:
+                self.health.etcd_errors += 1
+                log.debug("lease keepalive: %s", error)
+                continue
+            if remaining_ttl <= 0:
+                log.warning("lease %x expired; taking a new one", self.lease_id)
+                self.lease_id = None
+                self._set_leadership(Leadership(Role.DETACHED))
+                self.wake()
+                continue
+            self.last_etcd_contact = sent
+
+    async def _fence_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.keepalive_interval / 2)
+            if self.leadership.role is Role.LEADER and self.cut_off():
+                log.warning(
+                    "cut off from etcd for %.1f s: no longer acting as leader",
+                    self.clock() - self.last_etcd_contact,
+                )
+                self._set_leadership(Leadership(Role.DETACHED, None, self.leadership.epoch))
+                await self._reconcile_icecast()
+
+    # --- graceful stop -------------------------------------------------------------------
+
+    async def _shut_down(self) -> None:
+        """Stop leading first, then revoke the lease: the leader key and this node's
+        claims vanish at once and another node takes over well under a second."""
+        was_leader = self.leadership.role is Role.LEADER
+        if was_leader:
+            self._set_leadership(Leadership(Role.DETACHED, None, self.leadership.epoch))
+            await self._reconcile_icecast()
+        if self.lease_id is not None:
+            try:
+                await self.store.revoke_lease(self.lease_id)
+            except EtcdUnavailable as error:
+                log.warning("could not revoke lease on stop: %s", error)
+            self.lease_id = None
+        if was_leader:
+            await self._follow_new_leader()
+        self.store.close()
+        await self.icecast.close()
+
+    async def _follow_new_leader(self) -> None:
+        """Point this node's relays at the next leader before exiting, so its listeners
+        keep the live audio while the agent is away (bounded wait)."""
+        deadline = self.clock() + HANDOVER_WAIT_SECONDS
+        while self.clock() < deadline:
+            try:
+                self.state = await self.store.read_state()
+            except EtcdUnavailable:
+                return
+            leadership = leadership_from_state(self.state, self.config.node_name, None)
+            if leadership.role is Role.REPLICA and leadership.leader_name in self.state.nodes:
+                self._set_leadership(leadership)
+                self.last_etcd_contact = self.clock()
+                await self._reconcile_icecast()
+                return
+            await asyncio.sleep(0.1)

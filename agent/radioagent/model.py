@@ -1,0 +1,286 @@
+"""Mount specs and node status: the data the cluster shares through etcd. No I/O."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from radioagent.validation import (
+    ValidationError,
+    check_choice,
+    check_int,
+    check_string,
+    unknown_keys,
+)
+
+# A mount name is one path segment: no slash, no "..", starts with a letter or digit
+# (names starting with "_" are the agent's own, like the holding mounts).
+MOUNT_NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}"
+MOUNT_NAME_DESCRIPTION = "1-63 of A-Z a-z 0-9 . _ -, starting with a letter or digit, no '..'"
+# Icecast's Basic auth and XML config carry these safely; ':' would split user from password.
+CREDENTIAL_PATTERN = r"[A-Za-z0-9._~!@#$%^&*+=,;?-]{1,128}"
+CREDENTIAL_DESCRIPTION = "1-128 printable characters without spaces, quotes, ':', '<' or '>'"
+
+CODEC_CONTENT_TYPES = {
+    "mp3": "audio/mpeg",
+    "aac": "audio/aac",
+    "vorbis": "application/ogg",
+    "opus": "application/ogg",
+    "flac": "application/ogg",
+}
+SAMPLERATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)
+HOLDING_MOUNT_PREFIX = "/_holding/"
+
+
+@dataclass(frozen=True)
+class AudioFormat:
+    """What a mount carries; the holding mount must match it (Icecast drops listeners on
+    a fallback in another container)."""
+
+    codec: str = "mp3"
+    bitrate_kbps: int = 128
+    samplerate: int = 44100
+    channels: int = 2
+
+    @property
+    def content_type(self) -> str:
+        return CODEC_CONTENT_TYPES[self.codec]
+
+
+@dataclass(frozen=True)
+class Transcode:
+    """A mount made by re-encoding another (run by the transcoding feature)."""
+
+    parent: str
+    format: AudioFormat
+
+
+@dataclass(frozen=True)
+class MountSpec:
+    name: str
+    source_password: str
+    source_username: str = "source"
+    format: AudioFormat = field(default_factory=AudioFormat)
+    fallback: str | None = None
+    max_listeners: int | None = None
+    relay_url: str | None = None
+    transcode: Transcode | None = None
+    radio: str | None = None
+
+    @property
+    def path(self) -> str:
+        return f"/{self.name}"
+
+    @property
+    def holding_path(self) -> str:
+        return f"{HOLDING_MOUNT_PREFIX}{self.name}"
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True, separators=(",", ":"))
+
+
+MOUNT_KEYS = {
+    "name",
+    "source_password",
+    "source_username",
+    "format",
+    "fallback",
+    "max_listeners",
+    "relay_url",
+    "transcode",
+    "radio",
+}
+FORMAT_KEYS = {"codec", "bitrate_kbps", "samplerate", "channels"}
+TRANSCODE_KEYS = {"parent", "format"}
+
+
+def _format_problems(where: str, given: Any) -> list[str]:
+    if not isinstance(given, dict):
+        return [f"{where}: {given!r} is not a mapping (keys: {', '.join(sorted(FORMAT_KEYS))})"]
+    problems = unknown_keys(f"{where}.", given, FORMAT_KEYS)
+    checks = [
+        check_choice(f"{where}.codec", given.get("codec", "mp3"), tuple(CODEC_CONTENT_TYPES)),
+        check_int(f"{where}.bitrate_kbps", given.get("bitrate_kbps", 128), 8, 512),
+        check_int(f"{where}.channels", given.get("channels", 2), 1, 2),
+    ]
+    samplerate = given.get("samplerate", 44100)
+    if samplerate not in SAMPLERATES:
+        checks.append(
+            f"{where}.samplerate: {samplerate!r} is not one of {', '.join(map(str, SAMPLERATES))}"
+        )
+    return problems + [problem for problem in checks if problem]
+
+
+def _relay_url_problem(value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > 1024:
+        return f"relay_url: {value!r} is not a URL of at most 1024 characters"
+    parts = urlsplit(value)
+    if parts.scheme != "http" or not parts.hostname:
+        return f"relay_url: {value!r} is not an http:// URL with a host (Icecast relays http)"
+    return None
+
+
+def _transcode_problems(transcode: Any, name: Any, relay_url: Any) -> list[str]:
+    if transcode is None:
+        return []
+    if not isinstance(transcode, dict):
+        return [f"transcode: {transcode!r} is not a mapping (keys: parent, format)"]
+    problems = unknown_keys("transcode.", transcode, TRANSCODE_KEYS)
+    if "parent" not in transcode:
+        problems.append("transcode.parent: missing")
+    else:
+        parent_problem = check_string(
+            "transcode.parent", transcode["parent"], MOUNT_NAME_PATTERN, "a mount name", 63
+        )
+        problems += [parent_problem] if parent_problem else []
+        if transcode["parent"] == name:
+            problems.append(f"transcode.parent: {name!r} cannot transcode itself")
+    problems += _format_problems("transcode.format", transcode.get("format", {}))
+    if relay_url is not None:
+        problems.append("relay_url: a transcoded mount cannot also relay a URL")
+    return problems
+
+
+def _optional_field_problems(given: dict) -> list[str]:
+    checks = []
+    if given.get("fallback") is not None:
+        checks.append(
+            check_string(
+                "fallback",
+                given["fallback"],
+                MOUNT_NAME_PATTERN,
+                f"a mount name: {MOUNT_NAME_DESCRIPTION}",
+                63,
+            )
+        )
+        if given["fallback"] == given.get("name"):
+            checks.append(f"fallback: {given['fallback']!r} cannot fall back to itself")
+    if given.get("max_listeners") is not None:
+        checks.append(check_int("max_listeners", given["max_listeners"], 0, 1_000_000))
+    if given.get("radio") is not None:
+        checks.append(
+            check_string(
+                "radio",
+                given["radio"],
+                MOUNT_NAME_PATTERN,
+                f"a radio name: {MOUNT_NAME_DESCRIPTION}",
+                63,
+            )
+        )
+    return [problem for problem in checks if problem]
+
+
+def parse_mount(given: Any) -> MountSpec:
+    """A MountSpec from decoded JSON/YAML, or ValidationError naming every bad field."""
+    if not isinstance(given, dict):
+        raise ValidationError([f"mount: {given!r} is not a mapping"])
+    problems = unknown_keys("", given, MOUNT_KEYS)
+    problems += [f"{key}: missing" for key in ("name", "source_password") if key not in given]
+    name = given.get("name", "")
+    checks = [
+        check_string("name", name, MOUNT_NAME_PATTERN, MOUNT_NAME_DESCRIPTION, 63)
+        if "name" in given
+        else None,
+        "name: '..' is not allowed"
+        if isinstance(name, str) and ".." in name and re.fullmatch(MOUNT_NAME_PATTERN, name)
+        else None,
+        check_string(
+            "source_password",
+            given.get("source_password", "x"),
+            CREDENTIAL_PATTERN,
+            CREDENTIAL_DESCRIPTION,
+            128,
+            secret=True,
+        ),
+        check_string(
+            "source_username",
+            given.get("source_username", "source"),
+            CREDENTIAL_PATTERN,
+            CREDENTIAL_DESCRIPTION,
+            128,
+        ),
+        _relay_url_problem(given.get("relay_url")),
+    ]
+    problems += [problem for problem in checks if problem]
+    problems += _optional_field_problems(given)
+    problems += _format_problems("format", given.get("format", {}))
+    transcode = given.get("transcode")
+    problems += _transcode_problems(transcode, name, given.get("relay_url"))
+    if problems:
+        raise ValidationError(problems)
+    return MountSpec(
+        name=name,
+        source_password=given["source_password"],
+        source_username=given.get("source_username", "source"),
+        format=AudioFormat(**given.get("format", {})),
+        fallback=given.get("fallback"),
+        max_listeners=given.get("max_listeners"),
+        relay_url=given.get("relay_url"),
+        transcode=Transcode(transcode["parent"], AudioFormat(**transcode.get("format", {})))
+        if transcode is not None
+        else None,
+        radio=given.get("radio"),
+    )
+
+
+def mount_from_json(text: str | bytes) -> MountSpec:
+    try:
+        decoded = json.loads(text)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise ValidationError([f"mount: not JSON ({error})"]) from error
+    return parse_mount(decoded)
+
+
+def cross_mount_problems(mounts: dict[str, MountSpec]) -> list[str]:
+    """Rules between mounts: a fallback or transcode parent must exist, and a fallback
+    must carry the same container (Icecast drops listeners across containers)."""
+    problems = []
+    for mount in mounts.values():
+        if mount.fallback is not None:
+            target = mounts.get(mount.fallback)
+            if target is None:
+                problems.append(f"{mount.name}: fallback {mount.fallback!r} is not a mount")
+            elif target.format.content_type != mount.format.content_type:
+                problems.append(
+                    f"{mount.name}: fallback {mount.fallback!r} carries "
+                    f"{target.format.content_type}, not {mount.format.content_type}"
+                )
+        if mount.transcode is not None and mount.transcode.parent not in mounts:
+            problems.append(
+                f"{mount.name}: transcode parent {mount.transcode.parent!r} is not a mount"
+            )
+    return problems
+
+
+@dataclass(frozen=True)
+class NodeStatus:
+    """What each agent publishes about its node, refreshed every loop."""
+
+    name: str
+    address: str
+    icecast_port: int
+    icecast_up: bool
+    role: str  # "leader" or "replica"
+    epoch: int | None
+    listeners: dict[str, int]
+    bandwidth_kbps: float
+    bandwidth_limit_kbps: int | None
+    listener_limit: int | None
+    draining: bool
+    agent_version: str
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True, separators=(",", ":"))
+
+
+def node_status_from_json(text: str | bytes) -> NodeStatus:
+    try:
+        decoded = json.loads(text)
+        return NodeStatus(**decoded)
+    except (ValueError, TypeError, UnicodeDecodeError) as error:
+        raise ValidationError([f"node status: not a valid status ({error})"]) from error

@@ -1,0 +1,39 @@
+"""Decoding Icecast 2.4.4's /admin/stats (sample shapes taken from a real server)."""
+
+from __future__ import annotations
+
+import pytest
+
+from radioagent.icecast.stats import parse_admin_stats
+
+TWO_SOURCES = b"""<?xml version="1.0"?>
+<icestats><admin>a@localhost</admin><listeners>5</listeners><sources>3</sources>
+<source mount="/_holding/live.mp3"><listeners>2</listeners><listenurl>http://h:1/_holding/live.mp3</listenurl>
+<outgoing_kbitrate>256</outgoing_kbitrate><source_ip>127.0.0.1</source_ip></source>
+<source mount="/live.mp3"><listeners>1</listeners><listenurl>http://h:1/live.mp3</listenurl>
+<outgoing_kbitrate>128</outgoing_kbitrate></source>
+<source mount="/talk.ogg"><listeners>2</listeners><listenurl>http://h:1/talk.ogg</listenurl>
+</source></icestats>"""
+
+NO_SOURCES = (
+    b"""<?xml version="1.0"?><icestats><listeners>0</listeners><sources>0</sources></icestats>"""
+)
+
+
+def test_listeners_on_a_holding_mount_count_for_their_mount() -> None:
+    stats = parse_admin_stats(TWO_SOURCES)
+    assert stats.listeners_by_mount == {"live.mp3": 3, "talk.ogg": 2}
+    assert stats.outgoing_kbps == 384
+    assert stats.sources == {"/_holding/live.mp3", "/live.mp3", "/talk.ogg"}
+
+
+def test_a_server_without_sources_has_no_listeners() -> None:
+    stats = parse_admin_stats(NO_SOURCES)
+    assert stats.listeners_by_mount == {}
+    assert stats.outgoing_kbps == 0
+    assert stats.sources == frozenset()
+
+
+def test_malformed_xml_is_a_parse_error() -> None:
+    with pytest.raises(ValueError, match="not XML"):
+        parse_admin_stats(b"<icestats><source>")

@@ -1,0 +1,150 @@
+"""Mount specs: what is accepted, and what is refused with a message naming the field."""
+
+from __future__ import annotations
+
+import pytest
+
+from radioagent.model import (
+    AudioFormat,
+    MountSpec,
+    cross_mount_problems,
+    mount_from_json,
+    parse_mount,
+)
+from radioagent.validation import ValidationError
+
+
+def problems_of(fields: object) -> list[str]:
+    with pytest.raises(ValidationError) as raised:
+        parse_mount(fields)
+    return raised.value.problems
+
+
+def test_minimal_mount_gets_defaults_and_round_trips_through_json() -> None:
+    mount = parse_mount({"name": "live.mp3", "source_password": "hackme"})
+    assert mount.path == "/live.mp3"
+    assert mount.holding_path == "/_holding/live.mp3"
+    assert mount.format == AudioFormat("mp3", 128, 44100, 2)
+    assert mount_from_json(mount.to_json()) == mount
+
+
+def test_full_mount_round_trips_through_json() -> None:
+    mount = parse_mount(
+        {
+            "name": "hq.ogg",
+            "source_password": "s3cret",
+            "source_username": "studio",
+            "format": {"codec": "vorbis", "bitrate_kbps": 192, "samplerate": 48000, "channels": 2},
+            "fallback": "backup.ogg",
+            "max_listeners": 50,
+            "radio": "radio-one",
+            "transcode": {
+                "parent": "live.mp3",
+                "format": {"codec": "opus", "bitrate_kbps": 64, "samplerate": 48000},
+            },
+        }
+    )
+    assert mount.transcode is not None
+    assert mount.transcode.format.codec == "opus"
+    assert mount_from_json(mount.to_json()) == mount
+
+
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [
+        ("../etc", "not valid"),
+        ("a..b", "'..' is not allowed"),
+        ("a/b", "not valid"),
+        ("_holding", "not valid"),
+        ("", "not valid"),
+        ("x" * 64, "too long"),
+        ("live mp3", "not valid"),
+        (7, "not a string"),
+    ],
+)
+def test_bad_mount_names_are_refused(name: object, reason: str) -> None:
+    problems = problems_of({"name": name, "source_password": "hackme"})
+    assert any(problem.startswith("name:") and reason in problem for problem in problems)
+
+
+def test_every_problem_is_reported_at_once_naming_its_field() -> None:
+    problems = problems_of(
+        {
+            "name": "ok",
+            "source_password": "has space",
+            "format": {"codec": "wma", "samplerate": 44000, "channels": 6},
+            "max_listeners": -1,
+            "colour": "blue",
+        }
+    )
+    fields = sorted(problem.split(":")[0] for problem in problems)
+    assert fields == [
+        "colour",
+        "format.channels",
+        "format.codec",
+        "format.samplerate",
+        "max_listeners",
+        "source_password",
+    ]
+
+
+def test_a_bad_password_is_never_repeated_in_the_message() -> None:
+    problems = problems_of({"name": "ok", "source_password": "secret<value"})
+    assert problems == [
+        "source_password: the value is not valid (expected 1-128 printable characters "
+        "without spaces, quotes, ':', '<' or '>')"
+    ]
+    assert "secret<value" not in problems[0]
+
+
+def test_missing_required_fields_are_named() -> None:
+    assert sorted(problems_of({})) == ["name: missing", "source_password: missing"]
+
+
+@pytest.mark.parametrize(
+    "url", ["https://example.org/x", "ftp://example.org/x", "http:///nohost", 5]
+)
+def test_relay_url_must_be_plain_http_with_a_host(url: object) -> None:
+    problems = problems_of({"name": "ok", "source_password": "pw", "relay_url": url})
+    assert [problem.split(":")[0] for problem in problems] == ["relay_url"]
+
+
+def test_transcode_needs_a_parent_other_than_itself_and_no_relay() -> None:
+    problems = problems_of(
+        {
+            "name": "low.mp3",
+            "source_password": "pw",
+            "relay_url": "http://example.org/x",
+            "transcode": {"parent": "low.mp3", "format": {"codec": "mp3"}},
+        }
+    )
+    assert "transcode.parent: 'low.mp3' cannot transcode itself" in problems
+    assert "relay_url: a transcoded mount cannot also relay a URL" in problems
+
+
+def test_mount_json_that_is_not_json_is_a_validation_error() -> None:
+    with pytest.raises(ValidationError, match="not JSON"):
+        mount_from_json(b"\xff{")
+
+
+def mount(name: str, codec: str = "mp3", **fields: object) -> MountSpec:
+    return parse_mount(
+        {"name": name, "source_password": "pw", "format": {"codec": codec}, **fields}
+    )
+
+
+def test_fallback_must_exist_and_share_the_container() -> None:
+    mounts = {
+        "a": mount("a", fallback="b"),
+        "b": mount("b", codec="vorbis"),
+        "c": mount("c", fallback="missing"),
+    }
+    assert cross_mount_problems(mounts) == [
+        "a: fallback 'b' carries application/ogg, not audio/mpeg",
+        "c: fallback 'missing' is not a mount",
+    ]
+
+
+def test_fallback_between_ogg_codecs_is_allowed() -> None:
+    mounts = {"a": mount("a", codec="opus", fallback="b"), "b": mount("b", codec="vorbis")}
+    assert cross_mount_problems(mounts) == []
