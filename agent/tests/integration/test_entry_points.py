@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from radioagent import __version__
 
 pytestmark = pytest.mark.integration
