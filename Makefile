@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: help setup lint test unit integration demo demo-down
+.PHONY: help setup lint test unit demo demo-down
 
 help:
 	@echo "make demo       bring up a local demo cluster and play a stream from it"

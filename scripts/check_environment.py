@@ -46,6 +46,7 @@ def runtime_module_problems() -> list[str]:
 
 
 def installed_collections() -> dict[str, str]:
+    """Name -> version of every collection ansible sees; CalledProcessError if it fails."""
     listing = subprocess.run(
         [
             str(Path(sys.executable).parent / "ansible-galaxy"),
@@ -75,7 +76,9 @@ def version_spec(pin: str) -> SpecifierSet:
 def collection_problems(requirements_file: Path, installed: dict[str, str]) -> list[str]:
     problems = []
     requirements = yaml.safe_load(requirements_file.read_text())
-    for requirement in requirements.get("collections", []):
+    for entry in requirements.get("collections", []):
+        # Galaxy accepts a bare name as well as a mapping with name and version.
+        requirement = {"name": entry} if isinstance(entry, str) else entry
         name, pin = requirement["name"], requirement.get("version", "*")
         if name not in installed:
             problems.append(f"collection {name} ({pin}) from requirements.yml is not installed")
@@ -97,9 +100,14 @@ def system_problems() -> list[str]:
 
 
 def main() -> int:
+    try:
+        installed = installed_collections()
+    except (OSError, subprocess.CalledProcessError) as error:
+        print(f"check-environment: cannot list Ansible collections: {error}", file=sys.stderr)
+        return 1
     problems = (
         runtime_module_problems()
-        + collection_problems(REPO_DIR / "requirements.yml", installed_collections())
+        + collection_problems(REPO_DIR / "requirements.yml", installed)
         + system_problems()
     )
     for problem in problems:

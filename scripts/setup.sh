@@ -27,8 +27,15 @@ for package in "${debian_packages[@]}"; do
 done
 if ((${#missing_packages[@]})); then
   echo "setup: installing Debian packages: ${missing_packages[*]}"
+  # Package scripts must not start etcd, icecast2 or nginx on the build machine: the tests
+  # run their own. A policy-rc.d answering 101 forbids it, for this install only.
+  policy_file=/usr/sbin/policy-rc.d
+  if [[ ! -e ${policy_file} ]]; then
+    printf '#!/bin/sh\n# radio cluster setup: no service starts during install\nexit 101\n' >"${policy_file}"
+    chmod 755 "${policy_file}"
+    trap 'rm -f "${policy_file}"' EXIT
+  fi
   apt-get update -qq
-  # Package scripts must not start etcd, icecast2 or nginx on the build machine.
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing_packages[@]}"
 fi
 

@@ -1,12 +1,14 @@
 """Fixtures that run real services on loopback and stop them by PID, also on failure.
 
 At the end of the session every process the harness started, and anything those processes
-started, must be gone: the session fails if not (after stopping them).
+started, must be gone: the session fails if not, after killing them. SIGTERM and SIGHUP
+interrupt the run like Ctrl-C, so teardown runs then too.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -17,24 +19,41 @@ from tests.harness.etcd import EtcdCluster
 from tests.harness.icecast import IcecastServer, IcecastSettings
 from tests.harness.liquidsoap import LiquidsoapTone
 from tests.harness.media import AudioSample, make_mp3, make_ogg_vorbis
-from tests.harness.processes import processes_left_in_started_sessions, stop_all_started
+from tests.harness.processes import (
+    kill_processes,
+    processes_left_in_started_sessions,
+    stop_all_started,
+)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # A CI cancel or a `timeout` wrapper sends SIGTERM: turn it into an interrupt so that
+    # fixture teardown and the session's final sweep still stop every service.
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _interrupt)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     forgotten = stop_all_started()
     left_running = processes_left_in_started_sessions()
+    kill_processes(list(left_running))
     problems = []
     if forgotten:
         problems.append(f"fixtures left running (now stopped): {', '.join(forgotten)}")
     if left_running:
-        problems.append(f"processes our services started are still running: {left_running}")
+        problems.append(f"processes our services started were still running: {left_running}")
     if problems:
         reporter = session.config.pluginmanager.get_plugin("terminalreporter")
         for problem in problems:
             if reporter is not None:
                 reporter.ensure_newline()
                 reporter.write_line(f"HARNESS TEARDOWN FAILURE: {problem}", red=True)
-        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        if session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def require_root() -> None:

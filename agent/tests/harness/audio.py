@@ -106,6 +106,8 @@ class Mp3Report:
             found.append(f"the frame chain broke {self.resyncs} times")
         if self.leading_bytes > 2881:  # longer than any MP3 frame: not a joined-mid-frame start
             found.append(f"{self.leading_bytes} bytes before the first frame")
+        if self.trailing_bytes > 2881:
+            found.append(f"{self.trailing_bytes} bytes after the last frame")
         return found
 
 
@@ -216,6 +218,8 @@ class OggReport:
             found.append(f"{self.resyncs} damaged pages or breaks between pages")
         if self.leading_bytes > 65307:  # longer than any Ogg page
             found.append(f"{self.leading_bytes} bytes before the first page")
+        if self.trailing_bytes > 65307:
+            found.append(f"{self.trailing_bytes} bytes after the last page")
         return found
 
 
@@ -240,6 +244,16 @@ def _ogg_page_length(data: bytes, offset: int) -> int | None:
     return length if ogg_crc(bytes(page)) == stored_crc else None
 
 
+def _later_valid_page(data: bytes, position: int) -> int | None:
+    """The next offset after `position` where a complete, valid page starts."""
+    candidate = data.find(OGG_CAPTURE, position + 1)
+    while candidate != -1:
+        if _ogg_page_length(data, candidate):
+            return candidate
+        candidate = data.find(OGG_CAPTURE, candidate + 1)
+    return None
+
+
 def analyse_ogg(data: bytes) -> OggReport:
     report = OggReport()
     position = data.find(OGG_CAPTURE)
@@ -249,9 +263,9 @@ def analyse_ogg(data: bytes) -> OggReport:
     report.leading_bytes = position
     while position < len(data):
         length = _ogg_page_length(data, position)
-        if length == 0:
-            break
-        if length is None:
+        if length == 0 and _later_valid_page(data, position) is None:
+            break  # a page cut off by the end of the capture
+        if not length:  # damaged, or cut short with more pages after it
             report.resyncs += 1
             next_page = data.find(OGG_CAPTURE, position + 1)
             if next_page == -1:

@@ -27,6 +27,7 @@ class EtcdMember:
         self.peer_port = peer_port
         self.data_dir = data_dir
         self.process: ManagedProcess | None = None
+        self._clients: list[etcd3.Etcd3Client] = []
 
     @property
     def client_url(self) -> str:
@@ -70,7 +71,15 @@ class EtcdMember:
             return json.load(response)
 
     def client(self) -> etcd3.Etcd3Client:
-        return etcd3.client(host=LOOPBACK, port=self.client_port, timeout=5)
+        """A client of this member; closed when the cluster stops."""
+        client = etcd3.client(host=LOOPBACK, port=self.client_port, timeout=5)
+        self._clients.append(client)
+        return client
+
+    def close_clients(self) -> None:
+        for client in self._clients:
+            client.close()
+        self._clients.clear()
 
 
 class EtcdCluster:
@@ -113,7 +122,12 @@ class EtcdCluster:
                 raise StopWaiting(member.process.describe_exit())  # type: ignore[union-attr]
             return member.is_healthy()
 
-        wait_for(healthy, timeout=timeout, what=f"etcd member {member.name} to be healthy")
+        wait_for(
+            healthy,
+            timeout=timeout,
+            what=f"etcd member {member.name} to be healthy",
+            explain=self.log_tails,
+        )
 
     def leader_index(self, among: Sequence[int] | None = None) -> int:
         """Position of the raft leader: the member whose own id is the leader it reports."""
@@ -153,6 +167,7 @@ class EtcdCluster:
         # SIGKILL: a stopping etcd leader without quorum waits seconds to hand over, and the
         # data is thrown away anyway.
         for member in self.members:
+            member.close_clients()
             if member.process is not None:
                 member.process.kill()
         self.directory.remove()

@@ -121,7 +121,12 @@ class IcecastServer:
                 raise StopWaiting(self.process.describe_exit() + self.error_log_tail())
             return bool(self.status())
 
-        wait_for(serving, timeout=START_TIMEOUT_SECONDS, what="Icecast to serve its status")
+        wait_for(
+            serving,
+            timeout=START_TIMEOUT_SECONDS,
+            what="Icecast to serve its status",
+            explain=lambda: self.process.log_tail() + self.error_log_tail(),
+        )
 
     def status(self) -> dict:
         with urllib.request.urlopen(f"{self.base_url}/status-json.xsl", timeout=2) as response:

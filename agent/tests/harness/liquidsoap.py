@@ -93,6 +93,9 @@ class LiquidsoapTone:
             mount_live,
             timeout=START_TIMEOUT_SECONDS,
             what=f"Liquidsoap's tone on Icecast mount {self.mount}",
+            explain=lambda: (
+                f"--- liquidsoap.log\n{self.process.log_tail()}" + self.icecast.error_log_tail()
+            ),
         )
 
     def stop(self) -> None:

@@ -1,26 +1,40 @@
-"""Free TCP ports on loopback, chosen by the kernel."""
+"""Free TCP ports on loopback for services the harness starts.
+
+Ports come from below the kernel's ephemeral range (32768-60999 on Debian): a port taken
+from that range can be grabbed between our probe and the service's bind by any outgoing
+connection, such as etcd members dialling each other while the cluster starts.
+"""
 
 from __future__ import annotations
 
+import random
 import socket
 
 LOOPBACK = "127.0.0.1"
+SERVICE_PORT_RANGE = (20000, 32767)
+ATTEMPTS = 200
 
 
-def free_port() -> int:
-    """A port the kernel just handed out as free; the caller binds it right away."""
+def _bindable(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((LOOPBACK, 0))
-        return probe.getsockname()[1]
+        try:
+            probe.bind((LOOPBACK, port))
+        except OSError:
+            return False
+        return True
 
 
 def free_ports(count: int) -> list[int]:
-    """`count` distinct free ports (held open together so the kernel cannot repeat one)."""
-    probes = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(count)]
-    try:
-        for probe in probes:
-            probe.bind((LOOPBACK, 0))
-        return [probe.getsockname()[1] for probe in probes]
-    finally:
-        for probe in probes:
-            probe.close()
+    """`count` distinct ports that nothing on loopback is bound to right now."""
+    chosen: list[int] = []
+    for _ in range(ATTEMPTS):
+        port = random.randint(*SERVICE_PORT_RANGE)  # noqa: S311 - not security
+        if port not in chosen and _bindable(port):
+            chosen.append(port)
+            if len(chosen) == count:
+                return chosen
+    raise RuntimeError(f"no {count} free ports in {SERVICE_PORT_RANGE} after {ATTEMPTS} tries")
+
+
+def free_port() -> int:
+    return free_ports(1)[0]

@@ -7,6 +7,7 @@ stop anything a test forgot, and check that nothing it started is still alive.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import shutil
@@ -84,6 +85,11 @@ class ManagedProcess:
         if self.is_running():
             self._popen.send_signal(signum)  # type: ignore[union-attr]
 
+    def _kill_group(self) -> None:
+        """SIGKILL whatever the service started in its session (its process group)."""
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.pid, signal.SIGKILL)
+
     def pause(self) -> None:
         """SIGSTOP: the process keeps its sockets but answers nothing (a hung machine)."""
         self.send_signal(signal.SIGSTOP)
@@ -97,6 +103,8 @@ class ManagedProcess:
             return
         self.send_signal(signal.SIGKILL)
         self._popen.wait()
+        self._kill_group()
+        _forget_session_if_empty(self.pid)
 
     def stop(self, grace_seconds: float = STOP_GRACE_SECONDS) -> None:
         """SIGTERM, then SIGKILL if it has not exited within the grace period."""
@@ -110,6 +118,8 @@ class ManagedProcess:
             except subprocess.TimeoutExpired:
                 self.kill()
         self._popen.wait()
+        self._kill_group()
+        _forget_session_if_empty(self.pid)
 
     def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
         try:
@@ -138,14 +148,31 @@ def stop_all_started() -> list[str]:
 
 
 def session_id_of(pid: int) -> int | None:
-    """The session id of a process (field 6 of /proc/PID/stat), None if it is gone."""
+    """The session id of a live process (field 6 of /proc/PID/stat); None if it is gone
+    or a zombie (dead, waiting for its parent to reap it)."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
     # The command name is in parentheses and may itself hold spaces or parentheses.
-    fields_after_command = stat.rpartition(")")[2].split()
-    return int(fields_after_command[3])
+    state, _, _, session = stat.rpartition(")")[2].split()[:4]
+    return None if state == "Z" else int(session)
+
+
+def _forget_session_if_empty(session_id: int) -> None:
+    """Once nothing lives in a session, its id may be reused by anyone: stop watching it."""
+    if not any(
+        session_id_of(int(entry.name)) == session_id
+        for entry in Path("/proc").iterdir()
+        if entry.name.isdigit()
+    ):
+        _started_session_ids.discard(session_id)
+
+
+def kill_processes(pids: list[int]) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
 
 
 def processes_left_in_started_sessions() -> dict[int, str]:

@@ -23,11 +23,13 @@ def wait_for(
     timeout: float,
     what: str,
     interval: float = 0.05,
+    explain: Callable[[], str] | None = None,
 ) -> T:
     """Call `condition` until it returns a truthy value; return that value.
 
     Exceptions from `condition` count as "not yet" (a service that is still starting refuses
-    connections); the last one is reported if time runs out. StopWaiting ends the wait.
+    connections); the last one is reported if time runs out, with `explain()` (say, a
+    service's log tail) appended. StopWaiting ends the wait.
     """
     deadline = time.monotonic() + timeout
     last_error: Exception | None = None
@@ -43,5 +45,7 @@ def wait_for(
                 return result
         if time.monotonic() >= deadline:
             detail = f" (last error: {last_error!r})" if last_error else ""
+            if explain is not None:
+                detail += f"\n{explain()}"
             raise ConditionTimeout(f"timed out after {timeout:.1f} s waiting for {what}{detail}")
         time.sleep(interval)

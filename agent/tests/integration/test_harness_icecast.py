@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 
 from tests.harness.audio import analyse_mp3, analyse_ogg
-from tests.harness.clients import listen
+from tests.harness.clients import SourceClient, listen
 from tests.harness.icecast import IcecastMount, IcecastServer, IcecastSettings
 from tests.harness.liquidsoap import LiquidsoapTone
+from tests.harness.ports import LOOPBACK
 
 pytestmark = pytest.mark.integration
 
@@ -63,12 +64,18 @@ def test_liquidsoap_tone_reaches_a_listener_as_valid_ogg_vorbis(
 def test_mount_password_from_the_template_is_enforced_for_liquidsoap(
     icecast_factory: Callable[..., IcecastServer],
     liquidsoap_tone_factory: Callable[..., LiquidsoapTone],
+    source_client_factory: Callable[..., SourceClient],
 ) -> None:
     # A password with XML metacharacters proves the template escapes what it renders.
     mount_password = 'p<&>"w'
     server = icecast_factory(
         IcecastSettings(mounts=(IcecastMount("/studio.mp3", password=mount_password),))
     )
+
+    refused = source_client_factory(
+        LOOPBACK, server.port, "/studio.mp3", password=server.settings.source_password
+    )
+    assert refused.connect().status == 401  # the global password does not open this mount
 
     liquidsoap_tone_factory(server, "/studio.mp3", password=mount_password)
 
