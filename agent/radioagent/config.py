@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,8 +27,9 @@ DEFAULT_TEMPLATES_DIR = "/usr/share/radio-agent/templates"
 
 @dataclass(frozen=True)
 class EtcdSettings:
-    host: str = "127.0.0.1"
-    port: int = 2379
+    # host:port, the local member (or gateway) first; the agent moves to the next one
+    # when the current one stops answering, so losing one member changes no leadership.
+    endpoints: tuple[str, ...] = ("127.0.0.1:2379",)
     prefix: str = "/radio"
     ca_file: str | None = None
     cert_file: str | None = None
@@ -47,6 +49,15 @@ class IcecastSettings:
     bind_address: str = "0.0.0.0"  # noqa: S104 - other nodes relay from this port
     log_dir: str = "/var/log/icecast2"
     max_clients: int = 2000
+
+
+@dataclass(frozen=True)
+class LocalApiSettings:
+    """The agent's loopback HTTP port: Icecast asks it whether to take a source, and
+    relays ask it where the leader is."""
+
+    port: int = 8090
+    bind_address: str = "127.0.0.1"
 
 
 @dataclass(frozen=True)
@@ -73,12 +84,15 @@ class AgentConfig:
     icecast: IcecastSettings
     timing: Timing
     limits: Limits
+    local_api: LocalApiSettings = LocalApiSettings()
     templates_dir: str = DEFAULT_TEMPLATES_DIR
 
 
-SECTIONS = {"node", "etcd", "icecast", "timing", "limits", "templates_dir"}
+SECTIONS = {"node", "etcd", "icecast", "timing", "limits", "local_api", "templates_dir"}
+LOCAL_API_KEYS = {"port", "bind_address"}
 NODE_KEYS = {"name", "address"}
-ETCD_KEYS = {"host", "port", "prefix", "ca_file", "cert_file", "key_file"}
+ETCD_KEYS = {"endpoints", "prefix", "ca_file", "cert_file", "key_file"}
+ENDPOINT_PATTERN = r"[A-Za-z0-9.-]{1,253}:[0-9]{1,5}|\[[0-9A-Fa-f:]{2,45}\]:[0-9]{1,5}"
 ICECAST_KEYS = {
     "port",
     "admin_user",
@@ -117,6 +131,26 @@ def _file_problem(field: str, value: Any) -> str | None:
     return None
 
 
+def _endpoints_problem(endpoints: Any) -> str | None:
+    if (
+        not isinstance(endpoints, list)
+        or not endpoints
+        or len(endpoints) > 16
+        or not all(isinstance(endpoint, str) for endpoint in endpoints)
+    ):
+        return f"etcd.endpoints: {endpoints!r} is not a list of 1-16 host:port strings"
+    for endpoint in endpoints:
+        if (
+            not re.fullmatch(ENDPOINT_PATTERN, endpoint)
+            or not 0 < int(endpoint.rpartition(":")[2]) < 65536
+        ):
+            return (
+                f"etcd.endpoints: {endpoint!r} is not host:port "
+                "(e.g. 127.0.0.1:2379 or [fd00::1]:2379)"
+            )
+    return None
+
+
 def timing_problems(timing: Timing) -> list[str]:
     if timing.loop_wait + 2 * timing.retry_timeout > timing.ttl:
         return [
@@ -137,6 +171,7 @@ def parse_config(raw: Any) -> AgentConfig:
     icecast = _section(raw, "icecast", ICECAST_KEYS, problems)
     timing_raw = _section(raw, "timing", TIMING_KEYS, problems)
     limits_raw = _section(raw, "limits", LIMITS_KEYS, problems)
+    local_api = _section(raw, "local_api", LOCAL_API_KEYS, problems)
 
     name = _required(node, "node", "name", problems)
     address = _required(node, "node", "address", problems)
@@ -159,10 +194,7 @@ def parse_config(raw: Any) -> AgentConfig:
         check_string("node.address", address, HOST_PATTERN, "an IP address or host name")
         if address is not None
         else None,
-        check_string(
-            "etcd.host", etcd.get("host", "127.0.0.1"), HOST_PATTERN, "an IP address or host name"
-        ),
-        check_int("etcd.port", etcd.get("port", 2379), 1, 65535),
+        _endpoints_problem(etcd.get("endpoints", ["127.0.0.1:2379"])),
         check_string(
             "etcd.prefix",
             etcd.get("prefix", "/radio"),
@@ -204,6 +236,13 @@ def parse_config(raw: Any) -> AgentConfig:
             "an IP address",
         ),
         check_int("icecast.max_clients", icecast.get("max_clients", 2000), 1, 1_000_000),
+        check_int("local_api.port", local_api.get("port", 8090), 1, 65535),
+        check_string(
+            "local_api.bind_address",
+            local_api.get("bind_address", "127.0.0.1"),
+            HOST_PATTERN,
+            "an IP address",
+        ),
         check_number("timing.ttl", timing_raw.get("ttl", 15), 2, 3600),
         check_number("timing.loop_wait", timing_raw.get("loop_wait", 3), 0.1, 600),
         check_number("timing.retry_timeout", timing_raw.get("retry_timeout", 6), 0.1, 600),
@@ -240,10 +279,13 @@ def parse_config(raw: Any) -> AgentConfig:
     return AgentConfig(
         node_name=name,
         node_address=address,
-        etcd=EtcdSettings(**etcd),
+        etcd=EtcdSettings(
+            **{**etcd, "endpoints": tuple(etcd.get("endpoints", ["127.0.0.1:2379"]))}
+        ),
         icecast=IcecastSettings(**{**icecast, "reload_command": tuple(icecast["reload_command"])}),
         timing=timing,
         limits=Limits(**limits_raw),
+        local_api=LocalApiSettings(**local_api),
         templates_dir=templates_dir,
     )
 

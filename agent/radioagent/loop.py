@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,13 +30,14 @@ from radioagent.coordination.election import (
 from radioagent.coordination.keys import KeyLayout
 from radioagent.coordination.state import ClusterState
 from radioagent.coordination.store import EtcdStore, EtcdUnavailable
+from radioagent.holding.feeder import HoldingFeeds
 from radioagent.icecast.control import IcecastControl, IcecastError
 from radioagent.icecast.render import IcecastPlan, render_icecast_config
 from radioagent.icecast.stats import IcecastStats
+from radioagent.localapi import LocalApi, LocalView
 from radioagent.model import NodeStatus
 
 log = logging.getLogger(__name__)
-HANDOVER_WAIT_SECONDS = 2.0
 
 
 @dataclass
@@ -66,20 +66,20 @@ class Agent:
         self.keepalive_interval = max(0.1, timing.retry_timeout / 4)
         self.store = EtcdStore(config.etcd, self.layout, self.keepalive_interval, self.wake)
         self.icecast = IcecastControl(config.icecast)
+        self.holding = HoldingFeeds(config.icecast.port, config.icecast.source_password)
         self.health = AgentHealth()
         self.lease_id: int | None = None
         self.last_etcd_contact = float("-inf")
         self.leadership = Leadership(Role.DETACHED)
         self.state: ClusterState | None = None
         self.stats: IcecastStats | None = None
-        self._last_relay_from: tuple[str, int] | None = None
+        self._last_leader_status: NodeStatus | None = None
         self._published_status: str | None = None
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._icecast_lock = asyncio.Lock()
         self._applied_plan: IcecastPlan | None = None
-        # Replicas lock every mount with this: no source can ever authenticate there.
-        self._lock_password = secrets.token_urlsafe(24)
+        self.local_api = LocalApi(config.local_api, self.local_view)
 
     # --- entry points --------------------------------------------------------------------
 
@@ -91,6 +91,7 @@ class Agent:
         self._wake.set()
 
     async def run(self) -> None:
+        await self.local_api.start()
         tasks = [
             asyncio.create_task(self._keepalive_forever(), name="keepalive"),
             asyncio.create_task(self._fence_forever(), name="fence"),
@@ -122,6 +123,8 @@ class Agent:
             self.health.etcd_errors += 1
             log.warning("etcd: %s", error)
         await self._reconcile_icecast()
+        if self.state is not None:
+            self.holding.update(self.state.mounts.values())
         await self._read_icecast_stats()
         try:
             await self._publish_status()
@@ -171,50 +174,61 @@ class Agent:
             return Leadership(Role.DETACHED, None, self.leadership.epoch)
         return self.leadership
 
-    def plan_icecast(self, leadership: Leadership) -> IcecastPlan | None:
+    def leader_status(self) -> NodeStatus | None:
+        """The leader's status (ours when we lead); while detached, the last leader we
+        knew, so relays keep pulling what still works."""
+        leadership = self.effective_leadership()
+        if leadership.role is Role.LEADER:
+            return self.node_status()
+        if self.state is not None and leadership.role is Role.REPLICA:
+            status = self.state.nodes.get(leadership.leader_name or "")
+            if status is not None:
+                self._last_leader_status = status
+            return status
+        if leadership.role is Role.DETACHED:
+            return self._last_leader_status
+        return None
+
+    def local_view(self) -> LocalView:
+        return LocalView(
+            node_name=self.config.node_name,
+            leading=self.effective_leadership().role is Role.LEADER,
+            mounts=dict(self.state.mounts) if self.state is not None else {},
+            leader=self.leader_status(),
+        )
+
+    def plan_icecast(self) -> IcecastPlan | None:
         if self.state is None:
             return None  # never read etcd: leave Icecast as it is
         mounts = tuple(sorted(self.state.mounts.values(), key=lambda mount: mount.name))
-        relay_from = None
-        if leadership.role is Role.REPLICA:
-            leader_status = self.state.nodes.get(leadership.leader_name or "")
-            if leader_status is not None:
-                relay_from = (leader_status.address, leader_status.icecast_port)
-                self._last_relay_from = relay_from
-        elif leadership.role is Role.DETACHED:
-            # Keep relaying the last leader we knew: listeners keep what still works.
-            relay_from = self._last_relay_from
-        return IcecastPlan(
-            role=leadership.role.value,
-            accept_sources=leadership.role is Role.LEADER,
-            relay_from=relay_from,
-            epoch=leadership.epoch,
-            mounts=mounts,
-        )
+        leading = self.effective_leadership().role is Role.LEADER
+        return IcecastPlan(leading=leading, mounts=mounts)
 
     async def _reconcile_icecast(self) -> None:
         async with self._icecast_lock:
-            leadership = self.effective_leadership()
-            plan = self.plan_icecast(leadership)
+            plan = self.plan_icecast()
             if plan is None:
                 return
-            was_accepting = self._applied_plan is not None and self._applied_plan.accept_sources
+            stepped_down = (
+                self._applied_plan is not None and self._applied_plan.leading and not plan.leading
+            )
             try:
-                text = render_icecast_config(self.config, plan, self._lock_password)
+                text = render_icecast_config(self.config, plan)
                 if await self.icecast.apply_config(text):
                     self.health.icecast_reloads += 1
                     log.info("icecast reloaded as %s", plan.role)
                 self._applied_plan = plan
-                if was_accepting and not plan.accept_sources:
+                if stepped_down:
                     await self._disconnect_sources(plan)
             except (IcecastError, OSError) as error:
                 self.health.icecast_errors += 1
                 log.error("icecast: %s", error)
 
     async def _disconnect_sources(self, plan: IcecastPlan) -> None:
-        """A reload does not drop connected sources: fence them off by hand."""
+        """Stepping down: the agent now refuses new sources, but connected ones stay until
+        dropped; they reconnect and find the new leader."""
         for mount in plan.mounts:
-            await self.icecast.kill_source(mount.path)
+            await self.icecast.kill_source(mount.live_path)
 
     async def _read_icecast_stats(self) -> None:
         try:
@@ -298,24 +312,7 @@ class Agent:
             except EtcdUnavailable as error:
                 log.warning("could not revoke lease on stop: %s", error)
             self.lease_id = None
-        if was_leader:
-            await self._follow_new_leader()
         self.store.close()
+        await self.holding.close()
+        await self.local_api.stop()
         await self.icecast.close()
-
-    async def _follow_new_leader(self) -> None:
-        """Point this node's relays at the next leader before exiting, so its listeners
-        keep the live audio while the agent is away (bounded wait)."""
-        deadline = self.clock() + HANDOVER_WAIT_SECONDS
-        while self.clock() < deadline:
-            try:
-                self.state = await self.store.read_state()
-            except EtcdUnavailable:
-                return
-            leadership = leadership_from_state(self.state, self.config.node_name, None)
-            if leadership.role is Role.REPLICA and leadership.leader_name in self.state.nodes:
-                self._set_leadership(leadership)
-                self.last_etcd_contact = self.clock()
-                await self._reconcile_icecast()
-                return
-            await asyncio.sleep(0.1)

@@ -32,6 +32,10 @@ CODEC_CONTENT_TYPES = {
     "flac": "application/ogg",
 }
 SAMPLERATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)
+# Agent-owned mounts next to each public mount /<name>:
+# /_live/<name> takes the source, on the leader only; every node's /<name> relays it.
+# /_holding/<name> carries local silence, the fallback while the relay is away.
+LIVE_MOUNT_PREFIX = "/_live/"
 HOLDING_MOUNT_PREFIX = "/_holding/"
 
 
@@ -73,6 +77,10 @@ class MountSpec:
     @property
     def path(self) -> str:
         return f"/{self.name}"
+
+    @property
+    def live_path(self) -> str:
+        return f"{LIVE_MOUNT_PREFIX}{self.name}"
 
     @property
     def holding_path(self) -> str:

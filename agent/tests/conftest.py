@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.harness.agents import RadioCluster, icecast_settings_for_agents
 from tests.harness.clients import SourceClient
 from tests.harness.etcd import EtcdCluster
 from tests.harness.icecast import IcecastServer, IcecastSettings
@@ -162,3 +163,17 @@ def mp3_audio(media_dir: Path) -> AudioSample:
 def ogg_audio(media_dir: Path) -> AudioSample:
     """20 s of pink noise, Ogg Vorbis 44.1 kHz stereo, encoded by ffmpeg."""
     return make_ogg_vorbis(media_dir / "noise.ogg")
+
+
+@pytest.fixture
+def radio_cluster(
+    etcd_cluster: EtcdCluster, icecast_factory: Callable[..., IcecastServer]
+) -> Iterator[RadioCluster]:
+    """Three radio-agent processes, each with its own Icecast and etcd member; one leads."""
+    icecasts = [icecast_factory(icecast_settings_for_agents()) for _ in range(3)]
+    cluster = RadioCluster(etcd_cluster, icecasts)
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()

@@ -46,16 +46,22 @@ class EtcdStore:
         # Two workers: the lease keepalive must not queue behind a slow read.
         self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="etcd")
         self._client: etcd3.Etcd3Client | None = None
+        self._endpoint_index = 0
         self._watch_id: int | None = None
         self._watched_client: etcd3.Etcd3Client | None = None
         self._event_loop: asyncio.AbstractEventLoop | None = None
 
     # --- plumbing ------------------------------------------------------------------------
 
+    @property
+    def endpoint(self) -> str:
+        return self.settings.endpoints[self._endpoint_index]
+
     def _new_client(self) -> etcd3.Etcd3Client:
+        host, _, port = self.endpoint.rpartition(":")
         return etcd3.client(
-            host=self.settings.host,
-            port=self.settings.port,
+            host=host.strip("[]"),
+            port=int(port),
             ca_cert=self.settings.ca_file,
             cert_cert=self.settings.cert_file,
             cert_key=self.settings.key_file,
@@ -76,7 +82,23 @@ class EtcdStore:
             )
         except (etcd3.exceptions.Etcd3Exception, grpc.RpcError, ValueError) as error:
             # ValueError: a call raced with closing a broken client's channel.
-            raise EtcdUnavailable(f"{what}: {type(error).__name__} {error}".strip()) from error
+            if isinstance(
+                error,
+                etcd3.exceptions.ConnectionFailedError | etcd3.exceptions.ConnectionTimeoutError,
+            ):
+                self._next_endpoint(client)
+            raise EtcdUnavailable(
+                f"{what} via {self.endpoint}: {type(error).__name__} {error}".strip()
+            ) from error
+
+    def _next_endpoint(self, failed_client: etcd3.Etcd3Client) -> None:
+        """Move on to the next endpoint, once per failed client (several calls may fail
+        together on the same dead member)."""
+        if failed_client is not self._client or len(self.settings.endpoints) == 1:
+            return
+        self._endpoint_index = (self._endpoint_index + 1) % len(self.settings.endpoints)
+        log.warning("etcd: switching to endpoint %s", self.endpoint)
+        self.discard_client()
 
     # --- reads ---------------------------------------------------------------------------
 

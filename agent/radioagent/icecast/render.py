@@ -1,10 +1,17 @@
-"""Render the node's icecast.xml from the cluster state. Pure: values in, text out.
+"""Render the node's icecast.xml from the mounts. Pure.
 
-Every node defines every mount, each with a local holding mount as fallback (with
-fallback-override), so listeners stay connected when a relay or a source drops and move
-back when it returns. The leader accepts sources with each mount's credentials; every
-other node relays each mount from the leader and locks the mount with a password nobody
-has, so it never accepts a source.
+Every node, the leader included, runs the same three mounts per public mount /<name>:
+- /_live/<name> takes the source. Icecast asks the local agent whether to take it (URL
+  stream_auth) and the agent says yes only while this node leads and the credentials
+  match: fencing at the moment a source connects, with no reload.
+- /<name>, what listeners play, relays /_live/<name> of the leader: the relay asks the
+  local agent, which answers with a 302 to the current leader (Icecast 2.4 relays follow
+  it on every reconnect). Icecast keeps a relay's mount reserved while the relay is
+  configured, so sources never land on /<name>.
+- /_holding/<name> carries local silence and is /<name>'s fallback (fallback-override
+  on), so listeners stay connected while the relay is away and move back when it returns.
+So a leader change rewrites nothing; only the leader's pulls of external URLs (relay_url
+mounts) depend on the role.
 """
 
 from __future__ import annotations
@@ -20,17 +27,20 @@ from radioagent.model import MountSpec
 
 HOLDING_FEED_USERNAME = "source"
 RELAY_RETRY_SECONDS = 1  # Icecast waits this long after a failed relay connect (default 120)
+STREAM_AUTH_PATH = "/icecast/stream-auth"
+RELAY_PATH_PREFIX = "/relay/"
 
 
 @dataclass(frozen=True)
 class IcecastPlan:
-    """What this node's Icecast should do, decided by the loop."""
+    """What this node's Icecast should run."""
 
-    role: str
-    accept_sources: bool
-    relay_from: tuple[str, int] | None  # the leader's Icecast (address, port)
-    epoch: int | None
+    leading: bool
     mounts: tuple[MountSpec, ...]
+
+    @property
+    def role(self) -> str:
+        return "leader" if self.leading else "relay"
 
 
 def _template_environment(templates_dir: str) -> jinja2.Environment:
@@ -44,59 +54,80 @@ def _template_environment(templates_dir: str) -> jinja2.Environment:
     )
 
 
-def mount_entries(plan: IcecastPlan, lock_password: str, holding_password: str) -> list[dict]:
+def local_api_url(config: AgentConfig) -> tuple[str, int]:
+    return config.local_api.bind_address, config.local_api.port
+
+
+def _mount(
+    name: str,
+    *,
+    stream_auth_url: str | None = None,
+    password: str | None = None,
+    max_listeners: int | None = None,
+    fallback_mount: str | None = None,
+    hidden: bool = False,
+) -> dict:
+    return {
+        "name": name,
+        "stream_auth_url": stream_auth_url,
+        "username": HOLDING_FEED_USERNAME if password else None,
+        "password": password,
+        "max_listeners": max_listeners,
+        "fallback_mount": fallback_mount,
+        "hidden": hidden,
+    }
+
+
+def mount_entries(config: AgentConfig, plan: IcecastPlan) -> list[dict]:
+    host, port = local_api_url(config)
+    stream_auth_url = f"http://{host}:{port}{STREAM_AUTH_PATH}"
     entries = []
     for mount in plan.mounts:
-        entries.append(
-            {
-                "name": mount.path,
-                "username": mount.source_username if plan.accept_sources else "locked",
-                "password": mount.source_password if plan.accept_sources else lock_password,
-                "max_listeners": mount.max_listeners,
-                "fallback_mount": f"/{mount.fallback}" if mount.fallback else mount.holding_path,
-                "hidden": False,
-            }
-        )
-        entries.append(
-            {
-                "name": mount.holding_path,
-                "username": HOLDING_FEED_USERNAME,
-                "password": holding_password,
-                "max_listeners": None,
-                "fallback_mount": None,
-                "hidden": True,
-            }
-        )
+        public_fallback = f"/{mount.fallback}" if mount.fallback else mount.holding_path
+        entries += [
+            # The agent refuses every source on the public mount; it only relays.
+            _mount(
+                mount.path,
+                stream_auth_url=stream_auth_url,
+                max_listeners=mount.max_listeners,
+                fallback_mount=public_fallback,
+            ),
+            _mount(mount.live_path, stream_auth_url=stream_auth_url, hidden=True),
+            _mount(mount.holding_path, password=config.icecast.source_password, hidden=True),
+        ]
     return entries
 
 
-def relay_entries(plan: IcecastPlan) -> list[dict]:
+def relay_entries(config: AgentConfig, plan: IcecastPlan) -> list[dict]:
+    host, port = local_api_url(config)
     relays = []
     for mount in plan.mounts:
-        if plan.relay_from is not None:
-            server, port = plan.relay_from
-            relays.append(
-                {"server": server, "port": port, "mount": mount.path, "local_mount": mount.path}
-            )
-        elif plan.accept_sources and mount.relay_url:
-            # The leader pulls an external stream into the mount; replicas relay the leader.
+        relays.append(
+            {
+                "server": host,
+                "port": port,
+                "mount": f"{RELAY_PATH_PREFIX}{mount.name}",
+                "local_mount": mount.path,
+            }
+        )
+        if plan.leading and mount.relay_url:
+            # The leader pulls an external stream in, as if it were a source.
             url = urlsplit(mount.relay_url)
             relays.append(
                 {
                     "server": url.hostname,
                     "port": url.port or 80,
                     "mount": url.path or "/",
-                    "local_mount": mount.path,
+                    "local_mount": mount.live_path,
                 }
             )
     return relays
 
 
-def icecast_context(config: AgentConfig, plan: IcecastPlan, lock_password: str) -> dict:
+def icecast_context(config: AgentConfig, plan: IcecastPlan) -> dict:
     icecast = config.icecast
     return {
         "role": plan.role,
-        "epoch": plan.epoch if plan.epoch is not None else "none",
         "hostname": config.node_address,
         "location": f"radio cluster node {config.node_name}",
         "admin_email": "radio-agent@localhost",
@@ -113,8 +144,8 @@ def icecast_context(config: AgentConfig, plan: IcecastPlan, lock_password: str) 
         "admin_user": icecast.admin_user,
         "admin_password": icecast.admin_password,
         "relay_retry_seconds": RELAY_RETRY_SECONDS,
-        "mounts": mount_entries(plan, lock_password, icecast.source_password),
-        "relays": relay_entries(plan),
+        "mounts": mount_entries(config, plan),
+        "relays": relay_entries(config, plan),
         "paths": {
             "logdir": icecast.log_dir,
             "webroot": "/usr/share/icecast2/web",
@@ -125,6 +156,6 @@ def icecast_context(config: AgentConfig, plan: IcecastPlan, lock_password: str) 
     }
 
 
-def render_icecast_config(config: AgentConfig, plan: IcecastPlan, lock_password: str) -> str:
+def render_icecast_config(config: AgentConfig, plan: IcecastPlan) -> str:
     template = _template_environment(config.templates_dir).get_template("icecast.xml.j2")
-    return template.render(icecast_context(config, plan, lock_password))
+    return template.render(icecast_context(config, plan))

@@ -16,7 +16,7 @@ REPO_TEMPLATES = str(Path(__file__).resolve().parents[3] / "templates")
 def valid_raw() -> dict:
     return {
         "node": {"name": "node1", "address": "10.0.0.1"},
-        "etcd": {"host": "127.0.0.1", "port": 2379, "prefix": "/radio"},
+        "etcd": {"endpoints": ["127.0.0.1:2379", "10.0.0.2:2379"], "prefix": "/radio"},
         "icecast": {
             "port": 8001,
             "admin_password": "admin-secret",
@@ -44,6 +44,7 @@ def test_valid_config_loads_with_defaults(tmp_path: Path) -> None:
     assert config.icecast.admin_user == "admin"
     assert config.timing.ttl == 10
     assert config.limits.max_listeners is None
+    assert config.etcd.endpoints == ("127.0.0.1:2379", "10.0.0.2:2379")
 
 
 def test_unknown_key_is_named_with_the_known_ones() -> None:
@@ -63,8 +64,10 @@ def test_missing_keys_are_named() -> None:
     ("section", "key", "value", "message"),
     [
         ("node", "name", "Node_1", "node.name: 'Node_1' is not valid"),
-        ("etcd", "port", 70000, "etcd.port: 70000 is out of range (expected 1..65535)"),
-        ("etcd", "port", "2379", "etcd.port: '2379' is not an integer"),
+        ("etcd", "endpoints", ["127.0.0.1"], "etcd.endpoints: '127.0.0.1' is not host:port"),
+        ("etcd", "endpoints", ["h:70000"], "etcd.endpoints: 'h:70000' is not host:port"),
+        ("etcd", "endpoints", [], "etcd.endpoints: [] is not a list of 1-16"),
+        ("etcd", "endpoints", "h:1", "etcd.endpoints: 'h:1' is not a list"),
         ("etcd", "prefix", "radio/", "etcd.prefix: 'radio/' is not valid"),
         ("icecast", "config_path", "icecast.xml", "icecast.config_path: 'icecast.xml' is not"),
         ("icecast", "reload_command", "systemctl reload", "icecast.reload_command:"),

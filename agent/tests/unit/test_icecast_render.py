@@ -8,8 +8,6 @@ from radioagent.config import AgentConfig
 from radioagent.icecast.render import IcecastPlan, render_icecast_config
 from radioagent.model import MountSpec, parse_mount
 
-LOCK = "lock-password-nobody-has"
-
 
 def mounts() -> tuple[MountSpec, ...]:
     return (
@@ -26,94 +24,93 @@ def mounts() -> tuple[MountSpec, ...]:
     )
 
 
-def rendered(config: AgentConfig, plan: IcecastPlan) -> ElementTree.Element:
-    return ElementTree.fromstring(render_icecast_config(config, plan, LOCK))
+def rendered(config: AgentConfig, leading: bool) -> ElementTree.Element:
+    return ElementTree.fromstring(render_icecast_config(config, IcecastPlan(leading, mounts())))
 
 
-def mount_settings(root: ElementTree.Element) -> dict[str, dict[str, str]]:
-    return {
-        element.findtext("mount-name"): {child.tag: child.text for child in element}
-        for element in root.iter("mount")
-    }
+def mount_settings(root: ElementTree.Element) -> dict[str, ElementTree.Element]:
+    return {element.findtext("mount-name"): element for element in root.iter("mount")}
 
 
 def relays(root: ElementTree.Element) -> list[dict[str, str]]:
     return [{child.tag: child.text for child in element} for element in root.iter("relay")]
 
 
-def leader_plan() -> IcecastPlan:
-    return IcecastPlan("leader", accept_sources=True, relay_from=None, epoch=42, mounts=mounts())
-
-
-def replica_plan() -> IcecastPlan:
-    return IcecastPlan(
-        "replica", accept_sources=False, relay_from=("10.0.0.9", 8001), epoch=42, mounts=mounts()
-    )
-
-
-def test_leader_accepts_each_mount_with_its_own_credentials(agent_config: AgentConfig) -> None:
-    settings = mount_settings(rendered(agent_config, leader_plan()))
-    assert settings["/live.mp3"]["password"] == "dj&pw!"  # escaped in XML, intact once read
-    assert settings["/live.mp3"]["username"] == "source"
-    assert settings["/live.mp3"]["max-listeners"] == "40"
+def test_every_mount_asks_the_local_agent_whether_to_take_a_source(
+    agent_config: AgentConfig,
+) -> None:
+    for leading in (True, False):
+        settings = mount_settings(rendered(agent_config, leading))
+        for path in ("/live.mp3", "/_live/live.mp3"):
+            option = settings[path].find("authentication[@type='url']/option[@name='stream_auth']")
+            assert option is not None
+            assert option.get("value") == "http://127.0.0.1:8090/icecast/stream-auth"
+            # No password in the file: the agent holds the credentials and the leadership.
+            assert settings[path].find("password") is None
+        assert settings["/live.mp3"].findtext("max-listeners") == "40"
+        assert settings["/_live/live.mp3"].findtext("hidden") == "1"
+        assert settings["/_live/live.mp3"].find("fallback-mount") is None
 
 
 def test_every_mount_falls_back_to_its_holding_mount_with_override(
     agent_config: AgentConfig,
 ) -> None:
-    for plan in (leader_plan(), replica_plan()):
-        settings = mount_settings(rendered(agent_config, plan))
-        assert settings["/live.mp3"]["fallback-mount"] == "/_holding/live.mp3"
-        assert settings["/live.mp3"]["fallback-override"] == "1"
-        assert settings["/_holding/live.mp3"]["hidden"] == "1"
-        assert settings["/_holding/live.mp3"]["password"] == "node-internal"
+    for leading in (True, False):
+        settings = mount_settings(rendered(agent_config, leading))
+        assert settings["/live.mp3"].findtext("fallback-mount") == "/_holding/live.mp3"
+        assert settings["/live.mp3"].findtext("fallback-override") == "1"
+        holding = settings["/_holding/live.mp3"]
+        assert holding.findtext("hidden") == "1"
+        assert holding.findtext("password") == "node-internal"
         # An operator's fallback comes first; its own holding mount catches the rest.
-        assert settings["/news.mp3"]["fallback-mount"] == "/backup.mp3"
+        assert settings["/news.mp3"].findtext("fallback-mount") == "/backup.mp3"
 
 
-def test_leader_pulls_external_relays_and_nothing_else(agent_config: AgentConfig) -> None:
-    assert relays(rendered(agent_config, leader_plan())) == [
-        {
-            "server": "upstream.example",
-            "port": "8000",
-            "mount": "/stream",
-            "local-mount": "/ext.mp3",
-            "on-demand": "0",
-            "relay-shoutcast-metadata": "1",
-        }
-    ]
-
-
-def test_replica_relays_every_mount_from_the_leader_and_locks_sources(
-    agent_config: AgentConfig,
-) -> None:
-    root = rendered(agent_config, replica_plan())
-    assert sorted(
+def relay_routes(root: ElementTree.Element) -> list[tuple[str, str, str, str]]:
+    return sorted(
         (relay["server"], relay["port"], relay["mount"], relay["local-mount"])
         for relay in relays(root)
-    ) == [
-        ("10.0.0.9", "8001", f"/{name}", f"/{name}")
-        for name in ("backup.mp3", "ext.mp3", "live.mp3", "news.mp3")
-    ]
-    settings = mount_settings(root)
-    assert {settings[f"/{mount.name}"]["password"] for mount in mounts()} == {LOCK}
+    )
+
+
+LOCAL_RELAYS = [
+    ("127.0.0.1", "8090", f"/relay/{name}", f"/{name}")
+    for name in ("backup.mp3", "ext.mp3", "live.mp3", "news.mp3")
+]
+
+
+def test_every_node_relays_every_mount_through_the_local_agent(
+    agent_config: AgentConfig,
+) -> None:
+    assert relay_routes(rendered(agent_config, leading=False)) == LOCAL_RELAYS
+
+
+def test_the_leader_also_pulls_external_streams_into_their_live_mounts(
+    agent_config: AgentConfig,
+) -> None:
+    assert relay_routes(rendered(agent_config, leading=True)) == sorted(
+        [*LOCAL_RELAYS, ("upstream.example", "8000", "/stream", "/_live/ext.mp3")]
+    )
 
 
 def test_relays_retry_after_one_second_not_icecasts_default_two_minutes(
     agent_config: AgentConfig,
 ) -> None:
-    assert rendered(agent_config, replica_plan()).findtext("master-update-interval") == "1"
+    assert rendered(agent_config, leading=False).findtext("master-update-interval") == "1"
 
 
 def test_node_settings_come_from_the_agent_config(agent_config: AgentConfig) -> None:
-    root = rendered(agent_config, leader_plan())
+    root = rendered(agent_config, leading=True)
     assert root.findtext("listen-socket/port") == "8001"
     assert root.findtext("authentication/admin-password") == "admin-secret"
     assert root.findtext("hostname") == "10.0.0.1"
 
 
-def test_same_inputs_render_the_same_text(agent_config: AgentConfig) -> None:
-    first = render_icecast_config(agent_config, replica_plan(), LOCK)
-    assert render_icecast_config(agent_config, replica_plan(), LOCK) == first
-    other_leader = IcecastPlan("replica", False, ("10.0.0.7", 8001), 43, mounts())
-    assert render_icecast_config(agent_config, other_leader, LOCK) != first
+def test_leadership_changes_the_text_only_for_external_relays(
+    agent_config: AgentConfig,
+) -> None:
+    plain = mounts()[:3]
+    relay_text = render_icecast_config(agent_config, IcecastPlan(False, plain))
+    leader_text = render_icecast_config(agent_config, IcecastPlan(True, plain))
+    assert relay_text.replace("role: relay", "role: leader") == leader_text
+    assert render_icecast_config(agent_config, IcecastPlan(False, plain[:2])) != relay_text

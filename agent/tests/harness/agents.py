@@ -1,0 +1,191 @@
+"""Real radio-agent processes, each with its own Icecast and its own etcd member, on
+loopback: a whole cluster on one machine."""
+
+from __future__ import annotations
+
+import sys
+import uuid
+from pathlib import Path
+
+import etcd3
+import yaml
+
+from radioagent.coordination.keys import KeyLayout
+from radioagent.coordination.mounts import MountRepository
+from radioagent.model import NodeStatus, node_status_from_json
+
+from .clients import SourceClient
+from .etcd import EtcdCluster, EtcdMember
+from .icecast import REPO_DIR, IcecastServer, IcecastSettings
+from .ports import LOOPBACK, free_port
+from .processes import ManagedProcess, ServiceDirectory
+from .waiting import StopWaiting, wait_for
+
+AGENT_SCRIPT = str(Path(sys.executable).parent / "radio-agent")
+# Short, to keep failover tests short; loop_wait + 2 * retry_timeout <= ttl.
+TEST_TIMING = {"ttl": 4, "loop_wait": 1, "retry_timeout": 1.5}
+
+
+class AgentNode:
+    def __init__(
+        self,
+        name: str,
+        icecast: IcecastServer,
+        etcd_members: list[EtcdMember],
+        prefix: str,
+    ) -> None:
+        self.name = name
+        self.icecast = icecast
+        self.etcd_member = etcd_members[0]  # its local member; the others are fallbacks
+        self.directory = ServiceDirectory(f"agent-{name}")
+        self.config = {
+            "node": {"name": name, "address": LOOPBACK},
+            "etcd": {
+                "endpoints": [f"{LOOPBACK}:{member.client_port}" for member in etcd_members],
+                "prefix": prefix,
+            },
+            "icecast": {
+                "port": icecast.port,
+                "bind_address": LOOPBACK,
+                "admin_password": icecast.settings.admin_password,
+                "source_password": icecast.settings.source_password,
+                "config_path": str(icecast.config_path),
+                "reload_command": ["kill", "-HUP", str(icecast.process.pid)],
+                "log_dir": str(icecast.directory.path),
+            },
+            "local_api": {"port": free_port(), "bind_address": LOOPBACK},
+            "timing": dict(TEST_TIMING),
+            "templates_dir": str(REPO_DIR / "templates"),
+        }
+        self.config_path = self.directory.path / "config.yml"
+        self.process: ManagedProcess | None = None
+
+    def write_config(self) -> None:
+        self.config_path.write_text(yaml.safe_dump(self.config))
+
+    def start(self) -> None:
+        self.write_config()
+        self.process = ManagedProcess(
+            f"radio-agent {self.name}",
+            [AGENT_SCRIPT, "--config", str(self.config_path), "--log-level", "DEBUG"],
+            self.directory.path / "agent.log",
+        )
+        self.process.start()
+
+    def kill(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.stop()
+
+    def is_running(self) -> bool:
+        return self.process is not None and self.process.is_running()
+
+    def log_tail(self, lines: int = 60) -> str:
+        return "" if self.process is None else self.process.log_tail(lines)
+
+    def source_client(self, mount: str, password: str, method: str = "SOURCE") -> SourceClient:
+        return SourceClient(LOOPBACK, self.icecast.port, mount, password=password, method=method)
+
+    def accepts_source(self, mount: str, password: str) -> bool:
+        """Would this node's Icecast take a source on `mount` right now? (Probe, then hang up.)"""
+        client = self.source_client(mount, password)
+        try:
+            return client.connect(timeout=2).status == 200
+        except OSError:
+            return False
+        finally:
+            client.stop()
+
+
+class RadioCluster:
+    """N agents, each with its own Icecast and etcd member, sharing a fresh key prefix."""
+
+    def __init__(self, etcd: EtcdCluster, icecasts: list[IcecastServer]) -> None:
+        self.etcd = etcd
+        self.prefix = f"/radio-test-{uuid.uuid4().hex[:8]}"
+        self.layout = KeyLayout(self.prefix)
+        members = etcd.members
+        self.nodes = [
+            AgentNode(
+                f"node{index + 1}",
+                icecast,
+                # Its "local" member first, as on a real node, then the others.
+                members[index % len(members) :] + members[: index % len(members)],
+                self.prefix,
+            )
+            for index, icecast in enumerate(icecasts)
+        ]
+        self._client: etcd3.Etcd3Client | None = None
+
+    def node(self, name: str) -> AgentNode:
+        return next(node for node in self.nodes if node.name == name)
+
+    def start(self) -> None:
+        for node in self.nodes:
+            node.start()
+        self.wait_all_present()
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
+        for node in self.nodes:
+            node.directory.remove()
+
+    def client(self) -> etcd3.Etcd3Client:
+        """A client of the first live member (tests kill members)."""
+        for member in self.etcd.members:
+            if member.process is not None and member.process.is_running():
+                return member.client()
+        raise AssertionError("no etcd member is running")
+
+    def mounts(self) -> MountRepository:
+        return MountRepository(self.client(), self.layout)
+
+    def leader_name(self) -> str | None:
+        value, _ = self.client().get(self.layout.leader)
+        return value.decode() if value is not None else None
+
+    def statuses(self) -> dict[str, NodeStatus]:
+        return {
+            metadata.key.decode().removeprefix(self.layout.nodes): node_status_from_json(value)
+            for value, metadata in self.client().get_prefix(self.layout.nodes)
+        }
+
+    def _check_agents_alive(self) -> None:
+        for node in self.nodes:
+            if node.process is not None and node.process.exit_code() not in (None, 0, -9, -15):
+                raise StopWaiting(node.process.describe_exit())
+
+    def wait_leader(self, timeout: float = 10.0, other_than: str | None = None) -> str:
+        def leader() -> str | None:
+            self._check_agents_alive()
+            name = self.leader_name()
+            return name if name is not None and name != other_than else None
+
+        return wait_for(leader, timeout=timeout, what="a leader", explain=self.log_tails)
+
+    def wait_all_present(self, timeout: float = 15.0) -> None:
+        def present() -> bool:
+            self._check_agents_alive()
+            running = {node.name for node in self.nodes if node.is_running()}
+            statuses = self.statuses()
+            return running <= set(statuses) and any(
+                status.role == "leader" for status in statuses.values()
+            )
+
+        wait_for(
+            present,
+            timeout=timeout,
+            what="every agent to publish its status",
+            explain=self.log_tails,
+        )
+
+    def log_tails(self) -> str:
+        return "\n".join(f"--- {node.name}\n{node.log_tail()}" for node in self.nodes)
+
+
+def icecast_settings_for_agents() -> IcecastSettings:
+    return IcecastSettings(source_password="source-secret-node", admin_password="admin-secret")

@@ -1,0 +1,104 @@
+"""Leadership on real etcd with real agents and Icecasts: one leader, fenced, and a new
+one soon after the old one dies or steps down."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.harness.agents import TEST_TIMING, RadioCluster
+from tests.harness.waiting import wait_for
+
+pytestmark = pytest.mark.integration
+
+MOUNT = {"name": "live.mp3", "source_password": "dj-secret"}
+
+
+def nodes_accepting_sources(cluster: RadioCluster) -> list[str]:
+    return [
+        node.name
+        for node in cluster.nodes
+        if node.is_running() and node.accepts_source("/_live/live.mp3", "dj-secret")
+    ]
+
+
+def wait_accepting(cluster: RadioCluster, name: str, timeout: float) -> float:
+    """Seconds until node `name` takes a source on /live.mp3."""
+    started = time.monotonic()
+    wait_for(
+        lambda: cluster.node(name).accepts_source("/_live/live.mp3", "dj-secret"),
+        timeout=timeout,
+        what=f"{name} to accept sources",
+        explain=cluster.log_tails,
+    )
+    return time.monotonic() - started
+
+
+def test_exactly_one_node_accepts_sources_and_it_is_the_leader(
+    radio_cluster: RadioCluster,
+) -> None:
+    radio_cluster.mounts().create(MOUNT)
+    leader = radio_cluster.wait_leader()
+    wait_accepting(radio_cluster, leader, timeout=5)
+
+    assert nodes_accepting_sources(radio_cluster) == [leader]
+    statuses = radio_cluster.statuses()
+    assert [name for name, status in statuses.items() if status.role == "leader"] == [leader]
+    epochs = {status.epoch for status in statuses.values()}
+    assert len(epochs) == 1
+    assert None not in epochs
+
+
+def test_sigkill_of_the_leader_agent_a_new_leader_accepts_sources_within_ttl_plus_1s(
+    radio_cluster: RadioCluster,
+) -> None:
+    radio_cluster.mounts().create(MOUNT)
+    old_leader = radio_cluster.wait_leader()
+    wait_accepting(radio_cluster, old_leader, timeout=5)
+    old_epoch = radio_cluster.statuses()[old_leader].epoch
+
+    killed_at = time.monotonic()
+    radio_cluster.node(old_leader).kill()
+    new_leader = radio_cluster.wait_leader(timeout=TEST_TIMING["ttl"] + 5, other_than=old_leader)
+    wait_accepting(radio_cluster, new_leader, timeout=TEST_TIMING["ttl"] + 5)
+    failover_seconds = time.monotonic() - killed_at
+
+    assert failover_seconds <= TEST_TIMING["ttl"] + 1
+    assert radio_cluster.statuses()[new_leader].epoch > old_epoch
+
+
+def test_sigterm_of_the_leader_hands_over_within_a_second(radio_cluster: RadioCluster) -> None:
+    radio_cluster.mounts().create(MOUNT)
+    old_leader = radio_cluster.wait_leader()
+    wait_accepting(radio_cluster, old_leader, timeout=5)
+
+    stopped_at = time.monotonic()
+    radio_cluster.node(old_leader).stop()
+    new_leader = radio_cluster.wait_leader(timeout=5, other_than=old_leader)
+    wait_accepting(radio_cluster, new_leader, timeout=5)
+    handover_seconds = time.monotonic() - stopped_at
+
+    assert handover_seconds <= 1.0
+    # The old leader fenced itself before letting go: its Icecast refuses sources.
+    assert not radio_cluster.node(old_leader).accepts_source("/_live/live.mp3", "dj-secret")
+
+
+def test_loss_of_one_etcd_member_changes_no_leadership(radio_cluster: RadioCluster) -> None:
+    leader = radio_cluster.wait_leader()
+    epoch = radio_cluster.statuses()[leader].epoch
+    # Lose a member that no agent is attached to the leader through, or the raft leader:
+    # whichever it is, two of three members keep a quorum.
+    lost = radio_cluster.etcd.leader_index()
+    radio_cluster.etcd.kill(lost)
+    survivors = [index for index in range(3) if index != lost]
+    radio_cluster.etcd.wait_leader(among=survivors)
+
+    deadline = time.monotonic() + 2 * TEST_TIMING["ttl"]
+    while time.monotonic() < deadline:  # bounded observation, not a wait for a condition
+        assert radio_cluster.leader_name() in (leader, None) or pytest.fail(
+            f"leadership moved from {leader} to {radio_cluster.leader_name()}"
+        )
+        time.sleep(0.2)
+    assert radio_cluster.leader_name() == leader
+    assert radio_cluster.statuses()[leader].epoch == epoch
