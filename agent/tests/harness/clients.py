@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import http.client
+import itertools
 import select
 import socket
 import threading
@@ -200,3 +201,59 @@ class SourceClient:
         if self._socket is not None:
             self._socket.close()
             self._socket = None
+
+
+class StreamRecorder:
+    """A listener that keeps reading in the background and notes when bytes arrive, to
+    measure gaps and drops across a failover. It stops by itself after `max_seconds`."""
+
+    def __init__(self, url: str, *, max_seconds: float = 120.0) -> None:
+        self.url = url
+        self.max_seconds = max_seconds
+        self.status: int | None = None
+        self.arrivals: list[tuple[float, int]] = []  # (monotonic time, bytes)
+        self.body = bytearray()
+        self.ended_at: float | None = None
+        self.error: Exception | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"listener {url}", daemon=True)
+
+    def start(self) -> StreamRecorder:
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        parsed = urlparse(self.url)
+        deadline = time.monotonic() + self.max_seconds
+        connection = http.client.HTTPConnection(parsed.hostname, parsed.port or 80, timeout=5)
+        try:
+            connection.request("GET", parsed.path)
+            response = connection.getresponse()
+            self.status = response.status
+            while not self._stop.is_set() and time.monotonic() < deadline:
+                chunk = response.read1(16384)
+                if not chunk:
+                    break
+                self.arrivals.append((time.monotonic(), len(chunk)))
+                self.body.extend(chunk)
+        except (OSError, http.client.HTTPException) as error:
+            self.error = error
+        finally:
+            self.ended_at = time.monotonic()
+            connection.close()
+
+    @property
+    def connected(self) -> bool:
+        return self._thread.is_alive()
+
+    def bytes_since(self, since: float) -> int:
+        return sum(size for at, size in self.arrivals if at >= since)
+
+    def longest_gap(self, since: float, until: float) -> float:
+        """Longest time without bytes within [since, until]."""
+        times = [since] + [at for at, _ in self.arrivals if since <= at <= until] + [until]
+        return max(later - earlier for earlier, later in itertools.pairwise(times))
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)

@@ -1,0 +1,166 @@
+"""Mounts in etcd become live audio on every node; listeners on other nodes stay
+connected while the leader changes."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import pytest
+
+from tests.harness.agents import TEST_TIMING, AgentNode, RadioCluster
+from tests.harness.audio import analyse_mp3
+from tests.harness.clients import SourceClient, StreamRecorder, is_slice_of, listen
+from tests.harness.media import AudioSample
+from tests.harness.waiting import wait_for
+
+pytestmark = pytest.mark.integration
+
+MOUNT = {"name": "live.mp3", "source_password": "dj-secret"}
+# Icecast 2.4 applies a SIGHUP in its relay thread, which wakes once a second.
+ICECAST_RELOAD_SECONDS = 1.0
+
+
+def serves_mp3(node: AgentNode, mount: str = "/live.mp3", nbytes: int = 4096) -> bool:
+    received = listen(f"{node.icecast.base_url}{mount}", nbytes, timeout=2)
+    return received.status == 200 and not analyse_mp3(received.body).problems(min_frames=3)
+
+
+def start_source(
+    node: AgentNode, audio: AudioSample, make: Callable[..., SourceClient]
+) -> SourceClient:
+    source = make("127.0.0.1", node.icecast.port, "/_live/live.mp3", password="dj-secret")
+    answer = source.connect()
+    assert answer.status == 200, answer
+    source.start_streaming(audio.data, audio.bytes_per_second)
+    return source
+
+
+def test_a_created_mount_plays_on_every_node_within_a_second_of_icecasts_reload(
+    radio_cluster: RadioCluster,
+) -> None:
+    created_at = time.monotonic()
+    radio_cluster.mounts().create(MOUNT)
+
+    for node in radio_cluster.nodes:
+        wait_for(
+            lambda node=node: serves_mp3(node),
+            timeout=5,
+            what=f"{node.name} to serve /live.mp3",
+            explain=radio_cluster.log_tails,
+        )
+    propagation_seconds = time.monotonic() - created_at
+
+    # Holding silence until a source comes: listeners get audio, not a 404.
+    assert propagation_seconds <= 1.0 + ICECAST_RELOAD_SECONDS
+
+
+def test_a_source_on_the_leader_reaches_listeners_on_every_node(
+    radio_cluster: RadioCluster,
+    source_client_factory: Callable[..., SourceClient],
+    mp3_audio: AudioSample,
+) -> None:
+    radio_cluster.mounts().create(MOUNT)
+    leader = radio_cluster.node(radio_cluster.wait_leader())
+    wait_for(
+        lambda: leader.accepts_source("/_live/live.mp3", "dj-secret"),
+        timeout=5,
+        what="the leader to accept sources",
+    )
+    start_source(leader, mp3_audio, source_client_factory)
+
+    for node in radio_cluster.nodes:
+
+        def live_bytes(node: AgentNode = node) -> bool:
+            received = listen(f"{node.icecast.base_url}/live.mp3", 16384, timeout=3)
+            # The source's own bytes, not the holding silence.
+            return received.status == 200 and is_slice_of(received.body[-8192:], mp3_audio.data)
+
+        wait_for(
+            live_bytes,
+            timeout=10,
+            what=f"the source's audio on {node.name}",
+            explain=radio_cluster.log_tails,
+        )
+
+
+def test_a_source_on_a_node_that_does_not_lead_is_refused(
+    radio_cluster: RadioCluster,
+    source_client_factory: Callable[..., SourceClient],
+) -> None:
+    radio_cluster.mounts().create(MOUNT)
+    leader = radio_cluster.wait_leader()
+    wait_for(
+        lambda: radio_cluster.node(leader).accepts_source("/_live/live.mp3", "dj-secret"),
+        timeout=5,
+        what="the leader to accept sources",
+    )
+    for node in radio_cluster.nodes:
+        for path in ("/_live/live.mp3", "/live.mp3"):
+            if node.name == leader and path == "/_live/live.mp3":
+                continue
+            source = source_client_factory(
+                "127.0.0.1", node.icecast.port, path, password="dj-secret"
+            )
+            assert source.connect().status != 200, (node.name, path)
+            source.stop()
+
+
+def test_listeners_on_other_nodes_stay_connected_through_a_leader_crash(
+    radio_cluster: RadioCluster,
+    source_client_factory: Callable[..., SourceClient],
+    mp3_audio: AudioSample,
+) -> None:
+    radio_cluster.mounts().create(MOUNT)
+    old_leader = radio_cluster.node(radio_cluster.wait_leader())
+    wait_for(
+        lambda: old_leader.accepts_source("/_live/live.mp3", "dj-secret"),
+        timeout=5,
+        what="the leader to accept sources",
+    )
+    source = start_source(old_leader, mp3_audio, source_client_factory)
+    others = [node for node in radio_cluster.nodes if node is not old_leader]
+    for node in others:
+        wait_for(
+            lambda node=node: is_slice_of(
+                listen(f"{node.icecast.base_url}/live.mp3", 8192, timeout=3).body[-4096:],
+                mp3_audio.data,
+            ),
+            timeout=10,
+            what=f"live audio on {node.name}",
+        )
+    listeners = [StreamRecorder(f"{node.icecast.base_url}/live.mp3").start() for node in others]
+    try:
+        # The whole leader node dies: agent and Icecast, so the source drops too.
+        crashed_at = time.monotonic()
+        old_leader.kill()
+        old_leader.icecast.process.kill()
+        source.stop()
+        new_leader = radio_cluster.node(
+            radio_cluster.wait_leader(timeout=TEST_TIMING["ttl"] + 5, other_than=old_leader.name)
+        )
+        # The studio reconnects to the new leader.
+        wait_for(
+            lambda: new_leader.accepts_source("/_live/live.mp3", "dj-secret"),
+            timeout=5,
+            what="the new leader to accept sources",
+        )
+        start_source(new_leader, mp3_audio, source_client_factory)
+        for node in others:
+            wait_for(
+                lambda node=node: is_slice_of(
+                    listen(f"{node.icecast.base_url}/live.mp3", 8192, timeout=3).body[-4096:],
+                    mp3_audio.data,
+                ),
+                timeout=10,
+                what=f"live audio back on {node.name}",
+            )
+        settled_at = time.monotonic()
+        for listener in listeners:
+            assert listener.connected, f"listener on {listener.url} was dropped"
+            assert listener.status == 200
+            assert listener.longest_gap(crashed_at, settled_at) < 3.0
+            assert listener.bytes_since(settled_at - 1) > 0
+    finally:
+        for listener in listeners:
+            listener.stop()
