@@ -28,7 +28,7 @@ def free_ports(count: int) -> list[int]:
     """`count` distinct ports that nothing on loopback is bound to right now."""
     chosen: list[int] = []
     for _ in range(ATTEMPTS):
-        port = random.randint(*SERVICE_PORT_RANGE)  # noqa: S311 - not security
+        port = random.randint(*SERVICE_PORT_RANGE)
         if port not in chosen and _bindable(port):
             chosen.append(port)
             if len(chosen) == count:

@@ -1,0 +1,161 @@
+"""The cluster against etcd trouble: quorum lost and back, etcd restarted under the agents,
+and leadership churn sampled over time."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+
+import pytest
+
+from tests.harness.agents import TEST_TIMING, RadioCluster
+from tests.harness.clients import SourceClient, StreamRecorder, listen
+from tests.harness.media import AudioSample
+from tests.harness.waiting import wait_for
+
+pytestmark = pytest.mark.integration
+
+MOUNT = {"name": "live.mp3", "source_password": "dj-secret"}
+
+
+def accepting_nodes(cluster: RadioCluster) -> list[str]:
+    """Nodes whose Icecast takes a source now, dead agent or not (it must refuse then)."""
+    return [
+        node.name
+        for node in cluster.nodes
+        if node.icecast.process.is_running() and node.accepts_source("/_live/live.mp3", "dj-secret")
+    ]
+
+
+def test_quorum_loss_demotes_the_leader_keeps_listeners_and_recovers(
+    radio_cluster: RadioCluster,
+    source_client_factory: Callable[..., SourceClient],
+    mp3_audio: AudioSample,
+) -> None:
+    radio_cluster.mounts().create(MOUNT)
+    leader = radio_cluster.node(radio_cluster.wait_leader())
+    wait_for(
+        lambda: leader.accepts_source("/_live/live.mp3", "dj-secret"),
+        timeout=5,
+        what="the leader to accept sources",
+    )
+    source = source_client_factory(
+        "127.0.0.1", leader.icecast.port, "/_live/live.mp3", password="dj-secret"
+    )
+    assert source.connect().status == 200
+    source.start_streaming(mp3_audio.data, mp3_audio.bytes_per_second)
+    others = [node for node in radio_cluster.nodes if node is not leader]
+    for node in others:
+        wait_for(
+            lambda node=node: (
+                listen(f"{node.icecast.base_url}/live.mp3", 4096, timeout=3).status == 200
+            ),
+            timeout=10,
+            what=f"audio on {node.name}",
+        )
+    listeners = [StreamRecorder(f"{node.icecast.base_url}/live.mp3").start() for node in others]
+    try:
+        lost_at = time.monotonic()
+        radio_cluster.etcd.kill(0)
+        radio_cluster.etcd.kill(1)
+
+        # Cut off from etcd, the leader stops taking sources within retry_timeout (and a
+        # probe's own connect), though its lease may still be alive.
+        wait_for(
+            lambda: not leader.accepts_source("/_live/live.mp3", "dj-secret"),
+            timeout=TEST_TIMING["retry_timeout"] + 1,
+            what="the leader to step down",
+            interval=0.02,
+        )
+        demoted_seconds = time.monotonic() - lost_at
+        assert demoted_seconds <= TEST_TIMING["retry_timeout"] + 0.5
+        # ... and it dropped the connected source: nothing feeds /_live/ any more.
+        wait_for(
+            lambda: source.stream_error is not None or source.bytes_sent >= len(mp3_audio.data),
+            timeout=10,
+            what="the source to be disconnected",
+        )
+        assert accepting_nodes(radio_cluster) == []
+
+        # Listeners elsewhere keep receiving audio (holding silence) without etcd.
+        observed_from = time.monotonic()
+        while time.monotonic() < observed_from + 3:  # a bounded observation window
+            assert all(listener.connected for listener in listeners)
+            time.sleep(0.1)
+        for listener in listeners:
+            assert listener.bytes_since(observed_from + 1) > 0, listener.url
+
+        radio_cluster.etcd.restart(0)
+        radio_cluster.etcd.restart(1)
+        new_leader = radio_cluster.wait_leader(timeout=2 * TEST_TIMING["ttl"] + 10)
+        wait_for(
+            lambda: accepting_nodes(radio_cluster) == [new_leader],
+            timeout=TEST_TIMING["ttl"] + 5,
+            what="one leader accepting sources again",
+            explain=radio_cluster.log_tails,
+        )
+        for listener in listeners:
+            assert listener.connected
+    finally:
+        for listener in listeners:
+            listener.stop()
+
+
+def test_a_mount_created_after_etcd_restarted_reaches_every_node(
+    radio_cluster: RadioCluster,
+) -> None:
+    radio_cluster.wait_leader()
+    for index in range(3):
+        radio_cluster.etcd.kill(index)
+    for index in range(3):
+        member = radio_cluster.etcd.members[index]
+        member.start(
+            radio_cluster.etcd.initial_cluster,
+            radio_cluster.etcd.token,
+            radio_cluster.etcd.directory.path / f"{member.name}.log",
+        )
+    for member in radio_cluster.etcd.members:
+        radio_cluster.etcd.wait_healthy(member)
+    radio_cluster.wait_leader(timeout=2 * TEST_TIMING["ttl"] + 10)
+
+    radio_cluster.mounts().create({"name": "after.mp3", "source_password": "pw-after"})
+
+    for node in radio_cluster.nodes:
+        wait_for(
+            lambda node=node: (
+                listen(f"{node.icecast.base_url}/after.mp3", 2048, timeout=2).status == 200
+            ),
+            timeout=TEST_TIMING["loop_wait"] + 5,
+            what=f"{node.name} to serve the new mount",
+            explain=radio_cluster.log_tails,
+        )
+
+
+def test_exactly_one_node_accepts_sources_at_every_sampled_instant_under_churn(
+    radio_cluster: RadioCluster,
+) -> None:
+    radio_cluster.mounts().create(MOUNT)
+    radio_cluster.wait_leader()
+    chooser = random.Random(2026)
+    samples = 0
+    both_seen = []
+    deadline = time.monotonic() + 40
+    for round_number in range(6):
+        if time.monotonic() > deadline:
+            break
+        leader = radio_cluster.node(radio_cluster.wait_leader(timeout=TEST_TIMING["ttl"] + 5))
+        if chooser.random() < 0.5:
+            leader.stop()  # graceful: hands over at once
+        else:
+            leader.kill()  # crash: the lease must expire first
+        settle_until = time.monotonic() + TEST_TIMING["ttl"] + 2
+        while time.monotonic() < settle_until:  # bounded sampling window
+            accepting = accepting_nodes(radio_cluster)
+            samples += 1
+            if len(accepting) > 1:
+                both_seen.append((round_number, accepting))
+        leader.start()
+    assert samples > 50
+    assert both_seen == []
+    assert len(accepting_nodes(radio_cluster)) == 1
