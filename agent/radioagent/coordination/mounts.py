@@ -33,6 +33,8 @@ class MountRepository:
                 mount = mount_from_json(value)
             except ValidationError:
                 continue
+            if self.layout.mount(mount.name) != metadata.key.decode(errors="replace"):
+                continue  # a spec filed under another mount's key
             mounts[mount.name] = (mount, metadata.mod_revision)
         return mounts
 

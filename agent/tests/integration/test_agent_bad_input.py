@@ -1,0 +1,128 @@
+"""Bad input gets a clear error and changes nothing: config files, mount specs, garbage
+written under the cluster's prefix."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from radioagent.coordination.mounts import MountConflict
+from radioagent.validation import ValidationError
+from tests.harness.agents import AGENT_SCRIPT, RadioCluster
+from tests.harness.clients import listen
+from tests.harness.waiting import wait_for
+
+pytestmark = pytest.mark.integration
+
+
+def run_agent(*arguments: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [AGENT_SCRIPT, *arguments], capture_output=True, text=True, timeout=30, check=False
+    )
+
+
+def test_check_config_accepts_a_valid_file(radio_cluster: RadioCluster) -> None:
+    node = radio_cluster.nodes[0]
+    result = run_agent("--config", str(node.config_path), "--check-config")
+    assert result.returncode == 0, result.stderr
+    assert "ok (node node1)" in result.stdout
+
+
+def test_an_invalid_config_is_refused_naming_each_key_and_touches_nothing(
+    radio_cluster: RadioCluster, tmp_path: Path
+) -> None:
+    node = radio_cluster.nodes[0]
+    icecast_config_before = node.icecast.config_path.read_text()
+    broken = dict(node.config)
+    broken["timing"] = {"ttl": 4, "loop_wait": 1, "retry_timeout": 3, "tll": 1}
+    broken["node"] = {"name": "Bad Name", "address": "127.0.0.1"}
+    path = tmp_path / "broken.yml"
+    path.write_text(yaml.safe_dump(broken))
+
+    for extra in ([], ["--check-config"]):
+        result = run_agent("--config", str(path), *extra)
+        assert result.returncode == 2
+        lines = result.stderr.splitlines()
+        assert any("timing.tll: unknown key" in line for line in lines), result.stderr
+        assert any("node.name: 'Bad Name' is not valid" in line for line in lines)
+        assert "Traceback" not in result.stderr
+    assert node.icecast.config_path.read_text() == icecast_config_before
+
+
+def test_a_missing_config_file_is_one_clear_line(tmp_path: Path) -> None:
+    result = run_agent("--config", str(tmp_path / "nope.yml"))
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        f"radio-agent: {tmp_path / 'nope.yml'}: {tmp_path / 'nope.yml'}: cannot read "
+        "(No such file or directory)"
+    )
+
+
+def test_invalid_mount_specs_are_refused_and_nothing_is_written(
+    radio_cluster: RadioCluster,
+) -> None:
+    repository = radio_cluster.mounts()
+    revision_before = radio_cluster.client().status().raft_index
+    bad_specs = [
+        {"name": "../etc/passwd", "source_password": "pw"},
+        {"name": "ok.mp3", "source_password": "has space"},
+        {"name": "ok.mp3", "source_password": "pw", "format": {"codec": "wma"}},
+        {"name": "ok.mp3", "source_password": "pw", "fallback": "missing.mp3"},
+        {"name": "ok.mp3", "source_password": "pw", "transcode": {"parent": "none.mp3"}},
+    ]
+    for spec in bad_specs:
+        with pytest.raises(ValidationError):
+            repository.create(spec)
+    assert repository.list() == {}
+    assert radio_cluster.client().status().raft_index == revision_before
+
+    repository.create({"name": "ok.mp3", "source_password": "pw"})
+    with pytest.raises(MountConflict, match="already exists"):
+        repository.create({"name": "ok.mp3", "source_password": "other"})
+    with pytest.raises(MountConflict, match="does not exist"):
+        repository.update("nope.mp3", {"max_listeners": 3})
+    with pytest.raises(ValidationError, match="max_listeners"):
+        repository.update("ok.mp3", {"max_listeners": -3})
+    assert repository.get("ok.mp3").source_password == "pw"
+
+
+def test_garbage_under_the_prefix_is_ignored_and_changes_nothing(
+    radio_cluster: RadioCluster,
+) -> None:
+    repository = radio_cluster.mounts()
+    repository.create({"name": "good.mp3", "source_password": "pw-good"})
+    for node in radio_cluster.nodes:
+        wait_for(
+            lambda node=node: (
+                listen(f"{node.icecast.base_url}/good.mp3", 2048, timeout=2).status == 200
+            ),
+            timeout=5,
+            what=f"{node.name} to serve good.mp3",
+        )
+    configs_before = {
+        node.name: node.icecast.config_path.read_text() for node in radio_cluster.nodes
+    }
+
+    client = radio_cluster.client()
+    layout = radio_cluster.layout
+    client.put(layout.mount("junk.mp3"), "{not json")
+    client.put(layout.mount("liar.mp3"), '{"name": "other.mp3", "source_password": "x"}')
+    client.put(layout.mount("binary"), b"\xff\xfe\x00")
+    client.put(layout.node("ghost"), "[1, 2, 3]")
+    client.put(layout.root + "unknown/thing", "hello")
+
+    # The agents see the garbage at once (the watch wakes them) and must shrug it off.
+    for node in radio_cluster.nodes:
+        wait_for(
+            lambda node=node: "ignored in etcd" in node.log_tail(200),
+            timeout=5,
+            what=f"{node.name} to read the garbage",
+        )
+    for node in radio_cluster.nodes:
+        assert node.is_running(), node.log_tail()
+        assert node.icecast.config_path.read_text() == configs_before[node.name]
+        assert listen(f"{node.icecast.base_url}/good.mp3", 2048, timeout=2).status == 200
+    assert set(repository.list()) == {"good.mp3"}
