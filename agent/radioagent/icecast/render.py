@@ -6,8 +6,7 @@ Every node, the leader included, runs the same three mounts per public mount /<n
   match: fencing at the moment a source connects, with no reload.
 - /<name>, what listeners play, relays /_live/<name> of the leader: the relay asks the
   local agent, which answers with a 302 to the current leader (Icecast 2.4 relays follow
-  it on every reconnect). Icecast keeps a relay's mount reserved while the relay is
-  configured, so sources never land on /<name>.
+  it on every reconnect). It is locked with a password no source has.
 - /_holding/<name> carries local silence and is /<name>'s fallback (fallback-override
   on), so listeners stay connected while the relay is away and move back when it returns.
 So a leader change rewrites nothing; only the leader's pulls of external URLs (relay_url
@@ -16,6 +15,7 @@ mounts) depend on the role.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -58,10 +58,16 @@ def local_api_url(config: AgentConfig) -> tuple[str, int]:
     return config.local_api.bind_address, config.local_api.port
 
 
+def lock_password(node_secret: str, mount_path: str) -> str:
+    """A password no source has, stable across renders (so it causes no reload)."""
+    return hashlib.sha256(f"radio-agent lock {mount_path} {node_secret}".encode()).hexdigest()
+
+
 def _mount(
     name: str,
     *,
     stream_auth_url: str | None = None,
+    username: str = HOLDING_FEED_USERNAME,
     password: str | None = None,
     max_listeners: int | None = None,
     fallback_mount: str | None = None,
@@ -70,7 +76,7 @@ def _mount(
     return {
         "name": name,
         "stream_auth_url": stream_auth_url,
-        "username": HOLDING_FEED_USERNAME if password else None,
+        "username": username if password else None,
         "password": password,
         "max_listeners": max_listeners,
         "fallback_mount": fallback_mount,
@@ -85,10 +91,12 @@ def mount_entries(config: AgentConfig, plan: IcecastPlan) -> list[dict]:
     for mount in plan.mounts:
         public_fallback = f"/{mount.fallback}" if mount.fallback else mount.holding_path
         entries += [
-            # The agent refuses every source on the public mount; it only relays.
+            # Listeners' mount: it only relays, so it is locked. Not URL auth: Icecast
+            # would queue every listener through its auth thread.
             _mount(
                 mount.path,
-                stream_auth_url=stream_auth_url,
+                username="locked",
+                password=lock_password(config.icecast.source_password, mount.path),
                 max_listeners=mount.max_listeners,
                 fallback_mount=public_fallback,
             ),

@@ -33,6 +33,7 @@ class AgentNode:
         icecast: IcecastServer,
         etcd_members: list[EtcdMember],
         prefix: str,
+        timing: dict[str, float] | None = None,
     ) -> None:
         self.name = name
         self.icecast = icecast
@@ -54,7 +55,7 @@ class AgentNode:
                 "log_dir": str(icecast.directory.path),
             },
             "local_api": {"port": free_port(), "bind_address": LOOPBACK},
-            "timing": dict(TEST_TIMING),
+            "timing": dict(timing or TEST_TIMING),
             "templates_dir": str(REPO_DIR / "templates"),
         }
         self.config_path = self.directory.path / "config.yml"
@@ -103,7 +104,12 @@ class AgentNode:
 class RadioCluster:
     """N agents, each with its own Icecast and etcd member, sharing a fresh key prefix."""
 
-    def __init__(self, etcd: EtcdCluster, icecasts: list[IcecastServer]) -> None:
+    def __init__(
+        self,
+        etcd: EtcdCluster,
+        icecasts: list[IcecastServer],
+        timing: dict[str, float] | None = None,
+    ) -> None:
         self.etcd = etcd
         self.prefix = f"/radio-test-{uuid.uuid4().hex[:8]}"
         self.layout = KeyLayout(self.prefix)
@@ -115,6 +121,7 @@ class RadioCluster:
                 # Its "local" member first, as on a real node, then the others.
                 members[index % len(members) :] + members[: index % len(members)],
                 self.prefix,
+                timing,
             )
             for index, icecast in enumerate(icecasts)
         ]

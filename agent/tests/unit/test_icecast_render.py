@@ -36,20 +36,32 @@ def relays(root: ElementTree.Element) -> list[dict[str, str]]:
     return [{child.tag: child.text for child in element} for element in root.iter("relay")]
 
 
-def test_every_mount_asks_the_local_agent_whether_to_take_a_source(
+def test_live_mounts_ask_the_local_agent_whether_to_take_a_source(
     agent_config: AgentConfig,
 ) -> None:
     for leading in (True, False):
-        settings = mount_settings(rendered(agent_config, leading))
-        for path in ("/live.mp3", "/_live/live.mp3"):
-            option = settings[path].find("authentication[@type='url']/option[@name='stream_auth']")
-            assert option is not None
-            assert option.get("value") == "http://127.0.0.1:8090/icecast/stream-auth"
-            # No password in the file: the agent holds the credentials and the leadership.
-            assert settings[path].find("password") is None
-        assert settings["/live.mp3"].findtext("max-listeners") == "40"
-        assert settings["/_live/live.mp3"].findtext("hidden") == "1"
-        assert settings["/_live/live.mp3"].find("fallback-mount") is None
+        live = mount_settings(rendered(agent_config, leading))["/_live/live.mp3"]
+        option = live.find("authentication[@type='url']/option[@name='stream_auth']")
+        assert option is not None
+        assert option.get("value") == "http://127.0.0.1:8090/icecast/stream-auth"
+        # No password in the file: the agent holds the credentials and the leadership.
+        assert live.find("password") is None
+        assert live.findtext("hidden") == "1"
+        assert live.find("fallback-mount") is None
+
+
+def test_public_mounts_are_locked_with_a_password_no_source_has(
+    agent_config: AgentConfig,
+) -> None:
+    settings = mount_settings(rendered(agent_config, leading=True))
+    public = settings["/live.mp3"]
+    assert public.findtext("username") == "locked"
+    lock = public.findtext("password")
+    assert lock not in ("dj&pw!", "node-internal", "")
+    assert len(lock) == 64
+    assert settings["/backup.mp3"].findtext("password") != lock  # one per mount
+    assert public.find("authentication") is None  # listeners skip Icecast's auth queue
+    assert public.findtext("max-listeners") == "40"
 
 
 def test_every_mount_falls_back_to_its_holding_mount_with_override(

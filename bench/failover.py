@@ -1,0 +1,255 @@
+"""Failover benchmark: real etcd (3 members), 3 Icecasts, 3 agents on loopback.
+
+Each round builds a fresh cluster and measures:
+- mount_propagation_s: mount created in etcd -> every node serves it (valid MP3);
+- crash_failover_s: leader node killed (agent and Icecast) -> a new leader takes sources;
+- graceful_failover_s: leader agent SIGTERMed -> a new leader takes sources;
+- listener_gap_s / listeners_dropped: listeners on the other nodes across both changes
+  (longest time without a byte; connections lost).
+The last stdout line is one JSON object; bench/results/failover.json gets the same.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO_DIR = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO_DIR / "agent"))
+
+from tests.harness.agents import (  # noqa: E402
+    TEST_TIMING,
+    AgentNode,
+    RadioCluster,
+    icecast_settings_for_agents,
+)
+from tests.harness.audio import analyse_mp3  # noqa: E402
+from tests.harness.clients import SourceClient, StreamRecorder, is_slice_of, listen  # noqa: E402
+from tests.harness.etcd import EtcdCluster  # noqa: E402
+from tests.harness.icecast import IcecastServer  # noqa: E402
+from tests.harness.media import AudioSample, make_mp3  # noqa: E402
+from tests.harness.processes import stop_all_started  # noqa: E402
+from tests.harness.waiting import wait_for  # noqa: E402
+
+RESULTS_FILE = REPO_DIR / "bench" / "results" / "failover.json"
+DJ_CREDENTIAL = "dj-secret"
+POLL = 0.02
+LISTENERS_PER_NODE = 4
+
+
+def serves_mp3(node: AgentNode, mount: str) -> bool:
+    received = listen(f"{node.icecast.base_url}{mount}", 2048, timeout=1)
+    return received.status == 200 and not analyse_mp3(received.body).problems(min_frames=2)
+
+
+def time_until(condition: object, timeout: float, what: str) -> float:
+    started = time.monotonic()
+    wait_for(condition, timeout=timeout, what=what, interval=POLL)  # type: ignore[arg-type]
+    return time.monotonic() - started
+
+
+def start_source(node: AgentNode, audio: AudioSample) -> SourceClient:
+    source = SourceClient("127.0.0.1", node.icecast.port, "/_live/live.mp3", password=DJ_CREDENTIAL)
+    if source.connect().status != 200:
+        raise RuntimeError(f"{node.name} refused the source")
+    source.start_streaming(audio.data, audio.bytes_per_second)
+    return source
+
+
+def wait_live(nodes: list[AgentNode], audio: AudioSample) -> None:
+    for node in nodes:
+        wait_for(
+            lambda node=node: is_slice_of(
+                listen(f"{node.icecast.base_url}/live.mp3", 8192, timeout=3).body[-4096:],
+                audio.data,
+            ),
+            timeout=15,
+            what=f"live audio on {node.name}",
+        )
+
+
+def measure_propagation(cluster: RadioCluster, mounts: int) -> list[float]:
+    """Seconds from creating each mount to every node serving it (holding silence)."""
+    propagation = []
+    phases = random.Random(7)  # noqa: S311 - timing jitter, not security
+    for index in range(mounts):
+        name = "live.mp3" if index == 0 else f"extra{index}.mp3"
+        # Operators create mounts at any moment; without this, each creation would follow
+        # the previous mount's arrival, i.e. land just after an Icecast reload tick.
+        time.sleep(phases.uniform(0, 1))
+        created = time.monotonic()
+        cluster.mounts().create({"name": name, "source_password": DJ_CREDENTIAL})
+        for node in cluster.nodes:
+            wait_for(
+                lambda node=node, name=name: serves_mp3(node, f"/{name}"),
+                timeout=10,
+                what=f"/{name} on {node.name}",
+                interval=POLL,
+            )
+        propagation.append(time.monotonic() - created)
+    return propagation
+
+
+def change_leader(
+    cluster: RadioCluster,
+    leader: AgentNode,
+    sources: list[SourceClient],
+    ttl: float,
+    *,
+    crash: bool,
+) -> tuple[AgentNode, float]:
+    """Crash the leader node (agent and Icecast) or SIGTERM its agent; the studio's
+    connection drops with it. Returns the next leader and the seconds until it took a
+    source."""
+    started = time.monotonic()
+    if crash:
+        leader.kill()
+        leader.icecast.process.kill()
+    else:
+        leader.stop()
+    sources.pop().stop()
+    new_leader = cluster.node(cluster.wait_leader(timeout=ttl + 10, other_than=leader.name))
+    wait_for(
+        lambda: new_leader.accepts_source("/_live/live.mp3", DJ_CREDENTIAL),
+        timeout=ttl + 10,
+        what=f"{new_leader.name} to take sources",
+        interval=POLL,
+    )
+    return new_leader, time.monotonic() - started
+
+
+def one_round(audio: AudioSample, timing: dict[str, float], mounts: int) -> dict:
+    etcd = EtcdCluster(3)
+    icecasts: list[IcecastServer] = []
+    cluster: RadioCluster | None = None
+    sources: list[SourceClient] = []
+    listeners: list[StreamRecorder] = []
+    try:
+        etcd.start()
+        for _ in range(3):
+            icecast = IcecastServer(icecast_settings_for_agents())
+            icecast.start()
+            icecasts.append(icecast)
+        cluster = RadioCluster(etcd, icecasts, timing)
+        cluster.start()
+        ttl = timing["ttl"]
+
+        propagation = measure_propagation(cluster, mounts)
+
+        leader = cluster.node(cluster.wait_leader())
+        sources.append(start_source(leader, audio))
+        others = [node for node in cluster.nodes if node is not leader]
+        wait_live(others, audio)
+        listeners = [
+            StreamRecorder(f"{node.icecast.base_url}/live.mp3", max_seconds=120).start()
+            for node in others
+            for _ in range(LISTENERS_PER_NODE)
+        ]
+        wait_for(
+            lambda: all(listener.arrivals for listener in listeners),
+            timeout=10,
+            what="every listener to receive audio",
+        )
+
+        crashed = time.monotonic()
+        new_leader, crash_failover = change_leader(cluster, leader, sources, ttl, crash=True)
+        sources.append(start_source(new_leader, audio))
+        wait_live(others, audio)
+
+        remaining = [node for node in others if node is not new_leader]
+        graceful_leader, graceful_failover = change_leader(
+            cluster, new_leader, sources, ttl, crash=False
+        )
+        sources.append(start_source(graceful_leader, audio))
+        wait_live(remaining, audio)
+        settled = time.monotonic()
+
+        # Listeners on the node whose agent stopped lose the relay for good (no agent to
+        # redirect it); count the others, which must all stay.
+        watched = [
+            listener
+            for listener in listeners
+            if not listener.url.startswith(new_leader.icecast.base_url)
+        ]
+        return {
+            "mount_propagation_s": propagation,
+            "crash_failover_s": crash_failover,
+            "graceful_failover_s": graceful_failover,
+            "listener_gap_s": max(listener.longest_gap(crashed, settled) for listener in watched),
+            "listeners_dropped": sum(not listener.connected for listener in watched),
+            "listeners_watched": len(watched),
+        }
+    finally:
+        for listener in listeners:
+            listener.stop()
+        for source in sources:
+            source.stop()
+        if cluster is not None:
+            cluster.stop()
+        for icecast in icecasts:
+            icecast.stop()
+        etcd.stop()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--mounts", type=int, default=3, help="mounts created per round")
+    parser.add_argument("--ttl", type=float, default=TEST_TIMING["ttl"])
+    parser.add_argument("--loop-wait", type=float, default=TEST_TIMING["loop_wait"])
+    parser.add_argument("--retry-timeout", type=float, default=TEST_TIMING["retry_timeout"])
+    arguments = parser.parse_args()
+    if arguments.rounds < 1 or arguments.mounts < 1:
+        parser.error("--rounds and --mounts must be at least 1")
+    if os.geteuid() != 0:
+        parser.error("run as root: Icecast and Liquidsoap run as their own users")
+    timing = {
+        "ttl": arguments.ttl,
+        "loop_wait": arguments.loop_wait,
+        "retry_timeout": arguments.retry_timeout,
+    }
+    media_dir = Path(tempfile.mkdtemp(prefix="radio-bench-"))
+    rounds = []
+    try:
+        audio = make_mp3(media_dir / "noise.mp3", seconds=60)
+        for number in range(arguments.rounds):
+            rounds.append(one_round(audio, timing, arguments.mounts))
+            print(f"round {number + 1}: {json.dumps(rounds[-1])}", flush=True)
+    finally:
+        stop_all_started()
+        for file in media_dir.iterdir():
+            file.unlink()
+        media_dir.rmdir()
+    propagation = [value for result in rounds for value in result["mount_propagation_s"]]
+    summary = {
+        "ttl_s": arguments.ttl,
+        "loop_wait_s": arguments.loop_wait,
+        "retry_timeout_s": arguments.retry_timeout,
+        "rounds": arguments.rounds,
+        "crash_failover_s": round(statistics.median(r["crash_failover_s"] for r in rounds), 3),
+        "crash_failover_max_s": round(max(r["crash_failover_s"] for r in rounds), 3),
+        "graceful_failover_s": round(
+            statistics.median(r["graceful_failover_s"] for r in rounds), 3
+        ),
+        "graceful_failover_max_s": round(max(r["graceful_failover_s"] for r in rounds), 3),
+        "listener_gap_s": round(max(r["listener_gap_s"] for r in rounds), 3),
+        "listeners_dropped": sum(r["listeners_dropped"] for r in rounds),
+        "listeners_watched": sum(r["listeners_watched"] for r in rounds),
+        "mount_propagation_s": round(statistics.median(propagation), 3),
+        "mount_propagation_max_s": round(max(propagation), 3),
+    }
+    RESULTS_FILE.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS_FILE.write_text(json.dumps(summary, indent=2) + "\n")
+    print(json.dumps(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
