@@ -19,6 +19,7 @@ import statistics
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 REPO_DIR = Path(__file__).resolve().parent.parent
@@ -45,7 +46,7 @@ LISTENERS_PER_NODE = 4
 
 
 def serves_mp3(node: AgentNode, mount: str) -> bool:
-    received = listen(f"{node.icecast.base_url}{mount}", 2048, timeout=1)
+    received = listen(f"{node.icecast.base_url}{mount}", 2048, timeout=0.5)
     return received.status == 200 and not analyse_mp3(received.body).problems(min_frames=2)
 
 
@@ -75,25 +76,33 @@ def wait_live(nodes: list[AgentNode], audio: AudioSample) -> None:
         )
 
 
+def seconds_until_served(node: AgentNode, mount: str, since: float) -> float:
+    wait_for(
+        lambda: serves_mp3(node, mount), timeout=10, what=f"{mount} on {node.name}", interval=POLL
+    )
+    return time.monotonic() - since
+
+
 def measure_propagation(cluster: RadioCluster, mounts: int) -> list[float]:
-    """Seconds from creating each mount to every node serving it (holding silence)."""
+    """Seconds from creating each mount until the last node serves it (holding silence),
+    every node polled at once."""
     propagation = []
     phases = random.Random(7)  # noqa: S311 - timing jitter, not security
-    for index in range(mounts):
-        name = "live.mp3" if index == 0 else f"extra{index}.mp3"
-        # Operators create mounts at any moment; without this, each creation would follow
-        # the previous mount's arrival, i.e. land just after an Icecast reload tick.
-        time.sleep(phases.uniform(0, 1))
-        created = time.monotonic()
-        cluster.mounts().create({"name": name, "source_password": DJ_CREDENTIAL})
-        for node in cluster.nodes:
-            wait_for(
-                lambda node=node, name=name: serves_mp3(node, f"/{name}"),
-                timeout=10,
-                what=f"/{name} on {node.name}",
-                interval=POLL,
+    with ThreadPoolExecutor(max_workers=len(cluster.nodes)) as pool:
+        for index in range(mounts):
+            name = "live.mp3" if index == 0 else f"extra{index}.mp3"
+            # Operators create mounts at any moment; without this, each creation would
+            # follow the previous mount's arrival, just after an Icecast reload tick.
+            time.sleep(phases.uniform(0, 1))
+            created = time.monotonic()
+            cluster.mounts().create({"name": name, "source_password": DJ_CREDENTIAL})
+            per_node = pool.map(
+                lambda node, name=name, created=created: seconds_until_served(
+                    node, f"/{name}", created
+                ),
+                cluster.nodes,
             )
-        propagation.append(time.monotonic() - created)
+            propagation.append(max(per_node))
     return propagation
 
 
