@@ -24,7 +24,7 @@ from packaging.version import Version
 
 REPO_DIR = Path(__file__).resolve().parent.parent
 DEBIAN_PYTHON_DIR = "/usr/lib/python3/dist-packages"
-AGENT_RUNTIME_MODULES = ("etcd3", "aiohttp", "jinja2", "prometheus_client")
+AGENT_RUNTIME_MODULES = ("etcd3", "aiohttp", "jinja2", "prometheus_client", "yaml")
 SERVICE_BINARIES = ("etcd", "etcdctl", "icecast2", "liquidsoap", "ffmpeg", "ffprobe", "wrk")
 SERVICE_USERS = ("icecast2", "liquidsoap")
 

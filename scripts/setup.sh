@@ -10,7 +10,8 @@ venv_dir="${repo_dir}/.venv"
 # What nodes run (services and the agent's Python dependencies), plus test and bench tools.
 debian_packages=(
   etcd-server etcd-client icecast2 liquidsoap
-  python3-etcd3 python3-aiohttp python3-jinja2 python3-prometheus-client python3-venv
+  python3-etcd3 python3-aiohttp python3-jinja2 python3-prometheus-client python3-yaml
+  python3-venv
   ffmpeg wrk nginx-light iproute2 procps make git
 )
 

@@ -118,3 +118,10 @@ def test_unreadable_and_malformed_files_are_reported(tmp_path: Path) -> None:
     scalar.write_text("just a string\n")
     with pytest.raises(ValidationError, match="expected a mapping at the top level"):
         load_config(scalar)
+
+
+def test_the_example_config_in_the_repository_is_valid() -> None:
+    raw = yaml.safe_load((Path(__file__).resolve().parents[2] / "config.example.yml").read_text())
+    raw["templates_dir"] = REPO_TEMPLATES  # the example names the installed location
+    config = parse_config(raw)
+    assert config.timing.loop_wait + 2 * config.timing.retry_timeout <= config.timing.ttl
