@@ -61,6 +61,14 @@ class LocalApiSettings:
 
 
 @dataclass(frozen=True)
+class HoldingSettings:
+    """Holding silence for codecs other than MP3 is encoded once by Liquidsoap and cached."""
+
+    cache_dir: str = "/var/cache/radio-agent"
+    liquidsoap_command: tuple[str, ...] = ("liquidsoap",)
+
+
+@dataclass(frozen=True)
 class Timing:
     """Seconds. loop_wait + 2 * retry_timeout <= ttl, so a node that loses etcd demotes
     itself before its lease can expire and another node takes over."""
@@ -85,10 +93,21 @@ class AgentConfig:
     timing: Timing
     limits: Limits
     local_api: LocalApiSettings = LocalApiSettings()
+    holding: HoldingSettings = HoldingSettings()
     templates_dir: str = DEFAULT_TEMPLATES_DIR
 
 
-SECTIONS = {"node", "etcd", "icecast", "timing", "limits", "local_api", "templates_dir"}
+SECTIONS = {
+    "node",
+    "etcd",
+    "icecast",
+    "timing",
+    "limits",
+    "local_api",
+    "holding",
+    "templates_dir",
+}
+HOLDING_KEYS = {"cache_dir", "liquidsoap_command"}
 LOCAL_API_KEYS = {"port", "bind_address"}
 NODE_KEYS = {"name", "address"}
 ETCD_KEYS = {"endpoints", "prefix", "ca_file", "cert_file", "key_file"}
@@ -128,6 +147,16 @@ def _file_problem(field: str, value: Any) -> str | None:
         return None
     if not isinstance(value, str) or not Path(value).is_file():
         return f"{field}: {value!r} is not a readable file"
+    return None
+
+
+def _command_problem(field: str, command: Any) -> str | None:
+    if (
+        not isinstance(command, list)
+        or not command
+        or not all(isinstance(part, str) and part for part in command)
+    ):
+        return f"{field}: {command!r} is not a non-empty list of strings"
     return None
 
 
@@ -172,6 +201,7 @@ def parse_config(raw: Any) -> AgentConfig:
     timing_raw = _section(raw, "timing", TIMING_KEYS, problems)
     limits_raw = _section(raw, "limits", LIMITS_KEYS, problems)
     local_api = _section(raw, "local_api", LOCAL_API_KEYS, problems)
+    holding = _section(raw, "holding", HOLDING_KEYS, problems)
 
     name = _required(node, "node", "name", problems)
     address = _required(node, "node", "address", problems)
@@ -260,6 +290,14 @@ def parse_config(raw: Any) -> AgentConfig:
             f"icecast.reload_command: {reload_command!r} is not a non-empty list of strings "
             "(e.g. [systemctl, reload, icecast2])"
         )
+    checks.append(
+        _command_problem(
+            "holding.liquidsoap_command", holding.get("liquidsoap_command", ["liquidsoap"])
+        )
+    )
+    cache_dir = holding.get("cache_dir", "/var/cache/radio-agent")
+    if not isinstance(cache_dir, str) or not Path(cache_dir).is_absolute():
+        checks.append(f"holding.cache_dir: {cache_dir!r} is not an absolute path")
     if (etcd.get("cert_file") is None) != (etcd.get("key_file") is None):
         checks.append("etcd.cert_file and etcd.key_file: give both or neither")
     for key in ("max_listeners", "bandwidth_kbps"):
@@ -286,6 +324,12 @@ def parse_config(raw: Any) -> AgentConfig:
         timing=timing,
         limits=Limits(**limits_raw),
         local_api=LocalApiSettings(**local_api),
+        holding=HoldingSettings(
+            **{
+                **holding,
+                "liquidsoap_command": tuple(holding.get("liquidsoap_command", ["liquidsoap"])),
+            }
+        ),
         templates_dir=templates_dir,
     )
 

@@ -66,7 +66,9 @@ class Agent:
         self.keepalive_interval = max(0.1, timing.retry_timeout / 4)
         self.store = EtcdStore(config.etcd, self.layout, self.keepalive_interval, self.wake)
         self.icecast = IcecastControl(config.icecast)
-        self.holding = HoldingFeeds(config.icecast.port, config.icecast.source_password)
+        self.holding = HoldingFeeds(
+            config.icecast.port, config.icecast.source_password, config.holding
+        )
         self.health = AgentHealth()
         self.lease_id: int | None = None
         self.last_etcd_contact = float("-inf")

@@ -32,6 +32,7 @@ CODEC_CONTENT_TYPES = {
     "flac": "application/ogg",
 }
 SAMPLERATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)
+OPUS_SAMPLERATES = (8000, 12000, 16000, 24000, 48000)
 # Agent-owned mounts next to each public mount /<name>:
 # /_live/<name> takes the source, on the leader only; every node's /<name> relays it.
 # /_holding/<name> carries local silence, the fallback while the relay is away.
@@ -115,9 +116,11 @@ def _format_problems(where: str, given: Any) -> list[str]:
         check_int(f"{where}.channels", given.get("channels", 2), 1, 2),
     ]
     samplerate = given.get("samplerate", 44100)
-    if samplerate not in SAMPLERATES:
+    allowed = OPUS_SAMPLERATES if given.get("codec") == "opus" else SAMPLERATES
+    if samplerate not in allowed:
         checks.append(
-            f"{where}.samplerate: {samplerate!r} is not one of {', '.join(map(str, SAMPLERATES))}"
+            f"{where}.samplerate: {samplerate!r} is not one of {', '.join(map(str, allowed))}"
+            + (" (Opus)" if allowed is OPUS_SAMPLERATES else "")
         )
     return problems + [problem for problem in checks if problem]
 

@@ -55,6 +55,11 @@ class AgentNode:
                 "log_dir": str(icecast.directory.path),
             },
             "local_api": {"port": free_port(), "bind_address": LOOPBACK},
+            "holding": {
+                "cache_dir": str(self.directory.path / "holding-cache"),
+                # The agent runs as root here, and Liquidsoap refuses root.
+                "liquidsoap_command": ["runuser", "-u", "liquidsoap", "--", "liquidsoap"],
+            },
             "timing": dict(timing or TEST_TIMING),
             "templates_dir": str(REPO_DIR / "templates"),
         }

@@ -129,7 +129,12 @@ def test_mount_json_that_is_not_json_is_a_validation_error() -> None:
 
 def mount(name: str, codec: str = "mp3", **fields: object) -> MountSpec:
     return parse_mount(
-        {"name": name, "source_password": "pw", "format": {"codec": codec}, **fields}
+        {
+            "name": name,
+            "source_password": "pw",
+            "format": {"codec": codec, "samplerate": 48000},
+            **fields,
+        }
     )
 
 
@@ -148,3 +153,16 @@ def test_fallback_must_exist_and_share_the_container() -> None:
 def test_fallback_between_ogg_codecs_is_allowed() -> None:
     mounts = {"a": mount("a", codec="opus", fallback="b"), "b": mount("b", codec="vorbis")}
     assert cross_mount_problems(mounts) == []
+
+
+def test_opus_takes_only_its_own_samplerates() -> None:
+    problems = problems_of(
+        {
+            "name": "o.opus",
+            "source_password": "pw",
+            "format": {"codec": "opus", "samplerate": 44100},
+        }
+    )
+    assert problems == [
+        "format.samplerate: 44100 is not one of 8000, 12000, 16000, 24000, 48000 (Opus)"
+    ]

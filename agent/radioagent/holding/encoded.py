@@ -1,0 +1,100 @@
+"""Silence for codecs that need a real encoder (Vorbis, Opus, FLAC, AAC): encoded once per
+format by Liquidsoap (already on every node for transcoding), cached on disk, then looped
+by the feeder. Encoding 10 s of silence takes Liquidsoap ~2 s; the loop costs nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from radioagent.model import AudioFormat
+
+HOLDING_SECONDS = 10.0
+ENCODE_TIMEOUT_SECONDS = 120.0
+
+
+def liquidsoap_encoder(audio: AudioFormat) -> str:
+    """The Liquidsoap encoder for a format (Debian's build: no fdkaac, AAC via ffmpeg)."""
+    rate, channels, kbps = audio.samplerate, audio.channels, audio.bitrate_kbps
+    if audio.codec == "mp3":
+        stereo = "true" if channels == 2 else "false"
+        return f"%mp3(bitrate={kbps}, samplerate={rate}, stereo={stereo})"
+    if audio.codec == "vorbis":
+        return f"%ogg(%vorbis.abr(samplerate={rate}, channels={channels}, bitrate={kbps}))"
+    if audio.codec == "opus":
+        return f"%ogg(%opus(samplerate={rate}, channels={channels}, bitrate={kbps}))"
+    if audio.codec == "flac":
+        return f"%ogg(%flac(samplerate={rate}, channels={channels}))"
+    if audio.codec == "aac":
+        return (
+            f'%ffmpeg(format="adts", %audio(codec="aac", b="{kbps}k", '
+            f"samplerate={rate}, channels={channels}))"
+        )
+    raise ValueError(f"no Liquidsoap encoder for codec {audio.codec!r}")
+
+
+def silence_script(audio: AudioFormat, output_path: str, seconds: float) -> str:
+    """A Liquidsoap script encoding `seconds` of silence as fast as it can, then exiting."""
+    lines = [
+        "settings.log.stdout.set(true)",
+        "settings.log.file.set(false)",
+        "settings.log.level.set(2)",
+        f"silence = once(blank(duration={float(seconds)!r}))",
+        'clock.assign_new(sync="none", [silence])',
+        # A JSON string is a valid Liquidsoap string literal.
+        f"output.file({liquidsoap_encoder(audio)}, {json.dumps(output_path)}, "
+        "fallible=true, on_stop=shutdown, silence)",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def cache_name(audio: AudioFormat) -> str:
+    return f"silence-{audio.codec}-{audio.bitrate_kbps}k-{audio.samplerate}-{audio.channels}ch"
+
+
+async def encoded_silence(
+    audio: AudioFormat, cache_dir: Path, liquidsoap_command: tuple[str, ...]
+) -> bytes:
+    """The format's holding silence, from the cache or encoded now (and cached)."""
+    cached = cache_dir / cache_name(audio)
+    with contextlib.suppress(FileNotFoundError):
+        return cached.read_bytes()
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    # Liquidsoap may run as another user (it refuses root): give it a directory it can use.
+    work_dir = Path(tempfile.mkdtemp(prefix=".encode-", dir=cache_dir))
+    try:
+        work_dir.chmod(0o777)
+        output = work_dir / "silence"
+        script = work_dir / "silence.liq"
+        script.write_text(silence_script(audio, str(output), HOLDING_SECONDS))
+        script.chmod(0o644)
+        process = await asyncio.create_subprocess_exec(
+            *liquidsoap_command,
+            str(script),
+            cwd=work_dir,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        try:
+            log_output, _ = await asyncio.wait_for(process.communicate(), ENCODE_TIMEOUT_SECONDS)
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+            raise
+        if process.returncode != 0 or not output.exists() or output.stat().st_size == 0:
+            tail = log_output.decode(errors="replace").strip().splitlines()[-3:]
+            raise RuntimeError(f"Liquidsoap could not encode {cache_name(audio)}: {tail}")
+        data = output.read_bytes()
+        temporary = cache_dir / f".{cached.name}.{os.getpid()}"
+        temporary.write_bytes(data)
+        os.replace(temporary, cached)
+        return data
+    finally:
+        for leftover in work_dir.iterdir():
+            leftover.unlink()
+        work_dir.rmdir()

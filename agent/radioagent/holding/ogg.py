@@ -1,0 +1,60 @@
+"""Ogg pages: split a stream into pages and give a page a new serial number. Pure.
+
+A holding file looped as is would repeat its logical stream with the same serial, which
+Ogg forbids within one physical stream; each loop gets a fresh serial (and so valid CRCs),
+making the loop a proper chain, as Icecast itself produces on metadata changes.
+"""
+
+from __future__ import annotations
+
+OGG_CAPTURE = b"OggS"
+OGG_HEADER_BYTES = 27
+SERIAL_OFFSET = 14
+CRC_OFFSET = 22
+
+
+def _crc_table() -> tuple[int, ...]:
+    table = []
+    for byte in range(256):
+        crc = byte << 24
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x04C11DB7) if crc & 0x80000000 else crc << 1
+        table.append(crc & 0xFFFFFFFF)
+    return tuple(table)
+
+
+_CRC_TABLE = _crc_table()
+
+
+def ogg_crc(page: bytes) -> int:
+    """Ogg's CRC-32 (polynomial 0x04C11DB7, not reflected, no final xor): not zlib's."""
+    crc = 0
+    for byte in page:
+        crc = ((crc << 8) & 0xFFFFFFFF) ^ _CRC_TABLE[(crc >> 24) ^ byte]
+    return crc
+
+
+def split_pages(data: bytes) -> list[bytes]:
+    """The pages of a complete Ogg stream; ValueError if it is not one."""
+    pages = []
+    position = 0
+    while position < len(data):
+        if data[position : position + 4] != OGG_CAPTURE or position + OGG_HEADER_BYTES > len(data):
+            raise ValueError(f"no Ogg page at byte {position}")
+        segments = data[position + 26]
+        body = sum(data[position + OGG_HEADER_BYTES : position + OGG_HEADER_BYTES + segments])
+        length = OGG_HEADER_BYTES + segments + body
+        if position + length > len(data):
+            raise ValueError(f"Ogg page at byte {position} is cut short")
+        pages.append(data[position : position + length])
+        position += length
+    return pages
+
+
+def with_serial(page: bytes, serial: int) -> bytes:
+    """The page with another stream serial number and its CRC recomputed."""
+    rewritten = bytearray(page)
+    rewritten[SERIAL_OFFSET : SERIAL_OFFSET + 4] = serial.to_bytes(4, "little")
+    rewritten[CRC_OFFSET : CRC_OFFSET + 4] = b"\0\0\0\0"
+    rewritten[CRC_OFFSET : CRC_OFFSET + 4] = ogg_crc(bytes(rewritten)).to_bytes(4, "little")
+    return bytes(rewritten)
