@@ -21,6 +21,7 @@ from tests.harness.icecast import IcecastServer, IcecastSettings
 from tests.harness.liquidsoap import LiquidsoapTone
 from tests.harness.media import AudioSample, make_mp3, make_ogg_vorbis
 from tests.harness.processes import (
+    ServiceDirectory,
     kill_processes,
     processes_left_in_started_sessions,
     stop_all_started,
@@ -165,13 +166,25 @@ def ogg_audio(media_dir: Path) -> AudioSample:
     return make_ogg_vorbis(media_dir / "noise.ogg")
 
 
+@pytest.fixture(scope="session")
+def holding_cache_dir() -> Iterator[Path]:
+    """Shared by every test cluster: Liquidsoap encodes each format's silence once."""
+    directory = ServiceDirectory("holding-cache")
+    try:
+        yield directory.path
+    finally:
+        directory.remove()
+
+
 @pytest.fixture
 def radio_cluster(
-    etcd_cluster: EtcdCluster, icecast_factory: Callable[..., IcecastServer]
+    etcd_cluster: EtcdCluster,
+    icecast_factory: Callable[..., IcecastServer],
+    holding_cache_dir: Path,
 ) -> Iterator[RadioCluster]:
     """Three radio-agent processes, each with its own Icecast and etcd member; one leads."""
     icecasts = [icecast_factory(icecast_settings_for_agents()) for _ in range(3)]
-    cluster = RadioCluster(etcd_cluster, icecasts)
+    cluster = RadioCluster(etcd_cluster, icecasts, holding_cache_dir=holding_cache_dir)
     try:
         cluster.start()
         yield cluster

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import json
 import os
 import tempfile
@@ -56,14 +57,38 @@ def cache_name(audio: AudioFormat) -> str:
     return f"silence-{audio.codec}-{audio.bitrate_kbps}k-{audio.samplerate}-{audio.channels}ch"
 
 
+_encoding_locks: dict[str, asyncio.Lock] = {}
+
+
 async def encoded_silence(
     audio: AudioFormat, cache_dir: Path, liquidsoap_command: tuple[str, ...]
 ) -> bytes:
-    """The format's holding silence, from the cache or encoded now (and cached)."""
+    """The format's holding silence, from the cache or encoded now (and cached). One
+    encode per format at a time, in this agent and across processes sharing the cache."""
     cached = cache_dir / cache_name(audio)
     with contextlib.suppress(FileNotFoundError):
         return cached.read_bytes()
     cache_dir.mkdir(parents=True, exist_ok=True)
+    async with _encoding_locks.setdefault(cached.name, asyncio.Lock()):
+        lock_fd = os.open(cache_dir / f".{cached.name}.lock", os.O_CREAT | os.O_RDWR, 0o644)
+        try:
+            await asyncio.get_running_loop().run_in_executor(
+                None, fcntl.flock, lock_fd, fcntl.LOCK_EX
+            )
+            with contextlib.suppress(FileNotFoundError):
+                return cached.read_bytes()  # another process encoded it meanwhile
+            data = await _encode(audio, cache_dir, liquidsoap_command)
+            temporary = cache_dir / f".{cached.name}.{os.getpid()}"
+            temporary.write_bytes(data)
+            os.replace(temporary, cached)
+            return data
+        finally:
+            os.close(lock_fd)  # closing releases the lock
+
+
+async def _encode(
+    audio: AudioFormat, cache_dir: Path, liquidsoap_command: tuple[str, ...]
+) -> bytes:
     # Liquidsoap may run as another user (it refuses root): give it a directory it can use.
     work_dir = Path(tempfile.mkdtemp(prefix=".encode-", dir=cache_dir))
     try:
@@ -89,11 +114,7 @@ async def encoded_silence(
         if process.returncode != 0 or not output.exists() or output.stat().st_size == 0:
             tail = log_output.decode(errors="replace").strip().splitlines()[-3:]
             raise RuntimeError(f"Liquidsoap could not encode {cache_name(audio)}: {tail}")
-        data = output.read_bytes()
-        temporary = cache_dir / f".{cached.name}.{os.getpid()}"
-        temporary.write_bytes(data)
-        os.replace(temporary, cached)
-        return data
+        return output.read_bytes()
     finally:
         for leftover in work_dir.iterdir():
             leftover.unlink()

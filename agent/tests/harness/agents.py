@@ -33,7 +33,9 @@ class AgentNode:
         icecast: IcecastServer,
         etcd_members: list[EtcdMember],
         prefix: str,
+        *,
         timing: dict[str, float] | None = None,
+        holding_cache_dir: Path | None = None,
     ) -> None:
         self.name = name
         self.icecast = icecast
@@ -56,7 +58,7 @@ class AgentNode:
             },
             "local_api": {"port": free_port(), "bind_address": LOOPBACK},
             "holding": {
-                "cache_dir": str(self.directory.path / "holding-cache"),
+                "cache_dir": str(holding_cache_dir or self.directory.path / "holding-cache"),
                 # The agent runs as root here, and Liquidsoap refuses root.
                 "liquidsoap_command": ["runuser", "-u", "liquidsoap", "--", "liquidsoap"],
             },
@@ -114,6 +116,7 @@ class RadioCluster:
         etcd: EtcdCluster,
         icecasts: list[IcecastServer],
         timing: dict[str, float] | None = None,
+        holding_cache_dir: Path | None = None,
     ) -> None:
         self.etcd = etcd
         self.prefix = f"/radio-test-{uuid.uuid4().hex[:8]}"
@@ -126,7 +129,8 @@ class RadioCluster:
                 # Its "local" member first, as on a real node, then the others.
                 members[index % len(members) :] + members[: index % len(members)],
                 self.prefix,
-                timing,
+                timing=timing,
+                holding_cache_dir=holding_cache_dir,
             )
             for index, icecast in enumerate(icecasts)
         ]

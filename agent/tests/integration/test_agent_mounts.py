@@ -3,13 +3,17 @@ connected while the leader changes."""
 
 from __future__ import annotations
 
+import json
+import subprocess
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 
 from tests.harness.agents import TEST_TIMING, AgentNode, RadioCluster
-from tests.harness.audio import analyse_mp3
+from tests.harness.audio import analyse_mp3, analyse_ogg
 from tests.harness.clients import SourceClient, StreamRecorder, is_slice_of, listen
 from tests.harness.media import AudioSample
 from tests.harness.waiting import wait_for
@@ -161,6 +165,139 @@ def test_listeners_on_other_nodes_stay_connected_through_a_leader_crash(
             assert listener.status == 200
             assert listener.longest_gap(crashed_at, settled_at) < 3.0
             assert listener.bytes_since(settled_at - 1) > 0
+    finally:
+        for listener in listeners:
+            listener.stop()
+
+
+HOLDING_FORMATS = {
+    "hold.ogg": {"codec": "vorbis", "bitrate_kbps": 96, "samplerate": 44100, "channels": 2},
+    "hold.opus": {"codec": "opus", "bitrate_kbps": 48, "samplerate": 48000, "channels": 1},
+    "hold.flac": {"codec": "flac", "samplerate": 22050, "channels": 1},
+    "hold.aac": {"codec": "aac", "bitrate_kbps": 64, "samplerate": 32000, "channels": 2},
+    "hold.mp3": {"codec": "mp3", "bitrate_kbps": 64, "samplerate": 22050, "channels": 1},
+}
+FFPROBE_CODEC = {"vorbis": "vorbis", "opus": "opus", "flac": "flac", "aac": "aac", "mp3": "mp3"}
+
+
+def probe_stream(data: bytes, directory: Path) -> dict[str, str]:
+    """What a real decoder (ffprobe) makes of captured bytes."""
+    sample = directory / "capture"
+    sample.write_bytes(data)
+    result = subprocess.run(
+        [
+            "ffprobe",
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=codec_name,sample_rate,channels",
+            "-of",
+            "json",
+            str(sample),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    streams = json.loads(result.stdout or "{}").get("streams", [])
+    return streams[0] if streams else {"error": result.stderr.strip()}
+
+
+def capture_when_served(node: AgentNode, name: str) -> bytes:
+    """What a listener gets in 1.5 s, once the node serves the mount (Liquidsoap encodes
+    a non-MP3 format's silence on first use, ~2 s)."""
+
+    def served() -> bytes | None:
+        received = listen(f"{node.icecast.base_url}/{name}", 1 << 20, timeout=1.5)
+        return received.body if received.status == 200 and received.body else None
+
+    return wait_for(served, timeout=30, what=f"{node.name} to serve /{name}")
+
+
+def test_holding_audio_on_every_node_is_in_each_mounts_exact_format(
+    radio_cluster: RadioCluster, tmp_path: Path
+) -> None:
+    repository = radio_cluster.mounts()
+    for name, audio_format in HOLDING_FORMATS.items():
+        repository.create({"name": name, "source_password": "pw", "format": audio_format})
+    cases = [(node, name) for node in radio_cluster.nodes for name in HOLDING_FORMATS]
+
+    with ThreadPoolExecutor(max_workers=len(cases)) as pool:
+        captures = list(pool.map(lambda case: capture_when_served(*case), cases))
+
+    for (node, name), captured in zip(cases, captures, strict=True):
+        audio_format = HOLDING_FORMATS[name]
+        probed = probe_stream(captured, tmp_path)
+        assert probed.get("codec_name") == FFPROBE_CODEC[audio_format["codec"]], (node.name, probed)
+        assert int(probed["sample_rate"]) == audio_format["samplerate"], (node.name, name, probed)
+        assert probed["channels"] == audio_format["channels"], (node.name, name, probed)
+
+
+def test_ogg_listeners_stay_connected_with_valid_pages_through_a_leader_crash(
+    radio_cluster: RadioCluster,
+    source_client_factory: Callable[..., SourceClient],
+    ogg_audio: AudioSample,
+) -> None:
+    radio_cluster.mounts().create(
+        {
+            "name": "live.ogg",
+            "source_password": "dj-secret",
+            "format": {"codec": "vorbis", "samplerate": 44100, "channels": 2},
+        }
+    )
+    old_leader = radio_cluster.node(radio_cluster.wait_leader())
+
+    def start_ogg_source(node: AgentNode) -> SourceClient:
+        wait_for(
+            lambda: node.accepts_source("/_live/live.ogg", "dj-secret"),
+            timeout=5,
+            what=f"{node.name} to accept sources",
+        )
+        source = source_client_factory(
+            "127.0.0.1",
+            node.icecast.port,
+            "/_live/live.ogg",
+            password="dj-secret",
+            method="PUT",
+            content_type=ogg_audio.content_type,
+        )
+        assert source.connect().status == 100
+        source.start_streaming(ogg_audio.data, ogg_audio.bytes_per_second)
+        return source
+
+    def live_rate(node: AgentNode) -> bool:
+        # Live Vorbis runs ~8 kB/s; the holding silence under 1 kB/s.
+        received = listen(f"{node.icecast.base_url}/live.ogg", 1 << 20, timeout=1.5)
+        return len(received.body) > 9000
+
+    source = start_ogg_source(old_leader)
+    others = [node for node in radio_cluster.nodes if node is not old_leader]
+    for node in others:
+        wait_for(lambda node=node: live_rate(node), timeout=10, what=f"live Ogg on {node.name}")
+    listeners = [StreamRecorder(f"{node.icecast.base_url}/live.ogg").start() for node in others]
+    try:
+        crashed_at = time.monotonic()
+        old_leader.kill()
+        old_leader.icecast.process.kill()
+        source.stop()
+        new_leader = radio_cluster.node(
+            radio_cluster.wait_leader(timeout=TEST_TIMING["ttl"] + 5, other_than=old_leader.name)
+        )
+        start_ogg_source(new_leader)
+        for node in others:
+            wait_for(
+                lambda node=node: live_rate(node), timeout=10, what=f"live Ogg back on {node.name}"
+            )
+        settled_at = time.monotonic()
+        for listener in listeners:
+            assert listener.connected, f"listener on {listener.url} was dropped"
+            # Silent Vorbis packs ~6 s of audio per page, so bytes come in ~6 s steps
+            # while the holding mount plays (each page arrives 2 s before it is due).
+            assert listener.longest_gap(crashed_at, settled_at) < 7.0
+            report = analyse_ogg(bytes(listener.body))
+            assert report.problems(min_pages=10) == [], report
+            assert report.codecs == {"vorbis"}
     finally:
         for listener in listeners:
             listener.stop()
