@@ -45,6 +45,14 @@ POLL = 0.02
 LISTENERS_PER_NODE = 4
 
 
+def resident_mib(pid: int) -> float:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return (
+        next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:"))
+        / 1024
+    )
+
+
 def serves_mp3(node: AgentNode, mount: str) -> bool:
     received = listen(f"{node.icecast.base_url}{mount}", 2048, timeout=0.5)
     return received.status == 200 and not analyse_mp3(received.body).problems(min_frames=2)
@@ -151,6 +159,7 @@ def one_round(audio: AudioSample, timing: dict[str, float], mounts: int) -> dict
         ttl = timing["ttl"]
 
         propagation = measure_propagation(cluster, mounts)
+        agent_rss = [resident_mib(node.process.pid) for node in cluster.nodes]
 
         leader = cluster.node(cluster.wait_leader())
         sources.append(start_source(leader, audio))
@@ -189,6 +198,7 @@ def one_round(audio: AudioSample, timing: dict[str, float], mounts: int) -> dict
         ]
         return {
             "mount_propagation_s": propagation,
+            "agent_rss_mib": agent_rss,
             "crash_failover_s": crash_failover,
             "graceful_failover_s": graceful_failover,
             "listener_gap_s": max(listener.longest_gap(crashed, settled) for listener in watched),
@@ -253,6 +263,7 @@ def main() -> int:
         "listeners_watched": sum(r["listeners_watched"] for r in rounds),
         "mount_propagation_s": round(statistics.median(propagation), 3),
         "mount_propagation_max_s": round(max(propagation), 3),
+        "agent_rss_mib": round(max(value for r in rounds for value in r["agent_rss_mib"]), 1),
     }
     RESULTS_FILE.parent.mkdir(parents=True, exist_ok=True)
     RESULTS_FILE.write_text(json.dumps(summary, indent=2) + "\n")
