@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from radioagent import __version__
@@ -35,7 +35,7 @@ from radioagent.icecast.control import IcecastControl, IcecastError
 from radioagent.icecast.render import IcecastPlan, render_icecast_config
 from radioagent.icecast.stats import IcecastStats
 from radioagent.localapi import LocalApi, LocalView
-from radioagent.model import NodeStatus
+from radioagent.model import LIVE_MOUNT_PREFIX, NodeStatus
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +46,7 @@ class AgentHealth:
 
     etcd_errors: int = 0
     icecast_errors: int = 0
+    unexpected_errors: int = 0
     icecast_reloads: int = 0
     cycles: int = 0
     last_cycle_seconds: float = 0.0
@@ -80,7 +81,6 @@ class Agent:
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._icecast_lock = asyncio.Lock()
-        self._applied_plan: IcecastPlan | None = None
         self.local_api = LocalApi(config.local_api, self.local_view)
 
     # --- entry points --------------------------------------------------------------------
@@ -100,6 +100,11 @@ class Agent:
         ]
         try:
             while not self._stopping.is_set():
+                for task in tasks:
+                    if task.done():
+                        # Never expected (both loop forever and log their errors); if it
+                        # happens, exit and let the service manager start a fresh agent.
+                        raise RuntimeError(f"the {task.get_name()} task ended: {task!r}")
                 await self.cycle()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.config.timing.loop_wait)
@@ -118,23 +123,31 @@ class Agent:
         )
 
     async def cycle(self) -> None:
+        """One pass. Each step is guarded: a failing step is logged and the others still
+        run, so no surprise (a bug, a bad value in etcd) can stop the agent."""
         started = self.clock()
-        try:
-            await self._coordinate()
-        except EtcdUnavailable as error:
-            self.health.etcd_errors += 1
-            log.warning("etcd: %s", error)
-        await self._reconcile_icecast()
+        await self._guarded("coordinate", self._coordinate)
+        await self._guarded("reconcile icecast", self._reconcile_icecast)
         if self.state is not None:
             self.holding.update(self.state.mounts.values())
-        await self._read_icecast_stats()
+        await self._guarded("read icecast stats", self._read_icecast_stats)
+        await self._guarded("drop stray sources", self._drop_sources_unless_leading)
+        await self._guarded("publish status", self._publish_status)
+        self.health.cycles += 1
+        self.health.last_cycle_seconds = self.clock() - started
+
+    async def _guarded(self, step: str, action: Callable[[], Awaitable[None]]) -> None:
         try:
-            await self._publish_status()
+            await action()
         except EtcdUnavailable as error:
             self.health.etcd_errors += 1
             log.warning("etcd: %s", error)
-        self.health.cycles += 1
-        self.health.last_cycle_seconds = self.clock() - started
+        except IcecastError as error:
+            self.health.icecast_errors += 1
+            log.error("icecast: %s", error)
+        except Exception:
+            self.health.unexpected_errors += 1
+            log.exception("%s failed", step)
 
     async def _coordinate(self) -> None:
         if self.lease_id is None:
@@ -211,33 +224,51 @@ class Agent:
             plan = self.plan_icecast()
             if plan is None:
                 return
-            stepped_down = (
-                self._applied_plan is not None and self._applied_plan.leading and not plan.leading
-            )
-            try:
-                text = render_icecast_config(self.config, plan)
-                if await self.icecast.apply_config(text):
-                    self.health.icecast_reloads += 1
-                    log.info("icecast reloaded as %s", plan.role)
-                self._applied_plan = plan
-                if stepped_down:
-                    await self._disconnect_sources(plan)
-            except (IcecastError, OSError) as error:
-                self.health.icecast_errors += 1
-                log.error("icecast: %s", error)
+            text = render_icecast_config(self.config, plan)
+            if await self.icecast.apply_config(text):
+                self.health.icecast_reloads += 1
+                log.info("icecast reloaded as %s", plan.role)
 
-    async def _disconnect_sources(self, plan: IcecastPlan) -> None:
-        """Stepping down: the agent now refuses new sources, but connected ones stay until
-        dropped; they reconnect and find the new leader."""
-        for mount in plan.mounts:
-            await self.icecast.kill_source(mount.live_path)
+    async def _drop_live_sources(self, paths: list[str]) -> None:
+        """Disconnect sources (a reload leaves them connected); they reconnect and find
+        the leader. Every path is tried even if one fails."""
+        failures = []
+        for path in paths:
+            try:
+                if await self.icecast.kill_source(path):
+                    log.info("disconnected the source of %s: this node does not lead", path)
+            except IcecastError as error:
+                failures.append(str(error))
+        if failures:
+            raise IcecastError("; ".join(failures))
+
+    async def _drop_sources_unless_leading(self) -> None:
+        """Any source on a /_live/ mount of a node that does not lead is stray: left by a
+        previous life of this agent, or by a step-down whose disconnect failed."""
+        if self.effective_leadership().role is Role.LEADER or self.stats is None:
+            return
+        await self._drop_live_sources(
+            sorted(path for path in self.stats.sources if path.startswith(LIVE_MOUNT_PREFIX))
+        )
+
+    async def _step_down(self, reason: str) -> None:
+        """Stop acting as leader now: refuse sources (the local API reads the leadership),
+        drop connected ones first (no lock: a reload in progress must not delay this),
+        then reconcile Icecast."""
+        log.warning("stepping down: %s", reason)
+        self._set_leadership(Leadership(Role.DETACHED, None, self.leadership.epoch))
+        mounts = self.state.mounts.values() if self.state is not None else []
+        await self._guarded(
+            "drop sources", lambda: self._drop_live_sources([m.live_path for m in mounts])
+        )
+        await self._guarded("reconcile icecast", self._reconcile_icecast)
 
     async def _read_icecast_stats(self) -> None:
         try:
             self.stats = await self.icecast.read_stats()
-        except IcecastError as error:
+        except IcecastError:
             self.stats = None
-            log.debug("icecast stats: %s", error)
+            raise
 
     def node_status(self) -> NodeStatus:
         leadership = self.effective_leadership()
@@ -269,6 +300,7 @@ class Agent:
     # --- keepalive and fence -------------------------------------------------------------
 
     async def _keepalive_forever(self) -> None:
+        failing_since: float | None = None
         while True:
             await asyncio.sleep(self.keepalive_interval)
             if self.lease_id is None:
@@ -276,13 +308,20 @@ class Agent:
             sent = self.clock()
             try:
                 remaining_ttl = await self.store.refresh_lease(self.lease_id)
-            except EtcdUnavailable as error:
+            except Exception as error:  # this task must never die
                 self.health.etcd_errors += 1
-                log.debug("lease keepalive: %s", error)
+                if failing_since is None:
+                    failing_since = sent
+                    log.warning("lease keepalive failing: %s", error)
                 continue
+            if failing_since is not None:
+                log.info("lease keepalive back after %.1f s", sent - failing_since)
+                failing_since = None
             if remaining_ttl <= 0:
                 log.warning("lease %x expired; taking a new one", self.lease_id)
                 self.lease_id = None
+                if self.leadership.role is Role.LEADER:
+                    await self._step_down("our lease expired")
                 self._set_leadership(Leadership(Role.DETACHED))
                 self.wake()
                 continue
@@ -292,28 +331,20 @@ class Agent:
         while True:
             await asyncio.sleep(self.keepalive_interval / 2)
             if self.leadership.role is Role.LEADER and self.cut_off():
-                log.warning(
-                    "cut off from etcd for %.1f s: no longer acting as leader",
-                    self.clock() - self.last_etcd_contact,
+                await self._step_down(
+                    f"cut off from etcd for {self.clock() - self.last_etcd_contact:.1f} s"
                 )
-                self._set_leadership(Leadership(Role.DETACHED, None, self.leadership.epoch))
-                await self._reconcile_icecast()
 
     # --- graceful stop -------------------------------------------------------------------
 
     async def _shut_down(self) -> None:
         """Stop leading first, then revoke the lease: the leader key and this node's
         claims vanish at once and another node takes over well under a second."""
-        was_leader = self.leadership.role is Role.LEADER
-        if was_leader:
-            self._set_leadership(Leadership(Role.DETACHED, None, self.leadership.epoch))
-            await self._reconcile_icecast()
+        if self.leadership.role is Role.LEADER:
+            await self._step_down("stopping")
         if self.lease_id is not None:
-            try:
-                await self.store.revoke_lease(self.lease_id)
-            except EtcdUnavailable as error:
-                log.warning("could not revoke lease on stop: %s", error)
-            self.lease_id = None
+            lease_id, self.lease_id = self.lease_id, None
+            await self._guarded("revoke lease", lambda: self.store.revoke_lease(lease_id))
         self.store.close()
         await self.holding.close()
         await self.local_api.stop()

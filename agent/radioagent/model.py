@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -131,8 +132,14 @@ def _relay_url_problem(value: Any) -> str | None:
     if not isinstance(value, str) or len(value) > 1024:
         return f"relay_url: {value!r} is not a URL of at most 1024 characters"
     parts = urlsplit(value)
-    if parts.scheme != "http" or not parts.hostname:
-        return f"relay_url: {value!r} is not an http:// URL with a host (Icecast relays http)"
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    if parts.scheme != "http" or not parts.hostname or port == -1:
+        return (
+            "relay_url: not an http:// URL with a host and a valid port (Icecast relays plain http)"
+        )
     return None
 
 
@@ -289,9 +296,51 @@ class NodeStatus:
         return json.dumps(asdict(self), sort_keys=True, separators=(",", ":"))
 
 
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+# Field checks for a node status written by any agent version: unknown keys are ignored
+# (a newer agent may add some), missing optional ones take their defaults.
+_STATUS_FIELDS: dict[str, tuple[Callable[[Any], bool], Any]] = {
+    "name": (lambda value: isinstance(value, str) and bool(value), None),
+    "address": (lambda value: isinstance(value, str) and bool(value), None),
+    "icecast_port": (lambda value: _is_int(value) and 0 < value < 65536, None),
+    "icecast_up": (lambda value: isinstance(value, bool), False),
+    "role": (lambda value: isinstance(value, str), "replica"),
+    "epoch": (lambda value: value is None or _is_int(value), None),
+    "listeners": (
+        lambda value: (
+            isinstance(value, dict)
+            and all(isinstance(key, str) and _is_int(count) for key, count in value.items())
+        ),
+        {},
+    ),
+    "bandwidth_kbps": (lambda value: _is_int(value) or isinstance(value, float), 0.0),
+    "bandwidth_limit_kbps": (lambda value: value is None or _is_int(value), None),
+    "listener_limit": (lambda value: value is None or _is_int(value), None),
+    "draining": (lambda value: isinstance(value, bool), False),
+    "agent_version": (lambda value: isinstance(value, str), "unknown"),
+}
+_REQUIRED_STATUS_FIELDS = ("name", "address", "icecast_port")
+
+
 def node_status_from_json(text: str | bytes) -> NodeStatus:
     try:
         decoded = json.loads(text)
-        return NodeStatus(**decoded)
-    except (ValueError, TypeError, UnicodeDecodeError) as error:
-        raise ValidationError([f"node status: not a valid status ({error})"]) from error
+    except (ValueError, UnicodeDecodeError) as error:
+        raise ValidationError([f"node status: not JSON ({error})"]) from error
+    if not isinstance(decoded, dict):
+        raise ValidationError(["node status: not a JSON object"])
+    problems = [
+        f"node status: {key}: missing" for key in _REQUIRED_STATUS_FIELDS if key not in decoded
+    ]
+    values = {}
+    for key, (valid, default) in _STATUS_FIELDS.items():
+        value = decoded.get(key, default)
+        if key in decoded and not valid(value):
+            problems.append(f"node status: {key}: {value!r} is not valid")
+        values[key] = value
+    if problems:
+        raise ValidationError(problems)
+    return NodeStatus(**values)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import math
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -75,7 +76,11 @@ class EtcdStore:
 
     async def _call(self, what: str, function: Callable[[etcd3.Etcd3Client], T]) -> T:
         self._event_loop = asyncio.get_running_loop()
-        client = self._current_client()
+        try:
+            # Inside the try: building a client reads TLS files, which may be mid-rotation.
+            client = self._current_client()
+        except (OSError, ValueError) as error:
+            raise EtcdUnavailable(f"{what}: cannot make an etcd client: {error}") from error
         try:
             return await self._event_loop.run_in_executor(
                 self._executor, functools.partial(function, client)
@@ -125,7 +130,8 @@ class EtcdStore:
     # --- leases and leadership -----------------------------------------------------------
 
     async def grant_lease(self, ttl: float) -> int:
-        lease = await self._call("grant lease", lambda client: client.lease(max(1, round(ttl))))
+        # Never round down: a shorter lease would break loop_wait + 2 * retry_timeout <= ttl.
+        lease = await self._call("grant lease", lambda client: client.lease(max(1, math.ceil(ttl))))
         return lease.id
 
     async def refresh_lease(self, lease_id: int) -> int:
@@ -190,9 +196,14 @@ class EtcdStore:
                 self.layout.root, functools.partial(self._on_watch, client)
             )
 
-        client = self._current_client()
-        self._watch_id = await self._call("watch", add_watch)
-        self._watched_client = client
+        try:
+            self._watch_id = await self._call("watch", add_watch)
+        except EtcdUnavailable:
+            # A failed create leaves python-etcd3's watch thread retrying in a tight loop:
+            # closing the client ends it; the next call builds a fresh one.
+            self.discard_client()
+            raise
+        self._watched_client = self._client
 
     def _on_watch(self, client: etcd3.Etcd3Client, response: Any) -> None:
         """Runs on python-etcd3's watch thread."""

@@ -9,6 +9,7 @@ import contextlib
 import fcntl
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -107,8 +108,9 @@ async def _encode(
         )
         try:
             log_output, _ = await asyncio.wait_for(process.communicate(), ENCODE_TIMEOUT_SECONDS)
-        except TimeoutError:
-            process.kill()
+        except BaseException:  # timeout, or the feed was cancelled: never leave it running
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
             await process.wait()
             raise
         if process.returncode != 0 or not output.exists() or output.stat().st_size == 0:
@@ -116,6 +118,4 @@ async def _encode(
             raise RuntimeError(f"Liquidsoap could not encode {cache_name(audio)}: {tail}")
         return output.read_bytes()
     finally:
-        for leftover in work_dir.iterdir():
-            leftover.unlink()
-        work_dir.rmdir()
+        shutil.rmtree(work_dir, ignore_errors=True)

@@ -28,6 +28,9 @@ class IcecastControl:
         self.settings = settings
         self.config_path = Path(settings.config_path)
         self._session: aiohttp.ClientSession | None = None
+        # What Icecast was last told to load; a failed reload leaves this unchanged, so
+        # the next cycle tries again even though the file already holds the new text.
+        self._applied_text: str | None = None
 
     @property
     def admin_url(self) -> str:
@@ -48,11 +51,18 @@ class IcecastControl:
             return None
 
     async def apply_config(self, text: str) -> bool:
-        """Write `text` and reload Icecast if it differs from what is there; True if it did.
-        The file is replaced atomically, keeping its owner and mode: Icecast never reads
-        half a file."""
-        if self.current_config() == text:
+        """Write `text` if the file differs and reload Icecast unless it already runs this
+        text; True if it reloaded. The file is replaced atomically, keeping its owner and
+        mode: Icecast never reads half a file."""
+        if text == self._applied_text:
             return False
+        if self.current_config() != text:
+            self._write(text)
+        await self.reload()
+        self._applied_text = text
+        return True
+
+    def _write(self, text: str) -> None:
         directory = self.config_path.parent
         handle, temporary = tempfile.mkstemp(prefix=".icecast.xml.", dir=directory)
         try:
@@ -68,8 +78,6 @@ class IcecastControl:
         except BaseException:
             Path(temporary).unlink(missing_ok=True)
             raise
-        await self.reload()
-        return True
 
     async def reload(self) -> None:
         process = await asyncio.create_subprocess_exec(
@@ -101,15 +109,21 @@ class IcecastControl:
         except (aiohttp.ClientError, TimeoutError, ValueError) as error:
             raise IcecastError(f"admin stats: {type(error).__name__} {error}") from error
 
-    async def kill_source(self, mount_path: str) -> None:
-        """Disconnect the source of a mount (a reload does not)."""
+    async def kill_source(self, mount_path: str) -> bool:
+        """Disconnect the source of a mount (a reload does not). True if one was there;
+        False if the mount had none (Icecast answers 400 "Source does not exist")."""
         try:
             async with self._http().get(
                 f"{self.admin_url}/killsource", params={"mount": mount_path}
             ) as response:
-                await response.read()
+                body = await response.text(errors="replace")
         except (aiohttp.ClientError, TimeoutError) as error:
             raise IcecastError(f"killsource {mount_path}: {error}") from error
+        if response.status == 200:
+            return True
+        if response.status in (400, 404) and "does not exist" in body.lower():
+            return False
+        raise IcecastError(f"killsource {mount_path} answered {response.status}: {body[:120]}")
 
     async def close(self) -> None:
         if self._session is not None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import jinja2
 
@@ -116,6 +116,8 @@ def relay_entries(config: AgentConfig, plan: IcecastPlan) -> list[dict]:
                 "port": port,
                 "mount": f"{RELAY_PATH_PREFIX}{mount.name}",
                 "local_mount": mount.path,
+                "username": None,
+                "password": None,
             }
         )
         if plan.leading and mount.relay_url:
@@ -125,8 +127,10 @@ def relay_entries(config: AgentConfig, plan: IcecastPlan) -> list[dict]:
                 {
                     "server": url.hostname,
                     "port": url.port or 80,
-                    "mount": url.path or "/",
+                    "mount": (url.path or "/") + (f"?{url.query}" if url.query else ""),
                     "local_mount": mount.live_path,
+                    "username": unquote(url.username) if url.username else None,
+                    "password": unquote(url.password) if url.password else None,
                 }
             )
     return relays
@@ -142,7 +146,8 @@ def icecast_context(config: AgentConfig, plan: IcecastPlan) -> dict:
         "listen_sockets": [{"address": icecast.bind_address, "port": icecast.port}],
         "limits": {
             "clients": icecast.max_clients,
-            "sources": 2 * len(plan.mounts) + 10,
+            # Per mount: the relay on /<name>, the source on /_live/, the holding feed.
+            "sources": 3 * len(plan.mounts) + 10,
             "queue_size": 524288,
             "burst_size": 65536,
             "source_timeout": 10,

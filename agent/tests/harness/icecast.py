@@ -3,11 +3,13 @@ project's own `templates/icecast.xml.j2`."""
 
 from __future__ import annotations
 
+import base64
 import json
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
+from xml.etree import ElementTree
 
 import jinja2
 
@@ -140,6 +142,21 @@ class IcecastServer:
         if isinstance(sources, dict):
             sources = [sources]
         return {urlparse(source["listenurl"]).path: source for source in sources}
+
+    def all_sources(self) -> set[str]:
+        """Mounts with a source, hidden ones included (from the admin interface)."""
+        request = urllib.request.Request(
+            f"{self.base_url}/admin/stats",
+            headers={
+                "Authorization": "Basic "
+                + base64.b64encode(
+                    f"{self.settings.admin_user}:{self.settings.admin_password}".encode()
+                ).decode()
+            },
+        )
+        with urllib.request.urlopen(request, timeout=2) as response:
+            root = ElementTree.fromstring(response.read())
+        return {source.get("mount", "") for source in root.iter("source")}
 
     def wait_mount_live(self, mount: str, timeout: float = 15.0) -> dict:
         return wait_for(

@@ -4,10 +4,13 @@ one soon after the old one dies or steps down."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import pytest
 
 from tests.harness.agents import TEST_TIMING, RadioCluster
+from tests.harness.clients import SourceClient
+from tests.harness.media import AudioSample
 from tests.harness.waiting import wait_for
 
 pytestmark = pytest.mark.integration
@@ -102,3 +105,42 @@ def test_loss_of_one_etcd_member_changes_no_leadership(radio_cluster: RadioClust
         time.sleep(0.2)
     assert radio_cluster.leader_name() == leader
     assert radio_cluster.statuses()[leader].epoch == epoch
+
+
+def test_a_restarted_agent_that_no_longer_leads_drops_the_source_it_still_holds(
+    radio_cluster: RadioCluster,
+    source_client_factory: Callable[..., SourceClient],
+    mp3_audio: AudioSample,
+) -> None:
+    radio_cluster.mounts().create(MOUNT)
+    old_leader = radio_cluster.node(radio_cluster.wait_leader())
+    wait_accepting(radio_cluster, old_leader.name, timeout=5)
+    source = source_client_factory(
+        "127.0.0.1", old_leader.icecast.port, "/_live/live.mp3", password="dj-secret"
+    )
+    assert source.connect().status == 200
+    source.start_streaming(mp3_audio.data, mp3_audio.bytes_per_second)
+    wait_for(
+        lambda: "/_live/live.mp3" in old_leader.icecast.all_sources(),
+        timeout=5,
+        what="the source on the leader",
+    )
+
+    # The agent dies; its Icecast keeps the studio's connection while another node leads.
+    old_leader.kill()
+    radio_cluster.wait_leader(timeout=TEST_TIMING["ttl"] + 5, other_than=old_leader.name)
+    assert "/_live/live.mp3" in old_leader.icecast.all_sources()
+
+    old_leader.start()
+
+    wait_for(
+        lambda: "/_live/live.mp3" not in old_leader.icecast.live_mounts(),
+        timeout=TEST_TIMING["loop_wait"] + 5,
+        what="the stray source to be dropped",
+        explain=radio_cluster.log_tails,
+    )
+    wait_for(
+        lambda: source.stream_error is not None,
+        timeout=10,
+        what="the studio's connection to be closed",
+    )

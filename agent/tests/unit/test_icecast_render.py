@@ -126,3 +126,23 @@ def test_leadership_changes_the_text_only_for_external_relays(
     leader_text = render_icecast_config(agent_config, IcecastPlan(True, plain))
     assert relay_text.replace("role: relay", "role: leader") == leader_text
     assert render_icecast_config(agent_config, IcecastPlan(False, plain[:2])) != relay_text
+
+
+def test_an_external_relay_keeps_its_query_and_credentials(agent_config: AgentConfig) -> None:
+    pulled = parse_mount(
+        {
+            "name": "ext.mp3",
+            "source_password": "pw",
+            "relay_url": "http://user:p%40ss@upstream.example/stream?id=7",
+        }
+    )
+    root = ElementTree.fromstring(render_icecast_config(agent_config, IcecastPlan(True, (pulled,))))
+    (external,) = [relay for relay in relays(root) if relay["server"] == "upstream.example"]
+    assert external["port"] == "80"
+    assert external["mount"] == "/stream?id=7"
+    assert (external["username"], external["password"]) == ("user", "p@ss")
+
+
+def test_icecast_may_hold_three_sources_per_mount(agent_config: AgentConfig) -> None:
+    sources = int(rendered(agent_config, leading=True).findtext("limits/sources"))
+    assert sources >= 3 * len(mounts())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from radioagent.model import (
@@ -9,6 +11,7 @@ from radioagent.model import (
     MountSpec,
     cross_mount_problems,
     mount_from_json,
+    node_status_from_json,
     parse_mount,
 )
 from radioagent.validation import ValidationError
@@ -102,7 +105,15 @@ def test_missing_required_fields_are_named() -> None:
 
 
 @pytest.mark.parametrize(
-    "url", ["https://example.org/x", "ftp://example.org/x", "http:///nohost", 5]
+    "url",
+    [
+        "https://example.org/x",
+        "ftp://example.org/x",
+        "http:///nohost",
+        5,
+        "http://up:abc/s",
+        "http://up:99999/s",
+    ],
 )
 def test_relay_url_must_be_plain_http_with_a_host(url: object) -> None:
     problems = problems_of({"name": "ok", "source_password": "pw", "relay_url": url})
@@ -165,4 +176,45 @@ def test_opus_takes_only_its_own_samplerates() -> None:
     )
     assert problems == [
         "format.samplerate: 44100 is not one of 8000, 12000, 16000, 24000, 48000 (Opus)"
+    ]
+
+
+STATUS = {
+    "name": "node2",
+    "address": "10.0.0.2",
+    "icecast_port": 8001,
+    "icecast_up": True,
+    "role": "leader",
+    "epoch": 9,
+    "listeners": {"live.mp3": 3},
+    "bandwidth_kbps": 384.0,
+    "bandwidth_limit_kbps": None,
+    "listener_limit": 500,
+    "draining": False,
+    "agent_version": "0.1.0",
+}
+
+
+def test_node_status_from_a_newer_agent_keeps_what_it_knows() -> None:
+    status = node_status_from_json(json.dumps({**STATUS, "added_later": [1, 2]}))
+    assert status.name == "node2"
+    assert status.listeners == {"live.mp3": 3}
+
+
+def test_node_status_from_an_older_agent_gets_defaults() -> None:
+    status = node_status_from_json(
+        json.dumps({"name": "node3", "address": "10.0.0.3", "icecast_port": 8001})
+    )
+    assert (status.icecast_up, status.draining, status.listeners) == (False, False, {})
+
+
+def test_node_status_with_wrong_types_is_refused_naming_each_field() -> None:
+    with pytest.raises(ValidationError) as raised:
+        node_status_from_json(
+            json.dumps({**STATUS, "address": 7, "icecast_port": "8001", "listeners": {"x": "3"}})
+        )
+    assert sorted(problem.split(":")[1].strip() for problem in raised.value.problems) == [
+        "address",
+        "icecast_port",
+        "listeners",
     ]
