@@ -4,6 +4,7 @@ loopback: a whole cluster on one machine."""
 from __future__ import annotations
 
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from radioagent.coordination.keys import KeyLayout
 from radioagent.coordination.mounts import MountRepository
 from radioagent.model import NodeStatus, node_status_from_json
 
-from .clients import SourceClient
+from .clients import SourceClient, is_slice_of, listen
 from .etcd import EtcdCluster, EtcdMember
 from .icecast import REPO_DIR, IcecastServer, IcecastSettings
 from .ports import LOOPBACK, free_port
@@ -97,6 +98,23 @@ class AgentNode:
     def source_client(self, mount: str, password: str, method: str = "SOURCE") -> SourceClient:
         return SourceClient(LOOPBACK, self.icecast.port, mount, password=password, method=method)
 
+    def wait_accepting_source(self, mount: str, password: str, timeout: float = 5.0) -> float:
+        """Seconds until this node's Icecast takes a source on `mount`."""
+        started = time.monotonic()
+        wait_for(
+            lambda: self.accepts_source(mount, password),
+            timeout=timeout,
+            what=f"{self.name} to accept sources on {mount}",
+            interval=0.02,
+            explain=self.log_tail,
+        )
+        return time.monotonic() - started
+
+    def plays_source_audio(self, mount: str, audio: bytes) -> bool:
+        """Do listeners of `mount` here get the source's own bytes (not holding silence)?"""
+        received = listen(f"{self.icecast.base_url}{mount}", 8192, timeout=3)
+        return received.status == 200 and is_slice_of(received.body[-4096:], audio)
+
     def accepts_source(self, mount: str, password: str) -> bool:
         """Would this node's Icecast take a source on `mount` right now? (Probe, then hang up.)"""
         client = self.source_client(mount, password)
@@ -174,6 +192,12 @@ class RadioCluster:
         for node in self.nodes:
             if node.process is not None and node.process.exit_code() not in (None, 0, -9, -15):
                 raise StopWaiting(node.process.describe_exit())
+
+    def leader_taking_sources(self, mount: str, password: str) -> AgentNode:
+        """The leader, once its Icecast takes sources on `mount`."""
+        leader = self.node(self.wait_leader())
+        leader.wait_accepting_source(mount, password)
+        return leader
 
     def wait_leader(self, timeout: float = 10.0, other_than: str | None = None) -> str:
         def leader() -> str | None:

@@ -11,6 +11,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+# The CRC is the one piece shared with the agent (its holding feeds rewrite Ogg pages);
+# a unit test pins it to the published check value.
+from radioagent.holding.ogg import ogg_crc
+
 # --- MP3 -----------------------------------------------------------------------------------
 
 _MPEG1, _MPEG2, _MPEG25 = "MPEG-1", "MPEG-2", "MPEG-2.5"
@@ -178,27 +182,6 @@ _CODEC_SIGNATURES = {
     b"\x7fFLAC": "flac",
     b"Speex   ": "speex",
 }
-
-
-def _ogg_crc_table() -> tuple[int, ...]:
-    table = []
-    for byte in range(256):
-        crc = byte << 24
-        for _ in range(8):
-            crc = ((crc << 1) ^ 0x04C11DB7) if crc & 0x80000000 else crc << 1
-        table.append(crc & 0xFFFFFFFF)
-    return tuple(table)
-
-
-_OGG_CRC_TABLE = _ogg_crc_table()
-
-
-def ogg_crc(page: bytes) -> int:
-    """Ogg's CRC-32 (polynomial 0x04C11DB7, not reflected, no final xor): not zlib's."""
-    crc = 0
-    for byte in page:
-        crc = ((crc << 8) & 0xFFFFFFFF) ^ _OGG_CRC_TABLE[(crc >> 24) ^ byte]
-    return crc
 
 
 @dataclass

@@ -27,15 +27,8 @@ def nodes_accepting_sources(cluster: RadioCluster) -> list[str]:
 
 
 def wait_accepting(cluster: RadioCluster, name: str, timeout: float) -> float:
-    """Seconds until node `name` takes a source on /live.mp3."""
-    started = time.monotonic()
-    wait_for(
-        lambda: cluster.node(name).accepts_source("/_live/live.mp3", "dj-secret"),
-        timeout=timeout,
-        what=f"{name} to accept sources",
-        explain=cluster.log_tails,
-    )
-    return time.monotonic() - started
+    """Seconds until node `name` takes a source on /_live/live.mp3."""
+    return cluster.node(name).wait_accepting_source("/_live/live.mp3", "dj-secret", timeout)
 
 
 def test_exactly_one_node_accepts_sources_and_it_is_the_leader(

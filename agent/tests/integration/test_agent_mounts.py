@@ -14,7 +14,7 @@ import pytest
 
 from tests.harness.agents import TEST_TIMING, AgentNode, RadioCluster
 from tests.harness.audio import analyse_mp3, analyse_ogg
-from tests.harness.clients import SourceClient, StreamRecorder, is_slice_of, listen
+from tests.harness.clients import SourceClient, StreamRecorder, listen
 from tests.harness.media import AudioSample
 from tests.harness.waiting import wait_for
 
@@ -65,23 +65,12 @@ def test_a_source_on_the_leader_reaches_listeners_on_every_node(
     mp3_audio: AudioSample,
 ) -> None:
     radio_cluster.mounts().create(MOUNT)
-    leader = radio_cluster.node(radio_cluster.wait_leader())
-    wait_for(
-        lambda: leader.accepts_source("/_live/live.mp3", "dj-secret"),
-        timeout=5,
-        what="the leader to accept sources",
-    )
+    leader = radio_cluster.leader_taking_sources("/_live/live.mp3", "dj-secret")
     start_source(leader, mp3_audio, source_client_factory)
 
     for node in radio_cluster.nodes:
-
-        def live_bytes(node: AgentNode = node) -> bool:
-            received = listen(f"{node.icecast.base_url}/live.mp3", 16384, timeout=3)
-            # The source's own bytes, not the holding silence.
-            return received.status == 200 and is_slice_of(received.body[-8192:], mp3_audio.data)
-
         wait_for(
-            live_bytes,
+            lambda node=node: node.plays_source_audio("/live.mp3", mp3_audio.data),
             timeout=10,
             what=f"the source's audio on {node.name}",
             explain=radio_cluster.log_tails,
@@ -93,12 +82,7 @@ def test_a_source_on_a_node_that_does_not_lead_is_refused(
     source_client_factory: Callable[..., SourceClient],
 ) -> None:
     radio_cluster.mounts().create(MOUNT)
-    leader = radio_cluster.wait_leader()
-    wait_for(
-        lambda: radio_cluster.node(leader).accepts_source("/_live/live.mp3", "dj-secret"),
-        timeout=5,
-        what="the leader to accept sources",
-    )
+    leader = radio_cluster.leader_taking_sources("/_live/live.mp3", "dj-secret").name
     for node in radio_cluster.nodes:
         for path in ("/_live/live.mp3", "/live.mp3"):
             if node.name == leader and path == "/_live/live.mp3":
@@ -116,20 +100,12 @@ def test_listeners_on_other_nodes_stay_connected_through_a_leader_crash(
     mp3_audio: AudioSample,
 ) -> None:
     radio_cluster.mounts().create(MOUNT)
-    old_leader = radio_cluster.node(radio_cluster.wait_leader())
-    wait_for(
-        lambda: old_leader.accepts_source("/_live/live.mp3", "dj-secret"),
-        timeout=5,
-        what="the leader to accept sources",
-    )
+    old_leader = radio_cluster.leader_taking_sources("/_live/live.mp3", "dj-secret")
     source = start_source(old_leader, mp3_audio, source_client_factory)
     others = [node for node in radio_cluster.nodes if node is not old_leader]
     for node in others:
         wait_for(
-            lambda node=node: is_slice_of(
-                listen(f"{node.icecast.base_url}/live.mp3", 8192, timeout=3).body[-4096:],
-                mp3_audio.data,
-            ),
+            lambda node=node: node.plays_source_audio("/live.mp3", mp3_audio.data),
             timeout=10,
             what=f"live audio on {node.name}",
         )
@@ -144,18 +120,11 @@ def test_listeners_on_other_nodes_stay_connected_through_a_leader_crash(
             radio_cluster.wait_leader(timeout=TEST_TIMING["ttl"] + 5, other_than=old_leader.name)
         )
         # The studio reconnects to the new leader.
-        wait_for(
-            lambda: new_leader.accepts_source("/_live/live.mp3", "dj-secret"),
-            timeout=5,
-            what="the new leader to accept sources",
-        )
+        new_leader.wait_accepting_source("/_live/live.mp3", "dj-secret")
         start_source(new_leader, mp3_audio, source_client_factory)
         for node in others:
             wait_for(
-                lambda node=node: is_slice_of(
-                    listen(f"{node.icecast.base_url}/live.mp3", 8192, timeout=3).body[-4096:],
-                    mp3_audio.data,
-                ),
+                lambda node=node: node.plays_source_audio("/live.mp3", mp3_audio.data),
                 timeout=10,
                 what=f"live audio back on {node.name}",
             )
@@ -249,11 +218,7 @@ def test_ogg_listeners_stay_connected_with_valid_pages_through_a_leader_crash(
     old_leader = radio_cluster.node(radio_cluster.wait_leader())
 
     def start_ogg_source(node: AgentNode) -> SourceClient:
-        wait_for(
-            lambda: node.accepts_source("/_live/live.ogg", "dj-secret"),
-            timeout=5,
-            what=f"{node.name} to accept sources",
-        )
+        node.wait_accepting_source("/_live/live.ogg", "dj-secret")
         source = source_client_factory(
             "127.0.0.1",
             node.icecast.port,

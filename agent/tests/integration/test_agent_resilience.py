@@ -34,12 +34,7 @@ def test_quorum_loss_demotes_the_leader_keeps_listeners_and_recovers(
     mp3_audio: AudioSample,
 ) -> None:
     radio_cluster.mounts().create(MOUNT)
-    leader = radio_cluster.node(radio_cluster.wait_leader())
-    wait_for(
-        lambda: leader.accepts_source("/_live/live.mp3", "dj-secret"),
-        timeout=5,
-        what="the leader to accept sources",
-    )
+    leader = radio_cluster.leader_taking_sources("/_live/live.mp3", "dj-secret")
     source = source_client_factory(
         "127.0.0.1", leader.icecast.port, "/_live/live.mp3", password="dj-secret"
     )

@@ -5,7 +5,8 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.harness.audio import analyse_mp3, analyse_ogg, ogg_crc, parse_mp3_header
+from radioagent.holding.ogg import ogg_crc
+from tests.harness.audio import analyse_mp3, analyse_ogg, parse_mp3_header
 
 # MPEG-1 Layer III, 128 kbps, 44.1 kHz, no padding, joint stereo: a 417-byte frame.
 MP3_HEADER_128K = bytes([0xFF, 0xFB, 0x90, 0x44])
