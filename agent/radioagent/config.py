@@ -180,6 +180,41 @@ def _endpoints_problem(endpoints: Any) -> str | None:
     return None
 
 
+def etcd_problems(etcd: dict) -> list[str]:
+    """Problems in the `etcd` section (radioctl reads only this section)."""
+    checks = [
+        _endpoints_problem(etcd.get("endpoints", ["127.0.0.1:2379"])),
+        check_string(
+            "etcd.prefix",
+            etcd.get("prefix", "/radio"),
+            PREFIX_PATTERN,
+            "an absolute key prefix like /radio, without a trailing slash",
+        ),
+        _file_problem("etcd.ca_file", etcd.get("ca_file")),
+        _file_problem("etcd.cert_file", etcd.get("cert_file")),
+        _file_problem("etcd.key_file", etcd.get("key_file")),
+    ]
+    if (etcd.get("cert_file") is None) != (etcd.get("key_file") is None):
+        checks.append("etcd.cert_file and etcd.key_file: give both or neither")
+    return [problem for problem in checks if problem]
+
+
+def etcd_settings(etcd: dict) -> EtcdSettings:
+    return EtcdSettings(**{**etcd, "endpoints": tuple(etcd.get("endpoints", ["127.0.0.1:2379"]))})
+
+
+def load_etcd_settings(path: str | Path) -> EtcdSettings:
+    """Only the `etcd` section of a config file: what radioctl needs."""
+    raw = _read_yaml(path)
+    section = raw.get("etcd", {}) if isinstance(raw, dict) else None
+    if not isinstance(section, dict):
+        raise ValidationError([f"{path}: expected a mapping with an `etcd` section"])
+    problems = unknown_keys("etcd.", section, ETCD_KEYS) + etcd_problems(section)
+    if problems:
+        raise ValidationError(problems)
+    return etcd_settings(section)
+
+
 def timing_problems(timing: Timing) -> list[str]:
     if timing.loop_wait + 2 * timing.retry_timeout > timing.ttl:
         return [
@@ -224,16 +259,7 @@ def parse_config(raw: Any) -> AgentConfig:
         check_string("node.address", address, HOST_PATTERN, "an IP address or host name")
         if address is not None
         else None,
-        _endpoints_problem(etcd.get("endpoints", ["127.0.0.1:2379"])),
-        check_string(
-            "etcd.prefix",
-            etcd.get("prefix", "/radio"),
-            PREFIX_PATTERN,
-            "an absolute key prefix like /radio, without a trailing slash",
-        ),
-        _file_problem("etcd.ca_file", etcd.get("ca_file")),
-        _file_problem("etcd.cert_file", etcd.get("cert_file")),
-        _file_problem("etcd.key_file", etcd.get("key_file")),
+        *etcd_problems(etcd),
         check_int("icecast.port", icecast_port, 1, 65535) if icecast_port is not None else None,
         check_string(
             "icecast.admin_password",
@@ -298,8 +324,6 @@ def parse_config(raw: Any) -> AgentConfig:
     cache_dir = holding.get("cache_dir", "/var/cache/radio-agent")
     if not isinstance(cache_dir, str) or not Path(cache_dir).is_absolute():
         checks.append(f"holding.cache_dir: {cache_dir!r} is not an absolute path")
-    if (etcd.get("cert_file") is None) != (etcd.get("key_file") is None):
-        checks.append("etcd.cert_file and etcd.key_file: give both or neither")
     for key in ("max_listeners", "bandwidth_kbps"):
         if limits_raw.get(key) is not None:
             checks.append(check_int(f"limits.{key}", limits_raw[key], 1, 100_000_000))
@@ -317,9 +341,7 @@ def parse_config(raw: Any) -> AgentConfig:
     return AgentConfig(
         node_name=name,
         node_address=address,
-        etcd=EtcdSettings(
-            **{**etcd, "endpoints": tuple(etcd.get("endpoints", ["127.0.0.1:2379"]))}
-        ),
+        etcd=etcd_settings(etcd),
         icecast=IcecastSettings(**{**icecast, "reload_command": tuple(icecast["reload_command"])}),
         timing=timing,
         limits=Limits(**limits_raw),
@@ -334,14 +356,17 @@ def parse_config(raw: Any) -> AgentConfig:
     )
 
 
-def load_config(path: str | Path) -> AgentConfig:
-    """Read and validate the YAML file; ValidationError says what is wrong, and where."""
+def _read_yaml(path: str | Path) -> Any:
     try:
         text = Path(path).read_text()
     except OSError as error:
         raise ValidationError([f"{path}: cannot read ({error.strerror})"]) from error
     try:
-        raw = yaml.safe_load(text)
+        return yaml.safe_load(text)
     except yaml.YAMLError as error:
         raise ValidationError([f"{path}: not valid YAML ({error})"]) from error
-    return parse_config(raw)
+
+
+def load_config(path: str | Path) -> AgentConfig:
+    """Read and validate the YAML file; ValidationError says what is wrong, and where."""
+    return parse_config(_read_yaml(path))

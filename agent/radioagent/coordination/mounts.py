@@ -13,6 +13,7 @@ import etcd3
 
 from radioagent.coordination.keys import KeyLayout
 from radioagent.model import MountSpec, cross_mount_problems, mount_from_json, parse_mount
+from radioagent.radios import MountChange
 from radioagent.validation import ValidationError
 
 
@@ -93,12 +94,15 @@ class MountRepository:
             raise MountConflict(f"mount {name!r} changed meanwhile; read it again")
         return mount
 
-    def delete(self, name: str) -> None:
+    def delete(self, name: str, *, force: bool = False) -> None:
+        """Refuses a mount others depend on (a transcode parent, a fallback) unless
+        `force`: then the dependents lose their source until it comes back."""
         existing = self._read()
         if name not in existing:
             raise MountConflict(f"mount {name!r} does not exist")
         _, revision = existing[name]
-        self._check_with({n: spec for n, (spec, _) in existing.items()}, None, removed=name)
+        if not force:
+            self._check_with({n: spec for n, (spec, _) in existing.items()}, None, removed=name)
         key = self.layout.mount(name)
         deleted, _ = self.client.transaction(
             compare=[self.client.transactions.mod(key) == revision],
@@ -107,6 +111,32 @@ class MountRepository:
         )
         if not deleted:
             raise MountConflict(f"mount {name!r} changed meanwhile; read it again")
+
+    def apply_changes(self, changes: list[MountChange]) -> None:
+        """Creates, updates and deletes in one transaction, each guarded by the revision
+        the plan was made from: all happen, or none (MountConflict)."""
+        current = self._read()
+        compares, operations = [], []
+        for change in changes:
+            key = self.layout.mount(change.name)
+            if change.action == "create":
+                compares.append(self.client.transactions.create(key) == 0)
+                operations.append(self.client.transactions.put(key, change.after.to_json()))
+            elif change.action in ("update", "delete"):
+                if current.get(change.name, (None, None))[0] != change.before:
+                    raise MountConflict(f"mount {change.name!r} changed meanwhile; run again")
+                revision = current[change.name][1]
+                compares.append(self.client.transactions.mod(key) == revision)
+                operations.append(
+                    self.client.transactions.put(key, change.after.to_json())
+                    if change.action == "update"
+                    else self.client.transactions.delete(key)
+                )
+        if not operations:
+            return
+        applied, _ = self.client.transaction(compare=compares, success=operations, failure=[])
+        if not applied:
+            raise MountConflict("mounts changed meanwhile; nothing was applied, run again")
 
 
 def _as_fields(mount: MountSpec) -> dict:

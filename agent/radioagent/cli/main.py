@@ -1,0 +1,380 @@
+"""radioctl's commands: parse, run, and map failures to exit codes (0 ok, 1 runtime
+failure such as etcd unreachable, 2 usage or validation error), one line each, no
+traceback."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import secrets
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import etcd3.exceptions
+import grpc
+import yaml
+
+from radioagent import __version__
+from radioagent.cli.connection import ClusterConnection
+from radioagent.cli.output import change_lines, listeners_by_mount, mount_table, status_text
+from radioagent.coordination.mounts import MountConflict, MountRepository
+from radioagent.coordination.state import ClusterState, KeyValue, decode_cluster_state
+from radioagent.model import MountSpec, cross_mount_problems, parse_mount
+from radioagent.radios import MountChange, parse_radio_file, plan_apply
+from radioagent.validation import ValidationError
+
+DEFAULT_CONFIG_PATH = "/etc/radio-agent/config.yml"
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+BACKUP_FORMAT = "radio-cluster-backup"
+BACKUP_VERSION = 1
+
+
+def new_source_password() -> str:
+    return secrets.token_urlsafe(18)
+
+
+def read_state(connection: ClusterConnection) -> ClusterState:
+    client = connection.client()
+    response = client.get_prefix_response(connection.layout.root)
+    entries = [
+        KeyValue(
+            kv.key.decode(errors="replace"), kv.value, kv.create_revision, kv.mod_revision, kv.lease
+        )
+        for kv in response.kvs
+    ]
+    return decode_cluster_state(connection.layout, entries, response.header.revision)
+
+
+def mount_json(mount: MountSpec, *, with_password: bool) -> dict[str, Any]:
+    fields = json.loads(mount.to_json())
+    if not with_password:
+        fields.pop("source_password")
+    return fields
+
+
+def parse_assignments(assignments: list[str]) -> dict[str, Any]:
+    """`key=value` pairs, dotted keys for nested fields, values read as YAML scalars."""
+    fields: dict[str, Any] = {}
+    for assignment in assignments:
+        key, separator, raw_value = assignment.partition("=")
+        if not separator or not key:
+            raise ValidationError([f"--set {assignment!r}: expected KEY=VALUE"])
+        value = yaml.safe_load(raw_value) if raw_value else None
+        target = fields
+        *parents, leaf = key.split(".")
+        for parent in parents:
+            target = target.setdefault(parent, {})
+            if not isinstance(target, dict):
+                raise ValidationError([f"--set {key}: {parent} is not a mapping"])
+        target[leaf] = value
+    return fields
+
+
+def merged(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    result = dict(base)
+    for key, value in changes.items():
+        if isinstance(value, dict) and isinstance(result.get(key), dict):
+            result[key] = merged(result[key], value)
+        else:
+            result[key] = value
+    return result
+
+
+# --- commands ----------------------------------------------------------------------------
+
+
+def cmd_status(connection: ClusterConnection, arguments: argparse.Namespace) -> int:
+    state = read_state(connection)
+    if arguments.json:
+        print(
+            json.dumps(
+                {
+                    "leader": None
+                    if state.leader is None
+                    else {
+                        "name": state.leader.name,
+                        "epoch": state.leader.epoch,
+                    },
+                    "nodes": {
+                        name: json.loads(status.to_json())
+                        for name, status in sorted(state.nodes.items())
+                    },
+                    "mounts": {
+                        name: {
+                            **mount_json(mount, with_password=False),
+                            "listeners": listeners_by_mount(state).get(name, 0),
+                        }
+                        for name, mount in sorted(state.mounts.items())
+                    },
+                },
+                indent=2,
+                sort_keys=True,
+            )
+        )
+    else:
+        print(status_text(state))
+    for problem in state.problems:
+        print(f"radioctl: warning: ignored in etcd: {problem}", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_mount_list(connection: ClusterConnection, arguments: argparse.Namespace) -> int:
+    state = read_state(connection)
+    if arguments.json:
+        print(
+            json.dumps(
+                [
+                    mount_json(mount, with_password=False)
+                    for _, mount in sorted(state.mounts.items())
+                ],
+                indent=2,
+            )
+        )
+    else:
+        print(mount_table(state.mounts, listeners_by_mount(state)) if state.mounts else "no mounts")
+    return EXIT_OK
+
+
+def cmd_mount_show(connection: ClusterConnection, arguments: argparse.Namespace) -> int:
+    mount = MountRepository(connection.client(), connection.layout).get(arguments.name)
+    if mount is None:
+        raise MountConflict(f"mount {arguments.name!r} does not exist")
+    print(
+        json.dumps(mount_json(mount, with_password=False), indent=2, sort_keys=True)
+        if arguments.json
+        else yaml.safe_dump(mount_json(mount, with_password=False), sort_keys=True).rstrip()
+    )
+    return EXIT_OK
+
+
+def cmd_mount_create(connection: ClusterConnection, arguments: argparse.Namespace) -> int:
+    fields = parse_assignments(arguments.set or [])
+    generated = "source_password" not in fields
+    if generated:
+        fields["source_password"] = new_source_password()
+    mount = MountRepository(connection.client(), connection.layout).create(
+        {**fields, "name": arguments.name}
+    )
+    print(f"created {mount.path}")
+    if generated:
+        # Printed once, on the terminal only: it is nowhere else but in etcd.
+        print(f"source password (shown once): {mount.source_password}")
+    return EXIT_OK
+
+
+def cmd_mount_edit(connection: ClusterConnection, arguments: argparse.Namespace) -> int:
+    repository = MountRepository(connection.client(), connection.layout)
+    current = repository.get(arguments.name)
+    if current is None:
+        raise MountConflict(f"mount {arguments.name!r} does not exist")
+    fields = merged(mount_json(current, with_password=True), parse_assignments(arguments.set or []))
+    for key in arguments.unset or []:
+        if key in ("name", "source_password"):
+            raise ValidationError([f"--unset {key}: a mount always has one"])
+        fields.pop(key, None)
+    if "name" in fields and fields["name"] != arguments.name:
+        raise ValidationError([f"name: a mount cannot be renamed ({arguments.name!r})"])
+    updated = parse_mount(fields)
+    if updated == current:
+        print(f"/{arguments.name}: no change")
+        return EXIT_OK
+    repository.update(arguments.name, json.loads(updated.to_json()))
+    print(f"updated /{arguments.name}")
+    return EXIT_OK
+
+
+def cmd_mount_delete(connection: ClusterConnection, arguments: argparse.Namespace) -> int:
+    MountRepository(connection.client(), connection.layout).delete(
+        arguments.name, force=arguments.force
+    )
+    print(f"deleted /{arguments.name}")
+    return EXIT_OK
+
+
+def cmd_apply(connection: ClusterConnection, arguments: argparse.Namespace) -> int:
+    try:
+        raw = yaml.safe_load(Path(arguments.file).read_text())
+    except OSError as error:
+        raise ValidationError([f"{arguments.file}: cannot read ({error.strerror})"]) from error
+    except yaml.YAMLError as error:
+        raise ValidationError([f"{arguments.file}: not valid YAML ({error})"]) from error
+    radio_file = parse_radio_file(raw)
+    repository = MountRepository(connection.client(), connection.layout)
+    changes = plan_apply(
+        radio_file, repository.list(), prune=arguments.prune, new_password=new_source_password
+    )
+    if not arguments.dry_run:
+        repository.apply_changes(changes)
+    for line in change_lines(radio_file.radio, changes, dry_run=arguments.dry_run):
+        print(line)
+    return EXIT_OK
+
+
+def cmd_backup(connection: ClusterConnection, arguments: argparse.Namespace) -> int:
+    state = read_state(connection)
+    settings_value, _ = connection.client().get(connection.layout.config)
+    print(
+        json.dumps(
+            {
+                "format": BACKUP_FORMAT,
+                "version": BACKUP_VERSION,
+                "mounts": [
+                    mount_json(mount, with_password=True)
+                    for _, mount in sorted(state.mounts.items())
+                ],
+                "settings": json.loads(settings_value) if settings_value else None,
+            },
+            indent=2,
+            sort_keys=True,
+        )
+    )
+    return EXIT_OK
+
+
+def restore_plan(document: Any, existing: dict[str, MountSpec]) -> list[MountChange]:
+    if not isinstance(document, dict) or document.get("format") != BACKUP_FORMAT:
+        raise ValidationError([f"backup: not a {BACKUP_FORMAT} document"])
+    if document.get("version") != BACKUP_VERSION:
+        raise ValidationError(
+            [f"backup.version: {document.get('version')!r} is not {BACKUP_VERSION}"]
+        )
+    problems, restored = [], {}
+    for index, fields in enumerate(document.get("mounts") or []):
+        try:
+            mount = parse_mount(fields)
+        except ValidationError as error:
+            problems += [f"backup.mounts[{index}]: {problem}" for problem in error.problems]
+            continue
+        restored[mount.name] = mount
+    problems += [f"backup: {problem}" for problem in cross_mount_problems({**existing, **restored})]
+    if problems:
+        raise ValidationError(problems)
+    changes = []
+    for name, mount in sorted(restored.items()):
+        before = existing.get(name)
+        action = "create" if before is None else "unchanged" if before == mount else "update"
+        changes.append(MountChange(action, name, before, mount))
+    return changes
+
+
+def cmd_restore(connection: ClusterConnection, arguments: argparse.Namespace) -> int:
+    try:
+        document = json.loads(Path(arguments.file).read_text())
+    except OSError as error:
+        raise ValidationError([f"{arguments.file}: cannot read ({error.strerror})"]) from error
+    except ValueError as error:
+        raise ValidationError([f"{arguments.file}: not JSON ({error})"]) from error
+    repository = MountRepository(connection.client(), connection.layout)
+    changes = restore_plan(document, repository.list())
+    repository.apply_changes(changes)
+    settings = document.get("settings")
+    client = connection.client()
+    current_settings, _ = client.get(connection.layout.config)
+    settings_changed = settings is not None and (
+        current_settings is None or json.loads(current_settings) != settings
+    )
+    if settings_changed:
+        client.put(connection.layout.config, json.dumps(settings, sort_keys=True))
+    counts = {
+        action: sum(change.action == action for change in changes)
+        for action in ("create", "update", "unchanged")
+    }
+    print(
+        f"restored: {counts['create']} created, {counts['update']} updated, "
+        f"{counts['unchanged']} unchanged; settings "
+        f"{'restored' if settings_changed else 'unchanged'}"
+    )
+    return EXIT_OK
+
+
+# --- parser and error handling -----------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="radioctl",
+        description="Operate a radio cluster: status, mounts, radios, backups.",
+    )
+    parser.add_argument("--version", action="version", version=f"radioctl {__version__}")
+    parser.add_argument(
+        "--config",
+        default=DEFAULT_CONFIG_PATH,
+        help=f"the agent's config file; its etcd section is used (default {DEFAULT_CONFIG_PATH})",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    status = commands.add_parser("status", help="nodes, leader and mounts at a glance")
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(run=cmd_status)
+
+    mount = commands.add_parser("mount", help="list, show, create, edit, delete mounts")
+    mount_commands = mount.add_subparsers(dest="mount_command", required=True, metavar="ACTION")
+    listing = mount_commands.add_parser("list", help="every mount")
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(run=cmd_mount_list)
+    show = mount_commands.add_parser("show", help="one mount (never its password)")
+    show.add_argument("name")
+    show.add_argument("--json", action="store_true")
+    show.set_defaults(run=cmd_mount_show)
+    assignment_help = (
+        "set a field, dotted for nested ones, e.g. format.codec=vorbis, "
+        "transcode.parent=live.mp3, relay_url=http://host/stream"
+    )
+    create = mount_commands.add_parser("create", help="a new mount; prints its password once")
+    create.add_argument("name")
+    create.add_argument("--set", action="append", metavar="KEY=VALUE", help=assignment_help)
+    create.set_defaults(run=cmd_mount_create)
+    edit = mount_commands.add_parser("edit", help="change fields of a mount")
+    edit.add_argument("name")
+    edit.add_argument("--set", action="append", metavar="KEY=VALUE", help=assignment_help)
+    edit.add_argument(
+        "--unset", action="append", metavar="KEY", help="reset a top-level field to its default"
+    )
+    edit.set_defaults(run=cmd_mount_edit)
+    delete = mount_commands.add_parser("delete", help="remove a mount")
+    delete.add_argument("name")
+    delete.add_argument(
+        "--force", action="store_true", help="even if other mounts transcode or fall back to it"
+    )
+    delete.set_defaults(run=cmd_mount_delete)
+
+    apply = commands.add_parser("apply", help="make a radio's mounts match its YAML file")
+    apply.add_argument("-f", "--file", required=True)
+    apply.add_argument("--dry-run", action="store_true", help="show what would change")
+    apply.add_argument(
+        "--prune",
+        action="store_true",
+        help="delete this radio's mounts that the file no longer lists",
+    )
+    apply.set_defaults(run=cmd_apply)
+
+    backup = commands.add_parser("backup", help="mounts, passwords and settings as JSON")
+    backup.set_defaults(run=cmd_backup)
+    restore = commands.add_parser("restore", help="create or update what a backup holds")
+    restore.add_argument("file")
+    restore.set_defaults(run=cmd_restore)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    arguments = build_parser().parse_args(argv)
+    run: Callable[[ClusterConnection, argparse.Namespace], int] = arguments.run
+    connection: ClusterConnection | None = None
+    try:
+        connection = ClusterConnection.from_config_file(arguments.config)
+        return run(connection, arguments)
+    except ValidationError as error:
+        for problem in error.problems:
+            print(f"radioctl: {problem}", file=sys.stderr)
+        return EXIT_USAGE
+    except MountConflict as error:
+        print(f"radioctl: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except (ConnectionError, etcd3.exceptions.Etcd3Exception, grpc.RpcError) as error:
+        print(f"radioctl: etcd: {error or type(error).__name__}", file=sys.stderr)
+        return EXIT_FAILURE
+    finally:
+        if connection is not None:
+            connection.close()

@@ -1,0 +1,343 @@
+"""radioctl against a real etcd: every command, its output, its exit codes, and that bad
+input changes nothing."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.harness.etcd import EtcdCluster
+from tests.harness.ports import free_port
+
+pytestmark = pytest.mark.integration
+
+RADIOCTL = str(Path(sys.executable).parent / "radioctl")
+
+
+class Radioctl:
+    """Runs the real command line against one cluster prefix."""
+
+    def __init__(self, etcd: EtcdCluster, directory: Path, prefix: str | None = None) -> None:
+        self.etcd = etcd
+        self.prefix = prefix or f"/radioctl-{uuid.uuid4().hex[:8]}"
+        self.config = directory / f"config-{self.prefix.strip('/')}.yml"
+        self.config.write_text(
+            yaml.safe_dump(
+                {
+                    "etcd": {
+                        "endpoints": [f"127.0.0.1:{member.client_port}" for member in etcd.members],
+                        "prefix": self.prefix,
+                    }
+                }
+            )
+        )
+
+    def __call__(self, *arguments: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [RADIOCTL, "--config", str(self.config), *arguments],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+
+    def ok(self, *arguments: str) -> str:
+        result = self(*arguments)
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    def dump(self) -> dict[str, bytes]:
+        client = self.etcd.members[0].client()
+        return {
+            metadata.key.decode(): value for value, metadata in client.get_prefix(self.prefix + "/")
+        }
+
+
+@pytest.fixture
+def radioctl(etcd: EtcdCluster, tmp_path: Path) -> Radioctl:
+    return Radioctl(etcd, tmp_path)
+
+
+def assert_refused(radioctl: Radioctl, *arguments: str, message: str) -> None:
+    before = radioctl.dump()
+    result = radioctl(*arguments)
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert message in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+    assert radioctl.dump() == before
+
+
+def test_status_of_an_empty_cluster(radioctl: Radioctl) -> None:
+    assert "leader: none" in radioctl.ok("status")
+    assert json.loads(radioctl.ok("status", "--json")) == {
+        "leader": None,
+        "nodes": {},
+        "mounts": {},
+    }
+
+
+def test_create_prints_the_generated_password_once_and_never_again(radioctl: Radioctl) -> None:
+    output = radioctl.ok("mount", "create", "live.mp3", "--set", "format.bitrate_kbps=192")
+    password = output.split("source password (shown once): ")[1].strip()
+    assert len(password) >= 20
+    stored = json.loads(radioctl.dump()[f"{radioctl.prefix}/v1/mounts/live.mp3"])
+    assert stored["source_password"] == password
+    for command in (
+        ["mount", "list"],
+        ["mount", "list", "--json"],
+        ["mount", "show", "live.mp3"],
+        ["mount", "show", "live.mp3", "--json"],
+        ["status"],
+        ["status", "--json"],
+    ):
+        assert password not in radioctl.ok(*command), command
+    shown = json.loads(radioctl.ok("mount", "show", "live.mp3", "--json"))
+    assert shown["format"]["bitrate_kbps"] == 192
+
+
+def test_list_is_an_aligned_table(radioctl: Radioctl) -> None:
+    radioctl.ok("mount", "create", "live.mp3")
+    radioctl.ok(
+        "mount", "create", "talk.ogg", "--set", "format.codec=vorbis", "--set", "radio=radio-two"
+    )
+    lines = radioctl.ok("mount", "list").splitlines()
+    assert lines[0].split() == ["MOUNT", "RADIO", "FORMAT", "FROM", "LISTENERS"]
+    # Columns line up under their headers.
+    assert lines[0].index("FORMAT") == lines[1].index("mp3 44.1") == lines[2].index("vorbis")
+    assert "/talk.ogg" in lines[2]
+    assert "radio-two" in lines[2]
+
+
+def test_edit_changes_fields_with_validation(radioctl: Radioctl) -> None:
+    radioctl.ok("mount", "create", "live.mp3", "--set", "source_password=dj-secret")
+    assert "updated /live.mp3" in radioctl.ok(
+        "mount", "edit", "live.mp3", "--set", "max_listeners=50"
+    )
+    assert "no change" in radioctl.ok("mount", "edit", "live.mp3", "--set", "max_listeners=50")
+    assert_refused(
+        radioctl,
+        "mount",
+        "edit",
+        "live.mp3",
+        "--set",
+        "format.codec=wma",
+        message="format.codec: 'wma' is not one of",
+    )
+    assert_refused(
+        radioctl,
+        "mount",
+        "edit",
+        "live.mp3",
+        "--set",
+        "name=other.mp3",
+        message="cannot be renamed",
+    )
+    assert_refused(
+        radioctl, "mount", "edit", "nope.mp3", "--set", "max_listeners=5", message="does not exist"
+    )
+    shown = json.loads(radioctl.ok("mount", "show", "live.mp3", "--json"))
+    assert shown["max_listeners"] == 50
+
+
+def test_create_refuses_bad_specs_and_duplicates_changing_nothing(radioctl: Radioctl) -> None:
+    radioctl.ok("mount", "create", "live.mp3")
+    assert_refused(radioctl, "mount", "create", "live.mp3", message="already exists")
+    assert_refused(radioctl, "mount", "create", "../etc", message="name: '../etc' is not valid")
+    assert_refused(
+        radioctl,
+        "mount",
+        "create",
+        "x.mp3",
+        "--set",
+        "fallback=missing.mp3",
+        message="fallback 'missing.mp3' is not a mount",
+    )
+    assert_refused(
+        radioctl, "mount", "create", "x.mp3", "--set", "novalue", message="expected KEY=VALUE"
+    )
+    assert_refused(
+        radioctl, "mount", "create", "x.opus", "--set", "format.codec=opus", message="(Opus)"
+    )
+
+
+def test_delete_refuses_a_transcode_parent_unless_forced(radioctl: Radioctl) -> None:
+    radioctl.ok("mount", "create", "live.mp3")
+    radioctl.ok(
+        "mount",
+        "create",
+        "low.mp3",
+        "--set",
+        "transcode.parent=live.mp3",
+        "--set",
+        "transcode.format.bitrate_kbps=48",
+    )
+    assert_refused(
+        radioctl,
+        "mount",
+        "delete",
+        "live.mp3",
+        message="transcode parent 'live.mp3' is not a mount",
+    )
+    radioctl.ok("mount", "delete", "live.mp3", "--force")
+    assert [mount["name"] for mount in json.loads(radioctl.ok("mount", "list", "--json"))] == [
+        "low.mp3"
+    ]
+
+
+def write_radio(path: Path, mounts: list[dict]) -> Path:
+    path.write_text(yaml.safe_dump({"radio": "radio-one", "mounts": mounts}))
+    return path
+
+
+def test_apply_creates_then_reports_no_change_then_changes_only_what_changed(
+    radioctl: Radioctl, tmp_path: Path
+) -> None:
+    mounts = [
+        {"name": "live.mp3", "format": {"codec": "mp3", "bitrate_kbps": 128}},
+        {"name": "low.mp3", "transcode": {"parent": "live.mp3", "format": {"bitrate_kbps": 48}}},
+    ]
+    radio_file = write_radio(tmp_path / "radio-one.yml", mounts)
+
+    first = radioctl.ok("apply", "-f", str(radio_file))
+    assert first.count("created") == 2
+    assert first.count("shown once") == 2
+    passwords = {
+        name: json.loads(value)["source_password"]
+        for name, value in radioctl.dump().items()
+        if "/mounts/" in name
+    }
+
+    assert radioctl.ok("apply", "-f", str(radio_file)).strip() == "radio-one: no change"
+
+    mounts[1]["transcode"]["format"]["bitrate_kbps"] = 64
+    write_radio(radio_file, mounts)
+    dry = radioctl.ok("apply", "-f", str(radio_file), "--dry-run")
+    assert dry.strip() == "would update /low.mp3: transcode.format.bitrate_kbps"
+    before = radioctl.dump()
+    assert radioctl.ok("apply", "-f", str(radio_file)).strip() == (
+        "updated /low.mp3: transcode.format.bitrate_kbps"
+    )
+    after = radioctl.dump()
+    changed = {key for key in before if before[key] != after[key]}
+    assert changed == {f"{radioctl.prefix}/v1/mounts/low.mp3"}
+    assert {
+        name: json.loads(value)["source_password"]
+        for name, value in after.items()
+        if "/mounts/" in name
+    } == passwords  # passwords kept
+
+
+def test_apply_prunes_only_with_prune_and_only_its_own_radio(
+    radioctl: Radioctl, tmp_path: Path
+) -> None:
+    radioctl.ok("mount", "create", "other.mp3", "--set", "radio=radio-two")
+    radio_file = write_radio(tmp_path / "r.yml", [{"name": "a.mp3"}, {"name": "b.mp3"}])
+    radioctl.ok("apply", "-f", str(radio_file))
+    write_radio(radio_file, [{"name": "a.mp3"}])
+
+    kept = radioctl.ok("apply", "-f", str(radio_file))
+    assert "kept /b.mp3: not in the file (--prune deletes it)" in kept
+    assert "deleted /b.mp3" in radioctl.ok("apply", "-f", str(radio_file), "--prune")
+    names = {mount["name"] for mount in json.loads(radioctl.ok("mount", "list", "--json"))}
+    assert names == {"a.mp3", "other.mp3"}
+
+
+def test_apply_refuses_bad_files_changing_nothing(radioctl: Radioctl, tmp_path: Path) -> None:
+    radioctl.ok("mount", "create", "taken.mp3", "--set", "radio=radio-two")
+    bad = tmp_path / "bad.yml"
+    write_radio(bad, [{"name": "taken.mp3"}])
+    assert_refused(radioctl, "apply", "-f", str(bad), message="belongs to radio 'radio-two'")
+    write_radio(bad, [{"name": "ok.mp3"}, {"name": "ok.mp3"}])
+    assert_refused(radioctl, "apply", "-f", str(bad), message="listed more than once")
+    write_radio(bad, [{"name": "ok.mp3", "format": {"samplerate": 1}}])
+    assert_refused(radioctl, "apply", "-f", str(bad), message="format.samplerate: 1 is not")
+    bad.write_text("radio: [unclosed\n")
+    assert_refused(radioctl, "apply", "-f", str(bad), message="not valid YAML")
+    assert_refused(radioctl, "apply", "-f", str(tmp_path / "none.yml"), message="cannot read")
+
+
+def test_backup_restores_into_an_empty_cluster_exactly_and_twice_changes_nothing(
+    radioctl: Radioctl, etcd: EtcdCluster, tmp_path: Path
+) -> None:
+    radioctl.ok("mount", "create", "live.mp3", "--set", "radio=radio-one")
+    radioctl.ok("mount", "create", "backup.ogg", "--set", "format.codec=vorbis")
+    radioctl.ok(
+        "mount",
+        "create",
+        "talk.ogg",
+        "--set",
+        "format.codec=vorbis",
+        "--set",
+        "max_listeners=10",
+        "--set",
+        "fallback=backup.ogg",
+    )
+    etcd.members[0].client().put(
+        f"{radioctl.prefix}/v1/config", json.dumps({"policy": "listeners_available,weighted"})
+    )
+    backup_file = tmp_path / "backup.json"
+    backup_file.write_text(radioctl.ok("backup"))
+
+    empty = Radioctl(etcd, tmp_path)
+    assert empty.ok("restore", str(backup_file)).strip() == (
+        "restored: 3 created, 0 updated, 0 unchanged; settings restored"
+    )
+    assert empty.ok("restore", str(backup_file)).strip() == (
+        "restored: 0 created, 0 updated, 3 unchanged; settings unchanged"
+    )
+    assert (
+        json.loads(empty.ok("status", "--json"))["mounts"]
+        == json.loads(radioctl.ok("status", "--json"))["mounts"]
+    )
+    original = {key.removeprefix(radioctl.prefix): value for key, value in radioctl.dump().items()}
+    restored = {key.removeprefix(empty.prefix): value for key, value in empty.dump().items()}
+    assert restored == original  # passwords and settings included
+
+
+def test_restore_refuses_a_bad_backup_changing_nothing(radioctl: Radioctl, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text(
+        json.dumps({"format": "radio-cluster-backup", "version": 1, "mounts": [{"name": "x.mp3"}]})
+    )
+    assert_refused(radioctl, "restore", str(bad), message="source_password: missing")
+    bad.write_text("{}")
+    assert_refused(radioctl, "restore", str(bad), message="not a radio-cluster-backup")
+
+
+def test_unreachable_etcd_is_exit_1_with_one_line(tmp_path: Path) -> None:
+    config = tmp_path / "config.yml"
+    config.write_text(yaml.safe_dump({"etcd": {"endpoints": [f"127.0.0.1:{free_port()}"]}}))
+    result = subprocess.run(
+        [RADIOCTL, "--config", str(config), "status"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert result.stderr.startswith("radioctl: etcd: no etcd endpoint answers")
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_bad_config_or_usage_is_exit_2(tmp_path: Path) -> None:
+    config = tmp_path / "config.yml"
+    config.write_text(yaml.safe_dump({"etcd": {"endpoints": ["nohostport"]}}))
+    result = subprocess.run(
+        [RADIOCTL, "--config", str(config), "status"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "etcd.endpoints: 'nohostport' is not host:port" in result.stderr
+    usage = subprocess.run(
+        [RADIOCTL, "mount", "frobnicate"], capture_output=True, text=True, timeout=30, check=False
+    )
+    assert usage.returncode == 2
