@@ -12,8 +12,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.harness.agents import RadioCluster
+from tests.harness.clients import StreamRecorder, listen
 from tests.harness.etcd import EtcdCluster
 from tests.harness.ports import free_port
+from tests.harness.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -341,3 +344,35 @@ def test_bad_config_or_usage_is_exit_2(tmp_path: Path) -> None:
         [RADIOCTL, "mount", "frobnicate"], capture_output=True, text=True, timeout=30, check=False
     )
     assert usage.returncode == 2
+
+
+def test_status_shows_live_nodes_the_leader_and_listeners(
+    radio_cluster: RadioCluster, tmp_path: Path
+) -> None:
+    radioctl = Radioctl(radio_cluster.etcd, tmp_path, prefix=radio_cluster.prefix)
+    radioctl.ok("mount", "create", "live.mp3")
+    leader = radio_cluster.wait_leader()
+    node = radio_cluster.nodes[0]
+    wait_for(
+        lambda: listen(f"{node.icecast.base_url}/live.mp3", 1024, timeout=2).status == 200,
+        timeout=10,
+        what="the new mount on node1",
+    )
+    listener = StreamRecorder(f"{node.icecast.base_url}/live.mp3").start()
+    try:
+        wait_for(
+            lambda: (
+                json.loads(radioctl.ok("status", "--json"))["mounts"]["live.mp3"]["listeners"] >= 1
+            ),
+            timeout=10,
+            what="the listener to show in the status",
+        )
+        status = json.loads(radioctl.ok("status", "--json"))
+        assert status["leader"]["name"] == leader
+        assert sorted(status["nodes"]) == ["node1", "node2", "node3"]
+        assert all(entry["icecast_up"] for entry in status["nodes"].values())
+        text = radioctl.ok("status")
+        assert text.startswith(f"leader: {leader} (epoch {status['leader']['epoch']})")
+        assert sum(line.startswith("node") for line in text.splitlines()) == 3
+    finally:
+        listener.stop()
