@@ -24,6 +24,7 @@ from radioagent.coordination.election import (
     Leadership,
     Role,
     leadership_from_state,
+    must_hand_over,
     must_stop_leading,
     should_campaign,
 )
@@ -161,15 +162,30 @@ class Agent:
             for problem in state.problems:
                 log.error("ignored in etcd: %s", problem)
             self.health.state_problems = state.problems
-        if should_campaign(state, self.lease_id) and not self.cut_off():
+        current = leadership_from_state(state, self.config.node_name, self.lease_id)
+        if must_hand_over(state, current):
+            await self._hand_over(state, current)
+            state = await self.store.read_state()
+        if should_campaign(state, self.lease_id, self.config.node_name) and not self.cut_off():
             sent = self.clock()
             epoch = await self.store.campaign(self.config.node_name, self.lease_id)
             self.last_etcd_contact = sent
             if epoch is not None:
                 log.info("won the election: leading with epoch %d", epoch)
+                if state.handover is not None:
+                    await self.store.delete(self.layout.handover)  # the request is done
             state = await self.store.read_state()
         self.state = state
         self._set_leadership(leadership_from_state(state, self.config.node_name, self.lease_id))
+
+    async def _hand_over(self, state: ClusterState, current: Leadership) -> None:
+        """An operator asked this leader to step down: stop taking sources and drop them
+        first, then delete the leader key (only if still ours) so the target wins at once."""
+        self._set_leadership(current)
+        target = state.handover.to if state.handover else None
+        await self._step_down(f"handover requested (to {target or 'any node'})")
+        if current.epoch is not None:
+            await self.store.resign(current.epoch)
 
     def _set_leadership(self, leadership: Leadership) -> None:
         if leadership != self.leadership:
@@ -284,7 +300,7 @@ class Agent:
             bandwidth_kbps=round(stats.outgoing_kbps, 1) if stats else 0.0,
             bandwidth_limit_kbps=self.config.limits.bandwidth_kbps,
             listener_limit=self.config.limits.max_listeners,
-            draining=False,
+            draining=self.state is not None and self.config.node_name in self.state.draining,
             agent_version=__version__,
         )
 

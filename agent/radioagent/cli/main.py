@@ -17,10 +17,11 @@ import grpc
 import yaml
 
 from radioagent import __version__
+from radioagent.cli.cluster_commands import add_cluster_commands
 from radioagent.cli.connection import ClusterConnection
 from radioagent.cli.output import change_lines, listeners_by_mount, mount_table, status_text
+from radioagent.cli.state import read_state
 from radioagent.coordination.mounts import MountConflict, MountRepository
-from radioagent.coordination.state import ClusterState, KeyValue, decode_cluster_state
 from radioagent.model import MountSpec, cross_mount_problems, parse_mount
 from radioagent.radios import MountChange, parse_radio_file, plan_apply
 from radioagent.validation import ValidationError
@@ -33,18 +34,6 @@ BACKUP_VERSION = 1
 
 def new_source_password() -> str:
     return secrets.token_urlsafe(18)
-
-
-def read_state(connection: ClusterConnection) -> ClusterState:
-    client = connection.client()
-    response = client.get_prefix_response(connection.layout.root)
-    entries = [
-        KeyValue(
-            kv.key.decode(errors="replace"), kv.value, kv.create_revision, kv.mod_revision, kv.lease
-        )
-        for kv in response.kvs
-    ]
-    return decode_cluster_state(connection.layout, entries, response.header.revision)
 
 
 def mount_json(mount: MountSpec, *, with_password: bool) -> dict[str, Any]:
@@ -292,23 +281,7 @@ def cmd_restore(connection: ClusterConnection, arguments: argparse.Namespace) ->
 # --- parser and error handling -----------------------------------------------------------
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="radioctl",
-        description="Operate a radio cluster: status, mounts, radios, backups.",
-    )
-    parser.add_argument("--version", action="version", version=f"radioctl {__version__}")
-    parser.add_argument(
-        "--config",
-        default=DEFAULT_CONFIG_PATH,
-        help=f"the agent's config file; its etcd section is used (default {DEFAULT_CONFIG_PATH})",
-    )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    status = commands.add_parser("status", help="nodes, leader and mounts at a glance")
-    status.add_argument("--json", action="store_true")
-    status.set_defaults(run=cmd_status)
-
+def _add_mount_commands(commands: Any) -> None:
     mount = commands.add_parser("mount", help="list, show, create, edit, delete mounts")
     mount_commands = mount.add_subparsers(dest="mount_command", required=True, metavar="ACTION")
     listing = mount_commands.add_parser("list", help="every mount")
@@ -340,6 +313,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     delete.set_defaults(run=cmd_mount_delete)
 
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="radioctl",
+        description="Operate a radio cluster: status, mounts, radios, backups.",
+    )
+    parser.add_argument("--version", action="version", version=f"radioctl {__version__}")
+    parser.add_argument(
+        "--config",
+        default=DEFAULT_CONFIG_PATH,
+        help=f"the agent's config file; its etcd section is used (default {DEFAULT_CONFIG_PATH})",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    status = commands.add_parser("status", help="nodes, leader and mounts at a glance")
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(run=cmd_status)
+
+    _add_mount_commands(commands)
+
     apply = commands.add_parser("apply", help="make a radio's mounts match its YAML file")
     apply.add_argument("-f", "--file", required=True)
     apply.add_argument("--dry-run", action="store_true", help="show what would change")
@@ -349,6 +342,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="delete this radio's mounts that the file no longer lists",
     )
     apply.set_defaults(run=cmd_apply)
+
+    add_cluster_commands(commands)
 
     backup = commands.add_parser("backup", help="mounts, passwords and settings as JSON")
     backup.set_defaults(run=cmd_backup)

@@ -32,8 +32,26 @@ def leadership_from_state(state: ClusterState, my_name: str, my_lease: int | Non
     return Leadership(Role.REPLICA, leader.name, leader.epoch)
 
 
-def should_campaign(state: ClusterState, my_lease: int | None) -> bool:
-    return state.leader is None and my_lease is not None
+def should_campaign(state: ClusterState, my_lease: int | None, my_name: str = "") -> bool:
+    """Nobody leads and we hold a lease; during an operator's handover only its target
+    campaigns (or, with no target, anyone but the leader that stepped down)."""
+    if state.leader is not None or my_lease is None:
+        return False
+    handover = state.handover
+    if handover is None:
+        return True
+    if handover.to is not None:
+        return handover.to == my_name
+    return my_name != handover.from_node
+
+
+def must_hand_over(state: ClusterState, leadership: Leadership) -> bool:
+    """We lead, and an operator asked the leader of exactly our epoch to step down."""
+    return (
+        leadership.role is Role.LEADER
+        and state.handover is not None
+        and state.handover.epoch == leadership.epoch
+    )
 
 
 def must_stop_leading(now: float, last_etcd_contact: float, retry_timeout: float) -> bool:

@@ -36,6 +36,17 @@ class KeyLayout:
     def transcoders(self) -> str:
         return f"{self.root}transcoders/"
 
+    @property
+    def drains(self) -> str:
+        return f"{self.root}drain/"
+
+    @property
+    def handover(self) -> str:
+        return f"{self.root}handover"
+
+    def drain(self, name: str) -> str:
+        return f"{self.drains}{name}"
+
     def node(self, name: str) -> str:
         return f"{self.nodes}{name}"
 

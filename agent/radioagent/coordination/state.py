@@ -6,6 +6,7 @@ agent: the key is skipped and named in `problems`.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
 from radioagent.coordination.keys import KeyLayout
@@ -16,6 +17,7 @@ from radioagent.model import (
     mount_from_json,
     node_status_from_json,
 )
+from radioagent.settings import ClusterSettings, settings_from_json
 from radioagent.validation import ValidationError
 
 
@@ -36,43 +38,101 @@ class LeaderRecord:
 
 
 @dataclass(frozen=True)
+class Handover:
+    """An operator's request that the leader of `epoch` steps down, for `to` if named."""
+
+    epoch: int
+    from_node: str
+    to: str | None
+
+
+@dataclass(frozen=True)
 class ClusterState:
     revision: int
     leader: LeaderRecord | None
     nodes: dict[str, NodeStatus] = field(default_factory=dict)
     mounts: dict[str, MountSpec] = field(default_factory=dict)
     problems: tuple[str, ...] = ()
+    draining: frozenset[str] = frozenset()
+    handover: Handover | None = None
+    settings: ClusterSettings = field(default_factory=ClusterSettings)
+
+
+def decode_handover(value: bytes) -> Handover:
+    try:
+        decoded = json.loads(value)
+        epoch, from_node, to = decoded["epoch"], decoded["from"], decoded.get("to")
+    except (ValueError, TypeError, KeyError) as error:
+        raise ValidationError([f"not a handover request ({error})"]) from error
+    if (
+        not isinstance(epoch, int)
+        or isinstance(epoch, bool)
+        or not isinstance(from_node, str)
+        or not (to is None or isinstance(to, str))
+    ):
+        raise ValidationError(["not a handover request (epoch, from, to)"])
+    return Handover(epoch, from_node, to)
+
+
+@dataclass
+class _Decoded:
+    leader: LeaderRecord | None = None
+    nodes: dict[str, NodeStatus] = field(default_factory=dict)
+    mounts: dict[str, MountSpec] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+    draining: set[str] = field(default_factory=set)
+    handover: Handover | None = None
+    settings: ClusterSettings = field(default_factory=ClusterSettings)
+
+
+def _decode_leader(entry: KeyValue, decoded: _Decoded) -> None:
+    try:
+        name = entry.value.decode()
+    except UnicodeDecodeError:
+        name = repr(entry.value)
+        decoded.problems.append(f"{entry.key}: leader name is not UTF-8")
+    decoded.leader = LeaderRecord(name, entry.create_revision, entry.lease)
+
+
+def _decode_mount(layout: KeyLayout, entry: KeyValue, decoded: _Decoded) -> None:
+    name = entry.key.removeprefix(layout.mounts)
+    mount = mount_from_json(entry.value)
+    if mount.name != name:
+        raise ValidationError([f"it names mount {mount.name!r}"])
+    decoded.mounts[name] = mount
+
+
+def _decode_entry(layout: KeyLayout, entry: KeyValue, decoded: _Decoded) -> None:
+    """Raises ValidationError for an entry to skip."""
+    if entry.key == layout.leader:
+        _decode_leader(entry, decoded)
+    elif entry.key == layout.handover:
+        decoded.handover = decode_handover(entry.value)
+    elif entry.key == layout.config:
+        decoded.settings = settings_from_json(entry.value)
+    elif entry.key.startswith(layout.drains):
+        decoded.draining.add(entry.key.removeprefix(layout.drains))
+    elif entry.key.startswith(layout.nodes):
+        decoded.nodes[entry.key.removeprefix(layout.nodes)] = node_status_from_json(entry.value)
+    elif entry.key.startswith(layout.mounts):
+        _decode_mount(layout, entry, decoded)
 
 
 def decode_cluster_state(layout: KeyLayout, entries: list[KeyValue], revision: int) -> ClusterState:
-    leader = None
-    nodes: dict[str, NodeStatus] = {}
-    mounts: dict[str, MountSpec] = {}
-    problems: list[str] = []
+    decoded = _Decoded()
     for entry in entries:
-        if entry.key == layout.leader:
-            try:
-                name = entry.value.decode()
-            except UnicodeDecodeError:
-                name = repr(entry.value)
-                problems.append(f"{entry.key}: leader name is not UTF-8")
-            leader = LeaderRecord(name, entry.create_revision, entry.lease)
-        elif entry.key.startswith(layout.nodes):
-            name = entry.key.removeprefix(layout.nodes)
-            try:
-                nodes[name] = node_status_from_json(entry.value)
-            except ValidationError as error:
-                problems.append(f"{entry.key}: {error}")
-        elif entry.key.startswith(layout.mounts):
-            name = entry.key.removeprefix(layout.mounts)
-            try:
-                mount = mount_from_json(entry.value)
-            except ValidationError as error:
-                problems.append(f"{entry.key}: skipped, {error}")
-                continue
-            if mount.name != name:
-                problems.append(f"{entry.key}: skipped, it names mount {mount.name!r}")
-                continue
-            mounts[name] = mount
-    problems += [f"mounts: {problem}" for problem in cross_mount_problems(mounts)]
-    return ClusterState(revision, leader, nodes, mounts, tuple(problems))
+        try:
+            _decode_entry(layout, entry, decoded)
+        except ValidationError as error:
+            decoded.problems.append(f"{entry.key}: skipped, {error}")
+    decoded.problems += [f"mounts: {problem}" for problem in cross_mount_problems(decoded.mounts)]
+    return ClusterState(
+        revision,
+        decoded.leader,
+        decoded.nodes,
+        decoded.mounts,
+        tuple(decoded.problems),
+        frozenset(decoded.draining),
+        decoded.handover,
+        decoded.settings,
+    )

@@ -176,6 +176,9 @@ class EtcdStore:
 
         return await self._call("resign", transaction)
 
+    async def delete(self, key: str) -> None:
+        await self._call(f"delete {key}", lambda client: client.delete(key))
+
     async def put(self, key: str, value: str, lease_id: int | None = None) -> None:
         await self._call(f"put {key}", lambda client: client.put(key, value, lease=lease_id))
 

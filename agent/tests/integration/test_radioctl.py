@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -376,3 +377,78 @@ def test_status_shows_live_nodes_the_leader_and_listeners(
         assert sum(line.startswith("node") for line in text.splitlines()) == 3
     finally:
         listener.stop()
+
+
+def test_config_set_validates_and_show_reads_back(radioctl: Radioctl) -> None:
+    assert "policy" in radioctl.ok("config", "show")
+    radioctl.ok("config", "set", "policy", "listeners_available,bandwidth_score,best")
+    radioctl.ok("config", "set", "timing.ttl", "30")
+    shown = json.loads(radioctl.ok("config", "show", "--json"))
+    assert shown["policy"] == "listeners_available,bandwidth_score,best"
+    assert shown["timing.ttl"] == 30
+    assert_refused(
+        radioctl,
+        "config",
+        "set",
+        "policy",
+        "listeners_available,fastest,best",
+        message="'fastest' is not a filter, scorer or choice",
+    )
+    assert_refused(
+        radioctl, "config", "set", "timing.retry_timeout", "20", message="exceeds ttl = 30"
+    )
+    assert_refused(radioctl, "config", "set", "colour", "blue", message="unknown setting")
+
+
+def test_drain_shows_in_the_nodes_status_and_undrain_clears_it(
+    radio_cluster: RadioCluster, tmp_path: Path
+) -> None:
+    radioctl = Radioctl(radio_cluster.etcd, tmp_path, prefix=radio_cluster.prefix)
+    radioctl.ok("node", "drain", "node2")
+    wait_for(
+        lambda: radio_cluster.statuses()["node2"].draining,
+        timeout=5,
+        what="node2 to report draining",
+    )
+    assert not radio_cluster.statuses()["node1"].draining
+    assert "yes" in next(
+        line for line in radioctl.ok("status").splitlines() if line.startswith("node2")
+    )
+    radioctl.ok("node", "undrain", "node2")
+    wait_for(
+        lambda: not radio_cluster.statuses()["node2"].draining,
+        timeout=5,
+        what="node2 to take listeners again",
+    )
+    assert_refused(radioctl, "node", "drain", "node9", message="'node9' is not in the cluster")
+
+
+def test_handover_to_a_named_node_takes_sources_within_a_second(
+    radio_cluster: RadioCluster, tmp_path: Path
+) -> None:
+    radioctl = Radioctl(radio_cluster.etcd, tmp_path, prefix=radio_cluster.prefix)
+    radioctl.ok("mount", "create", "live.mp3", "--set", "source_password=dj-secret")
+    old_leader = radio_cluster.leader_taking_sources("/_live/live.mp3", "dj-secret")
+    target = next(node for node in radio_cluster.nodes if node is not old_leader)
+
+    started = time.monotonic()
+    output = radioctl.ok("leader", "handover", "--to", target.name)
+    target.wait_accepting_source("/_live/live.mp3", "dj-secret", timeout=5)
+    seconds = time.monotonic() - started
+
+    assert output.startswith(f"leader: {target.name} (epoch ")
+    assert seconds <= 1.0
+    assert radio_cluster.leader_name() == target.name
+    assert not old_leader.accepts_source("/_live/live.mp3", "dj-secret")
+    assert_refused(radioctl, "leader", "handover", "--to", target.name, message="already leads")
+
+
+def test_handover_without_target_moves_leadership_elsewhere(
+    radio_cluster: RadioCluster, tmp_path: Path
+) -> None:
+    radioctl = Radioctl(radio_cluster.etcd, tmp_path, prefix=radio_cluster.prefix)
+    old_leader = radio_cluster.wait_leader()
+    output = radioctl.ok("leader", "handover")
+    new_leader = radio_cluster.wait_leader()
+    assert new_leader != old_leader
+    assert output.startswith(f"leader: {new_leader} ")

@@ -1,0 +1,145 @@
+"""radioctl commands about the cluster rather than mounts: drain, handover, settings."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from typing import Any
+
+from radioagent.cli.connection import ClusterConnection
+from radioagent.cli.output import table
+from radioagent.cli.state import read_state
+from radioagent.coordination.mounts import MountConflict
+from radioagent.settings import settings_from_json, with_setting
+from radioagent.validation import ValidationError
+
+EXIT_OK = 0
+HANDOVER_WAIT_SECONDS = 10.0
+
+
+def _known_node(connection: ClusterConnection, name: str) -> None:
+    nodes = read_state(connection).nodes
+    if name not in nodes:
+        known = ", ".join(sorted(nodes)) or "none"
+        raise ValidationError([f"node {name!r} is not in the cluster (present: {known})"])
+
+
+def cmd_node_drain(connection: ClusterConnection, arguments: argparse.Namespace) -> int:
+    _known_node(connection, arguments.name)
+    connection.client().put(
+        connection.layout.drain(arguments.name), json.dumps({"since": int(time.time())})
+    )
+    print(f"draining {arguments.name}: no new listeners go there; its listeners stay")
+    return EXIT_OK
+
+
+def cmd_node_undrain(connection: ClusterConnection, arguments: argparse.Namespace) -> int:
+    deleted = connection.client().delete(connection.layout.drain(arguments.name))
+    print(f"{arguments.name}: {'takes listeners again' if deleted else 'was not draining'}")
+    return EXIT_OK
+
+
+def cmd_leader_handover(connection: ClusterConnection, arguments: argparse.Namespace) -> int:
+    state = read_state(connection)
+    if state.leader is None:
+        raise ConnectionError("no leader to hand over from (the cluster is electing one)")
+    leader = state.leader
+    if arguments.to is not None:
+        _known_node(connection, arguments.to)
+        if arguments.to == leader.name:
+            raise ValidationError([f"--to: {arguments.to!r} already leads"])
+    client = connection.client()
+    layout = connection.layout
+    # The request expires by itself if its target never takes over.
+    lease = client.lease(max(10, int(state.settings.timing.ttl) * 2))
+    request = json.dumps({"epoch": leader.epoch, "from": leader.name, "to": arguments.to})
+    accepted, _ = client.transaction(
+        compare=[
+            client.transactions.create(layout.leader) == leader.epoch,
+            client.transactions.create(layout.handover) == 0,
+        ],
+        success=[client.transactions.put(layout.handover, request, lease=lease)],
+        failure=[],
+    )
+    if not accepted:
+        lease.revoke()
+        raise MountConflict(
+            "the leader changed or a handover is already under way; "
+            "check `radioctl status` and run again"
+        )
+    started = time.monotonic()
+    while time.monotonic() - started < HANDOVER_WAIT_SECONDS:  # bounded wait for the result
+        value, metadata = client.get(layout.leader)
+        if value is not None and metadata.create_revision != leader.epoch:
+            print(
+                f"leader: {value.decode()} (epoch {metadata.create_revision}), "
+                f"{time.monotonic() - started:.2f} s after the request"
+            )
+            return EXIT_OK
+        time.sleep(0.05)
+    raise ConnectionError(f"no new leader within {HANDOVER_WAIT_SECONDS:g} s")
+
+
+def cmd_config_show(connection: ClusterConnection, arguments: argparse.Namespace) -> int:
+    value, _ = connection.client().get(connection.layout.config)
+    settings = settings_from_json(value)
+    if arguments.json:
+        print(json.dumps(settings.flat(), indent=2))
+    else:
+        print(
+            table(
+                ["SETTING", "VALUE"],
+                [
+                    [key, json.dumps(item) if not isinstance(item, str) else item]
+                    for key, item in settings.flat().items()
+                ],
+            )
+        )
+    return EXIT_OK
+
+
+def cmd_config_set(connection: ClusterConnection, arguments: argparse.Namespace) -> int:
+    client = connection.client()
+    key = connection.layout.config
+    value, metadata = client.get(key)
+    updated = with_setting(settings_from_json(value), arguments.key, arguments.value)
+    guard = (
+        client.transactions.create(key) == 0
+        if value is None
+        else client.transactions.mod(key) == metadata.mod_revision
+    )
+    written, _ = client.transaction(
+        compare=[guard], success=[client.transactions.put(key, updated.to_json())], failure=[]
+    )
+    if not written:
+        raise MountConflict("the settings changed meanwhile; run again")
+    print(f"{arguments.key} = {updated.flat()[arguments.key]}")
+    return EXIT_OK
+
+
+def add_cluster_commands(commands: Any) -> None:
+    node = commands.add_parser("node", help="drain or undrain a node")
+    node_commands = node.add_subparsers(dest="node_command", required=True, metavar="ACTION")
+    drain = node_commands.add_parser("drain", help="send no new listeners to the node")
+    drain.add_argument("name")
+    drain.set_defaults(run=cmd_node_drain)
+    undrain = node_commands.add_parser("undrain", help="send listeners to the node again")
+    undrain.add_argument("name")
+    undrain.set_defaults(run=cmd_node_undrain)
+
+    leader = commands.add_parser("leader", help="hand leadership over")
+    leader_commands = leader.add_subparsers(dest="leader_command", required=True, metavar="ACTION")
+    handover = leader_commands.add_parser("handover", help="the leader steps down")
+    handover.add_argument("--to", metavar="NODE", help="the node that takes over")
+    handover.set_defaults(run=cmd_leader_handover)
+
+    config = commands.add_parser("config", help="cluster settings kept in etcd")
+    config_commands = config.add_subparsers(dest="config_command", required=True, metavar="ACTION")
+    show_settings = config_commands.add_parser("show", help="every setting")
+    show_settings.add_argument("--json", action="store_true")
+    show_settings.set_defaults(run=cmd_config_show)
+    set_setting = config_commands.add_parser("set", help="change one setting, validated")
+    set_setting.add_argument("key")
+    set_setting.add_argument("value")
+    set_setting.set_defaults(run=cmd_config_set)

@@ -1,0 +1,128 @@
+"""Cluster settings kept in etcd (`config` key), changed by `radioctl config set`. Pure.
+
+The load-balancing policy is autoradio's composable string: filters, then scorers, then
+one choice, e.g. `listeners_available,listeners_score,weighted`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+import yaml
+
+from radioagent.config import Timing, timing_problems
+from radioagent.validation import ValidationError, check_number
+
+POLICY_FILTERS = ("listeners_available", "bandwidth_available")
+POLICY_SCORERS = ("listeners_score", "bandwidth_score")
+POLICY_CHOICES = ("weighted", "best", "random")
+DEFAULT_POLICY = "listeners_available,listeners_score,weighted"
+
+
+@dataclass(frozen=True)
+class ClusterSettings:
+    policy: str = DEFAULT_POLICY
+    proxy_everything: bool = False
+    no_redirect_user_agents: tuple[str, ...] = ()
+    timing: Timing = field(default_factory=Timing)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    def flat(self) -> dict[str, Any]:
+        values = asdict(self)
+        timing = values.pop("timing")
+        values.update({f"timing.{key}": value for key, value in timing.items()})
+        values["no_redirect_user_agents"] = list(values["no_redirect_user_agents"])
+        return dict(sorted(values.items()))
+
+
+def policy_problems(policy: Any) -> list[str]:
+    known = ", ".join(POLICY_FILTERS + POLICY_SCORERS + POLICY_CHOICES)
+    if not isinstance(policy, str) or not policy:
+        return [f"policy: {policy!r} is not a comma-separated list (known: {known})"]
+    parts = [part.strip() for part in policy.split(",")]
+    problems = [
+        f"policy: {part!r} is not a filter, scorer or choice (known: {known})"
+        for part in parts
+        if part not in POLICY_FILTERS + POLICY_SCORERS + POLICY_CHOICES
+    ]
+    choices = [part for part in parts if part in POLICY_CHOICES]
+    if not problems and (len(choices) != 1 or parts[-1] not in POLICY_CHOICES):
+        problems.append(
+            f"policy: {policy!r} must end with exactly one choice ({', '.join(POLICY_CHOICES)})"
+        )
+    return problems
+
+
+def settings_problems(settings: ClusterSettings) -> list[str]:
+    problems = policy_problems(settings.policy)
+    if not isinstance(settings.proxy_everything, bool):
+        problems.append(f"proxy_everything: {settings.proxy_everything!r} is not true or false")
+    agents = settings.no_redirect_user_agents
+    if not isinstance(agents, tuple) or not all(
+        isinstance(agent, str) and 0 < len(agent) <= 200 for agent in agents
+    ):
+        problems.append("no_redirect_user_agents: expected a list of 1-200 character strings")
+    timing = settings.timing
+    checks = [
+        check_number("timing.ttl", timing.ttl, 2, 3600),
+        check_number("timing.loop_wait", timing.loop_wait, 0.1, 600),
+        check_number("timing.retry_timeout", timing.retry_timeout, 0.1, 600),
+    ]
+    problems += [problem for problem in checks if problem]
+    if not any(checks):
+        problems += timing_problems(timing)
+    return problems
+
+
+SETTABLE_KEYS = (
+    "policy",
+    "proxy_everything",
+    "no_redirect_user_agents",
+    "timing.ttl",
+    "timing.loop_wait",
+    "timing.retry_timeout",
+)
+
+
+def with_setting(settings: ClusterSettings, key: str, raw_value: str) -> ClusterSettings:
+    """The settings with `key` set from its command-line text; ValidationError names the
+    key if it is unknown or the result breaks a rule."""
+    if key not in SETTABLE_KEYS:
+        raise ValidationError([f"{key}: unknown setting (known: {', '.join(SETTABLE_KEYS)})"])
+    value = raw_value if key == "policy" else yaml.safe_load(raw_value)
+    if key.startswith("timing."):
+        updated = replace(settings, timing=replace(settings.timing, **{key[7:]: value}))
+    elif key == "no_redirect_user_agents":
+        agents = value if isinstance(value, list) else [value]
+        updated = replace(settings, no_redirect_user_agents=tuple(agents))
+    else:
+        updated = replace(settings, **{key: value})
+    problems = settings_problems(updated)
+    if problems:
+        raise ValidationError(problems)
+    return updated
+
+
+def settings_from_json(text: str | bytes | None) -> ClusterSettings:
+    if text is None:
+        return ClusterSettings()
+    try:
+        decoded = json.loads(text)
+        timing = Timing(**decoded.pop("timing", {}))
+        settings = ClusterSettings(
+            **{
+                **decoded,
+                "timing": timing,
+                "no_redirect_user_agents": tuple(decoded.get("no_redirect_user_agents", ())),
+            }
+        )
+    except (ValueError, TypeError, AttributeError) as error:
+        raise ValidationError([f"settings: not valid ({error})"]) from error
+    problems = settings_problems(settings)
+    if problems:
+        raise ValidationError(problems)
+    return settings

@@ -1,0 +1,87 @@
+"""Cluster settings: the policy string and timing rules."""
+
+from __future__ import annotations
+
+import pytest
+
+from radioagent.coordination.election import Leadership, Role, must_hand_over, should_campaign
+from radioagent.coordination.state import ClusterState, Handover, LeaderRecord
+from radioagent.settings import (
+    ClusterSettings,
+    policy_problems,
+    settings_from_json,
+    with_setting,
+)
+from radioagent.validation import ValidationError
+
+
+@pytest.mark.parametrize(
+    "policy",
+    [
+        "listeners_available,listeners_score,weighted",
+        "best",
+        "bandwidth_available,random",
+        "listeners_available, bandwidth_available, bandwidth_score, best",
+    ],
+)
+def test_autoradio_policies_are_accepted(policy: str) -> None:
+    assert policy_problems(policy) == []
+
+
+def test_unknown_filter_is_named_with_the_known_ones() -> None:
+    (problem,) = policy_problems("listeners_available,fastest,weighted")
+    assert problem.startswith("policy: 'fastest' is not a filter, scorer or choice (known: ")
+
+
+@pytest.mark.parametrize("policy", ["listeners_score", "weighted,best", "best,listeners_score"])
+def test_a_policy_ends_with_exactly_one_choice(policy: str) -> None:
+    (problem,) = policy_problems(policy)
+    assert "must end with exactly one choice" in problem
+
+
+def test_setting_values_are_validated_and_timing_kept_consistent() -> None:
+    settings = with_setting(ClusterSettings(), "timing.ttl", "20")
+    assert settings.timing.ttl == 20
+    with pytest.raises(ValidationError, match="exceeds ttl"):
+        with_setting(settings, "timing.retry_timeout", "9")
+    with pytest.raises(ValidationError, match="unknown setting"):
+        with_setting(settings, "colour", "blue")
+    with pytest.raises(ValidationError, match="proxy_everything"):
+        with_setting(settings, "proxy_everything", "maybe")
+    agents = with_setting(settings, "no_redirect_user_agents", "[Winamp, 'VLC/1']")
+    assert agents.no_redirect_user_agents == ("Winamp", "VLC/1")
+
+
+def test_settings_round_trip_and_garbage_is_refused() -> None:
+    settings = with_setting(ClusterSettings(), "policy", "best")
+    assert settings_from_json(settings.to_json()) == settings
+    assert settings_from_json(None) == ClusterSettings()
+    with pytest.raises(ValidationError):
+        settings_from_json(b'{"policy": "nonsense"}')
+    with pytest.raises(ValidationError):
+        settings_from_json(b"[1]")
+
+
+def state(leader: LeaderRecord | None, handover: Handover | None) -> ClusterState:
+    return ClusterState(revision=5, leader=leader, handover=handover)
+
+
+def test_during_a_handover_only_its_target_campaigns() -> None:
+    handover = Handover(epoch=7, from_node="node1", to="node3")
+    assert should_campaign(state(None, handover), my_lease=1, my_name="node3")
+    assert not should_campaign(state(None, handover), my_lease=1, my_name="node2")
+    assert not should_campaign(state(None, handover), my_lease=1, my_name="node1")
+
+
+def test_a_handover_without_target_excludes_only_the_leader_that_left() -> None:
+    handover = Handover(epoch=7, from_node="node1", to=None)
+    assert should_campaign(state(None, handover), my_lease=1, my_name="node2")
+    assert not should_campaign(state(None, handover), my_lease=1, my_name="node1")
+
+
+def test_only_the_leader_of_the_requested_epoch_hands_over() -> None:
+    handover = Handover(epoch=7, from_node="node1", to=None)
+    current = state(LeaderRecord("node1", 7, 11), handover)
+    assert must_hand_over(current, Leadership(Role.LEADER, "node1", 7))
+    assert not must_hand_over(current, Leadership(Role.LEADER, "node1", 8))
+    assert not must_hand_over(current, Leadership(Role.REPLICA, "node1", 7))
