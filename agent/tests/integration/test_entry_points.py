@@ -28,10 +28,12 @@ def test_console_script_reports_its_version(script: str) -> None:
     assert result.stdout.strip() == f"{script} {__version__}"
 
 
-@pytest.mark.parametrize("script", ["radio-agent", "radioctl"])
-def test_console_script_with_an_unknown_option_exits_2(script: str) -> None:
+@pytest.mark.parametrize(
+    "command", [["radio-agent", "--no-such-option"], ["radioctl", "status", "--no-such-option"]]
+)
+def test_console_script_with_an_unknown_option_exits_2(command: list[str]) -> None:
     result = subprocess.run(
-        [str(SCRIPTS_DIR / script), "--no-such-option"],
+        [str(SCRIPTS_DIR / command[0]), *command[1:]],
         capture_output=True,
         text=True,
         timeout=30,
