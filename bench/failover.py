@@ -127,8 +127,7 @@ def change_leader(
     source."""
     started = time.monotonic()
     if crash:
-        leader.kill()
-        leader.icecast.process.kill()
+        leader.crash()
     else:
         leader.stop()
     sources.pop().stop()

@@ -89,6 +89,11 @@ class AgentNode:
         if self.process is not None:
             self.process.stop()
 
+    def crash(self) -> None:
+        """The whole node dies: its agent and its Icecast, with no goodbye."""
+        self.kill()
+        self.icecast.process.kill()
+
     def is_running(self) -> bool:
         return self.process is not None and self.process.is_running()
 

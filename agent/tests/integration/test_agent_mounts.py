@@ -113,8 +113,7 @@ def test_listeners_on_other_nodes_stay_connected_through_a_leader_crash(
     try:
         # The whole leader node dies: agent and Icecast, so the source drops too.
         crashed_at = time.monotonic()
-        old_leader.kill()
-        old_leader.icecast.process.kill()
+        old_leader.crash()
         source.stop()
         new_leader = radio_cluster.node(
             radio_cluster.wait_leader(timeout=TEST_TIMING["ttl"] + 5, other_than=old_leader.name)
@@ -243,8 +242,7 @@ def test_ogg_listeners_stay_connected_with_valid_pages_through_a_leader_crash(
     listeners = [StreamRecorder(f"{node.icecast.base_url}/live.ogg").start() for node in others]
     try:
         crashed_at = time.monotonic()
-        old_leader.kill()
-        old_leader.icecast.process.kill()
+        old_leader.crash()
         source.stop()
         new_leader = radio_cluster.node(
             radio_cluster.wait_leader(timeout=TEST_TIMING["ttl"] + 5, other_than=old_leader.name)

@@ -43,13 +43,7 @@ class Radioctl:
         )
 
     def __call__(self, *arguments: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [RADIOCTL, "--config", str(self.config), *arguments],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-        )
+        return run_radioctl(self.config, *arguments)
 
     def ok(self, *arguments: str) -> str:
         result = self(*arguments)
@@ -66,6 +60,16 @@ class Radioctl:
 @pytest.fixture
 def radioctl(etcd: EtcdCluster, tmp_path: Path) -> Radioctl:
     return Radioctl(etcd, tmp_path)
+
+
+def run_radioctl(config: Path, *arguments: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [RADIOCTL, "--config", str(config), *arguments],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 def assert_refused(radioctl: Radioctl, *arguments: str, message: str) -> None:
@@ -317,13 +321,7 @@ def test_restore_refuses_a_bad_backup_changing_nothing(radioctl: Radioctl, tmp_p
 def test_unreachable_etcd_is_exit_1_with_one_line(tmp_path: Path) -> None:
     config = tmp_path / "config.yml"
     config.write_text(yaml.safe_dump({"etcd": {"endpoints": [f"127.0.0.1:{free_port()}"]}}))
-    result = subprocess.run(
-        [RADIOCTL, "--config", str(config), "status"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = run_radioctl(config, "status")
     assert result.returncode == 1
     assert result.stderr.startswith("radioctl: etcd: no etcd endpoint answers")
     assert len(result.stderr.strip().splitlines()) == 1
@@ -332,13 +330,7 @@ def test_unreachable_etcd_is_exit_1_with_one_line(tmp_path: Path) -> None:
 def test_bad_config_or_usage_is_exit_2(tmp_path: Path) -> None:
     config = tmp_path / "config.yml"
     config.write_text(yaml.safe_dump({"etcd": {"endpoints": ["nohostport"]}}))
-    result = subprocess.run(
-        [RADIOCTL, "--config", str(config), "status"],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    result = run_radioctl(config, "status")
     assert result.returncode == 2
     assert "etcd.endpoints: 'nohostport' is not host:port" in result.stderr
     usage = subprocess.run(
