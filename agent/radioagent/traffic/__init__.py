@@ -1,0 +1,1 @@
+"""Traffic control: which node a listener goes to. Pure functions over node reports."""
