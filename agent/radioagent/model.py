@@ -118,7 +118,7 @@ def _format_problems(where: str, given: Any) -> list[str]:
     ]
     samplerate = given.get("samplerate", 44100)
     allowed = OPUS_SAMPLERATES if given.get("codec") == "opus" else SAMPLERATES
-    if samplerate not in allowed:
+    if not isinstance(samplerate, int) or isinstance(samplerate, bool) or samplerate not in allowed:
         checks.append(
             f"{where}.samplerate: {samplerate!r} is not one of {', '.join(map(str, allowed))}"
             + (" (Opus)" if allowed is OPUS_SAMPLERATES else "")

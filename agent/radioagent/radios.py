@@ -51,10 +51,10 @@ def parse_radio_file(raw: Any) -> RadioFile:
     if not isinstance(mounts, list) or not all(isinstance(mount, dict) for mount in mounts):
         problems.append("mounts: expected a list of mappings")
         mounts = []
-    names = [mount.get("name") for mount in mounts]
+    names = [repr(mount.get("name")) for mount in mounts]  # repr: any YAML value hashes
     problems += [
-        f"mounts: {name!r} is listed more than once"
-        for name in sorted({name for name in names if names.count(name) > 1}, key=str)
+        f"mounts: {name} is listed more than once"
+        for name in sorted({name for name in names if names.count(name) > 1})
     ]
     for index, mount in enumerate(mounts):
         if "radio" in mount and mount["radio"] != radio:

@@ -112,6 +112,9 @@ def settings_from_json(text: str | bytes | None) -> ClusterSettings:
         return ClusterSettings()
     try:
         decoded = json.loads(text)
+        agents = decoded.get("no_redirect_user_agents", [])
+        if not isinstance(agents, list):
+            raise TypeError("no_redirect_user_agents is not a list")
         timing = Timing(**decoded.pop("timing", {}))
         settings = ClusterSettings(
             **{

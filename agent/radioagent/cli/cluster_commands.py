@@ -16,6 +16,9 @@ from radioagent.validation import ValidationError
 
 EXIT_OK = 0
 HANDOVER_WAIT_SECONDS = 10.0
+# The request lapses by itself soon after radioctl stops waiting, so a target that never
+# takes over cannot keep the others from campaigning for long.
+HANDOVER_REQUEST_SECONDS = int(HANDOVER_WAIT_SECONDS) + 5
 
 
 def _known_node(connection: ClusterConnection, name: str) -> None:
@@ -49,10 +52,12 @@ def cmd_leader_handover(connection: ClusterConnection, arguments: argparse.Names
         _known_node(connection, arguments.to)
         if arguments.to == leader.name:
             raise ValidationError([f"--to: {arguments.to!r} already leads"])
+    elif set(state.nodes) <= {leader.name}:
+        raise ValidationError([f"no node but {leader.name} is up to take over"])
     client = connection.client()
     layout = connection.layout
     # The request expires by itself if its target never takes over.
-    lease = client.lease(max(10, int(state.settings.timing.ttl) * 2))
+    lease = client.lease(HANDOVER_REQUEST_SECONDS)
     request = json.dumps({"epoch": leader.epoch, "from": leader.name, "to": arguments.to})
     accepted, _ = client.transaction(
         compare=[
@@ -78,7 +83,8 @@ def cmd_leader_handover(connection: ClusterConnection, arguments: argparse.Names
             )
             return EXIT_OK
         time.sleep(0.05)
-    raise ConnectionError(f"no new leader within {HANDOVER_WAIT_SECONDS:g} s")
+    lease.revoke()  # withdraw the request: the old rules of election apply again
+    raise ConnectionError(f"no new leader within {HANDOVER_WAIT_SECONDS:g} s; request withdrawn")
 
 
 def cmd_config_show(connection: ClusterConnection, arguments: argparse.Namespace) -> int:

@@ -27,14 +27,17 @@ class ClusterConnection:
         failures = []
         for endpoint in self.settings.endpoints:
             host, _, port = endpoint.rpartition(":")
-            client = etcd3.client(
-                host=host.strip("[]"),
-                port=int(port),
-                timeout=REQUEST_TIMEOUT_SECONDS,
-                ca_cert=self.settings.ca_file,
-                cert_cert=self.settings.cert_file,
-                cert_key=self.settings.key_file,
-            )
+            try:
+                client = etcd3.client(
+                    host=host.strip("[]"),
+                    port=int(port),
+                    timeout=REQUEST_TIMEOUT_SECONDS,
+                    ca_cert=self.settings.ca_file,
+                    cert_cert=self.settings.cert_file,
+                    cert_key=self.settings.key_file,
+                )
+            except OSError as error:  # TLS files this user cannot read
+                raise ConnectionError(f"cannot use the etcd TLS files: {error}") from error
             try:
                 client.status()
             except Exception as error:  # any failure: try the next endpoint

@@ -24,6 +24,7 @@ from radioagent.cli.state import read_state
 from radioagent.coordination.mounts import MountConflict, MountRepository
 from radioagent.model import MountSpec, cross_mount_problems, parse_mount
 from radioagent.radios import MountChange, parse_radio_file, plan_apply
+from radioagent.settings import settings_from_json
 from radioagent.validation import ValidationError
 
 DEFAULT_CONFIG_PATH = "/etc/radio-agent/config.yml"
@@ -43,14 +44,40 @@ def mount_json(mount: MountSpec, *, with_password: bool) -> dict[str, Any]:
     return fields
 
 
+# Fields whose values are text as typed: YAML would turn "123456" or "yes" into numbers
+# and booleans, and choke on a password starting with "!" or "@".
+TEXT_FIELDS = {
+    "name",
+    "source_password",
+    "source_username",
+    "radio",
+    "fallback",
+    "relay_url",
+    "transcode.parent",
+    "format.codec",
+    "transcode.format.codec",
+}
+
+
 def parse_assignments(assignments: list[str]) -> dict[str, Any]:
-    """`key=value` pairs, dotted keys for nested fields, values read as YAML scalars."""
+    """`key=value` pairs, dotted keys for nested fields; values read as YAML scalars
+    except text fields. Messages never repeat a value (it may be a password)."""
     fields: dict[str, Any] = {}
     for assignment in assignments:
         key, separator, raw_value = assignment.partition("=")
         if not separator or not key:
-            raise ValidationError([f"--set {assignment!r}: expected KEY=VALUE"])
-        value = yaml.safe_load(raw_value) if raw_value else None
+            raise ValidationError([f"--set {key or assignment!r}: expected KEY=VALUE"])
+        if key in TEXT_FIELDS:
+            value: Any = raw_value
+        elif not raw_value:
+            value = None
+        else:
+            try:
+                value = yaml.safe_load(raw_value)
+            except yaml.YAMLError as error:
+                raise ValidationError(
+                    [f"--set {key}: the value is not a number, true/false or text YAML can read"]
+                ) from error
         target = fields
         *parents, leaf = key.split(".")
         for parent in parents:
@@ -183,13 +210,7 @@ def cmd_mount_delete(connection: ClusterConnection, arguments: argparse.Namespac
 
 
 def cmd_apply(connection: ClusterConnection, arguments: argparse.Namespace) -> int:
-    try:
-        raw = yaml.safe_load(Path(arguments.file).read_text())
-    except OSError as error:
-        raise ValidationError([f"{arguments.file}: cannot read ({error.strerror})"]) from error
-    except yaml.YAMLError as error:
-        raise ValidationError([f"{arguments.file}: not valid YAML ({error})"]) from error
-    radio_file = parse_radio_file(raw)
+    radio_file = parse_radio_file(load_yaml_text(arguments.file))
     repository = MountRepository(connection.client(), connection.layout)
     changes = plan_apply(
         radio_file, repository.list(), prune=arguments.prune, new_password=new_source_password
@@ -201,8 +222,18 @@ def cmd_apply(connection: ClusterConnection, arguments: argparse.Namespace) -> i
     return EXIT_OK
 
 
+def checked_settings(value: bytes | None) -> Any:
+    """The settings as stored (so a restore writes the same bytes), once validated."""
+    if value is None:
+        return None
+    settings_from_json(value)
+    return json.loads(value)
+
+
 def cmd_backup(connection: ClusterConnection, arguments: argparse.Namespace) -> int:
     state = read_state(connection)
+    for problem in state.problems:
+        print(f"radioctl: warning: not in the backup: {problem}", file=sys.stderr)
     settings_value, _ = connection.client().get(connection.layout.config)
     print(
         json.dumps(
@@ -213,7 +244,7 @@ def cmd_backup(connection: ClusterConnection, arguments: argparse.Namespace) -> 
                     mount_json(mount, with_password=True)
                     for _, mount in sorted(state.mounts.items())
                 ],
-                "settings": json.loads(settings_value) if settings_value else None,
+                "settings": checked_settings(settings_value),
             },
             indent=2,
             sort_keys=True,
@@ -229,13 +260,21 @@ def restore_plan(document: Any, existing: dict[str, MountSpec]) -> list[MountCha
         raise ValidationError(
             [f"backup.version: {document.get('version')!r} is not {BACKUP_VERSION}"]
         )
+    mounts = document.get("mounts") or []
+    if not isinstance(mounts, list):
+        raise ValidationError(["backup.mounts: expected a list"])
+    settings = document.get("settings")
+    if settings is not None:
+        settings_from_json(json.dumps(settings))  # ValidationError before anything is written
     problems, restored = [], {}
-    for index, fields in enumerate(document.get("mounts") or []):
+    for index, fields in enumerate(mounts):
         try:
             mount = parse_mount(fields)
         except ValidationError as error:
             problems += [f"backup.mounts[{index}]: {problem}" for problem in error.problems]
             continue
+        if mount.name in restored:
+            problems.append(f"backup.mounts[{index}]: {mount.name!r} appears twice")
         restored[mount.name] = mount
     problems += [f"backup: {problem}" for problem in cross_mount_problems({**existing, **restored})]
     if problems:
@@ -250,9 +289,7 @@ def restore_plan(document: Any, existing: dict[str, MountSpec]) -> list[MountCha
 
 def cmd_restore(connection: ClusterConnection, arguments: argparse.Namespace) -> int:
     try:
-        document = json.loads(Path(arguments.file).read_text())
-    except OSError as error:
-        raise ValidationError([f"{arguments.file}: cannot read ({error.strerror})"]) from error
+        document = json.loads(read_text(arguments.file))
     except ValueError as error:
         raise ValidationError([f"{arguments.file}: not JSON ({error})"]) from error
     repository = MountRepository(connection.client(), connection.layout)
@@ -262,7 +299,8 @@ def cmd_restore(connection: ClusterConnection, arguments: argparse.Namespace) ->
     client = connection.client()
     current_settings, _ = client.get(connection.layout.config)
     settings_changed = settings is not None and (
-        current_settings is None or json.loads(current_settings) != settings
+        current_settings is None
+        or settings_from_json(current_settings) != settings_from_json(json.dumps(settings))
     )
     if settings_changed:
         client.put(connection.layout.config, json.dumps(settings, sort_keys=True))
@@ -353,6 +391,33 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def one_line(error: BaseException) -> str:
+    if isinstance(error, grpc.RpcError) and hasattr(error, "details"):
+        text = f"{error.code().name}: {error.details()}"  # type: ignore[attr-defined]
+    else:
+        text = str(error)
+    return text.strip().splitlines()[0] if text.strip() else type(error).__name__
+
+
+def read_text(path: str) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except OSError as error:
+        raise ValidationError([f"{path}: cannot read ({error.strerror})"]) from error
+    except UnicodeDecodeError as error:
+        raise ValidationError([f"{path}: not UTF-8 text"]) from error
+
+
+def load_yaml_text(path: str) -> Any:
+    """YAML from a file; a syntax error names the line, never its content."""
+    try:
+        return yaml.safe_load(read_text(path))
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ValidationError([f"{path}: not valid YAML{where}"]) from error
+
+
 def main(argv: list[str] | None = None) -> int:
     arguments = build_parser().parse_args(argv)
     run: Callable[[ClusterConnection, argparse.Namespace], int] = arguments.run
@@ -368,7 +433,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"radioctl: {error}", file=sys.stderr)
         return EXIT_USAGE
     except (ConnectionError, etcd3.exceptions.Etcd3Exception, grpc.RpcError) as error:
-        print(f"radioctl: etcd: {error or type(error).__name__}", file=sys.stderr)
+        print(f"radioctl: etcd: {one_line(error)}", file=sys.stderr)
         return EXIT_FAILURE
     finally:
         if connection is not None:

@@ -40,8 +40,9 @@ def should_campaign(state: ClusterState, my_lease: int | None, my_name: str = ""
     handover = state.handover
     if handover is None:
         return True
-    if handover.to is not None:
+    if handover.to is not None and handover.to in state.nodes:
         return handover.to == my_name
+    # No target, or the target is gone: anyone but the leader that stepped down.
     return my_name != handover.from_node
 
 

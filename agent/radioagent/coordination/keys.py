@@ -56,4 +56,6 @@ class KeyLayout:
     def wakes_the_loop(self, key: str) -> bool:
         """Changes the loop must act on at once. Node presence is not one: every agent
         rewrites its own, and waking on those would make agents wake each other forever."""
-        return key in (self.leader, self.config) or key.startswith((self.mounts, self.transcoders))
+        return key in (self.leader, self.config, self.handover) or key.startswith(
+            (self.mounts, self.transcoders, self.drains)
+        )

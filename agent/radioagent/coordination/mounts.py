@@ -16,6 +16,8 @@ from radioagent.model import MountSpec, cross_mount_problems, mount_from_json, p
 from radioagent.radios import MountChange
 from radioagent.validation import ValidationError
 
+TRANSACTION_OPERATIONS = 100
+
 
 class MountConflict(Exception):
     """The mount exists (create), does not exist (update, delete), or changed meanwhile."""
@@ -113,8 +115,10 @@ class MountRepository:
             raise MountConflict(f"mount {name!r} changed meanwhile; read it again")
 
     def apply_changes(self, changes: list[MountChange]) -> None:
-        """Creates, updates and deletes in one transaction, each guarded by the revision
-        the plan was made from: all happen, or none (MountConflict)."""
+        """Creates, updates and deletes, each guarded by the revision the plan was made
+        from. Up to TRANSACTION_OPERATIONS changes go in one transaction, all or none
+        (MountConflict); etcd refuses bigger transactions (128 operations by default), so
+        larger plans are written in such batches."""
         current = self._read()
         compares, operations = [], []
         for change in changes:
@@ -132,11 +136,14 @@ class MountRepository:
                     if change.action == "update"
                     else self.client.transactions.delete(key)
                 )
-        if not operations:
-            return
-        applied, _ = self.client.transaction(compare=compares, success=operations, failure=[])
-        if not applied:
-            raise MountConflict("mounts changed meanwhile; nothing was applied, run again")
+        for start in range(0, len(operations), TRANSACTION_OPERATIONS):
+            batch = slice(start, start + TRANSACTION_OPERATIONS)
+            applied, _ = self.client.transaction(
+                compare=compares[batch], success=operations[batch], failure=[]
+            )
+            if not applied:
+                done = f"{start} of {len(operations)} changes were applied; " if start else ""
+                raise MountConflict(f"mounts changed meanwhile; {done}run again")
 
 
 def _as_fields(mount: MountSpec) -> dict:

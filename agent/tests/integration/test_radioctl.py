@@ -444,3 +444,91 @@ def test_handover_without_target_moves_leadership_elsewhere(
     new_leader = radio_cluster.wait_leader()
     assert new_leader != old_leader
     assert output.startswith(f"leader: {new_leader} ")
+
+
+def test_passwords_are_taken_as_typed_and_never_echoed_in_errors(radioctl: Radioctl) -> None:
+    radioctl.ok("mount", "create", "x.mp3", "--set", "source_password=!s3cret@PW")
+    assert (
+        json.loads(radioctl.dump()[f"{radioctl.prefix}/v1/mounts/x.mp3"])["source_password"]
+        == "!s3cret@PW"
+    )
+    radioctl.ok("mount", "create", "y.mp3", "--set", "source_password=123456")
+    assert (
+        json.loads(radioctl.dump()[f"{radioctl.prefix}/v1/mounts/y.mp3"])["source_password"]
+        == "123456"
+    )  # still text, not a number
+    result = radioctl("mount", "create", "z.mp3", "--set", "source_password=has space<")
+    assert result.returncode == 2
+    assert "has space" not in result.stderr
+    assert_refused(
+        radioctl,
+        "mount",
+        "edit",
+        "x.mp3",
+        "--set",
+        "max_listeners=[1",
+        message="--set max_listeners: the value is not",
+    )
+
+
+def test_restore_refuses_invalid_settings_before_writing_anything(
+    radioctl: Radioctl, tmp_path: Path
+) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text(
+        json.dumps(
+            {
+                "format": "radio-cluster-backup",
+                "version": 1,
+                "mounts": [{"name": "a.mp3", "source_password": "pw"}],
+                "settings": {"policy": "bogus"},
+            }
+        )
+    )
+    assert_refused(radioctl, "restore", str(bad), message="policy: 'bogus' is not a filter")
+    bad.write_text(json.dumps({"format": "radio-cluster-backup", "version": 1, "mounts": 5}))
+    assert_refused(radioctl, "restore", str(bad), message="backup.mounts: expected a list")
+
+
+def test_restore_of_more_mounts_than_one_etcd_transaction_takes(
+    radioctl: Radioctl, tmp_path: Path
+) -> None:
+    backup = tmp_path / "many.json"
+    backup.write_text(
+        json.dumps(
+            {
+                "format": "radio-cluster-backup",
+                "version": 1,
+                "settings": None,
+                "mounts": [
+                    {"name": f"m{index}.mp3", "source_password": f"pw{index}"}
+                    for index in range(150)
+                ],
+            }
+        )
+    )
+    assert radioctl.ok("restore", str(backup)).startswith("restored: 150 created")
+    assert len(json.loads(radioctl.ok("mount", "list", "--json"))) == 150
+
+
+def test_apply_reports_a_yaml_error_by_line_without_its_content(
+    radioctl: Radioctl, tmp_path: Path
+) -> None:
+    bad = tmp_path / "bad.yml"
+    bad.write_text("radio: r\nmounts:\n  - name: a.mp3\n    source_password: @Secr3t\n")
+    result = radioctl("apply", "-f", str(bad))
+    assert result.returncode == 2
+    assert "not valid YAML at line 4" in result.stderr
+    assert "Secr3t" not in result.stderr
+    bad.write_bytes(b"radio: \xff\xfe\n")
+    assert_refused(radioctl, "apply", "-f", str(bad), message="not UTF-8 text")
+
+
+def test_handover_needs_another_node_to_take_over(radioctl: Radioctl, etcd: EtcdCluster) -> None:
+    client = etcd.members[0].client()
+    client.put(f"{radioctl.prefix}/v1/leader", "node1")
+    client.put(
+        f"{radioctl.prefix}/v1/nodes/node1",
+        json.dumps({"name": "node1", "address": "127.0.0.1", "icecast_port": 8001}),
+    )
+    assert_refused(radioctl, "leader", "handover", message="no node but node1 is up")

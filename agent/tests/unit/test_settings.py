@@ -6,6 +6,7 @@ import pytest
 
 from radioagent.coordination.election import Leadership, Role, must_hand_over, should_campaign
 from radioagent.coordination.state import ClusterState, Handover, LeaderRecord
+from radioagent.model import NodeStatus
 from radioagent.settings import (
     ClusterSettings,
     policy_problems,
@@ -62,15 +63,34 @@ def test_settings_round_trip_and_garbage_is_refused() -> None:
         settings_from_json(b"[1]")
 
 
-def state(leader: LeaderRecord | None, handover: Handover | None) -> ClusterState:
-    return ClusterState(revision=5, leader=leader, handover=handover)
+def present(*names: str) -> dict[str, NodeStatus]:
+    return {
+        name: NodeStatus(
+            name, "10.0.0.1", 8001, True, "replica", 7, {}, 0.0, None, None, False, "x"
+        )
+        for name in names
+    }
+
+
+def state(
+    leader: LeaderRecord | None, handover: Handover | None, nodes: tuple[str, ...] = ()
+) -> ClusterState:
+    return ClusterState(revision=5, leader=leader, handover=handover, nodes=present(*nodes))
 
 
 def test_during_a_handover_only_its_target_campaigns() -> None:
     handover = Handover(epoch=7, from_node="node1", to="node3")
-    assert should_campaign(state(None, handover), my_lease=1, my_name="node3")
-    assert not should_campaign(state(None, handover), my_lease=1, my_name="node2")
-    assert not should_campaign(state(None, handover), my_lease=1, my_name="node1")
+    waiting = state(None, handover, nodes=("node1", "node2", "node3"))
+    assert should_campaign(waiting, my_lease=1, my_name="node3")
+    assert not should_campaign(waiting, my_lease=1, my_name="node2")
+    assert not should_campaign(waiting, my_lease=1, my_name="node1")
+
+
+def test_when_the_handover_target_is_gone_the_others_campaign() -> None:
+    handover = Handover(epoch=7, from_node="node1", to="node3")
+    target_gone = state(None, handover, nodes=("node1", "node2"))
+    assert should_campaign(target_gone, my_lease=1, my_name="node2")
+    assert not should_campaign(target_gone, my_lease=1, my_name="node1")
 
 
 def test_a_handover_without_target_excludes_only_the_leader_that_left() -> None:
