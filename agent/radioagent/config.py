@@ -61,6 +61,14 @@ class LocalApiSettings:
 
 
 @dataclass(frozen=True)
+class FrontDoorSettings:
+    """The agent's public HTTP ports (listeners, sources, status, health, metrics)."""
+
+    ports: tuple[int, ...] = (80, 8000)
+    bind_address: str = "0.0.0.0"  # noqa: S104 - the public side
+
+
+@dataclass(frozen=True)
 class HoldingSettings:
     """Holding silence for codecs other than MP3 is encoded once by Liquidsoap and cached."""
 
@@ -94,6 +102,7 @@ class AgentConfig:
     limits: Limits
     local_api: LocalApiSettings = LocalApiSettings()
     holding: HoldingSettings = HoldingSettings()
+    front_door: FrontDoorSettings = FrontDoorSettings()
     templates_dir: str = DEFAULT_TEMPLATES_DIR
 
 
@@ -105,8 +114,10 @@ SECTIONS = {
     "limits",
     "local_api",
     "holding",
+    "front_door",
     "templates_dir",
 }
+FRONT_DOOR_KEYS = {"ports", "bind_address"}
 HOLDING_KEYS = {"cache_dir", "liquidsoap_command"}
 LOCAL_API_KEYS = {"port", "bind_address"}
 NODE_KEYS = {"name", "address"}
@@ -237,6 +248,7 @@ def parse_config(raw: Any) -> AgentConfig:
     limits_raw = _section(raw, "limits", LIMITS_KEYS, problems)
     local_api = _section(raw, "local_api", LOCAL_API_KEYS, problems)
     holding = _section(raw, "holding", HOLDING_KEYS, problems)
+    front_door = _section(raw, "front_door", FRONT_DOOR_KEYS, problems)
 
     name = _required(node, "node", "name", problems)
     address = _required(node, "node", "address", problems)
@@ -321,6 +333,22 @@ def parse_config(raw: Any) -> AgentConfig:
             "holding.liquidsoap_command", holding.get("liquidsoap_command", ["liquidsoap"])
         )
     )
+    ports = front_door.get("ports", [80, 8000])
+    if (
+        not isinstance(ports, list)
+        or not 0 < len(ports) <= 4
+        or any(check_int("front_door.ports", port, 1, 65535) for port in ports)
+        or len(set(ports)) != len(ports)
+    ):
+        checks.append(f"front_door.ports: {ports!r} is not a list of 1-4 distinct ports")
+    checks.append(
+        check_string(
+            "front_door.bind_address",
+            front_door.get("bind_address", "0.0.0.0"),  # noqa: S104
+            HOST_PATTERN,
+            "an IP address",
+        )
+    )
     cache_dir = holding.get("cache_dir", "/var/cache/radio-agent")
     if not isinstance(cache_dir, str) or not Path(cache_dir).is_absolute():
         checks.append(f"holding.cache_dir: {cache_dir!r} is not an absolute path")
@@ -346,6 +374,9 @@ def parse_config(raw: Any) -> AgentConfig:
         timing=timing,
         limits=Limits(**limits_raw),
         local_api=LocalApiSettings(**local_api),
+        front_door=FrontDoorSettings(
+            **{**front_door, "ports": tuple(front_door.get("ports", [80, 8000]))}
+        ),
         holding=HoldingSettings(
             **{
                 **holding,

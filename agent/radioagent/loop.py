@@ -31,6 +31,8 @@ from radioagent.coordination.election import (
 from radioagent.coordination.keys import KeyLayout
 from radioagent.coordination.state import ClusterState
 from radioagent.coordination.store import EtcdStore, EtcdUnavailable
+from radioagent.frontdoor.app import FrontDoor
+from radioagent.frontdoor.view import AgentSnapshot
 from radioagent.holding.feeder import HoldingFeeds
 from radioagent.icecast.control import IcecastControl, IcecastError
 from radioagent.icecast.render import IcecastPlan, render_icecast_config
@@ -83,6 +85,8 @@ class Agent:
         self._stopping = asyncio.Event()
         self._icecast_lock = asyncio.Lock()
         self.local_api = LocalApi(config.local_api, self.local_view)
+        self.front_door = FrontDoor(config.front_door, self.snapshot)
+        self._last_cycle_at = self.clock()
 
     # --- entry points --------------------------------------------------------------------
 
@@ -95,6 +99,7 @@ class Agent:
 
     async def run(self) -> None:
         await self.local_api.start()
+        await self.front_door.start()
         tasks = [
             asyncio.create_task(self._keepalive_forever(), name="keepalive"),
             asyncio.create_task(self._fence_forever(), name="fence"),
@@ -136,6 +141,7 @@ class Agent:
         await self._guarded("publish status", self._publish_status)
         self.health.cycles += 1
         self.health.last_cycle_seconds = self.clock() - started
+        self._last_cycle_at = self.clock()
 
     async def _guarded(self, step: str, action: Callable[[], Awaitable[None]]) -> None:
         try:
@@ -219,6 +225,28 @@ class Agent:
         if leadership.role is Role.DETACHED:
             return self._last_leader_status
         return None
+
+    def snapshot(self) -> AgentSnapshot:
+        leadership = self.effective_leadership()
+        return AgentSnapshot(
+            node_name=self.config.node_name,
+            version=__version__,
+            leading=leadership.role is Role.LEADER,
+            epoch=leadership.epoch,
+            etcd_reachable=not self.cut_off(),
+            state=self.state,
+            stats=self.stats,
+            seconds_since_cycle=self.clock() - self._last_cycle_at,
+            loop_wait=self.config.timing.loop_wait,
+            cycles=self.health.cycles,
+            last_cycle_seconds=self.health.last_cycle_seconds,
+            etcd_errors=self.health.etcd_errors,
+            icecast_errors=self.health.icecast_errors,
+            icecast_reloads=self.health.icecast_reloads,
+            unexpected_errors=self.health.unexpected_errors,
+            sources_allowed=self.local_api.sources_allowed,
+            sources_refused=self.local_api.sources_refused,
+        )
 
     def local_view(self) -> LocalView:
         return LocalView(
@@ -364,4 +392,5 @@ class Agent:
         self.store.close()
         await self.holding.close()
         await self.local_api.stop()
+        await self.front_door.stop()
         await self.icecast.close()

@@ -19,12 +19,13 @@ import yaml
 from radioagent import __version__
 from radioagent.cli.cluster_commands import add_cluster_commands
 from radioagent.cli.connection import ClusterConnection
-from radioagent.cli.output import change_lines, listeners_by_mount, mount_table, status_text
+from radioagent.cli.output import change_lines, mount_table, status_text
 from radioagent.cli.state import read_state
 from radioagent.coordination.mounts import MountConflict, MountRepository
 from radioagent.model import MountSpec, cross_mount_problems, parse_mount
 from radioagent.radios import MountChange, parse_radio_file, plan_apply
 from radioagent.settings import settings_from_json
+from radioagent.status import listeners_by_mount, status_document
 from radioagent.validation import ValidationError
 
 DEFAULT_CONFIG_PATH = "/etc/radio-agent/config.yml"
@@ -104,31 +105,7 @@ def merged(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
 def cmd_status(connection: ClusterConnection, arguments: argparse.Namespace) -> int:
     state = read_state(connection)
     if arguments.json:
-        print(
-            json.dumps(
-                {
-                    "leader": None
-                    if state.leader is None
-                    else {
-                        "name": state.leader.name,
-                        "epoch": state.leader.epoch,
-                    },
-                    "nodes": {
-                        name: json.loads(status.to_json())
-                        for name, status in sorted(state.nodes.items())
-                    },
-                    "mounts": {
-                        name: {
-                            **mount_json(mount, with_password=False),
-                            "listeners": listeners_by_mount(state).get(name, 0),
-                        }
-                        for name, mount in sorted(state.mounts.items())
-                    },
-                },
-                indent=2,
-                sort_keys=True,
-            )
-        )
+        print(json.dumps(status_document(state), indent=2, sort_keys=True))
     else:
         print(status_text(state))
     for problem in state.problems:

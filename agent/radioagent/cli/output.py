@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from radioagent.coordination.state import ClusterState
 from radioagent.model import MountSpec
 from radioagent.radios import MountChange
+from radioagent.status import listeners_by_mount
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
@@ -23,14 +24,6 @@ def format_text(mount: MountSpec) -> str:
     layout = "stereo" if audio.channels == 2 else "mono"
     text = f"{audio.codec} {audio.samplerate / 1000:g} kHz {layout}"
     return text if audio.codec == "flac" else f"{text} {audio.bitrate_kbps} kbps"
-
-
-def listeners_by_mount(state: ClusterState) -> dict[str, int]:
-    totals: dict[str, int] = {}
-    for status in state.nodes.values():
-        for mount, count in status.listeners.items():
-            totals[mount] = totals.get(mount, 0) + count
-    return totals
 
 
 def status_text(state: ClusterState) -> str:

@@ -18,7 +18,7 @@ from radioagent.model import NodeStatus, node_status_from_json
 from .clients import SourceClient, is_slice_of, listen
 from .etcd import EtcdCluster, EtcdMember
 from .icecast import REPO_DIR, IcecastServer, IcecastSettings
-from .ports import LOOPBACK, free_port
+from .ports import LOOPBACK, free_port, free_ports
 from .processes import ManagedProcess, ServiceDirectory
 from .waiting import StopWaiting, wait_for
 
@@ -58,6 +58,7 @@ class AgentNode:
                 "log_dir": str(icecast.directory.path),
             },
             "local_api": {"port": free_port(), "bind_address": LOOPBACK},
+            "front_door": {"ports": free_ports(2), "bind_address": LOOPBACK},
             "holding": {
                 "cache_dir": str(holding_cache_dir or self.directory.path / "holding-cache"),
                 # The agent runs as root here, and Liquidsoap refuses root.
@@ -99,6 +100,10 @@ class AgentNode:
 
     def log_tail(self, lines: int = 60) -> str:
         return "" if self.process is None else self.process.log_tail(lines)
+
+    @property
+    def front_door_url(self) -> str:
+        return f"http://{LOOPBACK}:{self.config['front_door']['ports'][0]}"
 
     def source_client(self, mount: str, password: str, method: str = "SOURCE") -> SourceClient:
         return SourceClient(LOOPBACK, self.icecast.port, mount, password=password, method=method)

@@ -1,0 +1,79 @@
+"""Prometheus metrics, collected from an agent snapshot at scrape time (no global state)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily
+from prometheus_client.registry import Collector
+
+from radioagent.frontdoor.view import AgentSnapshot
+
+
+class AgentCollector(Collector):
+    def __init__(self, snapshot: Callable[[], AgentSnapshot]) -> None:
+        self.snapshot = snapshot
+
+    def collect(self) -> Iterator[object]:
+        now = self.snapshot()
+        node = [now.node_name]
+        info = InfoMetricFamily("radio_agent_build", "Agent build information")
+        info.add_metric([], {"version": now.version, "node": now.node_name})
+        yield info
+        for name, help_text, value in (
+            ("radio_node_leader", "1 while this node leads (takes sources)", float(now.leading)),
+            (
+                "radio_leader_epoch",
+                "Epoch (fencing token) of the leader this node knows",
+                float(now.epoch or 0),
+            ),
+            (
+                "radio_etcd_reachable",
+                "1 while the lease keepalive reaches etcd",
+                float(now.etcd_reachable),
+            ),
+            ("radio_icecast_up", "1 while the local Icecast answers", float(now.stats is not None)),
+            (
+                "radio_loop_duration_seconds",
+                "Duration of the last reconcile loop",
+                now.last_cycle_seconds,
+            ),
+        ):
+            gauge = GaugeMetricFamily(name, help_text, labels=["node"])
+            gauge.add_metric(node, value)
+            yield gauge
+        for name, help_text, value in (
+            ("radio_loop_cycles", "Reconcile loops run", now.cycles),
+            ("radio_etcd_errors", "etcd calls that failed", now.etcd_errors),
+            (
+                "radio_icecast_errors",
+                "Icecast reloads or admin calls that failed",
+                now.icecast_errors,
+            ),
+            ("radio_icecast_reloads", "Icecast configuration reloads", now.icecast_reloads),
+            (
+                "radio_unexpected_errors",
+                "Loop steps that failed unexpectedly (see the log)",
+                now.unexpected_errors,
+            ),
+            ("radio_sources_allowed", "Source connections this node took", now.sources_allowed),
+            ("radio_sources_refused", "Source connections this node refused", now.sources_refused),
+        ):
+            counter = CounterMetricFamily(name, help_text, labels=["node"])
+            counter.add_metric(node, value)
+            yield counter
+        listeners = GaugeMetricFamily(
+            "radio_listeners", "Listeners on this node, per mount", labels=["node", "mount"]
+        )
+        mounts = sorted(now.state.mounts) if now.state is not None else []
+        counts = now.stats.listeners_by_mount if now.stats is not None else {}
+        for mount in mounts:
+            listeners.add_metric([now.node_name, mount], counts.get(mount, 0))
+        yield listeners
+
+
+def metrics_text(snapshot: Callable[[], AgentSnapshot]) -> bytes:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(AgentCollector(snapshot))
+    return generate_latest(registry)

@@ -1,0 +1,82 @@
+"""The agent's public health, leadership, status and metrics endpoints, on the wire."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+
+import pytest
+
+from tests.harness.agents import RadioCluster
+from tests.harness.clients import StreamRecorder, listen
+from tests.harness.waiting import wait_for
+
+pytestmark = pytest.mark.integration
+
+
+def get(url: str) -> tuple[int, dict[str, str], bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers), error.read()
+
+
+def test_health_ready_and_leader_answer_for_load_balancers(radio_cluster: RadioCluster) -> None:
+    leader = radio_cluster.wait_leader()
+    for node in radio_cluster.nodes:
+        assert get(f"{node.front_door_url}/health")[0] == 200
+        wait_for(
+            lambda node=node: get(f"{node.front_door_url}/ready")[0] == 200,
+            timeout=5,
+            what=f"{node.name} to be ready",
+        )
+        expected = 200 if node.name == leader else 503
+        assert get(f"{node.front_door_url}/leader")[0] == expected, node.name
+
+
+def test_ready_fails_when_the_nodes_icecast_is_down(radio_cluster: RadioCluster) -> None:
+    node = radio_cluster.nodes[1]
+    wait_for(lambda: get(f"{node.front_door_url}/ready")[0] == 200, timeout=5, what="ready")
+    node.icecast.process.kill()
+    wait_for(
+        lambda: get(f"{node.front_door_url}/ready")[0] == 503,
+        timeout=5,
+        what="not ready without Icecast",
+    )
+    _, _, body = get(f"{node.front_door_url}/ready")
+    assert b"Icecast does not answer" in body
+
+
+def test_status_and_metrics_show_the_cluster_and_this_nodes_listeners(
+    radio_cluster: RadioCluster,
+) -> None:
+    radio_cluster.mounts().create({"name": "live.mp3", "source_password": "dj-secret"})
+    leader = radio_cluster.wait_leader()
+    node = radio_cluster.nodes[2]
+    wait_for(
+        lambda: listen(f"{node.icecast.base_url}/live.mp3", 1024, timeout=2).status == 200,
+        timeout=10,
+        what="the mount on node3",
+    )
+    listener = StreamRecorder(f"{node.icecast.base_url}/live.mp3").start()
+    try:
+
+        def listener_counted() -> bool:
+            _, _, body = get(f"{node.front_door_url}/metrics")
+            return f'radio_listeners{{mount="live.mp3",node="{node.name}"}} 1.0'.encode() in body
+
+        wait_for(listener_counted, timeout=10, what="the listener in the metrics")
+        status, headers, body = get(f"{node.front_door_url}/api/v1/status")
+        document = json.loads(body)
+        assert status == 200
+        assert headers["Access-Control-Allow-Origin"] == "*"
+        assert document["leader"]["name"] == leader
+        assert sorted(document["nodes"]) == ["node1", "node2", "node3"]
+        assert "source_password" not in json.dumps(document)
+        _, _, metrics = get(f"{radio_cluster.node(leader).front_door_url}/metrics")
+        assert f'radio_node_leader{{node="{leader}"}} 1.0'.encode() in metrics
+        assert b"radio_agent_build_info" in metrics
+    finally:
+        listener.stop()
