@@ -30,9 +30,10 @@ from tests.harness.agents import (  # noqa: E402
     AgentNode,
     RadioCluster,
     icecast_settings_for_agents,
+    start_live_source,
 )
 from tests.harness.audio import analyse_mp3  # noqa: E402
-from tests.harness.clients import SourceClient, StreamRecorder, is_slice_of, listen  # noqa: E402
+from tests.harness.clients import SourceClient, StreamRecorder, listen  # noqa: E402
 from tests.harness.etcd import EtcdCluster  # noqa: E402
 from tests.harness.icecast import IcecastServer  # noqa: E402
 from tests.harness.media import AudioSample, make_mp3  # noqa: E402
@@ -64,21 +65,14 @@ def time_until(condition: object, timeout: float, what: str) -> float:
     return time.monotonic() - started
 
 
-def start_source(node: AgentNode, audio: AudioSample) -> SourceClient:
-    source = SourceClient("127.0.0.1", node.icecast.port, "/_live/live.mp3", password=DJ_CREDENTIAL)
-    if source.connect().status != 200:
-        raise RuntimeError(f"{node.name} refused the source")
-    source.start_streaming(audio.data, audio.bytes_per_second)
-    return source
+def start_studio(node: AgentNode, audio: AudioSample) -> SourceClient:
+    return start_live_source(SourceClient, node, audio, password=DJ_CREDENTIAL)
 
 
 def wait_live(nodes: list[AgentNode], audio: AudioSample) -> None:
     for node in nodes:
         wait_for(
-            lambda node=node: is_slice_of(
-                listen(f"{node.icecast.base_url}/live.mp3", 8192, timeout=3).body[-4096:],
-                audio.data,
-            ),
+            lambda node=node: node.plays_source_audio("/live.mp3", audio.data),
             timeout=15,
             what=f"live audio on {node.name}",
         )
@@ -126,12 +120,12 @@ def change_leader(
     connection drops with it. Returns the next leader and the seconds until it took a
     source."""
     started = time.monotonic()
+    sources.pop().stop()  # the studio's connection dies with its leader
     if crash:
-        leader.crash()
+        new_leader = cluster.crash_leader(leader, timeout=ttl + 10)
     else:
         leader.stop()
-    sources.pop().stop()
-    new_leader = cluster.node(cluster.wait_leader(timeout=ttl + 10, other_than=leader.name))
+        new_leader = cluster.node(cluster.wait_leader(timeout=ttl + 10, other_than=leader.name))
     wait_for(
         lambda: new_leader.accepts_source("/_live/live.mp3", DJ_CREDENTIAL),
         timeout=ttl + 10,
@@ -161,7 +155,7 @@ def one_round(audio: AudioSample, timing: dict[str, float], mounts: int) -> dict
         agent_rss = [resident_mib(node.process.pid) for node in cluster.nodes]
 
         leader = cluster.node(cluster.wait_leader())
-        sources.append(start_source(leader, audio))
+        sources.append(start_studio(leader, audio))
         others = [node for node in cluster.nodes if node is not leader]
         wait_live(others, audio)
         listeners = [
@@ -177,14 +171,16 @@ def one_round(audio: AudioSample, timing: dict[str, float], mounts: int) -> dict
 
         crashed = time.monotonic()
         new_leader, crash_failover = change_leader(cluster, leader, sources, ttl, crash=True)
-        sources.append(start_source(new_leader, audio))
+        sources.append(start_studio(new_leader, audio))
         wait_live(others, audio)
 
         remaining = [node for node in others if node is not new_leader]
         graceful_leader, graceful_failover = change_leader(
             cluster, new_leader, sources, ttl, crash=False
         )
-        sources.append(start_source(graceful_leader, audio))
+        sources.append(
+            start_live_source(SourceClient, graceful_leader, audio, password=DJ_CREDENTIAL)
+        )
         wait_live(remaining, audio)
         settled = time.monotonic()
 

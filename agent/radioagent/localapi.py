@@ -23,7 +23,6 @@ RELAY_RETRY_AFTER_SECONDS = "1"
 class LocalView:
     """What the answers depend on, read from the agent at the moment of each request."""
 
-    node_name: str
     leading: bool
     mounts: dict[str, MountSpec]
     leader: NodeStatus | None

@@ -16,7 +16,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from radioagent import __version__
 from radioagent.config import AgentConfig
@@ -54,7 +54,6 @@ class AgentHealth:
     cycles: int = 0
     last_cycle_seconds: float = 0.0
     state_problems: tuple[str, ...] = ()
-    leaderships: list[tuple[float, str, int | None]] = field(default_factory=list)
 
 
 class Agent:
@@ -194,6 +193,9 @@ class Agent:
             await self.store.resign(current.epoch)
 
     def _set_leadership(self, leadership: Leadership) -> None:
+        if self.state is not None and leadership.role is Role.REPLICA:
+            known = self.state.nodes.get(leadership.leader_name or "")
+            self._last_leader_status = known or self._last_leader_status
         if leadership != self.leadership:
             log.info(
                 "leadership: %s (leader %s, epoch %s)",
@@ -201,8 +203,6 @@ class Agent:
                 leadership.leader_name,
                 leadership.epoch,
             )
-            self.health.leaderships.append((time.time(), leadership.role.value, leadership.epoch))
-            self.health.leaderships[:] = self.health.leaderships[-100:]
         self.leadership = leadership
 
     def effective_leadership(self) -> Leadership:
@@ -218,10 +218,7 @@ class Agent:
         if leadership.role is Role.LEADER:
             return self.node_status()
         if self.state is not None and leadership.role is Role.REPLICA:
-            status = self.state.nodes.get(leadership.leader_name or "")
-            if status is not None:
-                self._last_leader_status = status
-            return status
+            return self.state.nodes.get(leadership.leader_name or "")
         if leadership.role is Role.DETACHED:
             return self._last_leader_status
         return None
@@ -250,7 +247,6 @@ class Agent:
 
     def local_view(self) -> LocalView:
         return LocalView(
-            node_name=self.config.node_name,
             leading=self.effective_leadership().role is Role.LEADER,
             mounts=dict(self.state.mounts) if self.state is not None else {},
             leader=self.leader_status(),

@@ -88,8 +88,18 @@ class MountSpec:
     def holding_path(self) -> str:
         return f"{HOLDING_MOUNT_PREFIX}{self.name}"
 
+    def as_dict(self) -> dict[str, Any]:
+        """The spec as parse_mount takes it (and as it is stored, decoded)."""
+        return asdict(self)
+
+    def public_dict(self) -> dict[str, Any]:
+        """The spec without its source password: what may be shown."""
+        fields = self.as_dict()
+        del fields["source_password"]
+        return fields
+
     def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True, separators=(",", ":"))
+        return json.dumps(self.as_dict(), sort_keys=True, separators=(",", ":"))
 
 
 MOUNT_KEYS = {

@@ -16,7 +16,6 @@ with `prune`.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -85,7 +84,7 @@ def flat_fields(mount: MountSpec) -> dict[str, Any]:
         else:
             flat[prefix.rstrip(".")] = value
 
-    walk("", json.loads(mount.to_json()))
+    walk("", mount.as_dict())
     return flat
 
 

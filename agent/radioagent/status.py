@@ -7,13 +7,6 @@ import json
 from typing import Any
 
 from radioagent.coordination.state import ClusterState
-from radioagent.model import MountSpec
-
-
-def public_mount_fields(mount: MountSpec) -> dict[str, Any]:
-    fields = json.loads(mount.to_json())
-    fields.pop("source_password")
-    return fields
 
 
 def listeners_by_mount(state: ClusterState) -> dict[str, int]:
@@ -37,7 +30,7 @@ def status_document(state: ClusterState) -> dict[str, Any]:
             name: json.loads(status.to_json()) for name, status in sorted(state.nodes.items())
         },
         "mounts": {
-            name: {**public_mount_fields(mount), "listeners": totals.get(name, 0)}
+            name: {**mount.public_dict(), "listeners": totals.get(name, 0)}
             for name, mount in sorted(state.mounts.items())
         },
     }

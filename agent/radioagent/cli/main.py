@@ -38,13 +38,6 @@ def new_source_password() -> str:
     return secrets.token_urlsafe(18)
 
 
-def mount_json(mount: MountSpec, *, with_password: bool) -> dict[str, Any]:
-    fields = json.loads(mount.to_json())
-    if not with_password:
-        fields.pop("source_password")
-    return fields
-
-
 # Fields whose values are text as typed: YAML would turn "123456" or "yes" into numbers
 # and booleans, and choke on a password starting with "!" or "@".
 TEXT_FIELDS = {
@@ -118,10 +111,7 @@ def cmd_mount_list(connection: ClusterConnection, arguments: argparse.Namespace)
     if arguments.json:
         print(
             json.dumps(
-                [
-                    mount_json(mount, with_password=False)
-                    for _, mount in sorted(state.mounts.items())
-                ],
+                [mount.public_dict() for _, mount in sorted(state.mounts.items())],
                 indent=2,
             )
         )
@@ -135,9 +125,9 @@ def cmd_mount_show(connection: ClusterConnection, arguments: argparse.Namespace)
     if mount is None:
         raise MountConflict(f"mount {arguments.name!r} does not exist")
     print(
-        json.dumps(mount_json(mount, with_password=False), indent=2, sort_keys=True)
+        json.dumps(mount.public_dict(), indent=2, sort_keys=True)
         if arguments.json
-        else yaml.safe_dump(mount_json(mount, with_password=False), sort_keys=True).rstrip()
+        else yaml.safe_dump(mount.public_dict(), sort_keys=True).rstrip()
     )
     return EXIT_OK
 
@@ -162,7 +152,7 @@ def cmd_mount_edit(connection: ClusterConnection, arguments: argparse.Namespace)
     current = repository.get(arguments.name)
     if current is None:
         raise MountConflict(f"mount {arguments.name!r} does not exist")
-    fields = merged(mount_json(current, with_password=True), parse_assignments(arguments.set or []))
+    fields = merged(current.as_dict(), parse_assignments(arguments.set or []))
     for key in arguments.unset or []:
         if key in ("name", "source_password"):
             raise ValidationError([f"--unset {key}: a mount always has one"])
@@ -217,10 +207,7 @@ def cmd_backup(connection: ClusterConnection, arguments: argparse.Namespace) -> 
             {
                 "format": BACKUP_FORMAT,
                 "version": BACKUP_VERSION,
-                "mounts": [
-                    mount_json(mount, with_password=True)
-                    for _, mount in sorted(state.mounts.items())
-                ],
+                "mounts": [mount.as_dict() for _, mount in sorted(state.mounts.items())],
                 "settings": checked_settings(settings_value),
             },
             indent=2,

@@ -7,8 +7,6 @@ compare-and-set, so two operators editing at once cannot silently overwrite each
 
 from __future__ import annotations
 
-import json
-
 import etcd3
 
 from radioagent.coordination.keys import KeyLayout
@@ -83,7 +81,7 @@ class MountRepository:
         current, revision = existing[name]
         if "name" in changes and changes["name"] != name:
             raise ValidationError([f"name: a mount cannot be renamed ({name!r})"])
-        fields = {**_as_fields(current), **changes}
+        fields = {**current.as_dict(), **changes}
         mount = parse_mount(fields)
         self._check_with({n: spec for n, (spec, _) in existing.items()}, mount)
         key = self.layout.mount(name)
@@ -144,8 +142,3 @@ class MountRepository:
             if not applied:
                 done = f"{start} of {len(operations)} changes were applied; " if start else ""
                 raise MountConflict(f"mounts changed meanwhile; {done}run again")
-
-
-def _as_fields(mount: MountSpec) -> dict:
-    """The mount as parse_mount's input (the JSON form, decoded)."""
-    return json.loads(mount.to_json())

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from typing import Any
 
 from radioagent.coordination.keys import KeyLayout
 from radioagent.model import (
@@ -116,6 +117,17 @@ def _decode_entry(layout: KeyLayout, entry: KeyValue, decoded: _Decoded) -> None
         decoded.nodes[entry.key.removeprefix(layout.nodes)] = node_status_from_json(entry.value)
     elif entry.key.startswith(layout.mounts):
         _decode_mount(layout, entry, decoded)
+
+
+def decode_range_response(layout: KeyLayout, response: Any) -> ClusterState:
+    """The state from an etcd range response over the whole prefix."""
+    entries = [
+        KeyValue(
+            kv.key.decode(errors="replace"), kv.value, kv.create_revision, kv.mod_revision, kv.lease
+        )
+        for kv in response.kvs
+    ]
+    return decode_cluster_state(layout, entries, response.header.revision)
 
 
 def decode_cluster_state(layout: KeyLayout, entries: list[KeyValue], revision: int) -> ClusterState:

@@ -22,7 +22,7 @@ import grpc
 
 from radioagent.config import EtcdSettings
 from radioagent.coordination.keys import KeyLayout
-from radioagent.coordination.state import ClusterState, KeyValue, decode_cluster_state
+from radioagent.coordination.state import ClusterState, decode_range_response
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -109,23 +109,11 @@ class EtcdStore:
 
     async def read_state(self) -> ClusterState:
         """Everything under the prefix in one serializable read from the local member."""
-
-        def read(client: etcd3.Etcd3Client) -> tuple[list[KeyValue], int]:
-            response = client.get_prefix_response(self.layout.root, serializable=True)
-            entries = [
-                KeyValue(
-                    kv.key.decode(errors="replace"),
-                    kv.value,
-                    kv.create_revision,
-                    kv.mod_revision,
-                    kv.lease,
-                )
-                for kv in response.kvs
-            ]
-            return entries, response.header.revision
-
-        entries, revision = await self._call("read state", read)
-        return decode_cluster_state(self.layout, entries, revision)
+        response = await self._call(
+            "read state",
+            lambda client: client.get_prefix_response(self.layout.root, serializable=True),
+        )
+        return decode_range_response(self.layout, response)
 
     # --- leases and leadership -----------------------------------------------------------
 

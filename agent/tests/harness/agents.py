@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import etcd3
@@ -15,9 +16,10 @@ from radioagent.coordination.keys import KeyLayout
 from radioagent.coordination.mounts import MountRepository
 from radioagent.model import NodeStatus, node_status_from_json
 
-from .clients import SourceClient, is_slice_of, listen
+from .clients import SourceClient, connect_and_stream, is_slice_of, listen
 from .etcd import EtcdCluster, EtcdMember
 from .icecast import REPO_DIR, IcecastServer, IcecastSettings
+from .media import AudioSample
 from .ports import LOOPBACK, free_port, free_ports
 from .processes import ManagedProcess, ServiceDirectory
 from .waiting import StopWaiting, wait_for
@@ -120,6 +122,15 @@ class AgentNode:
         )
         return time.monotonic() - started
 
+    def wait_serving(self, mount: str, timeout: float = 10.0) -> None:
+        """Until a listener of `mount` here gets a 200 (holding silence at least)."""
+        wait_for(
+            lambda: listen(f"{self.icecast.base_url}{mount}", 1024, timeout=2).status == 200,
+            timeout=timeout,
+            what=f"{mount} on {self.name}",
+            explain=self.log_tail,
+        )
+
     def plays_source_audio(self, mount: str, audio: bytes) -> bool:
         """Do listeners of `mount` here get the source's own bytes (not holding silence)?"""
         received = listen(f"{self.icecast.base_url}{mount}", 8192, timeout=3)
@@ -134,6 +145,28 @@ class AgentNode:
             return False
         finally:
             client.stop()
+
+
+def start_live_source(
+    make: Callable[..., SourceClient],
+    node: AgentNode,
+    audio: AudioSample,
+    mount: str = "/_live/live.mp3",
+    *,
+    password: str = "dj-secret",
+    method: str = "SOURCE",
+) -> SourceClient:
+    """A studio streaming `audio` into `node`'s Icecast. `make` builds the client: the
+    tests' source_client_factory (which closes it at teardown) or SourceClient itself."""
+    source = make(
+        LOOPBACK,
+        node.icecast.port,
+        mount,
+        password=password,
+        method=method,
+        content_type=audio.content_type,
+    )
+    return connect_and_stream(source, audio)
 
 
 class RadioCluster:
@@ -208,6 +241,20 @@ class RadioCluster:
         leader = self.node(self.wait_leader())
         leader.wait_accepting_source(mount, password)
         return leader
+
+    def accepting_nodes(self, mount: str, password: str) -> list[str]:
+        """Nodes whose Icecast takes a source on `mount` now; a node whose agent is dead
+        is probed too (it must refuse)."""
+        return [
+            node.name
+            for node in self.nodes
+            if node.icecast.process.is_running() and node.accepts_source(mount, password)
+        ]
+
+    def crash_leader(self, leader: AgentNode, timeout: float) -> AgentNode:
+        """Crash the leader's whole node; the node that leads next."""
+        leader.crash()
+        return self.node(self.wait_leader(timeout=timeout, other_than=leader.name))
 
     def wait_leader(self, timeout: float = 10.0, other_than: str | None = None) -> str:
         def leader() -> str | None:

@@ -14,6 +14,8 @@ import time
 from dataclasses import dataclass
 from urllib.parse import urlparse
 
+from .media import AudioSample
+
 RESPONSE_HEAD_LIMIT = 16384
 STREAM_CHUNK_BYTES = 4096
 
@@ -201,6 +203,22 @@ class SourceClient:
         if self._socket is not None:
             self._socket.close()
             self._socket = None
+
+
+# What Icecast answers first: SOURCE is accepted at once, PUT is told to go on.
+FIRST_STATUS_BY_METHOD = {"SOURCE": 200, "PUT": 100}
+
+
+def connect_and_stream(source: SourceClient, audio: AudioSample) -> SourceClient:
+    """Connect the source client, check Icecast's answers, and start streaming `audio`."""
+    first = source.connect()
+    assert first.status == FIRST_STATUS_BY_METHOD[source.method], first
+    source.start_streaming(audio.data, audio.bytes_per_second)
+    if source.method == "PUT":
+        # The final answer comes on the same connection once audio flows.
+        final = source.read_response_head(timeout=5)
+        assert final.status == 200, final
+    return source
 
 
 class StreamRecorder:

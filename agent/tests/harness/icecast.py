@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 from xml.etree import ElementTree
@@ -53,7 +53,6 @@ class IcecastSettings:
     clients: int = 200
     sources: int = 20
     log_level: int = 3
-    extra_context: dict = field(default_factory=dict)
 
 
 def render_icecast_config(settings: IcecastSettings, port: int, directory: Path) -> str:
@@ -90,7 +89,6 @@ def render_icecast_config(settings: IcecastSettings, port: int, directory: Path)
             "pidfile": str(directory / "icecast.pid"),
         },
         "log_level": settings.log_level,
-        **settings.extra_context,
     }
     return environment.get_template("icecast.xml.j2").render(context)
 

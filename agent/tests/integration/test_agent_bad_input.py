@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import subprocess
 from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
 import yaml
 
 from radioagent.coordination.mounts import MountConflict
 from radioagent.validation import ValidationError
-from tests.harness.agents import AGENT_SCRIPT, RadioCluster
+from tests.harness.agents import AGENT_SCRIPT, AgentNode, RadioCluster
 from tests.harness.clients import listen
-from tests.harness.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -89,22 +89,18 @@ def test_invalid_mount_specs_are_refused_and_nothing_is_written(
     assert repository.get("ok.mp3").source_password == "pw"
 
 
+def configured_mounts(node: AgentNode) -> set[str]:
+    root = ElementTree.fromstring(node.icecast.config_path.read_text())
+    return {mount.findtext("mount-name") for mount in root.findall("mount")}
+
+
 def test_garbage_under_the_prefix_is_ignored_and_changes_nothing(
     radio_cluster: RadioCluster,
 ) -> None:
     repository = radio_cluster.mounts()
     repository.create({"name": "good.mp3", "source_password": "pw-good"})
     for node in radio_cluster.nodes:
-        wait_for(
-            lambda node=node: (
-                listen(f"{node.icecast.base_url}/good.mp3", 2048, timeout=2).status == 200
-            ),
-            timeout=5,
-            what=f"{node.name} to serve good.mp3",
-        )
-    configs_before = {
-        node.name: node.icecast.config_path.read_text() for node in radio_cluster.nodes
-    }
+        node.wait_serving("/good.mp3")
 
     client = radio_cluster.client()
     layout = radio_cluster.layout
@@ -113,16 +109,21 @@ def test_garbage_under_the_prefix_is_ignored_and_changes_nothing(
     client.put(layout.mount("binary"), b"\xff\xfe\x00")
     client.put(layout.node("ghost"), "[1, 2, 3]")
     client.put(layout.root + "unknown/thing", "hello")
-
-    # The agents see the garbage at once (the watch wakes them) and must shrug it off.
+    # A valid mount written after the garbage: once every node serves it, every agent has
+    # read a state that holds the garbage too.
+    repository.create({"name": "after.mp3", "source_password": "pw-after"})
     for node in radio_cluster.nodes:
-        wait_for(
-            lambda node=node: "ignored in etcd" in node.log_tail(200),
-            timeout=5,
-            what=f"{node.name} to read the garbage",
-        )
+        node.wait_serving("/after.mp3")
+
+    expected = {
+        f"{prefix}{name}"
+        for prefix in ("/", "/_live/", "/_holding/")
+        for name in ("good.mp3", "after.mp3")
+    }
     for node in radio_cluster.nodes:
         assert node.is_running(), node.log_tail()
-        assert node.icecast.config_path.read_text() == configs_before[node.name]
+        assert configured_mounts(node) == expected
         assert listen(f"{node.icecast.base_url}/good.mp3", 2048, timeout=2).status == 200
-    assert set(repository.list()) == {"good.mp3"}
+        for garbage in ("/junk.mp3", "/liar.mp3", "/other.mp3"):
+            assert listen(f"{node.icecast.base_url}{garbage}", 1024, timeout=2).status == 404
+    assert set(repository.list()) == {"good.mp3", "after.mp3"}

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.harness.agents import TEST_TIMING, RadioCluster
+from tests.harness.agents import TEST_TIMING, RadioCluster, start_live_source
 from tests.harness.clients import SourceClient
 from tests.harness.media import AudioSample
 from tests.harness.waiting import wait_for
@@ -16,14 +16,6 @@ from tests.harness.waiting import wait_for
 pytestmark = pytest.mark.integration
 
 MOUNT = {"name": "live.mp3", "source_password": "dj-secret"}
-
-
-def nodes_accepting_sources(cluster: RadioCluster) -> list[str]:
-    return [
-        node.name
-        for node in cluster.nodes
-        if node.is_running() and node.accepts_source("/_live/live.mp3", "dj-secret")
-    ]
 
 
 def wait_accepting(cluster: RadioCluster, name: str, timeout: float) -> float:
@@ -38,7 +30,7 @@ def test_exactly_one_node_accepts_sources_and_it_is_the_leader(
     leader = radio_cluster.wait_leader()
     wait_accepting(radio_cluster, leader, timeout=5)
 
-    assert nodes_accepting_sources(radio_cluster) == [leader]
+    assert radio_cluster.accepting_nodes("/_live/live.mp3", "dj-secret") == [leader]
     statuses = radio_cluster.statuses()
     assert [name for name, status in statuses.items() if status.role == "leader"] == [leader]
     epochs = {status.epoch for status in statuses.values()}
@@ -108,11 +100,7 @@ def test_a_restarted_agent_that_no_longer_leads_drops_the_source_it_still_holds(
     radio_cluster.mounts().create(MOUNT)
     old_leader = radio_cluster.node(radio_cluster.wait_leader())
     wait_accepting(radio_cluster, old_leader.name, timeout=5)
-    source = source_client_factory(
-        "127.0.0.1", old_leader.icecast.port, "/_live/live.mp3", password="dj-secret"
-    )
-    assert source.connect().status == 200
-    source.start_streaming(mp3_audio.data, mp3_audio.bytes_per_second)
+    source = start_live_source(source_client_factory, old_leader, mp3_audio)
     wait_for(
         lambda: "/_live/live.mp3" in old_leader.icecast.all_sources(),
         timeout=5,

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness.agents import TEST_TIMING, AgentNode, RadioCluster
+from tests.harness.agents import TEST_TIMING, AgentNode, RadioCluster, start_live_source
 from tests.harness.audio import analyse_mp3, analyse_ogg
 from tests.harness.clients import SourceClient, StreamRecorder, listen
 from tests.harness.media import AudioSample
@@ -28,16 +28,6 @@ ICECAST_RELOAD_SECONDS = 1.0
 def serves_mp3(node: AgentNode, mount: str = "/live.mp3", nbytes: int = 4096) -> bool:
     received = listen(f"{node.icecast.base_url}{mount}", nbytes, timeout=2)
     return received.status == 200 and not analyse_mp3(received.body).problems(min_frames=3)
-
-
-def start_source(
-    node: AgentNode, audio: AudioSample, make: Callable[..., SourceClient]
-) -> SourceClient:
-    source = make("127.0.0.1", node.icecast.port, "/_live/live.mp3", password="dj-secret")
-    answer = source.connect()
-    assert answer.status == 200, answer
-    source.start_streaming(audio.data, audio.bytes_per_second)
-    return source
 
 
 def test_a_created_mount_plays_on_every_node_within_a_second_of_icecasts_reload(
@@ -66,7 +56,7 @@ def test_a_source_on_the_leader_reaches_listeners_on_every_node(
 ) -> None:
     radio_cluster.mounts().create(MOUNT)
     leader = radio_cluster.leader_taking_sources("/_live/live.mp3", "dj-secret")
-    start_source(leader, mp3_audio, source_client_factory)
+    start_live_source(source_client_factory, leader, mp3_audio)
 
     for node in radio_cluster.nodes:
         wait_for(
@@ -101,7 +91,7 @@ def test_listeners_on_other_nodes_stay_connected_through_a_leader_crash(
 ) -> None:
     radio_cluster.mounts().create(MOUNT)
     old_leader = radio_cluster.leader_taking_sources("/_live/live.mp3", "dj-secret")
-    source = start_source(old_leader, mp3_audio, source_client_factory)
+    source = start_live_source(source_client_factory, old_leader, mp3_audio)
     others = [node for node in radio_cluster.nodes if node is not old_leader]
     for node in others:
         wait_for(
@@ -113,14 +103,11 @@ def test_listeners_on_other_nodes_stay_connected_through_a_leader_crash(
     try:
         # The whole leader node dies: agent and Icecast, so the source drops too.
         crashed_at = time.monotonic()
-        old_leader.crash()
-        source.stop()
-        new_leader = radio_cluster.node(
-            radio_cluster.wait_leader(timeout=TEST_TIMING["ttl"] + 5, other_than=old_leader.name)
-        )
+        source.stop()  # the studio's connection dies with the node
+        new_leader = radio_cluster.crash_leader(old_leader, timeout=TEST_TIMING["ttl"] + 5)
         # The studio reconnects to the new leader.
         new_leader.wait_accepting_source("/_live/live.mp3", "dj-secret")
-        start_source(new_leader, mp3_audio, source_client_factory)
+        start_live_source(source_client_factory, new_leader, mp3_audio)
         for node in others:
             wait_for(
                 lambda node=node: node.plays_source_audio("/live.mp3", mp3_audio.data),
@@ -218,17 +205,9 @@ def test_ogg_listeners_stay_connected_with_valid_pages_through_a_leader_crash(
 
     def start_ogg_source(node: AgentNode) -> SourceClient:
         node.wait_accepting_source("/_live/live.ogg", "dj-secret")
-        source = source_client_factory(
-            "127.0.0.1",
-            node.icecast.port,
-            "/_live/live.ogg",
-            password="dj-secret",
-            method="PUT",
-            content_type=ogg_audio.content_type,
+        return start_live_source(
+            source_client_factory, node, ogg_audio, "/_live/live.ogg", method="PUT"
         )
-        assert source.connect().status == 100
-        source.start_streaming(ogg_audio.data, ogg_audio.bytes_per_second)
-        return source
 
     def live_rate(node: AgentNode) -> bool:
         # Live Vorbis runs ~8 kB/s; the holding silence under 1 kB/s.
@@ -242,11 +221,8 @@ def test_ogg_listeners_stay_connected_with_valid_pages_through_a_leader_crash(
     listeners = [StreamRecorder(f"{node.icecast.base_url}/live.ogg").start() for node in others]
     try:
         crashed_at = time.monotonic()
-        old_leader.crash()
-        source.stop()
-        new_leader = radio_cluster.node(
-            radio_cluster.wait_leader(timeout=TEST_TIMING["ttl"] + 5, other_than=old_leader.name)
-        )
+        source.stop()  # the studio's connection dies with the node
+        new_leader = radio_cluster.crash_leader(old_leader, timeout=TEST_TIMING["ttl"] + 5)
         start_ogg_source(new_leader)
         for node in others:
             wait_for(

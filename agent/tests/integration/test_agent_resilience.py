@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.harness.agents import TEST_TIMING, RadioCluster
+from tests.harness.agents import TEST_TIMING, RadioCluster, start_live_source
 from tests.harness.clients import SourceClient, StreamRecorder, listen
 from tests.harness.media import AudioSample
 from tests.harness.waiting import wait_for
@@ -19,15 +19,6 @@ pytestmark = pytest.mark.integration
 MOUNT = {"name": "live.mp3", "source_password": "dj-secret"}
 
 
-def accepting_nodes(cluster: RadioCluster) -> list[str]:
-    """Nodes whose Icecast takes a source now, dead agent or not (it must refuse then)."""
-    return [
-        node.name
-        for node in cluster.nodes
-        if node.icecast.process.is_running() and node.accepts_source("/_live/live.mp3", "dj-secret")
-    ]
-
-
 def test_quorum_loss_demotes_the_leader_keeps_listeners_and_recovers(
     radio_cluster: RadioCluster,
     source_client_factory: Callable[..., SourceClient],
@@ -35,20 +26,10 @@ def test_quorum_loss_demotes_the_leader_keeps_listeners_and_recovers(
 ) -> None:
     radio_cluster.mounts().create(MOUNT)
     leader = radio_cluster.leader_taking_sources("/_live/live.mp3", "dj-secret")
-    source = source_client_factory(
-        "127.0.0.1", leader.icecast.port, "/_live/live.mp3", password="dj-secret"
-    )
-    assert source.connect().status == 200
-    source.start_streaming(mp3_audio.data, mp3_audio.bytes_per_second)
+    source = start_live_source(source_client_factory, leader, mp3_audio)
     others = [node for node in radio_cluster.nodes if node is not leader]
     for node in others:
-        wait_for(
-            lambda node=node: (
-                listen(f"{node.icecast.base_url}/live.mp3", 4096, timeout=3).status == 200
-            ),
-            timeout=10,
-            what=f"audio on {node.name}",
-        )
+        node.wait_serving("/live.mp3")
     listeners = [StreamRecorder(f"{node.icecast.base_url}/live.mp3").start() for node in others]
     try:
         lost_at = time.monotonic()
@@ -71,7 +52,7 @@ def test_quorum_loss_demotes_the_leader_keeps_listeners_and_recovers(
             timeout=10,
             what="the source to be disconnected",
         )
-        assert accepting_nodes(radio_cluster) == []
+        assert radio_cluster.accepting_nodes("/_live/live.mp3", "dj-secret") == []
 
         # Listeners elsewhere keep receiving audio (holding silence) without etcd.
         observed_from = time.monotonic()
@@ -85,7 +66,7 @@ def test_quorum_loss_demotes_the_leader_keeps_listeners_and_recovers(
         radio_cluster.etcd.restart(1)
         new_leader = radio_cluster.wait_leader(timeout=2 * TEST_TIMING["ttl"] + 10)
         wait_for(
-            lambda: accepting_nodes(radio_cluster) == [new_leader],
+            lambda: radio_cluster.accepting_nodes("/_live/live.mp3", "dj-secret") == [new_leader],
             timeout=TEST_TIMING["ttl"] + 5,
             what="one leader accepting sources again",
             explain=radio_cluster.log_tails,
@@ -146,11 +127,11 @@ def test_exactly_one_node_accepts_sources_at_every_sampled_instant_under_churn(
             leader.kill()  # crash: the lease must expire first
         settle_until = time.monotonic() + TEST_TIMING["ttl"] + 2
         while time.monotonic() < settle_until:  # bounded sampling window
-            accepting = accepting_nodes(radio_cluster)
+            accepting = radio_cluster.accepting_nodes("/_live/live.mp3", "dj-secret")
             samples += 1
             if len(accepting) > 1:
                 both_seen.append((round_number, accepting))
         leader.start()
     assert samples > 50
     assert both_seen == []
-    assert len(accepting_nodes(radio_cluster)) == 1
+    assert len(radio_cluster.accepting_nodes("/_live/live.mp3", "dj-secret")) == 1

@@ -9,7 +9,7 @@ import urllib.request
 import pytest
 
 from tests.harness.agents import RadioCluster
-from tests.harness.clients import StreamRecorder, listen
+from tests.harness.clients import StreamRecorder
 from tests.harness.waiting import wait_for
 
 pytestmark = pytest.mark.integration
@@ -55,11 +55,7 @@ def test_status_and_metrics_show_the_cluster_and_this_nodes_listeners(
     radio_cluster.mounts().create({"name": "live.mp3", "source_password": "dj-secret"})
     leader = radio_cluster.wait_leader()
     node = radio_cluster.nodes[2]
-    wait_for(
-        lambda: listen(f"{node.icecast.base_url}/live.mp3", 1024, timeout=2).status == 200,
-        timeout=10,
-        what="the mount on node3",
-    )
+    node.wait_serving("/live.mp3")
     listener = StreamRecorder(f"{node.icecast.base_url}/live.mp3").start()
     try:
 

@@ -7,25 +7,12 @@ from collections.abc import Callable
 import pytest
 
 from tests.harness.audio import analyse_mp3, analyse_ogg
-from tests.harness.clients import SourceClient, is_slice_of, listen
+from tests.harness.clients import SourceClient, connect_and_stream, is_slice_of, listen
 from tests.harness.icecast import IcecastServer
 from tests.harness.media import AudioSample
 from tests.harness.ports import LOOPBACK
 
 pytestmark = pytest.mark.integration
-
-# What Icecast answers first: SOURCE is accepted at once, PUT is told to go on.
-FIRST_STATUS_BY_METHOD = {"SOURCE": 200, "PUT": 100}
-
-
-def connect_and_stream(source: SourceClient, method: str, audio: AudioSample) -> None:
-    first = source.connect()
-    assert first.status == FIRST_STATUS_BY_METHOD[method], first
-    source.start_streaming(audio.data, audio.bytes_per_second)
-    if method == "PUT":
-        # The final answer comes on the same connection once audio flows.
-        final = source.read_response_head(timeout=5)
-        assert final.status == 200, final
 
 
 @pytest.mark.parametrize("method", ["SOURCE", "PUT"])
@@ -42,7 +29,7 @@ def test_source_client_feeds_a_mount_and_a_listener_receives_its_bytes(
         password=icecast.settings.source_password,
         method=method,
     )
-    connect_and_stream(source, method, mp3_audio)
+    connect_and_stream(source, mp3_audio)
     icecast.wait_mount_live("/live.mp3")
 
     received = listen(f"{icecast.base_url}/live.mp3", 48 * 1024, timeout=15)
@@ -67,7 +54,7 @@ def test_put_client_feeds_an_ogg_mount(
         method="PUT",
         content_type=ogg_audio.content_type,
     )
-    connect_and_stream(source, "PUT", ogg_audio)
+    connect_and_stream(source, ogg_audio)
     icecast.wait_mount_live("/live.ogg")
 
     received = listen(f"{icecast.base_url}/live.ogg", 24 * 1024, timeout=15)

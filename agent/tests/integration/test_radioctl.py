@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from tests.harness.agents import RadioCluster
-from tests.harness.clients import StreamRecorder, listen
+from tests.harness.clients import StreamRecorder
 from tests.harness.etcd import EtcdCluster
 from tests.harness.ports import free_port
 from tests.harness.waiting import wait_for
@@ -346,11 +346,7 @@ def test_status_shows_live_nodes_the_leader_and_listeners(
     radioctl.ok("mount", "create", "live.mp3")
     leader = radio_cluster.wait_leader()
     node = radio_cluster.nodes[0]
-    wait_for(
-        lambda: listen(f"{node.icecast.base_url}/live.mp3", 1024, timeout=2).status == 200,
-        timeout=10,
-        what="the new mount on node1",
-    )
+    node.wait_serving("/live.mp3")
     listener = StreamRecorder(f"{node.icecast.base_url}/live.mp3").start()
     try:
         wait_for(

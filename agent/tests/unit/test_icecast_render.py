@@ -29,7 +29,7 @@ def rendered(config: AgentConfig, leading: bool) -> ElementTree.Element:
 
 
 def mount_settings(root: ElementTree.Element) -> dict[str, ElementTree.Element]:
-    return {element.findtext("mount-name"): element for element in root.iter("mount")}
+    return {element.findtext("mount-name"): element for element in root.findall("mount")}
 
 
 def relays(root: ElementTree.Element) -> list[dict[str, str]]:
