@@ -66,6 +66,10 @@ class FrontDoorSettings:
 
     ports: tuple[int, ...] = (80, 8000)
     bind_address: str = "0.0.0.0"  # noqa: S104 - the public side
+    public_address: str | None = None  # where other nodes send listeners; None: node.address
+    public_name: str | None = None  # the cluster's name in playlists; None: the Host header
+    header_timeout: float = 10.0  # seconds to receive a request head (and keep-alive idle)
+    max_connections: int = 20000
 
 
 @dataclass(frozen=True)
@@ -117,7 +121,14 @@ SECTIONS = {
     "front_door",
     "templates_dir",
 }
-FRONT_DOOR_KEYS = {"ports", "bind_address"}
+FRONT_DOOR_KEYS = {
+    "ports",
+    "bind_address",
+    "public_address",
+    "public_name",
+    "header_timeout",
+    "max_connections",
+}
 HOLDING_KEYS = {"cache_dir", "liquidsoap_command"}
 LOCAL_API_KEYS = {"port", "bind_address"}
 NODE_KEYS = {"name", "address"}
@@ -347,6 +358,21 @@ def parse_config(raw: Any) -> AgentConfig:
             front_door.get("bind_address", "0.0.0.0"),  # noqa: S104
             HOST_PATTERN,
             "an IP address",
+        )
+    )
+    for key in ("public_address", "public_name"):
+        if front_door.get(key) is not None:
+            checks.append(
+                check_string(
+                    f"front_door.{key}", front_door[key], HOST_PATTERN, "a host name or IP address"
+                )
+            )
+    checks.append(
+        check_number("front_door.header_timeout", front_door.get("header_timeout", 10.0), 0.1, 300)
+    )
+    checks.append(
+        check_int(
+            "front_door.max_connections", front_door.get("max_connections", 20000), 1, 1_000_000
         )
     )
     cache_dir = holding.get("cache_dir", "/var/cache/radio-agent")

@@ -31,7 +31,7 @@ from radioagent.coordination.election import (
 from radioagent.coordination.keys import KeyLayout
 from radioagent.coordination.state import ClusterState
 from radioagent.coordination.store import EtcdStore, EtcdUnavailable
-from radioagent.frontdoor.app import FrontDoor
+from radioagent.frontdoor.server import FrontDoor
 from radioagent.frontdoor.view import AgentSnapshot
 from radioagent.holding.feeder import HoldingFeeds
 from radioagent.icecast.control import IcecastControl, IcecastError
@@ -54,6 +54,26 @@ class AgentHealth:
     cycles: int = 0
     last_cycle_seconds: float = 0.0
     state_problems: tuple[str, ...] = ()
+
+
+class BandwidthMeter:
+    """Outgoing kbit/s from a byte counter, measured between two loops."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self.clock = clock
+        self.kbps = 0.0
+        self._last: tuple[float, int] | None = None
+
+    def measure(self, total_bytes: int) -> None:
+        now = self.clock()
+        if self._last is not None and now > self._last[0]:
+            self.kbps = (total_bytes - self._last[1]) * 8 / 1000 / (now - self._last[0])
+        self._last = (now, total_bytes)
+
+
+def icecast_local_host(bind_address: str) -> str:
+    """Where this node's agent reaches its own Icecast."""
+    return "127.0.0.1" if bind_address in ("0.0.0.0", "::", "") else bind_address  # noqa: S104
 
 
 class Agent:
@@ -84,8 +104,16 @@ class Agent:
         self._stopping = asyncio.Event()
         self._icecast_lock = asyncio.Lock()
         self.local_api = LocalApi(config.local_api, self.local_view)
-        self.front_door = FrontDoor(config.front_door, self.snapshot)
+        self.front_door = FrontDoor(
+            config.front_door,
+            config.node_name,
+            self.snapshot,
+            (icecast_local_host(config.icecast.bind_address), config.icecast.port),
+            # A sent listener shows in its node's report within about two loops.
+            prediction_window=2 * timing.loop_wait + 2,
+        )
         self._last_cycle_at = self.clock()
+        self._bandwidth = BandwidthMeter(clock)
 
     # --- entry points --------------------------------------------------------------------
 
@@ -138,6 +166,7 @@ class Agent:
         await self._guarded("read icecast stats", self._read_icecast_stats)
         await self._guarded("drop stray sources", self._drop_sources_unless_leading)
         await self._guarded("publish status", self._publish_status)
+        self.front_door.update()
         self.health.cycles += 1
         self.health.last_cycle_seconds = self.clock() - started
         self._last_cycle_at = self.clock()
@@ -243,7 +272,14 @@ class Agent:
             unexpected_errors=self.health.unexpected_errors,
             sources_allowed=self.local_api.sources_allowed,
             sources_refused=self.local_api.sources_refused,
+            leader=self.leader_status(),
+            listener_limit=self.config.limits.max_listeners,
+            public_address=self.public_address,
         )
+
+    @property
+    def public_address(self) -> str:
+        return self.config.front_door.public_address or self.config.node_address
 
     def local_view(self) -> LocalView:
         return LocalView(
@@ -311,8 +347,11 @@ class Agent:
             raise
 
     def node_status(self) -> NodeStatus:
+        """Listeners and bandwidth are the front door's: Icecast sees one connection per
+        mount (the fan-out's upstream)."""
         leadership = self.effective_leadership()
         stats = self.stats
+        mounts = self.state.mounts.values() if self.state is not None else ()
         return NodeStatus(
             name=self.config.node_name,
             address=self.config.node_address,
@@ -320,15 +359,26 @@ class Agent:
             icecast_up=stats is not None,
             role=leadership.role.value,
             epoch=leadership.epoch,
-            listeners=dict(sorted(stats.listeners_by_mount.items())) if stats else {},
-            bandwidth_kbps=round(stats.outgoing_kbps, 1) if stats else 0.0,
+            listeners=dict(sorted(self.front_door.listeners_by_mount().items())),
+            bandwidth_kbps=round(self._bandwidth.kbps, 1),
             bandwidth_limit_kbps=self.config.limits.bandwidth_kbps,
             listener_limit=self.config.limits.max_listeners,
             draining=self.state is not None and self.config.node_name in self.state.draining,
             agent_version=__version__,
+            public_address=self.config.front_door.public_address,
+            front_door_ports=self.config.front_door.ports,
+            mounts=tuple(
+                sorted(
+                    mount.name
+                    for mount in mounts
+                    if stats is not None
+                    and (mount.path in stats.sources or mount.holding_path in stats.sources)
+                )
+            ),
         )
 
     async def _publish_status(self) -> None:
+        self._bandwidth.measure(self.front_door.passthrough.counters.bytes_out)
         if self.lease_id is None:
             return
         status = self.node_status().to_json()

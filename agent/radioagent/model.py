@@ -20,6 +20,8 @@ from radioagent.validation import (
 # A mount name is one path segment: no slash, no "..", starts with a letter or digit
 # (names starting with "_" are the agent's own, like the holding mounts).
 MOUNT_NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}"
+# Paths the front door answers itself (/status, /health, ...), so no mount may take them.
+RESERVED_MOUNT_NAMES = frozenset({"health", "ready", "leader", "metrics", "status", "api"})
 MOUNT_NAME_DESCRIPTION = "1-63 of A-Z a-z 0-9 . _ -, starting with a letter or digit, no '..'"
 # Icecast's Basic auth and XML config carry these safely; ':' would split user from password.
 CREDENTIAL_PATTERN = r"[A-Za-z0-9._~!@#$%^&*+=,;?-]{1,128}"
@@ -217,6 +219,9 @@ def parse_mount(given: Any) -> MountSpec:
         "name: '..' is not allowed"
         if isinstance(name, str) and ".." in name and re.fullmatch(MOUNT_NAME_PATTERN, name)
         else None,
+        f"name: {name!r} is reserved for the front door's own pages"
+        if name in RESERVED_MOUNT_NAMES
+        else None,
         check_string(
             "source_password",
             given.get("source_password", "x"),
@@ -301,9 +306,16 @@ class NodeStatus:
     listener_limit: int | None
     draining: bool
     agent_version: str
+    public_address: str | None = None  # where listeners are sent; None: `address`
+    front_door_ports: tuple[int, ...] = ()
+    mounts: tuple[str, ...] = ()  # mounts its Icecast serves now (live or holding)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True, separators=(",", ":"))
+
+    @property
+    def listener_address(self) -> str:
+        return self.public_address or self.address
 
 
 def _is_int(value: Any) -> bool:
@@ -331,6 +343,20 @@ _STATUS_FIELDS: dict[str, tuple[Callable[[Any], bool], Any]] = {
     "listener_limit": (lambda value: value is None or _is_int(value), None),
     "draining": (lambda value: isinstance(value, bool), False),
     "agent_version": (lambda value: isinstance(value, str), "unknown"),
+    "public_address": (
+        lambda value: value is None or (isinstance(value, str) and bool(value)),
+        None,
+    ),
+    "front_door_ports": (
+        lambda value: (
+            isinstance(value, list) and all(_is_int(port) and 0 < port < 65536 for port in value)
+        ),
+        [],
+    ),
+    "mounts": (
+        lambda value: isinstance(value, list) and all(isinstance(name, str) for name in value),
+        [],
+    ),
 }
 _REQUIRED_STATUS_FIELDS = ("name", "address", "icecast_port")
 
@@ -353,4 +379,6 @@ def node_status_from_json(text: str | bytes) -> NodeStatus:
         values[key] = value
     if problems:
         raise ValidationError(problems)
+    values["front_door_ports"] = tuple(values["front_door_ports"])
+    values["mounts"] = tuple(values["mounts"])
     return NodeStatus(**values)

@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily
 from prometheus_client.registry import Collector
 
-from radioagent.frontdoor.view import AgentSnapshot
+from radioagent.frontdoor.view import AgentSnapshot, FrontDoorStats
 
 
 class AgentCollector(Collector):
-    def __init__(self, snapshot: Callable[[], AgentSnapshot]) -> None:
+    def __init__(self, snapshot: AgentSnapshot, door: FrontDoorStats) -> None:
         self.snapshot = snapshot
+        self.door = door
 
     def collect(self) -> Iterator[object]:
-        now = self.snapshot()
+        now = self.snapshot
+        door = self.door
         node = [now.node_name]
         info = InfoMetricFamily("radio_agent_build", "Agent build information")
         info.add_metric([], {"version": now.version, "node": now.node_name})
@@ -59,6 +61,26 @@ class AgentCollector(Collector):
             ),
             ("radio_sources_allowed", "Source connections this node took", now.sources_allowed),
             ("radio_sources_refused", "Source connections this node refused", now.sources_refused),
+            (
+                "radio_proxied_bytes",
+                "Audio bytes the front door wrote to listeners",
+                door.bytes_out,
+            ),
+            (
+                "radio_slow_listeners_dropped",
+                "Listeners cut off because they did not keep up",
+                door.slow_listeners_dropped,
+            ),
+            (
+                "radio_source_connections",
+                "Source connections piped to the leader",
+                door.sources_opened,
+            ),
+            (
+                "radio_source_connections_failed",
+                "Source connections that could not reach the leader",
+                door.sources_failed,
+            ),
         ):
             counter = CounterMetricFamily(name, help_text, labels=["node"])
             counter.add_metric(node, value)
@@ -67,13 +89,39 @@ class AgentCollector(Collector):
             "radio_listeners", "Listeners on this node, per mount", labels=["node", "mount"]
         )
         mounts = sorted(now.state.mounts) if now.state is not None else []
-        counts = now.stats.listeners_by_mount if now.stats is not None else {}
         for mount in mounts:
-            listeners.add_metric([now.node_name, mount], counts.get(mount, 0))
+            listeners.add_metric([now.node_name, mount], door.listeners.get(mount, 0))
         yield listeners
+        redirects = CounterMetricFamily(
+            "radio_listener_requests",
+            "Listener requests by outcome: here (served), redirect, unavailable (503)",
+            labels=["node", "outcome"],
+        )
+        for outcome in ("here", "redirect", "unavailable"):
+            redirects.add_metric([now.node_name, outcome], door.directions.get(outcome, 0))
+        yield redirects
+        refused = CounterMetricFamily(
+            "radio_http_refused",
+            "Requests answered with an error, by status",
+            labels=["node", "status"],
+        )
+        for status, count in sorted(door.refused.items()):
+            refused.add_metric([now.node_name, str(status)], count)
+        yield refused
+        for name, help_text, value in (
+            (
+                "radio_sources_piped",
+                "Source connections being piped to the leader now",
+                door.sources_active,
+            ),
+            ("radio_front_door_connections", "Open front door connections", door.connections),
+        ):
+            gauge = GaugeMetricFamily(name, help_text, labels=["node"])
+            gauge.add_metric(node, value)
+            yield gauge
 
 
-def metrics_text(snapshot: Callable[[], AgentSnapshot]) -> bytes:
+def metrics_text(snapshot: AgentSnapshot, door: FrontDoorStats) -> bytes:
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(AgentCollector(snapshot))
+    registry.register(AgentCollector(snapshot, door))
     return generate_latest(registry)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from radioagent.coordination.state import ClusterState
 from radioagent.icecast.stats import IcecastStats
+from radioagent.model import NodeStatus
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,9 @@ class AgentSnapshot:
     unexpected_errors: int
     sources_allowed: int
     sources_refused: int
+    leader: NodeStatus | None  # the leader's status (this node's own when it leads)
+    listener_limit: int | None
+    public_address: str
 
     @property
     def alive(self) -> bool:
@@ -40,3 +44,16 @@ class AgentSnapshot:
         if self.stats is None:
             return False, "its Icecast does not answer"
         return True, "ready"
+
+
+@dataclass(frozen=True)
+class FrontDoorStats:
+    listeners: dict[str, int]  # by mount, on this node
+    directions: dict[str, int]  # listener requests by outcome: here, redirect, unavailable
+    refused: dict[int, int]  # requests answered with an error, by status
+    bytes_out: int  # audio bytes written to listeners
+    slow_listeners_dropped: int
+    sources_opened: int
+    sources_failed: int
+    sources_active: int
+    connections: int

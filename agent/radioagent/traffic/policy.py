@@ -24,7 +24,7 @@ class NodeLoad:
     """What the engine knows about a node: its last report plus what was sent since."""
 
     name: str
-    ip_family: int  # 4 or 6
+    ip_families: frozenset[int]  # 4 and/or 6: what its public address serves
     icecast_up: bool
     draining: bool
     mounts: frozenset[str]
@@ -93,7 +93,7 @@ def always_eligible(node: NodeLoad, request: Request) -> bool:
         node.icecast_up
         and not node.draining
         and request.mount in node.mounts
-        and node.ip_family == request.ip_family
+        and request.ip_family in node.ip_families
     )
 
 

@@ -1,22 +1,39 @@
 """Listeners sent to each node since its last status report: the predictive part of
-utilization. State without I/O: the front door records sends, the loop records reports."""
+utilization. State without I/O (the clock is injected): the front door records sends,
+the loop records reports."""
 
 from __future__ import annotations
 
+import time
+from collections import deque
+from collections.abc import Callable
+
 
 class SentSinceReport:
-    def __init__(self) -> None:
-        self._sent: dict[str, int] = {}
-        self._report_revision: dict[str, int] = {}
+    """A send counts until the node's next report (which includes the listener if it
+    connected) or until `window` seconds pass (a report that did not change, e.g. the
+    listener never arrived)."""
 
-    def on_report(self, node: str, revision: int) -> None:
+    def __init__(self, window: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.window = window
+        self.clock = clock
+        self._sent: dict[str, deque[float]] = {}
+        self._reports: dict[str, str] = {}
+
+    def on_report(self, node: str, report: str) -> None:
         """A new report already counts the listeners sent before it: start over."""
-        if self._report_revision.get(node) != revision:
-            self._report_revision[node] = revision
-            self._sent[node] = 0
+        if self._reports.get(node) != report:
+            self._reports[node] = report
+            self._sent.pop(node, None)
 
     def on_sent(self, node: str) -> None:
-        self._sent[node] = self._sent.get(node, 0) + 1
+        self._sent.setdefault(node, deque()).append(self.clock())
 
     def sent(self, node: str) -> int:
-        return self._sent.get(node, 0)
+        times = self._sent.get(node)
+        if not times:
+            return 0
+        oldest_counted = self.clock() - self.window
+        while times and times[0] <= oldest_counted:
+            times.popleft()
+        return len(times)

@@ -27,6 +27,7 @@ from .waiting import StopWaiting, wait_for
 AGENT_SCRIPT = str(Path(sys.executable).parent / "radio-agent")
 # Short, to keep failover tests short; loop_wait + 2 * retry_timeout <= ttl.
 TEST_TIMING = {"ttl": 4, "loop_wait": 1, "retry_timeout": 1.5}
+FRONT_DOOR_HEADER_TIMEOUT = 2.0
 
 
 class AgentNode:
@@ -39,6 +40,7 @@ class AgentNode:
         *,
         timing: dict[str, float] | None = None,
         holding_cache_dir: Path | None = None,
+        limits: dict[str, int] | None = None,
     ) -> None:
         self.name = name
         self.icecast = icecast
@@ -60,7 +62,12 @@ class AgentNode:
                 "log_dir": str(icecast.directory.path),
             },
             "local_api": {"port": free_port(), "bind_address": LOOPBACK},
-            "front_door": {"ports": free_ports(2), "bind_address": LOOPBACK},
+            "front_door": {
+                "ports": free_ports(2),
+                "bind_address": LOOPBACK,
+                "header_timeout": FRONT_DOOR_HEADER_TIMEOUT,
+            },
+            "limits": dict(limits or {}),
             "holding": {
                 "cache_dir": str(holding_cache_dir or self.directory.path / "holding-cache"),
                 # The agent runs as root here, and Liquidsoap refuses root.
@@ -104,8 +111,18 @@ class AgentNode:
         return "" if self.process is None else self.process.log_tail(lines)
 
     @property
+    def front_door_port(self) -> int:
+        return self.config["front_door"]["ports"][0]
+
+    @property
     def front_door_url(self) -> str:
-        return f"http://{LOOPBACK}:{self.config['front_door']['ports'][0]}"
+        return f"http://{LOOPBACK}:{self.front_door_port}"
+
+    def front_door_source(
+        self, make: Callable[..., SourceClient], mount: str, password: str, **options: object
+    ) -> SourceClient:
+        """A source client for `mount` on this node's public port (piped to the leader)."""
+        return make(LOOPBACK, self.front_door_port, mount, password=password, **options)
 
     def source_client(self, mount: str, password: str, method: str = "SOURCE") -> SourceClient:
         return SourceClient(LOOPBACK, self.icecast.port, mount, password=password, method=method)
@@ -178,6 +195,7 @@ class RadioCluster:
         icecasts: list[IcecastServer],
         timing: dict[str, float] | None = None,
         holding_cache_dir: Path | None = None,
+        limits: dict[str, int] | None = None,
     ) -> None:
         self.etcd = etcd
         self.prefix = f"/radio-test-{uuid.uuid4().hex[:8]}"
@@ -192,6 +210,7 @@ class RadioCluster:
                 self.prefix,
                 timing=timing,
                 holding_cache_dir=holding_cache_dir,
+                limits=limits,
             )
             for index, icecast in enumerate(icecasts)
         ]

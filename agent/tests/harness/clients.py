@@ -33,6 +33,10 @@ class ListenResult:
     status: int
     headers: dict[str, str]  # names lower-cased
     body: bytes
+    redirects: tuple[str, ...] = ()  # the Locations followed, in order
+
+
+MAX_REDIRECTS = 5
 
 
 def listen(
@@ -41,14 +45,31 @@ def listen(
     *,
     timeout: float = 10.0,
     headers: dict[str, str] | None = None,
+    follow_redirects: bool = False,
+    method: str = "GET",
 ) -> ListenResult:
     """GET `url` and read up to `nbytes` of the body, or what arrived when `timeout` ends
-    (an error status is returned with whatever body it had)."""
+    (an error status is returned with whatever body it had). With `follow_redirects`, up
+    to MAX_REDIRECTS 302s are followed, as a player does."""
+    followed: list[str] = []
+    for _ in range(MAX_REDIRECTS + 1):
+        result = _listen_once(url, nbytes, timeout, headers, method)
+        if not follow_redirects or result.status not in (301, 302, 307):
+            return ListenResult(result.status, result.headers, result.body, tuple(followed))
+        url = result.headers["location"]
+        followed.append(url)
+    raise AssertionError(f"more than {MAX_REDIRECTS} redirects: {followed}")
+
+
+def _listen_once(
+    url: str, nbytes: int, timeout: float, headers: dict[str, str] | None, method: str
+) -> ListenResult:
     parsed = urlparse(url)
     deadline = time.monotonic() + timeout
     connection = http.client.HTTPConnection(parsed.hostname, parsed.port or 80, timeout=timeout)
+    target = (parsed.path or "/") + (f"?{parsed.query}" if parsed.query else "")
     try:
-        connection.request("GET", parsed.path or "/", headers=headers or {})
+        connection.request(method, target, headers=headers or {})
         # Keep the socket: http.client forgets it once a response says it will close.
         listener_socket = connection.sock
         response = connection.getresponse()
@@ -225,8 +246,11 @@ class StreamRecorder:
     """A listener that keeps reading in the background and notes when bytes arrive, to
     measure gaps and drops across a failover. It stops by itself after `max_seconds`."""
 
-    def __init__(self, url: str, *, max_seconds: float = 120.0) -> None:
+    def __init__(
+        self, url: str, *, max_seconds: float = 120.0, headers: dict[str, str] | None = None
+    ) -> None:
         self.url = url
+        self.headers = headers or {}
         self.max_seconds = max_seconds
         self.status: int | None = None
         self.arrivals: list[tuple[float, int]] = []  # (monotonic time, bytes)
@@ -243,10 +267,19 @@ class StreamRecorder:
     def _run(self) -> None:
         parsed = urlparse(self.url)
         deadline = time.monotonic() + self.max_seconds
-        connection = http.client.HTTPConnection(parsed.hostname, parsed.port or 80, timeout=5)
+        connection: http.client.HTTPConnection | None = None
         try:
-            connection.request("GET", parsed.path)
-            response = connection.getresponse()
+            for _ in range(MAX_REDIRECTS + 1):
+                if connection is not None:
+                    connection.close()
+                connection = http.client.HTTPConnection(
+                    parsed.hostname, parsed.port or 80, timeout=5
+                )
+                connection.request("GET", parsed.path, headers=self.headers)
+                response = connection.getresponse()
+                if response.status != 302:
+                    break
+                parsed = urlparse(response.getheader("location", ""))
             self.status = response.status
             while not self._stop.is_set() and time.monotonic() < deadline:
                 chunk = response.read1(16384)
@@ -258,7 +291,8 @@ class StreamRecorder:
             self.error = error
         finally:
             self.ended_at = time.monotonic()
-            connection.close()
+            if connection is not None:
+                connection.close()
 
     @property
     def connected(self) -> bool:

@@ -57,14 +57,19 @@ class LiquidsoapTone:
         user: str = "source",
         encoder: str = "mp3",
         frequency: float = 440.0,
+        port: int | None = None,
+        live_mount: str | None = None,
     ) -> None:
+        """Pushes to `port` (default: the Icecast's own, or a front door's) and is up once
+        `icecast` lists `live_mount` (default: `mount`)."""
         if encoder not in ENCODERS:
             raise ValueError(f"encoder must be one of {sorted(ENCODERS)}, not {encoder!r}")
         self.icecast = icecast
         self.mount = mount
+        self.live_mount = live_mount or mount
         self.directory = ServiceDirectory("liquidsoap", owner=LIQUIDSOAP_USER)
         script = render_tone_script(
-            port=icecast.port,
+            port=port or icecast.port,
             mount=mount,
             user=user,
             encoder=encoder,
@@ -84,15 +89,15 @@ class LiquidsoapTone:
     def start(self) -> None:
         self.process.start()
 
-        def mount_live() -> dict | None:
+        def mount_live() -> bool:
             if not self.process.is_running():
                 raise StopWaiting(self.process.describe_exit())
-            return self.icecast.live_mounts().get(self.mount)
+            return self.live_mount in self.icecast.all_sources()
 
         wait_for(
             mount_live,
             timeout=START_TIMEOUT_SECONDS,
-            what=f"Liquidsoap's tone on Icecast mount {self.mount}",
+            what=f"Liquidsoap's tone on Icecast mount {self.live_mount}",
             explain=lambda: (
                 f"--- liquidsoap.log\n{self.process.log_tail()}" + self.icecast.error_log_tail()
             ),

@@ -29,7 +29,7 @@ REQUEST = Request(mount="live.mp3", ip_family=4, stream_kbps=128)
 def node(name: str, **fields: object) -> NodeLoad:
     values: dict = {
         "name": name,
-        "ip_family": 4,
+        "ip_families": frozenset({4}),
         "icecast_up": True,
         "draining": False,
         "mounts": frozenset({"live.mp3"}),
@@ -62,7 +62,7 @@ def test_policy_strings_parse_into_their_parts() -> None:
         node("down", icecast_up=False),
         node("draining", draining=True),
         node("no-mount", mounts=frozenset({"other.mp3"})),
-        node("ipv6", ip_family=6),
+        node("ipv6", ip_families=frozenset({6})),
     ],
 )
 def test_always_applied_filters_exclude_unusable_nodes(excluded: NodeLoad) -> None:
@@ -90,7 +90,7 @@ def test_best_picks_the_least_loaded_and_breaks_ties_by_name() -> None:
 def test_a_burst_spreads_because_sent_listeners_count_before_the_next_report() -> None:
     policy = parse_policy("listeners_available,listeners_score,best")
     nodes = {name: node(name, listeners=0) for name in ("a", "b", "c")}
-    sent = SentSinceReport()
+    sent = SentSinceReport(window=60)
     chosen = []
     for _ in range(30):  # 30 listeners arrive between two reports
         loads = [replace(load, sent_since_report=sent.sent(name)) for name, load in nodes.items()]
@@ -102,13 +102,28 @@ def test_a_burst_spreads_because_sent_listeners_count_before_the_next_report() -
 
 
 def test_a_new_report_resets_what_was_sent_to_that_node() -> None:
-    sent = SentSinceReport()
-    sent.on_report("a", revision=5)
+    sent = SentSinceReport(window=10, clock=lambda: 0.0)
+    sent.on_report("a", report="five listeners")
     sent.on_sent("a")
     sent.on_sent("a")
-    sent.on_report("a", revision=5)  # the same report again: nothing new
+    sent.on_report("a", report="five listeners")  # the same report again: nothing new
     assert sent.sent("a") == 2
-    sent.on_report("a", revision=9)
+    sent.on_report("a", report="seven listeners")
+    assert sent.sent("a") == 0
+
+
+def test_sent_listeners_stop_counting_after_the_window() -> None:
+    """A listener that never connected must not hold a node's slot forever when its
+    report does not change."""
+    now = [0.0]
+    sent = SentSinceReport(window=5, clock=lambda: now[0])
+    sent.on_sent("a")
+    now[0] = 3.0
+    sent.on_sent("a")
+    assert sent.sent("a") == 2
+    now[0] = 6.0
+    assert sent.sent("a") == 1
+    now[0] = 9.0
     assert sent.sent("a") == 0
 
 
@@ -124,7 +139,7 @@ def test_weighted_sends_in_proportion_to_free_capacity() -> None:
 node_strategy = st.builds(
     NodeLoad,
     name=st.sampled_from(["a", "b", "c", "d"]),
-    ip_family=st.sampled_from([4, 6]),
+    ip_families=st.sampled_from([frozenset({4}), frozenset({6}), frozenset({4, 6})]),
     icecast_up=st.booleans(),
     draining=st.booleans(),
     mounts=st.sampled_from([frozenset(), frozenset({"live.mp3"})]),

@@ -1,0 +1,286 @@
+"""Passthrough: one read of the local Icecast per mount, written to every listener.
+
+A proxy with one upstream connection per listener costs ~6.6x Icecast's CPU per
+listener; one upstream per (mount, ICY or not) fanned out keeps it near Icecast's own.
+Each listener's unsent bytes are bounded: a listener whose socket buffer passes
+`write_limit` is cut off (as Icecast does past its queue size) instead of growing memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol, cast
+
+from radioagent.frontdoor.framing import Burst, Framer, framer_for
+from radioagent.frontdoor.http import (
+    MAX_HEAD_BYTES,
+    HttpError,
+    head_end,
+    parse_response_head,
+    stream_response_head,
+)
+
+log = logging.getLogger(__name__)
+
+
+class Listener(Protocol):
+    transport: asyncio.Transport
+
+    def start_stream(self, data: bytes) -> None: ...
+
+    def refuse(self, error: HttpError, retry_after: int | None) -> None: ...
+
+
+@dataclass(frozen=True)
+class FanoutLimits:
+    write_limit: int = 256 * 1024  # bytes queued for one listener before it is cut off
+    burst_bytes: int = 64 * 1024  # recent audio a new listener gets at once (Icecast: 64 KiB)
+    connect_timeout: float = 5.0
+    linger: float = 5.0  # keep an upstream this long after its last listener left
+
+
+@dataclass
+class FanoutCounters:
+    bytes_out: int = 0
+    slow_listeners_dropped: int = 0
+    upstream_failures: int = 0
+
+
+class MountHub(asyncio.Protocol):
+    """The upstream connection for one mount (and one ICY choice) and its listeners."""
+
+    def __init__(
+        self,
+        path: str,
+        icy: bool,
+        limits: FanoutLimits,
+        counters: FanoutCounters,
+        on_closed: Callable[[MountHub], None],
+    ) -> None:
+        self.path = path
+        self.icy = icy
+        self.limits = limits
+        self.counters = counters
+        self.on_closed = on_closed
+        self.listeners: set[Listener] = set()
+        self._pending: list[Listener] = []  # before the upstream answered
+        self._waiting: list[Listener] = []  # answered, waiting for a place to start
+        self._head = bytearray()
+        self._stream_head: bytes | None = None
+        self._framer: Framer | None = None
+        self._burst = Burst(limits.burst_bytes)
+        self._transport: asyncio.Transport | None = None
+        self._linger: asyncio.TimerHandle | None = None
+        self._deadline: asyncio.TimerHandle | None = None
+        self.closed = False
+
+    @property
+    def listener_count(self) -> int:
+        return len(self.listeners) + len(self._pending) + len(self._waiting)
+
+    async def connect(self, host: str, port: int) -> None:
+        loop = asyncio.get_running_loop()
+        self._deadline = loop.call_later(
+            self.limits.connect_timeout, self._fail, HttpError(504, "Icecast did not answer")
+        )
+        try:
+            await loop.create_connection(lambda: self, host, port)
+        except OSError as error:
+            log.warning("passthrough of %s: cannot reach Icecast: %s", self.path, error)
+            self._fail(HttpError(503, "this node's Icecast does not answer"))
+
+    # --- upstream protocol ---------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = cast(asyncio.Transport, transport)
+        if self.closed:
+            transport.close()
+            return
+        icy = "Icy-MetaData: 1\r\n" if self.icy else ""
+        transport.write(
+            f"GET {self.path} HTTP/1.0\r\nUser-Agent: radio-agent\r\n{icy}\r\n".encode("ascii")
+        )
+
+    def data_received(self, data: bytes) -> None:
+        if self._framer is None:
+            self._read_head(data)
+            return
+        try:
+            pieces = self._framer.feed(data)
+        except ValueError as error:
+            log.warning("passthrough of %s: %s", self.path, error)
+            self.close()
+            return
+        for piece in pieces:
+            self._burst.add(piece)
+            if piece.sync and self._waiting:
+                self._start_waiting()
+            self._broadcast(piece.data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._transport = None
+        if not self.closed:
+            self._fail(HttpError(503, "the stream ended on this node"))
+
+    # --- listeners -----------------------------------------------------------------------
+
+    def join(self, listener: Listener) -> None:
+        if self._linger is not None:
+            self._linger.cancel()
+            self._linger = None
+        if self._stream_head is None:
+            self._pending.append(listener)
+        elif self._burst.empty:
+            listener.start_stream(self._stream_head)
+            self._waiting.append(listener)
+        else:
+            listener.start_stream(
+                self._stream_head + self._framer_headers() + self._burst.contents()
+            )
+            self.listeners.add(listener)
+
+    def leave(self, listener: Listener) -> None:
+        self.listeners.discard(listener)
+        for queue in (self._pending, self._waiting):
+            with contextlib.suppress(ValueError):
+                queue.remove(listener)
+        if not self.closed and self.listener_count == 0 and self._linger is None:
+            self._linger = asyncio.get_running_loop().call_later(self.limits.linger, self.close)
+
+    def close(self) -> None:
+        """Hang up upstream and on every listener (they reconnect through the front door)."""
+        if self.closed:
+            return
+        self.closed = True
+        for timer in (self._linger, self._deadline):
+            if timer is not None:
+                timer.cancel()
+        if self._transport is not None:
+            self._transport.close()
+        for listener in [*self.listeners, *self._pending, *self._waiting]:
+            listener.transport.close()
+        self.listeners.clear()
+        self._pending.clear()
+        self._waiting.clear()
+        self.on_closed(self)
+
+    # --- internals -----------------------------------------------------------------------
+
+    def _framer_headers(self) -> bytes:
+        return self._framer.headers if self._framer is not None else b""
+
+    def _read_head(self, data: bytes) -> None:
+        self._head += data
+        end = head_end(self._head)
+        if end < 0:
+            if len(self._head) > MAX_HEAD_BYTES:
+                self._fail(HttpError(502, "Icecast sent a malformed answer"))
+            return
+        try:
+            status, headers = parse_response_head(bytes(self._head[:end]))
+        except HttpError:
+            self._fail(HttpError(502, "Icecast sent a malformed answer"))
+            return
+        if status != 200:
+            self._fail(HttpError(404 if status == 404 else 502, f"Icecast answered {status}"))
+            return
+        if self._deadline is not None:
+            self._deadline.cancel()
+        metaint = headers.get("icy-metaint", "") if self.icy else ""
+        self._framer = framer_for(
+            headers.get("content-type", ""), int(metaint) if metaint.isdigit() else None
+        )
+        self._stream_head = stream_response_head(headers, icy=bool(metaint))
+        rest = bytes(self._head[end:])
+        self._head.clear()
+        pending, self._pending = self._pending, []
+        for listener in pending:
+            listener.start_stream(self._stream_head)
+        self._waiting.extend(pending)
+        if rest:
+            self.data_received(rest)
+
+    def _start_waiting(self) -> None:
+        headers = self._framer_headers()
+        for listener in self._waiting:
+            if headers:
+                listener.transport.write(headers)
+            self.listeners.add(listener)
+        self._waiting.clear()
+
+    def _broadcast(self, data: bytes) -> None:
+        slow = []
+        written = 0
+        limit = self.limits.write_limit
+        for listener in self.listeners:
+            transport = listener.transport
+            if transport.get_write_buffer_size() > limit:
+                slow.append(listener)
+                continue
+            transport.write(data)
+            written += 1
+        self.counters.bytes_out += written * len(data)
+        for listener in slow:
+            self.counters.slow_listeners_dropped += 1
+            self.listeners.discard(listener)
+            listener.transport.abort()
+
+    def _fail(self, error: HttpError) -> None:
+        """Upstream failed: listeners still waiting get the error, streaming ones a hang-up."""
+        if self.closed:
+            return
+        self.counters.upstream_failures += 1
+        pending, self._pending = self._pending, []
+        for listener in pending:
+            listener.refuse(error, retry_after=2)
+        self.close()
+
+
+class Passthrough:
+    """The hubs of this node, by (Icecast path, ICY)."""
+
+    def __init__(self, host: str, port: int, limits: FanoutLimits | None = None) -> None:
+        self.host = host
+        self.port = port
+        self.limits = limits or FanoutLimits()
+        self.counters = FanoutCounters()
+        self._hubs: dict[tuple[str, bool], MountHub] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def join(self, path: str, icy: bool, listener: Listener) -> MountHub:
+        hub = self._hubs.get((path, icy))
+        if hub is None or hub.closed:
+            hub = MountHub(path, icy, self.limits, self.counters, self._forget)
+            self._hubs[(path, icy)] = hub
+            task = asyncio.get_running_loop().create_task(hub.connect(self.host, self.port))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        hub.join(listener)
+        return hub
+
+    def _forget(self, hub: MountHub) -> None:
+        if self._hubs.get((hub.path, hub.icy)) is hub:
+            del self._hubs[(hub.path, hub.icy)]
+
+    def listeners(self, path: str) -> int:
+        return sum(
+            self._hubs[(path, icy)].listener_count
+            for icy in (False, True)
+            if (path, icy) in self._hubs
+        )
+
+    def listeners_by_path(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for (path, _), hub in self._hubs.items():
+            counts[path] = counts.get(path, 0) + hub.listener_count
+        return counts
+
+    def close(self) -> None:
+        for hub in list(self._hubs.values()):
+            hub.close()
+        for task in self._tasks:
+            task.cancel()

@@ -1,0 +1,109 @@
+"""Where a listener of a mount goes: served here, redirected to a node, or told to come
+back later. The policy engine over the cluster state, with predictive counts. No I/O:
+the clock and the random source are injected."""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from enum import Enum
+
+from radioagent.model import MountSpec, NodeStatus
+from radioagent.settings import ClusterSettings
+from radioagent.traffic.policy import NodeLoad, Policy, Request, choose_node, parse_policy
+from radioagent.traffic.prediction import SentSinceReport
+
+
+class Outcome(Enum):
+    HERE = "here"  # this node serves it (passthrough)
+    REDIRECT = "redirect"
+    UNAVAILABLE = "unavailable"  # no eligible node: 503 with Retry-After
+
+
+@dataclass(frozen=True)
+class Direction:
+    outcome: Outcome
+    node: NodeStatus | None = None
+    reason: str = ""
+
+
+def address_families(address: str) -> frozenset[int]:
+    """The IP families a listener can reach `address` with; a host name may have both."""
+    try:
+        return frozenset({ipaddress.ip_address(address).version})
+    except ValueError:
+        return frozenset({4, 6})
+
+
+def node_load(status: NodeStatus, draining: bool) -> NodeLoad:
+    return NodeLoad(
+        name=status.name,
+        ip_families=address_families(status.listener_address),
+        icecast_up=status.icecast_up,
+        draining=draining or status.draining,
+        mounts=frozenset(status.mounts),
+        listeners=sum(status.listeners.values()),
+        listener_limit=status.listener_limit,
+        bandwidth_kbps=status.bandwidth_kbps,
+        bandwidth_limit_kbps=status.bandwidth_limit_kbps,
+    )
+
+
+class Director:
+    def __init__(
+        self,
+        node_name: str,
+        prediction_window: float,
+        clock: Callable[[], float] = time.monotonic,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.node_name = node_name
+        self.sent = SentSinceReport(prediction_window, clock)
+        self.rng = rng or random.Random()  # noqa: S311 - load spreading, not security
+        self._nodes: dict[str, NodeStatus] = {}
+        self._loads: list[NodeLoad] = []
+        self._policy: Policy = parse_policy(ClusterSettings().policy)
+        self._settings = ClusterSettings()
+        self._user_agents: tuple[str, ...] = ()
+
+    def update(
+        self, nodes: dict[str, NodeStatus], draining: frozenset[str], settings: ClusterSettings
+    ) -> None:
+        """A fresh view of the cluster (every loop). Settings were validated on write; a
+        policy that still fails to parse keeps the previous one."""
+        self._nodes = dict(nodes)
+        self._loads = [node_load(status, name in draining) for name, status in nodes.items()]
+        for name, status in nodes.items():
+            self.sent.on_report(name, status.to_json())
+        if settings.policy != self._settings.policy:
+            with contextlib.suppress(ValueError):
+                self._policy = parse_policy(settings.policy)
+        self._settings = settings
+        self._user_agents = tuple(agent.lower() for agent in settings.no_redirect_user_agents)
+
+    def serves_without_redirect(self, user_agent: str) -> bool:
+        """The cluster proxies everything, or this client is known not to follow redirects
+        (a case-insensitive substring of its User-Agent)."""
+        if self._settings.proxy_everything:
+            return True
+        agent = user_agent.lower()
+        return any(pattern in agent for pattern in self._user_agents)
+
+    def direct(self, mount: MountSpec, client_family: int, user_agent: str) -> Direction:
+        request = Request(mount.name, client_family, float(mount.format.bitrate_kbps))
+        if self.serves_without_redirect(user_agent):
+            loads = [load for load in self._loads if load.name == self.node_name]
+        else:
+            loads = self._loads
+        loads = [replace(load, sent_since_report=self.sent.sent(load.name)) for load in loads]
+        chosen = choose_node(self._policy, loads, request, self.rng)
+        if chosen is None:
+            return Direction(Outcome.UNAVAILABLE, reason="no node can take a listener now")
+        self.sent.on_sent(chosen)
+        if chosen == self.node_name:
+            return Direction(Outcome.HERE, self._nodes[chosen])
+        return Direction(Outcome.REDIRECT, self._nodes[chosen])

@@ -1,0 +1,220 @@
+"""Sources on any node's public port reach the leader; listeners anywhere hear them."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from tests.harness.agents import AgentNode, RadioCluster
+from tests.harness.clients import SourceClient, connect_and_stream, is_slice_of, listen
+from tests.harness.liquidsoap import LiquidsoapTone
+from tests.harness.media import AudioSample
+from tests.harness.ports import LOOPBACK
+from tests.harness.processes import ManagedProcess, ServiceDirectory
+from tests.harness.waiting import wait_for
+
+pytestmark = pytest.mark.integration
+
+PASSWORD = "dj-secret"
+
+
+def roles(cluster: RadioCluster) -> tuple[AgentNode, AgentNode, AgentNode]:
+    """(leader, a node the source connects to, a node the listener asks)."""
+    leader = cluster.node(cluster.wait_leader())
+    others = [node for node in cluster.nodes if node is not leader]
+    return leader, others[0], others[1]
+
+
+def listener_hears(node: AgentNode, mount: str, audio: bytes) -> bool:
+    """A listener asking `node` (following its redirect) gets the source's own bytes."""
+    received = listen(f"{node.front_door_url}/{mount}", 16384, timeout=3, follow_redirects=True)
+    return received.status == 200 and is_slice_of(received.body[-4096:], audio)
+
+
+@pytest.fixture
+def live_mount(radio_cluster: RadioCluster) -> str:
+    radio_cluster.mounts().create({"name": "live.mp3", "source_password": PASSWORD})
+    for node in radio_cluster.nodes:
+        node.wait_serving("/live.mp3")
+    return "live.mp3"
+
+
+@pytest.mark.parametrize("method", ["SOURCE", "PUT"])
+def test_a_source_on_a_non_leader_is_heard_on_a_third_node(
+    radio_cluster: RadioCluster,
+    live_mount: str,
+    source_client_factory: Callable[..., SourceClient],
+    mp3_audio: AudioSample,
+    method: str,
+) -> None:
+    leader, entry, listener_node = roles(radio_cluster)
+    source = entry.front_door_source(
+        source_client_factory, f"/{live_mount}", PASSWORD, method=method
+    )
+    connect_and_stream(source, mp3_audio)  # checks 200 (SOURCE) or 100 then 200 (PUT)
+    wait_for(
+        lambda: f"/_live/{live_mount}" in leader.icecast.all_sources(),
+        timeout=5,
+        what="the source on the leader's live mount",
+        explain=lambda: f"{source.stream_error!r} {leader.name}\n{radio_cluster.log_tails()}",
+    )
+    wait_for(
+        lambda: listener_hears(listener_node, live_mount, mp3_audio.data),
+        timeout=10,
+        what="the source's audio on the third node",
+    )
+
+
+@pytest.fixture
+def ffmpeg_source() -> Iterator[Callable[[str, AudioSample], ManagedProcess]]:
+    started: list[tuple[ManagedProcess, ServiceDirectory]] = []
+
+    def start(url: str, audio: AudioSample) -> ManagedProcess:
+        directory = ServiceDirectory("ffmpeg-source")
+        command = ["ffmpeg", "-nostdin", "-loglevel", "warning", "-re", "-i", str(audio.path)]
+        command += ["-c:a", "copy", "-f", "mp3", "-content_type", "audio/mpeg", url]
+        process = ManagedProcess("ffmpeg", command, directory.path / "ffmpeg.log")
+        started.append((process, directory))
+        process.start()
+        return process
+
+    yield start
+    for process, directory in started:
+        process.stop()
+        directory.remove()
+
+
+def test_ffmpeg_icecast_output_through_a_non_leader(
+    radio_cluster: RadioCluster,
+    live_mount: str,
+    ffmpeg_source: Callable[[str, AudioSample], ManagedProcess],
+    mp3_audio: AudioSample,
+) -> None:
+    """ffmpeg speaks PUT with Expect: 100-continue; `-c:a copy` keeps the frames as sent."""
+    leader, entry, listener_node = roles(radio_cluster)
+    url = f"icecast://source:{PASSWORD}@{LOOPBACK}:{entry.front_door_port}/{live_mount}"
+    process = ffmpeg_source(url, mp3_audio)
+    wait_for(
+        lambda: f"/_live/{live_mount}" in leader.icecast.all_sources(),
+        timeout=10,
+        what="ffmpeg's source on the leader",
+        explain=process.log_tail,
+    )
+    wait_for(
+        lambda: listener_hears(listener_node, live_mount, mp3_audio.data),
+        timeout=10,
+        what="ffmpeg's audio on the third node",
+    )
+
+
+def loudness_db(mp3: bytes) -> float:
+    """Mean volume of MP3 bytes as ffmpeg's volumedetect measures it (silence: ~-91 dB)."""
+    result = subprocess.run(
+        [
+            *("ffmpeg", "-nostdin", "-hide_banner", "-f", "mp3", "-i", "pipe:0"),
+            *("-af", "volumedetect", "-f", "null", "-"),
+        ],
+        input=mp3,
+        capture_output=True,
+        timeout=30,
+        check=False,
+    )
+    for line in result.stderr.decode(errors="replace").splitlines():
+        if "mean_volume:" in line:
+            return float(line.split("mean_volume:")[1].split()[0])
+    raise AssertionError(f"no volume measured: {result.stderr[-500:]!r}")
+
+
+def test_liquidsoap_output_icecast_through_a_non_leader(
+    radio_cluster: RadioCluster,
+    live_mount: str,
+    liquidsoap_tone_factory: Callable[..., LiquidsoapTone],
+) -> None:
+    """Liquidsoap 2.1 sends SOURCE with no Host header. Its tone is loud; the holding
+    silence is not, so a loud listener hears the tone."""
+    leader, entry, listener_node = roles(radio_cluster)
+    liquidsoap_tone_factory(
+        leader.icecast,
+        f"/{live_mount}",
+        password=PASSWORD,
+        port=entry.front_door_port,
+        live_mount=f"/_live/{live_mount}",
+    )
+
+    def tone_heard() -> bool:
+        received = listen(
+            f"{listener_node.front_door_url}/{live_mount}", 48000, timeout=4, follow_redirects=True
+        )
+        return received.status == 200 and loudness_db(received.body[-32000:]) > -30
+
+    wait_for(tone_heard, timeout=15, what="Liquidsoap's tone on the third node")
+
+
+def test_a_wrong_password_gets_the_leaders_401(
+    radio_cluster: RadioCluster,
+    live_mount: str,
+    source_client_factory: Callable[..., SourceClient],
+) -> None:
+    leader, entry, _ = roles(radio_cluster)
+    for method in ("SOURCE", "PUT"):
+        source = entry.front_door_source(
+            source_client_factory, f"/{live_mount}", "wrong-password", method=method
+        )
+        answer = source.connect()  # Icecast checks before its 100 Continue
+        assert answer.status == 401, answer
+    assert f"/_live/{live_mount}" not in leader.icecast.all_sources()
+
+
+def test_sources_for_unknown_mounts_or_without_a_leader_are_refused(
+    radio_cluster: RadioCluster,
+    live_mount: str,
+    source_client_factory: Callable[..., SourceClient],
+) -> None:
+    _, entry, _ = roles(radio_cluster)
+    source = entry.front_door_source(source_client_factory, "/nothing-here.mp3", PASSWORD)
+    assert source.connect().status == 404
+    internal = entry.front_door_source(source_client_factory, f"/_live/{live_mount}", PASSWORD)
+    assert internal.connect().status == 404
+
+
+def test_a_leader_change_cuts_the_source_and_it_reconnects_to_the_new_leader(
+    radio_cluster: RadioCluster,
+    live_mount: str,
+    source_client_factory: Callable[..., SourceClient],
+    mp3_audio: AudioSample,
+) -> None:
+    """The old leader's agent stops gracefully (its Icecast stays up): the piped source is
+    cut, and the same front door pipes the reconnecting source to the new leader."""
+    leader, entry, _ = roles(radio_cluster)
+    source = entry.front_door_source(source_client_factory, f"/{live_mount}", PASSWORD)
+    connect_and_stream(source, mp3_audio)
+    leader.stop()
+    new_leader = radio_cluster.node(radio_cluster.wait_leader(other_than=leader.name))
+    wait_for(
+        lambda: source.stream_error is not None,
+        timeout=10,
+        what="the piped source to be cut when the leader changed",
+    )
+
+    def reconnected() -> SourceClient | None:
+        again = entry.front_door_source(source_client_factory, f"/{live_mount}", PASSWORD)
+        if again.connect(timeout=2).status == 200:
+            return again
+        again.stop()
+        return None
+
+    again = wait_for(reconnected, timeout=10, what="the source to be taken again")
+    again.start_streaming(mp3_audio.data, mp3_audio.bytes_per_second)
+    wait_for(
+        lambda: f"/_live/{live_mount}" in new_leader.icecast.all_sources(),
+        timeout=5,
+        what="the source on the new leader",
+    )
+    other = next(node for node in radio_cluster.nodes if node not in (leader, new_leader))
+    wait_for(
+        lambda: listener_hears(other, live_mount, mp3_audio.data),
+        timeout=10,
+        what="the reconnected source's audio",
+    )
