@@ -335,7 +335,10 @@ class FrontDoor:
 
     def _direct(self, connection: Connection, head: RequestHead, mount: MountSpec) -> None:
         direction = self.director.direct(
-            mount, client_family(connection.transport), head.header("user-agent")
+            mount,
+            client_family(connection.transport),
+            head.header("user-agent"),
+            listens=head.method == "GET",
         )
         self.counters.directions[direction.outcome.value] += 1
         if direction.outcome is Outcome.UNAVAILABLE:

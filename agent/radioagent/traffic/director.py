@@ -93,7 +93,11 @@ class Director:
         agent = user_agent.lower()
         return any(pattern in agent for pattern in self._user_agents)
 
-    def direct(self, mount: MountSpec, client_family: int, user_agent: str) -> Direction:
+    def direct(
+        self, mount: MountSpec, client_family: int, user_agent: str, *, listens: bool = True
+    ) -> Direction:
+        """`listens`: False for a HEAD request, which never becomes a listener and so is
+        not counted as sent."""
         request = Request(mount.name, client_family, float(mount.format.bitrate_kbps))
         if self.serves_without_redirect(user_agent):
             loads = [load for load in self._loads if load.name == self.node_name]
@@ -103,7 +107,8 @@ class Director:
         chosen = choose_node(self._policy, loads, request, self.rng)
         if chosen is None:
             return Direction(Outcome.UNAVAILABLE, reason="no node can take a listener now")
-        self.sent.on_sent(chosen)
+        if listens:
+            self.sent.on_sent(chosen)
         if chosen == self.node_name:
             return Direction(Outcome.HERE, self._nodes[chosen])
         return Direction(Outcome.REDIRECT, self._nodes[chosen])

@@ -7,6 +7,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import etcd3
@@ -15,6 +16,7 @@ import yaml
 from radioagent.coordination.keys import KeyLayout
 from radioagent.coordination.mounts import MountRepository
 from radioagent.model import NodeStatus, node_status_from_json
+from radioagent.settings import ClusterSettings
 
 from .clients import SourceClient, connect_and_stream, is_slice_of, listen
 from .etcd import EtcdCluster, EtcdMember
@@ -239,6 +241,14 @@ class RadioCluster:
 
     def mounts(self) -> MountRepository:
         return MountRepository(self.client(), self.layout)
+
+    def set_settings(self, **changes: object) -> None:
+        """Cluster settings in etcd, as `radioctl config set` writes them."""
+        settings = replace(ClusterSettings(), **changes)  # type: ignore[arg-type]
+        self.client().put(self.layout.config, settings.to_json())
+
+    def drain(self, name: str) -> None:
+        self.client().put(self.layout.drain(name), "{}")
 
     def leader_name(self) -> str | None:
         value, _ = self.client().get(self.layout.leader)

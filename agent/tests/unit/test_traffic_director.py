@@ -1,0 +1,89 @@
+"""The director: policy over node reports, predictive counts, no-redirect clients."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+
+from radioagent.model import MountSpec, NodeStatus
+from radioagent.settings import ClusterSettings
+from radioagent.traffic.director import Director, Outcome, address_families
+
+MOUNT = MountSpec(name="live.mp3", source_password="dj-secret-1")
+
+
+def status(name: str, listeners: int, **fields: object) -> NodeStatus:
+    values: dict = {
+        "name": name,
+        "address": "192.0.2.1",
+        "icecast_port": 8001,
+        "icecast_up": True,
+        "role": "replica",
+        "epoch": 3,
+        "listeners": {"live.mp3": listeners},
+        "bandwidth_kbps": 0.0,
+        "bandwidth_limit_kbps": None,
+        "listener_limit": 40,
+        "draining": False,
+        "agent_version": "test",
+        "front_door_ports": (8000,),
+        "mounts": ("live.mp3",),
+    }
+    values.update(fields)
+    return NodeStatus(**values)
+
+
+def director(now: list[float], *statuses: NodeStatus, **settings: object) -> Director:
+    chosen = Director("a", prediction_window=5, clock=lambda: now[0], rng=random.Random(7))
+    chosen.update({item.name: item for item in statuses}, frozenset(), ClusterSettings(**settings))
+    return chosen
+
+
+def test_weighted_shares_follow_free_capacity() -> None:
+    now = [0.0]
+    chosen = director(
+        now,
+        status("a", 0),
+        status("b", 10),
+        status("c", 30),
+        policy="listeners_score,weighted",
+    )
+    counts = Counter(
+        (d.node.name if d.node else None)
+        for d in (chosen.direct(MOUNT, 4, "x", listens=False) for _ in range(4000))
+    )
+    assert abs(counts["a"] / 4000 - 0.5) < 0.03, counts
+    assert abs(counts["c"] / 4000 - 0.125) < 0.03, counts
+
+
+def test_listeners_sent_count_until_the_next_report_or_the_window() -> None:
+    now = [0.0]
+    chosen = director(now, status("a", 0, listener_limit=2), policy="listeners_available,best")
+    assert chosen.direct(MOUNT, 4, "x").outcome is Outcome.HERE
+    assert chosen.direct(MOUNT, 4, "x").outcome is Outcome.HERE
+    assert chosen.direct(MOUNT, 4, "x").outcome is Outcome.UNAVAILABLE
+    assert chosen.direct(MOUNT, 4, "x", listens=False).outcome is Outcome.UNAVAILABLE
+    now[0] = 6.0  # the sent listeners never showed up in a report
+    assert chosen.direct(MOUNT, 4, "x").outcome is Outcome.HERE
+
+
+def test_draining_nodes_get_no_one_and_old_players_stay_here() -> None:
+    now = [0.0]
+    chosen = director(
+        now,
+        status("a", 0),
+        status("b", 0),
+        policy="random",
+        no_redirect_user_agents=("OldPlayer",),
+    )
+    chosen.update(chosen._nodes, frozenset({"a"}), chosen._settings)
+    assert {chosen.direct(MOUNT, 4, "x").node.name for _ in range(20)} == {"b"}
+    assert chosen.direct(MOUNT, 4, "oldplayer/1.0").outcome is Outcome.UNAVAILABLE
+    chosen.update(chosen._nodes, frozenset(), chosen._settings)
+    assert {chosen.direct(MOUNT, 4, "my OldPlayer 2").outcome for _ in range(20)} == {Outcome.HERE}
+
+
+def test_families_of_addresses() -> None:
+    assert address_families("192.0.2.1") == {4}
+    assert address_families("2001:db8::1") == {6}
+    assert address_families("radio.example.org") == {4, 6}
