@@ -150,6 +150,21 @@ class AgentNode:
             explain=self.log_tail,
         )
 
+    def wait_front_door_serving(self, mount: str, timeout: float = 10.0) -> None:
+        """Until a listener asking this node's front door for `mount` gets audio (the
+        nodes' reports name the mount once their Icecast serves it)."""
+        wait_for(
+            lambda: (
+                listen(
+                    f"{self.front_door_url}{mount}", 1024, timeout=2, follow_redirects=True
+                ).status
+                == 200
+            ),
+            timeout=timeout,
+            what=f"{mount} through {self.name}'s front door",
+            explain=self.log_tail,
+        )
+
     def plays_source_audio(self, mount: str, audio: bytes) -> bool:
         """Do listeners of `mount` here get the source's own bytes (not holding silence)?"""
         received = listen(f"{self.icecast.base_url}{mount}", 8192, timeout=3)

@@ -56,7 +56,7 @@ def test_status_and_metrics_show_the_cluster_and_this_nodes_listeners(
     leader = radio_cluster.wait_leader()
     node = radio_cluster.nodes[2]
     node.wait_serving("/live.mp3")
-    listener = StreamRecorder(f"{node.icecast.base_url}/live.mp3").start()
+    listener = StreamRecorder(f"{node.front_door_url}/_stream/live.mp3").start()
     try:
 
         def listener_counted() -> bool:

@@ -1,0 +1,145 @@
+"""Request heads, stream framing for late joiners, and playlists."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from radioagent.frontdoor.framing import Burst, IcyFramer, OggFramer, Piece, RawFramer
+from radioagent.frontdoor.http import (
+    MAX_HEAD_BYTES,
+    HttpError,
+    head_end,
+    parse_request_head,
+    parse_response_head,
+    stream_response_head,
+)
+from radioagent.frontdoor.playlists import render_playlist, split_playlist_path
+from radioagent.frontdoor.sources import upstream_head
+from radioagent.holding.ogg import ogg_crc
+
+
+def test_a_source_head_parses_and_is_pointed_at_the_live_mount() -> None:
+    raw = b"SOURCE /live.mp3?x=1 HTTP/1.0\r\nAuthorization: Basic c291cmNlOmE=\r\n\r\n"
+    head = parse_request_head(raw)
+    assert (head.method, head.path, head.query, head.version) == (
+        "SOURCE",
+        "/live.mp3",
+        "x=1",
+        "HTTP/1.0",
+    )
+    assert head.header("authorization") == "Basic c291cmNlOmE="
+    assert not head.keep_alive
+    assert upstream_head(head, "live.mp3") == raw.replace(b"/live.mp3", b"/_live/live.mp3")
+
+
+def test_bare_line_feeds_are_accepted_and_keep_alive_follows_the_version() -> None:
+    raw = b"GET /a HTTP/1.1\nHost: x\n\n"
+    assert head_end(raw + b"more") == len(raw)
+    head = parse_request_head(raw)
+    assert head.keep_alive
+    assert not parse_request_head(b"GET /a HTTP/1.1\r\nConnection: close\r\n\r\n").keep_alive
+    assert upstream_head(head, "a") == b"GET /_live/a HTTP/1.1\nHost: x\n\n"
+
+
+@pytest.mark.parametrize(
+    ("raw", "status"),
+    [
+        (b"GET /a\r\n\r\n", 400),
+        (b"GET /a HTTP/3\r\n\r\n", 505),
+        (b"GET /../x HTTP/1.1\r\n\r\n", 400),
+        (b"GET /a%2F..%2Fb/../c HTTP/1.1\r\n\r\n", 400),
+        (b"GET /%c3%28 HTTP/1.1\r\n\r\n", 400),
+        (b"GET /a HTTP/1.1\r\nBad Name: x\r\n\r\n", 400),
+        (b"GET /a HTTP/1.1\r\n" + b"A: b\r\n" * 65 + b"\r\n", 431),
+        (b"GET /" + b"a" * MAX_HEAD_BYTES + b" HTTP/1.1\r\n\r\n", 431),
+    ],
+)
+def test_bad_heads_are_refused_with_a_status(raw: bytes, status: int) -> None:
+    with pytest.raises(HttpError) as refused:
+        parse_request_head(raw)
+    assert refused.value.status == status
+
+
+@given(st.binary(max_size=600))
+def test_any_bytes_parse_or_are_refused_with_an_http_error(data: bytes) -> None:
+    refusal: HttpError | None = None
+    try:
+        head = parse_request_head(data)
+    except HttpError as error:
+        refusal = error
+    if refusal is not None:
+        assert 400 <= refusal.status < 600
+    else:
+        assert head.path.startswith("/")
+        assert ".." not in head.path.split("/")
+
+
+def test_the_stream_head_keeps_the_station_headers_and_never_chunks() -> None:
+    status, headers = parse_response_head(
+        b"HTTP/1.0 200 OK\r\nContent-Type: audio/mpeg\r\nicy-name: Radio X\r\n"
+        b"icy-metaint: 16000\r\nX-Internal: no\r\n\r\n"
+    )
+    assert status == 200
+    plain = stream_response_head(headers, icy=False).decode()
+    assert "Content-Type: audio/mpeg" in plain
+    assert "icy-name: Radio X" in plain
+    assert "icy-metaint" not in plain
+    assert "X-Internal" not in plain
+    assert "chunked" not in plain.lower()
+    assert "icy-metaint: 16000" in stream_response_head(headers, icy=True).decode()
+
+
+def test_icy_pieces_start_after_each_metadata_block() -> None:
+    framer = IcyFramer(metaint=4)
+    stream = b"aaaa\x00bbbb\x01" + b"StreamTitle='x';"[:16] + b"cccc\x00"
+    pieces = [
+        piece for byte in range(0, len(stream), 3) for piece in framer.feed(stream[byte : byte + 3])
+    ]
+    assert b"".join(piece.data for piece in pieces) == stream
+    starts = [sum(len(p.data) for p in pieces[:index]) for index, p in enumerate(pieces) if p.sync]
+    assert starts == [0, 5, 26]
+
+
+def ogg_page(granule: int, serial: int, flags: int, body: bytes) -> bytes:
+    header = bytearray(b"OggS\x00" + bytes([flags]))
+    header += granule.to_bytes(8, "little") + serial.to_bytes(4, "little")
+    header += (0).to_bytes(4, "little") + b"\0\0\0\0" + bytes([1, len(body)])
+    page = bytes(header) + body
+    crc = ogg_crc(page)
+    return page[:22] + crc.to_bytes(4, "little") + page[26:]
+
+
+def test_ogg_headers_are_kept_for_late_joiners_and_replaced_by_a_new_chain() -> None:
+    first = [ogg_page(0, 1, 2, b"head"), ogg_page(0, 1, 0, b"setup"), ogg_page(960, 1, 0, b"a")]
+    framer = OggFramer()
+    pieces = framer.feed(b"".join(first)[:10]) + framer.feed(b"".join(first)[10:])
+    assert [piece.header for piece in pieces] == [True, True, False]
+    assert framer.headers == first[0] + first[1]
+    chained = ogg_page(0, 2, 2, b"new")
+    assert framer.feed(chained)[0].header
+    assert framer.headers == chained
+
+
+def test_the_burst_starts_where_a_listener_may_start_and_stays_bounded() -> None:
+    burst = Burst(limit=10)
+    burst.add(Piece(b"tail", sync=False))  # nothing to attach it to
+    assert burst.empty
+    for index in range(5):
+        burst.add(Piece(b"S%d" % index, sync=True))
+        burst.add(Piece(b"cccc", sync=False))
+    assert burst.contents() == b"S4cccc"  # older runs dropped past the limit
+    burst.add(Piece(b"hdr", sync=False, header=True))
+    assert burst.empty
+    assert RawFramer().feed(b"x") == [Piece(b"x", sync=True)]
+
+
+def test_playlists_name_the_stream() -> None:
+    assert split_playlist_path("live.mp3.m3u") == ("live.mp3", ".m3u")
+    assert split_playlist_path("live.mp3") is None
+    assert split_playlist_path(".pls") is None
+    url = "http://radio.example.org/live.mp3"
+    assert url in render_playlist(".m3u", url, "Live")
+    assert f"File1={url}" in render_playlist(".pls", url, "Live")
+    assert "<title>A &amp; B</title>" in render_playlist(".xspf", url, "A & B")
