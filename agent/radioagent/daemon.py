@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import resource
 import signal
 import sys
 
@@ -35,6 +36,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def raise_open_files_limit() -> None:
+    """Each listener is a socket: take the hard limit on open files (Linux's default soft
+    limit of 1024 would cap a node near 1,000 listeners)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
 async def run_agent(config: AgentConfig) -> None:
     agent = Agent(config)
     loop = asyncio.get_running_loop()
@@ -60,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     # grpc logs every failed call on its own; our messages say what matters.
     logging.getLogger("grpc").setLevel(logging.ERROR)
+    raise_open_files_limit()
     asyncio.run(run_agent(config))
     return 0
 

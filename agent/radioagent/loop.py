@@ -252,6 +252,14 @@ class Agent:
             return self._last_leader_status
         return None
 
+    def current_leader_status(self) -> NodeStatus | None:
+        """The leader as etcd says now; None while this node is detached or cut off from etcd
+        (sources must not be piped to a node that may have stepped down)."""
+        leadership = self.effective_leadership()
+        if leadership.role is Role.DETACHED or self.cut_off():
+            return None
+        return self.leader_status()
+
     def snapshot(self) -> AgentSnapshot:
         leadership = self.effective_leadership()
         return AgentSnapshot(
@@ -272,7 +280,7 @@ class Agent:
             unexpected_errors=self.health.unexpected_errors,
             sources_allowed=self.local_api.sources_allowed,
             sources_refused=self.local_api.sources_refused,
-            leader=self.leader_status(),
+            leader=self.current_leader_status(),
             listener_limit=self.config.limits.max_listeners,
             public_address=self.public_address,
         )
@@ -285,7 +293,7 @@ class Agent:
         return LocalView(
             leading=self.effective_leadership().role is Role.LEADER,
             mounts=dict(self.state.mounts) if self.state is not None else {},
-            leader=self.leader_status(),
+            leader=self.current_leader_status(),
         )
 
     def plan_icecast(self) -> IcecastPlan | None:

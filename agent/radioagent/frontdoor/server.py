@@ -18,6 +18,7 @@ import ipaddress
 import json
 import logging
 import re
+import socket
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -55,6 +56,7 @@ LISTENER_METHODS = frozenset({"GET", "HEAD"})
 KNOWN_METHODS = frozenset({"POST", "DELETE", "PATCH", "CONNECT", "TRACE", "OPTIONS"})
 RETRY_AFTER_SECONDS = 2
 MAX_IGNORED_BYTES = 64 * 1024  # what a listener may send after its request
+LISTENER_SEND_BUFFER = 64 * 1024  # the kernel doubles it: ~8 s of a 128 kbps stream
 _HOST = re.compile(r"[A-Za-z0-9.-]{1,253}(:[0-9]{1,5})?|\[[0-9A-Fa-f:.]{2,45}\](:[0-9]{1,5})?")
 
 
@@ -151,6 +153,11 @@ class Connection(asyncio.Protocol):
         self._cancel_timer()
         self.mode = Mode.LISTENER
         self.buffer.clear()
+        # A fixed send buffer: Linux would grow it to megabytes for a listener that stops
+        # reading, before our own bound on queued bytes is ever reached.
+        sock = self.transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, LISTENER_SEND_BUFFER)
 
     def become_source(self) -> None:
         self._cancel_timer()

@@ -189,12 +189,14 @@ def start_live_source(
     *,
     password: str = "dj-secret",
     method: str = "SOURCE",
+    port: int | None = None,
 ) -> SourceClient:
-    """A studio streaming `audio` into `node`'s Icecast. `make` builds the client: the
-    tests' source_client_factory (which closes it at teardown) or SourceClient itself."""
+    """A studio streaming `audio` into `node`'s Icecast (or into `port`, a front door).
+    `make` builds the client: the tests' source_client_factory (which closes it at
+    teardown) or SourceClient itself."""
     source = make(
         LOOPBACK,
-        node.icecast.port,
+        port or node.icecast.port,
         mount,
         password=password,
         method=method,

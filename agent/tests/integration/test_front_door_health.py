@@ -74,5 +74,26 @@ def test_status_and_metrics_show_the_cluster_and_this_nodes_listeners(
         _, _, metrics = get(f"{radio_cluster.node(leader).front_door_url}/metrics")
         assert f'radio_node_leader{{node="{leader}"}} 1.0'.encode() in metrics
         assert b"radio_agent_build_info" in metrics
+        node.wait_front_door_serving("/live.mp3")  # a listener request: served or redirected
+
+        def metric_values() -> dict[str, float]:
+            _, _, metrics = get(f"{node.front_door_url}/metrics")
+            return {
+                line.split(" ")[0]: float(line.split(" ")[1])
+                for line in metrics.decode().splitlines()
+                if line and not line.startswith("#")
+            }
+
+        wait_for(
+            lambda: metric_values()[f'radio_proxied_bytes_total{{node="{node.name}"}}'] > 0,
+            timeout=5,
+            what="proxied bytes in the metrics",
+        )
+        values = metric_values()
+        assert (
+            values[f'radio_listener_requests_total{{node="{node.name}",outcome="here"}}']
+            + values[f'radio_listener_requests_total{{node="{node.name}",outcome="redirect"}}']
+            >= 1
+        )
     finally:
         listener.stop()

@@ -19,7 +19,13 @@ import pytest
 
 from tests.harness.agents import AgentNode, RadioCluster, icecast_settings_for_agents
 from tests.harness.audio import analyse_ogg
-from tests.harness.clients import SourceClient, connect_and_stream, is_slice_of, listen
+from tests.harness.clients import (
+    SourceClient,
+    StreamRecorder,
+    connect_and_stream,
+    is_slice_of,
+    listen,
+)
 from tests.harness.etcd import EtcdCluster
 from tests.harness.icecast import IcecastServer
 from tests.harness.media import AudioSample
@@ -368,3 +374,41 @@ def test_playlists_point_at_the_cluster_name_and_the_status_page_lists_the_clust
     text = page.body.decode()
     for name in ("node1", "node2", "node3", "live.mp3", '<meta name="viewport"'):
         assert name in text
+
+
+def test_a_listener_that_stops_reading_is_cut_off_and_the_others_keep_playing(
+    radio_cluster: RadioCluster,
+    source_client_factory: Callable[..., SourceClient],
+    mp3_audio: AudioSample,
+) -> None:
+    """The source sends eight times faster than real time, so a listener that reads
+    nothing passes the front door's per-listener bound within seconds."""
+    radio_cluster.mounts().create({"name": "live.mp3", "source_password": PASSWORD})
+    node = radio_cluster.nodes[1]
+    node.wait_front_door_serving("/live.mp3")
+    url = f"{node.front_door_url}/_stream/live.mp3"
+    slow = socket.socket()
+    slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    slow.connect((LOOPBACK, node.front_door_port))
+    slow.sendall(b"GET /_stream/live.mp3 HTTP/1.1\r\nHost: x\r\n\r\n")
+    reader = StreamRecorder(url, max_seconds=60).start()
+    try:
+        source = radio_cluster.nodes[0].front_door_source(
+            source_client_factory, "/live.mp3", PASSWORD
+        )
+        assert source.connect().status == 200
+        source.start_streaming(mp3_audio.data * 4, mp3_audio.bytes_per_second * 8)
+
+        def slow_listener_dropped() -> bool:
+            metrics = listen(f"{node.front_door_url}/metrics", 1 << 20).body.decode()
+            return f'radio_slow_listeners_dropped_total{{node="{node.name}"}} 1.0' in metrics
+
+        wait_for(
+            slow_listener_dropped, timeout=20, what="the listener that stopped reading to be cut"
+        )
+        since = time.monotonic()
+        wait_for(lambda: reader.bytes_since(since) > 0, timeout=5, what="bytes for the reader")
+        assert reader.connected
+    finally:
+        reader.stop()
+        slow.close()

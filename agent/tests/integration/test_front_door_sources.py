@@ -8,7 +8,13 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from tests.harness.agents import AgentNode, RadioCluster
-from tests.harness.clients import SourceClient, connect_and_stream, is_slice_of, listen
+from tests.harness.clients import (
+    ResponseHead,
+    SourceClient,
+    connect_and_stream,
+    is_slice_of,
+    listen,
+)
 from tests.harness.liquidsoap import LiquidsoapTone
 from tests.harness.media import AudioSample
 from tests.harness.ports import LOOPBACK
@@ -218,3 +224,30 @@ def test_a_leader_change_cuts_the_source_and_it_reconnects_to_the_new_leader(
         timeout=10,
         what="the reconnected source's audio",
     )
+
+
+def test_without_a_leader_sources_are_told_to_retry(
+    radio_cluster: RadioCluster,
+    live_mount: str,
+    source_client_factory: Callable[..., SourceClient],
+) -> None:
+    """etcd unreachable: every agent steps back, no node knows a leader, and a source
+    gets 503 with Retry-After instead of a pipe to a node that no longer leads."""
+    _, entry, _ = roles(radio_cluster)
+    members = range(len(radio_cluster.etcd.members))
+    for index in members:
+        radio_cluster.etcd.pause(index)
+    try:
+
+        def refused() -> ResponseHead | None:
+            source = entry.front_door_source(source_client_factory, f"/{live_mount}", PASSWORD)
+            answer = source.connect(timeout=2)
+            source.stop()
+            return answer if answer.status == 503 else None
+
+        answer = wait_for(refused, timeout=10, what="sources refused without a leader")
+        assert answer.headers["retry-after"].isdigit()
+    finally:
+        for index in members:
+            radio_cluster.etcd.resume(index)
+    radio_cluster.wait_leader()

@@ -346,8 +346,8 @@ def test_status_shows_live_nodes_the_leader_and_listeners(
     radioctl.ok("mount", "create", "live.mp3")
     leader = radio_cluster.wait_leader()
     node = radio_cluster.nodes[0]
-    node.wait_serving("/live.mp3")
-    listener = StreamRecorder(f"{node.icecast.base_url}/live.mp3").start()
+    node.wait_front_door_serving("/live.mp3")
+    listener = StreamRecorder(f"{node.front_door_url}/live.mp3").start()
     try:
         wait_for(
             lambda: (

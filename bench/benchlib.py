@@ -1,0 +1,79 @@
+"""What the benchmarks share: a throw-away cluster on loopback, process CPU and memory
+from /proc, and the JSON result (last stdout line, and a copy in bench/results/)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+REPO_DIR = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO_DIR / "agent"))
+
+from tests.harness.agents import TEST_TIMING, RadioCluster, icecast_settings_for_agents  # noqa: E402
+from tests.harness.etcd import EtcdCluster  # noqa: E402
+from tests.harness.icecast import IcecastServer  # noqa: E402
+from tests.harness.processes import stop_all_started  # noqa: E402
+
+RESULTS_DIR = REPO_DIR / "bench" / "results"
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def resident_mib(pid: int) -> float:
+    status = Path(f"/proc/{pid}/status").read_text()
+    kib = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:"))
+    return kib / 1024
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def require_root(parser: object) -> None:
+    if os.geteuid() != 0:
+        parser.error("run as root: Icecast and Liquidsoap run as their own users")  # type: ignore[attr-defined]
+
+
+def raise_open_files_limit() -> None:
+    """Many listeners are many sockets, here and in the servers this process starts."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+@contextlib.contextmanager
+def running_cluster(
+    nodes: int, *, etcd_members: int = 1, limits: dict[str, int] | None = None
+) -> Iterator[RadioCluster]:
+    """etcd, one Icecast per node and the agents; all stopped on the way out."""
+    etcd = EtcdCluster(etcd_members)
+    icecasts: list[IcecastServer] = []
+    cluster: RadioCluster | None = None
+    try:
+        etcd.start()
+        for _ in range(nodes):
+            icecast = IcecastServer(icecast_settings_for_agents())
+            icecast.start()
+            icecasts.append(icecast)
+        cluster = RadioCluster(etcd, icecasts, dict(TEST_TIMING), limits=limits)
+        cluster.start()
+        yield cluster
+    finally:
+        if cluster is not None:
+            cluster.stop()
+        for icecast in icecasts:
+            icecast.stop()
+        etcd.stop()
+        stop_all_started()
+
+
+def report(name: str, summary: dict) -> None:
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    (RESULTS_DIR / f"{name}.json").write_text(json.dumps(summary, indent=2) + "\n")
+    print(json.dumps(summary), flush=True)
