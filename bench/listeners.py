@@ -75,7 +75,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--ramp", type=float, default=5, help="seconds to connect them all")
     arguments = parser.parse_args()
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     result = asyncio.run(run(arguments.url, arguments.count, arguments.seconds, arguments.ramp))
     print(json.dumps(result), flush=True)

@@ -34,7 +34,7 @@ from tests.harness.clients import SourceClient
 from tests.harness.media import make_mp3
 from tests.harness.ports import LOOPBACK
 
-PASSWORD = "dj-secret"
+PASSWORD = "dj-secret"  # noqa: S105 - a throw-away test cluster
 
 
 def cpu_over(pids: dict[str, int], seconds: float) -> dict[str, float]:
@@ -46,8 +46,10 @@ def cpu_over(pids: dict[str, int], seconds: float) -> dict[str, float]:
 def phase(url: str, count: int, seconds: float, pids: dict[str, int]) -> dict:
     """Start the listeners, measure CPU over `seconds` once all are in, collect their report."""
     client = subprocess.Popen(
-        [sys.executable, str(REPO_DIR / "bench" / "listeners.py"), url]
-        + ["--count", str(count), "--seconds", str(seconds + 2)],
+        [
+            *(sys.executable, str(REPO_DIR / "bench" / "listeners.py"), url),
+            *("--count", str(count), "--seconds", str(seconds + 2)),
+        ],
         stdout=subprocess.PIPE,
         text=True,
     )

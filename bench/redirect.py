@@ -62,7 +62,7 @@ def main() -> int:
     require_root(parser)
     with running_cluster(2) as cluster, tempfile.TemporaryDirectory() as directory:
         cluster.mounts().create({"name": "live.mp3", "source_password": "dj-secret"})
-        node1, node2 = cluster.nodes
+        node1 = cluster.nodes[0]
         cluster.drain(node1.name)
         url = f"{node1.front_door_url}/live.mp3"
         wait_for(
@@ -82,7 +82,9 @@ def main() -> int:
         nginx.start()
         try:
             nginx_url = f"http://{LOOPBACK}:{port}/live.mp3"
-            wait_for(lambda: listen(nginx_url, 0, timeout=2).status == 302, timeout=10, what="nginx")
+            wait_for(
+                lambda: listen(nginx_url, 0, timeout=2).status == 302, timeout=10, what="nginx"
+            )
             nginx_rps, nginx_p99 = wrk(nginx_url, arguments.seconds, arguments.connections)
         finally:
             nginx.stop()

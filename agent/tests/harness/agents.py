@@ -3,12 +3,15 @@ loopback: a whole cluster on one machine."""
 
 from __future__ import annotations
 
+import http.client
 import sys
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from urllib.parse import urlparse
 
 import etcd3
 import yaml
@@ -164,6 +167,25 @@ class AgentNode:
             what=f"{mount} through {self.name}'s front door",
             explain=self.log_tail,
         )
+
+    def head_requests(self, path: str, count: int, user_agent: str) -> Counter[str]:
+        """`count` HEAD requests on one keep-alive connection to this front door: where
+        each one went ("200" when served here, else the port it was redirected to)."""
+        outcomes: Counter[str] = Counter()
+        connection = http.client.HTTPConnection(LOOPBACK, self.front_door_port, timeout=5)
+        try:
+            for _ in range(count):
+                connection.request("HEAD", path, headers={"User-Agent": user_agent})
+                response = connection.getresponse()
+                response.read()
+                if response.status == 302:
+                    location = urlparse(response.getheader("Location", ""))
+                    outcomes[str(location.port)] += 1
+                else:
+                    outcomes[str(response.status)] += 1
+        finally:
+            connection.close()
+        return outcomes
 
     def plays_source_audio(self, mount: str, audio: bytes) -> bool:
         """Do listeners of `mount` here get the source's own bytes (not holding silence)?"""

@@ -4,13 +4,11 @@ redirects, predictive spreading, ICY metadata, Ogg streams, playlists and the st
 from __future__ import annotations
 
 import contextlib
-import http.client
 import json
 import select
 import socket
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import urlparse
@@ -140,25 +138,6 @@ def held() -> Iterator[HeldListeners]:
     listeners.close()
 
 
-def head_requests(node: AgentNode, path: str, count: int, user_agent: str) -> Counter[str]:
-    """`count` HEAD requests on one keep-alive connection: where each one was sent ("here"
-    for a 200 from `node` itself, else the target port)."""
-    outcomes: Counter[str] = Counter()
-    connection = http.client.HTTPConnection(LOOPBACK, node.front_door_port, timeout=5)
-    try:
-        for _ in range(count):
-            connection.request("HEAD", path, headers={"User-Agent": user_agent})
-            response = connection.getresponse()
-            response.read()
-            if response.status == 302:
-                outcomes[str(port_of(response.getheader("Location", "")))] += 1
-            else:
-                outcomes[str(response.status)] += 1
-    finally:
-        connection.close()
-    return outcomes
-
-
 def test_a_listener_that_follows_redirects_gets_audio_from_another_node(
     radio_cluster: RadioCluster,
     source_client_factory: Callable[..., SourceClient],
@@ -193,11 +172,11 @@ def test_clients_that_do_not_follow_redirects_are_served_without_one(
     radio_cluster.set_settings(policy="random", no_redirect_user_agents=("OldPlayer",))
     node = radio_cluster.nodes[0]
     wait_for(
-        lambda: head_requests(node, "/live.mp3", 30, "OldPlayer/2.0 (car radio)").keys() == {"200"},
+        lambda: node.head_requests("/live.mp3", 30, "OldPlayer/2.0 (car radio)").keys() == {"200"},
         timeout=5,
         what="the no-redirect list to reach the front door",
     )
-    others = head_requests(node, "/live.mp3", 60, "Mozilla/5.0")
+    others = node.head_requests("/live.mp3", 60, "Mozilla/5.0")
     assert sum(count for key, count in others.items() if key != "200") > 10, others
     received = listen(
         f"{node.front_door_url}/live.mp3", 16384, headers={"User-Agent": "OldPlayer/2.0"}
@@ -207,7 +186,7 @@ def test_clients_that_do_not_follow_redirects_are_served_without_one(
 
     radio_cluster.set_settings(policy="random", proxy_everything=True)
     wait_for(
-        lambda: head_requests(node, "/live.mp3", 30, "Mozilla/5.0").keys() == {"200"},
+        lambda: node.head_requests("/live.mp3", 30, "Mozilla/5.0").keys() == {"200"},
         timeout=5,
         what="proxy-everything to reach the front door",
     )
@@ -261,7 +240,7 @@ def test_weighted_redirects_follow_the_free_capacity_of_each_node(
         for _ in range(count):
             assert held.open(f"{node.front_door_url}/_stream/live.mp3") == 200
     wait_listeners(node1, {"node1": 0, "node2": 10, "node3": 30})
-    outcomes = head_requests(node1, "/live.mp3", 1000, "Mozilla/5.0")
+    outcomes = node1.head_requests("/live.mp3", 1000, "Mozilla/5.0")
     shares = {
         "node1": outcomes["200"] / 1000,
         "node2": outcomes[str(node2.front_door_port)] / 1000,
@@ -287,7 +266,7 @@ def test_a_burst_inside_one_report_interval_respects_listener_limits(
     cluster.set_settings(policy="listeners_available,listeners_score,best")
     entry = cluster.nodes[0]
     wait_for(
-        lambda: head_requests(entry, "/live.mp3", 3, "probe").keys() == {"200"},
+        lambda: entry.head_requests("/live.mp3", 3, "probe").keys() == {"200"},
         timeout=5,
         what="the best policy (node1 wins ties by name)",
     )

@@ -388,26 +388,47 @@ def test_config_set_validates_and_show_reads_back(radioctl: Radioctl) -> None:
     assert_refused(radioctl, "config", "set", "colour", "blue", message="unknown setting")
 
 
-def test_drain_shows_in_the_nodes_status_and_undrain_clears_it(
+def test_drain_stops_new_listeners_keeps_current_ones_and_undrain_clears_it(
     radio_cluster: RadioCluster, tmp_path: Path
 ) -> None:
     radioctl = Radioctl(radio_cluster.etcd, tmp_path, prefix=radio_cluster.prefix)
-    radioctl.ok("node", "drain", "node2")
-    wait_for(
-        lambda: radio_cluster.statuses()["node2"].draining,
-        timeout=5,
-        what="node2 to report draining",
-    )
-    assert not radio_cluster.statuses()["node1"].draining
-    assert "yes" in next(
-        line for line in radioctl.ok("status").splitlines() if line.startswith("node2")
-    )
-    radioctl.ok("node", "undrain", "node2")
-    wait_for(
-        lambda: not radio_cluster.statuses()["node2"].draining,
-        timeout=5,
-        what="node2 to take listeners again",
-    )
+    radioctl.ok("mount", "create", "live.mp3")
+    radioctl.ok("config", "set", "policy", "random")
+    node1, node2, node3 = radio_cluster.nodes
+    node2.wait_front_door_serving("/live.mp3")
+    staying = StreamRecorder(f"{node2.front_door_url}/_stream/live.mp3").start()
+    try:
+        radioctl.ok("node", "drain", "node2")
+        wait_for(
+            lambda: radio_cluster.statuses()["node2"].draining,
+            timeout=5,
+            what="node2 to report draining",
+        )
+        assert not radio_cluster.statuses()["node1"].draining
+        assert "yes" in next(
+            line for line in radioctl.ok("status").splitlines() if line.startswith("node2")
+        )
+        node2_port = str(node2.front_door_port)
+        wait_for(
+            lambda: all(
+                node2_port not in node.head_requests("/live.mp3", 60, "player")
+                and "200" not in node2.head_requests("/live.mp3", 20, "player")
+                for node in (node1, node3)
+            ),
+            timeout=5,
+            what="no listener sent to node2",
+        )
+        since = time.monotonic()
+        wait_for(lambda: staying.bytes_since(since) > 0, timeout=5, what="node2's listener")
+        assert staying.connected
+        radioctl.ok("node", "undrain", "node2")
+        wait_for(
+            lambda: node2_port in node1.head_requests("/live.mp3", 60, "player"),
+            timeout=5,
+            what="node2 to take listeners again",
+        )
+    finally:
+        staying.stop()
     assert_refused(radioctl, "node", "drain", "node9", message="'node9' is not in the cluster")
 
 
