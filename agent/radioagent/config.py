@@ -73,6 +73,16 @@ class FrontDoorSettings:
 
 
 @dataclass(frozen=True)
+class TranscodingSettings:
+    """Transcoders run Liquidsoap directly (no wrapper), as `user` when the agent is root,
+    so the kernel can kill them with the agent."""
+
+    liquidsoap_command: tuple[str, ...] = ("liquidsoap",)
+    user: str | None = "liquidsoap"
+    run_dir: str = "/run/radio-agent"
+
+
+@dataclass(frozen=True)
 class HoldingSettings:
     """Holding silence for codecs other than MP3 is encoded once by Liquidsoap and cached."""
 
@@ -107,6 +117,7 @@ class AgentConfig:
     local_api: LocalApiSettings = LocalApiSettings()
     holding: HoldingSettings = HoldingSettings()
     front_door: FrontDoorSettings = FrontDoorSettings()
+    transcoding: TranscodingSettings = TranscodingSettings()
     templates_dir: str = DEFAULT_TEMPLATES_DIR
 
 
@@ -119,8 +130,10 @@ SECTIONS = {
     "local_api",
     "holding",
     "front_door",
+    "transcoding",
     "templates_dir",
 }
+TRANSCODING_KEYS = {"liquidsoap_command", "user", "run_dir"}
 FRONT_DOOR_KEYS = {
     "ports",
     "bind_address",
@@ -247,6 +260,62 @@ def timing_problems(timing: Timing) -> list[str]:
     return []
 
 
+def front_door_problems(front_door: dict[str, Any]) -> list[str]:
+    checks: list[str | None] = []
+    ports = front_door.get("ports", [80, 8000])
+    if (
+        not isinstance(ports, list)
+        or not 0 < len(ports) <= 4
+        or any(check_int("front_door.ports", port, 1, 65535) for port in ports)
+        or len(set(ports)) != len(ports)
+    ):
+        checks.append(f"front_door.ports: {ports!r} is not a list of 1-4 distinct ports")
+    checks.append(
+        check_string(
+            "front_door.bind_address",
+            front_door.get("bind_address", "0.0.0.0"),  # noqa: S104
+            HOST_PATTERN,
+            "an IP address",
+        )
+    )
+    for key in ("public_address", "public_name"):
+        if front_door.get(key) is not None:
+            checks.append(
+                check_string(
+                    f"front_door.{key}", front_door[key], HOST_PATTERN, "a host name or IP address"
+                )
+            )
+    checks.append(
+        check_number("front_door.header_timeout", front_door.get("header_timeout", 10.0), 0.1, 300)
+    )
+    checks.append(
+        check_int(
+            "front_door.max_connections", front_door.get("max_connections", 20000), 1, 1_000_000
+        )
+    )
+    return [problem for problem in checks if problem]
+
+
+def transcoding_problems(transcoding: dict[str, Any]) -> list[str]:
+    checks: list[str | None] = []
+    checks.append(
+        _command_problem(
+            "transcoding.liquidsoap_command",
+            transcoding.get("liquidsoap_command", ["liquidsoap"]),
+        )
+    )
+    if transcoding.get("user") is not None:
+        checks.append(
+            check_string(
+                "transcoding.user", transcoding["user"], r"[a-z_][a-z0-9_-]{0,31}", "a user name"
+            )
+        )
+    run_dir = transcoding.get("run_dir", "/run/radio-agent")
+    if not isinstance(run_dir, str) or not Path(run_dir).is_absolute():
+        checks.append(f"transcoding.run_dir: {run_dir!r} is not an absolute path")
+    return [problem for problem in checks if problem]
+
+
 def parse_config(raw: Any) -> AgentConfig:
     """An AgentConfig from decoded YAML, or ValidationError naming every bad key."""
     if not isinstance(raw, dict):
@@ -260,6 +329,7 @@ def parse_config(raw: Any) -> AgentConfig:
     local_api = _section(raw, "local_api", LOCAL_API_KEYS, problems)
     holding = _section(raw, "holding", HOLDING_KEYS, problems)
     front_door = _section(raw, "front_door", FRONT_DOOR_KEYS, problems)
+    transcoding = _section(raw, "transcoding", TRANSCODING_KEYS, problems)
 
     name = _required(node, "node", "name", problems)
     address = _required(node, "node", "address", problems)
@@ -344,37 +414,8 @@ def parse_config(raw: Any) -> AgentConfig:
             "holding.liquidsoap_command", holding.get("liquidsoap_command", ["liquidsoap"])
         )
     )
-    ports = front_door.get("ports", [80, 8000])
-    if (
-        not isinstance(ports, list)
-        or not 0 < len(ports) <= 4
-        or any(check_int("front_door.ports", port, 1, 65535) for port in ports)
-        or len(set(ports)) != len(ports)
-    ):
-        checks.append(f"front_door.ports: {ports!r} is not a list of 1-4 distinct ports")
-    checks.append(
-        check_string(
-            "front_door.bind_address",
-            front_door.get("bind_address", "0.0.0.0"),  # noqa: S104
-            HOST_PATTERN,
-            "an IP address",
-        )
-    )
-    for key in ("public_address", "public_name"):
-        if front_door.get(key) is not None:
-            checks.append(
-                check_string(
-                    f"front_door.{key}", front_door[key], HOST_PATTERN, "a host name or IP address"
-                )
-            )
-    checks.append(
-        check_number("front_door.header_timeout", front_door.get("header_timeout", 10.0), 0.1, 300)
-    )
-    checks.append(
-        check_int(
-            "front_door.max_connections", front_door.get("max_connections", 20000), 1, 1_000_000
-        )
-    )
+    checks += front_door_problems(front_door)
+    checks += transcoding_problems(transcoding)
     cache_dir = holding.get("cache_dir", "/var/cache/radio-agent")
     if not isinstance(cache_dir, str) or not Path(cache_dir).is_absolute():
         checks.append(f"holding.cache_dir: {cache_dir!r} is not an absolute path")
@@ -407,6 +448,12 @@ def parse_config(raw: Any) -> AgentConfig:
             **{
                 **holding,
                 "liquidsoap_command": tuple(holding.get("liquidsoap_command", ["liquidsoap"])),
+            }
+        ),
+        transcoding=TranscodingSettings(
+            **{
+                **transcoding,
+                "liquidsoap_command": tuple(transcoding.get("liquidsoap_command", ["liquidsoap"])),
             }
         ),
         templates_dir=templates_dir,

@@ -17,6 +17,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from radioagent import __version__
 from radioagent.config import AgentConfig
@@ -39,6 +40,9 @@ from radioagent.icecast.render import IcecastPlan, render_icecast_config
 from radioagent.icecast.stats import IcecastStats
 from radioagent.localapi import LocalApi, LocalView
 from radioagent.model import LIVE_MOUNT_PREFIX, NodeStatus
+from radioagent.transcoding.assignment import plan_transcoders
+from radioagent.transcoding.script import transcoder_job
+from radioagent.transcoding.supervisor import TranscoderSupervisor
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +97,11 @@ class Agent:
             config.icecast.port, config.icecast.source_password, config.holding
         )
         self.health = AgentHealth()
+        self.transcoders = TranscoderSupervisor(
+            config.transcoding.liquidsoap_command,
+            config.transcoding.user,
+            Path(config.transcoding.run_dir),
+        )
         self.lease_id: int | None = None
         self.last_etcd_contact = float("-inf")
         self.leadership = Leadership(Role.DETACHED)
@@ -163,6 +172,7 @@ class Agent:
         await self._guarded("reconcile icecast", self._reconcile_icecast)
         if self.state is not None:
             self.holding.update(self.state.mounts.values())
+        await self._guarded("reconcile transcoders", self._reconcile_transcoders)
         await self._guarded("read icecast stats", self._read_icecast_stats)
         await self._guarded("drop stray sources", self._drop_sources_unless_leading)
         await self._guarded("publish status", self._publish_status)
@@ -283,6 +293,7 @@ class Agent:
             leader=self.current_leader_status(),
             listener_limit=self.config.limits.max_listeners,
             public_address=self.public_address,
+            transcoders=self.transcoders.states(),
         )
 
     @property
@@ -312,6 +323,31 @@ class Agent:
             if await self.icecast.apply_config(text):
                 self.health.icecast_reloads += 1
                 log.info("icecast reloaded as %s", plan.role)
+
+    async def _reconcile_transcoders(self) -> None:
+        """Claim, run, release. Nothing runs without a known leader or a live lease: the
+        transcoders push to the leader, and a node cut off from etcd stops them before its
+        claims can expire and be taken elsewhere."""
+        state, lease_id = self.state, self.lease_id
+        leader = self.current_leader_status()
+        if state is None or lease_id is None or leader is None:
+            await self.transcoders.stop_all()
+            return
+        name = self.config.node_name
+        plan = plan_transcoders(
+            state.mounts, state.transcoders, state.nodes, state.draining, name, me_eligible=True
+        )
+        for mount in plan.release:
+            await self.store.release_transcoder(mount, name)
+        if plan.claim is not None and await self.store.claim_transcoder(plan.claim, name, lease_id):
+            log.info("won the transcoder of %s", plan.claim)
+            self.wake()
+        await self.transcoders.converge(
+            {
+                mount: transcoder_job(self.config.templates_dir, state.mounts[mount], leader)
+                for mount in plan.run
+            }
+        )
 
     async def _drop_live_sources(self, paths: list[str]) -> None:
         """Disconnect sources (a reload leaves them connected); they reconnect and find
@@ -375,6 +411,10 @@ class Agent:
             agent_version=__version__,
             public_address=self.config.front_door.public_address,
             front_door_ports=self.config.front_door.ports,
+            transcoders=tuple(sorted(self.transcoders.states())),
+            silent_mounts=tuple(
+                sorted(mount for mount, state in self.transcoders.states().items() if state.silent)
+            ),
             mounts=tuple(
                 sorted(
                     mount.name
@@ -432,6 +472,9 @@ class Agent:
                 await self._step_down(
                     f"cut off from etcd for {self.clock() - self.last_etcd_contact:.1f} s"
                 )
+            if self.cut_off() and self.transcoders.states():
+                log.warning("cut off from etcd: stopping the transcoders")
+                await self.transcoders.stop_all()
 
     # --- graceful stop -------------------------------------------------------------------
 
@@ -440,6 +483,7 @@ class Agent:
         claims vanish at once and another node takes over well under a second."""
         if self.leadership.role is Role.LEADER:
             await self._step_down("stopping")
+        await self.transcoders.stop_all()
         if self.lease_id is not None:
             lease_id, self.lease_id = self.lease_id, None
             await self._guarded("revoke lease", lambda: self.store.revoke_lease(lease_id))

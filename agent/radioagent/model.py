@@ -138,6 +138,36 @@ def _format_problems(where: str, given: Any) -> list[str]:
     return problems + [problem for problem in checks if problem]
 
 
+# LAME: MPEG-1 at 32/44.1/48 kHz, MPEG-2 at 16/22.05/24 kHz, MPEG-2.5 at 8/11.025/12 kHz,
+# each with its own bitrates.
+MP3_BITRATES = {
+    (32000, 44100, 48000): (32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320),
+    (16000, 22050, 24000): (8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160),
+    (8000, 11025, 12000): (8, 16, 24, 32, 40, 48, 56, 64),
+}
+# Ranges the Debian libraries accept (kbps).
+BITRATE_RANGES = {"opus": (6, 510), "vorbis": (32, 500), "aac": (8, 320)}
+
+
+def encodable_problems(where: str, audio: AudioFormat) -> list[str]:
+    """What Debian's Liquidsoap 2.1 cannot encode (fields named from `where`)."""
+    if audio.codec == "mp3":
+        allowed = next(rates for group, rates in MP3_BITRATES.items() if audio.samplerate in group)
+        if audio.bitrate_kbps not in allowed:
+            return [
+                f"{where}.bitrate_kbps: MP3 at {audio.samplerate} Hz takes one of "
+                f"{', '.join(map(str, allowed))}, not {audio.bitrate_kbps}"
+            ]
+    elif audio.codec in BITRATE_RANGES:
+        low, high = BITRATE_RANGES[audio.codec]
+        if not low <= audio.bitrate_kbps <= high:
+            return [
+                f"{where}.bitrate_kbps: {audio.codec} takes {low}-{high} kbps, "
+                f"not {audio.bitrate_kbps}"
+            ]
+    return []
+
+
 def _relay_url_problem(value: Any) -> str | None:
     if value is None:
         return None
@@ -246,11 +276,23 @@ def parse_mount(given: Any) -> MountSpec:
     problems += _transcode_problems(transcode, name, given.get("relay_url"))
     if problems:
         raise ValidationError(problems)
+    audio_format = AudioFormat(**given.get("format", {}))
+    if transcode is not None:
+        # What the transcoder encodes is what the mount carries (and its holding silence).
+        transcoded = AudioFormat(**transcode.get("format", {}))
+        problems += encodable_problems("transcode.format", transcoded)
+        if "format" in given and audio_format != transcoded:
+            problems.append(
+                "format: a transcoded mount's format is its transcode.format; leave format out"
+            )
+        audio_format = transcoded
+    if problems:
+        raise ValidationError(problems)
     return MountSpec(
         name=name,
         source_password=given["source_password"],
         source_username=given.get("source_username", "source"),
-        format=AudioFormat(**given.get("format", {})),
+        format=audio_format,
         fallback=given.get("fallback"),
         max_listeners=given.get("max_listeners"),
         relay_url=given.get("relay_url"),
@@ -309,6 +351,8 @@ class NodeStatus:
     public_address: str | None = None  # where listeners are sent; None: `address`
     front_door_ports: tuple[int, ...] = ()
     mounts: tuple[str, ...] = ()  # mounts its Icecast serves now (live or holding)
+    transcoders: tuple[str, ...] = ()  # transcoded mounts whose Liquidsoap runs here
+    silent_mounts: tuple[str, ...] = ()  # of those, the ones whose input is dead air
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True, separators=(",", ":"))
@@ -357,6 +401,14 @@ _STATUS_FIELDS: dict[str, tuple[Callable[[Any], bool], Any]] = {
         lambda value: isinstance(value, list) and all(isinstance(name, str) for name in value),
         [],
     ),
+    "transcoders": (
+        lambda value: isinstance(value, list) and all(isinstance(name, str) for name in value),
+        [],
+    ),
+    "silent_mounts": (
+        lambda value: isinstance(value, list) and all(isinstance(name, str) for name in value),
+        [],
+    ),
 }
 _REQUIRED_STATUS_FIELDS = ("name", "address", "icecast_port")
 
@@ -380,5 +432,6 @@ def node_status_from_json(text: str | bytes) -> NodeStatus:
     if problems:
         raise ValidationError(problems)
     values["front_door_ports"] = tuple(values["front_door_ports"])
-    values["mounts"] = tuple(values["mounts"])
+    for key in ("mounts", "transcoders", "silent_mounts"):
+        values[key] = tuple(values[key])
     return NodeStatus(**values)

@@ -44,6 +44,9 @@ class KeyLayout:
     def handover(self) -> str:
         return f"{self.root}handover"
 
+    def transcoder(self, mount: str) -> str:
+        return f"{self.transcoders}{mount}"
+
     def drain(self, name: str) -> str:
         return f"{self.drains}{name}"
 

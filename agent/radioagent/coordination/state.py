@@ -57,6 +57,7 @@ class ClusterState:
     draining: frozenset[str] = frozenset()
     handover: Handover | None = None
     settings: ClusterSettings = field(default_factory=ClusterSettings)
+    transcoders: dict[str, str] = field(default_factory=dict)  # mount -> owning node
 
 
 def decode_handover(value: bytes) -> Handover:
@@ -84,6 +85,7 @@ class _Decoded:
     draining: set[str] = field(default_factory=set)
     handover: Handover | None = None
     settings: ClusterSettings = field(default_factory=ClusterSettings)
+    transcoders: dict[str, str] = field(default_factory=dict)
 
 
 def _decode_leader(entry: KeyValue, decoded: _Decoded) -> None:
@@ -117,6 +119,12 @@ def _decode_entry(layout: KeyLayout, entry: KeyValue, decoded: _Decoded) -> None
         decoded.nodes[entry.key.removeprefix(layout.nodes)] = node_status_from_json(entry.value)
     elif entry.key.startswith(layout.mounts):
         _decode_mount(layout, entry, decoded)
+    elif entry.key.startswith(layout.transcoders):
+        try:
+            owner = entry.value.decode()
+        except UnicodeDecodeError as error:
+            raise ValidationError(["transcoder owner is not UTF-8"]) from error
+        decoded.transcoders[entry.key.removeprefix(layout.transcoders)] = owner
 
 
 def decode_range_response(layout: KeyLayout, response: Any) -> ClusterState:
@@ -147,4 +155,5 @@ def decode_cluster_state(layout: KeyLayout, entries: list[KeyValue], revision: i
         frozenset(decoded.draining),
         decoded.handover,
         decoded.settings,
+        decoded.transcoders,
     )

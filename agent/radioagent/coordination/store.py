@@ -164,6 +164,34 @@ class EtcdStore:
 
         return await self._call("resign", transaction)
 
+    async def claim_transcoder(self, mount: str, name: str, lease_id: int) -> bool:
+        """Take `transcoders/<mount>` on our lease if nobody holds it."""
+        key = self.layout.transcoder(mount)
+
+        def transaction(client: etcd3.Etcd3Client) -> bool:
+            won, _ = client.transaction(
+                compare=[client.transactions.create(key) == 0],
+                success=[client.transactions.put(key, name, lease=lease_id)],
+                failure=[],
+            )
+            return won
+
+        return await self._call(f"claim {key}", transaction)
+
+    async def release_transcoder(self, mount: str, name: str) -> bool:
+        """Delete `transcoders/<mount>` only while it is still ours."""
+        key = self.layout.transcoder(mount)
+
+        def transaction(client: etcd3.Etcd3Client) -> bool:
+            released, _ = client.transaction(
+                compare=[client.transactions.value(key) == name],
+                success=[client.transactions.delete(key)],
+                failure=[],
+            )
+            return released
+
+        return await self._call(f"release {key}", transaction)
+
     async def delete(self, key: str) -> None:
         await self._call(f"delete {key}", lambda client: client.delete(key))
 

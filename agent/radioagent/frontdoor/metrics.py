@@ -108,6 +108,21 @@ class AgentCollector(Collector):
         for status, count in sorted(door.refused.items()):
             refused.add_metric([now.node_name, str(status)], count)
         yield refused
+        running = GaugeMetricFamily(
+            "radio_transcoder_running",
+            "1 while this node's Liquidsoap for the transcoded mount runs",
+            labels=["node", "mount"],
+        )
+        silent = GaugeMetricFamily(
+            "radio_mount_silent",
+            "1 while the transcoder's input is dead air (silent or missing parent)",
+            labels=["node", "mount"],
+        )
+        for mount, state in sorted(now.transcoders.items()):
+            running.add_metric([now.node_name, mount], float(state.running))
+            silent.add_metric([now.node_name, mount], float(bool(state.silent)))
+        yield running
+        yield silent
         for name, help_text, value in (
             (
                 "radio_sources_piped",

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from radioagent.coordination.state import ClusterState
 from radioagent.icecast.stats import IcecastStats
 from radioagent.model import NodeStatus
+from radioagent.transcoding.supervisor import TranscoderState
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,7 @@ class AgentSnapshot:
     leader: NodeStatus | None  # the leader's status (this node's own when it leads)
     listener_limit: int | None
     public_address: str
+    transcoders: dict[str, TranscoderState]  # transcoded mounts running here
 
     @property
     def alive(self) -> bool:

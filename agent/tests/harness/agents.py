@@ -73,6 +73,10 @@ class AgentNode:
                 "header_timeout": FRONT_DOOR_HEADER_TIMEOUT,
             },
             "limits": dict(limits or {}),
+            "transcoding": {
+                "user": "liquidsoap",
+                "run_dir": str(self.directory.path / "transcoders"),
+            },
             "holding": {
                 "cache_dir": str(holding_cache_dir or self.directory.path / "holding-cache"),
                 # The agent runs as root here, and Liquidsoap refuses root.

@@ -74,3 +74,22 @@ def make_mp3(path: Path, seconds: float = 20.0, bitrate_kbps: int = 128) -> Audi
 def make_ogg_vorbis(path: Path, seconds: float = 20.0) -> AudioSample:
     _encode(path, seconds, ["-c:a", "libvorbis", "-q:a", "2", "-f", "ogg"])
     return AudioSample(path, "application/ogg", seconds)
+
+
+def loudness_db(audio: bytes, container: str) -> float:
+    """Mean volume as ffmpeg's volumedetect measures it (digital silence: about -91 dB).
+    `container`: ffmpeg's demuxer name (mp3, ogg, aac)."""
+    result = subprocess.run(
+        [
+            *("ffmpeg", "-nostdin", "-hide_banner", "-f", container, "-i", "pipe:0"),
+            *("-af", "volumedetect", "-f", "null", "-"),
+        ],
+        input=audio,
+        capture_output=True,
+        timeout=30,
+        check=False,
+    )
+    for line in result.stderr.decode(errors="replace").splitlines():
+        if "mean_volume:" in line:
+            return float(line.split("mean_volume:")[1].split()[0])
+    raise AssertionError(f"no volume measured: {result.stderr[-500:]!r}")

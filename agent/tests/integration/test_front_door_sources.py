@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -16,7 +15,7 @@ from tests.harness.clients import (
     listen,
 )
 from tests.harness.liquidsoap import LiquidsoapTone
-from tests.harness.media import AudioSample
+from tests.harness.media import AudioSample, loudness_db
 from tests.harness.ports import LOOPBACK
 from tests.harness.processes import ManagedProcess, ServiceDirectory
 from tests.harness.waiting import wait_for
@@ -115,24 +114,6 @@ def test_ffmpeg_icecast_output_through_a_non_leader(
     )
 
 
-def loudness_db(mp3: bytes) -> float:
-    """Mean volume of MP3 bytes as ffmpeg's volumedetect measures it (silence: ~-91 dB)."""
-    result = subprocess.run(
-        [
-            *("ffmpeg", "-nostdin", "-hide_banner", "-f", "mp3", "-i", "pipe:0"),
-            *("-af", "volumedetect", "-f", "null", "-"),
-        ],
-        input=mp3,
-        capture_output=True,
-        timeout=30,
-        check=False,
-    )
-    for line in result.stderr.decode(errors="replace").splitlines():
-        if "mean_volume:" in line:
-            return float(line.split("mean_volume:")[1].split()[0])
-    raise AssertionError(f"no volume measured: {result.stderr[-500:]!r}")
-
-
 def test_liquidsoap_output_icecast_through_a_non_leader(
     radio_cluster: RadioCluster,
     live_mount: str,
@@ -153,7 +134,7 @@ def test_liquidsoap_output_icecast_through_a_non_leader(
         received = listen(
             f"{listener_node.front_door_url}/{live_mount}", 48000, timeout=4, follow_redirects=True
         )
-        return received.status == 200 and loudness_db(received.body[-32000:]) > -30
+        return received.status == 200 and loudness_db(received.body[-32000:], "mp3") > -30
 
     wait_for(tone_heard, timeout=15, what="Liquidsoap's tone on the third node")
 

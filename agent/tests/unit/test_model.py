@@ -37,7 +37,6 @@ def test_full_mount_round_trips_through_json() -> None:
             "name": "hq.ogg",
             "source_password": "s3cret",
             "source_username": "studio",
-            "format": {"codec": "vorbis", "bitrate_kbps": 192, "samplerate": 48000, "channels": 2},
             "fallback": "backup.ogg",
             "max_listeners": 50,
             "radio": "radio-one",
@@ -48,7 +47,8 @@ def test_full_mount_round_trips_through_json() -> None:
         }
     )
     assert mount.transcode is not None
-    assert mount.transcode.format.codec == "opus"
+    assert mount.format == mount.transcode.format
+    assert mount.format.codec == "opus"
     assert mount_from_json(mount.to_json()) == mount
 
 

@@ -1,0 +1,1 @@
+"""Transcoded mounts: exactly one Liquidsoap per transcoded mount in the cluster."""

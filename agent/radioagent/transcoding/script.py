@@ -1,0 +1,73 @@
+"""The Liquidsoap script of one transcoder, from templates/transcoder.liq.j2. Pure."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import jinja2
+
+from radioagent.model import CODEC_CONTENT_TYPES, LIVE_MOUNT_PREFIX, MountSpec, NodeStatus
+from radioagent.transcoding.encoders import encoder_expression
+
+SILENCE_THRESHOLD_DB = -40.0
+SILENCE_MAX_BLANK_S = 5.0
+
+
+@dataclass(frozen=True)
+class TranscoderJob:
+    """What one transcoder process is; a different job means a restart."""
+
+    mount: str
+    script: str
+    username: str
+    password: str
+
+
+def liquidsoap_string(value: object) -> str:
+    """A Liquidsoap string literal: its escapes are a superset of JSON's."""
+    return json.dumps(str(value))
+
+
+def _environment(templates_dir: str) -> jinja2.Environment:
+    environment = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(templates_dir),
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,  # noqa: S701 - a Liquidsoap script; strings go through liq_string
+        keep_trailing_newline=True,
+    )
+    environment.filters["liq_string"] = liquidsoap_string
+    return environment
+
+
+def transcoder_job(templates_dir: str, mount: MountSpec, leader: NodeStatus) -> TranscoderJob:
+    if mount.transcode is None:
+        raise ValueError(f"{mount.name} is not a transcoded mount")
+    output_format = mount.transcode.format
+    script = (
+        _environment(templates_dir)
+        .get_template("transcoder.liq.j2")
+        .render(
+            mount=mount.name,
+            parent=mount.transcode.parent,
+            input_url=(
+                f"http://{leader.address}:{leader.icecast_port}"
+                f"{LIVE_MOUNT_PREFIX}{mount.transcode.parent}"
+            ),
+            output={
+                "host": leader.address,
+                "port": leader.icecast_port,
+                "mount": mount.live_path,
+                "user": mount.source_username,
+            },
+            encoder=encoder_expression(output_format),
+            content_type=CODEC_CONTENT_TYPES[output_format.codec],
+            silence={"threshold_db": SILENCE_THRESHOLD_DB, "max_blank_s": SILENCE_MAX_BLANK_S},
+        )
+    )
+    return TranscoderJob(mount.name, script, mount.source_username, mount.source_password)
+
+
+def script_path(run_dir: Path, mount: str) -> Path:
+    return run_dir / f"transcoder-{mount}.liq"

@@ -1,0 +1,174 @@
+"""Liquidsoap processes of the transcoders this node owns: started, restarted with
+backoff, stopped the moment ownership is lost, logged into the agent's log.
+
+Each process gets SIGKILL from the kernel if the agent dies (PR_SET_PDEATHSIG), so a
+crashed agent never leaves a transcoder pushing while another node takes over.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import logging
+import os
+import pwd
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from radioagent.transcoding.script import TranscoderJob, script_path
+
+log = logging.getLogger(__name__)
+REPORT_PREFIX = "radio-agent: "
+PR_SET_PDEATHSIG = 1
+BACKOFF_FIRST_S = 1.0
+BACKOFF_MAX_S = 30.0
+STABLE_AFTER_S = 30.0  # a run this long resets the backoff
+STOP_GRACE_S = 2.0
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: the kernel kills it when the agent's thread dies."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+@dataclass
+class TranscoderState:
+    running: bool = False
+    silent: bool | None = None  # None until Liquidsoap has said
+    restarts: int = 0
+    connected: bool = False
+
+
+class Transcoder:
+    def __init__(
+        self, job: TranscoderJob, launch: Callable[[TranscoderJob], asyncio.Future]
+    ) -> None:
+        self.job = job
+        self.state = TranscoderState()
+        self._launch = launch
+        self._task: asyncio.Task[None] | None = None
+        self._process: asyncio.subprocess.Process | None = None
+        self._stopping = False
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(), name=self.job.mount)
+
+    async def _run(self) -> None:
+        backoff = BACKOFF_FIRST_S
+        while not self._stopping:
+            started = time.monotonic()
+            try:
+                self._process = await self._launch(self.job)
+            except OSError as error:
+                log.error("transcoder %s: cannot start Liquidsoap: %s", self.job.mount, error)
+            else:
+                self.state.running = True
+                await self._follow_output(self._process)
+                code = await self._process.wait()
+                self.state.running = False
+                self.state.connected = False
+                if self._stopping:
+                    return
+                log.warning("transcoder %s: Liquidsoap exited with %s", self.job.mount, code)
+            self.state.restarts += 1
+            if time.monotonic() - started > STABLE_AFTER_S:
+                backoff = BACKOFF_FIRST_S
+            await asyncio.sleep(backoff)  # restart backoff, not a wait for a condition
+            backoff = min(BACKOFF_MAX_S, backoff * 2)
+
+    async def _follow_output(self, process: asyncio.subprocess.Process) -> None:
+        if process.stdout is None:
+            return
+        async for raw in process.stdout:
+            line = raw.decode(errors="replace").rstrip()
+            if line.startswith(REPORT_PREFIX):
+                self._on_report(line.removeprefix(REPORT_PREFIX))
+            elif line:
+                log.info("transcoder %s: %s", self.job.mount, line)
+
+    def _on_report(self, what: str) -> None:
+        if what in ("silence", "sound"):
+            self.state.silent = what == "silence"
+            log.log(
+                logging.WARNING if self.state.silent else logging.INFO,
+                "transcoder %s: input %s",
+                self.job.mount,
+                "silent (dead air)" if self.state.silent else "has sound again",
+            )
+        elif what in ("connected", "disconnected"):
+            self.state.connected = what == "connected"
+            log.info("transcoder %s: %s to the leader", self.job.mount, what)
+
+    async def stop(self) -> None:
+        self._stopping = True
+        process = self._process
+        if process is not None and process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                process.terminate()
+            try:
+                await asyncio.wait_for(process.wait(), STOP_GRACE_S)
+            except TimeoutError:
+                with contextlib.suppress(ProcessLookupError):
+                    process.kill()
+                await process.wait()
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        self.state.running = False
+
+
+class TranscoderSupervisor:
+    def __init__(self, command: tuple[str, ...], user: str | None, run_dir: Path) -> None:
+        self.command = command
+        self.user = user if os.geteuid() == 0 else None  # only root can switch users
+        self.run_dir = run_dir
+        self._transcoders: dict[str, Transcoder] = {}
+
+    async def converge(self, jobs: dict[str, TranscoderJob]) -> None:
+        """Run exactly `jobs`: stop what is not wanted or changed (first), start the rest."""
+        for mount, transcoder in list(self._transcoders.items()):
+            if jobs.get(mount) != transcoder.job:
+                log.info("transcoder %s: stopping", mount)
+                del self._transcoders[mount]
+                await transcoder.stop()
+        for mount, job in jobs.items():
+            if mount not in self._transcoders:
+                log.info("transcoder %s: starting", mount)
+                transcoder = Transcoder(job, self._launch)
+                self._transcoders[mount] = transcoder
+                transcoder.start()
+
+    def states(self) -> dict[str, TranscoderState]:
+        return {mount: transcoder.state for mount, transcoder in self._transcoders.items()}
+
+    async def stop_all(self) -> None:
+        await self.converge({})
+
+    async def _launch(self, job: TranscoderJob) -> asyncio.subprocess.Process:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        path = script_path(self.run_dir, job.mount)
+        path.write_text(job.script)  # holds no secret: the password comes from the environment
+        path.chmod(0o644)
+        home, group, extra_groups = str(self.run_dir), None, None
+        if self.user is not None:
+            account = pwd.getpwnam(self.user)
+            home, group, extra_groups = account.pw_dir, account.pw_gid, []
+        return await asyncio.create_subprocess_exec(
+            *self.command,
+            str(path),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            env={"PATH": "/usr/bin:/bin", "HOME": home, "RADIO_SOURCE_PASSWORD": job.password},
+            cwd=str(self.run_dir),
+            user=self.user,
+            group=group,
+            extra_groups=extra_groups,
+            preexec_fn=_die_with_parent,
+            start_new_session=True,
+        )
