@@ -174,6 +174,36 @@ def test_create_refuses_bad_specs_and_duplicates_changing_nothing(radioctl: Radi
     )
 
 
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        (
+            ["transcode.format.samplerate=22050", "transcode.format.bitrate_kbps=192"],
+            "transcode.format.bitrate_kbps: MP3 at 22050 Hz takes one of",
+        ),
+        (["transcode.format.codec=speex"], "transcode.format.codec"),
+        (
+            ["transcode.format.codec=opus", "transcode.format.samplerate=44100"],
+            "transcode.format.samplerate: 44100 is not one of",
+        ),
+        (
+            ["transcode.format.codec=vorbis", "transcode.format.bitrate_kbps=16"],
+            "transcode.format.bitrate_kbps: vorbis takes 32-500 kbps",
+        ),
+        (["format.codec=vorbis"], "format: a transcoded mount's format is its transcode.format"),
+        (["transcode.parent=low.mp3"], "cannot transcode itself"),
+    ],
+)
+def test_transcodes_debian_liquidsoap_cannot_make_are_refused(
+    radioctl: Radioctl, settings: list[str], message: str
+) -> None:
+    radioctl.ok("mount", "create", "live.mp3")
+    arguments = ["--set", "transcode.parent=live.mp3"]
+    for setting in settings:
+        arguments += ["--set", setting]
+    assert_refused(radioctl, "mount", "create", "low.mp3", *arguments, message=message)
+
+
 def test_delete_refuses_a_transcode_parent_unless_forced(radioctl: Radioctl) -> None:
     radioctl.ok("mount", "create", "live.mp3")
     radioctl.ok(

@@ -1,0 +1,73 @@
+"""Looking at transcoders from outside: their Liquidsoap processes, their claims in etcd,
+their audio on the wire. Shared by the tests and bench/transcoder."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from .agents import AgentNode, RadioCluster
+from .clients import SourceClient, listen
+from .media import AudioSample, loudness_db
+
+LOUD_DB = -50.0  # pink noise or a tone is far above; digital silence is about -91 dB
+
+
+def transcoder_processes(mount: str, node: AgentNode | None = None) -> list[int]:
+    """PIDs of Liquidsoap processes running the transcoder script of `mount` (started by
+    `node`'s agent, if given: its scripts live under its directory)."""
+    script = f"transcoder-{mount}.liq".encode()
+    where = str(node.directory.path).encode() if node is not None else b"/"
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if argv[0].endswith(b"liquidsoap") and any(
+            part.endswith(script) and part.startswith(where) for part in argv
+        ):
+            found.append(int(entry.name))
+    return found
+
+
+def owner(cluster: RadioCluster, mount: str) -> str | None:
+    """The node holding the transcoder claim of `mount` in etcd."""
+    value, _ = cluster.client().get(cluster.layout.transcoder(mount))
+    return value.decode() if value is not None else None
+
+
+def live_on_leader(cluster: RadioCluster, mounts: list[str]) -> bool:
+    """Every one of `mounts` has its source connected on the current leader's Icecast."""
+    leader = cluster.leader_name()
+    if leader is None:
+        return False
+    sources = cluster.node(leader).icecast.all_sources()
+    return all(f"/_live/{mount}" in sources for mount in mounts)
+
+
+def plays_sound(node: AgentNode, mount: str, container: str, nbytes: int = 24000) -> bytes | None:
+    """Audio with sound in it (not holding silence) from `node`'s front door, or None."""
+    received = listen(f"{node.front_door_url}/{mount}", nbytes, timeout=4, follow_redirects=True)
+    if received.status != 200 or len(received.body) < nbytes:
+        return None
+    return received.body if loudness_db(received.body, container) > LOUD_DB else None
+
+
+def connect_source(
+    node: AgentNode,
+    make: Callable[..., SourceClient],
+    mount: str,
+    password: str,
+    audio: AudioSample,
+) -> SourceClient | None:
+    """A studio streaming `audio` into `mount` through `node`'s front door, or None if
+    refused now (no leader yet)."""
+    source = node.front_door_source(make, mount, password)
+    if source.connect(timeout=2).status != 200:
+        source.stop()
+        return None
+    source.start_streaming(audio.data, audio.bytes_per_second)
+    return source
