@@ -23,7 +23,13 @@ from benchlib import report, require_root, resident_mib, running_cluster
 from tests.harness.agents import TEST_TIMING
 from tests.harness.clients import SourceClient
 from tests.harness.media import make_mp3
-from tests.harness.transcoders import connect_source, owner, plays_sound, transcoder_processes
+from tests.harness.transcoders import (
+    connect_source,
+    live_on_leader,
+    owner,
+    plays_sound,
+    transcoder_processes,
+)
 from tests.harness.waiting import wait_for
 
 PASSWORD = "dj-secret"  # noqa: S105 - a throw-away test cluster
@@ -93,7 +99,9 @@ def main() -> int:
         studio()
         try:
             for _ in range(arguments.rounds):
-                victim = cluster.node(wait_for(lambda: owner(cluster, MOUNT), 20, what="owner"))
+                victim = cluster.node(
+                    wait_for(lambda: owner(cluster, MOUNT), timeout=20, what="owner")
+                )
                 listener = next(node for node in cluster.nodes if node is not victim)
                 wait_for(
                     lambda listener=listener: plays_sound(listener, MOUNT, "mp3"),
@@ -106,13 +114,23 @@ def main() -> int:
                 if was_leader:
                     cluster.wait_leader(other_than=victim.name, timeout=TEST_TIMING["ttl"] + 5)
                     studio()
+                # Audio back: the new Liquidsoap's source on the leader (the dead one's
+                # vanished with it), then sound after the front door's burst.
                 wait_for(
-                    lambda listener=listener: plays_sound(listener, MOUNT, "mp3", nbytes=8000),
+                    lambda victim=victim: (
+                        owner(cluster, MOUNT) not in (None, victim.name)
+                        and live_on_leader(cluster, [MOUNT])
+                    ),
                     timeout=30,
-                    what="transcoded sound back",
-                    interval=0.1,
+                    what="the transcoder back on the leader",
+                    interval=0.05,
                 )
                 takeovers.append(time.monotonic() - killed_at)
+                wait_for(
+                    lambda listener=listener: plays_sound(listener, MOUNT, "mp3", fresh=True),
+                    timeout=20,
+                    what="transcoded sound back",
+                )
                 print(f"round {len(takeovers)}: {takeovers[-1]:.2f} s", flush=True)
                 victim.start()
                 cluster.wait_all_present()

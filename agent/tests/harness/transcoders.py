@@ -48,12 +48,22 @@ def live_on_leader(cluster: RadioCluster, mounts: list[str]) -> bool:
     return all(f"/_live/{mount}" in sources for mount in mounts)
 
 
-def plays_sound(node: AgentNode, mount: str, container: str, nbytes: int = 24000) -> bytes | None:
-    """Audio with sound in it (not holding silence) from `node`'s front door, or None."""
-    received = listen(f"{node.front_door_url}/{mount}", nbytes, timeout=4, follow_redirects=True)
-    if received.status != 200 or len(received.body) < nbytes:
+FRONT_DOOR_BURST_BYTES = 64 * 1024  # the recent past a new listener gets at once
+
+
+def plays_sound(
+    node: AgentNode, mount: str, container: str, nbytes: int = 24000, *, fresh: bool = False
+) -> bytes | None:
+    """Audio with sound in it (not holding silence) from `node`'s front door, or None.
+    `fresh`: judge only what comes after the burst (the front door's recent past)."""
+    wanted = nbytes + (FRONT_DOOR_BURST_BYTES if fresh else 0)
+    received = listen(
+        f"{node.front_door_url}/{mount}", wanted, timeout=4 + wanted / 8000, follow_redirects=True
+    )
+    if received.status != 200 or len(received.body) < wanted:
         return None
-    return received.body if loudness_db(received.body, container) > LOUD_DB else None
+    judged = received.body[-nbytes:]
+    return judged if loudness_db(judged, container) > LOUD_DB else None
 
 
 def connect_source(

@@ -194,7 +194,7 @@ def test_the_owner_dies_another_node_transcodes_and_the_parent_gone_means_silenc
             what="the parent's source back",
         )
     wait_for(
-        lambda: plays_sound(survivors[1], "low.mp3", "mp3"),
+        lambda: plays_sound(survivors[1], "low.mp3", "mp3", fresh=True),
         timeout=TEST_TIMING["ttl"] + LIQUIDSOAP_START_S + 10,
         what="the transcoded mount back",
     )
