@@ -74,7 +74,8 @@ class MountChange:
 
 
 def flat_fields(mount: MountSpec) -> dict[str, Any]:
-    """Dotted field names -> values, for readable diffs."""
+    """Dotted field names -> values, for readable diffs. A transcoded mount's `format` is
+    its `transcode.format`: only the latter is named."""
     flat: dict[str, Any] = {}
 
     def walk(prefix: str, value: Any) -> None:
@@ -84,7 +85,10 @@ def flat_fields(mount: MountSpec) -> dict[str, Any]:
         else:
             flat[prefix.rstrip(".")] = value
 
-    walk("", mount.as_dict())
+    fields = mount.as_dict()
+    if mount.transcode is not None:
+        del fields["format"]
+    walk("", fields)
     return flat
 
 

@@ -32,7 +32,17 @@ def status_text(state: ClusterState) -> str:
         f"leader: {leader.name} (epoch {leader.epoch})" if leader else "leader: none",
         "",
         table(
-            ["NODE", "ADDRESS", "ROLE", "ICECAST", "DRAINING", "LISTENERS", "KBPS", "VERSION"],
+            [
+                "NODE",
+                "ADDRESS",
+                "ROLE",
+                "ICECAST",
+                "DRAINING",
+                "LISTENERS",
+                "KBPS",
+                "TRANSCODERS",
+                "VERSION",
+            ],
             [
                 [
                     name,
@@ -42,6 +52,7 @@ def status_text(state: ClusterState) -> str:
                     "yes" if status.draining else "no",
                     sum(status.listeners.values()),
                     round(status.bandwidth_kbps),
+                    transcoders_text(status.transcoders, status.silent_mounts),
                     status.agent_version,
                 ]
                 for name, status in sorted(state.nodes.items())
@@ -54,6 +65,13 @@ def status_text(state: ClusterState) -> str:
     totals = listeners_by_mount(state)
     lines.append(mount_table(state.mounts, totals) if state.mounts else "mounts: none")
     return "\n".join(lines)
+
+
+def transcoders_text(running: Sequence[str], silent: Sequence[str]) -> str:
+    """ "low.mp3, hq.ogg (SILENT)": what runs on a node, dead air flagged."""
+    if not running:
+        return "-"
+    return ", ".join(f"{name} (SILENT)" if name in silent else name for name in running)
 
 
 def mount_table(mounts: dict[str, MountSpec], listeners: dict[str, int]) -> str:

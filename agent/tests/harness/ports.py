@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 import socket
+from collections import deque
 
 LOOPBACK = "127.0.0.1"
 SERVICE_PORT_RANGE = (20000, 32767)
@@ -24,14 +25,21 @@ def _bindable(port: int) -> bool:
         return True
 
 
+# Ports handed out recently: a service configured now may bind only later (an agent's
+# config is written before its cluster starts), so the same port must not go twice.
+_recent: deque[int] = deque(maxlen=4000)
+
+
 def free_ports(count: int) -> list[int]:
-    """`count` distinct ports that nothing on loopback is bound to right now."""
+    """`count` distinct ports that nothing on loopback is bound to right now, and that were
+    not handed out recently."""
     chosen: list[int] = []
     for _ in range(ATTEMPTS):
         port = random.randint(*SERVICE_PORT_RANGE)
-        if port not in chosen and _bindable(port):
+        if port not in chosen and port not in _recent and _bindable(port):
             chosen.append(port)
             if len(chosen) == count:
+                _recent.extend(chosen)
                 return chosen
     raise RuntimeError(f"no {count} free ports in {SERVICE_PORT_RANGE} after {ATTEMPTS} tries")
 

@@ -259,6 +259,7 @@ def test_the_transcoder_follows_a_new_leader_by_itself(
 CHURN_EVENTS = 30
 
 
+@pytest.mark.timeout(480)
 def test_churn_never_runs_a_transcoder_twice_and_always_brings_them_back(
     radio_cluster: RadioCluster,
 ) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from radioagent.cli.output import status_text
+from radioagent.coordination.state import ClusterState
 from radioagent.model import AudioFormat, MountSpec, NodeStatus, encodable_problems, parse_mount
 from radioagent.transcoding.assignment import plan_transcoders
 from radioagent.transcoding.encoders import encoder_expression
@@ -134,3 +136,19 @@ def test_the_script_pulls_from_and_pushes_to_the_leader_without_the_password() -
     assert "%opus(bitrate=64, samplerate=48000, channels=2)" in job.script
     assert "pw-a.opus" not in job.script
     assert job.password == "pw-a.opus"
+
+
+def test_radioctl_status_shows_where_transcoders_run_and_dead_air() -> None:
+    state = ClusterState(
+        revision=1,
+        leader=None,
+        nodes={
+            "n1": node("n1", transcoders=("a.opus", "b.opus"), silent_mounts=("b.opus",)),
+            "n2": node("n2"),
+        },
+        mounts=MOUNTS,
+    )
+    lines = status_text(state).splitlines()
+    assert "TRANSCODERS" in lines[2]
+    assert "a.opus, b.opus (SILENT)" in next(line for line in lines if line.startswith("n1"))
+    assert next(line for line in lines if line.startswith("n2")).split()[7] == "-"
