@@ -4,7 +4,9 @@ playable from every node in the requested format, taken over when its node dies.
 from __future__ import annotations
 
 import json
+import os
 import random
+import signal
 import subprocess
 import time
 from collections.abc import Callable
@@ -288,6 +290,8 @@ def test_churn_never_runs_a_transcoder_twice_and_always_brings_them_back(
         return not held_by_gone and live_on_leader(radio_cluster, mounts)
 
     wait_for(no_duplicates_and_back, timeout=30, what="both transcoders", interval=0.1)
+    # They spread: the node holding one does not take the second while others hold none.
+    assert owner(radio_cluster, mounts[0]) != owner(radio_cluster, mounts[1])
     for event in range(CHURN_EVENTS):
         victim = rng.choice(radio_cluster.nodes)
         if rng.random() < 0.5:
@@ -304,3 +308,42 @@ def test_churn_never_runs_a_transcoder_twice_and_always_brings_them_back(
         victim.start()
         radio_cluster.wait_all_present()
     assert samples > CHURN_EVENTS
+
+
+def test_a_crashed_liquidsoap_is_restarted_and_a_node_cut_off_stops_its_transcoders(
+    radio_cluster: RadioCluster,
+) -> None:
+    radio_cluster.mounts().create({"name": "live.mp3", "source_password": PASSWORD})
+    create_transcoded(radio_cluster, "low.mp3")
+    wait_for(lambda: live_on_leader(radio_cluster, ["low.mp3"]), timeout=20, what="transcoder")
+    (crashed,) = transcoder_processes("low.mp3")
+    os.kill(crashed, signal.SIGKILL)
+    wait_for(
+        lambda: (
+            transcoder_processes("low.mp3") not in ([], [crashed])
+            and live_on_leader(radio_cluster, ["low.mp3"])
+        ),
+        timeout=LIQUIDSOAP_START_S + 5,
+        what="Liquidsoap restarted by its agent",
+    )
+
+    members = range(len(radio_cluster.etcd.members))
+    for index in members:
+        radio_cluster.etcd.pause(index)
+    try:
+        cut_at = time.monotonic()
+        wait_for(
+            lambda: not transcoder_processes("low.mp3"),
+            timeout=TEST_TIMING["ttl"],
+            what="the transcoder stopped by its cut-off agent",
+        )
+        # Stopped before the claim could expire and be taken elsewhere.
+        assert time.monotonic() - cut_at < TEST_TIMING["ttl"]
+    finally:
+        for index in members:
+            radio_cluster.etcd.resume(index)
+    wait_for(
+        lambda: live_on_leader(radio_cluster, ["low.mp3"]),
+        timeout=TEST_TIMING["ttl"] + LIQUIDSOAP_START_S + 10,
+        what="the transcoder back once etcd answers",
+    )
