@@ -20,11 +20,10 @@ from pathlib import Path
 
 from benchlib import report, require_root, resident_mib, running_cluster
 
-from tests.harness.agents import TEST_TIMING
+from tests.harness.agents import TEST_TIMING, connect_source
 from tests.harness.clients import SourceClient
 from tests.harness.media import make_mp3
 from tests.harness.transcoders import (
-    connect_source,
     live_on_leader,
     owner,
     plays_sound,

@@ -396,6 +396,7 @@ class Agent:
         leadership = self.effective_leadership()
         stats = self.stats
         mounts = self.state.mounts.values() if self.state is not None else ()
+        transcoders = self.transcoders.states()
         return NodeStatus(
             name=self.config.node_name,
             address=self.config.node_address,
@@ -411,9 +412,9 @@ class Agent:
             agent_version=__version__,
             public_address=self.config.front_door.public_address,
             front_door_ports=self.config.front_door.ports,
-            transcoders=tuple(sorted(self.transcoders.states())),
+            transcoders=tuple(sorted(transcoders)),
             silent_mounts=tuple(
-                sorted(mount for mount, state in self.transcoders.states().items() if state.silent)
+                sorted(mount for mount, state in transcoders.items() if state.silent)
             ),
             mounts=tuple(
                 sorted(

@@ -32,7 +32,7 @@ class Listener(Protocol):
 
     def start_stream(self, data: bytes) -> None: ...
 
-    def refuse(self, error: HttpError, retry_after: int | None) -> None: ...
+    def fail(self, error: HttpError, retry_after: int | None = None) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,6 @@ class FanoutLimits:
 class FanoutCounters:
     bytes_out: int = 0
     slow_listeners_dropped: int = 0
-    upstream_failures: int = 0
 
 
 class MountHub(asyncio.Protocol):
@@ -233,10 +232,9 @@ class MountHub(asyncio.Protocol):
         """Upstream failed: listeners still waiting get the error, streaming ones a hang-up."""
         if self.closed:
             return
-        self.counters.upstream_failures += 1
         pending, self._pending = self._pending, []
         for listener in pending:
-            listener.refuse(error, retry_after=2)
+            listener.fail(error, retry_after=2)
         self.close()
 
 

@@ -145,8 +145,8 @@ def parse_response_head(raw: bytes) -> tuple[int, dict[str, str]]:
 
 # What a listener gets from the Icecast answer: the audio type and the station's
 # ICY/Icecast description, which players show.
-PASSED_STREAM_HEADERS = (
-    "content-type",
+PASSED_STREAM_HEADERS = (  # as listeners get them; looked up in lower case
+    "Content-Type",
     "icy-name",
     "icy-description",
     "icy-genre",
@@ -167,11 +167,10 @@ def stream_response_head(upstream: dict[str, str], *, icy: bool) -> bytes:
     """The head for a listener of a stream: no length, no chunking, closed at the end
     (HTTP/1.1 allows a body delimited by the close, and players expect Icecast's shape)."""
     lines = ["HTTP/1.1 200 OK", "Server: radio-agent"]
-    lines += [
-        f"{name.title() if not name.startswith('ic') else name}: {upstream[name]}"
-        for name in PASSED_STREAM_HEADERS
-        if name in upstream and not _FORBIDDEN_IN_VALUE.search(upstream[name].encode("latin-1"))
-    ]
+    for name in PASSED_STREAM_HEADERS:
+        value = upstream.get(name.lower())
+        if value is not None and not _FORBIDDEN_IN_VALUE.search(value.encode("latin-1")):
+            lines.append(f"{name}: {value}")
     if icy and upstream.get("icy-metaint", "").isdigit():
         lines.append(f"icy-metaint: {upstream['icy-metaint']}")
     lines += [f"{name}: {value}" for name, value in CORS_HEADERS]

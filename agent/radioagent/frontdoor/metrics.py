@@ -41,6 +41,12 @@ class AgentCollector(Collector):
                 "Duration of the last reconcile loop",
                 now.last_cycle_seconds,
             ),
+            (
+                "radio_sources_piped",
+                "Source connections being piped to the leader now",
+                door.sources_active,
+            ),
+            ("radio_front_door_connections", "Open front door connections", door.connections),
         ):
             gauge = GaugeMetricFamily(name, help_text, labels=["node"])
             gauge.add_metric(node, value)
@@ -123,17 +129,6 @@ class AgentCollector(Collector):
             silent.add_metric([now.node_name, mount], float(bool(state.silent)))
         yield running
         yield silent
-        for name, help_text, value in (
-            (
-                "radio_sources_piped",
-                "Source connections being piped to the leader now",
-                door.sources_active,
-            ),
-            ("radio_front_door_connections", "Open front door connections", door.connections),
-        ):
-            gauge = GaugeMetricFamily(name, help_text, labels=["node"])
-            gauge.add_metric(node, value)
-            yield gauge
 
 
 def metrics_text(snapshot: AgentSnapshot, door: FrontDoorStats) -> bytes:

@@ -146,9 +146,6 @@ class Connection(asyncio.Protocol):
     def start_stream(self, data: bytes) -> None:
         self.transport.write(data)
 
-    def refuse(self, error: HttpError, retry_after: int | None) -> None:
-        self.fail(error, retry_after)
-
     def become_listener(self) -> None:
         self._cancel_timer()
         self.mode = Mode.LISTENER
@@ -372,12 +369,8 @@ class FrontDoor:
             )
 
     def _serve_here(self, connection: Connection, head: RequestHead, mount: MountSpec) -> None:
-        view = self._view
-        here = self.listeners_by_mount()
-        limit = view.listener_limit
-        if (limit is not None and sum(here.values()) >= limit) or (
-            mount.max_listeners is not None and here.get(mount.name, 0) >= mount.max_listeners
-        ):
+        limit = self._view.listener_limit
+        if (limit is not None or mount.max_listeners is not None) and self._full(limit, mount):
             connection.fail(
                 HttpError(503, "this node has no room for another listener"),
                 retry_after=RETRY_AFTER_SECONDS,
@@ -392,6 +385,12 @@ class FrontDoor:
         connection.become_listener()
         connection.hub = self.passthrough.join(
             mount.path, head.header("icy-metadata") == "1", connection
+        )
+
+    def _full(self, node_limit: int | None, mount: MountSpec) -> bool:
+        here = self.listeners_by_mount()
+        return (node_limit is not None and sum(here.values()) >= node_limit) or (
+            mount.max_listeners is not None and here.get(mount.name, 0) >= mount.max_listeners
         )
 
     def _playlist(

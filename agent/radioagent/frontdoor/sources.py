@@ -39,7 +39,6 @@ class SourcePipe(asyncio.Protocol):
         self.client = client
         self.mount = mount
         self.epoch = epoch  # the leadership this pipe belongs to
-        self.bytes_in = 0
         self._transport: asyncio.Transport | None = None
         self.closed = False
 
@@ -68,7 +67,6 @@ class SourcePipe(asyncio.Protocol):
 
     def from_client(self, data: bytes) -> None:
         if self._transport is not None:
-            self.bytes_in += len(data)
             self._transport.write(data)
 
     def client_paused(self, paused: bool) -> None:

@@ -13,30 +13,11 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from radioagent.liquidsoap import liquidsoap_encoder
 from radioagent.model import AudioFormat
 
 HOLDING_SECONDS = 10.0
 ENCODE_TIMEOUT_SECONDS = 120.0
-
-
-def liquidsoap_encoder(audio: AudioFormat) -> str:
-    """The Liquidsoap encoder for a format (Debian's build: no fdkaac, AAC via ffmpeg)."""
-    rate, channels, kbps = audio.samplerate, audio.channels, audio.bitrate_kbps
-    if audio.codec == "mp3":
-        stereo = "true" if channels == 2 else "false"
-        return f"%mp3(bitrate={kbps}, samplerate={rate}, stereo={stereo})"
-    if audio.codec == "vorbis":
-        return f"%ogg(%vorbis.abr(samplerate={rate}, channels={channels}, bitrate={kbps}))"
-    if audio.codec == "opus":
-        return f"%ogg(%opus(samplerate={rate}, channels={channels}, bitrate={kbps}))"
-    if audio.codec == "flac":
-        return f"%ogg(%flac(samplerate={rate}, channels={channels}))"
-    if audio.codec == "aac":
-        return (
-            f'%ffmpeg(format="adts", %audio(codec="aac", b="{kbps}k", '
-            f"samplerate={rate}, channels={channels}))"
-        )
-    raise ValueError(f"no Liquidsoap encoder for codec {audio.codec!r}")
 
 
 def silence_script(audio: AudioFormat, output_path: str, seconds: float) -> str:

@@ -15,6 +15,7 @@ mounts) depend on the role.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +44,7 @@ class IcecastPlan:
         return "leader" if self.leading else "relay"
 
 
+@functools.lru_cache(maxsize=4)  # one per templates directory; Jinja re-reads changed files
 def _template_environment(templates_dir: str) -> jinja2.Environment:
     return jinja2.Environment(
         loader=jinja2.FileSystemLoader(templates_dir),

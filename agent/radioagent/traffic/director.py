@@ -78,7 +78,7 @@ class Director:
         self._nodes = dict(nodes)
         self._loads = [node_load(status, name in draining) for name, status in nodes.items()]
         for name, status in nodes.items():
-            self.sent.on_report(name, status.to_json())
+            self.sent.on_report(name, status)
         if settings.policy != self._settings.policy:
             with contextlib.suppress(ValueError):
                 self._policy = parse_policy(settings.policy)

@@ -18,9 +18,9 @@ class SentSinceReport:
         self.window = window
         self.clock = clock
         self._sent: dict[str, deque[float]] = {}
-        self._reports: dict[str, str] = {}
+        self._reports: dict[str, object] = {}
 
-    def on_report(self, node: str, report: str) -> None:
+    def on_report(self, node: str, report: object) -> None:
         """A new report already counts the listeners sent before it: start over."""
         if self._reports.get(node) != report:
             self._reports[node] = report

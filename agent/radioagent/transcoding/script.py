@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import json
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
 import jinja2
 
+from radioagent.liquidsoap import liquidsoap_encoder, liquidsoap_string
 from radioagent.model import CODEC_CONTENT_TYPES, LIVE_MOUNT_PREFIX, MountSpec, NodeStatus
-from radioagent.transcoding.encoders import encoder_expression
 
 SILENCE_THRESHOLD_DB = -40.0
 SILENCE_MAX_BLANK_S = 5.0
@@ -25,11 +25,7 @@ class TranscoderJob:
     password: str
 
 
-def liquidsoap_string(value: object) -> str:
-    """A Liquidsoap string literal: its escapes are a superset of JSON's."""
-    return json.dumps(str(value))
-
-
+@functools.lru_cache(maxsize=4)  # one per templates directory; Jinja re-reads changed files
 def _environment(templates_dir: str) -> jinja2.Environment:
     environment = jinja2.Environment(
         loader=jinja2.FileSystemLoader(templates_dir),
@@ -61,7 +57,7 @@ def transcoder_job(templates_dir: str, mount: MountSpec, leader: NodeStatus) -> 
                 "mount": mount.live_path,
                 "user": mount.source_username,
             },
-            encoder=encoder_expression(output_format),
+            encoder=liquidsoap_encoder(output_format),
             content_type=CODEC_CONTENT_TYPES[output_format.codec],
             silence={"threshold_db": SILENCE_THRESHOLD_DB, "max_blank_s": SILENCE_MAX_BLANK_S},
         )

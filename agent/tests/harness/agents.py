@@ -231,6 +231,23 @@ def start_live_source(
     return connect_and_stream(source, audio)
 
 
+def connect_source(
+    node: AgentNode,
+    make: Callable[..., SourceClient],
+    mount: str,
+    password: str,
+    audio: AudioSample,
+) -> SourceClient | None:
+    """A studio streaming `audio` into `mount` through `node`'s front door, or None if
+    refused now (no leader yet)."""
+    source = node.front_door_source(make, mount, password)
+    if source.connect(timeout=2).status != 200:
+        source.stop()
+        return None
+    source.start_streaming(audio.data, audio.bytes_per_second)
+    return source
+
+
 class RadioCluster:
     """N agents, each with its own Icecast and etcd member, sharing a fresh key prefix."""
 

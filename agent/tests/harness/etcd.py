@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import urllib.request
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import etcd3
@@ -156,6 +157,19 @@ class EtcdCluster:
 
     def resume(self, index: int) -> None:
         self.members[index].process.resume()  # type: ignore[union-attr]
+
+    @contextlib.contextmanager
+    def unreachable(self) -> Iterator[None]:
+        """Every member paused (SIGSTOP): no agent reaches etcd; resumed on the way out."""
+        paused = []
+        try:
+            for index in range(len(self.members)):
+                self.pause(index)
+                paused.append(index)
+            yield
+        finally:
+            for index in paused:
+                self.resume(index)
 
     def restart(self, index: int) -> None:
         member = self.members[index]

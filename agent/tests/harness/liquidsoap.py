@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import jinja2
+
+from radioagent.liquidsoap import liquidsoap_string
 
 from .icecast import IcecastServer
 from .ports import LOOPBACK
@@ -20,11 +21,6 @@ ENCODERS = {
     "vorbis": "%vorbis(samplerate=44100, channels=2, quality=0.3)",
     "opus": "%opus(bitrate=64, samplerate=48000, channels=2)",
 }
-
-
-def liquidsoap_string(value: object) -> str:
-    """A Liquidsoap string literal: its escapes are a superset of JSON's."""
-    return json.dumps(str(value))
 
 
 def render_tone_script(

@@ -3,12 +3,11 @@ their audio on the wire. Shared by the tests and bench/transcoder."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 from .agents import AgentNode, RadioCluster
-from .clients import SourceClient, listen
-from .media import AudioSample, loudness_db
+from .clients import listen
+from .media import loudness_db
 
 LOUD_DB = -50.0  # pink noise or a tone is far above; digital silence is about -91 dB
 
@@ -64,20 +63,3 @@ def plays_sound(
         return None
     judged = received.body[-nbytes:]
     return judged if loudness_db(judged, container) > LOUD_DB else None
-
-
-def connect_source(
-    node: AgentNode,
-    make: Callable[..., SourceClient],
-    mount: str,
-    password: str,
-    audio: AudioSample,
-) -> SourceClient | None:
-    """A studio streaming `audio` into `mount` through `node`'s front door, or None if
-    refused now (no leader yet)."""
-    source = node.front_door_source(make, mount, password)
-    if source.connect(timeout=2).status != 200:
-        source.stop()
-        return None
-    source.start_streaming(audio.data, audio.bytes_per_second)
-    return source

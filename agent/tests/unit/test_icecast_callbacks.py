@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from radioagent.icecast.callbacks import decide_source, relay_target
 from radioagent.model import NodeStatus, parse_mount
+from tests.unit.builders import node_status
 
 MOUNTS = {
     "live.mp3": parse_mount(
@@ -13,7 +14,7 @@ MOUNTS = {
 
 
 def status(name: str, address: str = "10.0.0.2") -> NodeStatus:
-    return NodeStatus(name, address, 8001, True, "leader", 3, {}, 0.0, None, None, False, "x")
+    return node_status(name, address=address, role="leader")
 
 
 def test_the_leader_takes_a_source_on_the_live_mount_with_its_credentials() -> None:

@@ -14,6 +14,7 @@ from radioagent.settings import (
     with_setting,
 )
 from radioagent.validation import ValidationError
+from tests.unit.builders import node_status
 
 
 @pytest.mark.parametrize(
@@ -64,12 +65,7 @@ def test_settings_round_trip_and_garbage_is_refused() -> None:
 
 
 def present(*names: str) -> dict[str, NodeStatus]:
-    return {
-        name: NodeStatus(
-            name, "10.0.0.1", 8001, True, "replica", 7, {}, 0.0, None, None, False, "x"
-        )
-        for name in names
-    }
+    return {name: node_status(name, epoch=7) for name in names}
 
 
 def state(

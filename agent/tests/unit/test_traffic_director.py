@@ -8,29 +8,14 @@ from collections import Counter
 from radioagent.model import MountSpec, NodeStatus
 from radioagent.settings import ClusterSettings
 from radioagent.traffic.director import Director, Outcome, address_families
+from tests.unit.builders import node_status
 
 MOUNT = MountSpec(name="live.mp3", source_password="dj-secret-1")
 
 
 def status(name: str, listeners: int, **fields: object) -> NodeStatus:
-    values: dict = {
-        "name": name,
-        "address": "192.0.2.1",
-        "icecast_port": 8001,
-        "icecast_up": True,
-        "role": "replica",
-        "epoch": 3,
-        "listeners": {"live.mp3": listeners},
-        "bandwidth_kbps": 0.0,
-        "bandwidth_limit_kbps": None,
-        "listener_limit": 40,
-        "draining": False,
-        "agent_version": "test",
-        "front_door_ports": (8000,),
-        "mounts": ("live.mp3",),
-    }
-    values.update(fields)
-    return NodeStatus(**values)
+    defaults = {"front_door_ports": (8000,), "mounts": ("live.mp3",), "listener_limit": 40}
+    return node_status(name, listeners={"live.mp3": listeners}, **{**defaults, **fields})
 
 
 def director(now: list[float], *statuses: NodeStatus, **settings: object) -> Director:

@@ -6,12 +6,12 @@ import pytest
 
 from radioagent.cli.output import status_text
 from radioagent.coordination.state import ClusterState
-from radioagent.model import AudioFormat, MountSpec, NodeStatus, encodable_problems, parse_mount
+from radioagent.model import AudioFormat, MountSpec, encodable_problems, parse_mount
 from radioagent.transcoding.assignment import plan_transcoders
-from radioagent.transcoding.encoders import encoder_expression
 from radioagent.transcoding.script import transcoder_job
 from radioagent.validation import ValidationError
 from tests.harness.icecast import REPO_DIR
+from tests.unit.builders import node_status
 
 
 def mount(name: str, parent: str | None = None, codec: str = "opus") -> MountSpec:
@@ -24,31 +24,12 @@ def mount(name: str, parent: str | None = None, codec: str = "opus") -> MountSpe
     return parse_mount(given)
 
 
-def node(name: str, **fields: object) -> NodeStatus:
-    values: dict = {
-        "name": name,
-        "address": "192.0.2.1",
-        "icecast_port": 8001,
-        "icecast_up": True,
-        "role": "replica",
-        "epoch": 3,
-        "listeners": {},
-        "bandwidth_kbps": 0.0,
-        "bandwidth_limit_kbps": None,
-        "listener_limit": None,
-        "draining": False,
-        "agent_version": "test",
-    }
-    values.update(fields)
-    return NodeStatus(**values)
-
-
 MOUNTS = {
     "live.mp3": mount("live.mp3"),
     "a.opus": mount("a.opus", "live.mp3"),
     "b.opus": mount("b.opus", "live.mp3"),
 }
-NODES = {name: node(name) for name in ("n1", "n2", "n3")}
+NODES = {name: node_status(name) for name in ("n1", "n2", "n3")}
 
 
 def test_a_node_claims_a_free_transcoder_only_while_nobody_eligible_holds_fewer() -> None:
@@ -62,7 +43,11 @@ def test_a_node_claims_a_free_transcoder_only_while_nobody_eligible_holds_fewer(
 
 
 def test_down_draining_or_cut_off_nodes_do_not_count_or_claim() -> None:
-    nodes = {**NODES, "n2": node("n2", icecast_up=False), "n3": node("n3", draining=True)}
+    nodes = {
+        **NODES,
+        "n2": node_status("n2", icecast_up=False),
+        "n3": node_status("n3", draining=True),
+    }
     plan = plan_transcoders(MOUNTS, {"a.opus": "n1"}, nodes, (), "n1", me_eligible=True)
     assert plan.claim == "b.opus"  # the only eligible node
     assert plan_transcoders(MOUNTS, {}, NODES, ("n1",), "n1", me_eligible=True).claim is None
@@ -75,20 +60,6 @@ def test_claims_on_mounts_no_longer_transcoded_are_released() -> None:
     )
     assert plan.release == ("a.opus",)
     assert plan.run == ()
-
-
-@pytest.mark.parametrize(
-    ("codec", "expected"),
-    [
-        ("mp3", "%mp3(bitrate=64, samplerate=48000, stereo=true)"),
-        ("vorbis", "%vorbis.cbr(samplerate=48000, channels=2, bitrate=64)"),
-        ("opus", "%opus(bitrate=64, samplerate=48000, channels=2)"),
-        ("aac", '%ffmpeg(format="adts", %audio(codec="aac", b="64k", ar=48000, ac=2))'),
-        ("flac", "%ogg(%flac(samplerate=48000, channels=2))"),
-    ],
-)
-def test_encoders_for_every_codec(codec: str, expected: str) -> None:
-    assert encoder_expression(AudioFormat(codec, 64, 48000, 2)) == expected
 
 
 def test_what_lame_or_the_codecs_cannot_encode_is_named() -> None:
@@ -129,11 +100,11 @@ def test_the_format_of_a_transcoded_mount_is_its_transcode_format() -> None:
 
 
 def test_the_script_pulls_from_and_pushes_to_the_leader_without_the_password() -> None:
-    leader = node("n2", address="192.0.2.7", icecast_port=8123)
+    leader = node_status("n2", address="192.0.2.7", icecast_port=8123)
     job = transcoder_job(str(REPO_DIR / "templates"), MOUNTS["a.opus"], leader)
     assert '"http://192.0.2.7:8123/_live/live.mp3"' in job.script
     assert 'mount="/_live/a.opus"' in job.script
-    assert "%opus(bitrate=64, samplerate=48000, channels=2)" in job.script
+    assert "%ogg(%opus(samplerate=48000, channels=2, bitrate=64))" in job.script
     assert "pw-a.opus" not in job.script
     assert job.password == "pw-a.opus"
 
@@ -143,8 +114,8 @@ def test_radioctl_status_shows_where_transcoders_run_and_dead_air() -> None:
         revision=1,
         leader=None,
         nodes={
-            "n1": node("n1", transcoders=("a.opus", "b.opus"), silent_mounts=("b.opus",)),
-            "n2": node("n2"),
+            "n1": node_status("n1", transcoders=("a.opus", "b.opus"), silent_mounts=("b.opus",)),
+            "n2": node_status("n2"),
         },
         mounts=MOUNTS,
     )
