@@ -161,6 +161,13 @@ def mp3_audio(media_dir: Path) -> AudioSample:
 
 
 @pytest.fixture(scope="session")
+def long_mp3_audio(media_dir: Path) -> AudioSample:
+    """120 s of the same kind: a studio that outlasts a takeover (ttl, then Liquidsoap's
+    start-up and buffering), which a 20 s file does not."""
+    return make_mp3(media_dir / "long-noise.mp3", seconds=120.0)
+
+
+@pytest.fixture(scope="session")
 def ogg_audio(media_dir: Path) -> AudioSample:
     """20 s of pink noise, Ogg Vorbis 44.1 kHz stereo, encoded by ffmpeg."""
     return make_ogg_vorbis(media_dir / "noise.ogg")

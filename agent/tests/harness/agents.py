@@ -369,8 +369,8 @@ class RadioCluster:
             explain=self.log_tails,
         )
 
-    def log_tails(self) -> str:
-        return "\n".join(f"--- {node.name}\n{node.log_tail()}" for node in self.nodes)
+    def log_tails(self, lines: int = 60) -> str:
+        return "\n".join(f"--- {node.name}\n{node.log_tail(lines)}" for node in self.nodes)
 
 
 def icecast_settings_for_agents() -> IcecastSettings:

@@ -150,9 +150,9 @@ def test_a_transcoded_mount_plays_on_every_node_in_its_format(  # noqa: PLR0917 
 def test_the_owner_dies_another_node_transcodes_and_the_parent_gone_means_silence(
     radio_cluster: RadioCluster,
     source_client_factory: Callable[..., SourceClient],
-    mp3_audio: AudioSample,
+    long_mp3_audio: AudioSample,
 ) -> None:
-    source = start_parent(radio_cluster, source_client_factory, mp3_audio)
+    source = start_parent(radio_cluster, source_client_factory, long_mp3_audio)
     radio_cluster.mounts().create(
         {
             "name": "low.mp3",
@@ -189,7 +189,7 @@ def test_the_owner_dies_another_node_transcodes_and_the_parent_gone_means_silenc
         radio_cluster.wait_leader(other_than=first)
         source = wait_for(
             lambda: connect_source(
-                survivors[0], source_client_factory, "/live.mp3", PASSWORD, mp3_audio
+                survivors[0], source_client_factory, "/live.mp3", PASSWORD, long_mp3_audio
             ),
             timeout=10,
             what="the parent's source back",
@@ -198,6 +198,7 @@ def test_the_owner_dies_another_node_transcodes_and_the_parent_gone_means_silenc
         lambda: plays_sound(survivors[1], "low.mp3", "mp3", fresh=True),
         timeout=TEST_TIMING["ttl"] + LIQUIDSOAP_START_S + 10,
         what="the transcoded mount back",
+        explain=lambda: radio_cluster.log_tails(200),
     )
     takeover = time.monotonic() - killed_at
     assert takeover <= TEST_TIMING["ttl"] + LIQUIDSOAP_START_S + 10
