@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from radioagent import __version__
-from radioagent.config import AgentConfig
+from radioagent.config import AgentConfig, Limits, Timing
 from radioagent.coordination.election import (
     Leadership,
     Role,
@@ -40,6 +40,7 @@ from radioagent.icecast.render import IcecastPlan, render_icecast_config
 from radioagent.icecast.stats import IcecastStats
 from radioagent.localapi import LocalApi, LocalView
 from radioagent.model import LIVE_MOUNT_PREFIX, NodeStatus
+from radioagent.traffic.prediction import report_window
 from radioagent.transcoding.assignment import plan_transcoders
 from radioagent.transcoding.script import transcoder_job
 from radioagent.transcoding.supervisor import TranscoderSupervisor
@@ -89,8 +90,7 @@ class Agent:
         self.config = config
         self.clock = clock
         self.layout = KeyLayout(config.etcd.prefix)
-        timing = config.timing
-        self.keepalive_interval = max(0.1, timing.retry_timeout / 4)
+        self.state: ClusterState | None = None
         self.store = EtcdStore(config.etcd, self.layout, self.keepalive_interval, self.wake)
         self.icecast = IcecastControl(config.icecast)
         self.holding = HoldingFeeds(
@@ -103,9 +103,9 @@ class Agent:
             Path(config.transcoding.run_dir),
         )
         self.lease_id: int | None = None
+        self.lease_ttl: float | None = None
         self.last_etcd_contact = float("-inf")
         self.leadership = Leadership(Role.DETACHED)
-        self.state: ClusterState | None = None
         self.stats: IcecastStats | None = None
         self._last_leader_status: NodeStatus | None = None
         self._published_status: str | None = None
@@ -118,8 +118,7 @@ class Agent:
             config.node_name,
             self.snapshot,
             (icecast_local_host(config.icecast.bind_address), config.icecast.port),
-            # A sent listener shows in its node's report within about two loops.
-            prediction_window=2 * timing.loop_wait + 2,
+            prediction_window=report_window(config.timing.loop_wait),
         )
         self._last_cycle_at = self.clock()
         self._bandwidth = BandwidthMeter(clock)
@@ -149,7 +148,7 @@ class Agent:
                         raise RuntimeError(f"the {task.get_name()} task ended: {task!r}")
                 await self.cycle()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.config.timing.loop_wait)
+                    await asyncio.wait_for(self._wake.wait(), self.timing.loop_wait)
                 self._wake.clear()
         finally:
             for task in tasks:
@@ -157,12 +156,28 @@ class Agent:
             await asyncio.gather(*tasks, return_exceptions=True)
             await self._shut_down()
 
+    # --- settings: the cluster's from etcd, else this agent's own -------------------------
+
+    @property
+    def timing(self) -> Timing:
+        if self.state is None:
+            return self.config.timing
+        return self.state.settings.timing_for(self.config.timing)
+
+    @property
+    def limits(self) -> Limits:
+        if self.state is None:
+            return self.config.limits
+        return self.state.settings.limits_for(self.config.limits)
+
+    @property
+    def keepalive_interval(self) -> float:
+        return max(0.1, self.timing.retry_timeout / 4)
+
     # --- the cycle -----------------------------------------------------------------------
 
     def cut_off(self) -> bool:
-        return must_stop_leading(
-            self.clock(), self.last_etcd_contact, self.config.timing.retry_timeout
-        )
+        return must_stop_leading(self.clock(), self.last_etcd_contact, self.timing.retry_timeout)
 
     async def cycle(self) -> None:
         """One pass. Each step is guarded: a failing step is logged and the others still
@@ -195,13 +210,19 @@ class Agent:
             log.exception("%s failed", step)
 
     async def _coordinate(self) -> None:
-        if self.lease_id is None:
-            sent = self.clock()
-            self.lease_id = await self.store.grant_lease(self.config.timing.ttl)
-            self.last_etcd_contact = sent
-            self._published_status = None
         state = await self.store.read_state()
         await self.store.ensure_watch()
+        timing = state.settings.timing_for(self.config.timing)
+        self.store.request_timeout = max(0.1, timing.retry_timeout / 4)
+        if self.lease_id is None:
+            sent = self.clock()
+            self.lease_id = await self.store.grant_lease(timing.ttl)
+            self.lease_ttl = timing.ttl
+            self.last_etcd_contact = sent
+            self._published_status = None
+        elif timing.ttl != self.lease_ttl:
+            await self._move_to_new_lease(state, timing.ttl)
+            state = await self.store.read_state()
         if state.problems != self.health.state_problems:
             for problem in state.problems:
                 log.error("ignored in etcd: %s", problem)
@@ -221,6 +242,28 @@ class Agent:
             state = await self.store.read_state()
         self.state = state
         self._set_leadership(leadership_from_state(state, self.config.node_name, self.lease_id))
+
+    async def _move_to_new_lease(self, state: ClusterState, ttl: float) -> None:
+        """The cluster's ttl changed: a lease keeps the ttl it was granted with, so take a
+        new one and move what we hold onto it (leadership keeps its epoch, transcoders keep
+        running, our node entry never disappears), then revoke the old one."""
+        old_lease, name = self.lease_id, self.config.node_name
+        sent = self.clock()
+        new_lease = await self.store.grant_lease(ttl)
+        held = {
+            self.layout.transcoder(mount): name
+            for mount, owner in state.transcoders.items()
+            if owner == name
+        }
+        if leadership_from_state(state, name, old_lease).role is Role.LEADER:
+            held[self.layout.leader] = name
+        if self._published_status is not None:
+            held[self.layout.node(name)] = self._published_status
+        moved = await self.store.move_to_lease(held, new_lease)
+        self.lease_id, self.lease_ttl, self.last_etcd_contact = new_lease, ttl, sent
+        if old_lease is not None:
+            await self.store.revoke_lease(old_lease)
+        log.info("ttl now %g s: moved %d keys to a new lease", ttl, len(moved))
 
     async def _hand_over(self, state: ClusterState, current: Leadership) -> None:
         """An operator asked this leader to step down: stop taking sources and drop them
@@ -281,7 +324,7 @@ class Agent:
             state=self.state,
             stats=self.stats,
             seconds_since_cycle=self.clock() - self._last_cycle_at,
-            loop_wait=self.config.timing.loop_wait,
+            timing=self.timing,
             cycles=self.health.cycles,
             last_cycle_seconds=self.health.last_cycle_seconds,
             etcd_errors=self.health.etcd_errors,
@@ -291,7 +334,7 @@ class Agent:
             sources_allowed=self.local_api.sources_allowed,
             sources_refused=self.local_api.sources_refused,
             leader=self.current_leader_status(),
-            listener_limit=self.config.limits.max_listeners,
+            listener_limit=self.limits.max_listeners,
             public_address=self.public_address,
             transcoders=self.transcoders.states(),
         )
@@ -406,8 +449,8 @@ class Agent:
             epoch=leadership.epoch,
             listeners=dict(sorted(self.front_door.listeners_by_mount().items())),
             bandwidth_kbps=round(self._bandwidth.kbps, 1),
-            bandwidth_limit_kbps=self.config.limits.bandwidth_kbps,
-            listener_limit=self.config.limits.max_listeners,
+            bandwidth_limit_kbps=self.limits.bandwidth_kbps,
+            listener_limit=self.limits.max_listeners,
             draining=self.state is not None and self.config.node_name in self.state.draining,
             agent_version=__version__,
             public_address=self.config.front_door.public_address,
@@ -442,11 +485,12 @@ class Agent:
         failing_since: float | None = None
         while True:
             await asyncio.sleep(self.keepalive_interval)
-            if self.lease_id is None:
+            lease_id = self.lease_id
+            if lease_id is None:
                 continue
             sent = self.clock()
             try:
-                remaining_ttl = await self.store.refresh_lease(self.lease_id)
+                remaining_ttl = await self.store.refresh_lease(lease_id)
             except Exception as error:  # this task must never die
                 self.health.etcd_errors += 1
                 if failing_since is None:
@@ -456,6 +500,8 @@ class Agent:
             if failing_since is not None:
                 log.info("lease keepalive back after %.1f s", sent - failing_since)
                 failing_since = None
+            if lease_id != self.lease_id:
+                continue  # moved to a new lease meanwhile: this answer is about the old one
             if remaining_ttl <= 0:
                 log.warning("lease %x expired; taking a new one", self.lease_id)
                 self.lease_id = None

@@ -2,6 +2,11 @@
 
 The load-balancing policy is autoradio's composable string: filters, then scorers, then
 one choice, e.g. `listeners_available,listeners_score,weighted`.
+
+Limits and timing are optional: unset, each agent keeps its own configuration. Set
+limits are what a node gets unless its own configuration says otherwise (a Raspberry Pi
+and a VPS differ); set timing wins over every agent's own, since the lease rules only
+hold if every node follows the same ones.
 """
 
 from __future__ import annotations
@@ -12,13 +17,15 @@ from typing import Any
 
 import yaml
 
-from radioagent.config import Timing, timing_problems
-from radioagent.validation import ValidationError, check_number
+from radioagent.config import Limits, Timing, timing_problems
+from radioagent.validation import ValidationError, check_int, check_number
 
 POLICY_FILTERS = ("listeners_available", "bandwidth_available")
 POLICY_SCORERS = ("listeners_score", "bandwidth_score")
 POLICY_CHOICES = ("weighted", "best", "random")
 DEFAULT_POLICY = "listeners_available,listeners_score,weighted"
+UNSET_WORDS = ("null", "none", "unset")
+LIMIT_MAXIMUM = 100_000_000
 
 
 @dataclass(frozen=True)
@@ -26,17 +33,35 @@ class ClusterSettings:
     policy: str = DEFAULT_POLICY
     proxy_everything: bool = False
     no_redirect_user_agents: tuple[str, ...] = ()
-    timing: Timing = field(default_factory=Timing)
+    limits: Limits = field(default_factory=Limits)
+    timing: Timing | None = None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
 
     def flat(self) -> dict[str, Any]:
+        """One entry per settable key; None means unset (each agent's own configuration)."""
         values = asdict(self)
-        timing = values.pop("timing")
+        limits = values.pop("limits")
+        values.update({f"limits.{key}": value for key, value in limits.items()})
+        timing = values.pop("timing") or dict.fromkeys(asdict(Timing()))
         values.update({f"timing.{key}": value for key, value in timing.items()})
         values["no_redirect_user_agents"] = list(values["no_redirect_user_agents"])
         return dict(sorted(values.items()))
+
+    def limits_for(self, own: Limits) -> Limits:
+        """A node's limits: its own configuration first, then the cluster's."""
+        return Limits(
+            max_listeners=own.max_listeners
+            if own.max_listeners is not None
+            else self.limits.max_listeners,
+            bandwidth_kbps=own.bandwidth_kbps
+            if own.bandwidth_kbps is not None
+            else self.limits.bandwidth_kbps,
+        )
+
+    def timing_for(self, own: Timing) -> Timing:
+        return self.timing if self.timing is not None else own
 
 
 def policy_problems(policy: Any) -> list[str]:
@@ -66,15 +91,19 @@ def settings_problems(settings: ClusterSettings) -> list[str]:
         isinstance(agent, str) and 0 < len(agent) <= 200 for agent in agents
     ):
         problems.append("no_redirect_user_agents: expected a list of 1-200 character strings")
+    for key, value in asdict(settings.limits).items():
+        if value is not None:
+            problems += filter(None, [check_int(f"limits.{key}", value, 1, LIMIT_MAXIMUM)])
     timing = settings.timing
-    checks = [
-        check_number("timing.ttl", timing.ttl, 2, 3600),
-        check_number("timing.loop_wait", timing.loop_wait, 0.1, 600),
-        check_number("timing.retry_timeout", timing.retry_timeout, 0.1, 600),
-    ]
-    problems += [problem for problem in checks if problem]
-    if not any(checks):
-        problems += timing_problems(timing)
+    if timing is not None:
+        checks = [
+            check_number("timing.ttl", timing.ttl, 2, 3600),
+            check_number("timing.loop_wait", timing.loop_wait, 0.1, 600),
+            check_number("timing.retry_timeout", timing.retry_timeout, 0.1, 600),
+        ]
+        problems += [problem for problem in checks if problem]
+        if not any(checks):
+            problems += timing_problems(timing)
     return problems
 
 
@@ -82,6 +111,9 @@ SETTABLE_KEYS = (
     "policy",
     "proxy_everything",
     "no_redirect_user_agents",
+    "limits.max_listeners",
+    "limits.bandwidth_kbps",
+    "timing",
     "timing.ttl",
     "timing.loop_wait",
     "timing.retry_timeout",
@@ -90,12 +122,23 @@ SETTABLE_KEYS = (
 
 def with_setting(settings: ClusterSettings, key: str, raw_value: str) -> ClusterSettings:
     """The settings with `key` set from its command-line text; ValidationError names the
-    key if it is unknown or the result breaks a rule."""
+    key if it is unknown or the result breaks a rule. Limits and timing take `none` to
+    hand the decision back to each agent's own configuration; one timing key set while
+    timing is unset starts from the defaults, so the three always travel together."""
     if key not in SETTABLE_KEYS:
         raise ValidationError([f"{key}: unknown setting (known: {', '.join(SETTABLE_KEYS)})"])
+    unset = raw_value.strip().lower() in UNSET_WORDS
     value = raw_value if key == "policy" else yaml.safe_load(raw_value)
-    if key.startswith("timing."):
-        updated = replace(settings, timing=replace(settings.timing, **{key[7:]: value}))
+    if key == "timing" or (unset and key.startswith("timing.")):
+        if not unset:
+            raise ValidationError(["timing: only 'none' (set timing.ttl and the others alone)"])
+        updated = replace(settings, timing=None)
+    elif key.startswith("timing."):
+        base = settings.timing or Timing()
+        updated = replace(settings, timing=replace(base, **{key[7:]: value}))
+    elif key.startswith("limits."):
+        limit = None if unset else value
+        updated = replace(settings, limits=replace(settings.limits, **{key[7:]: limit}))
     elif key == "no_redirect_user_agents":
         agents = value if isinstance(value, list) else [value]
         updated = replace(settings, no_redirect_user_agents=tuple(agents))
@@ -115,11 +158,12 @@ def settings_from_json(text: str | bytes | None) -> ClusterSettings:
         agents = decoded.get("no_redirect_user_agents", [])
         if not isinstance(agents, list):
             raise TypeError("no_redirect_user_agents is not a list")
-        timing = Timing(**decoded.pop("timing", {}))
+        timing = decoded.pop("timing", None)
         settings = ClusterSettings(
             **{
                 **decoded,
-                "timing": timing,
+                "limits": Limits(**decoded.get("limits", {})),
+                "timing": None if timing is None else Timing(**timing),
                 "no_redirect_user_agents": tuple(decoded.get("no_redirect_user_agents", ())),
             }
         )

@@ -15,6 +15,7 @@ from radioagent.settings import settings_from_json, with_setting
 from radioagent.validation import ValidationError
 
 EXIT_OK = 0
+UNSET_SHOWN = "(unset: each agent's own)"
 HANDOVER_WAIT_SECONDS = 10.0
 # The request lapses by itself soon after radioctl stops waiting, so a target that never
 # takes over cannot keep the others from campaigning for long.
@@ -87,6 +88,12 @@ def cmd_leader_handover(connection: ClusterConnection, arguments: argparse.Names
     raise ConnectionError(f"no new leader within {HANDOVER_WAIT_SECONDS:g} s; request withdrawn")
 
 
+def shown_setting(value: object) -> str:
+    if value is None:
+        return UNSET_SHOWN
+    return value if isinstance(value, str) else json.dumps(value)
+
+
 def cmd_config_show(connection: ClusterConnection, arguments: argparse.Namespace) -> int:
     value, _ = connection.client().get(connection.layout.config)
     settings = settings_from_json(value)
@@ -96,10 +103,7 @@ def cmd_config_show(connection: ClusterConnection, arguments: argparse.Namespace
         print(
             table(
                 ["SETTING", "VALUE"],
-                [
-                    [key, json.dumps(item) if not isinstance(item, str) else item]
-                    for key, item in settings.flat().items()
-                ],
+                [[key, shown_setting(item)] for key, item in settings.flat().items()],
             )
         )
     return EXIT_OK
@@ -120,7 +124,9 @@ def cmd_config_set(connection: ClusterConnection, arguments: argparse.Namespace)
     )
     if not written:
         raise MountConflict("the settings changed meanwhile; run again")
-    print(f"{arguments.key} = {updated.flat()[arguments.key]}")
+    flat = updated.flat()
+    for key in [key for key in flat if key.startswith(arguments.key)]:
+        print(f"{key} = {shown_setting(flat[key])}")
     return EXIT_OK
 
 

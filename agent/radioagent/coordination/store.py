@@ -192,6 +192,24 @@ class EtcdStore:
 
         return await self._call(f"release {key}", transaction)
 
+    async def move_to_lease(self, keys: dict[str, str], lease_id: int) -> list[str]:
+        """Attach each key that still holds its value to `lease_id` (a put keeps the key's
+        create revision, so a leader keeps its epoch); the keys moved."""
+
+        def transaction(client: etcd3.Etcd3Client) -> list[str]:
+            moved = []
+            for key, value in keys.items():
+                done, _ = client.transaction(
+                    compare=[client.transactions.value(key) == value],
+                    success=[client.transactions.put(key, value, lease=lease_id)],
+                    failure=[],
+                )
+                if done:
+                    moved.append(key)
+            return moved
+
+        return await self._call("move keys to a new lease", transaction)
+
     async def delete(self, key: str) -> None:
         await self._call(f"delete {key}", lambda client: client.delete(key))
 

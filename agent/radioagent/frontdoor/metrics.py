@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import asdict
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily
@@ -51,6 +52,14 @@ class AgentCollector(Collector):
             gauge = GaugeMetricFamily(name, help_text, labels=["node"])
             gauge.add_metric(node, value)
             yield gauge
+        timing = GaugeMetricFamily(
+            "radio_timing_seconds",
+            "Timing this agent follows (the cluster's settings, else its own)",
+            labels=["node", "setting"],
+        )
+        for setting, value in asdict(now.timing).items():
+            timing.add_metric([*node, setting], value)
+        yield timing
         for name, help_text, value in (
             ("radio_loop_cycles", "Reconcile loops run", now.cycles),
             ("radio_etcd_errors", "etcd calls that failed", now.etcd_errors),

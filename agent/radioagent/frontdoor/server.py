@@ -47,6 +47,7 @@ from radioagent.frontdoor.view import AgentSnapshot, FrontDoorStats
 from radioagent.model import MountSpec, NodeStatus
 from radioagent.status import status_document
 from radioagent.traffic.director import Director, Outcome
+from radioagent.traffic.prediction import report_window
 
 log = logging.getLogger(__name__)
 
@@ -253,6 +254,7 @@ class FrontDoor:
         """After each loop: a fresh view for the director; sources piped to a leader that
         no longer leads are cut (their clients reconnect and reach the new one)."""
         view = self._view = self.snapshot()
+        self.director.sent.window = report_window(view.timing.loop_wait)
         if view.state is not None:
             self.director.update(view.state.nodes, view.state.draining, view.state.settings)
         for pipe in list(self.pipes):

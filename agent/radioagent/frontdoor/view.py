@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from radioagent.config import Timing
 from radioagent.coordination.state import ClusterState
 from radioagent.icecast.stats import IcecastStats
 from radioagent.model import NodeStatus
@@ -20,7 +21,7 @@ class AgentSnapshot:
     state: ClusterState | None
     stats: IcecastStats | None
     seconds_since_cycle: float
-    loop_wait: float
+    timing: Timing  # what this agent follows now (the cluster's, else its own)
     cycles: int
     last_cycle_seconds: float
     etcd_errors: int
@@ -37,7 +38,7 @@ class AgentSnapshot:
     @property
     def alive(self) -> bool:
         """The loop ran recently (a wedged loop would not)."""
-        return self.seconds_since_cycle <= 3 * self.loop_wait + 10
+        return self.seconds_since_cycle <= 3 * self.timing.loop_wait + 10
 
     def readiness(self) -> tuple[bool, str]:
         """Can this node serve listeners now?"""

@@ -9,6 +9,12 @@ from collections import deque
 from collections.abc import Callable
 
 
+def report_window(loop_wait: float) -> float:
+    """How long a send counts at most: a sent listener shows in its node's report within
+    about two loops."""
+    return 2 * loop_wait + 2
+
+
 class SentSinceReport:
     """A send counts until the node's next report (which includes the listener if it
     connected) or until `window` seconds pass (a report that did not change, e.g. the

@@ -13,10 +13,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.harness.agents import RadioCluster
-from tests.harness.clients import StreamRecorder
+from tests.harness.agents import TEST_TIMING, AgentNode, RadioCluster
+from tests.harness.clients import StreamRecorder, listen
 from tests.harness.etcd import EtcdCluster
 from tests.harness.ports import free_port
+from tests.harness.transcoders import owner, transcoder_processes
 from tests.harness.waiting import wait_for
 
 pytestmark = pytest.mark.integration
@@ -271,6 +272,36 @@ def test_apply_creates_then_reports_no_change_then_changes_only_what_changed(
     } == passwords  # passwords kept
 
 
+def test_an_applied_change_is_live_on_every_node_within_a_second(
+    radio_cluster: RadioCluster, tmp_path: Path
+) -> None:
+    radioctl = Radioctl(radio_cluster.etcd, tmp_path, prefix=radio_cluster.prefix)
+    mounts = [{"name": "live.mp3"}, {"name": "other.mp3"}]
+    radio_file = write_radio(tmp_path / "radio-one.yml", mounts)
+    radioctl.ok("apply", "-f", str(radio_file))
+    for node in radio_cluster.nodes:
+        node.wait_front_door_serving("/live.mp3")
+
+    def served_by(node: AgentNode, mount: str) -> str:
+        (outcome,) = node.head_requests(f"/_stream/{mount}", 1, "player")
+        return outcome
+
+    mounts[0]["max_listeners"] = 0  # this node takes no more listeners for live.mp3
+    write_radio(radio_file, mounts)
+    applied = time.monotonic()  # counting radioctl's own start-up: the operator's view
+    assert radioctl.ok("apply", "-f", str(radio_file)).strip() == (
+        "updated /live.mp3: max_listeners"
+    )
+    wait_for(
+        lambda: all(served_by(node, "live.mp3") == "503" for node in radio_cluster.nodes),
+        timeout=5,
+        what="every node to apply the new limit",
+    )
+    seconds = time.monotonic() - applied
+    assert seconds <= 1.0
+    assert all(served_by(node, "other.mp3") == "200" for node in radio_cluster.nodes)
+
+
 def test_apply_prunes_only_with_prune_and_only_its_own_radio(
     radioctl: Radioctl, tmp_path: Path
 ) -> None:
@@ -416,6 +447,86 @@ def test_config_set_validates_and_show_reads_back(radioctl: Radioctl) -> None:
         radioctl, "config", "set", "timing.retry_timeout", "20", message="exceeds ttl = 30"
     )
     assert_refused(radioctl, "config", "set", "colour", "blue", message="unknown setting")
+
+
+def leases(cluster: RadioCluster) -> dict[str, tuple[int, int]]:
+    """Each key the agents hold on a lease (nodes, leader, transcoder claims): its lease id
+    and that lease's granted ttl."""
+    client = cluster.client()
+    held = {}
+    for _, metadata in client.get_prefix(cluster.prefix + "/"):
+        if metadata.lease_id:
+            granted = client.get_lease_info(metadata.lease_id).grantedTTL
+            held[metadata.key.decode().removeprefix(cluster.prefix)] = (metadata.lease_id, granted)
+    return held
+
+
+def timing_metric(node: AgentNode, setting: str) -> float:
+    metrics = listen(f"{node.front_door_url}/metrics", 1 << 20).body.decode()
+    line = next(
+        line
+        for line in metrics.splitlines()
+        if line.startswith("radio_timing_seconds{") and f'setting="{setting}"' in line
+    )
+    return float(line.rsplit(" ", 1)[1])
+
+
+def test_cluster_limits_and_timing_reach_every_agent_live(
+    radio_cluster: RadioCluster, tmp_path: Path
+) -> None:
+    radioctl = Radioctl(radio_cluster.etcd, tmp_path, prefix=radio_cluster.prefix)
+    radioctl.ok("mount", "create", "live.mp3")
+    radioctl.ok("mount", "create", "low.mp3", "--set", "transcode.parent=live.mp3")
+    leader = radio_cluster.wait_leader()
+    epoch = radio_cluster.statuses()[leader].epoch
+    transcoding = wait_for(lambda: owner(radio_cluster, "low.mp3"), timeout=10, what="an owner")
+    liquidsoap = wait_for(
+        lambda: transcoder_processes("low.mp3"), timeout=10, what="the transcoder"
+    )
+    assert all(ttl == TEST_TIMING["ttl"] for _, ttl in leases(radio_cluster).values())
+
+    radioctl.ok("config", "set", "limits.max_listeners", "7")
+    wait_for(
+        lambda: [status.listener_limit for status in radio_cluster.statuses().values()] == [7] * 3,
+        timeout=5,
+        what="every node to take the cluster's listener limit",
+    )
+
+    # From unset, one timing key brings the defaults for the others (ttl 15, loop_wait 3).
+    radioctl.ok("config", "set", "timing.ttl", "20")
+    wait_for(
+        lambda: all(ttl == 20 for _, ttl in leases(radio_cluster).values()),
+        timeout=5,
+        what="every agent's keys on a 20 s lease",
+    )
+    held = leases(radio_cluster)
+    assert set(held) >= {"/v1/leader", "/v1/transcoders/low.mp3"} | {
+        f"/v1/nodes/{node.name}" for node in radio_cluster.nodes
+    }
+    assert held["/v1/transcoders/low.mp3"][0] == held[f"/v1/nodes/{transcoding}"][0]
+    assert all(timing_metric(node, "loop_wait") == 3 for node in radio_cluster.nodes)
+    # Nothing moved: same leader and epoch, same transcoder owner and process.
+    assert radio_cluster.leader_name() == leader
+    assert radio_cluster.statuses()[leader].epoch == epoch
+    assert owner(radio_cluster, "low.mp3") == transcoding
+    assert transcoder_processes("low.mp3") == liquidsoap
+
+    shown = radioctl.ok("config", "show")
+    assert "limits.max_listeners     7" in shown
+    assert "limits.bandwidth_kbps    (unset: each agent's own)" in shown
+    radioctl.ok("config", "set", "timing", "none")
+    radioctl.ok("config", "set", "limits.max_listeners", "none")
+    wait_for(
+        lambda: all(ttl == TEST_TIMING["ttl"] for _, ttl in leases(radio_cluster).values()),
+        timeout=5,
+        what="every agent back on its own ttl",
+    )
+    wait_for(
+        lambda: all(status.listener_limit is None for status in radio_cluster.statuses().values()),
+        timeout=5,
+        what="the listener limit gone",
+    )
+    assert radio_cluster.leader_name() == leader
 
 
 def test_drain_stops_new_listeners_keeps_current_ones_and_undrain_clears_it(

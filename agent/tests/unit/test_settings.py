@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from radioagent.config import Limits, Timing
 from radioagent.coordination.election import Leadership, Role, must_hand_over, should_campaign
 from radioagent.coordination.state import ClusterState, Handover, LeaderRecord
 from radioagent.model import NodeStatus
@@ -62,6 +63,40 @@ def test_settings_round_trip_and_garbage_is_refused() -> None:
         settings_from_json(b'{"policy": "nonsense"}')
     with pytest.raises(ValidationError):
         settings_from_json(b"[1]")
+
+
+def test_limits_and_timing_are_unset_until_an_operator_sets_them() -> None:
+    flat = ClusterSettings().flat()
+    assert flat["limits.max_listeners"] is None
+    assert flat["timing.ttl"] is None
+    own = Timing(ttl=6, loop_wait=1, retry_timeout=2)
+    assert ClusterSettings().timing_for(own) == own
+    assert ClusterSettings().limits_for(Limits(max_listeners=5)) == Limits(max_listeners=5)
+
+
+def test_a_nodes_own_limit_wins_over_the_clusters() -> None:
+    settings = with_setting(ClusterSettings(), "limits.max_listeners", "100")
+    settings = with_setting(settings, "limits.bandwidth_kbps", "20000")
+    assert settings.limits_for(Limits()) == Limits(max_listeners=100, bandwidth_kbps=20000)
+    assert settings.limits_for(Limits(max_listeners=8)) == Limits(
+        max_listeners=8, bandwidth_kbps=20000
+    )
+    unset = with_setting(settings, "limits.max_listeners", "none")
+    assert unset.limits == Limits(bandwidth_kbps=20000)
+    for bad in ("0", "-3", "lots", "1.5"):
+        with pytest.raises(ValidationError, match=r"limits\.max_listeners"):
+            with_setting(settings, "limits.max_listeners", bad)
+
+
+def test_one_timing_key_set_brings_the_other_two_and_none_hands_timing_back() -> None:
+    settings = with_setting(ClusterSettings(), "timing.loop_wait", "2")
+    assert settings.timing == Timing(ttl=15, loop_wait=2, retry_timeout=6)
+    assert settings.timing_for(Timing(ttl=6, loop_wait=1, retry_timeout=2)) == settings.timing
+    assert with_setting(settings, "timing", "none").timing is None
+    with pytest.raises(ValidationError, match="only 'none'"):
+        with_setting(settings, "timing", "20")
+    stored = settings_from_json(settings.to_json())
+    assert stored == settings
 
 
 def present(*names: str) -> dict[str, NodeStatus]:
