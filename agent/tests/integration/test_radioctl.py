@@ -447,6 +447,10 @@ def test_config_set_validates_and_show_reads_back(radioctl: Radioctl) -> None:
         radioctl, "config", "set", "timing.retry_timeout", "20", message="exceeds ttl = 30"
     )
     assert_refused(radioctl, "config", "set", "colour", "blue", message="unknown setting")
+    assert_refused(
+        radioctl, "config", "set", "limits.max_listeners", "0", message="limits.max_listeners: 0"
+    )
+    assert_refused(radioctl, "config", "set", "timing", "20", message="timing: only 'none'")
 
 
 def leases(cluster: RadioCluster) -> dict[str, tuple[int, int]]:
