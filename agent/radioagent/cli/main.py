@@ -9,7 +9,6 @@ import json
 import secrets
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import etcd3.exceptions
@@ -27,6 +26,7 @@ from radioagent.radios import MountChange, parse_radio_file, plan_apply
 from radioagent.settings import settings_from_json
 from radioagent.status import listeners_by_mount, status_document
 from radioagent.validation import ValidationError
+from radioagent.yamlfile import load_yaml_text, read_text
 
 DEFAULT_CONFIG_PATH = "/etc/radio-agent/config.yml"
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
@@ -336,7 +336,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_mount_commands(commands)
 
     apply = commands.add_parser("apply", help="make a radio's mounts match its YAML file")
-    apply.add_argument("-f", "--file", required=True)
+    apply.add_argument("-f", "--file", required=True, help="the radio's YAML file; - reads stdin")
     apply.add_argument("--dry-run", action="store_true", help="show what would change")
     apply.add_argument(
         "--prune",
@@ -361,25 +361,6 @@ def one_line(error: BaseException) -> str:
     else:
         text = str(error)
     return text.strip().splitlines()[0] if text.strip() else type(error).__name__
-
-
-def read_text(path: str) -> str:
-    try:
-        return Path(path).read_text(encoding="utf-8")
-    except OSError as error:
-        raise ValidationError([f"{path}: cannot read ({error.strerror})"]) from error
-    except UnicodeDecodeError as error:
-        raise ValidationError([f"{path}: not UTF-8 text"]) from error
-
-
-def load_yaml_text(path: str) -> Any:
-    """YAML from a file; a syntax error names the line, never its content."""
-    try:
-        return yaml.safe_load(read_text(path))
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ValidationError([f"{path}: not valid YAML{where}"]) from error
 
 
 def main(argv: list[str] | None = None) -> int:

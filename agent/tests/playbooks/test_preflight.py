@@ -1,0 +1,149 @@
+"""The playbooks refuse a bad inventory in their preflight, naming the variable, before
+any node is touched. The hosts of these inventories are unreachable on purpose (SSH to a
+closed loopback port): a preflight that wrongly passed could not change anything, and
+the run would fail at the first task on a node instead of in the preflight."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+REPOSITORY = Path(__file__).resolve().parents[3]
+PLAYBOOKS = REPOSITORY / "playbooks"
+VENV_BIN = Path(sys.executable).parent
+CLOSED_PORT = 9  # discard: nothing listens on loopback's port 9 here
+GOOD_RADIO = {"radio": "one", "mounts": [{"name": "live.mp3"}]}
+
+
+def write_site(
+    directory: Path,
+    hosts: dict[str, dict[str, Any]],
+    group_vars: dict[str, Any] | None = None,
+    radio: dict[str, Any] | None = None,
+) -> Path:
+    site = directory / "site"
+    (site / "radios").mkdir(parents=True)
+    unreachable = {
+        "ansible_host": "127.0.0.1",
+        "ansible_port": CLOSED_PORT,
+        "ansible_connection": "ssh",
+    }
+    inventory = {
+        "all": {
+            "children": {
+                "radio_nodes": {
+                    "hosts": {name: values for name, values in hosts.items()},
+                    "vars": {**unreachable, **(group_vars or {})},
+                }
+            }
+        }
+    }
+    (site / "hosts.yml").write_text(yaml.safe_dump(inventory))
+    (site / "radios" / "one.yml").write_text(yaml.safe_dump(radio or GOOD_RADIO))
+    return site
+
+
+def run_playbook(site: Path, playbook: str, *extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(VENV_BIN / "ansible-playbook"), "-i", str(site), str(PLAYBOOKS / playbook), *extra],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=REPOSITORY,
+        env={
+            **os.environ,
+            "PATH": f"{VENV_BIN}:{os.environ['PATH']}",
+            "ANSIBLE_CONFIG": str(REPOSITORY / "ansible.cfg"),
+            "ANSIBLE_NOCOLOR": "1",
+            "ANSIBLE_SSH_ARGS": "-o ConnectTimeout=2",
+        },
+    )
+
+
+THREE = {
+    "node1": {"radio_node_address": "10.9.0.1"},
+    "node2": {"radio_node_address": "10.9.0.2"},
+    "node3": {"radio_node_address": "10.9.0.3"},
+}
+
+
+@pytest.mark.parametrize(
+    ("hosts", "group_vars", "radio", "message"),
+    [
+        (
+            {**THREE, "node2": {"radio_node_address": "10.9.0"}},
+            None,
+            None,
+            'radio_node_address of node2: "10.9.0" is not an IPv4 address',
+        ),
+        (
+            {**THREE, "node3": {}},
+            None,
+            None,
+            'radio_node_address of node3: "missing" is not an IPv4 address',
+        ),
+        (
+            {**THREE, "node3": {"radio_node_address": "10.9.0.1"}},
+            None,
+            None,
+            "radio_node_address: used by more than one node (10.9.0.1)",
+        ),
+        (
+            {**THREE, "Node_4": {"radio_node_address": "10.9.0.4"}},
+            None,
+            None,
+            'inventory_hostname "Node_4": a node name is 1-63 of a-z 0-9 -',
+        ),
+        (THREE, {"etcd_member_count": 2}, None, "etcd_member_count must be an odd integer"),
+        (
+            THREE,
+            None,
+            {"radio": "one", "mounts": [{"name": "../live.mp3"}]},
+            "mounts[0] (../live.mp3): name: '../live.mp3' is not valid",
+        ),
+    ],
+    ids=["bad-address", "missing-address", "shared-address", "bad-name", "even-etcd", "bad-mount"],
+)
+def test_site_refuses_a_bad_inventory_in_its_preflight(
+    tmp_path: Path,
+    hosts: dict[str, dict[str, Any]],
+    group_vars: dict[str, Any] | None,
+    radio: dict[str, Any] | None,
+    message: str,
+) -> None:
+    result = run_playbook(write_site(tmp_path, hosts, group_vars, radio), "site.yml")
+    output = result.stdout + result.stderr
+    assert result.returncode == 2, output
+    assert message in output, output
+    assert "PLAY [Build every node]" not in output, output  # stopped before any node
+
+
+def test_a_good_inventory_passes_the_preflight(tmp_path: Path) -> None:
+    result = run_playbook(write_site(tmp_path, THREE), "site.yml")
+    output = result.stdout + result.stderr
+    # Past the preflight, the run meets the unreachable nodes: proof it got that far.
+    assert "PLAY [Build every node]" in output, output
+    assert "UNREACHABLE" in output, output
+    assert "failed=1" not in output.split("PLAY [Build every node]")[0], output
+
+
+def test_remove_node_refuses_an_unknown_node(tmp_path: Path) -> None:
+    result = run_playbook(write_site(tmp_path, THREE), "remove-node.yml", "-e", "remove_node=node9")
+    assert result.returncode == 2
+    assert "remove_node: node9 must be one of node1, node2, node3" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "playbook",
+    sorted(path.name for path in PLAYBOOKS.glob("*.yml")),
+)
+def test_every_playbook_passes_the_syntax_check(playbook: str) -> None:
+    result = run_playbook(REPOSITORY / "inventory" / "example", playbook, "--syntax-check")
+    assert result.returncode == 0, result.stdout + result.stderr
