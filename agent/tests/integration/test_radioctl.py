@@ -43,8 +43,10 @@ class Radioctl:
             )
         )
 
-    def __call__(self, *arguments: str) -> subprocess.CompletedProcess[str]:
-        return run_radioctl(self.config, *arguments)
+    def __call__(
+        self, *arguments: str, stdin: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        return run_radioctl(self.config, *arguments, stdin=stdin)
 
     def ok(self, *arguments: str) -> str:
         result = self(*arguments)
@@ -63,9 +65,12 @@ def radioctl(etcd: EtcdCluster, tmp_path: Path) -> Radioctl:
     return Radioctl(etcd, tmp_path)
 
 
-def run_radioctl(config: Path, *arguments: str) -> subprocess.CompletedProcess[str]:
+def run_radioctl(
+    config: Path, *arguments: str, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [RADIOCTL, "--config", str(config), *arguments],
+        input=stdin,
         capture_output=True,
         text=True,
         timeout=60,
@@ -300,6 +305,17 @@ def test_an_applied_change_is_live_on_every_node_within_a_second(
     seconds = time.monotonic() - applied
     assert seconds <= 1.0
     assert all(served_by(node, "other.mp3") == "200" for node in radio_cluster.nodes)
+
+
+def test_apply_reads_the_radio_file_from_stdin(radioctl: Radioctl) -> None:
+    text = yaml.safe_dump({"radio": "radio-one", "mounts": [{"name": "live.mp3"}]})
+    assert "created /live.mp3" in radioctl("apply", "-f", "-", stdin=text).stdout
+    assert radioctl("apply", "-f", "-", stdin=text).stdout.strip() == "radio-one: no change"
+    before = radioctl.dump()
+    refused = radioctl("apply", "-f", "-", stdin="radio: [unclosed\n")
+    assert refused.returncode == 2
+    assert refused.stderr.startswith("radioctl: -: not valid YAML at line ")
+    assert radioctl.dump() == before
 
 
 def test_apply_prunes_only_with_prune_and_only_its_own_radio(
