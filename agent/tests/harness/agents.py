@@ -25,6 +25,7 @@ from .clients import SourceClient, connect_and_stream, is_slice_of, listen
 from .etcd import EtcdCluster, EtcdMember
 from .icecast import REPO_DIR, IcecastServer, IcecastSettings
 from .media import AudioSample
+from .pki import TlsFiles
 from .ports import LOOPBACK, free_port, free_ports
 from .processes import ManagedProcess, ServiceDirectory
 from .waiting import StopWaiting, wait_for
@@ -33,6 +34,17 @@ AGENT_SCRIPT = str(Path(sys.executable).parent / "radio-agent")
 # Short, to keep failover tests short; loop_wait + 2 * retry_timeout <= ttl.
 TEST_TIMING = {"ttl": 4, "loop_wait": 1, "retry_timeout": 1.5}
 FRONT_DOOR_HEADER_TIMEOUT = 2.0
+
+
+def etcd_tls_config(tls: TlsFiles | None) -> dict[str, str]:
+    """The etcd section's TLS keys, as the radio_agent role writes them on a node."""
+    if tls is None:
+        return {}
+    return {
+        "ca_file": str(tls.ca),
+        "cert_file": str(tls.client_cert),
+        "key_file": str(tls.client_key),
+    }
 
 
 class AgentNode:
@@ -56,6 +68,7 @@ class AgentNode:
             "etcd": {
                 "endpoints": [f"{LOOPBACK}:{member.client_port}" for member in etcd_members],
                 "prefix": prefix,
+                **etcd_tls_config(etcd_members[0].tls),
             },
             "icecast": {
                 "port": icecast.port,

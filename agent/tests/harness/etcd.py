@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import ssl
 import urllib.request
 import uuid
 from collections.abc import Iterator, Sequence
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import etcd3
 
+from .pki import TlsFiles
 from .ports import LOOPBACK, free_ports
 from .processes import ManagedProcess, ServiceDirectory
 from .waiting import StopWaiting, wait_for
@@ -22,17 +24,45 @@ ELECTION_TIMEOUT_MS = 500
 
 
 class EtcdMember:
-    def __init__(self, name: str, client_port: int, peer_port: int, data_dir: Path) -> None:
+    """With `tls`, clients must present a certificate of its CA, as on a real node."""
+
+    def __init__(
+        self,
+        name: str,
+        client_port: int,
+        peer_port: int,
+        data_dir: Path,
+        tls: TlsFiles | None = None,
+    ) -> None:
         self.name = name
         self.client_port = client_port
         self.peer_port = peer_port
         self.data_dir = data_dir
+        self.tls = tls
         self.process: ManagedProcess | None = None
         self._clients: list[etcd3.Etcd3Client] = []
 
     @property
     def client_url(self) -> str:
-        return f"http://{LOOPBACK}:{self.client_port}"
+        scheme = "https" if self.tls else "http"
+        return f"{scheme}://{LOOPBACK}:{self.client_port}"
+
+    def _tls_arguments(self) -> list[str]:
+        if self.tls is None:
+            return []
+        return [
+            f"--cert-file={self.tls.server_cert}",
+            f"--key-file={self.tls.server_key}",
+            f"--trusted-ca-file={self.tls.ca}",
+            "--client-cert-auth",
+        ]
+
+    def _ssl_context(self) -> ssl.SSLContext | None:
+        if self.tls is None:
+            return None
+        context = ssl.create_default_context(cafile=str(self.tls.ca))
+        context.load_cert_chain(str(self.tls.client_cert), str(self.tls.client_key))
+        return context
 
     @property
     def peer_url(self) -> str:
@@ -55,12 +85,15 @@ class EtcdMember:
             f"--election-timeout={ELECTION_TIMEOUT_MS}",
             "--logger=zap",
             "--log-outputs=stderr",
+            *self._tls_arguments(),
         ]
         self.process = ManagedProcess(f"etcd {self.name}", argv, log_path)
         self.process.start()
 
     def is_healthy(self) -> bool:
-        with urllib.request.urlopen(f"{self.client_url}/health", timeout=1) as response:
+        with urllib.request.urlopen(
+            f"{self.client_url}/health", timeout=1, context=self._ssl_context()
+        ) as response:
             return json.load(response).get("health") == "true"
 
     def status(self) -> dict:
@@ -68,12 +101,20 @@ class EtcdMember:
         request = urllib.request.Request(
             f"{self.client_url}/v3/maintenance/status", data=b"{}", method="POST"
         )
-        with urllib.request.urlopen(request, timeout=1) as response:
+        with urllib.request.urlopen(request, timeout=1, context=self._ssl_context()) as response:
             return json.load(response)
 
     def client(self) -> etcd3.Etcd3Client:
         """A client of this member; closed when the cluster stops."""
-        client = etcd3.client(host=LOOPBACK, port=self.client_port, timeout=5)
+        tls = self.tls
+        client = etcd3.client(
+            host=LOOPBACK,
+            port=self.client_port,
+            timeout=5,
+            ca_cert=str(tls.ca) if tls else None,
+            cert_cert=str(tls.client_cert) if tls else None,
+            cert_key=str(tls.client_key) if tls else None,
+        )
         self._clients.append(client)
         return client
 
@@ -86,7 +127,7 @@ class EtcdMember:
 class EtcdCluster:
     """N members on loopback, started together; index members by position."""
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, tls: TlsFiles | None = None) -> None:
         self.directory = ServiceDirectory(f"etcd{size}")
         self.token = f"radio-test-{uuid.uuid4().hex[:12]}"
         ports = free_ports(2 * size)
@@ -96,6 +137,7 @@ class EtcdCluster:
                 ports[2 * index],
                 ports[2 * index + 1],
                 self.directory.path / f"m{index}.data",
+                tls,
             )
             for index in range(size)
         ]

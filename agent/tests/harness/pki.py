@@ -1,0 +1,68 @@
+"""A throwaway certificate authority for etcd over TLS, made with the openssl command: the
+CA, a server certificate for 127.0.0.1 and a client certificate (what the etcd role gives
+a node), plus a client certificate from another CA that etcd must refuse."""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    ca: Path
+    server_cert: Path
+    server_key: Path
+    client_cert: Path
+    client_key: Path
+    stranger_cert: Path  # signed by another CA
+    stranger_key: Path
+
+
+def _openssl(*arguments: str) -> None:
+    subprocess.run(["openssl", *arguments], check=True, capture_output=True, timeout=30)
+
+
+def _authority(directory: Path, name: str) -> tuple[Path, Path]:
+    key, cert = directory / f"{name}.key", directory / f"{name}.crt"
+    _openssl(
+        *("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"),
+        *("-keyout", str(key), "-out", str(cert), "-days", "2", "-subj", f"/CN={name}"),
+    )
+    return cert, key
+
+
+def _issue(
+    directory: Path, name: str, authority: tuple[Path, Path], extensions: str
+) -> tuple[Path, Path]:
+    key, request, cert = (directory / f"{name}{suffix}" for suffix in (".key", ".csr", ".crt"))
+    _openssl(
+        *("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"),
+        *("-keyout", str(key), "-out", str(request), "-subj", f"/CN={name}"),
+    )
+    extension_file = directory / f"{name}.ext"
+    extension_file.write_text(extensions)
+    _openssl(
+        *("x509", "-req", "-in", str(request), "-CA", str(authority[0])),
+        *("-CAkey", str(authority[1]), "-CAcreateserial", "-out", str(cert), "-days", "2"),
+        *("-extfile", str(extension_file)),
+    )
+    return cert, key
+
+
+def make_test_pki(directory: Path) -> TlsFiles:
+    authority = _authority(directory, "ca")
+    server = _issue(
+        directory,
+        "server",
+        authority,
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n",
+    )
+    client = _issue(directory, "client", authority, "extendedKeyUsage=clientAuth\n")
+    stranger = _issue(
+        directory, "stranger", _authority(directory, "other-ca"), "extendedKeyUsage=clientAuth\n"
+    )
+    for path in directory.iterdir():
+        path.chmod(0o644)  # the test's own processes read them, whatever their user
+    return TlsFiles(authority[0], *server, *client, *stranger)
