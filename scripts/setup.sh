@@ -13,6 +13,7 @@ debian_packages=(
   python3-etcd3 python3-aiohttp python3-jinja2 python3-prometheus-client python3-yaml
   python3-venv
   ffmpeg wrk nginx-light iproute2 procps make git
+  debootstrap systemd-container iputils-ping openssl
 )
 
 if [[ ${EUID} -ne 0 ]]; then
