@@ -608,6 +608,9 @@ def start_node(name: str, hosts: str) -> int:
         "--register=no",
         "--keep-unit",
         f"--network-namespace-path=/run/netns/{PREFIX}{name}",
+        # nspawn drops CAP_NET_ADMIN unless it made the network itself; the namespace is
+        # the node's own, and the firewall role needs it for nftables.
+        "--capability=CAP_NET_ADMIN",
         "--console=read-only",
         "--resolv-conf=off",
         "--timezone=off",
