@@ -28,10 +28,8 @@ test: lint
 unit: setup
 	cd agent && ../$(BIN)/pytest tests/unit $(PYTEST_ARGS)
 
-demo:
-	@echo "make demo: not built yet. The demo cluster needs the systemd-nspawn testbed and"
-	@echo "the Ansible roles (issues 7 and 8); today 'make test' shows the parts working."
-	@exit 1
+demo: setup
+	/usr/bin/python3 molecule/testbed/demo.py up
 
 demo-down:
-	@echo "make demo-down: nothing to tear down, the demo is not built yet."
+	/usr/bin/python3 molecule/testbed/demo.py down
