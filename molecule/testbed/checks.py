@@ -1,0 +1,255 @@
+"""What the Molecule scenarios verify on the testbed, with real clients on the wire: run
+from the controller namespace, a studio (ffmpeg, PUT through a front door) and listeners
+(HTTP, following redirects, reading audio bytes and measuring their loudness).
+
+    checks.py single NODE     # services up; a source's audio reaches a listener
+    checks.py cluster         # one leader; redirected listener, transcoded mount; then
+                              # the leader node is killed: new leader, sources accepted
+                              # again, listeners on the survivors still connected
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TypeVar
+from urllib.parse import urlsplit
+
+import testbed
+from demo import SOURCE_PASSWORD, TONE_SECONDS, enter_controller_namespace, make_tone
+
+T = TypeVar("T")
+SERVICES = ("etcd", "icecast2", "icecast2-reload.path", "radio-agent", "nftables")
+LOUD_DB = -50.0  # a tone is about -25 dB; holding silence is digital silence (-91 dB)
+TONE = testbed.BASE_DIR / "demo" / "tone.mp3"
+TTL_S = 15  # the agents' default lease
+
+
+class CheckFailed(Exception):
+    pass
+
+
+def wait_for(condition: Callable[[], T], timeout: float, what: str) -> T:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            result = condition()
+        except (OSError, ValueError, TypeError, KeyError, subprocess.SubprocessError):
+            result = None
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise CheckFailed(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(0.5)  # polling other machines: no event to wait on
+
+
+def status(node: str) -> dict:
+    return json.loads(testbed.run_in(node, ["radioctl", "status", "--json"]).stdout)
+
+
+def fetch(node: str, path: str, nbytes: int, timeout: float = 10.0) -> bytes:
+    """GET from a node's front door (port 80), following its redirects; `nbytes` of body."""
+    host, port = testbed.node_address(node), 80
+    for _ in range(3):
+        connection = http.client.HTTPConnection(host, port, timeout=timeout)
+        try:
+            connection.request("GET", path, headers={"User-Agent": "radio-check"})
+            response = connection.getresponse()
+            if response.status == 302:
+                target = urlsplit(response.getheader("Location", ""))
+                host, port, path = target.hostname or host, target.port or 80, target.path
+                continue
+            if response.status != 200:
+                raise CheckFailed(f"{node}{path}: HTTP {response.status}")
+            return response.read(nbytes)
+        finally:
+            connection.close()
+    raise CheckFailed(f"{node}{path}: too many redirects")
+
+
+def loudness_db(audio: bytes) -> float:
+    result = subprocess.run(
+        [
+            *("ffmpeg", "-nostdin", "-hide_banner", "-f", "mp3", "-i", "pipe:0"),
+            *("-af", "volumedetect", "-f", "null", "-"),
+        ],
+        input=audio,
+        capture_output=True,
+        timeout=30,
+        check=False,
+    )
+    for line in result.stderr.decode(errors="replace").splitlines():
+        if "mean_volume:" in line:
+            return float(line.split("mean_volume:")[1].split()[0])
+    raise CheckFailed("ffmpeg measured no volume")
+
+
+def plays_sound(node: str, path: str) -> bool:
+    """Fresh audio with sound: past the 64 KiB burst of the recent past."""
+    audio = fetch(node, path, 64 * 1024 + 48 * 1024)
+    return len(audio) == 112 * 1024 and loudness_db(audio[-48 * 1024 :]) > LOUD_DB
+
+
+def start_source(node: str, loops: int = 10) -> subprocess.Popen[bytes]:
+    """A studio streaming the tone into live.mp3 through `node`'s front door."""
+    url = f"icecast://source:{SOURCE_PASSWORD}@{testbed.node_address(node)}:8000/live.mp3"
+    return subprocess.Popen(
+        [
+            *("ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-re"),
+            *("-stream_loop", str(loops), "-i", str(TONE), "-c:a", "copy"),
+            *("-content_type", "audio/mpeg", "-f", "mp3", url),
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+class Listener:
+    """A listener that stays connected and counts bytes, in a thread; stops itself."""
+
+    def __init__(self, node: str, path: str, seconds: float) -> None:
+        self.received = 0
+        self.error: Exception | None = None
+        self._deadline = time.monotonic() + seconds
+        self._connection = http.client.HTTPConnection(testbed.node_address(node), 80, timeout=10)
+        self._connection.request("GET", path)
+        response = self._connection.getresponse()
+        if response.status != 200:
+            raise CheckFailed(f"listener on {node}{path}: HTTP {response.status}")
+        self._thread = threading.Thread(target=self._read, args=(response,), daemon=True)
+        self._thread.start()
+
+    def _read(self, response: http.client.HTTPResponse) -> None:
+        try:
+            while time.monotonic() < self._deadline and (chunk := response.read1(16384)):
+                self.received += len(chunk)
+        except OSError as error:
+            self.error = error
+
+    def receiving(self, within: float = 5.0) -> bool:
+        before = self.received
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            if self.received > before:
+                return True
+            time.sleep(0.2)  # the reader thread counts; nothing else to wait on
+        return False
+
+    def close(self) -> None:
+        self._deadline = 0
+        self._connection.close()
+
+
+def reconnected_source(entry: str, listener_node: str, attempts: int = 4) -> subprocess.Popen:
+    """The studio reconnects, as encoders do, until the new leader takes it and its audio
+    is heard on `listener_node`."""
+    for _ in range(attempts):
+        source = start_source(entry, loops=2)
+        try:
+            wait_for(lambda: plays_sound(listener_node, "/live.mp3"), 15, "audio")
+            return source
+        except CheckFailed:
+            stop(source)
+    raise CheckFailed(f"no source accepted through {entry} after {attempts} tries")
+
+
+def services_running(node: str) -> None:
+    result = testbed.run_in(node, ["systemctl", "is-active", *SERVICES], check=False)
+    states = dict(zip(SERVICES, result.stdout.split(), strict=False))
+    down = [name for name in SERVICES if states.get(name) != "active"]
+    if down:
+        raise CheckFailed(f"{node}: not active: {', '.join(down)}")
+    print(f"check: {node}: {', '.join(SERVICES)} active")
+
+
+def check_single(node: str) -> None:
+    services_running(node)
+    make_tone(TONE)
+    source = start_source(node)
+    try:
+        wait_for(lambda: plays_sound(node, "/live.mp3"), 30, f"the source's audio on {node}")
+        print(f"check: {node}: a source's audio reaches a listener")
+    finally:
+        stop(source)
+
+
+def check_cluster(nodes: Sequence[str]) -> None:
+    for node in nodes:
+        services_running(node)
+    first = status(nodes[0])
+    leader = first["leader"]["name"]
+    if sorted(first["nodes"]) != sorted(nodes):
+        raise CheckFailed(f"nodes in etcd: {sorted(first['nodes'])}")
+    print(f"check: one leader, {leader}, epoch {first['leader']['epoch']}")
+    make_tone(TONE)
+    entry = next(node for node in nodes if node != leader)
+    source = start_source(entry)
+    try:
+        for node in nodes:
+            wait_for(lambda node=node: plays_sound(node, "/live.mp3"), 30, f"live.mp3 via {node}")
+        wait_for(lambda: plays_sound(nodes[-1], "/low.mp3"), 60, "the transcoded low.mp3")
+        print("check: live.mp3 plays through every node (redirects followed), low.mp3 too")
+    finally:
+        stop(source)
+
+    survivors = [node for node in nodes if node != leader]
+    source = start_source(survivors[0], loops=3 * TTL_S // TONE_SECONDS + 3)
+    listeners = [Listener(node, "/_stream/live.mp3", 120) for node in survivors]
+    try:
+        wait_for(lambda: plays_sound(survivors[1], "/live.mp3"), 30, "the source before the kill")
+        killed_at = time.monotonic()
+        testbed.kill_node(leader)
+        new = wait_for(
+            lambda: (name := status(survivors[0])["leader"]["name"]) != leader and name,
+            TTL_S + 15,
+            "a new leader",
+        )
+        print(f"check: {leader} killed; {new} leads after {time.monotonic() - killed_at:.1f} s")
+        stop(source)
+        source = reconnected_source(survivors[1], survivors[0])
+        print(f"check: sources accepted again {time.monotonic() - killed_at:.1f} s after the kill")
+        for listener, node in zip(listeners, survivors, strict=True):
+            if not listener.receiving():
+                raise CheckFailed(f"the listener on {node} stopped ({listener.error})")
+        print(f"check: listeners on {', '.join(survivors)} stayed connected")
+    finally:
+        stop(source)
+        for listener in listeners:
+            listener.close()
+
+
+def main(argv: Sequence[str]) -> int:
+    enter_controller_namespace()
+    try:
+        if argv[:1] == ["single"] and len(argv) == 2:
+            check_single(argv[1])
+        elif argv == ["cluster"]:
+            check_cluster(testbed.known_nodes(testbed.load_state()))
+        else:
+            print(__doc__, file=sys.stderr)
+            return 2
+    except (CheckFailed, testbed.TestbedError) as error:
+        print(f"check failed: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).parent))
+    sys.exit(main(sys.argv[1:]))
