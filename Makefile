@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: help setup lint test unit demo demo-down
+.PHONY: help setup lint test unit molecule demo demo-down
 
 help:
 	@echo "make demo       bring up a local demo cluster and play a stream from it"
@@ -12,6 +12,7 @@ help:
 	@echo "make setup      install Debian packages, the dev virtualenv and collections"
 	@echo "make lint       ruff, yamllint, ansible-lint (production profile)"
 	@echo "make unit       unit tests only (no services)"
+	@echo "make molecule   the Molecule scenarios on systemd-nspawn machines"
 
 setup:
 	bash scripts/setup.sh
@@ -24,6 +25,13 @@ lint: setup
 
 test: lint
 	cd agent && ../$(BIN)/pytest $(PYTEST_ARGS)
+	$(MAKE) molecule
+
+# Real systemd machines on this host (systemd-nspawn, see molecule/testbed/): each scenario
+# creates, converges, checks idempotence, verifies on the wire and destroys.
+molecule: setup
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/molecule test -s default
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/molecule test -s cluster
 
 unit: setup
 	cd agent && ../$(BIN)/pytest tests/unit $(PYTEST_ARGS)

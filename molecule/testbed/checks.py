@@ -6,6 +6,9 @@ from the controller namespace, a studio (ffmpeg, PUT through a front door) and l
     checks.py cluster         # one leader; redirected listener, transcoded mount; then
                               # the leader node is killed: new leader, sources accepted
                               # again, listeners on the survivors still connected
+    checks.py started NODE... # JSON: when each service of the nodes started, and its PID
+    checks.py added NODE      # the node is in the cluster, runs etcd or its gateway, and
+                              # a source's audio reaches a listener through it
 """
 
 from __future__ import annotations
@@ -234,6 +237,41 @@ def check_cluster(nodes: Sequence[str]) -> None:
             listener.close()
 
 
+RESTART_WATCHED = ("etcd", "etcd-gateway", "icecast2", "radio-agent", "nftables")
+
+
+def started(nodes: Sequence[str]) -> dict[str, dict[str, str]]:
+    """Per node and service, when it last started and its main PID: any restart shows."""
+    found = {}
+    for node in nodes:
+        for service in RESTART_WATCHED:
+            shown = testbed.run_in(
+                node, ["systemctl", "show", "-p", "ActiveEnterTimestamp,MainPID", service]
+            ).stdout
+            found[f"{node}/{service}"] = dict(
+                line.split("=", 1) for line in shown.splitlines() if "=" in line
+            )
+    return found
+
+
+def check_added(node: str) -> None:
+    active = testbed.run_in(
+        node, ["systemctl", "is-active", "etcd", "etcd-gateway"], check=False
+    ).stdout.split()
+    if "active" not in active:
+        raise CheckFailed(f"{node}: neither etcd nor the etcd gateway runs ({active})")
+    role = "an etcd member" if active[0] == "active" else "an etcd gateway"
+    document = wait_for(lambda: node in status(node)["nodes"] and status(node), 30, "the node")
+    print(f"check: {node} is {role}, in radioctl status, led by {document['leader']['name']}")
+    make_tone(TONE)
+    source = start_source(node)
+    try:
+        wait_for(lambda: plays_sound(node, "/live.mp3"), 30, f"audio through {node}")
+        print(f"check: {node}: a source's audio reaches a listener")
+    finally:
+        stop(source)
+
+
 def main(argv: Sequence[str]) -> int:
     enter_controller_namespace()
     try:
@@ -241,6 +279,10 @@ def main(argv: Sequence[str]) -> int:
             check_single(argv[1])
         elif argv == ["cluster"]:
             check_cluster(testbed.known_nodes(testbed.load_state()))
+        elif argv[:1] == ["started"] and len(argv) > 1:
+            print(json.dumps(started(argv[1:]), sort_keys=True))
+        elif argv[:1] == ["added"] and len(argv) == 2:
+            check_added(argv[1])
         else:
             print(__doc__, file=sys.stderr)
             return 2
