@@ -32,6 +32,7 @@ test: lint
 molecule: setup
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/molecule test -s default
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/molecule test -s cluster
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/molecule test -s add-node
 
 unit: setup
 	cd agent && ../$(BIN)/pytest tests/unit $(PYTEST_ARGS)
