@@ -9,6 +9,7 @@ from the controller namespace, a studio (ffmpeg, PUT through a front door) and l
     checks.py started NODE... # JSON: when each service of the nodes started, and its PID
     checks.py added NODE      # the node is in the cluster, runs etcd or its gateway, and
                               # a source's audio reaches a listener through it
+    checks.py removed NODE    # the others lead and serve without it; etcd is healthy
 """
 
 from __future__ import annotations
@@ -272,6 +273,38 @@ def check_added(node: str) -> None:
         stop(source)
 
 
+def check_removed(removed: str) -> None:
+    remaining = [node for node in testbed.known_nodes(testbed.load_state()) if node != removed]
+    health = testbed.run_in(
+        remaining[0],
+        [
+            "sh",
+            "-c",
+            "ETCDCTL_API=3 etcdctl --cacert=/etc/etcd/pki/ca.crt "
+            "--cert=/etc/etcd/pki/client.crt --key=/etc/etcd/pki/client.key "
+            "--endpoints=https://127.0.0.1:2379 endpoint health --cluster -w json",
+        ],
+    ).stdout
+    members = json.loads(health)
+    if len(members) != len(remaining) or not all(member["health"] for member in members):
+        raise CheckFailed(f"etcd after the removal: {members}")
+    print(f"check: etcd healthy with {len(members)} members")
+    leader = wait_for(
+        lambda: (name := status(remaining[0])["leader"]["name"]) in remaining and name,
+        30,
+        "a leader among the remaining nodes",
+    )
+    print(f"check: {leader} leads; {removed} is gone from the leadership")
+    make_tone(TONE)
+    source = start_source(remaining[0])
+    try:
+        for node in remaining:
+            wait_for(lambda node=node: plays_sound(node, "/live.mp3"), 30, f"audio via {node}")
+        print(f"check: a source's audio plays through {', '.join(remaining)}")
+    finally:
+        stop(source)
+
+
 def main(argv: Sequence[str]) -> int:
     enter_controller_namespace()
     try:
@@ -283,6 +316,8 @@ def main(argv: Sequence[str]) -> int:
             print(json.dumps(started(argv[1:]), sort_keys=True))
         elif argv[:1] == ["added"] and len(argv) == 2:
             check_added(argv[1])
+        elif argv[:1] == ["removed"] and len(argv) == 2:
+            check_removed(argv[1])
         else:
             print(__doc__, file=sys.stderr)
             return 2
