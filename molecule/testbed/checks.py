@@ -44,7 +44,14 @@ def wait_for(condition: Callable[[], T], timeout: float, what: str) -> T:
     while True:
         try:
             result = condition()
-        except (OSError, ValueError, TypeError, KeyError, subprocess.SubprocessError):
+        except (
+            OSError,
+            ValueError,
+            TypeError,
+            KeyError,
+            subprocess.SubprocessError,
+            testbed.TestbedError,  # e.g. radioctl while etcd elects a new raft leader
+        ):
             result = None
         if result:
             return result
