@@ -28,6 +28,10 @@ from urllib.parse import urlsplit
 import testbed
 from demo import SOURCE_PASSWORD, TONE_SECONDS, enter_controller_namespace, make_tone
 
+# The agent's test harness measures loudness the same way for the integration tests.
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "agent"))
+from tests.harness.media import loudness_db
+
 T = TypeVar("T")
 SERVICES = ("etcd", "icecast2", "icecast2-reload.path", "radio-agent", "nftables")
 LOUD_DB = -50.0  # a tone is about -25 dB; holding silence is digital silence (-91 dB)
@@ -84,27 +88,10 @@ def fetch(node: str, path: str, nbytes: int, timeout: float = 10.0) -> bytes:
     raise CheckFailed(f"{node}{path}: too many redirects")
 
 
-def loudness_db(audio: bytes) -> float:
-    result = subprocess.run(
-        [
-            *("ffmpeg", "-nostdin", "-hide_banner", "-f", "mp3", "-i", "pipe:0"),
-            *("-af", "volumedetect", "-f", "null", "-"),
-        ],
-        input=audio,
-        capture_output=True,
-        timeout=30,
-        check=False,
-    )
-    for line in result.stderr.decode(errors="replace").splitlines():
-        if "mean_volume:" in line:
-            return float(line.split("mean_volume:")[1].split()[0])
-    raise CheckFailed("ffmpeg measured no volume")
-
-
 def plays_sound(node: str, path: str) -> bool:
     """Fresh audio with sound: past the 64 KiB burst of the recent past."""
     audio = fetch(node, path, 64 * 1024 + 48 * 1024)
-    return len(audio) == 112 * 1024 and loudness_db(audio[-48 * 1024 :]) > LOUD_DB
+    return len(audio) == 112 * 1024 and loudness_db(audio[-48 * 1024 :], "mp3") > LOUD_DB
 
 
 def start_source(node: str, loops: int = 10) -> subprocess.Popen[bytes]:
@@ -180,6 +167,18 @@ def reconnected_source(entry: str, listener_node: str, attempts: int = 4) -> sub
     raise CheckFailed(f"no source accepted through {entry} after {attempts} tries")
 
 
+def source_heard_through(entry: str, listeners: Sequence[str]) -> None:
+    """A studio streams through `entry`; a listener on each of `listeners` hears it."""
+    make_tone(TONE)
+    source = start_source(entry)
+    try:
+        for node in listeners:
+            wait_for(lambda node=node: plays_sound(node, "/live.mp3"), 30, f"audio via {node}")
+        print(f"check: a source's audio through {entry} reaches {', '.join(listeners)}")
+    finally:
+        stop(source)
+
+
 def services_running(node: str) -> None:
     result = testbed.run_in(node, ["systemctl", "is-active", *SERVICES], check=False)
     states = dict(zip(SERVICES, result.stdout.split(), strict=False))
@@ -191,13 +190,7 @@ def services_running(node: str) -> None:
 
 def check_single(node: str) -> None:
     services_running(node)
-    make_tone(TONE)
-    source = start_source(node)
-    try:
-        wait_for(lambda: plays_sound(node, "/live.mp3"), 30, f"the source's audio on {node}")
-        print(f"check: {node}: a source's audio reaches a listener")
-    finally:
-        stop(source)
+    source_heard_through(node, [node])
 
 
 def check_cluster(nodes: Sequence[str]) -> None:
@@ -271,13 +264,7 @@ def check_added(node: str) -> None:
     role = "an etcd member" if active[0] == "active" else "an etcd gateway"
     document = wait_for(lambda: node in status(node)["nodes"] and status(node), 30, "the node")
     print(f"check: {node} is {role}, in radioctl status, led by {document['leader']['name']}")
-    make_tone(TONE)
-    source = start_source(node)
-    try:
-        wait_for(lambda: plays_sound(node, "/live.mp3"), 30, f"audio through {node}")
-        print(f"check: {node}: a source's audio reaches a listener")
-    finally:
-        stop(source)
+    source_heard_through(node, [node])
 
 
 def check_removed(removed: str) -> None:
@@ -302,14 +289,7 @@ def check_removed(removed: str) -> None:
         "a leader among the remaining nodes",
     )
     print(f"check: {leader} leads; {removed} is gone from the leadership")
-    make_tone(TONE)
-    source = start_source(remaining[0])
-    try:
-        for node in remaining:
-            wait_for(lambda node=node: plays_sound(node, "/live.mp3"), 30, f"audio via {node}")
-        print(f"check: a source's audio plays through {', '.join(remaining)}")
-    finally:
-        stop(source)
+    source_heard_through(remaining[0], remaining)
 
 
 def main(argv: Sequence[str]) -> int:
