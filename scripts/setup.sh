@@ -14,6 +14,7 @@ debian_packages=(
   python3-venv
   ffmpeg wrk nginx-light iproute2 procps make git
   debootstrap systemd-container iputils-ping openssl
+  prometheus chromium chromium-driver python3-selenium
 )
 
 if [[ ${EUID} -ne 0 ]]; then

@@ -32,6 +32,13 @@ from radioagent.coordination.election import (
 from radioagent.coordination.keys import KeyLayout
 from radioagent.coordination.state import ClusterState
 from radioagent.coordination.store import EtcdStore, EtcdUnavailable
+from radioagent.deadair import (
+    DEFAULT_DEAD_AIR_SECONDS,
+    MountAir,
+    air_reports,
+    live_ages,
+    update_air,
+)
 from radioagent.frontdoor.server import FrontDoor
 from radioagent.frontdoor.view import AgentSnapshot
 from radioagent.holding.feeder import HoldingFeeds
@@ -107,6 +114,7 @@ class Agent:
         self.last_etcd_contact = float("-inf")
         self.leadership = Leadership(Role.DETACHED)
         self.stats: IcecastStats | None = None
+        self.air: dict[str, MountAir] = {}
         self._last_leader_status: NodeStatus | None = None
         self._published_status: str | None = None
         self._wake = asyncio.Event()
@@ -337,7 +345,18 @@ class Agent:
             listener_limit=self.limits.max_listeners,
             public_address=self.public_address,
             transcoders=self.transcoders.states(),
+            draining=self._draining(),
+            air=air_reports(self.air, self.clock(), self.dead_air_seconds),
         )
+
+    @property
+    def dead_air_seconds(self) -> int:
+        if self.state is None:
+            return DEFAULT_DEAD_AIR_SECONDS
+        return self.state.settings.dead_air_seconds
+
+    def _draining(self) -> bool:
+        return self.state is not None and self.config.node_name in self.state.draining
 
     @property
     def public_address(self) -> str:
@@ -432,6 +451,10 @@ class Agent:
         except IcecastError:
             self.stats = None
             raise
+        finally:
+            mounts = list(self.state.mounts.values()) if self.state is not None else []
+            live = live_ages(mounts, self.stats, time.time())
+            self.air = update_air(self.air, [mount.name for mount in mounts], live, self.clock())
 
     def node_status(self) -> NodeStatus:
         """Listeners and bandwidth are the front door's: Icecast sees one connection per
@@ -451,7 +474,7 @@ class Agent:
             bandwidth_kbps=round(self._bandwidth.kbps, 1),
             bandwidth_limit_kbps=self.limits.bandwidth_kbps,
             listener_limit=self.limits.max_listeners,
-            draining=self.state is not None and self.config.node_name in self.state.draining,
+            draining=self._draining(),
             agent_version=__version__,
             public_address=self.config.front_door.public_address,
             front_door_ports=self.config.front_door.ports,
@@ -459,6 +482,7 @@ class Agent:
             silent_mounts=tuple(
                 sorted(mount for mount, state in transcoders.items() if state.silent)
             ),
+            live_mounts=tuple(sorted(name for name, air in self.air.items() if air.live)),
             mounts=tuple(
                 sorted(
                     mount.name

@@ -353,6 +353,7 @@ class NodeStatus:
     mounts: tuple[str, ...] = ()  # mounts its Icecast serves now (live or holding)
     transcoders: tuple[str, ...] = ()  # transcoded mounts whose Liquidsoap runs here
     silent_mounts: tuple[str, ...] = ()  # of those, the ones whose input is dead air
+    live_mounts: tuple[str, ...] = ()  # mounts whose live audio reaches its Icecast now
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True, separators=(",", ":"))
@@ -409,6 +410,10 @@ _STATUS_FIELDS: dict[str, tuple[Callable[[Any], bool], Any]] = {
         lambda value: isinstance(value, list) and all(isinstance(name, str) for name in value),
         [],
     ),
+    "live_mounts": (
+        lambda value: isinstance(value, list) and all(isinstance(name, str) for name in value),
+        [],
+    ),
 }
 _REQUIRED_STATUS_FIELDS = ("name", "address", "icecast_port")
 
@@ -432,6 +437,6 @@ def node_status_from_json(text: str | bytes) -> NodeStatus:
     if problems:
         raise ValidationError(problems)
     values["front_door_ports"] = tuple(values["front_door_ports"])
-    for key in ("mounts", "transcoders", "silent_mounts"):
+    for key in ("mounts", "transcoders", "silent_mounts", "live_mounts"):
         values[key] = tuple(values[key])
     return NodeStatus(**values)

@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from radioagent.config import Limits, Timing, timing_problems
+from radioagent.deadair import DEFAULT_DEAD_AIR_SECONDS
 from radioagent.validation import ValidationError, check_int, check_number
 
 POLICY_FILTERS = ("listeners_available", "bandwidth_available")
@@ -26,6 +27,7 @@ POLICY_CHOICES = ("weighted", "best", "random")
 DEFAULT_POLICY = "listeners_available,listeners_score,weighted"
 UNSET_WORDS = ("null", "none", "unset")
 LIMIT_MAXIMUM = 100_000_000
+DEAD_AIR_MAXIMUM = 86_400
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,7 @@ class ClusterSettings:
     no_redirect_user_agents: tuple[str, ...] = ()
     limits: Limits = field(default_factory=Limits)
     timing: Timing | None = None
+    dead_air_seconds: int = DEFAULT_DEAD_AIR_SECONDS  # a mount without audio this long alerts
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -91,6 +94,9 @@ def settings_problems(settings: ClusterSettings) -> list[str]:
         isinstance(agent, str) and 0 < len(agent) <= 200 for agent in agents
     ):
         problems.append("no_redirect_user_agents: expected a list of 1-200 character strings")
+    problems += filter(
+        None, [check_int("dead_air_seconds", settings.dead_air_seconds, 1, DEAD_AIR_MAXIMUM)]
+    )
     for key, value in asdict(settings.limits).items():
         if value is not None:
             problems += filter(None, [check_int(f"limits.{key}", value, 1, LIMIT_MAXIMUM)])
@@ -111,6 +117,7 @@ SETTABLE_KEYS = (
     "policy",
     "proxy_everything",
     "no_redirect_user_agents",
+    "dead_air_seconds",
     "limits.max_listeners",
     "limits.bandwidth_kbps",
     "timing",

@@ -17,8 +17,20 @@ def listeners_by_mount(state: ClusterState) -> dict[str, int]:
     return totals
 
 
+def live_on(state: ClusterState) -> dict[str, list[str]]:
+    """For each mount, the nodes whose Icecast plays its live audio now."""
+    nodes: dict[str, list[str]] = {name: [] for name in state.mounts}
+    for node_name, status in sorted(state.nodes.items()):
+        for mount in status.live_mounts:
+            nodes.setdefault(mount, []).append(node_name)
+    return nodes
+
+
 def status_document(state: ClusterState) -> dict[str, Any]:
+    """A mount is on air while at least one node plays its live audio; the others serve
+    the holding audio (dead air)."""
     totals = listeners_by_mount(state)
+    live = live_on(state)
     return {
         "leader": None
         if state.leader is None
@@ -30,7 +42,12 @@ def status_document(state: ClusterState) -> dict[str, Any]:
             name: json.loads(status.to_json()) for name, status in sorted(state.nodes.items())
         },
         "mounts": {
-            name: {**mount.public_dict(), "listeners": totals.get(name, 0)}
+            name: {
+                **mount.public_dict(),
+                "listeners": totals.get(name, 0),
+                "on_air": bool(live.get(name)),
+                "live_on": live.get(name, []),
+            }
             for name, mount in sorted(state.mounts.items())
         },
     }

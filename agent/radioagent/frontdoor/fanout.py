@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol, cast
 
 from radioagent.frontdoor.framing import Burst, Framer, framer_for
@@ -45,8 +45,12 @@ class FanoutLimits:
 
 @dataclass
 class FanoutCounters:
-    bytes_out: int = 0
+    bytes_by_path: dict[str, int] = field(default_factory=dict)  # audio written, per mount
     slow_listeners_dropped: int = 0
+
+    @property
+    def bytes_out(self) -> int:
+        return sum(self.bytes_by_path.values())
 
 
 class MountHub(asyncio.Protocol):
@@ -222,7 +226,8 @@ class MountHub(asyncio.Protocol):
                 continue
             transport.write(data)
             written += 1
-        self.counters.bytes_out += written * len(data)
+        by_path = self.counters.bytes_by_path
+        by_path[self.path] = by_path.get(self.path, 0) + written * len(data)
         for listener in slow:
             self.counters.slow_listeners_dropped += 1
             self.listeners.discard(listener)

@@ -10,6 +10,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoM
 from prometheus_client.registry import Collector
 
 from radioagent.frontdoor.view import AgentSnapshot, FrontDoorStats
+from radioagent.status import listeners_by_mount
 
 
 class AgentCollector(Collector):
@@ -48,6 +49,7 @@ class AgentCollector(Collector):
                 door.sources_active,
             ),
             ("radio_front_door_connections", "Open front door connections", door.connections),
+            ("radio_node_draining", "1 while the node is drained", float(now.draining)),
         ):
             gauge = GaugeMetricFamily(name, help_text, labels=["node"])
             gauge.add_metric(node, value)
@@ -60,6 +62,12 @@ class AgentCollector(Collector):
         for setting, value in asdict(now.timing).items():
             timing.add_metric([*node, setting], value)
         yield timing
+        if now.listener_limit is not None:
+            limit = GaugeMetricFamily(
+                "radio_node_max_listeners", "The node's listener limit", labels=["node"]
+            )
+            limit.add_metric(node, now.listener_limit)
+            yield limit
         for name, help_text, value in (
             ("radio_loop_cycles", "Reconcile loops run", now.cycles),
             ("radio_etcd_errors", "etcd calls that failed", now.etcd_errors),
@@ -76,11 +84,6 @@ class AgentCollector(Collector):
             ),
             ("radio_sources_allowed", "Source connections this node took", now.sources_allowed),
             ("radio_sources_refused", "Source connections this node refused", now.sources_refused),
-            (
-                "radio_proxied_bytes",
-                "Audio bytes the front door wrote to listeners",
-                door.bytes_out,
-            ),
             (
                 "radio_slow_listeners_dropped",
                 "Listeners cut off because they did not keep up",
@@ -100,13 +103,6 @@ class AgentCollector(Collector):
             counter = CounterMetricFamily(name, help_text, labels=["node"])
             counter.add_metric(node, value)
             yield counter
-        listeners = GaugeMetricFamily(
-            "radio_listeners", "Listeners on this node, per mount", labels=["node", "mount"]
-        )
-        mounts = sorted(now.state.mounts) if now.state is not None else []
-        for mount in mounts:
-            listeners.add_metric([now.node_name, mount], door.listeners.get(mount, 0))
-        yield listeners
         redirects = CounterMetricFamily(
             "radio_listener_requests",
             "Listener requests by outcome: here (served), redirect, unavailable (503)",
@@ -123,21 +119,93 @@ class AgentCollector(Collector):
         for status, count in sorted(door.refused.items()):
             refused.add_metric([now.node_name, str(status)], count)
         yield refused
-        running = GaugeMetricFamily(
-            "radio_transcoder_running",
-            "1 while this node's Liquidsoap for the transcoded mount runs",
-            labels=["node", "mount"],
+        yield from _mount_families(now, door)
+
+
+def _mount_families(now: AgentSnapshot, door: FrontDoorStats) -> Iterator[object]:
+    """Per mount, for every mount in the cluster: what this node's Icecast, front door and
+    transcoders see of it."""
+    labels = ["node", "mount"]
+    families = {
+        name: (GaugeMetricFamily if kind == "gauge" else CounterMetricFamily)(
+            name, help_text, labels=labels
         )
-        silent = GaugeMetricFamily(
-            "radio_mount_silent",
-            "1 while the transcoder's input is dead air (silent or missing parent)",
-            labels=["node", "mount"],
-        )
-        for mount, state in sorted(now.transcoders.items()):
-            running.add_metric([now.node_name, mount], float(state.running))
-            silent.add_metric([now.node_name, mount], float(bool(state.silent)))
-        yield running
-        yield silent
+        for name, kind, help_text in _MOUNT_FAMILIES
+    }
+    mounts = now.state.mounts if now.state is not None else {}
+    cluster_listeners = listeners_by_mount(now.state) if now.state is not None else {}
+    stats = now.stats
+    for name, mount in sorted(mounts.items()):
+        key = [now.node_name, name]
+        air = now.air.get(name)
+        families["radio_mount_listeners"].add_metric(key, door.listeners.get(name, 0))
+        families["radio_cluster_mount_listeners"].add_metric(key, cluster_listeners.get(name, 0))
+        families["radio_mount_sent_bytes"].add_metric(key, door.bytes_by_mount.get(name, 0))
+        if stats is not None and mount.path in stats.bytes_read:
+            families["radio_mount_received_bytes"].add_metric(key, stats.bytes_read[mount.path])
+        if air is not None:
+            families["radio_mount_source_connected"].add_metric(key, float(air.live))
+            families["radio_mount_source_connected_seconds"].add_metric(key, air.live_seconds)
+            families["radio_mount_dead_air_seconds"].add_metric(key, air.dead_air_seconds)
+            families["radio_mount_dead_air"].add_metric(key, float(air.dead_air))
+        if mount.transcode is not None:
+            state = now.transcoders.get(name)
+            families["radio_transcoder_running"].add_metric(
+                key, float(state is not None and state.running)
+            )
+            if state is not None:
+                families["radio_mount_silent"].add_metric(key, float(bool(state.silent)))
+    yield from families.values()
+
+
+_MOUNT_FAMILIES = (
+    ("radio_mount_listeners", "gauge", "Listeners of the mount on this node"),
+    (
+        "radio_cluster_mount_listeners",
+        "gauge",
+        "Listeners of the mount on all nodes, as this node reads etcd (aggregate with max)",
+    ),
+    (
+        "radio_mount_source_connected",
+        "gauge",
+        "1 while the mount's live audio reaches this node's Icecast (else: holding audio)",
+    ),
+    (
+        "radio_mount_source_connected_seconds",
+        "gauge",
+        "How long the mount's live audio has been reaching this node; 0 when it does not",
+    ),
+    (
+        "radio_mount_dead_air_seconds",
+        "gauge",
+        "How long this node has been without the mount's live audio; 0 while it has it",
+    ),
+    (
+        "radio_mount_dead_air",
+        "gauge",
+        "1 once the mount's dead air here lasts the cluster's dead_air_seconds",
+    ),
+    (
+        "radio_mount_received_bytes",
+        "counter",
+        "Audio bytes this node's Icecast received for the mount (resets on reconnect)",
+    ),
+    (
+        "radio_mount_sent_bytes",
+        "counter",
+        "Audio bytes the front door wrote to the mount's listeners on this node",
+    ),
+    (
+        "radio_transcoder_running",
+        "gauge",
+        "1 on the node whose Liquidsoap runs the transcoded mount, 0 on the others",
+    ),
+    (
+        "radio_mount_silent",
+        "gauge",
+        "1 while the transcoder's input is dead air (silent or missing parent)",
+    ),
+)
 
 
 def metrics_text(snapshot: AgentSnapshot, door: FrontDoorStats) -> bytes:

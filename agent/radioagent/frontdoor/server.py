@@ -269,7 +269,9 @@ class FrontDoor:
             listeners=self.listeners_by_mount(),
             directions=dict(self.counters.directions),
             refused=dict(self.counters.refused),
-            bytes_out=fanout.bytes_out,
+            bytes_by_mount={
+                path.lstrip("/"): count for path, count in fanout.bytes_by_path.items()
+            },
             slow_listeners_dropped=fanout.slow_listeners_dropped,
             sources_opened=self.counters.sources_opened,
             sources_failed=self.counters.sources_failed,

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from radioagent.config import Timing
 from radioagent.coordination.state import ClusterState
+from radioagent.deadair import AirReport
 from radioagent.icecast.stats import IcecastStats
 from radioagent.model import NodeStatus
 from radioagent.transcoding.supervisor import TranscoderState
@@ -34,6 +35,8 @@ class AgentSnapshot:
     listener_limit: int | None
     public_address: str
     transcoders: dict[str, TranscoderState]  # transcoded mounts running here
+    draining: bool = False
+    air: dict[str, AirReport] = field(default_factory=dict)  # each mount's audio here
 
     @property
     def alive(self) -> bool:
@@ -54,7 +57,7 @@ class FrontDoorStats:
     listeners: dict[str, int]  # by mount, on this node
     directions: dict[str, int]  # listener requests by outcome: here, redirect, unavailable
     refused: dict[int, int]  # requests answered with an error, by status
-    bytes_out: int  # audio bytes written to listeners
+    bytes_by_mount: dict[str, int]  # audio bytes written to listeners
     slow_listeners_dropped: int
     sources_opened: int
     sources_failed: int

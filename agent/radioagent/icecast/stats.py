@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from xml.etree import ElementTree
 
 from radioagent.model import HOLDING_MOUNT_PREFIX
@@ -12,7 +13,9 @@ from radioagent.model import HOLDING_MOUNT_PREFIX
 class IcecastStats:
     listeners_by_mount: dict[str, int]  # public mount name -> listeners, holding included
     outgoing_kbps: float
-    sources: frozenset[str]  # mount paths with a connected source or relay
+    sources: frozenset[str]  # mount paths Icecast lists (fed, or a relay still retrying)
+    started_at: dict[str, float] = field(default_factory=dict)  # fed paths -> Unix time since
+    bytes_read: dict[str, int] = field(default_factory=dict)  # path -> bytes its feed sent
 
 
 def _number(element: ElementTree.Element, tag: str) -> float:
@@ -33,10 +36,25 @@ def parse_admin_stats(xml_text: str | bytes) -> IcecastStats:
     listeners: dict[str, int] = {}
     outgoing = 0.0
     sources = set()
+    started_at: dict[str, float] = {}
+    bytes_read: dict[str, int] = {}
     for source in root.iter("source"):
         path = source.get("mount", "")
         name = path.removeprefix(HOLDING_MOUNT_PREFIX).lstrip("/")
         listeners[name] = listeners.get(name, 0) + int(_number(source, "listeners"))
         outgoing += _number(source, "outgoing_kbitrate")
-        sources.add(path)  # Icecast lists a mount only while a source or relay feeds it
-    return IcecastStats(listeners, outgoing, frozenset(sources))
+        sources.add(path)
+        bytes_read[path] = int(_number(source, "total_bytes_read"))
+        # A relay's mount stays listed while it retries; only a fed mount has a start.
+        started = _unix_time(source.findtext("stream_start_iso8601"))
+        if started is not None:
+            started_at[path] = started
+    return IcecastStats(listeners, outgoing, frozenset(sources), started_at, bytes_read)
+
+
+def _unix_time(iso_text: str | None) -> float | None:
+    """Icecast writes `2026-11-21T12:17:20+0000`."""
+    try:
+        return datetime.strptime(iso_text or "", "%Y-%m-%dT%H:%M:%S%z").timestamp()
+    except ValueError:
+        return None

@@ -15,6 +15,7 @@ from urllib.parse import urlparse
 
 import etcd3
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
 from radioagent.coordination.keys import KeyLayout
 from radioagent.coordination.mounts import MountRepository
@@ -208,6 +209,20 @@ class AgentNode:
         """Do listeners of `mount` here get the source's own bytes (not holding silence)?"""
         received = listen(f"{self.icecast.base_url}{mount}", 8192, timeout=3)
         return received.status == 200 and is_slice_of(received.body[-4096:], audio)
+
+    def metrics(self) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+        """This agent's /metrics, parsed by prometheus_client: (name, labels) -> value."""
+        text = listen(f"{self.front_door_url}/metrics", 1 << 22, timeout=3).body.decode()
+        return {
+            (sample.name, frozenset(sample.labels.items())): sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+        }
+
+    def metric(self, name: str, **labels: str) -> float | None:
+        """One sample of this node's metrics (its `node` label added), None if absent."""
+        key = frozenset({"node": self.name, **labels}.items())
+        return self.metrics().get((name, key))
 
     def accepts_source(self, mount: str, password: str) -> bool:
         """Would this node's Icecast take a source on `mount` right now? (Probe, then hang up.)"""

@@ -61,7 +61,9 @@ def test_status_and_metrics_show_the_cluster_and_this_nodes_listeners(
 
         def listener_counted() -> bool:
             _, _, body = get(f"{node.front_door_url}/metrics")
-            return f'radio_listeners{{mount="live.mp3",node="{node.name}"}} 1.0'.encode() in body
+            return (
+                f'radio_mount_listeners{{mount="live.mp3",node="{node.name}"}} 1.0'.encode() in body
+            )
 
         wait_for(listener_counted, timeout=10, what="the listener in the metrics")
         status, headers, body = get(f"{node.front_door_url}/api/v1/status")
@@ -85,7 +87,12 @@ def test_status_and_metrics_show_the_cluster_and_this_nodes_listeners(
             }
 
         wait_for(
-            lambda: metric_values()[f'radio_proxied_bytes_total{{node="{node.name}"}}'] > 0,
+            lambda: (
+                metric_values()[
+                    f'radio_mount_sent_bytes_total{{mount="live.mp3",node="{node.name}"}}'
+                ]
+                > 0
+            ),
             timeout=5,
             what="proxied bytes in the metrics",
         )

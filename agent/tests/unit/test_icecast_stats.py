@@ -37,3 +37,26 @@ def test_a_server_without_sources_has_no_listeners() -> None:
 def test_malformed_xml_is_a_parse_error() -> None:
     with pytest.raises(ValueError, match="not XML"):
         parse_admin_stats(b"<icestats><source>")
+
+
+# A fed relay and a relay still retrying, as Icecast 2.4.4 lists them (the retrying one has
+# no stream start and no byte counts).
+RELAYS = b"""<?xml version="1.0"?><icestats>
+<source mount="/live.mp3"><listeners>0</listeners><server_type>audio/mpeg</server_type>
+<stream_start_iso8601>2026-11-21T12:17:20+0000</stream_start_iso8601>
+<total_bytes_read>81920</total_bytes_read><total_bytes_sent>0</total_bytes_sent></source>
+<source mount="/talk.ogg"><listener_peak>0</listener_peak>
+<listenurl>http://127.0.0.1:1/talk.ogg</listenurl><public>0</public></source>
+</icestats>"""
+
+
+def test_only_a_fed_mount_has_a_start_time_and_bytes() -> None:
+    stats = parse_admin_stats(RELAYS)
+    assert stats.sources == {"/live.mp3", "/talk.ogg"}
+    assert stats.started_at == {"/live.mp3": 1795263440.0}
+    assert stats.bytes_read == {"/live.mp3": 81920, "/talk.ogg": 0}
+
+
+def test_a_malformed_start_time_counts_as_not_fed() -> None:
+    stats = parse_admin_stats(RELAYS.replace(b"2026-11-21T12:17:20+0000", b"yesterday"))
+    assert stats.started_at == {}

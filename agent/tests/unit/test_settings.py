@@ -55,6 +55,19 @@ def test_setting_values_are_validated_and_timing_kept_consistent() -> None:
     assert agents.no_redirect_user_agents == ("Winamp", "VLC/1")
 
 
+@pytest.mark.parametrize("value", ["0", "-5", "86401", "ten", "none", "1.5"])
+def test_dead_air_seconds_must_be_a_whole_number_of_seconds_up_to_a_day(value: str) -> None:
+    with pytest.raises(ValidationError, match="dead_air_seconds"):
+        with_setting(ClusterSettings(), "dead_air_seconds", value)
+
+
+def test_dead_air_seconds_defaults_to_30_and_is_kept_in_etcd() -> None:
+    assert ClusterSettings().dead_air_seconds == 30
+    settings = with_setting(ClusterSettings(), "dead_air_seconds", "120")
+    assert settings_from_json(settings.to_json()).dead_air_seconds == 120
+    assert settings_from_json(b"{}").dead_air_seconds == 30  # written by an older radioctl
+
+
 def test_settings_round_trip_and_garbage_is_refused() -> None:
     settings = with_setting(ClusterSettings(), "policy", "best")
     assert settings_from_json(settings.to_json()) == settings

@@ -1,0 +1,83 @@
+"""Dead air: how long each mount's live audio has been reaching this node, or missing.
+Pure: the loop feeds it what Icecast serves after each stats read.
+
+A node hears a mount live while its Icecast's public mount is fed by its relay of the
+leader's /_live/ mount, which only connects while the studio's source reaches the leader;
+otherwise its listeners get the holding audio. Silence counts from the agent's first look
+at a mount, so a mount that never had a source is dead air too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from radioagent.icecast.stats import IcecastStats
+from radioagent.model import MountSpec
+
+DEFAULT_DEAD_AIR_SECONDS = 30
+
+
+@dataclass(frozen=True)
+class MountAir:
+    live: bool
+    since: float  # clock time this state (live, or dead air) began
+
+
+@dataclass(frozen=True)
+class AirReport:
+    """One mount as metrics and the status page show it."""
+
+    live: bool
+    live_seconds: float
+    dead_air_seconds: float
+    dead_air: bool  # dead air has lasted the cluster's dead_air_seconds
+
+
+def update_air(
+    previous: Mapping[str, MountAir],
+    mounts: Iterable[str],
+    live_for: Mapping[str, float],
+    now: float,
+) -> dict[str, MountAir]:
+    """Each mount's state after one look. `live_for` holds the mounts heard live, each with
+    how long Icecast says its feed has run (so an agent restart keeps the true start).
+    A mount keeps its start time while its state holds; mounts no longer in the cluster
+    are forgotten."""
+    updated = {}
+    for name in mounts:
+        before = previous.get(name)
+        is_live = name in live_for
+        if before is not None and before.live == is_live:
+            updated[name] = before
+        elif is_live:
+            updated[name] = MountAir(True, now - max(0.0, live_for[name]))
+        else:
+            updated[name] = MountAir(False, now)
+    return updated
+
+
+def air_reports(air: Mapping[str, MountAir], now: float, threshold: float) -> dict[str, AirReport]:
+    reports = {}
+    for name, state in air.items():
+        seconds = max(0.0, now - state.since)
+        reports[name] = AirReport(
+            live=state.live,
+            live_seconds=seconds if state.live else 0.0,
+            dead_air_seconds=0.0 if state.live else seconds,
+            dead_air=not state.live and seconds >= threshold,
+        )
+    return reports
+
+
+def live_ages(
+    mounts: Iterable[MountSpec], stats: IcecastStats | None, wall_now: float
+) -> dict[str, float]:
+    """The mounts this node's Icecast plays live, each with how long its feed has run."""
+    if stats is None:
+        return {}
+    return {
+        mount.name: wall_now - stats.started_at[mount.path]
+        for mount in mounts
+        if mount.path in stats.started_at
+    }

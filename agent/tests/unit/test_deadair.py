@@ -1,0 +1,44 @@
+"""Dead-air bookkeeping: when a mount's live audio started or stopped reaching a node."""
+
+from __future__ import annotations
+
+from radioagent.deadair import MountAir, air_reports, update_air
+
+
+def test_a_mount_never_heard_is_dead_air_from_the_first_look() -> None:
+    air = update_air({}, ["live.mp3"], {}, now=100.0)
+    assert air == {"live.mp3": MountAir(False, 100.0)}
+    report = air_reports(air, now=129.0, threshold=30)["live.mp3"]
+    assert (report.live, report.dead_air_seconds, report.dead_air) == (False, 29.0, False)
+    assert air_reports(air, now=130.0, threshold=30)["live.mp3"].dead_air
+
+
+def test_a_live_mount_takes_its_start_from_icecast() -> None:
+    air = update_air({}, ["live.mp3"], {"live.mp3": 50.0}, now=100.0)
+    report = air_reports(air, now=110.0, threshold=30)["live.mp3"]
+    assert (report.live, report.live_seconds, report.dead_air_seconds) == (True, 60.0, 0.0)
+    assert not report.dead_air
+
+
+def test_a_state_keeps_its_start_until_it_changes() -> None:
+    air = update_air({}, ["a"], {"a": 0.0}, now=10.0)
+    air = update_air(air, ["a"], {"a": 999.0}, now=20.0)  # still live: start kept
+    assert air["a"] == MountAir(True, 10.0)
+    air = update_air(air, ["a"], {}, now=30.0)  # the source left
+    assert air["a"] == MountAir(False, 30.0)
+    air = update_air(air, ["a"], {}, now=40.0)
+    assert air_reports(air, now=45.0, threshold=10)["a"].dead_air_seconds == 15.0
+    air = update_air(air, ["a"], {"a": 1.0}, now=50.0)  # back
+    assert air["a"] == MountAir(True, 49.0)
+
+
+def test_mounts_gone_from_the_cluster_are_forgotten() -> None:
+    air = update_air({}, ["a", "b"], {"a": 0.0}, now=1.0)
+    assert set(update_air(air, ["b"], {}, now=2.0)) == {"b"}
+
+
+def test_a_clock_going_back_never_gives_negative_seconds() -> None:
+    air = update_air({}, ["a"], {}, now=100.0)
+    report = air_reports(air, now=90.0, threshold=5)["a"]
+    assert report.dead_air_seconds == 0.0
+    assert not report.dead_air
