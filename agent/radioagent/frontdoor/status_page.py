@@ -1,4 +1,5 @@
-"""The HTML status page: nodes, leader, mounts and listeners, readable on a phone.
+"""The HTML status page: nodes, leader, mounts (on air or dead air) and listeners,
+readable on a phone.
 
 Rendered on the server for the first paint (and for clients without JavaScript), then
 refreshed in place from /api/v1/status every few seconds. Pure: document in, HTML out.
@@ -19,29 +20,37 @@ _PAGE = """<!DOCTYPE html>
 <style>
 body { font-family: system-ui, sans-serif; margin: 0 auto; padding: 0.8em; max-width: 60em; }
 h1 { font-size: 1.3em; } h2 { font-size: 1.1em; margin-top: 1.2em; }
+p, .name { overflow-wrap: anywhere; word-break: break-word; }
 table { border-collapse: collapse; width: 100%; }
 th, td { text-align: left; padding: 0.35em 0.5em; border-bottom: 1px solid #ddd; }
 td.n, th.n { text-align: right; }
 .bad { color: #b00020; font-weight: bold; } .good { color: #1b5e20; }
 .wrap { overflow-x: auto; }
+@media (max-width: 30em) { body { padding: 0.5em; } th, td { padding: 0.3em 0.25em; } }
 </style>
 </head>
 <body>
 <h1>Radio cluster</h1>
 <p id="leader">Leader:
-{%- if leader %} <strong>{{ leader.name }}</strong> (epoch {{ leader.epoch }})
-{%- else %} <span class="bad">none</span>{% endif %}.
-Page from {{ node }}.</p>
+{%- if leader %} <strong id="leader-name">{{ leader.name }}</strong>
+{#- #}<span id="leader-epoch"> (epoch {{ leader.epoch }})</span>
+{%- else %} <strong id="leader-name" class="bad">none</strong><span id="leader-epoch"></span>
+{%- endif %}. Page from <span id="page-node">{{ node }}</span>.</p>
 <h2>Mounts</h2>
 <div class="wrap"><table id="mounts">
-<thead><tr><th>Mount</th><th>Format</th><th class="n">Listeners</th></tr></thead>
+<thead><tr><th>Mount</th><th>On air</th><th>Format</th><th class="n">Listeners</th></tr></thead>
 <tbody>
 {%- for name, mount in mounts.items() %}
-<tr><td><a href="/{{ name }}">{{ name }}</a></td>
+<tr data-mount="{{ name }}"><td class="name"><a href="/{{ name }}">{{ name }}</a></td>
+{%- if mount.on_air %}
+<td class="onair good" title="live on {{ mount.live_on | join(', ') }}">on air</td>
+{%- else %}
+<td class="onair bad">dead air</td>
+{%- endif %}
 <td>{{ mount.format.codec }} {{ mount.format.bitrate_kbps }} kbps</td>
 <td class="n">{{ mount.listeners }}</td></tr>
 {%- else %}
-<tr><td colspan="3">No mounts yet.</td></tr>
+<tr><td colspan="4">No mounts yet.</td></tr>
 {%- endfor %}
 </tbody></table></div>
 <h2>Nodes</h2>
@@ -49,8 +58,9 @@ Page from {{ node }}.</p>
 <thead><tr><th>Node</th><th>Role</th><th>Icecast</th><th class="n">Listeners</th></tr></thead>
 <tbody>
 {%- for name, status in nodes.items() %}
-<tr><td>{{ name }}{% if status.draining %} (draining){% endif %}</td>
-<td>{{ status.role }}</td>
+<tr data-node="{{ name }}"><td class="name">{{ name }}
+{%- if status.draining %} (draining){% endif %}</td>
+<td class="role">{{ status.role }}</td>
 {%- set up = status.icecast_up %}
 <td class="{{ 'good' if up else 'bad' }}">{{ 'up' if up else 'down' }}</td>
 <td class="n">{{ status.listeners.values() | sum }}</td></tr>
@@ -65,8 +75,18 @@ function cell(row, text, className) {
   row.appendChild(td);
   return td;
 }
-function fill(id, rows) {
+function row(key, value) {
+  const tr = document.createElement("tr");
+  tr.dataset[key] = value;
+  return tr;
+}
+function fill(id, rows, empty) {
   const body = document.querySelector("#" + id + " tbody");
+  if (!rows.length && empty) {
+    const tr = document.createElement("tr");
+    cell(tr, empty).colSpan = 4;
+    rows = [tr];
+  }
   body.replaceChildren(...rows);
 }
 async function refresh() {
@@ -76,28 +96,32 @@ async function refresh() {
     if (!response.ok) return;
     doc = await response.json();
   } catch (error) { return; }
-  const leader = document.getElementById("leader");
-  leader.textContent = doc.leader
-    ? "Leader: " + doc.leader.name + " (epoch " + doc.leader.epoch + ")."
-    : "Leader: none.";
-  leader.textContent += " Page from " + doc.node + ".";
+  const leader = document.getElementById("leader-name");
+  leader.textContent = doc.leader ? doc.leader.name : "none";
+  leader.className = doc.leader ? "" : "bad";
+  document.getElementById("leader-epoch").textContent =
+    doc.leader ? " (epoch " + doc.leader.epoch + ")" : "";
+  document.getElementById("page-node").textContent = doc.node;
   fill("mounts", Object.entries(doc.mounts).map(([name, mount]) => {
-    const row = document.createElement("tr");
+    const tr = row("mount", name);
     const link = document.createElement("a");
     link.href = "/" + encodeURIComponent(name);
     link.textContent = name;
-    cell(row, "").appendChild(link);
-    cell(row, mount.format.codec + " " + mount.format.bitrate_kbps + " kbps");
-    cell(row, String(mount.listeners), "n");
-    return row;
-  }));
+    cell(tr, "", "name").appendChild(link);
+    const onAir = cell(tr, mount.on_air ? "on air" : "dead air",
+      "onair " + (mount.on_air ? "good" : "bad"));
+    if (mount.on_air) onAir.title = "live on " + mount.live_on.join(", ");
+    cell(tr, mount.format.codec + " " + mount.format.bitrate_kbps + " kbps");
+    cell(tr, String(mount.listeners), "n");
+    return tr;
+  }), "No mounts yet.");
   fill("nodes", Object.entries(doc.nodes).map(([name, node]) => {
-    const row = document.createElement("tr");
-    cell(row, name + (node.draining ? " (draining)" : ""));
-    cell(row, node.role);
-    cell(row, node.icecast_up ? "up" : "down", node.icecast_up ? "good" : "bad");
-    cell(row, String(Object.values(node.listeners).reduce((a, b) => a + b, 0)), "n");
-    return row;
+    const tr = row("node", name);
+    cell(tr, name + (node.draining ? " (draining)" : ""), "name");
+    cell(tr, node.role, "role");
+    cell(tr, node.icecast_up ? "up" : "down", node.icecast_up ? "good" : "bad");
+    cell(tr, String(Object.values(node.listeners).reduce((a, b) => a + b, 0)), "n");
+    return tr;
   }));
 }
 setInterval(refresh, 5000);
