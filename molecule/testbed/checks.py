@@ -193,6 +193,42 @@ def check_single(node: str) -> None:
     source_heard_through(node, [node])
 
 
+MONITORING_SERVICES = ("prometheus", "prometheus-alertmanager", "prometheus-node-exporter")
+
+
+def prometheus_api(node: str, path: str) -> dict:
+    """Prometheus's API on `node`, asked from inside it (its firewall keeps 9090 closed)."""
+    url = f"http://127.0.0.1:9090/api/v1/{path}"
+    return json.loads(testbed.run_in(node, ["curl", "-fsS", "--max-time", "5", url]).stdout)
+
+
+def check_monitoring(node: str) -> None:
+    """Prometheus on `node` scrapes its agent, loaded the alert rules, and sees live.mp3."""
+    result = testbed.run_in(node, ["systemctl", "is-active", *MONITORING_SERVICES], check=False)
+    if result.stdout.split() != ["active"] * len(MONITORING_SERVICES):
+        raise CheckFailed(f"{node}: monitoring services: {result.stdout.split()}")
+
+    def agents_up() -> list[dict]:
+        targets = prometheus_api(node, "targets")["data"]["activeTargets"]
+        agents = [t for t in targets if t["labels"].get("job") == "radio-agent"]
+        return agents if agents and all(t["health"] == "up" for t in agents) else []
+
+    agents = wait_for(agents_up, 60, "Prometheus to scrape every agent")
+    rules = prometheus_api(node, "rules")["data"]["groups"]
+    alerts = {rule["name"] for group in rules for rule in group["rules"]}
+    if "RadioDeadAir" not in alerts:
+        raise CheckFailed(f"{node}: the alert rules are not loaded: {sorted(alerts)}")
+    series = wait_for(
+        lambda: prometheus_api(node, "query?query=radio_mount_source_connected")["data"]["result"],
+        60,
+        "radio_mount_source_connected in Prometheus",
+    )
+    print(
+        f"check: {node}: Prometheus scrapes {len(agents)} agent(s), {len(alerts)} alert rules,"
+        f" {len(series)} mount series"
+    )
+
+
 def check_cluster(nodes: Sequence[str]) -> None:
     for node in nodes:
         services_running(node)
@@ -267,7 +303,9 @@ def check_added(node: str) -> None:
     source_heard_through(node, [node])
 
 
-def check_removed(removed: str) -> None:
+def check_removed(removed: str, member_count: int) -> None:
+    """The others serve without `removed`: etcd healthy with `member_count` members, every
+    other node's agent in the status (gateways reach the members), one of them leads."""
     remaining = [node for node in testbed.known_nodes(testbed.load_state()) if node != removed]
     health = testbed.run_in(
         remaining[0],
@@ -280,9 +318,16 @@ def check_removed(removed: str) -> None:
         ],
     ).stdout
     members = json.loads(health)
-    if len(members) != len(remaining) or not all(member["health"] for member in members):
+    if len(members) != member_count or not all(member["health"] for member in members):
         raise CheckFailed(f"etcd after the removal: {members}")
-    print(f"check: etcd healthy with {len(members)} members")
+    print(f"check: etcd healthy with {len(members)} member(s)")
+    for node in remaining:
+        wait_for(
+            lambda node=node: sorted(status(node)["nodes"]) == sorted(remaining),
+            30,
+            f"{node}'s radioctl to list exactly {', '.join(remaining)}",
+        )
+    print(f"check: radioctl on {', '.join(remaining)} lists just them")
     leader = wait_for(
         lambda: (name := status(remaining[0])["leader"]["name"]) in remaining and name,
         30,
@@ -297,14 +342,16 @@ def main(argv: Sequence[str]) -> int:
     try:
         if argv[:1] == ["single"] and len(argv) == 2:
             check_single(argv[1])
+        elif argv[:1] == ["monitoring"] and len(argv) == 2:
+            check_monitoring(argv[1])
         elif argv == ["cluster"]:
             check_cluster(testbed.known_nodes(testbed.load_state()))
         elif argv[:1] == ["started"] and len(argv) > 1:
             print(json.dumps(started(argv[1:]), sort_keys=True))
         elif argv[:1] == ["added"] and len(argv) == 2:
             check_added(argv[1])
-        elif argv[:1] == ["removed"] and len(argv) == 2:
-            check_removed(argv[1])
+        elif argv[:1] == ["removed"] and len(argv) == 3:
+            check_removed(argv[1], int(argv[2]))
         else:
             print(__doc__, file=sys.stderr)
             return 2

@@ -80,6 +80,10 @@ CACHED_PACKAGES = (
     "nftables",
     "curl",
     "ca-certificates",
+    # The monitoring role (the default scenario runs it on node1).
+    "prometheus",
+    "prometheus-alertmanager",
+    "prometheus-node-exporter",
 )
 
 NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,11}[0-9]$")  # veth "v-<name>" fits IFNAMSIZ
