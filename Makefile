@@ -33,6 +33,7 @@ molecule: setup
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/molecule test -s default
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/molecule test -s cluster
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/molecule test -s add-node
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/molecule test -s remove-node
 
 unit: setup
 	cd agent && ../$(BIN)/pytest tests/unit $(PYTEST_ARGS)

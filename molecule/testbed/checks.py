@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -229,6 +230,38 @@ def check_monitoring(node: str) -> None:
     )
 
 
+def check_backed_up(node: str, backup_dir: str) -> None:
+    """backup.yml left one export with the mounts and one etcd snapshot that etcdctl reads;
+    upgrade.yml left the node undrained."""
+    exports = sorted(Path(backup_dir).glob("radio-*.json"))
+    snapshots = sorted(Path(backup_dir).glob("radio-*-etcd.db"))
+    if len(exports) != 1 or len(snapshots) != 1:
+        raise CheckFailed(
+            f"{backup_dir}: expected one export and one snapshot: {exports} {snapshots}"
+        )
+    if exports[0].stat().st_mode & 0o077 or snapshots[0].stat().st_mode & 0o077:
+        raise CheckFailed(f"{backup_dir}: the backup is readable by others")
+    mounts = [mount["name"] for mount in json.loads(exports[0].read_text())["mounts"]]
+    if "live.mp3" not in mounts:
+        raise CheckFailed(f"{exports[0]}: mounts {mounts}")
+    snapshot = json.loads(
+        subprocess.run(
+            ["etcdctl", "snapshot", "status", str(snapshots[0]), "-w", "json"],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=30,
+            env={**os.environ, "ETCDCTL_API": "3"},
+        ).stdout
+    )
+    if snapshot["totalKey"] < 1:
+        raise CheckFailed(f"{snapshots[0]}: an empty snapshot: {snapshot}")
+    print(f"check: backup: mounts {mounts}, etcd snapshot of {snapshot['totalKey']} keys")
+    if status(node)["nodes"][node]["draining"]:
+        raise CheckFailed(f"{node} is still draining after upgrade.yml")
+    print(f"check: {node} takes listeners after upgrade.yml")
+
+
 def check_cluster(nodes: Sequence[str]) -> None:
     for node in nodes:
         services_running(node)
@@ -342,6 +375,8 @@ def main(argv: Sequence[str]) -> int:
     try:
         if argv[:1] == ["single"] and len(argv) == 2:
             check_single(argv[1])
+        elif argv[:1] == ["backed-up"] and len(argv) == 3:
+            check_backed_up(argv[1], argv[2])
         elif argv[:1] == ["monitoring"] and len(argv) == 2:
             check_monitoring(argv[1])
         elif argv == ["cluster"]:
