@@ -12,7 +12,7 @@ hold if every node follows the same ones.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 import yaml
@@ -166,9 +166,12 @@ def settings_from_json(text: str | bytes | None) -> ClusterSettings:
         if not isinstance(agents, list):
             raise TypeError("no_redirect_user_agents is not a list")
         timing = decoded.pop("timing", None)
+        # Keys a newer radioctl wrote are ignored, so a rolling upgrade keeps old agents
+        # on the cluster's settings instead of refusing them all.
+        known = {field.name for field in fields(ClusterSettings)}
         settings = ClusterSettings(
             **{
-                **decoded,
+                **{key: value for key, value in decoded.items() if key in known},
                 "limits": Limits(**decoded.get("limits", {})),
                 "timing": None if timing is None else Timing(**timing),
                 "no_redirect_user_agents": tuple(decoded.get("no_redirect_user_agents", ())),

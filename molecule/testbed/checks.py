@@ -336,24 +336,25 @@ def check_added(node: str) -> None:
     source_heard_through(node, [node])
 
 
-def check_removed(removed: str, member_count: int) -> None:
-    """The others serve without `removed`: etcd healthy with `member_count` members, every
+def etcdctl(node: str, *arguments: str) -> dict | list:
+    command = (
+        "ETCDCTL_API=3 etcdctl --cacert=/etc/etcd/pki/ca.crt --cert=/etc/etcd/pki/client.crt"
+        " --key=/etc/etcd/pki/client.key --endpoints=https://127.0.0.1:2379 "
+    )
+    return json.loads(testbed.run_in(node, ["sh", "-c", command + " ".join(arguments)]).stdout)
+
+
+def check_removed(removed: str, members: Sequence[str]) -> None:
+    """The others serve without `removed`: etcd healthy with exactly `members`, every
     other node's agent in the status (gateways reach the members), one of them leads."""
     remaining = [node for node in testbed.known_nodes(testbed.load_state()) if node != removed]
-    health = testbed.run_in(
-        remaining[0],
-        [
-            "sh",
-            "-c",
-            "ETCDCTL_API=3 etcdctl --cacert=/etc/etcd/pki/ca.crt "
-            "--cert=/etc/etcd/pki/client.crt --key=/etc/etcd/pki/client.key "
-            "--endpoints=https://127.0.0.1:2379 endpoint health --cluster -w json",
-        ],
-    ).stdout
-    members = json.loads(health)
-    if len(members) != member_count or not all(member["health"] for member in members):
-        raise CheckFailed(f"etcd after the removal: {members}")
-    print(f"check: etcd healthy with {len(members)} member(s)")
+    names = sorted(
+        member["name"] for member in etcdctl(remaining[0], "member list -w json")["members"]
+    )
+    health = etcdctl(remaining[0], "endpoint health --cluster -w json")
+    if names != sorted(members) or not all(endpoint["health"] for endpoint in health):
+        raise CheckFailed(f"etcd after the removal: members {names}, health {health}")
+    print(f"check: etcd healthy with member(s) {', '.join(names)}")
     for node in remaining:
         wait_for(
             lambda node=node: sorted(status(node)["nodes"]) == sorted(remaining),
@@ -385,8 +386,8 @@ def main(argv: Sequence[str]) -> int:
             print(json.dumps(started(argv[1:]), sort_keys=True))
         elif argv[:1] == ["added"] and len(argv) == 2:
             check_added(argv[1])
-        elif argv[:1] == ["removed"] and len(argv) == 3:
-            check_removed(argv[1], int(argv[2]))
+        elif argv[:1] == ["removed"] and len(argv) > 2:
+            check_removed(argv[1], argv[2:])
         else:
             print(__doc__, file=sys.stderr)
             return 2

@@ -40,11 +40,13 @@ def address_families(address: str) -> frozenset[int]:
 
 
 def node_load(status: NodeStatus, draining: bool) -> NodeLoad:
+    """`draining` comes from the drain keys, not the node's report, which lags one loop
+    (an undrained single node would answer 503 until its next loop)."""
     return NodeLoad(
         name=status.name,
         ip_families=address_families(status.listener_address),
         icecast_up=status.icecast_up,
-        draining=draining or status.draining,
+        draining=draining,
         mounts=frozenset(status.mounts),
         listeners=sum(status.listeners.values()),
         listener_limit=status.listener_limit,

@@ -63,7 +63,8 @@ def test_every_alert_names_a_runbook_that_exists_and_is_documented() -> None:
 def test_a_broken_rule_fails_its_unit_tests(tmp_path: Path) -> None:
     """The unit tests can fail: dead air on one node only must not page for the mount."""
     broken = RULES.read_text().replace(
-        "min by (mount) (radio_mount_dead_air) == 1", "max by (mount) (radio_mount_dead_air) == 1"
+        "and on (mount) max by (mount) (radio_mount_dead_air) == 1",
+        "or on (mount) max by (mount) (radio_mount_dead_air) == 1",
     )
     assert broken != RULES.read_text()
     rules = tmp_path / "radio-alerts.yml"

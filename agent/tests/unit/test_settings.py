@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from radioagent.config import Limits, Timing
@@ -66,6 +68,14 @@ def test_dead_air_seconds_defaults_to_30_and_is_kept_in_etcd() -> None:
     settings = with_setting(ClusterSettings(), "dead_air_seconds", "120")
     assert settings_from_json(settings.to_json()).dead_air_seconds == 120
     assert settings_from_json(b"{}").dead_air_seconds == 30  # written by an older radioctl
+
+
+def test_settings_a_newer_radioctl_wrote_are_read_without_its_new_keys() -> None:
+    newer = json.loads(with_setting(ClusterSettings(), "policy", "best").to_json())
+    newer["some_future_setting"] = {"on": True}
+    assert settings_from_json(json.dumps(newer)) == with_setting(
+        ClusterSettings(), "policy", "best"
+    )
 
 
 def test_settings_round_trip_and_garbage_is_refused() -> None:

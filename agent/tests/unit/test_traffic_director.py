@@ -68,6 +68,13 @@ def test_draining_nodes_get_no_one_and_old_players_stay_here() -> None:
     assert {chosen.direct(MOUNT, 4, "my OldPlayer 2").outcome for _ in range(20)} == {Outcome.HERE}
 
 
+def test_an_undrain_takes_effect_before_the_node_reports_it() -> None:
+    """The drain keys decide: a node's own report of its draining lags one loop behind."""
+    now = [0.0]
+    chosen = director(now, status("a", 0, draining=True), policy="best")
+    assert chosen.direct(MOUNT, 4, "x").outcome is Outcome.HERE
+
+
 def test_families_of_addresses() -> None:
     assert address_families("192.0.2.1") == {4}
     assert address_families("2001:db8::1") == {6}
