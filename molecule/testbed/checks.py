@@ -23,7 +23,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import testbed
@@ -336,12 +336,31 @@ def check_added(node: str) -> None:
     source_heard_through(node, [node])
 
 
-def etcdctl(node: str, *arguments: str) -> dict | list:
-    command = (
-        "ETCDCTL_API=3 etcdctl --cacert=/etc/etcd/pki/ca.crt --cert=/etc/etcd/pki/client.crt"
-        " --key=/etc/etcd/pki/client.key --endpoints=https://127.0.0.1:2379 "
-    )
-    return json.loads(testbed.run_in(node, ["sh", "-c", command + " ".join(arguments)]).stdout)
+ETCDCTL = (
+    "ETCDCTL_API=3 etcdctl --cacert=/etc/etcd/pki/ca.crt --cert=/etc/etcd/pki/client.crt"
+    " --key=/etc/etcd/pki/client.key --endpoints=https://127.0.0.1:2379 "
+)
+
+
+def etcdctl(node: str, *arguments: str) -> Any:
+    """etcdctl on `node` against its own 127.0.0.1:2379; its JSON output, decoded."""
+    return json.loads(testbed.run_in(node, ["sh", "-c", ETCDCTL + " ".join(arguments)]).stdout)
+
+
+def make_etcd_leader(target: str) -> None:
+    """Move etcd's raft leadership to `target` (run on the current raft leader, whose own
+    127.0.0.1 is the leader's endpoint)."""
+    ids = {m["name"]: m["ID"] for m in etcdctl(target, "member list -w json")["members"]}
+
+    def raft_leader() -> int:
+        return etcdctl(target, "endpoint status -w json")[0]["Status"]["leader"]
+
+    leader_id = raft_leader()
+    if leader_id != ids[target]:
+        leader = next(name for name, member_id in ids.items() if member_id == leader_id)
+        testbed.run_in(leader, ["sh", "-c", f"{ETCDCTL} move-leader {ids[target]:x}"])
+        wait_for(lambda: raft_leader() == ids[target], 20, f"{target} to lead etcd's raft")
+    print(f"check: {target} leads etcd's raft")
 
 
 def check_removed(removed: str, members: Sequence[str]) -> None:
@@ -386,6 +405,8 @@ def main(argv: Sequence[str]) -> int:
             print(json.dumps(started(argv[1:]), sort_keys=True))
         elif argv[:1] == ["added"] and len(argv) == 2:
             check_added(argv[1])
+        elif argv[:1] == ["etcd-leader"] and len(argv) == 2:
+            make_etcd_leader(argv[1])
         elif argv[:1] == ["removed"] and len(argv) > 2:
             check_removed(argv[1], argv[2:])
         else:
