@@ -15,7 +15,7 @@ import jinja2
 
 from .ports import LOOPBACK, free_port
 from .processes import ManagedProcess, ServiceDirectory
-from .waiting import StopWaiting, wait_for
+from .waiting import wait_for
 
 REPO_DIR = Path(__file__).resolve().parents[3]
 TEMPLATES_DIR = REPO_DIR / "templates"
@@ -115,17 +115,11 @@ class IcecastServer:
 
     def start(self) -> None:
         self.process.start()
-
-        def serving() -> bool:
-            if not self.process.is_running():
-                raise StopWaiting(self.process.describe_exit() + self.error_log_tail())
-            return bool(self.status())
-
-        wait_for(
-            serving,
+        self.process.wait_serving(
+            lambda: bool(self.status()),
             timeout=START_TIMEOUT_SECONDS,
             what="Icecast to serve its status",
-            explain=lambda: self.process.log_tail() + self.error_log_tail(),
+            explain=self.error_log_tail,
         )
 
     def status(self) -> dict:

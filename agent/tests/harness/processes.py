@@ -14,8 +14,10 @@ import shutil
 import signal
 import subprocess
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+
+from .waiting import StopWaiting, wait_for
 
 STOP_GRACE_SECONDS = 5.0
 LOG_TAIL_LINES = 40
@@ -130,6 +132,24 @@ class ManagedProcess:
 
     def describe_exit(self) -> str:
         return f"{self.name} (PID {self.pid}) exited with {self.exit_code()}:\n{self.log_tail()}"
+
+    def wait_serving(
+        self,
+        serving: Callable[[], bool],
+        *,
+        timeout: float,
+        what: str,
+        explain: Callable[[], str] = lambda: "",
+    ) -> None:
+        """Until `serving()` is true; fails at once (with its log and `explain()`) if the
+        process exits first, instead of waiting out the timeout."""
+
+        def check() -> bool:
+            if not self.is_running():
+                raise StopWaiting(self.describe_exit() + explain())
+            return serving()
+
+        wait_for(check, timeout=timeout, what=what, explain=lambda: self.log_tail() + explain())
 
 
 def stop_all_started() -> list[str]:

@@ -4,6 +4,7 @@ rules, for tests of the rules and the dashboard against live metrics."""
 from __future__ import annotations
 
 import json
+import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -13,7 +14,6 @@ import yaml
 from .icecast import REPO_DIR
 from .ports import LOOPBACK, free_port
 from .processes import ManagedProcess, ServiceDirectory
-from .waiting import StopWaiting, wait_for
 
 RULES = REPO_DIR / "roles/monitoring/files/radio-alerts.yml"
 START_TIMEOUT_SECONDS = 15.0
@@ -61,16 +61,11 @@ class PrometheusServer:
         self.process.start()
 
         def ready() -> bool:
-            if not self.process.is_running():
-                raise StopWaiting(self.process.describe_exit() + self.process.log_tail())
             with urllib.request.urlopen(f"{self.base_url}/-/ready", timeout=2) as response:
                 return response.status == 200
 
-        wait_for(
-            ready,
-            timeout=START_TIMEOUT_SECONDS,
-            what="Prometheus to be ready",
-            explain=self.process.log_tail,
+        self.process.wait_serving(
+            ready, timeout=START_TIMEOUT_SECONDS, what="Prometheus to be ready"
         )
 
     def api(self, path: str, **params: str) -> dict:
