@@ -13,12 +13,13 @@ from xml.etree import ElementTree
 
 import jinja2
 
+from tests.paths import REPOSITORY as REPO_DIR  # noqa: F401 - other modules import it from here
+from tests.paths import TEMPLATES_DIR
+
 from .ports import LOOPBACK, free_port
 from .processes import ManagedProcess, ServiceDirectory
 from .waiting import wait_for
 
-REPO_DIR = Path(__file__).resolve().parents[3]
-TEMPLATES_DIR = REPO_DIR / "templates"
 ICECAST_USER = "icecast2"
 START_TIMEOUT_SECONDS = 10.0
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.integration
+from tests.paths import AGENT_DIR
 
-AGENT_DIR = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.integration
 
 FORGETFUL_TEST = """
 from tests.harness.icecast import IcecastServer

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import yaml
 
+from tests.paths import REPOSITORY
+
 HERE = Path(__file__).resolve().parent
-REPO_DIR = HERE.parents[2]
-RULES = REPO_DIR / "roles/monitoring/files/radio-alerts.yml"
+RULES = REPOSITORY / "roles/monitoring/files/radio-alerts.yml"
 RULE_TESTS = HERE / "radio-alerts-test.yml"
 
 
@@ -52,12 +53,12 @@ def test_every_alert_has_a_case_that_fires_and_one_that_does_not() -> None:
 
 def test_every_alert_names_a_runbook_that_exists_and_is_documented() -> None:
     documented = set(
-        re.findall(r"^\| `(Radio\w+)` \|", (REPO_DIR / "docs/metrics.md").read_text(), re.M)
+        re.findall(r"^\| `(Radio\w+)` \|", (REPOSITORY / "docs/metrics.md").read_text(), re.M)
     )
     assert documented == set(alerts())
     for name, rule in alerts().items():
         assert rule["labels"]["severity"] in ("critical", "warning"), name
-        assert (REPO_DIR / rule["annotations"]["runbook"]).is_file(), name
+        assert (REPOSITORY / rule["annotations"]["runbook"]).is_file(), name
 
 
 def test_a_broken_rule_fails_its_unit_tests(tmp_path: Path) -> None:

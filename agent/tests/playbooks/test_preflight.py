@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 import yaml
 
-REPOSITORY = Path(__file__).resolve().parents[3]
+from tests.paths import REPOSITORY
+
 PLAYBOOKS = REPOSITORY / "playbooks"
 VENV_BIN = Path(sys.executable).parent
 CLOSED_PORT = 9  # discard: nothing listens on loopback's port 9 here

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from radioagent.config import AgentConfig, parse_config
-
-REPO_TEMPLATES = str(Path(__file__).resolve().parents[3] / "templates")
+from tests.paths import TEMPLATES_DIR
 
 
 @pytest.fixture
-def agent_config() -> AgentConfig:
+def templates_dir() -> str:
+    """The repository's templates/, where the agent's templates_dir points in unit tests."""
+    return str(TEMPLATES_DIR)
+
+
+@pytest.fixture
+def agent_config(templates_dir: str) -> AgentConfig:
     return parse_config(
         {
             "node": {"name": "node1", "address": "10.0.0.1"},
@@ -23,6 +26,6 @@ def agent_config() -> AgentConfig:
                 "config_path": "/etc/icecast2/icecast.xml",
                 "reload_command": ["true"],
             },
-            "templates_dir": REPO_TEMPLATES,
+            "templates_dir": templates_dir,
         }
     )
