@@ -1,13 +1,20 @@
-"""The agent's YAML configuration: load, validate, and say exactly what is wrong."""
+"""The agent's YAML configuration: load, validate, and say exactly what is wrong.
+
+The schema is stated once. Each section's dataclass below names its keys and holds their
+defaults; `SECTIONS` gives each key its check and each section the rules between its keys.
+`parse_config` is pure; `file_problems` looks at the disk, and the entry points
+(`load_config`, `load_etcd_settings`) run both.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 from radioagent.validation import (
     ValidationError,
@@ -16,13 +23,25 @@ from radioagent.validation import (
     check_string,
     unknown_keys,
 )
+from radioagent.yamlfile import load_yaml_text
 
 NODE_NAME_PATTERN = r"[a-z0-9][a-z0-9-]{0,62}"
 HOST_PATTERN = r"[A-Za-z0-9.:-]{1,253}"
 PREFIX_PATTERN = r"/[A-Za-z0-9_/-]*[A-Za-z0-9_-]"
 NODE_CREDENTIAL_PATTERN = r"[A-Za-z0-9._~!@#$%^&*+=,;?-]{8,128}"
 NODE_CREDENTIAL_DESCRIPTION = "8-128 printable characters without spaces, quotes, ':', '<' or '>'"
+ENDPOINT_PATTERN = r"[A-Za-z0-9.-]{1,253}:[0-9]{1,5}|\[[0-9A-Fa-f:]{2,45}\]:[0-9]{1,5}"
+USER_PATTERN = r"[a-z_][a-z0-9_-]{0,31}"
 DEFAULT_TEMPLATES_DIR = "/usr/share/radio-agent/templates"
+ICECAST_TEMPLATE = "icecast.xml.j2"
+
+
+@dataclass(frozen=True)
+class _NodeSettings:
+    """The `node` section; AgentConfig holds its values as node_name and node_address."""
+
+    name: str
+    address: str
 
 
 @dataclass(frozen=True)
@@ -121,133 +140,87 @@ class AgentConfig:
     templates_dir: str = DEFAULT_TEMPLATES_DIR
 
 
-SECTIONS = {
-    "node",
-    "etcd",
-    "icecast",
-    "timing",
-    "limits",
-    "local_api",
-    "holding",
-    "front_door",
-    "transcoding",
-    "templates_dir",
-}
-TRANSCODING_KEYS = {"liquidsoap_command", "user", "run_dir"}
-FRONT_DOOR_KEYS = {
-    "ports",
-    "bind_address",
-    "public_address",
-    "public_name",
-    "header_timeout",
-    "max_connections",
-}
-HOLDING_KEYS = {"cache_dir", "liquidsoap_command"}
-LOCAL_API_KEYS = {"port", "bind_address"}
-NODE_KEYS = {"name", "address"}
-ETCD_KEYS = {"endpoints", "prefix", "ca_file", "cert_file", "key_file"}
-ENDPOINT_PATTERN = r"[A-Za-z0-9.-]{1,253}:[0-9]{1,5}|\[[0-9A-Fa-f:]{2,45}\]:[0-9]{1,5}"
-ICECAST_KEYS = {
-    "port",
-    "admin_user",
-    "admin_password",
-    "source_password",
-    "config_path",
-    "reload_command",
-    "bind_address",
-    "log_dir",
-    "max_clients",
-}
-TIMING_KEYS = {"ttl", "loop_wait", "retry_timeout"}
-LIMITS_KEYS = {"max_listeners", "bandwidth_kbps"}
+# --- Checks: each takes the field's dotted name and the given value, and returns a problem
+# or None. Only given values are checked: a default is valid by construction (a unit test
+# runs every default through its check).
+
+Check = Callable[[str, Any], str | None]
 
 
-def _section(raw: dict, name: str, known: set[str], problems: list[str]) -> dict:
-    section = raw.get(name, {})
-    if not isinstance(section, dict):
-        problems.append(f"{name}: expected a mapping with keys {', '.join(sorted(known))}")
-        return {}
-    problems.extend(unknown_keys(f"{name}.", section, known))
-    return section
+def integer(minimum: int, maximum: int) -> Check:
+    return lambda field, value: check_int(field, value, minimum, maximum)
 
 
-def _required(section: dict, where: str, key: str, problems: list[str]) -> Any:
-    if key not in section:
-        problems.append(f"{where}.{key}: missing")
-    return section.get(key)
+def number(minimum: float, maximum: float) -> Check:
+    return lambda field, value: check_number(field, value, minimum, maximum)
 
 
-def _file_problem(field: str, value: Any) -> str | None:
-    if value is None:
+def text(pattern: str, description: str, max_length: int = 255, *, secret: bool = False) -> Check:
+    return lambda field, value: check_string(
+        field, value, pattern, description, max_length, secret=secret
+    )
+
+
+def or_null(check: Check) -> Check:
+    """The check, or null: the key may be given as null (YAML `~`) to mean none."""
+    return lambda field, value: None if value is None else check(field, value)
+
+
+def absolute_path(field: str, value: Any) -> str | None:
+    if not isinstance(value, str) or not Path(value).is_absolute():
+        return f"{field}: {value!r} is not an absolute path"
+    return None
+
+
+def file_name(field: str, value: Any) -> str | None:
+    """A file name; whether the file is there is `file_problems`' question, not parsing's."""
+    if not isinstance(value, str) or not value or "\0" in value:
+        return f"{field}: {value!r} is not a file name"
+    return None
+
+
+def command(example: str) -> Check:
+    def check(field: str, value: Any) -> str | None:
+        if (
+            not isinstance(value, list)
+            or not value
+            or not all(isinstance(part, str) and part for part in value)
+        ):
+            return f"{field}: {value!r} is not a non-empty list of strings (e.g. {example})"
         return None
-    if not isinstance(value, str) or not Path(value).is_file():
-        return f"{field}: {value!r} is not a readable file"
-    return None
+
+    return check
 
 
-def _command_problem(field: str, command: Any) -> str | None:
+def endpoints(field: str, value: Any) -> str | None:
     if (
-        not isinstance(command, list)
-        or not command
-        or not all(isinstance(part, str) and part for part in command)
+        not isinstance(value, list)
+        or not value
+        or len(value) > 16
+        or not all(isinstance(endpoint, str) for endpoint in value)
     ):
-        return f"{field}: {command!r} is not a non-empty list of strings"
-    return None
-
-
-def _endpoints_problem(endpoints: Any) -> str | None:
-    if (
-        not isinstance(endpoints, list)
-        or not endpoints
-        or len(endpoints) > 16
-        or not all(isinstance(endpoint, str) for endpoint in endpoints)
-    ):
-        return f"etcd.endpoints: {endpoints!r} is not a list of 1-16 host:port strings"
-    for endpoint in endpoints:
+        return f"{field}: {value!r} is not a list of 1-16 host:port strings"
+    for endpoint in value:
         if (
             not re.fullmatch(ENDPOINT_PATTERN, endpoint)
             or not 0 < int(endpoint.rpartition(":")[2]) < 65536
         ):
-            return (
-                f"etcd.endpoints: {endpoint!r} is not host:port "
-                "(e.g. 127.0.0.1:2379 or [fd00::1]:2379)"
-            )
+            return f"{field}: {endpoint!r} is not host:port (e.g. 127.0.0.1:2379 or [fd00::1]:2379)"
     return None
 
 
-def etcd_problems(etcd: dict) -> list[str]:
-    """Problems in the `etcd` section (radioctl reads only this section)."""
-    checks = [
-        _endpoints_problem(etcd.get("endpoints", ["127.0.0.1:2379"])),
-        check_string(
-            "etcd.prefix",
-            etcd.get("prefix", "/radio"),
-            PREFIX_PATTERN,
-            "an absolute key prefix like /radio, without a trailing slash",
-        ),
-        _file_problem("etcd.ca_file", etcd.get("ca_file")),
-        _file_problem("etcd.cert_file", etcd.get("cert_file")),
-        _file_problem("etcd.key_file", etcd.get("key_file")),
-    ]
-    if (etcd.get("cert_file") is None) != (etcd.get("key_file") is None):
-        checks.append("etcd.cert_file and etcd.key_file: give both or neither")
-    return [problem for problem in checks if problem]
+def ports(field: str, value: Any) -> str | None:
+    if (
+        not isinstance(value, list)
+        or not 0 < len(value) <= 4
+        or any(check_int(field, port, 1, 65535) for port in value)
+        or len(set(value)) != len(value)
+    ):
+        return f"{field}: {value!r} is not a list of 1-4 distinct ports"
+    return None
 
 
-def etcd_settings(etcd: dict) -> EtcdSettings:
-    return EtcdSettings(**{**etcd, "endpoints": tuple(etcd.get("endpoints", ["127.0.0.1:2379"]))})
-
-
-def load_etcd_settings(path: str | Path) -> EtcdSettings:
-    """Only the `etcd` section of a config file: what radioctl needs."""
-    raw = _read_yaml(path)
-    section = raw.get("etcd", {}) if isinstance(raw, dict) else None
-    if not isinstance(section, dict):
-        raise ValidationError([f"{path}: expected a mapping with an `etcd` section"])
-    problems = unknown_keys("etcd.", section, ETCD_KEYS) + etcd_problems(section)
-    if problems:
-        raise ValidationError(problems)
-    return etcd_settings(section)
+# --- Rules between the keys of one section, on the parsed values.
 
 
 def timing_problems(timing: Timing) -> list[str]:
@@ -260,217 +233,197 @@ def timing_problems(timing: Timing) -> list[str]:
     return []
 
 
-def front_door_problems(front_door: dict[str, Any]) -> list[str]:
-    checks: list[str | None] = []
-    ports = front_door.get("ports", [80, 8000])
-    if (
-        not isinstance(ports, list)
-        or not 0 < len(ports) <= 4
-        or any(check_int("front_door.ports", port, 1, 65535) for port in ports)
-        or len(set(ports)) != len(ports)
-    ):
-        checks.append(f"front_door.ports: {ports!r} is not a list of 1-4 distinct ports")
-    checks.append(
-        check_string(
-            "front_door.bind_address",
-            front_door.get("bind_address", "0.0.0.0"),  # noqa: S104
-            HOST_PATTERN,
-            "an IP address",
-        )
-    )
-    for key in ("public_address", "public_name"):
-        if front_door.get(key) is not None:
-            checks.append(
-                check_string(
-                    f"front_door.{key}", front_door[key], HOST_PATTERN, "a host name or IP address"
-                )
-            )
-    checks.append(
-        check_number("front_door.header_timeout", front_door.get("header_timeout", 10.0), 0.1, 300)
-    )
-    checks.append(
-        check_int(
-            "front_door.max_connections", front_door.get("max_connections", 20000), 1, 1_000_000
-        )
-    )
-    return [problem for problem in checks if problem]
+def etcd_pair_problems(etcd: EtcdSettings) -> list[str]:
+    if (etcd.cert_file is None) != (etcd.key_file is None):
+        return ["etcd.cert_file and etcd.key_file: give both or neither"]
+    return []
 
 
-def transcoding_problems(transcoding: dict[str, Any]) -> list[str]:
-    checks: list[str | None] = []
-    checks.append(
-        _command_problem(
-            "transcoding.liquidsoap_command",
-            transcoding.get("liquidsoap_command", ["liquidsoap"]),
-        )
-    )
-    if transcoding.get("user") is not None:
-        checks.append(
-            check_string(
-                "transcoding.user", transcoding["user"], r"[a-z_][a-z0-9_-]{0,31}", "a user name"
-            )
-        )
-    run_dir = transcoding.get("run_dir", "/run/radio-agent")
-    if not isinstance(run_dir, str) or not Path(run_dir).is_absolute():
-        checks.append(f"transcoding.run_dir: {run_dir!r} is not an absolute path")
-    return [problem for problem in checks if problem]
+# --- The schema.
+
+
+@dataclass(frozen=True)
+class Section:
+    """One mapping of the file. `settings`' fields are its keys (a field without a default
+    is required); `checks` has one check per key; `rules` span keys, and see only values
+    that passed their checks."""
+
+    settings: type[Any]
+    checks: Mapping[str, Check]
+    rules: Callable[[Any], list[str]] = lambda settings: []
+
+
+IP_ADDRESS = text(HOST_PATTERN, "an IP address")
+HOST = text(HOST_PATTERN, "a host name or IP address")
+NODE_CREDENTIAL = text(NODE_CREDENTIAL_PATTERN, NODE_CREDENTIAL_DESCRIPTION, secret=True)
+LIQUIDSOAP_COMMAND = command("[liquidsoap]")
+
+SECTIONS: dict[str, Section] = {
+    "node": Section(
+        _NodeSettings,
+        {
+            "name": text(
+                NODE_NAME_PATTERN, "1-63 of a-z 0-9 -, starting with a letter or digit", 63
+            ),
+            "address": text(HOST_PATTERN, "an IP address or host name"),
+        },
+    ),
+    "etcd": Section(
+        EtcdSettings,
+        {
+            "endpoints": endpoints,
+            "prefix": text(
+                PREFIX_PATTERN, "an absolute key prefix like /radio, without a trailing slash"
+            ),
+            "ca_file": or_null(file_name),
+            "cert_file": or_null(file_name),
+            "key_file": or_null(file_name),
+        },
+        etcd_pair_problems,
+    ),
+    "icecast": Section(
+        IcecastSettings,
+        {
+            "port": integer(1, 65535),
+            "admin_password": NODE_CREDENTIAL,
+            "source_password": NODE_CREDENTIAL,
+            "config_path": absolute_path,
+            "reload_command": command("[systemctl, reload, icecast2]"),
+            "admin_user": text(r"[A-Za-z0-9._-]{1,64}", "1-64 of A-Z a-z 0-9 . _ -"),
+            "bind_address": IP_ADDRESS,
+            "log_dir": absolute_path,
+            "max_clients": integer(1, 1_000_000),
+        },
+    ),
+    "timing": Section(
+        Timing,
+        {
+            "ttl": number(2, 3600),
+            "loop_wait": number(0.1, 600),
+            "retry_timeout": number(0.1, 600),
+        },
+        timing_problems,
+    ),
+    "limits": Section(
+        Limits,
+        {
+            "max_listeners": or_null(integer(1, 100_000_000)),
+            "bandwidth_kbps": or_null(integer(1, 100_000_000)),
+        },
+    ),
+    "local_api": Section(LocalApiSettings, {"port": integer(1, 65535), "bind_address": IP_ADDRESS}),
+    "holding": Section(
+        HoldingSettings, {"cache_dir": absolute_path, "liquidsoap_command": LIQUIDSOAP_COMMAND}
+    ),
+    "front_door": Section(
+        FrontDoorSettings,
+        {
+            "ports": ports,
+            "bind_address": IP_ADDRESS,
+            "public_address": or_null(HOST),
+            "public_name": or_null(HOST),
+            "header_timeout": number(0.1, 300),
+            "max_connections": integer(1, 1_000_000),
+        },
+    ),
+    "transcoding": Section(
+        TranscodingSettings,
+        {
+            "liquidsoap_command": LIQUIDSOAP_COMMAND,
+            "user": or_null(text(USER_PATTERN, "a user name")),
+            "run_dir": absolute_path,
+        },
+    ),
+}
+TOP_LEVEL_KEYS = {*SECTIONS, "templates_dir"}
+
+
+def parse_section(name: str, section: Section, given: Any) -> tuple[Any, list[str]]:
+    """The section's settings (None when a value is bad) and its problems."""
+    keys = {field.name for field in dataclasses.fields(section.settings)}
+    if not isinstance(given, dict):
+        return None, [f"{name}: expected a mapping with keys {', '.join(sorted(keys))}"]
+    problems = unknown_keys(f"{name}.", given, keys)
+    bad_values: list[str] = []
+    values = {}
+    for field in dataclasses.fields(section.settings):
+        if field.name in given:
+            value = given[field.name]
+            problem = section.checks[field.name](f"{name}.{field.name}", value)
+            if problem:
+                bad_values.append(problem)
+            # YAML has lists; the settings hold tuples (frozen, hashable)
+            values[field.name] = tuple(value) if isinstance(value, list) else value
+        elif field.default is field.default_factory is dataclasses.MISSING:
+            bad_values.append(f"{name}.{field.name}: missing")
+    if bad_values:
+        return None, problems + bad_values
+    settings = section.settings(**values)  # absent keys take the dataclass's defaults
+    return settings, problems + section.rules(settings)
 
 
 def parse_config(raw: Any) -> AgentConfig:
-    """An AgentConfig from decoded YAML, or ValidationError naming every bad key."""
+    """An AgentConfig from decoded YAML, or ValidationError naming every bad key. Pure:
+    whether the files it names exist is `file_problems`' question."""
     if not isinstance(raw, dict):
         raise ValidationError(["config: expected a mapping at the top level"])
-    problems = unknown_keys("", raw, SECTIONS)
-    node = _section(raw, "node", NODE_KEYS, problems)
-    etcd = _section(raw, "etcd", ETCD_KEYS, problems)
-    icecast = _section(raw, "icecast", ICECAST_KEYS, problems)
-    timing_raw = _section(raw, "timing", TIMING_KEYS, problems)
-    limits_raw = _section(raw, "limits", LIMITS_KEYS, problems)
-    local_api = _section(raw, "local_api", LOCAL_API_KEYS, problems)
-    holding = _section(raw, "holding", HOLDING_KEYS, problems)
-    front_door = _section(raw, "front_door", FRONT_DOOR_KEYS, problems)
-    transcoding = _section(raw, "transcoding", TRANSCODING_KEYS, problems)
+    problems = unknown_keys("", raw, TOP_LEVEL_KEYS)
+    sections = {}
+    for name, section in SECTIONS.items():
+        sections[name], section_problems = parse_section(name, section, raw.get(name, {}))
+        problems += section_problems
+    optional = {}
+    if "templates_dir" in raw:
+        optional["templates_dir"] = raw["templates_dir"]
+        if problem := absolute_path("templates_dir", raw["templates_dir"]):
+            problems.append(problem)
+    if problems:
+        raise ValidationError(problems)
+    node = sections.pop("node")
+    return AgentConfig(node_name=node.name, node_address=node.address, **sections, **optional)
 
-    name = _required(node, "node", "name", problems)
-    address = _required(node, "node", "address", problems)
-    icecast_port = _required(icecast, "icecast", "port", problems)
-    admin_password = _required(icecast, "icecast", "admin_password", problems)
-    source_password = _required(icecast, "icecast", "source_password", problems)
-    config_path = _required(icecast, "icecast", "config_path", problems)
-    reload_command = _required(icecast, "icecast", "reload_command", problems)
 
+def _file_problem(field: str, name: str | None) -> str | None:
+    if name is not None and not (Path(name).is_file() and os.access(name, os.R_OK)):
+        return f"{field}: {name!r} is not a readable file"
+    return None
+
+
+def etcd_file_problems(etcd: EtcdSettings) -> list[str]:
     checks = [
-        check_string(
-            "node.name",
-            name,
-            NODE_NAME_PATTERN,
-            "1-63 of a-z 0-9 -, starting with a letter or digit",
-            63,
-        )
-        if name is not None
-        else None,
-        check_string("node.address", address, HOST_PATTERN, "an IP address or host name")
-        if address is not None
-        else None,
-        *etcd_problems(etcd),
-        check_int("icecast.port", icecast_port, 1, 65535) if icecast_port is not None else None,
-        check_string(
-            "icecast.admin_password",
-            admin_password,
-            NODE_CREDENTIAL_PATTERN,
-            NODE_CREDENTIAL_DESCRIPTION,
-            secret=True,
-        )
-        if admin_password is not None
-        else None,
-        check_string(
-            "icecast.source_password",
-            source_password,
-            NODE_CREDENTIAL_PATTERN,
-            NODE_CREDENTIAL_DESCRIPTION,
-            secret=True,
-        )
-        if source_password is not None
-        else None,
-        check_string(
-            "icecast.admin_user",
-            icecast.get("admin_user", "admin"),
-            r"[A-Za-z0-9._-]{1,64}",
-            "1-64 of A-Z a-z 0-9 . _ -",
-        ),
-        check_string(
-            "icecast.bind_address",
-            icecast.get("bind_address", "0.0.0.0"),  # noqa: S104
-            HOST_PATTERN,
-            "an IP address",
-        ),
-        check_int("icecast.max_clients", icecast.get("max_clients", 2000), 1, 1_000_000),
-        check_int("local_api.port", local_api.get("port", 8090), 1, 65535),
-        check_string(
-            "local_api.bind_address",
-            local_api.get("bind_address", "127.0.0.1"),
-            HOST_PATTERN,
-            "an IP address",
-        ),
-        check_number("timing.ttl", timing_raw.get("ttl", 15), 2, 3600),
-        check_number("timing.loop_wait", timing_raw.get("loop_wait", 3), 0.1, 600),
-        check_number("timing.retry_timeout", timing_raw.get("retry_timeout", 6), 0.1, 600),
+        _file_problem("etcd.ca_file", etcd.ca_file),
+        _file_problem("etcd.cert_file", etcd.cert_file),
+        _file_problem("etcd.key_file", etcd.key_file),
     ]
-    if config_path is not None and (
-        not isinstance(config_path, str) or not Path(config_path).is_absolute()
-    ):
-        checks.append(f"icecast.config_path: {config_path!r} is not an absolute path")
-    if reload_command is not None and (
-        not isinstance(reload_command, list)
-        or not reload_command
-        or not all(isinstance(part, str) and part for part in reload_command)
-    ):
-        checks.append(
-            f"icecast.reload_command: {reload_command!r} is not a non-empty list of strings "
-            "(e.g. [systemctl, reload, icecast2])"
-        )
-    checks.append(
-        _command_problem(
-            "holding.liquidsoap_command", holding.get("liquidsoap_command", ["liquidsoap"])
-        )
-    )
-    checks += front_door_problems(front_door)
-    checks += transcoding_problems(transcoding)
-    cache_dir = holding.get("cache_dir", "/var/cache/radio-agent")
-    if not isinstance(cache_dir, str) or not Path(cache_dir).is_absolute():
-        checks.append(f"holding.cache_dir: {cache_dir!r} is not an absolute path")
-    for key in ("max_listeners", "bandwidth_kbps"):
-        if limits_raw.get(key) is not None:
-            checks.append(check_int(f"limits.{key}", limits_raw[key], 1, 100_000_000))
-    templates_dir = raw.get("templates_dir", DEFAULT_TEMPLATES_DIR)
-    if not isinstance(templates_dir, str) or not Path(templates_dir, "icecast.xml.j2").is_file():
-        checks.append(f"templates_dir: {templates_dir!r} holds no icecast.xml.j2")
-    problems += [problem for problem in checks if problem]
-    if problems:
-        raise ValidationError(problems)
-
-    timing = Timing(**timing_raw)
-    problems += timing_problems(timing)
-    if problems:
-        raise ValidationError(problems)
-    return AgentConfig(
-        node_name=name,
-        node_address=address,
-        etcd=etcd_settings(etcd),
-        icecast=IcecastSettings(**{**icecast, "reload_command": tuple(icecast["reload_command"])}),
-        timing=timing,
-        limits=Limits(**limits_raw),
-        local_api=LocalApiSettings(**local_api),
-        front_door=FrontDoorSettings(
-            **{**front_door, "ports": tuple(front_door.get("ports", [80, 8000]))}
-        ),
-        holding=HoldingSettings(
-            **{
-                **holding,
-                "liquidsoap_command": tuple(holding.get("liquidsoap_command", ["liquidsoap"])),
-            }
-        ),
-        transcoding=TranscodingSettings(
-            **{
-                **transcoding,
-                "liquidsoap_command": tuple(transcoding.get("liquidsoap_command", ["liquidsoap"])),
-            }
-        ),
-        templates_dir=templates_dir,
-    )
+    return [problem for problem in checks if problem]
 
 
-def _read_yaml(path: str | Path) -> Any:
-    try:
-        text = Path(path).read_text()
-    except OSError as error:
-        raise ValidationError([f"{path}: cannot read ({error.strerror})"]) from error
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        raise ValidationError([f"{path}: not valid YAML ({error})"]) from error
+def file_problems(config: AgentConfig) -> list[str]:
+    """What is missing on disk: the etcd TLS files, the Icecast template."""
+    problems = etcd_file_problems(config.etcd)
+    if not Path(config.templates_dir, ICECAST_TEMPLATE).is_file():
+        problems.append(f"templates_dir: {config.templates_dir!r} holds no {ICECAST_TEMPLATE}")
+    return problems
 
 
 def load_config(path: str | Path) -> AgentConfig:
     """Read and validate the YAML file; ValidationError says what is wrong, and where."""
-    return parse_config(_read_yaml(path))
+    config = parse_config(load_yaml_text(path))
+    problems = file_problems(config)
+    if problems:
+        raise ValidationError(problems)
+    return config
+
+
+def load_etcd_settings(path: str | Path) -> EtcdSettings:
+    """Only the `etcd` section of a config file: what radioctl needs."""
+    raw = load_yaml_text(path)
+    section = raw.get("etcd", {}) if isinstance(raw, dict) else None
+    if not isinstance(section, dict):
+        raise ValidationError([f"{path}: expected a mapping with an `etcd` section"])
+    etcd, problems = parse_section("etcd", SECTIONS["etcd"], section)
+    if not problems:
+        problems = etcd_file_problems(etcd)
+    if problems:
+        raise ValidationError(problems)
+    return etcd

@@ -12,7 +12,7 @@ import yaml
 from radioagent.validation import ValidationError
 
 
-def read_text(path: str) -> str:
+def read_text(path: str | Path) -> str:
     """The file's text; `-` reads standard input (how the radios playbook passes files)."""
     try:
         if path == "-":
@@ -24,11 +24,13 @@ def read_text(path: str) -> str:
         raise ValidationError([f"{path}: not UTF-8 text"]) from error
 
 
-def load_yaml_text(path: str) -> Any:
+def load_yaml_text(path: str | Path) -> Any:
     """YAML from a file; a syntax error names the line, never its content."""
     try:
         return yaml.safe_load(read_text(path))
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ValidationError([f"{path}: not valid YAML{where}"]) from error
+        # `from None`: PyYAML's own message quotes the line, and a traceback printed
+        # anywhere later would show it through the exception's cause
+        raise ValidationError([f"{path}: not valid YAML{where}"]) from None

@@ -61,6 +61,21 @@ def test_a_missing_config_file_is_one_clear_line(tmp_path: Path) -> None:
     )
 
 
+def test_a_yaml_syntax_error_names_the_line_and_never_repeats_the_password(
+    tmp_path: Path,
+) -> None:
+    # `validate:` in the role shows this output in Ansible's log; systemd's journal has it too
+    path = tmp_path / "config.yml"
+    path.write_text("node:\n  name: node1\nicecast:\n  admin_password: s3cret-pass: [\n")
+    for extra in ([], ["--check-config"]):
+        result = run_agent("--config", str(path), *extra)
+        assert result.returncode == 2
+        assert result.stderr.strip() == (
+            f"radio-agent: {path}: {path}: not valid YAML at line 4, column 30"
+        )
+        assert "s3cret" not in result.stderr + result.stdout
+
+
 def test_invalid_mount_specs_are_refused_and_nothing_is_written(
     radio_cluster: RadioCluster,
 ) -> None:

@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
 import yaml
 
-from radioagent.config import load_config, parse_config
+from radioagent.config import (
+    SECTIONS,
+    file_problems,
+    load_config,
+    load_etcd_settings,
+    parse_config,
+)
 from radioagent.validation import ValidationError
-
-REPO_TEMPLATES = str(Path(__file__).resolve().parents[3] / "templates")
+from tests.paths import EXAMPLE_CONFIG
 
 
 def valid_raw() -> dict:
+    """No templates_dir: parsing never looks at the disk, so the default serves."""
     return {
         "node": {"name": "node1", "address": "10.0.0.1"},
         "etcd": {"endpoints": ["127.0.0.1:2379", "10.0.0.2:2379"], "prefix": "/radio"},
@@ -25,7 +32,6 @@ def valid_raw() -> dict:
             "reload_command": ["systemctl", "reload", "icecast2"],
         },
         "timing": {"ttl": 10, "loop_wait": 2, "retry_timeout": 4},
-        "templates_dir": REPO_TEMPLATES,
     }
 
 
@@ -35,22 +41,50 @@ def problems_of(raw: object) -> list[str]:
     return raised.value.problems
 
 
-def test_valid_config_loads_with_defaults(tmp_path: Path) -> None:
-    path = tmp_path / "config.yml"
-    path.write_text(yaml.safe_dump(valid_raw()))
-    config = load_config(path)
+def write_config(directory: Path, raw: dict) -> Path:
+    path = directory / "config.yml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def test_valid_config_loads_with_defaults(tmp_path: Path, templates_dir: str) -> None:
+    config = load_config(write_config(tmp_path, {**valid_raw(), "templates_dir": templates_dir}))
     assert config.node_name == "node1"
     assert config.icecast.reload_command == ("systemctl", "reload", "icecast2")
     assert config.icecast.admin_user == "admin"
     assert config.timing.ttl == 10
     assert config.limits.max_listeners is None
     assert config.etcd.endpoints == ("127.0.0.1:2379", "10.0.0.2:2379")
+    assert config.front_door.ports == (80, 8000)
+    assert config.transcoding.liquidsoap_command == ("liquidsoap",)
+    assert config.templates_dir == templates_dir
+
+
+def test_the_schema_checks_exactly_the_fields_of_each_settings_class() -> None:
+    for name, section in SECTIONS.items():
+        field_names = {field.name for field in dataclasses.fields(section.settings)}
+        assert set(section.checks) == field_names, name
+
+
+def test_every_default_passes_its_own_check() -> None:
+    for name, section in SECTIONS.items():
+        for field in dataclasses.fields(section.settings):
+            if field.default is dataclasses.MISSING:
+                continue
+            value = list(field.default) if isinstance(field.default, tuple) else field.default
+            assert section.checks[field.name](f"{name}.{field.name}", value) is None
 
 
 def test_unknown_key_is_named_with_the_known_ones() -> None:
     raw = valid_raw()
     raw["timing"]["tll"] = 5
     assert problems_of(raw) == ["timing.tll: unknown key (known: loop_wait, retry_timeout, ttl)"]
+
+
+def test_a_section_that_is_not_a_mapping_is_named_with_its_keys() -> None:
+    raw = valid_raw()
+    raw["local_api"] = [8090]
+    assert problems_of(raw) == ["local_api: expected a mapping with keys bind_address, port"]
 
 
 def test_missing_keys_are_named() -> None:
@@ -69,21 +103,45 @@ def test_missing_keys_are_named() -> None:
         ("etcd", "endpoints", [], "etcd.endpoints: [] is not a list of 1-16"),
         ("etcd", "endpoints", "h:1", "etcd.endpoints: 'h:1' is not a list"),
         ("etcd", "prefix", "radio/", "etcd.prefix: 'radio/' is not valid"),
+        ("etcd", "ca_file", 42, "etcd.ca_file: 42 is not a file name"),
         ("icecast", "config_path", "icecast.xml", "icecast.config_path: 'icecast.xml' is not"),
         ("icecast", "reload_command", "systemctl reload", "icecast.reload_command:"),
         ("icecast", "admin_password", "short", "icecast.admin_password: the value is not"),
-        ("etcd", "ca_file", "/no/such/ca.pem", "etcd.ca_file: '/no/such/ca.pem' is not"),
+        ("icecast", "log_dir", "logs", "icecast.log_dir: 'logs' is not an absolute path"),
         ("timing", "ttl", True, "timing.ttl: True is not a number"),
+        ("front_door", "ports", [80, 80], "front_door.ports: [80, 80] is not a list of 1-4"),
+        ("front_door", "header_timeout", 0, "front_door.header_timeout: 0 is out of range"),
+        ("transcoding", "user", "Root", "transcoding.user: 'Root' is not valid"),
+        ("holding", "liquidsoap_command", [], "holding.liquidsoap_command: [] is not a non-empty"),
+        ("limits", "max_listeners", 0, "limits.max_listeners: 0 is out of range"),
     ],
 )
 def test_bad_values_are_refused_naming_key_and_value(
     section: str, key: str, value: object, message: str
 ) -> None:
     raw = valid_raw()
-    raw[section][key] = value
+    raw.setdefault(section, {})[key] = value
     problems = problems_of(raw)
     assert len(problems) == 1
     assert problems[0].startswith(message)
+
+
+def test_a_password_is_never_repeated_in_a_problem() -> None:
+    raw = valid_raw()
+    raw["icecast"]["source_password"] = "has a space"
+    (problem,) = problems_of(raw)
+    assert "has a space" not in problem
+
+
+def test_null_means_none_where_a_key_allows_it() -> None:
+    raw = valid_raw()
+    raw["transcoding"] = {"user": None}
+    raw["limits"] = {"max_listeners": None}
+    raw["front_door"] = {"public_address": None}
+    config = parse_config(raw)
+    assert config.transcoding.user is None
+    assert config.limits.max_listeners is None
+    assert config.front_door.public_address is None
 
 
 def test_timing_that_lets_a_lease_expire_before_demotion_is_refused() -> None:
@@ -93,18 +151,47 @@ def test_timing_that_lets_a_lease_expire_before_demotion_is_refused() -> None:
     assert problem.startswith("timing: loop_wait + 2 * retry_timeout = 11 exceeds ttl = 10")
 
 
-def test_cert_without_key_is_refused(tmp_path: Path) -> None:
-    cert = tmp_path / "node.pem"
-    cert.write_text("x")
+def test_cert_without_key_is_refused() -> None:
     raw = valid_raw()
-    raw["etcd"]["cert_file"] = str(cert)
+    raw["etcd"]["cert_file"] = "/etc/radio-agent/node.pem"
     assert problems_of(raw) == ["etcd.cert_file and etcd.key_file: give both or neither"]
 
 
-def test_templates_dir_without_the_icecast_template_is_refused(tmp_path: Path) -> None:
+def test_parsing_does_not_look_at_the_disk_and_file_problems_does(tmp_path: Path) -> None:
     raw = valid_raw()
+    raw["etcd"]["ca_file"] = "/no/such/ca.pem"
     raw["templates_dir"] = str(tmp_path)
-    assert problems_of(raw) == [f"templates_dir: {str(tmp_path)!r} holds no icecast.xml.j2"]
+    config = parse_config(raw)
+    assert file_problems(config) == [
+        "etcd.ca_file: '/no/such/ca.pem' is not a readable file",
+        f"templates_dir: {str(tmp_path)!r} holds no icecast.xml.j2",
+    ]
+
+
+def test_load_config_refuses_missing_files_naming_each(tmp_path: Path) -> None:
+    raw = valid_raw()
+    raw["etcd"].update(cert_file=str(tmp_path / "client.pem"), key_file=str(tmp_path / "key"))
+    raw["templates_dir"] = str(tmp_path)
+    with pytest.raises(ValidationError) as raised:
+        load_config(write_config(tmp_path, raw))
+    assert raised.value.problems == [
+        f"etcd.cert_file: {str(tmp_path / 'client.pem')!r} is not a readable file",
+        f"etcd.key_file: {str(tmp_path / 'key')!r} is not a readable file",
+        f"templates_dir: {str(tmp_path)!r} holds no icecast.xml.j2",
+    ]
+
+
+def test_etcd_settings_for_radioctl_read_only_the_etcd_section(tmp_path: Path) -> None:
+    ca_file = tmp_path / "ca.pem"
+    ca_file.write_text("x")
+    raw = {"etcd": {"endpoints": ["10.0.0.2:2379"], "ca_file": str(ca_file)}, "node": "ignored"}
+    etcd = load_etcd_settings(write_config(tmp_path, raw))
+    assert etcd.endpoints == ("10.0.0.2:2379",)
+    assert etcd.prefix == "/radio"
+    ca_file.unlink()
+    with pytest.raises(ValidationError) as raised:
+        load_etcd_settings(tmp_path / "config.yml")
+    assert raised.value.problems == [f"etcd.ca_file: {str(ca_file)!r} is not a readable file"]
 
 
 def test_unreadable_and_malformed_files_are_reported(tmp_path: Path) -> None:
@@ -120,8 +207,18 @@ def test_unreadable_and_malformed_files_are_reported(tmp_path: Path) -> None:
         load_config(scalar)
 
 
+def test_a_yaml_error_names_the_line_and_never_repeats_it(tmp_path: Path) -> None:
+    broken = tmp_path / "config.yml"
+    broken.write_text("node:\n  name: node1\nicecast:\n  admin_password: s3cret-pass: [\n")
+    for load in (load_config, load_etcd_settings):
+        with pytest.raises(ValidationError) as raised:
+            load(broken)
+        assert raised.value.problems == [f"{broken}: not valid YAML at line 4, column 30"]
+        assert raised.value.__cause__ is None
+        assert raised.value.__suppress_context__
+
+
 def test_the_example_config_in_the_repository_is_valid() -> None:
-    raw = yaml.safe_load((Path(__file__).resolve().parents[2] / "config.example.yml").read_text())
-    raw["templates_dir"] = REPO_TEMPLATES  # the example names the installed location
-    config = parse_config(raw)
+    # parsed, not loaded: the example names the installed templates_dir
+    config = parse_config(yaml.safe_load(EXAMPLE_CONFIG.read_text()))
     assert config.timing.loop_wait + 2 * config.timing.retry_timeout <= config.timing.ttl
