@@ -9,6 +9,7 @@ from __future__ import annotations
 import hmac
 from dataclasses import dataclass
 
+from radioagent.hosts import host_port
 from radioagent.model import LIVE_MOUNT_PREFIX, MountSpec, NodeStatus
 
 
@@ -51,5 +52,5 @@ def relay_target(
     if leader is None:
         return RelayTarget(None, "no leader known")
     # The leader relays its own /_live/ mount too: one path for every node.
-    host = f"[{leader.address}]" if ":" in leader.address else leader.address
-    return RelayTarget(f"http://{host}:{leader.icecast_port}{LIVE_MOUNT_PREFIX}{mount_name}", "ok")
+    authority = host_port(leader.address, leader.icecast_port)
+    return RelayTarget(f"http://{authority}{LIVE_MOUNT_PREFIX}{mount_name}", "ok")

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import jinja2
 
+from radioagent.hosts import host_port
 from radioagent.liquidsoap import liquidsoap_encoder, liquidsoap_string
 from radioagent.model import CODEC_CONTENT_TYPES, LIVE_MOUNT_PREFIX, MountSpec, NodeStatus
 
@@ -48,9 +49,10 @@ def transcoder_job(templates_dir: str, mount: MountSpec, leader: NodeStatus) -> 
             mount=mount.name,
             parent=mount.transcode.parent,
             input_url=(
-                f"http://{leader.address}:{leader.icecast_port}"
+                f"http://{host_port(leader.address, leader.icecast_port)}"
                 f"{LIVE_MOUNT_PREFIX}{mount.transcode.parent}"
             ),
+            # A bare address: output.icecast takes a host to connect to, not a URL.
             output={
                 "host": leader.address,
                 "port": leader.icecast_port,

@@ -109,6 +109,14 @@ def test_the_script_pulls_from_and_pushes_to_the_leader_without_the_password() -
     assert job.password == "pw-a.opus"
 
 
+def test_an_ipv6_leader_is_bracketed_in_the_input_url_and_bare_as_the_output_host() -> None:
+    leader = node_status("n2", address="::1", icecast_port=8123)
+    job = transcoder_job(str(REPO_DIR / "templates"), MOUNTS["a.opus"], leader)
+    # Liquidsoap's input.http needs the URL form; output.icecast connects to a host.
+    assert '"http://[::1]:8123/_live/live.mp3"' in job.script
+    assert 'host="::1"' in job.script
+
+
 def test_radioctl_status_shows_where_transcoders_run_and_dead_air() -> None:
     state = ClusterState(
         revision=1,
