@@ -11,7 +11,7 @@ import sys
 
 from radioagent import __version__
 from radioagent.config import AgentConfig, load_config
-from radioagent.loop import Agent
+from radioagent.loop import build_agent
 from radioagent.validation import ValidationError
 
 DEFAULT_CONFIG_PATH = "/etc/radio-agent/config.yml"
@@ -45,7 +45,7 @@ def raise_open_files_limit() -> None:
 
 
 async def run_agent(config: AgentConfig) -> None:
-    agent = Agent(config)
+    agent = build_agent(config)
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, agent.request_stop)

@@ -1,8 +1,8 @@
-"""The agent's loop: read state, decide, act. One place, like Patroni's run_cycle.
+"""The agent's loop: read, plan, execute. The decisions are `coordination/cycle.py`'s
+(pure); this module only gathers facts, runs the plan and keeps the agent's memory.
 
 Three tasks share one event loop:
-- the cycle, every loop_wait or at once when the watch sees a change: read everything,
-  campaign if nobody leads, reconcile Icecast, publish this node's status;
+- the cycle, every loop_wait or at once when the watch sees a change;
 - the lease keepalive, every retry_timeout / 4: the only proof that etcd (a quorum of
   it) still hears us; serializable reads succeed even on a partitioned member;
 - the fence, which steps down a leader cut off from etcd for retry_timeout, whatever the
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -21,17 +22,21 @@ from pathlib import Path
 
 from radioagent import __version__
 from radioagent.config import AgentConfig, Limits, Timing
-from radioagent.coordination.election import (
-    Leadership,
-    Role,
-    leadership_from_state,
-    must_hand_over,
-    must_stop_leading,
-    should_campaign,
+from radioagent.coordination.cycle import (
+    CyclePlan,
+    LeaseStep,
+    LocalFacts,
+    NodeIdentity,
+    cluster_limits,
+    cluster_timing,
+    current_leader_status,
+    effective_leadership,
+    icecast_plan,
+    node_status,
+    plan_cycle,
 )
-from radioagent.coordination.keys import KeyLayout
+from radioagent.coordination.election import Leadership, Role, must_stop_leading
 from radioagent.coordination.state import ClusterState
-from radioagent.coordination.store import EtcdStore, EtcdUnavailable
 from radioagent.deadair import (
     DEFAULT_DEAD_AIR_SECONDS,
     MountAir,
@@ -43,16 +48,20 @@ from radioagent.frontdoor.server import FrontDoor
 from radioagent.frontdoor.view import AgentSnapshot
 from radioagent.holding.feeder import HoldingFeeds
 from radioagent.icecast.control import IcecastControl, IcecastError
-from radioagent.icecast.render import IcecastPlan, render_icecast_config
+from radioagent.icecast.render import render_icecast_config
 from radioagent.icecast.stats import IcecastStats
 from radioagent.localapi import LocalApi, LocalView
-from radioagent.model import LIVE_MOUNT_PREFIX, NodeStatus
+from radioagent.model import NodeStatus
+from radioagent.store.agent_store import AgentStore
+from radioagent.store.client import EtcdUnavailable
 from radioagent.traffic.prediction import report_window
-from radioagent.transcoding.assignment import plan_transcoders
 from radioagent.transcoding.script import transcoder_job
 from radioagent.transcoding.supervisor import TranscoderSupervisor
 
 log = logging.getLogger(__name__)
+# A cycle's moves in etcd come one kind at a time (lease, handover, campaign), each
+# followed by a fresh read; more than this in one cycle means something else is moving.
+MAX_MOVES_PER_CYCLE = 4
 
 
 @dataclass
@@ -88,27 +97,78 @@ def icecast_local_host(bind_address: str) -> str:
     return "127.0.0.1" if bind_address in ("0.0.0.0", "::", "") else bind_address  # noqa: S104
 
 
+@dataclass
+class Adapters:
+    """The agent's ways to the world: etcd, its Icecast, the processes it supervises, and
+    its own servers."""
+
+    store: AgentStore
+    icecast: IcecastControl
+    holding: HoldingFeeds
+    transcoders: TranscoderSupervisor
+    local_api: LocalApi
+    front_door: FrontDoor
+
+
+def build_agent(config: AgentConfig, clock: Callable[[], float] = time.monotonic) -> Agent:
+    """An agent with the real adapters. They call back into the agent (the watch wakes it,
+    the servers read its view), hence lambdas bound once `agent` exists."""
+    agent: Agent
+    adapters = Adapters(
+        store=AgentStore(
+            config.etcd,
+            keepalive_interval(config.timing),
+            on_change=lambda: agent.wake(),  # noqa: PLW0108 - agent is bound below
+        ),
+        icecast=IcecastControl(config.icecast),
+        holding=HoldingFeeds(config.icecast.port, config.icecast.source_password, config.holding),
+        transcoders=TranscoderSupervisor(
+            config.transcoding.liquidsoap_command,
+            config.transcoding.user,
+            Path(config.transcoding.run_dir),
+        ),
+        local_api=LocalApi(config.local_api, lambda: agent.local_view()),  # noqa: PLW0108
+        front_door=FrontDoor(
+            config.front_door,
+            config.node_name,
+            lambda: agent.snapshot(),  # noqa: PLW0108
+            (icecast_local_host(config.icecast.bind_address), config.icecast.port),
+            prediction_window=report_window(config.timing.loop_wait),
+        ),
+    )
+    agent = Agent(config, adapters, clock)
+    return agent
+
+
+def keepalive_interval(timing: Timing) -> float:
+    return max(0.1, timing.retry_timeout / 4)
+
+
 class Agent:
     def __init__(
         self,
         config: AgentConfig,
+        adapters: Adapters,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config = config
         self.clock = clock
-        self.layout = KeyLayout(config.etcd.prefix)
-        self.state: ClusterState | None = None
-        self.store = EtcdStore(config.etcd, self.layout, self.keepalive_interval, self.wake)
-        self.icecast = IcecastControl(config.icecast)
-        self.holding = HoldingFeeds(
-            config.icecast.port, config.icecast.source_password, config.holding
+        self.store = adapters.store
+        self.icecast = adapters.icecast
+        self.holding = adapters.holding
+        self.transcoders = adapters.transcoders
+        self.local_api = adapters.local_api
+        self.front_door = adapters.front_door
+        self.identity = NodeIdentity(
+            name=config.node_name,
+            address=config.node_address,
+            icecast_port=config.icecast.port,
+            public_address=config.front_door.public_address,
+            front_door_ports=config.front_door.ports,
         )
         self.health = AgentHealth()
-        self.transcoders = TranscoderSupervisor(
-            config.transcoding.liquidsoap_command,
-            config.transcoding.user,
-            Path(config.transcoding.run_dir),
-        )
+        # The agent's memory between cycles: what it holds in etcd and what it last knew.
+        self.state: ClusterState | None = None
         self.lease_id: int | None = None
         self.lease_ttl: float | None = None
         self.last_etcd_contact = float("-inf")
@@ -120,14 +180,6 @@ class Agent:
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._icecast_lock = asyncio.Lock()
-        self.local_api = LocalApi(config.local_api, self.local_view)
-        self.front_door = FrontDoor(
-            config.front_door,
-            config.node_name,
-            self.snapshot,
-            (icecast_local_host(config.icecast.bind_address), config.icecast.port),
-            prediction_window=report_window(config.timing.loop_wait),
-        )
         self._last_cycle_at = self.clock()
         self._bandwidth = BandwidthMeter(clock)
 
@@ -168,43 +220,65 @@ class Agent:
 
     @property
     def timing(self) -> Timing:
-        if self.state is None:
-            return self.config.timing
-        return self.state.settings.timing_for(self.config.timing)
+        return cluster_timing(self.state, self.config.timing)
 
     @property
     def limits(self) -> Limits:
-        if self.state is None:
-            return self.config.limits
-        return self.state.settings.limits_for(self.config.limits)
+        return cluster_limits(self.state, self.config.limits)
 
     @property
     def keepalive_interval(self) -> float:
-        return max(0.1, self.timing.retry_timeout / 4)
+        return keepalive_interval(self.timing)
 
     # --- the cycle -----------------------------------------------------------------------
 
     def cut_off(self) -> bool:
         return must_stop_leading(self.clock(), self.last_etcd_contact, self.timing.retry_timeout)
 
+    def facts(self) -> LocalFacts:
+        return LocalFacts(
+            now=self.clock(),
+            lease_id=self.lease_id,
+            lease_ttl=self.lease_ttl,
+            last_etcd_contact=self.last_etcd_contact,
+            own_timing=self.config.timing,
+            own_limits=self.config.limits,
+            stats=self.stats,
+            listeners=self.front_door.listeners_by_mount(),
+            bandwidth_kbps=self._bandwidth.kbps,
+            transcoders=self.transcoders.states(),
+            live_mounts=tuple(name for name, air in self.air.items() if air.live),
+            published_status=self._published_status,
+            last_leader=self._last_leader_status,
+            leadership=self.leadership,
+        )
+
     async def cycle(self) -> None:
-        """One pass. Each step is guarded: a failing step is logged and the others still
-        run, so no surprise (a bug, a bad value in etcd) can stop the agent."""
+        """One pass: read, plan, execute. Each step is guarded: a failing step is logged
+        and the others still run, so no surprise (a bug, a bad value in etcd) can stop the
+        agent."""
         started = self.clock()
-        await self._guarded("coordinate", self._coordinate)
-        await self._guarded("reconcile icecast", self._reconcile_icecast)
-        if self.state is not None:
-            self.holding.update(self.state.mounts.values())
-        await self._guarded("reconcile transcoders", self._reconcile_transcoders)
         await self._guarded("read icecast stats", self._read_icecast_stats)
-        await self._guarded("drop stray sources", self._drop_sources_unless_leading)
-        await self._guarded("publish status", self._publish_status)
+        self._bandwidth.measure(self.front_door.passthrough.counters.bytes_out)
+        state = await self._read_state()
+        plan = plan_cycle(self.identity, state or self.state, self.facts(), fresh=bool(state))
+        for _ in range(MAX_MOVES_PER_CYCLE):
+            if state is None or not plan.coordinates:
+                break
+            moved = await self._guarded("coordinate", functools.partial(self._move, plan))
+            state = await self._read_state() if moved else None
+            plan = plan_cycle(self.identity, state or self.state, self.facts(), fresh=bool(state))
+        if state is not None:
+            self.state = state
+        self._set_leadership(plan.leadership)
+        await self._execute(plan)
         self.front_door.update()
         self.health.cycles += 1
         self.health.last_cycle_seconds = self.clock() - started
         self._last_cycle_at = self.clock()
 
-    async def _guarded(self, step: str, action: Callable[[], Awaitable[None]]) -> None:
+    async def _guarded(self, step: str, action: Callable[[], Awaitable[object]]) -> bool:
+        """Whether `action` ran without an error."""
         try:
             await action()
         except EtcdUnavailable as error:
@@ -216,71 +290,98 @@ class Agent:
         except Exception:
             self.health.unexpected_errors += 1
             log.exception("%s failed", step)
+        else:
+            return True
+        return False
 
-    async def _coordinate(self) -> None:
-        state = await self.store.read_state()
-        await self.store.ensure_watch()
-        timing = state.settings.timing_for(self.config.timing)
-        self.store.request_timeout = max(0.1, timing.retry_timeout / 4)
-        if self.lease_id is None:
-            sent = self.clock()
-            self.lease_id = await self.store.grant_lease(timing.ttl)
-            self.lease_ttl = timing.ttl
-            self.last_etcd_contact = sent
-            self._published_status = None
-        elif timing.ttl != self.lease_ttl:
-            await self._move_to_new_lease(state, timing.ttl)
-            state = await self.store.read_state()
+    async def _read_state(self) -> ClusterState | None:
+        """The state now, or None when etcd does not answer."""
+        read: list[ClusterState] = []
+
+        async def read_and_watch() -> None:
+            read.append(await self.store.read_state())
+            await self.store.ensure_watch()
+
+        await self._guarded("read state", read_and_watch)
+        if not read:
+            return None
+        state = read[0]
+        self.store.set_request_timeout(
+            keepalive_interval(cluster_timing(state, self.config.timing))
+        )
         if state.problems != self.health.state_problems:
             for problem in state.problems:
                 log.error("ignored in etcd: %s", problem)
             self.health.state_problems = state.problems
-        current = leadership_from_state(state, self.config.node_name, self.lease_id)
-        if must_hand_over(state, current):
-            await self._hand_over(state, current)
-            state = await self.store.read_state()
-        if should_campaign(state, self.lease_id, self.config.node_name) and not self.cut_off():
+        return state
+
+    async def _move(self, plan: CyclePlan) -> None:
+        """The plan's move in etcd: a lease, a handover or a campaign."""
+        name = self.identity.name
+        if plan.lease is LeaseStep.GRANT:
             sent = self.clock()
-            epoch = await self.store.campaign(self.config.node_name, self.lease_id)
+            self.lease_id = await self.store.grant_lease(plan.timing.ttl)
+            self.lease_ttl, self.last_etcd_contact = plan.timing.ttl, sent
+            self._published_status = None
+        elif plan.lease is LeaseStep.MOVE:
+            await self._move_to_new_lease(plan)
+        elif plan.hand_over is not None:
+            await self._hand_over(plan)
+        elif plan.campaign and self.lease_id is not None:
+            sent = self.clock()
+            epoch = await self.store.campaign(name, self.lease_id)
             self.last_etcd_contact = sent
             if epoch is not None:
                 log.info("won the election: leading with epoch %d", epoch)
-                if state.handover is not None:
-                    await self.store.delete(self.layout.handover)  # the request is done
-            state = await self.store.read_state()
-        self.state = state
-        self._set_leadership(leadership_from_state(state, self.config.node_name, self.lease_id))
 
-    async def _move_to_new_lease(self, state: ClusterState, ttl: float) -> None:
+    async def _move_to_new_lease(self, plan: CyclePlan) -> None:
         """The cluster's ttl changed: a lease keeps the ttl it was granted with, so take a
         new one and move what we hold onto it (leadership keeps its epoch, transcoders keep
         running, our node entry never disappears), then revoke the old one."""
-        old_lease, name = self.lease_id, self.config.node_name
+        old_lease, ttl = self.lease_id, plan.timing.ttl
         sent = self.clock()
         new_lease = await self.store.grant_lease(ttl)
-        held = {
-            self.layout.transcoder(mount): name
-            for mount, owner in state.transcoders.items()
-            if owner == name
-        }
-        if leadership_from_state(state, name, old_lease).role is Role.LEADER:
-            held[self.layout.leader] = name
-        if self._published_status is not None:
-            held[self.layout.node(name)] = self._published_status
-        moved = await self.store.move_to_lease(held, new_lease)
+        moved = await self.store.move_to_lease(
+            new_lease,
+            self.identity.name,
+            leader=plan.leadership.role is Role.LEADER,
+            transcoders=plan.move_transcoders,
+            status=self._published_status,
+        )
         self.lease_id, self.lease_ttl, self.last_etcd_contact = new_lease, ttl, sent
         if old_lease is not None:
             await self.store.revoke_lease(old_lease)
-        log.info("ttl now %g s: moved %d keys to a new lease", ttl, len(moved))
+        log.info("ttl now %g s: moved %d keys to a new lease", ttl, moved)
 
-    async def _hand_over(self, state: ClusterState, current: Leadership) -> None:
+    async def _hand_over(self, plan: CyclePlan) -> None:
         """An operator asked this leader to step down: stop taking sources and drop them
         first, then delete the leader key (only if still ours) so the target wins at once."""
-        self._set_leadership(current)
-        target = state.handover.to if state.handover else None
+        target = plan.hand_over.to if plan.hand_over else None
         await self._step_down(f"handover requested (to {target or 'any node'})")
-        if current.epoch is not None:
-            await self.store.resign(current.epoch)
+        if plan.leadership.epoch is not None:
+            await self.store.resign(plan.leadership.epoch)
+
+    async def _execute(self, plan: CyclePlan) -> None:
+        await self._guarded("reconcile icecast", self._reconcile_icecast)
+        if self.state is not None:
+            self.holding.update(self.state.mounts.values())
+        await self._guarded("reconcile transcoders", lambda: self._reconcile_transcoders(plan))
+        if plan.drop_sources:
+            await self._guarded(
+                "drop stray sources", lambda: self._drop_live_sources(list(plan.drop_sources))
+            )
+        handover = plan.finish_handover
+        if handover is not None:
+            await self._guarded("finish handover", lambda: self.store.finish_handover(handover))
+        if plan.publish_status and plan.status is not None:
+            status = plan.status.to_json()
+            await self._guarded("publish status", lambda: self._publish(status))
+
+    async def _publish(self, status: str) -> None:
+        if self.lease_id is None:
+            return
+        await self.store.publish_status(self.identity.name, status, self.lease_id)
+        self._published_status = status
 
     def _set_leadership(self, leadership: Leadership) -> None:
         if self.state is not None and leadership.role is Role.REPLICA:
@@ -295,31 +396,18 @@ class Agent:
             )
         self.leadership = leadership
 
-    def effective_leadership(self) -> Leadership:
-        """What this node may act as right now: nothing, once cut off from etcd."""
-        if self.leadership.role is Role.LEADER and self.cut_off():
-            return Leadership(Role.DETACHED, None, self.leadership.epoch)
-        return self.leadership
+    # --- views for the servers, read between cycles --------------------------------------
 
-    def leader_status(self) -> NodeStatus | None:
-        """The leader's status (ours when we lead); while detached, the last leader we
-        knew, so relays keep pulling what still works."""
-        leadership = self.effective_leadership()
-        if leadership.role is Role.LEADER:
-            return self.node_status()
-        if self.state is not None and leadership.role is Role.REPLICA:
-            return self.state.nodes.get(leadership.leader_name or "")
-        if leadership.role is Role.DETACHED:
-            return self._last_leader_status
-        return None
+    def effective_leadership(self) -> Leadership:
+        return effective_leadership(self.leadership, self.cut_off())
+
+    def node_status(self) -> NodeStatus:
+        return node_status(self.identity, self.effective_leadership(), self.state, self.facts())
 
     def current_leader_status(self) -> NodeStatus | None:
-        """The leader as etcd says now; None while this node is detached or cut off from etcd
-        (sources must not be piped to a node that may have stepped down)."""
-        leadership = self.effective_leadership()
-        if leadership.role is Role.DETACHED or self.cut_off():
-            return None
-        return self.leader_status()
+        return current_leader_status(
+            self.effective_leadership(), self.cut_off(), self.state, self.node_status()
+        )
 
     def snapshot(self) -> AgentSnapshot:
         leadership = self.effective_leadership()
@@ -345,7 +433,7 @@ class Agent:
             listener_limit=self.limits.max_listeners,
             public_address=self.public_address,
             transcoders=self.transcoders.states(),
-            draining=self._draining(),
+            draining=self.state is not None and self.config.node_name in self.state.draining,
             air=air_reports(self.air, self.clock(), self.dead_air_seconds),
         )
 
@@ -354,9 +442,6 @@ class Agent:
         if self.state is None:
             return DEFAULT_DEAD_AIR_SECONDS
         return self.state.settings.dead_air_seconds
-
-    def _draining(self) -> bool:
-        return self.state is not None and self.config.node_name in self.state.draining
 
     @property
     def public_address(self) -> str:
@@ -369,16 +454,13 @@ class Agent:
             leader=self.current_leader_status(),
         )
 
-    def plan_icecast(self) -> IcecastPlan | None:
-        if self.state is None:
-            return None  # never read etcd: leave Icecast as it is
-        mounts = tuple(sorted(self.state.mounts.values(), key=lambda mount: mount.name))
-        leading = self.effective_leadership().role is Role.LEADER
-        return IcecastPlan(leading=leading, mounts=mounts)
+    # --- executing ------------------------------------------------------------------------
 
     async def _reconcile_icecast(self) -> None:
+        """From the leadership at this moment: a step-down between the plan and now must
+        not render a leader's config."""
         async with self._icecast_lock:
-            plan = self.plan_icecast()
+            plan = icecast_plan(self.state, self.effective_leadership().role is Role.LEADER)
             if plan is None:
                 return
             text = render_icecast_config(self.config, plan)
@@ -386,28 +468,26 @@ class Agent:
                 self.health.icecast_reloads += 1
                 log.info("icecast reloaded as %s", plan.role)
 
-    async def _reconcile_transcoders(self) -> None:
+    async def _reconcile_transcoders(self, plan: CyclePlan) -> None:
         """Claim, run, release. Nothing runs without a known leader or a live lease: the
         transcoders push to the leader, and a node cut off from etcd stops them before its
         claims can expire and be taken elsewhere."""
-        state, lease_id = self.state, self.lease_id
-        leader = self.current_leader_status()
-        if state is None or lease_id is None or leader is None:
+        lease_id, leader, state = self.lease_id, plan.transcoder_leader, self.state
+        if plan.transcoders is None or lease_id is None or leader is None or state is None:
             await self.transcoders.stop_all()
             return
-        name = self.config.node_name
-        plan = plan_transcoders(
-            state.mounts, state.transcoders, state.nodes, state.draining, name, me_eligible=True
-        )
-        for mount in plan.release:
+        name = self.identity.name
+        for mount in plan.transcoders.release:
             await self.store.release_transcoder(mount, name)
-        if plan.claim is not None and await self.store.claim_transcoder(plan.claim, name, lease_id):
-            log.info("won the transcoder of %s", plan.claim)
+        claim = plan.transcoders.claim
+        if claim is not None and await self.store.claim_transcoder(claim, name, lease_id):
+            log.info("won the transcoder of %s", claim)
             self.wake()
         await self.transcoders.converge(
             {
                 mount: transcoder_job(self.config.templates_dir, state.mounts[mount], leader)
-                for mount in plan.run
+                for mount in plan.transcoders.run
+                if mount in state.mounts
             }
         )
 
@@ -423,15 +503,6 @@ class Agent:
                 failures.append(str(error))
         if failures:
             raise IcecastError("; ".join(failures))
-
-    async def _drop_sources_unless_leading(self) -> None:
-        """Any source on a /_live/ mount of a node that does not lead is stray: left by a
-        previous life of this agent, or by a step-down whose disconnect failed."""
-        if self.effective_leadership().role is Role.LEADER or self.stats is None:
-            return
-        await self._drop_live_sources(
-            sorted(path for path in self.stats.sources if path.startswith(LIVE_MOUNT_PREFIX))
-        )
 
     async def _step_down(self, reason: str) -> None:
         """Stop acting as leader now: refuse sources (the local API reads the leadership),
@@ -455,53 +526,6 @@ class Agent:
             mounts = list(self.state.mounts.values()) if self.state is not None else []
             live = live_ages(mounts, self.stats, time.time())
             self.air = update_air(self.air, [mount.name for mount in mounts], live, self.clock())
-
-    def node_status(self) -> NodeStatus:
-        """Listeners and bandwidth are the front door's: Icecast sees one connection per
-        mount (the fan-out's upstream)."""
-        leadership = self.effective_leadership()
-        stats = self.stats
-        mounts = self.state.mounts.values() if self.state is not None else ()
-        transcoders = self.transcoders.states()
-        return NodeStatus(
-            name=self.config.node_name,
-            address=self.config.node_address,
-            icecast_port=self.config.icecast.port,
-            icecast_up=stats is not None,
-            role=leadership.role.value,
-            epoch=leadership.epoch,
-            listeners=dict(sorted(self.front_door.listeners_by_mount().items())),
-            bandwidth_kbps=round(self._bandwidth.kbps, 1),
-            bandwidth_limit_kbps=self.limits.bandwidth_kbps,
-            listener_limit=self.limits.max_listeners,
-            draining=self._draining(),
-            agent_version=__version__,
-            public_address=self.config.front_door.public_address,
-            front_door_ports=self.config.front_door.ports,
-            transcoders=tuple(sorted(transcoders)),
-            silent_mounts=tuple(
-                sorted(mount for mount, state in transcoders.items() if state.silent)
-            ),
-            live_mounts=tuple(sorted(name for name, air in self.air.items() if air.live)),
-            mounts=tuple(
-                sorted(
-                    mount.name
-                    for mount in mounts
-                    if stats is not None
-                    and (mount.path in stats.sources or mount.holding_path in stats.sources)
-                )
-            ),
-        )
-
-    async def _publish_status(self) -> None:
-        self._bandwidth.measure(self.front_door.passthrough.counters.bytes_out)
-        if self.lease_id is None:
-            return
-        status = self.node_status().to_json()
-        if status == self._published_status:
-            return
-        await self.store.put(self.layout.node(self.config.node_name), status, self.lease_id)
-        self._published_status = status
 
     # --- keepalive and fence -------------------------------------------------------------
 
@@ -527,7 +551,7 @@ class Agent:
             if lease_id != self.lease_id:
                 continue  # moved to a new lease meanwhile: this answer is about the old one
             if remaining_ttl <= 0:
-                log.warning("lease %x expired; taking a new one", self.lease_id)
+                log.warning("lease %x expired; taking a new one", lease_id)
                 self.lease_id = None
                 if self.leadership.role is Role.LEADER:
                     await self._step_down("our lease expired")

@@ -7,11 +7,9 @@ import json
 import time
 from typing import Any
 
-from radioagent.cli.connection import ClusterConnection
 from radioagent.cli.output import table
-from radioagent.cli.state import read_state
-from radioagent.coordination.mounts import MountConflict
-from radioagent.settings import settings_from_json, with_setting
+from radioagent.settings import with_setting
+from radioagent.store import ClusterStore, EtcdUnavailable
 from radioagent.validation import ValidationError
 
 EXIT_OK = 0
@@ -22,70 +20,51 @@ HANDOVER_WAIT_SECONDS = 10.0
 HANDOVER_REQUEST_SECONDS = int(HANDOVER_WAIT_SECONDS) + 5
 
 
-def _known_node(connection: ClusterConnection, name: str) -> None:
-    nodes = read_state(connection).nodes
+def _known_node(store: ClusterStore, name: str) -> None:
+    nodes = store.read_state().nodes
     if name not in nodes:
         known = ", ".join(sorted(nodes)) or "none"
         raise ValidationError([f"node {name!r} is not in the cluster (present: {known})"])
 
 
-def cmd_node_drain(connection: ClusterConnection, arguments: argparse.Namespace) -> int:
-    _known_node(connection, arguments.name)
-    connection.client().put(
-        connection.layout.drain(arguments.name), json.dumps({"since": int(time.time())})
-    )
+def cmd_node_drain(store: ClusterStore, arguments: argparse.Namespace) -> int:
+    _known_node(store, arguments.name)
+    store.drain(arguments.name, since=int(time.time()))
     print(f"draining {arguments.name}: no new listeners go there; its listeners stay")
     return EXIT_OK
 
 
-def cmd_node_undrain(connection: ClusterConnection, arguments: argparse.Namespace) -> int:
-    deleted = connection.client().delete(connection.layout.drain(arguments.name))
+def cmd_node_undrain(store: ClusterStore, arguments: argparse.Namespace) -> int:
+    deleted = store.undrain(arguments.name)
     print(f"{arguments.name}: {'takes listeners again' if deleted else 'was not draining'}")
     return EXIT_OK
 
 
-def cmd_leader_handover(connection: ClusterConnection, arguments: argparse.Namespace) -> int:
-    state = read_state(connection)
+def cmd_leader_handover(store: ClusterStore, arguments: argparse.Namespace) -> int:
+    state = store.read_state()
     if state.leader is None:
-        raise ConnectionError("no leader to hand over from (the cluster is electing one)")
+        raise EtcdUnavailable("no leader to hand over from (the cluster is electing one)")
     leader = state.leader
     if arguments.to is not None:
-        _known_node(connection, arguments.to)
+        _known_node(store, arguments.to)
         if arguments.to == leader.name:
             raise ValidationError([f"--to: {arguments.to!r} already leads"])
     elif set(state.nodes) <= {leader.name}:
         raise ValidationError([f"no node but {leader.name} is up to take over"])
-    client = connection.client()
-    layout = connection.layout
     # The request expires by itself if its target never takes over.
-    lease = client.lease(HANDOVER_REQUEST_SECONDS)
-    request = json.dumps({"epoch": leader.epoch, "from": leader.name, "to": arguments.to})
-    accepted, _ = client.transaction(
-        compare=[
-            client.transactions.create(layout.leader) == leader.epoch,
-            client.transactions.create(layout.handover) == 0,
-        ],
-        success=[client.transactions.put(layout.handover, request, lease=lease)],
-        failure=[],
-    )
-    if not accepted:
-        lease.revoke()
-        raise MountConflict(
-            "the leader changed or a handover is already under way; "
-            "check `radioctl status` and run again"
-        )
+    request_lease = store.request_handover(leader, arguments.to, HANDOVER_REQUEST_SECONDS)
     started = time.monotonic()
     while time.monotonic() - started < HANDOVER_WAIT_SECONDS:  # bounded wait for the result
-        value, metadata = client.get(layout.leader)
-        if value is not None and metadata.create_revision != leader.epoch:
+        current = store.leader()
+        if current is not None and current.epoch != leader.epoch:
             print(
-                f"leader: {value.decode()} (epoch {metadata.create_revision}), "
+                f"leader: {current.name} (epoch {current.epoch}), "
                 f"{time.monotonic() - started:.2f} s after the request"
             )
             return EXIT_OK
         time.sleep(0.05)
-    lease.revoke()  # withdraw the request: the old rules of election apply again
-    raise ConnectionError(f"no new leader within {HANDOVER_WAIT_SECONDS:g} s; request withdrawn")
+    store.revoke_lease(request_lease)  # withdraw the request: the old rules apply again
+    raise EtcdUnavailable(f"no new leader within {HANDOVER_WAIT_SECONDS:g} s; request withdrawn")
 
 
 def shown_setting(value: object) -> str:
@@ -94,9 +73,8 @@ def shown_setting(value: object) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
-def cmd_config_show(connection: ClusterConnection, arguments: argparse.Namespace) -> int:
-    value, _ = connection.client().get(connection.layout.config)
-    settings = settings_from_json(value)
+def cmd_config_show(store: ClusterStore, arguments: argparse.Namespace) -> int:
+    settings = store.settings()
     if arguments.json:
         print(json.dumps(settings.flat(), indent=2))
     else:
@@ -109,21 +87,10 @@ def cmd_config_show(connection: ClusterConnection, arguments: argparse.Namespace
     return EXIT_OK
 
 
-def cmd_config_set(connection: ClusterConnection, arguments: argparse.Namespace) -> int:
-    client = connection.client()
-    key = connection.layout.config
-    value, metadata = client.get(key)
-    updated = with_setting(settings_from_json(value), arguments.key, arguments.value)
-    guard = (
-        client.transactions.create(key) == 0
-        if value is None
-        else client.transactions.mod(key) == metadata.mod_revision
+def cmd_config_set(store: ClusterStore, arguments: argparse.Namespace) -> int:
+    updated = store.update_settings(
+        lambda settings: with_setting(settings, arguments.key, arguments.value)
     )
-    written, _ = client.transaction(
-        compare=[guard], success=[client.transactions.put(key, updated.to_json())], failure=[]
-    )
-    if not written:
-        raise MountConflict("the settings changed meanwhile; run again")
     flat = updated.flat()
     for key in [key for key in flat if key.startswith(arguments.key)]:
         print(f"{key} = {shown_setting(flat[key])}")

@@ -11,20 +11,17 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-import etcd3.exceptions
-import grpc
 import yaml
 
 from radioagent import __version__
 from radioagent.cli.cluster_commands import add_cluster_commands
-from radioagent.cli.connection import ClusterConnection
 from radioagent.cli.output import change_lines, mount_table, status_text
-from radioagent.cli.state import read_state
-from radioagent.coordination.mounts import MountConflict, MountRepository
+from radioagent.config import load_etcd_settings
 from radioagent.model import MountSpec, cross_mount_problems, parse_mount
 from radioagent.radios import MountChange, parse_radio_file, plan_apply
 from radioagent.settings import settings_from_json
 from radioagent.status import listeners_by_mount, status_document
+from radioagent.store import ClusterStore, Conflict, EtcdUnavailable
 from radioagent.validation import ValidationError
 from radioagent.yamlfile import load_yaml_text, read_text
 
@@ -32,6 +29,7 @@ DEFAULT_CONFIG_PATH = "/etc/radio-agent/config.yml"
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 BACKUP_FORMAT = "radio-cluster-backup"
 BACKUP_VERSION = 1
+REQUEST_TIMEOUT_SECONDS = 5
 
 
 def new_source_password() -> str:
@@ -95,8 +93,8 @@ def merged(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
 # --- commands ----------------------------------------------------------------------------
 
 
-def cmd_status(connection: ClusterConnection, arguments: argparse.Namespace) -> int:
-    state = read_state(connection)
+def cmd_status(store: ClusterStore, arguments: argparse.Namespace) -> int:
+    state = store.read_state()
     if arguments.json:
         print(json.dumps(status_document(state), indent=2, sort_keys=True))
     else:
@@ -106,8 +104,8 @@ def cmd_status(connection: ClusterConnection, arguments: argparse.Namespace) -> 
     return EXIT_OK
 
 
-def cmd_mount_list(connection: ClusterConnection, arguments: argparse.Namespace) -> int:
-    state = read_state(connection)
+def cmd_mount_list(store: ClusterStore, arguments: argparse.Namespace) -> int:
+    state = store.read_state()
     if arguments.json:
         print(
             json.dumps(
@@ -120,10 +118,10 @@ def cmd_mount_list(connection: ClusterConnection, arguments: argparse.Namespace)
     return EXIT_OK
 
 
-def cmd_mount_show(connection: ClusterConnection, arguments: argparse.Namespace) -> int:
-    mount = MountRepository(connection.client(), connection.layout).get(arguments.name)
+def cmd_mount_show(store: ClusterStore, arguments: argparse.Namespace) -> int:
+    mount = store.mount(arguments.name)
     if mount is None:
-        raise MountConflict(f"mount {arguments.name!r} does not exist")
+        raise Conflict(f"mount {arguments.name!r} does not exist")
     print(
         json.dumps(mount.public_dict(), indent=2, sort_keys=True)
         if arguments.json
@@ -132,14 +130,12 @@ def cmd_mount_show(connection: ClusterConnection, arguments: argparse.Namespace)
     return EXIT_OK
 
 
-def cmd_mount_create(connection: ClusterConnection, arguments: argparse.Namespace) -> int:
+def cmd_mount_create(store: ClusterStore, arguments: argparse.Namespace) -> int:
     fields = parse_assignments(arguments.set or [])
     generated = "source_password" not in fields
     if generated:
         fields["source_password"] = new_source_password()
-    mount = MountRepository(connection.client(), connection.layout).create(
-        {**fields, "name": arguments.name}
-    )
+    mount = store.create_mount({**fields, "name": arguments.name})
     print(f"created {mount.path}")
     if generated:
         # Printed once, on the terminal only: it is nowhere else but in etcd.
@@ -147,11 +143,10 @@ def cmd_mount_create(connection: ClusterConnection, arguments: argparse.Namespac
     return EXIT_OK
 
 
-def cmd_mount_edit(connection: ClusterConnection, arguments: argparse.Namespace) -> int:
-    repository = MountRepository(connection.client(), connection.layout)
-    current = repository.get(arguments.name)
+def cmd_mount_edit(store: ClusterStore, arguments: argparse.Namespace) -> int:
+    current = store.mount(arguments.name)
     if current is None:
-        raise MountConflict(f"mount {arguments.name!r} does not exist")
+        raise Conflict(f"mount {arguments.name!r} does not exist")
     fields = merged(current.as_dict(), parse_assignments(arguments.set or []))
     for key in arguments.unset or []:
         if key in ("name", "source_password"):
@@ -163,52 +158,40 @@ def cmd_mount_edit(connection: ClusterConnection, arguments: argparse.Namespace)
     if updated == current:
         print(f"/{arguments.name}: no change")
         return EXIT_OK
-    repository.update(arguments.name, json.loads(updated.to_json()))
+    store.update_mount(arguments.name, json.loads(updated.to_json()))
     print(f"updated /{arguments.name}")
     return EXIT_OK
 
 
-def cmd_mount_delete(connection: ClusterConnection, arguments: argparse.Namespace) -> int:
-    MountRepository(connection.client(), connection.layout).delete(
-        arguments.name, force=arguments.force
-    )
+def cmd_mount_delete(store: ClusterStore, arguments: argparse.Namespace) -> int:
+    store.delete_mount(arguments.name, force=arguments.force)
     print(f"deleted /{arguments.name}")
     return EXIT_OK
 
 
-def cmd_apply(connection: ClusterConnection, arguments: argparse.Namespace) -> int:
+def cmd_apply(store: ClusterStore, arguments: argparse.Namespace) -> int:
     radio_file = parse_radio_file(load_yaml_text(arguments.file))
-    repository = MountRepository(connection.client(), connection.layout)
     changes = plan_apply(
-        radio_file, repository.list(), prune=arguments.prune, new_password=new_source_password
+        radio_file, store.mounts(), prune=arguments.prune, new_password=new_source_password
     )
     if not arguments.dry_run:
-        repository.apply_changes(changes)
+        store.apply_mount_changes(changes)
     for line in change_lines(radio_file.radio, changes, dry_run=arguments.dry_run):
         print(line)
     return EXIT_OK
 
 
-def checked_settings(value: bytes | None) -> Any:
-    """The settings as stored (so a restore writes the same bytes), once validated."""
-    if value is None:
-        return None
-    settings_from_json(value)
-    return json.loads(value)
-
-
-def cmd_backup(connection: ClusterConnection, arguments: argparse.Namespace) -> int:
-    state = read_state(connection)
+def cmd_backup(store: ClusterStore, arguments: argparse.Namespace) -> int:
+    state = store.read_state()
     for problem in state.problems:
         print(f"radioctl: warning: not in the backup: {problem}", file=sys.stderr)
-    settings_value, _ = connection.client().get(connection.layout.config)
     print(
         json.dumps(
             {
                 "format": BACKUP_FORMAT,
                 "version": BACKUP_VERSION,
                 "mounts": [mount.as_dict() for _, mount in sorted(state.mounts.items())],
-                "settings": checked_settings(settings_value),
+                "settings": store.stored_settings(),
             },
             indent=2,
             sort_keys=True,
@@ -251,23 +234,15 @@ def restore_plan(document: Any, existing: dict[str, MountSpec]) -> list[MountCha
     return changes
 
 
-def cmd_restore(connection: ClusterConnection, arguments: argparse.Namespace) -> int:
+def cmd_restore(store: ClusterStore, arguments: argparse.Namespace) -> int:
     try:
         document = json.loads(read_text(arguments.file))
     except ValueError as error:
         raise ValidationError([f"{arguments.file}: not JSON ({error})"]) from error
-    repository = MountRepository(connection.client(), connection.layout)
-    changes = restore_plan(document, repository.list())
-    repository.apply_changes(changes)
+    changes = restore_plan(document, store.mounts())
+    store.apply_mount_changes(changes)
     settings = document.get("settings")
-    client = connection.client()
-    current_settings, _ = client.get(connection.layout.config)
-    settings_changed = settings is not None and (
-        current_settings is None
-        or settings_from_json(current_settings) != settings_from_json(json.dumps(settings))
-    )
-    if settings_changed:
-        client.put(connection.layout.config, json.dumps(settings, sort_keys=True))
+    settings_changed = settings is not None and store.restore_settings(settings)
     counts = {
         action: sum(change.action == action for change in changes)
         for action in ("create", "update", "unchanged")
@@ -355,31 +330,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def one_line(error: BaseException) -> str:
-    if isinstance(error, grpc.RpcError) and hasattr(error, "details"):
-        text = f"{error.code().name}: {error.details()}"  # type: ignore[attr-defined]
-    else:
-        text = str(error)
-    return text.strip().splitlines()[0] if text.strip() else type(error).__name__
+def open_store(config_path: str) -> ClusterStore:
+    """radioctl's way to etcd: the agent's own config file (its `etcd` section only);
+    each call tries every endpoint before giving up."""
+    settings = load_etcd_settings(config_path)
+    return ClusterStore(settings, REQUEST_TIMEOUT_SECONDS, every_endpoint=True)
 
 
 def main(argv: list[str] | None = None) -> int:
     arguments = build_parser().parse_args(argv)
-    run: Callable[[ClusterConnection, argparse.Namespace], int] = arguments.run
-    connection: ClusterConnection | None = None
+    run: Callable[[ClusterStore, argparse.Namespace], int] = arguments.run
+    store: ClusterStore | None = None
     try:
-        connection = ClusterConnection.from_config_file(arguments.config)
-        return run(connection, arguments)
+        store = open_store(arguments.config)
+        return run(store, arguments)
     except ValidationError as error:
         for problem in error.problems:
             print(f"radioctl: {problem}", file=sys.stderr)
         return EXIT_USAGE
-    except MountConflict as error:
+    except Conflict as error:
         print(f"radioctl: {error}", file=sys.stderr)
         return EXIT_USAGE
-    except (ConnectionError, etcd3.exceptions.Etcd3Exception, grpc.RpcError) as error:
-        print(f"radioctl: etcd: {one_line(error)}", file=sys.stderr)
+    except EtcdUnavailable as error:
+        print(f"radioctl: etcd: {error}", file=sys.stderr)
         return EXIT_FAILURE
     finally:
-        if connection is not None:
-            connection.close()
+        if store is not None:
+            store.close()

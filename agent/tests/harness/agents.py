@@ -17,10 +17,11 @@ import etcd3
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from radioagent.coordination.keys import KeyLayout
-from radioagent.coordination.mounts import MountRepository
+from radioagent.config import EtcdSettings
 from radioagent.model import NodeStatus, node_status_from_json
 from radioagent.settings import ClusterSettings
+from radioagent.store import ClusterStore
+from radioagent.store.keys import KeyLayout
 
 from .clients import SourceClient, connect_and_stream, is_slice_of, listen
 from .etcd import EtcdCluster, EtcdMember
@@ -304,7 +305,7 @@ class RadioCluster:
             )
             for index, icecast in enumerate(icecasts)
         ]
-        self._client: etcd3.Etcd3Client | None = None
+        self._stores: list[ClusterStore] = []
 
     def node(self, name: str) -> AgentNode:
         return next(node for node in self.nodes if node.name == name)
@@ -315,6 +316,8 @@ class RadioCluster:
         self.wait_all_present()
 
     def stop(self) -> None:
+        for store in self._stores:
+            store.close()
         for node in self.nodes:
             node.stop()
         for node in self.nodes:
@@ -327,8 +330,18 @@ class RadioCluster:
                 return member.client()
         raise AssertionError("no etcd member is running")
 
-    def mounts(self) -> MountRepository:
-        return MountRepository(self.client(), self.layout)
+    def store(self) -> ClusterStore:
+        """The cluster store, as radioctl uses it, on the members still running."""
+        running = [
+            f"127.0.0.1:{member.client_port}"
+            for member in self.etcd.members
+            if member.process is not None and member.process.is_running()
+        ]
+        store = ClusterStore(
+            EtcdSettings(endpoints=tuple(running), prefix=self.prefix), 5, every_endpoint=True
+        )
+        self._stores.append(store)
+        return store
 
     def set_settings(self, **changes: object) -> None:
         """Cluster settings in etcd, as `radioctl config set` writes them."""

@@ -10,7 +10,7 @@ from xml.etree import ElementTree
 import pytest
 import yaml
 
-from radioagent.coordination.mounts import MountConflict
+from radioagent.store import Conflict
 from radioagent.validation import ValidationError
 from tests.harness.agents import AGENT_SCRIPT, AgentNode, RadioCluster
 from tests.harness.clients import listen
@@ -79,7 +79,7 @@ def test_a_yaml_syntax_error_names_the_line_and_never_repeats_the_password(
 def test_invalid_mount_specs_are_refused_and_nothing_is_written(
     radio_cluster: RadioCluster,
 ) -> None:
-    repository = radio_cluster.mounts()
+    store = radio_cluster.store()
     revision_before = radio_cluster.client().status().raft_index
     bad_specs = [
         {"name": "../etc/passwd", "source_password": "pw"},
@@ -90,18 +90,18 @@ def test_invalid_mount_specs_are_refused_and_nothing_is_written(
     ]
     for spec in bad_specs:
         with pytest.raises(ValidationError):
-            repository.create(spec)
-    assert repository.list() == {}
+            store.create_mount(spec)
+    assert store.mounts() == {}
     assert radio_cluster.client().status().raft_index == revision_before
 
-    repository.create({"name": "ok.mp3", "source_password": "pw"})
-    with pytest.raises(MountConflict, match="already exists"):
-        repository.create({"name": "ok.mp3", "source_password": "other"})
-    with pytest.raises(MountConflict, match="does not exist"):
-        repository.update("nope.mp3", {"max_listeners": 3})
+    store.create_mount({"name": "ok.mp3", "source_password": "pw"})
+    with pytest.raises(Conflict, match="already exists"):
+        store.create_mount({"name": "ok.mp3", "source_password": "other"})
+    with pytest.raises(Conflict, match="does not exist"):
+        store.update_mount("nope.mp3", {"max_listeners": 3})
     with pytest.raises(ValidationError, match="max_listeners"):
-        repository.update("ok.mp3", {"max_listeners": -3})
-    assert repository.get("ok.mp3").source_password == "pw"
+        store.update_mount("ok.mp3", {"max_listeners": -3})
+    assert store.mount("ok.mp3").source_password == "pw"
 
 
 def configured_mounts(node: AgentNode) -> set[str]:
@@ -112,8 +112,8 @@ def configured_mounts(node: AgentNode) -> set[str]:
 def test_garbage_under_the_prefix_is_ignored_and_changes_nothing(
     radio_cluster: RadioCluster,
 ) -> None:
-    repository = radio_cluster.mounts()
-    repository.create({"name": "good.mp3", "source_password": "pw-good"})
+    store = radio_cluster.store()
+    store.create_mount({"name": "good.mp3", "source_password": "pw-good"})
     for node in radio_cluster.nodes:
         node.wait_serving("/good.mp3")
 
@@ -126,7 +126,7 @@ def test_garbage_under_the_prefix_is_ignored_and_changes_nothing(
     client.put(layout.root + "unknown/thing", "hello")
     # A valid mount written after the garbage: once every node serves it, every agent has
     # read a state that holds the garbage too.
-    repository.create({"name": "after.mp3", "source_password": "pw-after"})
+    store.create_mount({"name": "after.mp3", "source_password": "pw-after"})
     for node in radio_cluster.nodes:
         node.wait_serving("/after.mp3")
 
@@ -141,4 +141,4 @@ def test_garbage_under_the_prefix_is_ignored_and_changes_nothing(
         assert listen(f"{node.icecast.base_url}/good.mp3", 2048, timeout=2).status == 200
         for garbage in ("/junk.mp3", "/liar.mp3", "/other.mp3"):
             assert listen(f"{node.icecast.base_url}{garbage}", 1024, timeout=2).status == 404
-    assert set(repository.list()) == {"good.mp3", "after.mp3"}
+    assert set(store.mounts()) == {"good.mp3", "after.mp3"}

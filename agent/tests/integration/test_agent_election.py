@@ -26,7 +26,7 @@ def wait_accepting(cluster: RadioCluster, name: str, timeout: float) -> float:
 def test_exactly_one_node_accepts_sources_and_it_is_the_leader(
     radio_cluster: RadioCluster,
 ) -> None:
-    radio_cluster.mounts().create(MOUNT)
+    radio_cluster.store().create_mount(MOUNT)
     leader = radio_cluster.wait_leader()
     wait_accepting(radio_cluster, leader, timeout=5)
 
@@ -41,7 +41,7 @@ def test_exactly_one_node_accepts_sources_and_it_is_the_leader(
 def test_sigkill_of_the_leader_agent_a_new_leader_accepts_sources_within_ttl_plus_1s(
     radio_cluster: RadioCluster,
 ) -> None:
-    radio_cluster.mounts().create(MOUNT)
+    radio_cluster.store().create_mount(MOUNT)
     old_leader = radio_cluster.wait_leader()
     wait_accepting(radio_cluster, old_leader, timeout=5)
     old_epoch = radio_cluster.statuses()[old_leader].epoch
@@ -57,7 +57,7 @@ def test_sigkill_of_the_leader_agent_a_new_leader_accepts_sources_within_ttl_plu
 
 
 def test_sigterm_of_the_leader_hands_over_within_a_second(radio_cluster: RadioCluster) -> None:
-    radio_cluster.mounts().create(MOUNT)
+    radio_cluster.store().create_mount(MOUNT)
     old_leader = radio_cluster.wait_leader()
     wait_accepting(radio_cluster, old_leader, timeout=5)
 
@@ -97,7 +97,7 @@ def test_a_restarted_agent_that_no_longer_leads_drops_the_source_it_still_holds(
     source_client_factory: Callable[..., SourceClient],
     mp3_audio: AudioSample,
 ) -> None:
-    radio_cluster.mounts().create(MOUNT)
+    radio_cluster.store().create_mount(MOUNT)
     old_leader = radio_cluster.node(radio_cluster.wait_leader())
     wait_accepting(radio_cluster, old_leader.name, timeout=5)
     source = start_live_source(source_client_factory, old_leader, mp3_audio)

@@ -34,7 +34,7 @@ def test_a_created_mount_plays_on_every_node_within_a_second_of_icecasts_reload(
     radio_cluster: RadioCluster,
 ) -> None:
     created_at = time.monotonic()
-    radio_cluster.mounts().create(MOUNT)
+    radio_cluster.store().create_mount(MOUNT)
 
     for node in radio_cluster.nodes:
         wait_for(
@@ -54,7 +54,7 @@ def test_a_source_on_the_leader_reaches_listeners_on_every_node(
     source_client_factory: Callable[..., SourceClient],
     mp3_audio: AudioSample,
 ) -> None:
-    radio_cluster.mounts().create(MOUNT)
+    radio_cluster.store().create_mount(MOUNT)
     leader = radio_cluster.leader_taking_sources("/_live/live.mp3", "dj-secret")
     start_live_source(source_client_factory, leader, mp3_audio)
 
@@ -71,7 +71,7 @@ def test_a_source_on_a_node_that_does_not_lead_is_refused(
     radio_cluster: RadioCluster,
     source_client_factory: Callable[..., SourceClient],
 ) -> None:
-    radio_cluster.mounts().create(MOUNT)
+    radio_cluster.store().create_mount(MOUNT)
     leader = radio_cluster.leader_taking_sources("/_live/live.mp3", "dj-secret").name
     for node in radio_cluster.nodes:
         for path in ("/_live/live.mp3", "/live.mp3"):
@@ -89,7 +89,7 @@ def test_listeners_on_other_nodes_stay_connected_through_a_leader_crash(
     source_client_factory: Callable[..., SourceClient],
     mp3_audio: AudioSample,
 ) -> None:
-    radio_cluster.mounts().create(MOUNT)
+    radio_cluster.store().create_mount(MOUNT)
     old_leader = radio_cluster.leader_taking_sources("/_live/live.mp3", "dj-secret")
     source = start_live_source(source_client_factory, old_leader, mp3_audio)
     others = [node for node in radio_cluster.nodes if node is not old_leader]
@@ -173,9 +173,9 @@ def capture_when_served(node: AgentNode, name: str) -> bytes:
 def test_holding_audio_on_every_node_is_in_each_mounts_exact_format(
     radio_cluster: RadioCluster, tmp_path: Path
 ) -> None:
-    repository = radio_cluster.mounts()
+    store = radio_cluster.store()
     for name, audio_format in HOLDING_FORMATS.items():
-        repository.create({"name": name, "source_password": "pw", "format": audio_format})
+        store.create_mount({"name": name, "source_password": "pw", "format": audio_format})
     cases = [(node, name) for node in radio_cluster.nodes for name in HOLDING_FORMATS]
 
     with ThreadPoolExecutor(max_workers=len(cases)) as pool:
@@ -194,7 +194,7 @@ def test_ogg_listeners_stay_connected_with_valid_pages_through_a_leader_crash(
     source_client_factory: Callable[..., SourceClient],
     ogg_audio: AudioSample,
 ) -> None:
-    radio_cluster.mounts().create(
+    radio_cluster.store().create_mount(
         {
             "name": "live.ogg",
             "source_password": "dj-secret",

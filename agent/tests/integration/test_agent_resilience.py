@@ -24,7 +24,7 @@ def test_quorum_loss_demotes_the_leader_keeps_listeners_and_recovers(
     source_client_factory: Callable[..., SourceClient],
     mp3_audio: AudioSample,
 ) -> None:
-    radio_cluster.mounts().create(MOUNT)
+    radio_cluster.store().create_mount(MOUNT)
     leader = radio_cluster.leader_taking_sources("/_live/live.mp3", "dj-secret")
     source = start_live_source(source_client_factory, leader, mp3_audio)
     others = [node for node in radio_cluster.nodes if node is not leader]
@@ -95,7 +95,7 @@ def test_a_mount_created_after_etcd_restarted_reaches_every_node(
         radio_cluster.etcd.wait_healthy(member)
     radio_cluster.wait_leader(timeout=2 * TEST_TIMING["ttl"] + 10)
 
-    radio_cluster.mounts().create({"name": "after.mp3", "source_password": "pw-after"})
+    radio_cluster.store().create_mount({"name": "after.mp3", "source_password": "pw-after"})
 
     for node in radio_cluster.nodes:
         wait_for(
@@ -111,7 +111,7 @@ def test_a_mount_created_after_etcd_restarted_reaches_every_node(
 def test_exactly_one_node_accepts_sources_at_every_sampled_instant_under_churn(
     radio_cluster: RadioCluster,
 ) -> None:
-    radio_cluster.mounts().create(MOUNT)
+    radio_cluster.store().create_mount(MOUNT)
     radio_cluster.wait_leader()
     chooser = random.Random(2026)
     samples = 0

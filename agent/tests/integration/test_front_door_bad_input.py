@@ -21,7 +21,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def node(radio_cluster: RadioCluster) -> Iterator[AgentNode]:
-    radio_cluster.mounts().create({"name": "live.mp3", "source_password": "dj-secret"})
+    radio_cluster.store().create_mount({"name": "live.mp3", "source_password": "dj-secret"})
     entry = radio_cluster.nodes[1]
     entry.wait_front_door_serving("/live.mp3")
     yield entry

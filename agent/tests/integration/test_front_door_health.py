@@ -52,7 +52,7 @@ def test_ready_fails_when_the_nodes_icecast_is_down(radio_cluster: RadioCluster)
 def test_status_and_metrics_show_the_cluster_and_this_nodes_listeners(
     radio_cluster: RadioCluster,
 ) -> None:
-    radio_cluster.mounts().create({"name": "live.mp3", "source_password": "dj-secret"})
+    radio_cluster.store().create_mount({"name": "live.mp3", "source_password": "dj-secret"})
     leader = radio_cluster.wait_leader()
     node = radio_cluster.nodes[2]
     node.wait_serving("/live.mp3")

@@ -44,7 +44,7 @@ def live_source(
 ) -> None:
     """Create `mount`, stream `audio` into it through a node's front door, and wait until
     every node plays it."""
-    cluster.mounts().create(
+    cluster.store().create_mount(
         {"name": mount, "source_password": PASSWORD, "format": {"codec": codec}}
     )
     cluster.wait_leader()
@@ -362,7 +362,7 @@ def test_a_listener_that_stops_reading_is_cut_off_and_the_others_keep_playing(
 ) -> None:
     """The source sends eight times faster than real time, so a listener that reads
     nothing passes the front door's per-listener bound within seconds."""
-    radio_cluster.mounts().create({"name": "live.mp3", "source_password": PASSWORD})
+    radio_cluster.store().create_mount({"name": "live.mp3", "source_password": PASSWORD})
     node = radio_cluster.nodes[1]
     node.wait_front_door_serving("/live.mp3")
     url = f"{node.front_door_url}/_stream/live.mp3"

@@ -40,7 +40,7 @@ def test_a_studio_that_leaves_is_dead_air_in_every_nodes_metrics_within_the_set_
     long_mp3_audio: AudioSample,
 ) -> None:
     radio_cluster.set_settings(dead_air_seconds=DEAD_AIR_SECONDS)
-    radio_cluster.mounts().create({"name": "live.mp3", "source_password": PASSWORD})
+    radio_cluster.store().create_mount({"name": "live.mp3", "source_password": PASSWORD})
     nodes = radio_cluster.nodes
     for node in nodes:  # never heard since the agent looked: dead air already
         wait_for(

@@ -48,9 +48,9 @@ def test_dead_air_pages_and_clears_and_the_dashboard_queries_run(
     long_mp3_audio: AudioSample,
 ) -> None:
     radio_cluster.set_settings(dead_air_seconds=2)
-    radio_cluster.mounts().create({"name": "live.mp3", "source_password": PASSWORD})
-    radio_cluster.mounts().create({"name": "talk.mp3", "source_password": PASSWORD})
-    radio_cluster.mounts().create(  # its transcoder feeds it, silence while live.mp3 is off
+    radio_cluster.store().create_mount({"name": "live.mp3", "source_password": PASSWORD})
+    radio_cluster.store().create_mount({"name": "talk.mp3", "source_password": PASSWORD})
+    radio_cluster.store().create_mount(  # its transcoder feeds it, silence while live.mp3 is off
         {
             "name": "low.mp3",
             "source_password": "transcoder-secret",

@@ -95,7 +95,7 @@ def screenshot(browser: webdriver.Chrome, path: Path) -> None:
 def test_the_status_page_shows_the_cluster_follows_it_in_place_and_fits_a_phone(
     radio_cluster: RadioCluster, browser: webdriver.Chrome, tmp_path: Path
 ) -> None:
-    radio_cluster.mounts().create({"name": "live.mp3", "source_password": PASSWORD})
+    radio_cluster.store().create_mount({"name": "live.mp3", "source_password": PASSWORD})
     leader = radio_cluster.wait_leader()
     node = radio_cluster.nodes[0]
 
@@ -125,7 +125,7 @@ def test_the_status_page_shows_the_cluster_follows_it_in_place_and_fits_a_phone(
     drained = next(
         other.name for other in radio_cluster.nodes if other.name not in (leader, node.name)
     )
-    radio_cluster.mounts().create({"name": LONG_NAME, "source_password": PASSWORD})
+    radio_cluster.store().create_mount({"name": LONG_NAME, "source_password": PASSWORD})
     radio_cluster.drain(drained)
 
     def followed() -> bool:

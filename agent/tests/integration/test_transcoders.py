@@ -70,7 +70,7 @@ def probe(audio: bytes, container: str) -> dict:
 def start_parent(
     cluster: RadioCluster, make: Callable[..., SourceClient], audio: AudioSample
 ) -> SourceClient:
-    cluster.mounts().create({"name": "live.mp3", "source_password": PASSWORD})
+    cluster.store().create_mount({"name": "live.mp3", "source_password": PASSWORD})
     cluster.wait_leader()
     entry = cluster.nodes[0]
     entry.wait_front_door_serving("/live.mp3")
@@ -117,7 +117,7 @@ def test_a_transcoded_mount_plays_on_every_node_in_its_format(  # noqa: PLR0917 
     codec_name: str,
 ) -> None:
     start_parent(radio_cluster, source_client_factory, mp3_audio)
-    radio_cluster.mounts().create(
+    radio_cluster.store().create_mount(
         {
             "name": name,
             "source_password": "transcoder-secret",
@@ -153,7 +153,7 @@ def test_the_owner_dies_another_node_transcodes_and_the_parent_gone_means_silenc
     long_mp3_audio: AudioSample,
 ) -> None:
     source = start_parent(radio_cluster, source_client_factory, long_mp3_audio)
-    radio_cluster.mounts().create(
+    radio_cluster.store().create_mount(
         {
             "name": "low.mp3",
             "source_password": "transcoder-secret",
@@ -227,7 +227,7 @@ def test_the_owner_dies_another_node_transcodes_and_the_parent_gone_means_silenc
 
 
 def create_transcoded(cluster: RadioCluster, name: str) -> None:
-    cluster.mounts().create(
+    cluster.store().create_mount(
         {
             "name": name,
             "source_password": "transcoder-secret",
@@ -241,7 +241,7 @@ def test_the_transcoder_follows_a_new_leader_by_itself(
     source_client_factory: Callable[..., SourceClient],
     mp3_audio: AudioSample,
 ) -> None:
-    radio_cluster.mounts().create({"name": "live.mp3", "source_password": PASSWORD})
+    radio_cluster.store().create_mount({"name": "live.mp3", "source_password": PASSWORD})
     create_transcoded(radio_cluster, "low.mp3")
     wait_for(lambda: live_on_leader(radio_cluster, ["low.mp3"]), timeout=20, what="transcoder")
     leader = radio_cluster.node(radio_cluster.wait_leader())
@@ -267,7 +267,7 @@ def test_churn_never_runs_a_transcoder_twice_and_always_brings_them_back(
 ) -> None:
     """30 random SIGKILLs and SIGTERMs of agents, each followed by a restart. Between
     events, /proc is sampled: never two Liquidsoap processes for one mount."""
-    radio_cluster.mounts().create({"name": "live.mp3", "source_password": PASSWORD})
+    radio_cluster.store().create_mount({"name": "live.mp3", "source_password": PASSWORD})
     mounts = ["low.mp3", "tiny.mp3"]
     for name in mounts:
         create_transcoded(radio_cluster, name)
@@ -313,7 +313,7 @@ def test_churn_never_runs_a_transcoder_twice_and_always_brings_them_back(
 def test_a_crashed_liquidsoap_is_restarted_and_a_node_cut_off_stops_its_transcoders(
     radio_cluster: RadioCluster,
 ) -> None:
-    radio_cluster.mounts().create({"name": "live.mp3", "source_password": PASSWORD})
+    radio_cluster.store().create_mount({"name": "live.mp3", "source_password": PASSWORD})
     create_transcoded(radio_cluster, "low.mp3")
     wait_for(lambda: live_on_leader(radio_cluster, ["low.mp3"]), timeout=20, what="transcoder")
     (crashed,) = transcoder_processes("low.mp3")

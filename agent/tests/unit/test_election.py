@@ -9,9 +9,10 @@ from radioagent.coordination.election import (
     must_stop_leading,
     should_campaign,
 )
-from radioagent.coordination.keys import KeyLayout
-from radioagent.coordination.state import ClusterState, KeyValue, LeaderRecord, decode_cluster_state
+from radioagent.coordination.state import ClusterState, LeaderRecord
 from radioagent.model import parse_mount
+from radioagent.store.keys import KeyLayout
+from radioagent.store.records import KeyValue, decode_cluster_state
 
 LAYOUT = KeyLayout("/radio")
 

@@ -1,0 +1,272 @@
+"""The agent's cycle, decided. Pure: one function from what the cluster store says, what
+this node knows of itself, and the clock, to everything the cycle must do. The agent
+(`loop.py`) reads, calls `plan_cycle`, and executes the plan; like Patroni's `Ha`, every
+decision is here where tests can reach it without etcd or Icecast.
+
+A plan that changes coordination (a lease, a handover, a campaign) is executed first and
+the state read again before the rest runs, so the Icecast config, the transcoders and the
+status always follow what etcd says after this node's own moves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+
+from radioagent import __version__
+from radioagent.config import Limits, Timing
+from radioagent.coordination.election import (
+    Leadership,
+    Role,
+    leadership_from_state,
+    must_hand_over,
+    must_stop_leading,
+    should_campaign,
+)
+from radioagent.coordination.state import ClusterState, Handover
+from radioagent.icecast.render import IcecastPlan
+from radioagent.icecast.stats import IcecastStats
+from radioagent.model import LIVE_MOUNT_PREFIX, NodeStatus
+from radioagent.transcoding.assignment import TranscoderPlan, plan_transcoders
+from radioagent.transcoding.supervisor import TranscoderState
+
+DETACHED = Leadership(Role.DETACHED)
+
+
+@dataclass(frozen=True)
+class NodeIdentity:
+    """What the config says about this node; never changes while the agent runs."""
+
+    name: str
+    address: str
+    icecast_port: int
+    public_address: str | None
+    front_door_ports: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class LocalFacts:
+    """What this node knows of itself at the start of a cycle."""
+
+    now: float
+    lease_id: int | None
+    lease_ttl: float | None  # the ttl the lease was granted with
+    last_etcd_contact: float  # when etcd (a quorum of it) last answered us
+    own_timing: Timing
+    own_limits: Limits
+    stats: IcecastStats | None  # None: this node's Icecast does not answer
+    listeners: Mapping[str, int] = field(default_factory=dict)  # front door, by mount
+    bandwidth_kbps: float = 0.0
+    transcoders: Mapping[str, TranscoderState] = field(default_factory=dict)
+    live_mounts: tuple[str, ...] = ()  # mounts heard live here
+    published_status: str | None = None  # what etcd holds under nodes/<me>, as we wrote it
+    last_leader: NodeStatus | None = None  # the last leader known, for while detached
+    leadership: Leadership = DETACHED  # as last read (kept while etcd is away)
+
+
+class LeaseStep(Enum):
+    KEEP = "keep"
+    GRANT = "grant"  # no lease: take one
+    MOVE = "move"  # the cluster's ttl changed: a new lease, and what we hold moves onto it
+
+
+@dataclass(frozen=True)
+class CyclePlan:
+    timing: Timing
+    leadership: Leadership  # as etcd says (or as last known, without a fresh read)
+    acting: Leadership  # what this node may act as now: nothing while cut off from etcd
+    lease: LeaseStep = LeaseStep.KEEP
+    hand_over: Handover | None = None  # step down, then resign the leader key
+    campaign: bool = False
+    finish_handover: Handover | None = None  # a served request, to delete
+    icecast: IcecastPlan | None = None  # None: never read etcd, leave Icecast as it is
+    transcoders: TranscoderPlan | None = None  # None: stop every transcoder
+    transcoder_leader: NodeStatus | None = None  # where transcoders pull from and push to
+    drop_sources: tuple[str, ...] = ()  # stray sources on a node that does not lead
+    status: NodeStatus | None = None
+    publish_status: bool = False
+    move_transcoders: tuple[str, ...] = ()  # claims to move to the new lease
+
+    @property
+    def coordinates(self) -> bool:
+        """Moves in etcd after which the state must be read again."""
+        return self.lease is not LeaseStep.KEEP or self.hand_over is not None or self.campaign
+
+
+def cluster_timing(state: ClusterState | None, own: Timing) -> Timing:
+    return own if state is None else state.settings.timing_for(own)
+
+
+def cluster_limits(state: ClusterState | None, own: Limits) -> Limits:
+    return own if state is None else state.settings.limits_for(own)
+
+
+def cut_off(facts: LocalFacts, timing: Timing) -> bool:
+    return must_stop_leading(facts.now, facts.last_etcd_contact, timing.retry_timeout)
+
+
+def effective_leadership(leadership: Leadership, is_cut_off: bool) -> Leadership:
+    """What this node may act as right now: nothing, once cut off from etcd."""
+    if leadership.role is Role.LEADER and is_cut_off:
+        return Leadership(Role.DETACHED, None, leadership.epoch)
+    return leadership
+
+
+def leader_status(
+    leadership: Leadership,
+    state: ClusterState | None,
+    own_status: NodeStatus,
+    last_leader: NodeStatus | None,
+) -> NodeStatus | None:
+    """The leader's status (ours when we lead); while detached, the last leader known, so
+    relays keep pulling what still works."""
+    if leadership.role is Role.LEADER:
+        return own_status
+    if leadership.role is Role.REPLICA:
+        return state.nodes.get(leadership.leader_name or "") if state is not None else None
+    return last_leader
+
+
+def current_leader_status(
+    leadership: Leadership,
+    is_cut_off: bool,
+    state: ClusterState | None,
+    own_status: NodeStatus,
+) -> NodeStatus | None:
+    """The leader as etcd says now; None while detached or cut off from etcd: sources must
+    not be piped, nor transcoders pointed, at a node that may have stepped down."""
+    if leadership.role is Role.DETACHED or is_cut_off:
+        return None
+    return leader_status(leadership, state, own_status, None)
+
+
+def node_status(
+    identity: NodeIdentity,
+    leadership: Leadership,
+    state: ClusterState | None,
+    facts: LocalFacts,
+) -> NodeStatus:
+    """This node's published status. Listeners and bandwidth are the front door's:
+    Icecast sees one connection per mount (the fan-out's upstream)."""
+    stats = facts.stats
+    limits = cluster_limits(state, facts.own_limits)
+    mounts = state.mounts.values() if state is not None else ()
+    return NodeStatus(
+        name=identity.name,
+        address=identity.address,
+        icecast_port=identity.icecast_port,
+        icecast_up=stats is not None,
+        role=leadership.role.value,
+        epoch=leadership.epoch,
+        listeners=dict(sorted((name, count) for name, count in facts.listeners.items() if count)),
+        bandwidth_kbps=round(facts.bandwidth_kbps, 1),
+        bandwidth_limit_kbps=limits.bandwidth_kbps,
+        listener_limit=limits.max_listeners,
+        draining=state is not None and identity.name in state.draining,
+        agent_version=__version__,
+        public_address=identity.public_address,
+        front_door_ports=identity.front_door_ports,
+        transcoders=tuple(sorted(facts.transcoders)),
+        silent_mounts=tuple(
+            sorted(mount for mount, running in facts.transcoders.items() if running.silent)
+        ),
+        live_mounts=tuple(sorted(facts.live_mounts)),
+        mounts=tuple(
+            sorted(
+                mount.name
+                for mount in mounts
+                if stats is not None
+                and (mount.path in stats.sources or mount.holding_path in stats.sources)
+            )
+        ),
+    )
+
+
+def icecast_plan(state: ClusterState | None, leading: bool) -> IcecastPlan | None:
+    if state is None:
+        return None  # never read etcd: leave Icecast as it is
+    mounts = tuple(sorted(state.mounts.values(), key=lambda mount: mount.name))
+    return IcecastPlan(leading=leading, mounts=mounts)
+
+
+@dataclass(frozen=True)
+class Moves:
+    """The moves in etcd a cycle makes."""
+
+    lease: LeaseStep = LeaseStep.KEEP
+    move_transcoders: tuple[str, ...] = ()
+    hand_over: Handover | None = None
+    campaign: bool = False
+
+
+def _moves(identity: NodeIdentity, state: ClusterState, facts: LocalFacts, timing: Timing) -> Moves:
+    """One kind at a time: a lease first, then a handover, then a campaign (each needs
+    what the one before it gives)."""
+    if facts.lease_id is None:
+        return Moves(lease=LeaseStep.GRANT)
+    if timing.ttl != facts.lease_ttl:
+        mine = sorted(mount for mount, owner in state.transcoders.items() if owner == identity.name)
+        return Moves(lease=LeaseStep.MOVE, move_transcoders=tuple(mine))
+    if must_hand_over(state, leadership_from_state(state, identity.name, facts.lease_id)):
+        return Moves(hand_over=state.handover)
+    if should_campaign(state, facts.lease_id, identity.name) and not cut_off(facts, timing):
+        return Moves(campaign=True)
+    return Moves()
+
+
+def plan_cycle(
+    identity: NodeIdentity,
+    state: ClusterState | None,
+    facts: LocalFacts,
+    *,
+    fresh: bool,
+) -> CyclePlan:
+    """`state`: the last state read; `fresh`: read this cycle (etcd answered). Without a
+    fresh read the plan makes no move in etcd and acts on what it last knew."""
+    timing = cluster_timing(state, facts.own_timing)
+    is_cut_off = cut_off(facts, timing)
+    leadership = (
+        leadership_from_state(state, identity.name, facts.lease_id)
+        if fresh and state is not None
+        else facts.leadership
+    )
+    acting = effective_leadership(leadership, is_cut_off)
+    moves = _moves(identity, state, facts, timing) if fresh and state is not None else Moves()
+    status = node_status(identity, acting, state, facts)
+    leader = current_leader_status(acting, is_cut_off, state, status)
+    leading = acting.role is Role.LEADER
+    transcoders = None
+    if state is not None and facts.lease_id is not None and leader is not None:
+        transcoders = plan_transcoders(
+            state.mounts,
+            state.transcoders,
+            state.nodes,
+            state.draining,
+            identity.name,
+            me_eligible=facts.stats is not None and not is_cut_off,
+        )
+    served = None
+    if state is not None and leading and state.handover is not None:
+        served = state.handover if state.handover.epoch != acting.epoch else None
+    stray = ()
+    if not leading and facts.stats is not None:
+        stray = tuple(
+            sorted(path for path in facts.stats.sources if path.startswith(LIVE_MOUNT_PREFIX))
+        )
+    return CyclePlan(
+        timing=timing,
+        leadership=leadership,
+        acting=acting,
+        icecast=icecast_plan(state, leading),
+        transcoders=transcoders,
+        transcoder_leader=leader,
+        drop_sources=stray,
+        status=status,
+        publish_status=facts.lease_id is not None and status.to_json() != facts.published_status,
+        finish_handover=served if fresh else None,
+        lease=moves.lease,
+        move_transcoders=moves.move_transcoders,
+        hand_over=moves.hand_over,
+        campaign=moves.campaign,
+    )

@@ -1,0 +1,139 @@
+"""The one way to an etcd client, and the one endpoint fail-over policy.
+
+Policy: talk to the current endpoint (the local member or gateway comes first in the
+config); when a call fails because that endpoint cannot be reached, move to the next one,
+once per failed client (several calls may fail together on the same dead member). A
+caller that can afford it (radioctl, one command) tries each endpoint once per call; the
+agent's loop tries again on its next cycle instead, so its timing stays predictable.
+
+python-etcd3 0.12's watch thread retries a broken stream in a tight loop (it burns a core
+while etcd is down), so a broken watch closes the whole client, which ends that thread;
+the next call builds a new client.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import TypeVar
+
+import etcd3
+import etcd3.exceptions
+import grpc
+
+from radioagent.config import EtcdSettings
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+Client = etcd3.Etcd3Client
+
+
+class EtcdUnavailable(Exception):
+    """etcd did not answer in time or refused; the message says which call and why."""
+
+
+class Conflict(Exception):
+    """A compare-and-set lost: the record exists (create), does not exist (update,
+    delete), or changed meanwhile. Nothing was written."""
+
+
+def _unreachable(error: BaseException) -> bool:
+    return isinstance(
+        error, etcd3.exceptions.ConnectionFailedError | etcd3.exceptions.ConnectionTimeoutError
+    )
+
+
+def describe(error: BaseException) -> str:
+    """One line: grpc's own errors carry their code and details."""
+    if isinstance(error, grpc.RpcError) and hasattr(error, "details"):
+        # grpc.RpcError's type declares neither; the call objects that raise it have both.
+        text = f"{error.code().name}: {error.details()}"
+    else:
+        text = str(error)
+    first = text.strip().splitlines()[0] if text.strip() else ""
+    return f"{type(error).__name__} {first}".strip()
+
+
+class EtcdClients:
+    """Makes, keeps and discards the client of the current endpoint. Thread-safe: the
+    agent calls from a small thread pool."""
+
+    def __init__(self, settings: EtcdSettings, request_timeout: float) -> None:
+        self.settings = settings
+        self.request_timeout = request_timeout  # applies to the next client made
+        self._index = 0
+        self._client: Client | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def endpoint(self) -> str:
+        return self.settings.endpoints[self._index]
+
+    def current(self) -> Client:
+        with self._lock:
+            if self._client is None:
+                host, _, port = self.endpoint.rpartition(":")
+                try:
+                    # Reads the TLS files, which may be mid-rotation or unreadable.
+                    self._client = etcd3.client(
+                        host=host.strip("[]"),
+                        port=int(port),
+                        ca_cert=self.settings.ca_file,
+                        cert_cert=self.settings.cert_file,
+                        cert_key=self.settings.key_file,
+                        timeout=self.request_timeout,
+                    )
+                except (OSError, ValueError) as error:
+                    raise EtcdUnavailable(f"cannot make an etcd client: {error}") from error
+            return self._client
+
+    def is_current(self, client: Client) -> bool:
+        return client is self._client
+
+    def call(
+        self, what: str, function: Callable[[Client], T], *, every_endpoint: bool = False
+    ) -> T:
+        """`function` on the current client; EtcdUnavailable when it fails. An unreachable
+        endpoint moves the policy on; with `every_endpoint` the call is tried on each
+        endpoint in turn until one answers."""
+        failures: list[str] = []
+        tries = len(self.settings.endpoints) if every_endpoint else 1
+        while True:
+            client = self.current()
+            endpoint = self.endpoint
+            try:
+                return function(client)
+            except (etcd3.exceptions.Etcd3Exception, grpc.RpcError, ValueError) as error:
+                # ValueError: a call raced with closing a broken client's channel.
+                failures.append(f"{endpoint}: {describe(error)}")
+                if not _unreachable(error):
+                    raise EtcdUnavailable(f"{what} via {failures[-1]}") from error
+                self.next_endpoint(client)
+                if len(failures) < tries:
+                    continue
+                if every_endpoint:
+                    raise EtcdUnavailable(
+                        f"no etcd endpoint answers ({'; '.join(failures)})"
+                    ) from error
+                raise EtcdUnavailable(f"{what} via {failures[0]}") from error
+
+    def next_endpoint(self, failed_client: Client) -> None:
+        with self._lock:
+            if failed_client is not self._client or len(self.settings.endpoints) == 1:
+                return  # one endpoint: grpc reconnects by itself when it is back
+            self._index = (self._index + 1) % len(self.settings.endpoints)
+            log.warning("etcd: switching to endpoint %s", self.endpoint)
+            self._discard()
+
+    def discard(self, client: Client | None = None) -> None:
+        """Close the client (ending its watch thread); the next call makes a new one.
+        With `client`, only if that is still the current one."""
+        with self._lock:
+            if client is None or client is self._client:
+                self._discard()
+
+    def _discard(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            client.close()

@@ -1,0 +1,435 @@
+"""Every etcd operation of the agent and of radioctl. Blocking (python-etcd3); the agent
+runs these through its async facade (`agent_store`), radioctl calls them directly.
+
+Every write that could race with another writer is a transaction: leadership and claims
+on `create_revision == 0`, operators' edits as compare-and-set on the revision they read,
+so two operators (or an operator and an agent) cannot silently overwrite each other.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from radioagent.config import EtcdSettings
+from radioagent.coordination.state import ClusterState, Handover, LeaderRecord
+from radioagent.model import MountSpec, cross_mount_problems, parse_mount
+from radioagent.radios import MountChange
+from radioagent.settings import ClusterSettings, settings_from_json
+from radioagent.store.client import Client, Conflict, EtcdClients
+from radioagent.store.keys import KeyLayout
+from radioagent.store.records import (
+    decode_cluster_state,
+    decode_handover,
+    decode_mount,
+    encode_drain_mark,
+    encode_handover,
+    entries_of,
+    stored_settings_document,
+)
+from radioagent.validation import ValidationError
+
+# etcd refuses transactions of more than 128 operations by default.
+TRANSACTION_OPERATIONS = 100
+WatchCallback = Callable[[Client, Any], None]
+
+
+class ClusterStore:
+    def __init__(
+        self, settings: EtcdSettings, request_timeout: float, *, every_endpoint: bool = False
+    ) -> None:
+        """`every_endpoint`: try each endpoint in turn within one call (client.py)."""
+        self.layout = KeyLayout(settings.prefix)
+        self.clients = EtcdClients(settings, request_timeout)
+        self.every_endpoint = every_endpoint
+        self._watch: tuple[Client, int] | None = None
+
+    def _call(self, what: str, function: Callable[[Client], Any]) -> Any:
+        return self.clients.call(what, function, every_endpoint=self.every_endpoint)
+
+    def close(self) -> None:
+        self._watch = None
+        self.clients.discard()
+
+    # --- reads ---------------------------------------------------------------------------
+
+    def read_state(self, *, serializable: bool = False) -> ClusterState:
+        """Everything under the prefix in one read. The agent reads serializably from its
+        local member (it must keep working while that member is partitioned); radioctl
+        reads linearizably."""
+        response = self._call(
+            "read state",
+            lambda client: client.get_prefix_response(self.layout.root, serializable=serializable),
+        )
+        return decode_cluster_state(self.layout, entries_of(response.kvs), response.header.revision)
+
+    def leader(self) -> LeaderRecord | None:
+        value, metadata = self._call("read leader", lambda client: client.get(self.layout.leader))
+        if value is None:
+            return None
+        return LeaderRecord(
+            value.decode(errors="replace"), metadata.create_revision, metadata.lease_id
+        )
+
+    def _mounts_with_revisions(self) -> dict[str, tuple[MountSpec, int]]:
+        """Valid mounts with their mod revisions; invalid entries are not ours to judge."""
+        response = self._call(
+            "read mounts", lambda client: client.get_prefix_response(self.layout.mounts)
+        )
+        mounts = {}
+        for entry in entries_of(response.kvs):
+            try:
+                mount = decode_mount(self.layout, entry)
+            except ValidationError:
+                continue
+            mounts[mount.name] = (mount, entry.mod_revision)
+        return mounts
+
+    def mounts(self) -> dict[str, MountSpec]:
+        return {name: mount for name, (mount, _) in sorted(self._mounts_with_revisions().items())}
+
+    def mount(self, name: str) -> MountSpec | None:
+        found = self._mounts_with_revisions().get(name)
+        return found[0] if found else None
+
+    def _settings_with_revision(self) -> tuple[bytes | None, int | None]:
+        value, metadata = self._call("read settings", lambda client: client.get(self.layout.config))
+        return value, None if metadata is None else metadata.mod_revision
+
+    def settings(self) -> ClusterSettings:
+        return settings_from_json(self._settings_with_revision()[0])
+
+    def stored_settings(self) -> Any:
+        """The settings document as stored, validated; None when unset."""
+        return stored_settings_document(self._settings_with_revision()[0])
+
+    # --- leases and leadership (the agent) ------------------------------------------------
+
+    def grant_lease(self, ttl: float) -> int:
+        # Never round down: a shorter lease would break loop_wait + 2 * retry_timeout <= ttl.
+        lease = self._call("grant lease", lambda client: client.lease(max(1, math.ceil(ttl))))
+        return lease.id
+
+    def refresh_lease(self, lease_id: int) -> int:
+        """Remaining TTL in seconds after the refresh; 0 means the lease is gone."""
+        replies = self._call("refresh lease", lambda client: list(client.refresh_lease(lease_id)))
+        return replies[0].TTL if replies else 0
+
+    def revoke_lease(self, lease_id: int) -> None:
+        self._call("revoke lease", lambda client: client.revoke_lease(lease_id))
+
+    def _transaction(
+        self, what: str, compare: Callable[[Client], list], success: Callable[[Client], list]
+    ) -> tuple[bool, list]:
+        def run(client: Client) -> tuple[bool, list]:
+            return client.transaction(compare=compare(client), success=success(client), failure=[])
+
+        return self._call(what, run)
+
+    def campaign(self, name: str, lease_id: int) -> int | None:
+        """Take the leader key if nobody holds it; the epoch if we won, else None."""
+        key = self.layout.leader
+        won, responses = self._transaction(
+            "campaign",
+            lambda client: [client.transactions.create(key) == 0],
+            lambda client: [
+                client.transactions.put(key, name, lease=lease_id),
+                client.transactions.get(key),
+            ],
+        )
+        if not won:
+            return None
+        ((_, metadata),) = responses[1]
+        return metadata.create_revision
+
+    def resign(self, epoch: int) -> bool:
+        """Delete the leader key only if it is still the one from our `epoch`."""
+        key = self.layout.leader
+        resigned, _ = self._transaction(
+            "resign",
+            lambda client: [client.transactions.create(key) == epoch],
+            lambda client: [client.transactions.delete(key)],
+        )
+        return resigned
+
+    def claim_transcoder(self, mount: str, name: str, lease_id: int) -> bool:
+        """Take `transcoders/<mount>` on our lease if nobody holds it."""
+        key = self.layout.transcoder(mount)
+        won, _ = self._transaction(
+            f"claim {key}",
+            lambda client: [client.transactions.create(key) == 0],
+            lambda client: [client.transactions.put(key, name, lease=lease_id)],
+        )
+        return won
+
+    def release_transcoder(self, mount: str, name: str) -> bool:
+        """Delete `transcoders/<mount>` only while it is still ours."""
+        key = self.layout.transcoder(mount)
+        released, _ = self._transaction(
+            f"release {key}",
+            lambda client: [client.transactions.value(key) == name],
+            lambda client: [client.transactions.delete(key)],
+        )
+        return released
+
+    def move_to_lease(
+        self,
+        lease_id: int,
+        name: str,
+        *,
+        leader: bool,
+        transcoders: Iterable[str],
+        status: str | None,
+    ) -> int:
+        """Attach what this node holds to `lease_id`, each key only while it still holds
+        our value (a put keeps the key's create revision, so a leader keeps its epoch);
+        how many keys moved."""
+        held = {self.layout.transcoder(mount): name for mount in transcoders}
+        if leader:
+            held[self.layout.leader] = name
+        if status is not None:
+            held[self.layout.node(name)] = status
+
+        def move(client: Client) -> int:
+            moved = 0
+            for key, value in held.items():
+                done, _ = client.transaction(
+                    compare=[client.transactions.value(key) == value],
+                    success=[client.transactions.put(key, value, lease=lease_id)],
+                    failure=[],
+                )
+                moved += bool(done)
+            return moved
+
+        return self._call("move keys to a new lease", move)
+
+    def publish_status(self, name: str, status: str, lease_id: int) -> None:
+        key = self.layout.node(name)
+        self._call(f"put {key}", lambda client: client.put(key, status, lease=lease_id))
+
+    def finish_handover(self, handover: Handover) -> bool:
+        """Delete a handover request that has been served, unless a new one replaced it."""
+        key = self.layout.handover
+        deleted, _ = self._transaction(
+            "finish handover",
+            lambda client: [client.transactions.value(key) == encode_handover(handover)],
+            lambda client: [client.transactions.delete(key)],
+        )
+        return deleted
+
+    # --- operators (radioctl) ------------------------------------------------------------
+
+    def request_handover(self, leader: LeaderRecord, to: str | None, lapse_seconds: int) -> int:
+        """Ask the leader of `leader.epoch` to step down (for `to`, if named); the request
+        lapses by itself after `lapse_seconds` if nobody takes over. Conflict if the leader
+        changed or another request is under way. The request's lease, to withdraw it."""
+        layout = self.layout
+        lease = self._call("grant lease", lambda client: client.lease(lapse_seconds))
+        request = encode_handover(Handover(leader.epoch, leader.name, to))
+        accepted, _ = self._transaction(
+            "request handover",
+            lambda client: [
+                client.transactions.create(layout.leader) == leader.epoch,
+                client.transactions.create(layout.handover) == 0,
+            ],
+            lambda client: [client.transactions.put(layout.handover, request, lease=lease.id)],
+        )
+        if not accepted:
+            self.revoke_lease(lease.id)
+            raise Conflict(
+                "the leader changed or a handover is already under way; "
+                "check `radioctl status` and run again"
+            )
+        return lease.id
+
+    def handover_request(self) -> Handover | None:
+        value, _ = self._call("read handover", lambda client: client.get(self.layout.handover))
+        return None if value is None else decode_handover(value)
+
+    def drain(self, name: str, since: int) -> None:
+        key = self.layout.drain(name)
+        self._call(f"put {key}", lambda client: client.put(key, encode_drain_mark(since)))
+
+    def undrain(self, name: str) -> bool:
+        """False if the node was not draining."""
+        key = self.layout.drain(name)
+        return bool(self._call(f"delete {key}", lambda client: client.delete(key)))
+
+    def update_settings(
+        self, change: Callable[[ClusterSettings], ClusterSettings]
+    ) -> ClusterSettings:
+        """Compare-and-set the settings to `change(current)`."""
+        value, revision = self._settings_with_revision()
+        updated = change(settings_from_json(value))
+        self._put_settings_if_unchanged(updated.to_json(), revision)
+        return updated
+
+    def restore_settings(self, document: Any) -> bool:
+        """Write a backup's settings document unless the same settings are in place."""
+        restored = settings_from_json(json.dumps(document))  # ValidationError first
+        value, revision = self._settings_with_revision()
+        if value is not None and settings_from_json(value) == restored:
+            return False
+        self._put_settings_if_unchanged(json.dumps(document, sort_keys=True), revision)
+        return True
+
+    def _put_settings_if_unchanged(self, text: str, revision: int | None) -> None:
+        key = self.layout.config
+        written, _ = self._transaction(
+            "write settings",
+            lambda client: [
+                client.transactions.create(key) == 0
+                if revision is None
+                else client.transactions.mod(key) == revision
+            ],
+            lambda client: [client.transactions.put(key, text)],
+        )
+        if not written:
+            raise Conflict("the settings changed meanwhile; run again")
+
+    # --- mounts (radioctl and tests) -----------------------------------------------------
+
+    @staticmethod
+    def _check_with(
+        mounts: dict[str, MountSpec], changed: MountSpec | None, removed: str | None = None
+    ) -> None:
+        """ValidationError for rules between mounts that the change would newly break."""
+        after = dict(mounts)
+        if removed is not None:
+            after.pop(removed, None)
+        if changed is not None:
+            after[changed.name] = changed
+        new_problems = set(cross_mount_problems(after)) - set(cross_mount_problems(mounts))
+        if new_problems:
+            raise ValidationError(sorted(new_problems))
+
+    def create_mount(self, fields: dict) -> MountSpec:
+        mount = parse_mount(fields)
+        existing = self._mounts_with_revisions()
+        if mount.name in existing:
+            raise Conflict(f"mount {mount.name!r} already exists")
+        self._check_with({name: spec for name, (spec, _) in existing.items()}, mount)
+        key = self.layout.mount(mount.name)
+        created, _ = self._transaction(
+            f"create {key}",
+            lambda client: [client.transactions.create(key) == 0],
+            lambda client: [client.transactions.put(key, mount.to_json())],
+        )
+        if not created:
+            raise Conflict(f"mount {mount.name!r} was created meanwhile")
+        return mount
+
+    def update_mount(self, name: str, changes: dict) -> MountSpec:
+        existing = self._mounts_with_revisions()
+        if name not in existing:
+            raise Conflict(f"mount {name!r} does not exist")
+        current, revision = existing[name]
+        if "name" in changes and changes["name"] != name:
+            raise ValidationError([f"name: a mount cannot be renamed ({name!r})"])
+        mount = parse_mount({**current.as_dict(), **changes})
+        self._check_with({n: spec for n, (spec, _) in existing.items()}, mount)
+        self._write_if_unchanged(name, revision, mount)
+        return mount
+
+    def delete_mount(self, name: str, *, force: bool = False) -> None:
+        """Refuses a mount others depend on (a transcode parent, a fallback) unless
+        `force`: then the dependents lose their source until it comes back."""
+        existing = self._mounts_with_revisions()
+        if name not in existing:
+            raise Conflict(f"mount {name!r} does not exist")
+        _, revision = existing[name]
+        if not force:
+            self._check_with({n: spec for n, (spec, _) in existing.items()}, None, removed=name)
+        self._write_if_unchanged(name, revision, None)
+
+    def _write_if_unchanged(self, name: str, revision: int, mount: MountSpec | None) -> None:
+        key = self.layout.mount(name)
+        written, _ = self._transaction(
+            f"write {key}",
+            lambda client: [client.transactions.mod(key) == revision],
+            lambda client: [
+                client.transactions.delete(key)
+                if mount is None
+                else client.transactions.put(key, mount.to_json())
+            ],
+        )
+        if not written:
+            raise Conflict(f"mount {name!r} changed meanwhile; read it again")
+
+    def apply_mount_changes(self, changes: list[MountChange]) -> None:
+        """Creates, updates and deletes, each guarded by the revision the plan was made
+        from. Up to TRANSACTION_OPERATIONS changes go in one transaction, all or none
+        (Conflict); larger plans are written in such batches."""
+        current = self._mounts_with_revisions()
+        guards: list[tuple[str, int | None, str | None]] = []  # key, revision, new value
+        for change in changes:
+            key = self.layout.mount(change.name)
+            if change.action == "create" and change.after is not None:
+                guards.append((key, None, change.after.to_json()))
+            elif change.action in ("update", "delete"):
+                if current.get(change.name, (None, None))[0] != change.before:
+                    raise Conflict(f"mount {change.name!r} changed meanwhile; run again")
+                after = change.after.to_json() if change.after is not None else None
+                guards.append((key, current[change.name][1], after))
+        for start in range(0, len(guards), TRANSACTION_OPERATIONS):
+            batch = guards[start : start + TRANSACTION_OPERATIONS]
+            applied, _ = self._transaction(
+                "apply mount changes",
+                functools.partial(_batch_compares, batch),
+                functools.partial(_batch_operations, batch),
+            )
+            if not applied:
+                done = f"{start} of {len(guards)} changes were applied; " if start else ""
+                raise Conflict(f"mounts changed meanwhile; {done}run again")
+
+    # --- watch ---------------------------------------------------------------------------
+
+    def watching(self) -> bool:
+        return self._watch is not None and self.clients.is_current(self._watch[0])
+
+    def watch(self, callback: WatchCallback) -> None:
+        """Call `callback(client, response)` on python-etcd3's watch thread for every
+        change under the prefix (response is an Exception when the watch broke)."""
+
+        def add_watch(client: Client) -> tuple[Client, int]:
+            return client, client.add_watch_prefix_callback(
+                self.layout.root, functools.partial(callback, client)
+            )
+
+        try:
+            self._watch = self._call("watch", add_watch)
+        except Exception:
+            # A failed create leaves python-etcd3's watch thread retrying in a tight loop:
+            # closing the client ends it; the next call builds a fresh one.
+            self.clients.discard()
+            raise
+
+    def changed_keys(self, response: Any) -> list[str]:
+        return [event.key.decode(errors="replace") for event in response.events]
+
+    def drop_watch_client(self, client: Client) -> bool:
+        """A watch broke: close its client if it is still the current one."""
+        if not self.clients.is_current(client):
+            return False
+        self._watch = None
+        self.clients.discard(client)
+        return True
+
+
+def _batch_compares(batch: list[tuple[str, int | None, str | None]], client: Client) -> list:
+    return [
+        client.transactions.create(key) == 0
+        if revision is None
+        else client.transactions.mod(key) == revision
+        for key, revision, _ in batch
+    ]
+
+
+def _batch_operations(batch: list[tuple[str, int | None, str | None]], client: Client) -> list:
+    return [
+        client.transactions.delete(key) if value is None else client.transactions.put(key, value)
+        for key, _, value in batch
+    ]

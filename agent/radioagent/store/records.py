@@ -1,0 +1,155 @@
+"""Every record the cluster keeps in etcd, encoded and decoded. Pure: bytes in, values out.
+
+Mounts, settings and node statuses are JSON written by their own model's `to_json`; the
+records only the store knows (leader, handover request, drain mark, transcoder claim) are
+encoded here. Garbage under the prefix (a hand-edited key, another tool's data) never
+stops a reader: the key is skipped and named in `problems`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from radioagent.coordination.state import ClusterState, Handover, LeaderRecord
+from radioagent.model import (
+    MountSpec,
+    NodeStatus,
+    cross_mount_problems,
+    mount_from_json,
+    node_status_from_json,
+)
+from radioagent.settings import ClusterSettings, settings_from_json
+from radioagent.store.keys import KeyLayout
+from radioagent.validation import ValidationError
+
+
+@dataclass(frozen=True)
+class KeyValue:
+    key: str
+    value: bytes
+    create_revision: int
+    mod_revision: int
+    lease: int
+
+
+def encode_handover(handover: Handover) -> str:
+    return json.dumps({"epoch": handover.epoch, "from": handover.from_node, "to": handover.to})
+
+
+def decode_handover(value: bytes) -> Handover:
+    try:
+        decoded = json.loads(value)
+        epoch, from_node, to = decoded["epoch"], decoded["from"], decoded.get("to")
+    except (ValueError, TypeError, KeyError) as error:
+        raise ValidationError([f"not a handover request ({error})"]) from error
+    if (
+        not isinstance(epoch, int)
+        or isinstance(epoch, bool)
+        or not isinstance(from_node, str)
+        or not (to is None or isinstance(to, str))
+    ):
+        raise ValidationError(["not a handover request (epoch, from, to)"])
+    return Handover(epoch, from_node, to)
+
+
+def encode_drain_mark(since: int) -> str:
+    """A drain mark's presence is what counts; its value says since when (Unix time)."""
+    return json.dumps({"since": since})
+
+
+def decode_name(what: str, value: bytes) -> str:
+    try:
+        return value.decode()
+    except UnicodeDecodeError as error:
+        raise ValidationError([f"{what} is not UTF-8"]) from error
+
+
+@dataclass
+class _Decoded:
+    leader: LeaderRecord | None = None
+    nodes: dict[str, NodeStatus] = field(default_factory=dict)
+    mounts: dict[str, MountSpec] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+    draining: set[str] = field(default_factory=set)
+    handover: Handover | None = None
+    settings: ClusterSettings = field(default_factory=ClusterSettings)
+    transcoders: dict[str, str] = field(default_factory=dict)
+
+
+def _decode_leader(entry: KeyValue, decoded: _Decoded) -> None:
+    try:
+        name = entry.value.decode()
+    except UnicodeDecodeError:
+        name = repr(entry.value)
+        decoded.problems.append(f"{entry.key}: leader name is not UTF-8")
+    decoded.leader = LeaderRecord(name, entry.create_revision, entry.lease)
+
+
+def decode_mount(layout: KeyLayout, entry: KeyValue) -> MountSpec:
+    """A mount filed under its own key; ValidationError otherwise."""
+    name = entry.key.removeprefix(layout.mounts)
+    mount = mount_from_json(entry.value)
+    if mount.name != name:
+        raise ValidationError([f"it names mount {mount.name!r}"])
+    return mount
+
+
+def _decode_entry(layout: KeyLayout, entry: KeyValue, decoded: _Decoded) -> None:
+    """Raises ValidationError for an entry to skip."""
+    if entry.key == layout.leader:
+        _decode_leader(entry, decoded)
+    elif entry.key == layout.handover:
+        decoded.handover = decode_handover(entry.value)
+    elif entry.key == layout.config:
+        decoded.settings = settings_from_json(entry.value)
+    elif entry.key.startswith(layout.drains):
+        decoded.draining.add(entry.key.removeprefix(layout.drains))
+    elif entry.key.startswith(layout.nodes):
+        decoded.nodes[entry.key.removeprefix(layout.nodes)] = node_status_from_json(entry.value)
+    elif entry.key.startswith(layout.mounts):
+        mount = decode_mount(layout, entry)
+        decoded.mounts[mount.name] = mount
+    elif entry.key.startswith(layout.transcoders):
+        owner = decode_name("transcoder owner", entry.value)
+        decoded.transcoders[entry.key.removeprefix(layout.transcoders)] = owner
+
+
+def decode_cluster_state(layout: KeyLayout, entries: list[KeyValue], revision: int) -> ClusterState:
+    decoded = _Decoded()
+    for entry in entries:
+        try:
+            _decode_entry(layout, entry, decoded)
+        except ValidationError as error:
+            decoded.problems.append(f"{entry.key}: skipped, {error}")
+    decoded.problems += [f"mounts: {problem}" for problem in cross_mount_problems(decoded.mounts)]
+    return ClusterState(
+        revision,
+        decoded.leader,
+        decoded.nodes,
+        decoded.mounts,
+        tuple(decoded.problems),
+        frozenset(decoded.draining),
+        decoded.handover,
+        decoded.settings,
+        decoded.transcoders,
+    )
+
+
+def entries_of(kvs: Any) -> list[KeyValue]:
+    """etcd's key-value messages as plain values."""
+    return [
+        KeyValue(
+            kv.key.decode(errors="replace"), kv.value, kv.create_revision, kv.mod_revision, kv.lease
+        )
+        for kv in kvs
+    ]
+
+
+def stored_settings_document(value: bytes | None) -> Any:
+    """The settings as stored (so a restore writes the same bytes), once validated."""
+    if value is None:
+        return None
+    settings_from_json(value)
+    return json.loads(value)
