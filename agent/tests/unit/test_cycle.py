@@ -1,0 +1,360 @@
+"""The cycle planner, driven through fabricated cluster states like Patroni's test_ha.py:
+each test builds what etcd says and what this node knows, and asserts the plan. Pure: no
+etcd, no Icecast, no mocks."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from radioagent.config import Limits, Timing
+from radioagent.coordination.cycle import (
+    LeaseStep,
+    LocalFacts,
+    NodeIdentity,
+    plan_cycle,
+)
+from radioagent.coordination.election import Leadership, Role
+from radioagent.coordination.state import ClusterState, Handover, LeaderRecord
+from radioagent.icecast.stats import IcecastStats
+from radioagent.model import MountSpec, NodeStatus, parse_mount
+from radioagent.settings import ClusterSettings
+from radioagent.transcoding.supervisor import TranscoderState
+from tests.unit.builders import node_status
+
+ME = NodeIdentity("node1", "10.0.0.1", 8001, None, (80, 8000))
+MY_LEASE = 101
+OTHER_LEASE = 202
+TIMING = Timing(ttl=15, loop_wait=3, retry_timeout=6)
+NOW = 1000.0
+LIVE = parse_mount({"name": "live.mp3", "source_password": "pw"})
+LOW = parse_mount(
+    {
+        "name": "low.mp3",
+        "source_password": "pw",
+        "transcode": {"parent": "live.mp3", "format": {"codec": "mp3", "bitrate_kbps": 48}},
+    }
+)
+MOUNTS = {"live.mp3": LIVE, "low.mp3": LOW}
+
+
+def icecast_up(*paths: str) -> IcecastStats:
+    return IcecastStats(listeners_by_mount={}, outgoing_kbps=0.0, sources=frozenset(paths))
+
+
+def facts(**fields: object) -> LocalFacts:
+    """A node in good health: a lease of the current ttl, etcd heard a moment ago, its
+    Icecast answering."""
+    values: dict = {
+        "now": NOW,
+        "lease_id": MY_LEASE,
+        "lease_ttl": TIMING.ttl,
+        "last_etcd_contact": NOW - 1,
+        "own_timing": TIMING,
+        "own_limits": Limits(),
+        "stats": icecast_up(LIVE.path, LIVE.holding_path),
+    }
+    values.update(fields)
+    return LocalFacts(**values)
+
+
+def state(
+    leader: tuple[str, int] | None = ("node2", OTHER_LEASE),
+    *,
+    epoch: int = 7,
+    mounts: dict[str, MountSpec] | None = None,
+    nodes: dict[str, NodeStatus] | None = None,
+    **fields: object,
+) -> ClusterState:
+    """What etcd says: node2 leads (epoch 7) unless told otherwise; three healthy nodes."""
+    record = None if leader is None else LeaderRecord(leader[0], epoch, leader[1])
+    if nodes is None:
+        nodes = {
+            name: node_status(name, address=f"10.0.0.{index}")
+            for index, name in enumerate(("node1", "node2", "node3"), start=1)
+        }
+    return ClusterState(
+        revision=50,
+        leader=record,
+        nodes=nodes,
+        mounts=MOUNTS if mounts is None else mounts,
+        **fields,  # type: ignore[arg-type]  # ClusterState's own keyword fields
+    )
+
+
+def leading_state(**fields: object) -> ClusterState:
+    return state(("node1", MY_LEASE), **fields)
+
+
+# --- leases ------------------------------------------------------------------------------
+
+
+def test_a_new_agent_takes_a_lease_before_anything_else() -> None:
+    plan = plan_cycle(ME, state(leader=None), facts(lease_id=None, lease_ttl=None), fresh=True)
+    assert plan.lease is LeaseStep.GRANT
+    assert not plan.campaign
+    assert plan.coordinates
+    assert not plan.publish_status  # nothing to hang the status on yet
+    assert plan.transcoders is None
+
+
+def test_a_healthy_replica_keeps_its_lease_and_makes_no_move() -> None:
+    plan = plan_cycle(ME, state(), facts(), fresh=True)
+    assert plan.lease is LeaseStep.KEEP
+    assert not plan.coordinates
+    assert plan.leadership == Leadership(Role.REPLICA, "node2", 7)
+
+
+def test_a_changed_ttl_moves_what_we_hold_to_a_new_lease() -> None:
+    settings = ClusterSettings(timing=Timing(ttl=30, loop_wait=3, retry_timeout=6))
+    current = leading_state(settings=settings, transcoders={"low.mp3": "node1"})
+    plan = plan_cycle(ME, current, facts(), fresh=True)
+    assert plan.lease is LeaseStep.MOVE
+    assert plan.timing.ttl == 30
+    assert plan.move_transcoders == ("low.mp3",)
+    assert plan.leadership.role is Role.LEADER  # the leader key moves with its epoch
+
+
+def test_a_changed_ttl_moves_only_our_own_claims() -> None:
+    settings = ClusterSettings(timing=Timing(ttl=30, loop_wait=3, retry_timeout=6))
+    current = state(settings=settings, transcoders={"low.mp3": "node3"})
+    plan = plan_cycle(ME, current, facts(), fresh=True)
+    assert plan.lease is LeaseStep.MOVE
+    assert plan.move_transcoders == ()
+
+
+# --- elections -----------------------------------------------------------------------------
+
+
+def test_leader_gone_the_node_campaigns() -> None:
+    plan = plan_cycle(ME, state(leader=None), facts(), fresh=True)
+    assert plan.campaign
+    assert plan.leadership.role is Role.DETACHED
+    assert plan.transcoders is None  # no leader to push to: nothing runs
+
+
+def test_leader_alive_nobody_campaigns() -> None:
+    plan = plan_cycle(ME, state(), facts(), fresh=True)
+    assert not plan.campaign
+
+
+def test_a_node_cut_off_from_etcd_does_not_campaign_on_a_stale_read() -> None:
+    cut_off = facts(last_etcd_contact=NOW - TIMING.retry_timeout)
+    plan = plan_cycle(ME, state(leader=None), cut_off, fresh=True)
+    assert not plan.campaign
+
+
+def test_our_own_previous_life_is_not_our_leadership() -> None:
+    """A leader key with our name on another lease (before a restart) is not ours."""
+    plan = plan_cycle(ME, state(("node1", 999)), facts(), fresh=True)
+    assert plan.leadership.role is Role.REPLICA
+    assert not plan.icecast.leading
+
+
+def test_the_leader_renders_a_leaders_icecast_and_publishes_itself_as_leader() -> None:
+    plan = plan_cycle(ME, leading_state(), facts(), fresh=True)
+    assert plan.acting == Leadership(Role.LEADER, "node1", 7)
+    assert plan.icecast.leading
+    assert plan.icecast.mounts == (LIVE, LOW)
+    assert plan.status.role == "leader"
+    assert plan.status.epoch == 7
+    assert plan.transcoder_leader == plan.status  # transcoders push to ourselves
+
+
+def test_a_replica_points_transcoders_at_the_leaders_published_address() -> None:
+    plan = plan_cycle(ME, state(transcoders={"low.mp3": "node1"}), facts(), fresh=True)
+    assert plan.transcoder_leader.name == "node2"
+    assert plan.transcoder_leader.address == "10.0.0.2"
+    assert plan.transcoders.run == ("low.mp3",)
+
+
+# --- handovers -----------------------------------------------------------------------------
+
+
+def test_handover_requested_of_my_epoch_i_step_down() -> None:
+    request = Handover(epoch=7, from_node="node1", to="node3")
+    plan = plan_cycle(ME, leading_state(handover=request), facts(), fresh=True)
+    assert plan.hand_over == request
+    assert plan.finish_handover is None  # pending, not served
+    assert not plan.campaign
+    assert plan.coordinates
+
+
+def test_handover_for_an_older_epoch_is_not_mine_to_serve() -> None:
+    request = Handover(epoch=3, from_node="node1", to="node3")
+    plan = plan_cycle(ME, leading_state(handover=request), facts(), fresh=True)
+    assert plan.hand_over is None
+    assert plan.finish_handover == request  # served: the new leader deletes it
+
+
+def test_handover_pending_for_another_node_i_do_not_campaign() -> None:
+    request = Handover(epoch=7, from_node="node2", to="node3")
+    plan = plan_cycle(ME, state(leader=None, handover=request), facts(), fresh=True)
+    assert not plan.campaign
+
+
+def test_handover_pending_for_me_i_campaign() -> None:
+    request = Handover(epoch=7, from_node="node2", to="node1")
+    plan = plan_cycle(ME, state(leader=None, handover=request), facts(), fresh=True)
+    assert plan.campaign
+
+
+def test_handover_without_a_target_the_leader_that_stepped_down_does_not_campaign() -> None:
+    request = Handover(epoch=7, from_node="node1", to=None)
+    plan = plan_cycle(ME, state(leader=None, handover=request), facts(), fresh=True)
+    assert not plan.campaign
+
+
+def test_a_replica_never_deletes_a_handover_request() -> None:
+    request = Handover(epoch=3, from_node="node2", to="node3")
+    plan = plan_cycle(ME, state(handover=request), facts(), fresh=True)
+    assert plan.finish_handover is None
+
+
+# --- etcd unreachable ------------------------------------------------------------------------
+
+
+def test_etcd_unreachable_past_retry_timeout_the_leader_acts_as_nothing() -> None:
+    known = Leadership(Role.LEADER, "node1", 7)
+    cut_off = facts(last_etcd_contact=NOW - TIMING.retry_timeout - 0.1, leadership=known)
+    plan = plan_cycle(ME, leading_state(), cut_off, fresh=False)
+    assert plan.leadership == known  # what etcd last said...
+    assert plan.acting.role is Role.DETACHED  # ...but it may not act on it
+    assert not plan.icecast.leading
+    assert plan.transcoders is None  # stopped before the claims can expire elsewhere
+    assert plan.transcoder_leader is None
+    assert not plan.coordinates  # no move in etcd without a fresh read
+    assert plan.status.role == "detached"
+
+
+def test_etcd_unreachable_briefly_the_leader_keeps_leading() -> None:
+    known = Leadership(Role.LEADER, "node1", 7)
+    plan = plan_cycle(ME, leading_state(), facts(leadership=known), fresh=False)
+    assert plan.acting == known
+    assert plan.icecast.leading
+
+
+def test_without_a_fresh_read_the_last_known_leadership_stands() -> None:
+    """The state in hand may be older than a lease expiry the keepalive already saw."""
+    detached = Leadership(Role.DETACHED)
+    plan = plan_cycle(ME, leading_state(), facts(lease_id=None, leadership=detached), fresh=False)
+    assert plan.leadership == detached
+    assert plan.lease is LeaseStep.KEEP  # no lease taken without etcd
+
+
+def test_never_read_etcd_leaves_icecast_as_it_is() -> None:
+    plan = plan_cycle(ME, None, facts(lease_id=None, lease_ttl=None), fresh=False)
+    assert plan.icecast is None
+    assert plan.transcoders is None
+    assert not plan.coordinates
+
+
+# --- local health ----------------------------------------------------------------------------
+
+
+def test_my_icecast_down_i_claim_no_transcoder() -> None:
+    plan = plan_cycle(ME, state(), facts(stats=None), fresh=True)
+    assert plan.transcoders is not None
+    assert plan.transcoders.claim is None
+    assert not plan.status.icecast_up
+
+
+def test_my_icecast_up_i_claim_a_free_transcoder() -> None:
+    plan = plan_cycle(ME, state(), facts(), fresh=True)
+    assert plan.transcoders.claim == "low.mp3"
+
+
+def test_my_icecast_down_the_transcoders_i_run_keep_running() -> None:
+    """They push to the leader's Icecast, not ours; moving them would cost a gap."""
+    plan = plan_cycle(ME, state(transcoders={"low.mp3": "node1"}), facts(stats=None), fresh=True)
+    assert plan.transcoders.run == ("low.mp3",)
+
+
+def test_drained_i_claim_no_transcoder_and_say_so() -> None:
+    plan = plan_cycle(ME, state(draining=frozenset({"node1"})), facts(), fresh=True)
+    assert plan.transcoders.claim is None
+    assert plan.status.draining
+
+
+def test_transcoder_owner_gone_a_healthy_node_claims_it() -> None:
+    """The owner's lease expired: its claim vanished with it, the mount is free."""
+    nodes = {name: node_status(name) for name in ("node1", "node2")}
+    plan = plan_cycle(ME, state(nodes=nodes, transcoders={}), facts(), fresh=True)
+    assert plan.transcoders.claim == "low.mp3"
+
+
+def test_a_node_holding_more_transcoders_than_another_waits() -> None:
+    extra = parse_mount(
+        {
+            "name": "tiny.mp3",
+            "source_password": "pw",
+            "transcode": {"parent": "live.mp3", "format": {"codec": "mp3", "bitrate_kbps": 32}},
+        }
+    )
+    mounts = {**MOUNTS, "tiny.mp3": extra}
+    plan = plan_cycle(
+        ME, state(mounts=mounts, transcoders={"low.mp3": "node1"}), facts(), fresh=True
+    )
+    assert plan.transcoders.claim is None  # node2 and node3 hold none
+
+
+def test_a_claim_on_a_mount_no_longer_transcoded_is_released() -> None:
+    plan = plan_cycle(
+        ME, state(mounts={"live.mp3": LIVE}, transcoders={"low.mp3": "node1"}), facts(), fresh=True
+    )
+    assert plan.transcoders.release == ("low.mp3",)
+    assert plan.transcoders.run == ()
+
+
+def test_a_replica_drops_stray_sources_on_its_live_mounts() -> None:
+    stats = icecast_up(LIVE.path, LIVE.live_path, "/_live/other.mp3")
+    plan = plan_cycle(ME, state(), facts(stats=stats), fresh=True)
+    assert plan.drop_sources == ("/_live/live.mp3", "/_live/other.mp3")
+
+
+def test_the_leader_keeps_its_sources() -> None:
+    stats = icecast_up(LIVE.path, LIVE.live_path)
+    plan = plan_cycle(ME, leading_state(), facts(stats=stats), fresh=True)
+    assert plan.drop_sources == ()
+
+
+# --- the status ------------------------------------------------------------------------------
+
+
+def test_the_status_says_what_this_node_serves_and_runs() -> None:
+    running = {"low.mp3": TranscoderState(running=True, silent=True)}
+    plan = plan_cycle(
+        ME,
+        state(transcoders={"low.mp3": "node1"}),
+        facts(
+            listeners={"live.mp3": 4, "low.mp3": 0},
+            bandwidth_kbps=512.04,
+            transcoders=running,
+            live_mounts=("live.mp3",),
+        ),
+        fresh=True,
+    )
+    status = plan.status
+    assert status.mounts == ("live.mp3",)  # low.mp3 is not in Icecast's sources
+    assert status.listeners == {"live.mp3": 4}
+    assert status.bandwidth_kbps == 512.0
+    assert status.transcoders == ("low.mp3",)
+    assert status.silent_mounts == ("low.mp3",)
+    assert status.live_mounts == ("live.mp3",)
+    assert status.front_door_ports == (80, 8000)
+
+
+def test_cluster_limits_apply_unless_the_node_sets_its_own() -> None:
+    settings = ClusterSettings(limits=Limits(max_listeners=100, bandwidth_kbps=5000))
+    own = facts(own_limits=Limits(max_listeners=20))
+    plan = plan_cycle(ME, state(settings=settings), own, fresh=True)
+    assert plan.status.listener_limit == 20
+    assert plan.status.bandwidth_limit_kbps == 5000
+
+
+def test_an_unchanged_status_is_not_published_again() -> None:
+    first = plan_cycle(ME, state(), facts(), fresh=True)
+    assert first.publish_status
+    again = plan_cycle(ME, state(), facts(published_status=first.status.to_json()), fresh=True)
+    assert not again.publish_status
+    moved = replace(facts(published_status=first.status.to_json()), listeners={"live.mp3": 1})
+    assert plan_cycle(ME, state(), moved, fresh=True).publish_status
