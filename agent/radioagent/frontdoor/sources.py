@@ -4,22 +4,42 @@ Only the request line changes (`/<mount>` becomes `/_live/<mount>`); the leader'
 Icecast checks the credentials (through its agent) and its answers (`100 Continue`,
 `200 OK`, `401`) reach the client unchanged. Each direction pauses reading while the
 other side's send buffer is full, so a stalled peer never grows memory.
+
+`SourcePipes` opens them (in the background: the client's bytes wait, unread, until the
+leader answers) and cuts them when the leadership they were opened under ends.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Protocol, cast
 
-from radioagent.frontdoor.http import RequestHead
-from radioagent.model import LIVE_MOUNT_PREFIX
+from radioagent.frontdoor.http import HttpError, RequestHead
+from radioagent.model import LIVE_MOUNT_PREFIX, NodeStatus
 
 log = logging.getLogger(__name__)
 
 
+CONNECT_TIMEOUT = 5.0  # to reach the leader's Icecast
+SOURCE_RETRY_AFTER_SECONDS = 1  # sooner than listeners: the station is off the air meanwhile
+
+
 class SourceClient(Protocol):
+    """The client side of a pipe: the front door connection of a source."""
+
     transport: asyncio.Transport
+
+    def become_source(self, pipe: SourcePipe) -> None:
+        """Stop reading until the pipe is up; what the client sends then goes to it."""
+
+    def source_connected(self, pipe: SourcePipe, head: bytes) -> bool:
+        """The leader answered: send it `head` and what the client sent meanwhile. False
+        if the client is gone or no longer this pipe's."""
+
+    def pipe_failed(self, error: HttpError, retry_after: int) -> None:
+        """The leader cannot be reached: answer the client with `error`."""
 
 
 def upstream_head(head: RequestHead, mount: str) -> bytes:
@@ -35,10 +55,17 @@ class SourcePipe(asyncio.Protocol):
     """The leader side of one piped source; the client side is the front door connection,
     which hands over what it reads through `from_client`."""
 
-    def __init__(self, client: SourceClient, mount: str, epoch: int) -> None:
+    def __init__(
+        self,
+        client: SourceClient,
+        mount: str,
+        epoch: int,
+        on_closed: Callable[[SourcePipe], None],
+    ) -> None:
         self.client = client
         self.mount = mount
         self.epoch = epoch  # the leadership this pipe belongs to
+        self.on_closed = on_closed
         self._transport: asyncio.Transport | None = None
         self.closed = False
 
@@ -86,3 +113,65 @@ class SourcePipe(asyncio.Protocol):
         if self._transport is not None:
             self._transport.close()
         self.client.transport.close()
+        self.on_closed(self)
+
+
+class SourcePipes:
+    """The sources this node pipes to the leader, and what became of them."""
+
+    def __init__(self, connect_timeout: float = CONNECT_TIMEOUT) -> None:
+        self.connect_timeout = connect_timeout
+        self.opened = 0  # pipes that reached the leader
+        self.failed = 0  # pipes that could not
+        self._pipes: set[SourcePipe] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def __len__(self) -> int:
+        return len(self._pipes)
+
+    def open(
+        self, client: SourceClient, head: RequestHead, mount: str, leader: NodeStatus, epoch: int
+    ) -> None:
+        pipe = SourcePipe(client, mount, epoch, self._pipes.discard)
+        client.become_source(pipe)
+        self._pipes.add(pipe)
+        task = asyncio.get_running_loop().create_task(
+            self._connect(pipe, upstream_head(head, mount), leader)
+        )
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def cut_stale(self, epoch: int | None, leader_known: bool) -> None:
+        """Cut sources piped under another leadership: their clients reconnect and reach
+        the new leader."""
+        for pipe in list(self._pipes):
+            if pipe.epoch != epoch or not leader_known:
+                log.info("leadership moved: cutting the source piped to %s", pipe.mount)
+                pipe.close()
+
+    def close(self) -> None:
+        for pipe in list(self._pipes):
+            pipe.close()
+        for task in self._tasks:
+            task.cancel()
+
+    async def _connect(self, pipe: SourcePipe, head: bytes, leader: NodeStatus) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            await asyncio.wait_for(
+                loop.create_connection(lambda: pipe, leader.address, leader.icecast_port),
+                self.connect_timeout,
+            )
+        except (OSError, TimeoutError) as error:
+            self.failed += 1
+            # Not closed: closing hangs up on the client before it gets the answer.
+            self._pipes.discard(pipe)
+            log.warning("source for %s: cannot reach the leader: %s", pipe.mount, error)
+            pipe.client.pipe_failed(
+                HttpError(503, "cannot reach the leader"), SOURCE_RETRY_AFTER_SECONDS
+            )
+            return
+        if pipe.closed or not pipe.client.source_connected(pipe, head):
+            pipe.close()
+            return
+        self.opened += 1

@@ -8,6 +8,7 @@ import contextlib
 import ipaddress
 import random
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from enum import Enum
@@ -65,6 +66,7 @@ class Director:
     ) -> None:
         self.node_name = node_name
         self.sent = SentSinceReport(prediction_window, clock)
+        self.directed: Counter[str] = Counter()  # requests by outcome (Outcome values)
         self.rng = rng or random.Random()  # noqa: S311 - load spreading, not security
         self._nodes: dict[str, NodeStatus] = {}
         self._loads: list[NodeLoad] = []
@@ -99,7 +101,7 @@ class Director:
         self, mount: MountSpec, client_family: int, user_agent: str, *, listens: bool = True
     ) -> Direction:
         """`listens`: False for a HEAD request, which never becomes a listener and so is
-        not counted as sent."""
+        not counted as sent. Every request is counted in `directed` by its outcome."""
         request = Request(mount.name, client_family, float(mount.format.bitrate_kbps))
         if self.serves_without_redirect(user_agent):
             loads = [load for load in self._loads if load.name == self.node_name]
@@ -108,9 +110,10 @@ class Director:
         loads = [replace(load, sent_since_report=self.sent.sent(load.name)) for load in loads]
         chosen = choose_node(self._policy, loads, request, self.rng)
         if chosen is None:
+            self.directed[Outcome.UNAVAILABLE.value] += 1
             return Direction(Outcome.UNAVAILABLE, reason="no node can take a listener now")
         if listens:
             self.sent.on_sent(chosen)
-        if chosen == self.node_name:
-            return Direction(Outcome.HERE, self._nodes[chosen])
-        return Direction(Outcome.REDIRECT, self._nodes[chosen])
+        outcome = Outcome.HERE if chosen == self.node_name else Outcome.REDIRECT
+        self.directed[outcome.value] += 1
+        return Direction(outcome, self._nodes[chosen])

@@ -1,0 +1,219 @@
+"""One front door connection: the only owner of its transport, mode and buffer.
+
+It reads request heads (bounded in size and time, parsed strictly by http.py) and hands
+each to the door; the door answers through `reply`/`fail`, or hands the connection over
+to a mount's fan-out (`become_listener`) or to a pipe to the leader (`become_source`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+from enum import Enum
+from typing import Protocol, cast
+
+from radioagent.frontdoor.fanout import MountHub, Passthrough
+from radioagent.frontdoor.http import (
+    MAX_HEAD_BYTES,
+    HttpError,
+    RequestHead,
+    error_response,
+    head_end,
+    parse_request_head,
+)
+from radioagent.frontdoor.route import RETRY_AFTER_SECONDS, Arrival
+from radioagent.frontdoor.sources import SourcePipe
+
+MAX_IGNORED_BYTES = 64 * 1024  # what a listener may send after its request
+LISTENER_SEND_BUFFER = 64 * 1024  # the kernel doubles it: ~8 s of a 128 kbps stream
+
+
+class Mode(Enum):
+    HEAD = "head"  # reading a request head
+    LISTENER = "listener"
+    SOURCE = "source"
+    CLOSED = "closed"
+
+
+class Door(Protocol):
+    """What a connection asks of the front door that accepted it."""
+
+    def connection_opened(self) -> bool:
+        """Count a new connection; False when there are too many."""
+
+    def connection_closed(self) -> None: ...
+
+    def refused(self, status: int) -> None:
+        """Count a request answered with an error status."""
+
+    def handle(self, connection: Connection, head: RequestHead) -> None:
+        """Act on one request head."""
+
+
+class Connection(asyncio.Protocol):
+    # Set in connection_made, which asyncio calls before anything else.
+    transport: asyncio.Transport
+    arrival: Arrival
+
+    def __init__(self, door: Door, header_timeout: float) -> None:
+        self._door = door
+        self._header_timeout = header_timeout
+        self._mode = Mode.HEAD
+        self._buffer = bytearray()
+        self._hub: MountHub | None = None
+        self._pipe: SourcePipe | None = None
+        self._ignored = 0
+        self._timer: asyncio.TimerHandle | None = None
+
+    # --- asyncio callbacks ---------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+        if not self._door.connection_opened():
+            self.fail(HttpError(503, "too many connections"), retry_after=RETRY_AFTER_SECONDS)
+            return
+        self.arrival = arrival_of(self.transport)
+        self._arm_timer()
+
+    def data_received(self, data: bytes) -> None:
+        if self._mode is Mode.HEAD:
+            self._buffer += data
+            self._read_heads()
+        elif self._mode is Mode.SOURCE:
+            if self._pipe is not None and self._pipe.connected:
+                self._pipe.from_client(data)
+            else:
+                self._buffer += data  # bounded: reading is paused until the pipe is up
+        elif self._mode is Mode.LISTENER:
+            self._ignored += len(data)
+            if self._ignored > MAX_IGNORED_BYTES:
+                self.transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._door.connection_closed()
+        self._mode = Mode.CLOSED
+        self._cancel_timer()
+        if self._hub is not None:
+            self._hub.leave(self)
+        if self._pipe is not None:
+            self._pipe.close()
+
+    def pause_writing(self) -> None:
+        if self._pipe is not None:
+            self._pipe.client_paused(True)
+
+    def resume_writing(self) -> None:
+        if self._pipe is not None:
+            self._pipe.client_paused(False)
+
+    # --- answers (the door, the hubs) ----------------------------------------------------
+
+    def reply(self, data: bytes, keep_alive: bool) -> None:
+        self.transport.write(data)
+        if keep_alive:
+            self._arm_timer()
+        else:
+            self._mode = Mode.CLOSED
+            self.transport.close()
+
+    def fail(self, error: HttpError, retry_after: int | None = None) -> None:
+        self._door.refused(error.status)
+        self.reply(error_response(error, retry_after=retry_after), keep_alive=False)
+
+    def start_stream(self, data: bytes) -> None:
+        self.transport.write(data)
+
+    # --- hand-overs ----------------------------------------------------------------------
+
+    def become_listener(self, passthrough: Passthrough, path: str, icy: bool) -> None:
+        """From now on the connection only receives the mount's audio."""
+        self._cancel_timer()
+        self._mode = Mode.LISTENER
+        self._buffer.clear()
+        # A fixed send buffer: Linux would grow it to megabytes for a listener that stops
+        # reading, before our own bound on queued bytes is ever reached.
+        sock = self.transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, LISTENER_SEND_BUFFER)
+        self._hub = passthrough.join(path, icy, self)
+
+    def become_source(self, pipe: SourcePipe) -> None:
+        self._cancel_timer()
+        self._mode = Mode.SOURCE
+        self._pipe = pipe
+        self.transport.pause_reading()
+
+    def source_connected(self, pipe: SourcePipe, head: bytes) -> bool:
+        if self._mode is not Mode.SOURCE or self._pipe is not pipe:
+            return False
+        pipe.from_client(head + bytes(self._buffer))
+        self._buffer.clear()
+        self.transport.resume_reading()
+        return True
+
+    def pipe_failed(self, error: HttpError, retry_after: int) -> None:
+        self._pipe = None
+        self.fail(error, retry_after=retry_after)
+
+    # --- internals -----------------------------------------------------------------------
+
+    def _read_heads(self) -> None:
+        while self._mode is Mode.HEAD and self._buffer:
+            end = head_end(self._buffer)
+            if end < 0:
+                if len(self._buffer) > MAX_HEAD_BYTES:
+                    self.fail(HttpError(431, f"request head larger than {MAX_HEAD_BYTES} bytes"))
+                elif b"\n" in self._buffer:
+                    self._check_request_line()
+                return
+            raw = bytes(self._buffer[:end])
+            del self._buffer[:end]
+            try:
+                head = parse_request_head(raw)
+            except HttpError as error:
+                self.fail(error)
+                return
+            self._door.handle(self, head)
+
+    def _check_request_line(self) -> None:
+        """Refuse bytes that are not HTTP at once rather than at the head timeout."""
+        line = bytes(self._buffer[: self._buffer.index(b"\n") + 1])
+        try:
+            parse_request_head(line + b"\r\n")
+        except HttpError as error:
+            self.fail(error)
+
+    def _arm_timer(self) -> None:
+        self._cancel_timer()
+        self._timer = asyncio.get_running_loop().call_later(self._header_timeout, self._timed_out)
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _timed_out(self) -> None:
+        if self._mode is Mode.HEAD:
+            if self._buffer:
+                self.fail(HttpError(408, "request head not received in time"))
+            else:
+                self._mode = Mode.CLOSED
+                self.transport.close()  # an idle keep-alive connection
+
+
+def arrival_of(transport: asyncio.BaseTransport) -> Arrival:
+    return Arrival(transport.get_extra_info("sockname")[1], client_family(transport))
+
+
+def client_family(transport: asyncio.BaseTransport) -> int:
+    """4 or 6; a client reaching a dual-stack socket over IPv4 (an IPv4-mapped IPv6
+    address) is 4: it may not have IPv6 at all."""
+    peer = transport.get_extra_info("peername")
+    try:
+        address = ipaddress.ip_address(peer[0])
+    except (TypeError, ValueError, IndexError):
+        return 4
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return 4
+    return address.version

@@ -1,0 +1,85 @@
+"""The front door's own pages: health, readiness, leadership, status and metrics, each a
+function of the agent's snapshot (metrics also of the door's counters). Pure."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from radioagent.frontdoor.metrics import metrics_text
+from radioagent.frontdoor.status_page import render_status_page
+from radioagent.frontdoor.view import AgentSnapshot, FrontDoorStats
+from radioagent.status import status_document
+
+TEXT = "text/plain; charset=utf-8"
+JSON = "application/json"
+HTML = "text/html; charset=utf-8"
+
+
+@dataclass(frozen=True, slots=True)
+class PageBody:
+    body: bytes
+    content_type: str
+    status: int = 200
+
+
+def health(view: AgentSnapshot, stats: Callable[[], FrontDoorStats]) -> PageBody:
+    """Alive: the agent's loop ran recently."""
+    if not view.alive:
+        return PageBody(f"loop stalled for {view.seconds_since_cycle:.0f} s\n".encode(), TEXT, 503)
+    return PageBody(b"ok\n", TEXT)
+
+
+def ready(view: AgentSnapshot, stats: Callable[[], FrontDoorStats]) -> PageBody:
+    is_ready, reason = view.readiness()
+    return PageBody(f"{reason}\n".encode(), TEXT, 200 if is_ready else 503)
+
+
+def leader(view: AgentSnapshot, stats: Callable[[], FrontDoorStats]) -> PageBody:
+    """200 on the leader only."""
+    if view.leading:
+        return PageBody(f"leader (epoch {view.epoch})\n".encode(), TEXT)
+    return PageBody(b"not the leader\n", TEXT, 503)
+
+
+def status_json(view: AgentSnapshot, stats: Callable[[], FrontDoorStats]) -> PageBody:
+    document = _document(view)
+    if document is None:
+        return PageBody(b'{"error": "no cluster state read yet"}', JSON, 503)
+    return PageBody(json.dumps(document, sort_keys=True).encode(), JSON)
+
+
+def status_html(view: AgentSnapshot, stats: Callable[[], FrontDoorStats]) -> PageBody:
+    document = _document(view)
+    if document is None:
+        return PageBody(b"No cluster state read from etcd yet.\n", TEXT, 503)
+    return PageBody(render_status_page(document).encode(), HTML)
+
+
+def metrics(view: AgentSnapshot, stats: Callable[[], FrontDoorStats]) -> PageBody:
+    return PageBody(metrics_text(view, stats()), CONTENT_TYPE_LATEST)
+
+
+def _document(view: AgentSnapshot) -> dict[str, Any] | None:
+    if view.state is None:
+        return None
+    document = status_document(view.state)
+    document["node"] = view.node_name
+    return document
+
+
+# Each page takes the snapshot and a reader of the door's counters (called by /metrics
+# only: counting walks every hub).
+PAGES: dict[str, Callable[[AgentSnapshot, Callable[[], FrontDoorStats]], PageBody]] = {
+    "/health": health,
+    "/ready": ready,
+    "/leader": leader,
+    "/api/v1/status": status_json,
+    "/metrics": metrics,
+    "/": status_html,
+    "/status": status_html,
+}

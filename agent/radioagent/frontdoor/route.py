@@ -1,0 +1,242 @@
+"""Where a request goes: the front door's routing, from the request head and the agent's
+view to a decision. The protocol (connection.py) and the door (server.py) carry it out.
+
+Pure but for one thing: a listener's node is the director's choice, and the director
+counts what it directs (a listener sent to a node is predicted there until that node's
+next report). Routing the same head twice therefore counts two listeners, as two
+requests would.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import cast
+
+from radioagent.frontdoor.http import CORS_HEADERS, HttpError, RequestHead, response
+from radioagent.frontdoor.pages import PAGES
+from radioagent.frontdoor.playlists import PLAYLIST_TYPES, render_playlist, split_playlist_path
+from radioagent.frontdoor.sources import SOURCE_RETRY_AFTER_SECONDS
+from radioagent.frontdoor.view import AgentSnapshot
+from radioagent.hosts import host_port, url_host, valid_host
+from radioagent.model import MountSpec, NodeStatus
+from radioagent.traffic.director import Director, Outcome
+
+STREAM_PREFIX = "/_stream/"
+SOURCE_METHODS = frozenset({"SOURCE", "PUT"})
+LISTENER_METHODS = frozenset({"GET", "HEAD"})
+KNOWN_METHODS = frozenset({"POST", "DELETE", "PATCH", "CONNECT", "TRACE", "OPTIONS"})
+RETRY_AFTER_SECONDS = 2
+
+
+# --- what routing reads besides the request -----------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Arrival:
+    """Facts about the connection a request came on, read once when it opened."""
+
+    port: int  # the front door port it reached
+    family: int  # the client's IP family, 4 or 6 (an IPv4-mapped IPv6 address is 4)
+
+
+@dataclass(frozen=True)
+class Routing:
+    """What routing consults that lives as long as the door."""
+
+    director: Director  # picks a listener's node (and counts it there)
+    # Listeners on this node by mount; read only when a limit applies (it walks the hubs).
+    listeners_here: Callable[[], Mapping[str, int]]
+    public_name: str | None  # the cluster's name in playlists; None: the Host header
+
+
+# --- decisions -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """A complete response, written as it is."""
+
+    data: bytes
+    keep_alive: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Refuse:
+    """An error response; the connection is closed after it."""
+
+    error: HttpError
+    retry_after: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Redirect:
+    """302 to a listener's node."""
+
+    location: str
+    keep_alive: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Serve:
+    """Stream the mount from this node's Icecast through the fan-out."""
+
+    mount: MountSpec
+    icy: bool  # the client asked for ICY metadata
+
+
+@dataclass(frozen=True, slots=True)
+class PipeSource:
+    """Pipe a source client to the leader's Icecast."""
+
+    mount: str
+    leader: NodeStatus
+    epoch: int  # the leadership the pipe belongs to: cut when it ends
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One of the pages (pages.py), rendered from a fresh snapshot."""
+
+    path: str
+
+
+Decision = Reply | Refuse | Redirect | Serve | PipeSource | Page
+
+
+# --- routing -------------------------------------------------------------------------------
+
+
+def route(head: RequestHead, view: AgentSnapshot, arrival: Arrival, routing: Routing) -> Decision:
+    """The decision for one request head. `view` is the agent's snapshot: the one of the
+    last loop for listeners (the hot path), a fresh one for sources, whose leader may
+    have changed since."""
+    method = head.method
+    if method in SOURCE_METHODS:
+        return _source(head, view)
+    if method not in LISTENER_METHODS:
+        return _other_method(head)
+    if "transfer-encoding" in head.headers or head.header("content-length", "0") != "0":
+        return Refuse(HttpError(400, f"a {method} request has no body"))
+    if head.path in PAGES:
+        return Page(head.path)
+    return _listener(head, view, arrival, routing)
+
+
+def _other_method(head: RequestHead) -> Decision:
+    """CORS preflight is answered; other methods are refused, naming why."""
+    if head.method == "OPTIONS":
+        return Reply(_preflight(head.keep_alive), head.keep_alive)
+    if head.method in KNOWN_METHODS:
+        return Refuse(HttpError(405, f"{head.method} is not allowed here"))
+    return Refuse(HttpError(501, f"{head.method} is not a method this server knows"))
+
+
+def _listener(
+    head: RequestHead, view: AgentSnapshot, arrival: Arrival, routing: Routing
+) -> Decision:
+    mounts = view.state.mounts if view.state is not None else {}
+    if head.path.startswith(STREAM_PREFIX):
+        mount = mounts.get(head.path.removeprefix(STREAM_PREFIX))
+        if mount is None:
+            return Refuse(HttpError(404, "no such mount"))
+        return _serve_here(head, view, mount, routing)
+    name = head.path.removeprefix("/")
+    mount = mounts.get(name)
+    if mount is not None:
+        return _direct(head, view, arrival, routing, mount)
+    playlist = split_playlist_path(name)
+    if playlist is not None and playlist[0] in mounts:
+        public = _public_host(head, view, arrival, routing)
+        return _playlist(head, mounts[playlist[0]], playlist[1], public)
+    return Refuse(HttpError(404, "no such mount"))
+
+
+def _direct(
+    head: RequestHead, view: AgentSnapshot, arrival: Arrival, routing: Routing, mount: MountSpec
+) -> Decision:
+    # A HEAD never becomes a listener, so it is not counted as sent.
+    direction = routing.director.direct(
+        mount, arrival.family, head.header("user-agent"), listens=head.method == "GET"
+    )
+    if direction.outcome is Outcome.UNAVAILABLE:
+        return Refuse(HttpError(503, direction.reason), RETRY_AFTER_SECONDS)
+    if direction.outcome is Outcome.HERE:
+        return _serve_here(head, view, mount, routing)
+    node = cast(NodeStatus, direction.node)  # a redirect always names its node
+    # The port the client used if the node listens there too (80 stays 80).
+    ports = node.front_door_ports or (arrival.port,)
+    port = arrival.port if arrival.port in ports else ports[0]
+    query = f"?{head.query}" if head.query else ""
+    return Redirect(
+        f"http://{host_port(node.listener_address, port)}{STREAM_PREFIX}{mount.name}{query}",
+        head.keep_alive,
+    )
+
+
+def _serve_here(
+    head: RequestHead, view: AgentSnapshot, mount: MountSpec, routing: Routing
+) -> Decision:
+    limit = view.listener_limit
+    if (limit is not None or mount.max_listeners is not None) and _full(
+        limit, mount, routing.listeners_here()
+    ):
+        return Refuse(
+            HttpError(503, "this node has no room for another listener"), RETRY_AFTER_SECONDS
+        )
+    if head.method == "HEAD":
+        return Reply(
+            response(200, content_type=mount.format.content_type, headers=CORS_HEADERS),
+            keep_alive=False,
+        )
+    return Serve(mount, head.header("icy-metadata") == "1")
+
+
+def _full(node_limit: int | None, mount: MountSpec, here: Mapping[str, int]) -> bool:
+    return (node_limit is not None and sum(here.values()) >= node_limit) or (
+        mount.max_listeners is not None and here.get(mount.name, 0) >= mount.max_listeners
+    )
+
+
+def _public_host(head: RequestHead, view: AgentSnapshot, arrival: Arrival, routing: Routing) -> str:
+    """Where a playlist points: the cluster's public name, else the name the client used
+    (so it works from where it was fetched), else this node's public address."""
+    public = routing.public_name or valid_host(head.header("host"))
+    if public is not None:
+        return public
+    if arrival.port == 80:
+        return url_host(view.public_address)
+    return host_port(view.public_address, arrival.port)
+
+
+def _playlist(head: RequestHead, mount: MountSpec, suffix: str, public: str) -> Decision:
+    body = render_playlist(suffix, f"http://{public}/{mount.name}", mount.radio or mount.name)
+    return Reply(
+        response(
+            200,
+            body.encode(),
+            content_type=PLAYLIST_TYPES[suffix],
+            headers=CORS_HEADERS,
+            keep_alive=head.keep_alive,
+            head_only=head.method == "HEAD",
+        ),
+        head.keep_alive,
+    )
+
+
+def _source(head: RequestHead, view: AgentSnapshot) -> Decision:
+    mounts = view.state.mounts if view.state is not None else {}
+    mount = mounts.get(head.path.removeprefix("/"))
+    if mount is None:
+        return Refuse(HttpError(404, "no such mount"))
+    if view.leader is None or view.epoch is None:
+        return Refuse(HttpError(503, "no leader right now"), SOURCE_RETRY_AFTER_SECONDS)
+    return PipeSource(mount.name, view.leader, view.epoch)
+
+
+def _preflight(keep_alive: bool) -> bytes:
+    return response(
+        204,
+        headers=(*CORS_HEADERS, ("Access-Control-Allow-Methods", "GET, HEAD, OPTIONS")),
+        keep_alive=keep_alive,
+    )

@@ -1,0 +1,303 @@
+"""Front door routing: a request head and the agent's view in, a decision out (no sockets).
+
+The director is the real one over fabricated node reports, with a fixed clock and seed;
+what it counts (listeners sent, outcomes) is asserted where routing relies on it.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import replace
+
+import pytest
+
+from radioagent.config import Timing
+from radioagent.coordination.state import ClusterState
+from radioagent.frontdoor.http import RequestHead, parse_request_head
+from radioagent.frontdoor.route import (
+    Arrival,
+    Decision,
+    Page,
+    PipeSource,
+    Redirect,
+    Refuse,
+    Reply,
+    Routing,
+    Serve,
+    route,
+)
+from radioagent.frontdoor.view import AgentSnapshot
+from radioagent.model import NodeStatus, parse_mount
+from radioagent.settings import ClusterSettings
+from radioagent.traffic.director import Director
+from tests.unit.builders import node_status
+
+LIVE = parse_mount({"name": "live.mp3", "source_password": "dj-secret-1", "radio": "radio-one"})
+CAPPED = parse_mount({"name": "capped.mp3", "source_password": "dj-secret-2", "max_listeners": 2})
+MOUNTS = {mount.name: mount for mount in (LIVE, CAPPED)}
+ON_8000 = Arrival(port=8000, family=4)
+ON_80 = Arrival(port=80, family=4)
+ON_8000_V6 = Arrival(port=8000, family=6)
+
+
+def node(name: str, **fields: object) -> NodeStatus:
+    defaults: dict = {"front_door_ports": (80, 8000), "mounts": tuple(MOUNTS)}
+    return node_status(name, **{**defaults, **fields})
+
+
+def view_of(state: ClusterState | None, **fields: object) -> AgentSnapshot:
+    """This node ("here") as the front door sees it after a loop."""
+    values: dict = {
+        "node_name": "here",
+        "version": "test",
+        "leading": False,
+        "epoch": 7,
+        "etcd_reachable": True,
+        "state": state,
+        "stats": None,
+        "seconds_since_cycle": 0.5,
+        "timing": Timing(),
+        "cycles": 1,
+        "last_cycle_seconds": 0.01,
+        "etcd_errors": 0,
+        "icecast_errors": 0,
+        "icecast_reloads": 0,
+        "unexpected_errors": 0,
+        "sources_allowed": 0,
+        "sources_refused": 0,
+        "leader": None,
+        "listener_limit": None,
+        "public_address": "192.0.2.10",
+        "transcoders": {},
+    }
+    values.update(fields)
+    return AgentSnapshot(**values)
+
+
+class Door:
+    """A view and the routing over it, as FrontDoor.update leaves them."""
+
+    def __init__(
+        self,
+        *nodes: NodeStatus,
+        draining: frozenset[str] = frozenset(),
+        settings: ClusterSettings | None = None,
+        listeners_here: dict[str, int] | None = None,
+        public_name: str | None = None,
+        **view_fields: object,
+    ) -> None:
+        state = ClusterState(
+            revision=1,
+            leader=None,
+            nodes={status.name: status for status in nodes},
+            mounts=MOUNTS,
+            draining=draining,
+            settings=settings or ClusterSettings(),
+        )
+        self.view = view_of(state, **view_fields)
+        self.director = Director("here", 5, clock=lambda: 0.0, rng=random.Random(7))
+        self.director.update(state.nodes, state.draining, state.settings)
+        here = listeners_here or {}
+        self.routing = Routing(self.director, lambda: here, public_name)
+
+    def route(self, request: bytes, arrival: Arrival = ON_8000) -> Decision:
+        return route(head(request), self.view, arrival, self.routing)
+
+
+def head(request: bytes) -> RequestHead:
+    return parse_request_head(request.replace(b"\n", b"\r\n") + b"\r\n")
+
+
+def refused(decision: Decision) -> tuple[int, int | None]:
+    assert isinstance(decision, Refuse), decision
+    return decision.error.status, decision.retry_after
+
+
+def reply(decision: Decision) -> tuple[bytes, bytes]:
+    """The response's head and body."""
+    assert isinstance(decision, Reply), decision
+    response_head, _, body = decision.data.partition(b"\r\n\r\n")
+    return response_head, body
+
+
+# --- listeners --------------------------------------------------------------------------
+
+
+def test_a_listener_sent_to_an_ipv6_node_gets_its_address_in_brackets() -> None:
+    door = Door(node("here"), node("far", public_address="::1"), draining=frozenset({"here"}))
+    decision = door.route(b"GET /live.mp3 HTTP/1.1\n", ON_8000_V6)
+    assert decision == Redirect("http://[::1]:8000/_stream/live.mp3", keep_alive=True)
+    assert door.director.sent.sent("far") == 1  # predicted there until its next report
+    assert door.director.directed["redirect"] == 1
+
+
+def test_a_redirect_keeps_the_query_port_and_connection_choice() -> None:
+    door = Door(node("here"), node("far", address="192.0.2.20"), draining=frozenset({"here"}))
+    decision = door.route(b"GET /live.mp3?player=web HTTP/1.0\n", ON_80)
+    assert decision == Redirect("http://192.0.2.20:80/_stream/live.mp3?player=web", False)
+
+
+def test_a_redirect_goes_to_a_port_the_node_listens_on() -> None:
+    far = node("far", address="192.0.2.20", front_door_ports=(8000,))
+    door = Door(node("here"), far, draining=frozenset({"here"}))
+    decision = door.route(b"GET /live.mp3 HTTP/1.1\n", ON_80)
+    assert isinstance(decision, Redirect)
+    assert decision.location == "http://192.0.2.20:8000/_stream/live.mp3"
+
+
+def test_a_listener_the_director_keeps_here_is_served_with_its_icy_choice() -> None:
+    door = Door(node("here"), node("far"), settings=ClusterSettings(proxy_everything=True))
+    assert door.route(b"GET /live.mp3 HTTP/1.1\nIcy-MetaData: 1\n") == Serve(LIVE, icy=True)
+    assert door.route(b"GET /live.mp3 HTTP/1.1\n") == Serve(LIVE, icy=False)
+    assert door.director.directed["here"] == 2
+
+
+def test_head_of_a_mount_served_here_answers_its_type_and_is_not_counted_as_sent() -> None:
+    door = Door(node("here"), settings=ClusterSettings(proxy_everything=True))
+    decision = door.route(b"HEAD /live.mp3 HTTP/1.1\n")
+    response_head, body = reply(decision)
+    assert response_head.startswith(b"HTTP/1.1 200 OK")
+    assert b"Content-Type: audio/mpeg" in response_head
+    assert body == b""
+    assert door.director.sent.sent("here") == 0
+
+
+def test_the_passthrough_path_serves_here_without_asking_the_director() -> None:
+    door = Door(node("here"), node("far"), draining=frozenset({"here"}))
+    assert door.route(b"GET /_stream/live.mp3 HTTP/1.1\n") == Serve(LIVE, icy=False)
+    assert door.director.directed == {}
+
+
+@pytest.mark.parametrize(
+    "path", [b"/nothing.mp3", b"/_stream/nothing.mp3", b"/nothing.mp3.m3u", b"/live"]
+)
+def test_an_unknown_mount_is_not_found(path: bytes) -> None:
+    door = Door(node("here"))
+    assert refused(door.route(b"GET " + path + b" HTTP/1.1\n")) == (404, None)
+
+
+def test_no_node_able_to_take_a_listener_answers_503_with_retry_after() -> None:
+    door = Door(node("here"), node("far"), draining=frozenset({"here", "far"}))
+    assert refused(door.route(b"GET /live.mp3 HTTP/1.1\n")) == (503, 2)
+    assert door.director.directed["unavailable"] == 1
+
+
+@pytest.mark.parametrize(
+    ("here", "limit", "status"),
+    [
+        ({"capped.mp3": 1}, None, None),
+        ({"capped.mp3": 2}, None, 503),  # the mount's max_listeners
+        ({"live.mp3": 3}, 4, None),
+        ({"live.mp3": 3, "capped.mp3": 1}, 4, 503),  # this node's listener limit
+    ],
+)
+def test_a_listener_over_a_limit_here_is_refused(
+    here: dict[str, int], limit: int | None, status: int | None
+) -> None:
+    door = Door(node("here"), listeners_here=here, listener_limit=limit)
+    decision = door.route(b"GET /_stream/capped.mp3 HTTP/1.1\n")
+    if status is None:
+        assert decision == Serve(CAPPED, icy=False)
+    else:
+        assert refused(decision) == (status, 2)
+
+
+# --- playlists ----------------------------------------------------------------------------
+
+
+def test_a_playlist_points_at_the_host_the_client_used() -> None:
+    door = Door(node("here"))
+    response_head, body = reply(
+        door.route(b"GET /live.mp3.m3u HTTP/1.1\nHost: radio.example:8000\n")
+    )
+    assert b"Content-Type: audio/x-mpegurl" in response_head
+    assert body == b"#EXTM3U\n#EXTINF:-1,radio-one\nhttp://radio.example:8000/live.mp3\n"
+
+
+def test_a_playlist_without_a_usable_host_points_at_the_public_address() -> None:
+    door = Door(node("here"), public_address="2001:db8::10")
+    _, body = reply(door.route(b"GET /live.mp3.pls HTTP/1.1\nHost: bad/host\n"))
+    assert b"File1=http://[2001:db8::10]:8000/live.mp3\n" in body
+    _, body = reply(door.route(b"GET /live.mp3.pls HTTP/1.0\n", ON_80))
+    assert b"File1=http://[2001:db8::10]/live.mp3\n" in body
+
+
+def test_the_public_name_wins_over_the_host_header() -> None:
+    door = Door(node("here"), public_name="radio.example")
+    _, body = reply(door.route(b"GET /live.mp3.xspf HTTP/1.1\nHost: 192.0.2.10\n"))
+    assert b"<location>http://radio.example/live.mp3</location>" in body
+
+
+def test_head_of_a_playlist_has_its_length_but_no_body() -> None:
+    door = Door(node("here"))
+    _, full = reply(door.route(b"GET /live.mp3.m3u HTTP/1.1\nHost: radio.example\n"))
+    response_head, body = reply(door.route(b"HEAD /live.mp3.m3u HTTP/1.1\nHost: radio.example\n"))
+    assert body == b""
+    assert f"Content-Length: {len(full)}".encode() in response_head
+
+
+# --- sources ------------------------------------------------------------------------------
+
+
+def test_a_source_is_piped_to_the_leader_of_the_current_epoch() -> None:
+    leader = node("boss", address="192.0.2.30")
+    door = Door(node("here"), leader=leader, epoch=9)
+    for method in (b"SOURCE", b"PUT"):
+        decision = door.route(method + b" /live.mp3 HTTP/1.0\n")
+        assert decision == PipeSource("live.mp3", leader, 9)
+
+
+def test_a_source_with_no_leader_is_told_to_come_back_soon() -> None:
+    door = Door(node("here"), leader=None)
+    assert refused(door.route(b"SOURCE /live.mp3 HTTP/1.0\n")) == (503, 1)
+    door = Door(node("here"), leader=node("boss"), epoch=None)
+    assert refused(door.route(b"SOURCE /live.mp3 HTTP/1.0\n")) == (503, 1)
+
+
+def test_a_source_for_an_unknown_mount_or_before_any_state_is_not_found() -> None:
+    door = Door(node("here"), leader=node("boss"))
+    assert refused(door.route(b"SOURCE /nothing.mp3 HTTP/1.0\n")) == (404, None)
+    door.view = replace(door.view, state=None)
+    assert refused(door.route(b"SOURCE /live.mp3 HTTP/1.0\n")) == (404, None)
+
+
+# --- methods, bodies, pages ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("method", "status"), [(b"POST", 405), (b"DELETE", 405), (b"BREW", 501)])
+def test_methods_other_than_listening_and_sources_are_refused(method: bytes, status: int) -> None:
+    door = Door(node("here"))
+    assert refused(door.route(method + b" /live.mp3 HTTP/1.1\n")) == (status, None)
+
+
+def test_options_answers_the_cors_preflight_and_keeps_the_connection() -> None:
+    door = Door(node("here"))
+    decision = door.route(b"OPTIONS /live.mp3 HTTP/1.1\n")
+    assert isinstance(decision, Reply)
+    assert decision.keep_alive
+    assert decision.data.startswith(b"HTTP/1.1 204 No Content\r\n")
+    assert b"Access-Control-Allow-Methods: GET, HEAD, OPTIONS" in decision.data
+    closing = door.route(b"OPTIONS /live.mp3 HTTP/1.1\nConnection: close\n")
+    assert isinstance(closing, Reply)
+    assert not closing.keep_alive
+
+
+@pytest.mark.parametrize("header", [b"Content-Length: 5", b"Transfer-Encoding: chunked"])
+def test_a_get_with_a_body_is_a_bad_request(header: bytes) -> None:
+    door = Door(node("here"))
+    assert refused(door.route(b"GET /live.mp3 HTTP/1.1\n" + header + b"\n")) == (400, None)
+    assert door.director.directed == {}
+
+
+@pytest.mark.parametrize(
+    "path", ["/health", "/ready", "/leader", "/api/v1/status", "/metrics", "/", "/status"]
+)
+def test_pages_are_routed_to_before_mounts(path: str) -> None:
+    door = Door(node("here"))
+    assert door.route(b"GET " + path.encode() + b" HTTP/1.1\n") == Page(path)
+
+
+def test_a_listener_routed_with_no_state_read_yet_finds_no_mount() -> None:
+    door = Door(node("here"))
+    door.view = replace(door.view, state=None)
+    assert refused(door.route(b"GET /live.mp3 HTTP/1.1\n")) == (404, None)
