@@ -373,7 +373,7 @@ class Agent:
         handover = plan.finish_handover
         if handover is not None:
             await self._guarded("finish handover", lambda: self.store.finish_handover(handover))
-        if plan.publish_status and plan.status is not None:
+        if plan.publish_status:
             status = plan.status.to_json()
             await self._guarded("publish status", lambda: self._publish(status))
 

@@ -60,6 +60,7 @@ def parse_radio_file(raw: Any) -> RadioFile:
             problems.append(f"mounts[{index}].radio: {mount['radio']!r} is not {radio!r}")
     if problems:
         raise ValidationError(problems)
+    assert isinstance(radio, str)  # noqa: S101 - checked above; tells the type checker
     return RadioFile(radio, tuple(mounts))
 
 

@@ -135,7 +135,8 @@ def with_setting(settings: ClusterSettings, key: str, raw_value: str) -> Cluster
     if key not in SETTABLE_KEYS:
         raise ValidationError([f"{key}: unknown setting (known: {', '.join(SETTABLE_KEYS)})"])
     unset = raw_value.strip().lower() in UNSET_WORDS
-    value = raw_value if key == "policy" else yaml.safe_load(raw_value)
+    # Any: the value is checked by settings_problems below, whatever YAML made of it.
+    value: Any = raw_value if key == "policy" else yaml.safe_load(raw_value)
     if key == "timing" or (unset and key.startswith("timing.")):
         if not unset:
             raise ValidationError(["timing: only 'none' (set timing.ttl and the others alone)"])

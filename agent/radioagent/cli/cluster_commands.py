@@ -9,7 +9,8 @@ from typing import Any
 
 from radioagent.cli.output import table
 from radioagent.settings import with_setting
-from radioagent.store import ClusterStore, EtcdUnavailable
+from radioagent.store.client import EtcdUnavailable
+from radioagent.store.cluster import ClusterStore
 from radioagent.validation import ValidationError
 
 EXIT_OK = 0

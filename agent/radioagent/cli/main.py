@@ -21,7 +21,8 @@ from radioagent.model import MountSpec, cross_mount_problems, parse_mount
 from radioagent.radios import MountChange, parse_radio_file, plan_apply
 from radioagent.settings import settings_from_json
 from radioagent.status import listeners_by_mount, status_document
-from radioagent.store import ClusterStore, Conflict, EtcdUnavailable
+from radioagent.store.client import Conflict, EtcdUnavailable
+from radioagent.store.cluster import ClusterStore
 from radioagent.validation import ValidationError
 from radioagent.yamlfile import load_yaml_text, read_text
 

@@ -105,7 +105,7 @@ def change_lines(radio: str, changes: list[MountChange], *, dry_run: bool) -> li
                 "delete": "deleted",
             }.get(change.action, change.action)
         )
-        if change.action == "create":
+        if change.action == "create" and change.after is not None:
             secret = (
                 change.after.source_password if change.password_generated and not dry_run else None
             )

@@ -76,6 +76,7 @@ class CyclePlan:
     timing: Timing
     leadership: Leadership  # as etcd says (or as last known, without a fresh read)
     acting: Leadership  # what this node may act as now: nothing while cut off from etcd
+    status: NodeStatus  # this node's status as it should be published
     lease: LeaseStep = LeaseStep.KEEP
     hand_over: Handover | None = None  # step down, then resign the leader key
     campaign: bool = False
@@ -84,7 +85,6 @@ class CyclePlan:
     transcoders: TranscoderPlan | None = None  # None: stop every transcoder
     transcoder_leader: NodeStatus | None = None  # where transcoders pull from and push to
     drop_sources: tuple[str, ...] = ()  # stray sources on a node that does not lead
-    status: NodeStatus | None = None
     publish_status: bool = False
     move_transcoders: tuple[str, ...] = ()  # claims to move to the new lease
 
@@ -249,7 +249,7 @@ def plan_cycle(
     served = None
     if state is not None and leading and state.handover is not None:
         served = state.handover if state.handover.epoch != acting.epoch else None
-    stray = ()
+    stray: tuple[str, ...] = ()
     if not leading and facts.stats is not None:
         stray = tuple(
             sorted(path for path in facts.stats.sources if path.startswith(LIVE_MOUNT_PREFIX))

@@ -104,7 +104,7 @@ class MountHub(asyncio.Protocol):
             transport.close()
             return
         icy = "Icy-MetaData: 1\r\n" if self.icy else ""
-        transport.write(
+        self._transport.write(
             f"GET {self.path} HTTP/1.0\r\nUser-Agent: radio-agent\r\n{icy}\r\n".encode("ascii")
         )
 

@@ -6,7 +6,12 @@ from collections.abc import Iterator
 from dataclasses import asdict
 
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    InfoMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 
 from radioagent.frontdoor.view import AgentSnapshot, FrontDoorStats
@@ -18,7 +23,7 @@ class AgentCollector(Collector):
         self.snapshot = snapshot
         self.door = door
 
-    def collect(self) -> Iterator[object]:
+    def collect(self) -> Iterator[Metric]:
         now = self.snapshot
         door = self.door
         node = [now.node_name]
@@ -122,7 +127,7 @@ class AgentCollector(Collector):
         yield from _mount_families(now, door)
 
 
-def _mount_families(now: AgentSnapshot, door: FrontDoorStats) -> Iterator[object]:
+def _mount_families(now: AgentSnapshot, door: FrontDoorStats) -> Iterator[Metric]:
     """Per mount, for every mount in the cluster: what this node's Icecast, front door and
     transcoders see of it."""
     labels = ["node", "mount"]

@@ -44,7 +44,7 @@ def mp3_loop(audio: AudioFormat) -> HoldingLoop:
 
 def adts_loop(data: bytes, samplerate: int) -> HoldingLoop:
     """ADTS (AAC) frames: 1024 samples each, length in the 7-byte header."""
-    units = []
+    units: list[tuple[float, bytes]] = []
     position = 0
     while position + 7 <= len(data):
         header = data[position : position + 7]

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from typing import TypeVar
+from typing import TypeAlias, TypeVar
 
 import etcd3
 import etcd3.exceptions
@@ -26,7 +26,7 @@ from radioagent.config import EtcdSettings
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-Client = etcd3.Etcd3Client
+Client: TypeAlias = etcd3.Etcd3Client
 
 
 class EtcdUnavailable(Exception):

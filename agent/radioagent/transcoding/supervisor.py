@@ -15,7 +15,7 @@ import os
 import pwd
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,7 +46,9 @@ class TranscoderState:
 
 class Transcoder:
     def __init__(
-        self, job: TranscoderJob, launch: Callable[[TranscoderJob], asyncio.Future]
+        self,
+        job: TranscoderJob,
+        launch: Callable[[TranscoderJob], Awaitable[asyncio.subprocess.Process]],
     ) -> None:
         self.job = job
         self.state = TranscoderState()
@@ -154,10 +156,11 @@ class TranscoderSupervisor:
         path = script_path(self.run_dir, job.mount)
         path.write_text(job.script)  # holds no secret: the password comes from the environment
         path.chmod(0o644)
-        home, group, extra_groups = str(self.run_dir), None, None
+        home, group = str(self.run_dir), None
+        extra_groups: list[int] | None = None
         if self.user is not None:
             account = pwd.getpwnam(self.user)
-            home, group, extra_groups = account.pw_dir, account.pw_gid, []
+            home, group, extra_groups = account.pw_dir, account.pw_gid, []  # no root groups
         return await asyncio.create_subprocess_exec(
             *self.command,
             str(path),

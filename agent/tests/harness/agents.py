@@ -20,7 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from radioagent.config import EtcdSettings
 from radioagent.model import NodeStatus, node_status_from_json
 from radioagent.settings import ClusterSettings
-from radioagent.store import ClusterStore
+from radioagent.store.cluster import ClusterStore
 from radioagent.store.keys import KeyLayout
 
 from .clients import SourceClient, connect_and_stream, is_slice_of, listen

@@ -5,9 +5,11 @@ etcd, no Icecast, no mocks."""
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 from radioagent.config import Limits, Timing
 from radioagent.coordination.cycle import (
+    CyclePlan,
     LeaseStep,
     LocalFacts,
     NodeIdentity,
@@ -15,9 +17,11 @@ from radioagent.coordination.cycle import (
 )
 from radioagent.coordination.election import Leadership, Role
 from radioagent.coordination.state import ClusterState, Handover, LeaderRecord
+from radioagent.icecast.render import IcecastPlan
 from radioagent.icecast.stats import IcecastStats
 from radioagent.model import MountSpec, NodeStatus, parse_mount
 from radioagent.settings import ClusterSettings
+from radioagent.transcoding.assignment import TranscoderPlan
 from radioagent.transcoding.supervisor import TranscoderState
 from tests.unit.builders import node_status
 
@@ -41,7 +45,7 @@ def icecast_up(*paths: str) -> IcecastStats:
     return IcecastStats(listeners_by_mount={}, outgoing_kbps=0.0, sources=frozenset(paths))
 
 
-def facts(**fields: object) -> LocalFacts:
+def facts(**fields: Any) -> LocalFacts:
     """A node in good health: a lease of the current ttl, etcd heard a moment ago, its
     Icecast answering."""
     values: dict = {
@@ -63,7 +67,7 @@ def state(
     epoch: int = 7,
     mounts: dict[str, MountSpec] | None = None,
     nodes: dict[str, NodeStatus] | None = None,
-    **fields: object,
+    **fields: Any,
 ) -> ClusterState:
     """What etcd says: node2 leads (epoch 7) unless told otherwise; three healthy nodes."""
     record = None if leader is None else LeaderRecord(leader[0], epoch, leader[1])
@@ -77,12 +81,27 @@ def state(
         leader=record,
         nodes=nodes,
         mounts=MOUNTS if mounts is None else mounts,
-        **fields,  # type: ignore[arg-type]  # ClusterState's own keyword fields
+        **fields,
     )
 
 
-def leading_state(**fields: object) -> ClusterState:
+def leading_state(**fields: Any) -> ClusterState:
     return state(("node1", MY_LEASE), **fields)
+
+
+def icecast_of(plan: CyclePlan) -> IcecastPlan:
+    assert plan.icecast is not None
+    return plan.icecast
+
+
+def transcoders_of(plan: CyclePlan) -> TranscoderPlan:
+    assert plan.transcoders is not None
+    return plan.transcoders
+
+
+def leader_of(plan: CyclePlan) -> NodeStatus:
+    assert plan.transcoder_leader is not None
+    return plan.transcoder_leader
 
 
 # --- leases ------------------------------------------------------------------------------
@@ -147,14 +166,14 @@ def test_our_own_previous_life_is_not_our_leadership() -> None:
     """A leader key with our name on another lease (before a restart) is not ours."""
     plan = plan_cycle(ME, state(("node1", 999)), facts(), fresh=True)
     assert plan.leadership.role is Role.REPLICA
-    assert not plan.icecast.leading
+    assert not icecast_of(plan).leading
 
 
 def test_the_leader_renders_a_leaders_icecast_and_publishes_itself_as_leader() -> None:
     plan = plan_cycle(ME, leading_state(), facts(), fresh=True)
     assert plan.acting == Leadership(Role.LEADER, "node1", 7)
-    assert plan.icecast.leading
-    assert plan.icecast.mounts == (LIVE, LOW)
+    assert icecast_of(plan).leading
+    assert icecast_of(plan).mounts == (LIVE, LOW)
     assert plan.status.role == "leader"
     assert plan.status.epoch == 7
     assert plan.transcoder_leader == plan.status  # transcoders push to ourselves
@@ -162,9 +181,9 @@ def test_the_leader_renders_a_leaders_icecast_and_publishes_itself_as_leader() -
 
 def test_a_replica_points_transcoders_at_the_leaders_published_address() -> None:
     plan = plan_cycle(ME, state(transcoders={"low.mp3": "node1"}), facts(), fresh=True)
-    assert plan.transcoder_leader.name == "node2"
-    assert plan.transcoder_leader.address == "10.0.0.2"
-    assert plan.transcoders.run == ("low.mp3",)
+    assert leader_of(plan).name == "node2"
+    assert leader_of(plan).address == "10.0.0.2"
+    assert transcoders_of(plan).run == ("low.mp3",)
 
 
 # --- handovers -----------------------------------------------------------------------------
@@ -219,7 +238,7 @@ def test_etcd_unreachable_past_retry_timeout_the_leader_acts_as_nothing() -> Non
     plan = plan_cycle(ME, leading_state(), cut_off, fresh=False)
     assert plan.leadership == known  # what etcd last said...
     assert plan.acting.role is Role.DETACHED  # ...but it may not act on it
-    assert not plan.icecast.leading
+    assert not icecast_of(plan).leading
     assert plan.transcoders is None  # stopped before the claims can expire elsewhere
     assert plan.transcoder_leader is None
     assert not plan.coordinates  # no move in etcd without a fresh read
@@ -230,7 +249,7 @@ def test_etcd_unreachable_briefly_the_leader_keeps_leading() -> None:
     known = Leadership(Role.LEADER, "node1", 7)
     plan = plan_cycle(ME, leading_state(), facts(leadership=known), fresh=False)
     assert plan.acting == known
-    assert plan.icecast.leading
+    assert icecast_of(plan).leading
 
 
 def test_without_a_fresh_read_the_last_known_leadership_stands() -> None:
@@ -254,24 +273,24 @@ def test_never_read_etcd_leaves_icecast_as_it_is() -> None:
 def test_my_icecast_down_i_claim_no_transcoder() -> None:
     plan = plan_cycle(ME, state(), facts(stats=None), fresh=True)
     assert plan.transcoders is not None
-    assert plan.transcoders.claim is None
+    assert transcoders_of(plan).claim is None
     assert not plan.status.icecast_up
 
 
 def test_my_icecast_up_i_claim_a_free_transcoder() -> None:
     plan = plan_cycle(ME, state(), facts(), fresh=True)
-    assert plan.transcoders.claim == "low.mp3"
+    assert transcoders_of(plan).claim == "low.mp3"
 
 
 def test_my_icecast_down_the_transcoders_i_run_keep_running() -> None:
     """They push to the leader's Icecast, not ours; moving them would cost a gap."""
     plan = plan_cycle(ME, state(transcoders={"low.mp3": "node1"}), facts(stats=None), fresh=True)
-    assert plan.transcoders.run == ("low.mp3",)
+    assert transcoders_of(plan).run == ("low.mp3",)
 
 
 def test_drained_i_claim_no_transcoder_and_say_so() -> None:
     plan = plan_cycle(ME, state(draining=frozenset({"node1"})), facts(), fresh=True)
-    assert plan.transcoders.claim is None
+    assert transcoders_of(plan).claim is None
     assert plan.status.draining
 
 
@@ -279,7 +298,7 @@ def test_transcoder_owner_gone_a_healthy_node_claims_it() -> None:
     """The owner's lease expired: its claim vanished with it, the mount is free."""
     nodes = {name: node_status(name) for name in ("node1", "node2")}
     plan = plan_cycle(ME, state(nodes=nodes, transcoders={}), facts(), fresh=True)
-    assert plan.transcoders.claim == "low.mp3"
+    assert transcoders_of(plan).claim == "low.mp3"
 
 
 def test_a_node_holding_more_transcoders_than_another_waits() -> None:
@@ -294,15 +313,15 @@ def test_a_node_holding_more_transcoders_than_another_waits() -> None:
     plan = plan_cycle(
         ME, state(mounts=mounts, transcoders={"low.mp3": "node1"}), facts(), fresh=True
     )
-    assert plan.transcoders.claim is None  # node2 and node3 hold none
+    assert transcoders_of(plan).claim is None  # node2 and node3 hold none
 
 
 def test_a_claim_on_a_mount_no_longer_transcoded_is_released() -> None:
     plan = plan_cycle(
         ME, state(mounts={"live.mp3": LIVE}, transcoders={"low.mp3": "node1"}), facts(), fresh=True
     )
-    assert plan.transcoders.release == ("low.mp3",)
-    assert plan.transcoders.run == ()
+    assert transcoders_of(plan).release == ("low.mp3",)
+    assert transcoders_of(plan).run == ()
 
 
 def test_a_replica_drops_stray_sources_on_its_live_mounts() -> None:

@@ -1,0 +1,5 @@
+"""Stands in for `etcd3` when `make lint` runs the unit tier: importing it fails, so a unit
+test (or what it imports) that reaches for etcd fails loudly instead of passing here and
+breaking on a machine without the package."""
+
+raise ImportError("the unit tier must not import etcd3 (it is hermetic: no etcd, no grpc)")

@@ -1,0 +1,158 @@
+"""Fixtures that run real services on loopback and stop them by PID, also on failure."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.harness.agents import RadioCluster, icecast_settings_for_agents
+from tests.harness.clients import SourceClient
+from tests.harness.etcd import EtcdCluster
+from tests.harness.icecast import IcecastServer, IcecastSettings
+from tests.harness.liquidsoap import LiquidsoapTone
+from tests.harness.media import AudioSample, make_mp3, make_ogg_vorbis
+from tests.harness.processes import ServiceDirectory
+
+
+def require_root() -> None:
+    # Services run as their own users (Icecast and Liquidsoap refuse root), which takes root.
+    if os.geteuid() != 0:
+        pytest.fail("the integration harness must run as root (see README)", pytrace=False)
+
+
+@pytest.fixture
+def etcd() -> Iterator[EtcdCluster]:
+    """A fresh single-member etcd."""
+    require_root()
+    cluster = EtcdCluster(1)
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def etcd_cluster() -> Iterator[EtcdCluster]:
+    """A fresh 3-member etcd cluster; members can be killed, paused and restarted."""
+    require_root()
+    cluster = EtcdCluster(3)
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def icecast_factory() -> Iterator[Callable[..., IcecastServer]]:
+    """Start Icecast servers with given IcecastSettings; all stop at teardown."""
+    require_root()
+    servers: list[IcecastServer] = []
+
+    def start(settings: IcecastSettings | None = None) -> IcecastServer:
+        server = IcecastServer(settings)
+        servers.append(server)
+        server.start()
+        return server
+
+    try:
+        yield start
+    finally:
+        for server in servers:
+            server.stop()
+
+
+@pytest.fixture
+def icecast(icecast_factory: Callable[..., IcecastServer]) -> IcecastServer:
+    """Icecast with default settings: any mount accepts the global source password."""
+    return icecast_factory()
+
+
+@pytest.fixture
+def liquidsoap_tone_factory() -> Iterator[Callable[..., LiquidsoapTone]]:
+    """Start Liquidsoap test tones into an Icecast mount; all stop at teardown."""
+    require_root()
+    tones: list[LiquidsoapTone] = []
+
+    def start(icecast: IcecastServer, mount: str, **options: object) -> LiquidsoapTone:
+        tone = LiquidsoapTone(icecast, mount, **options)  # type: ignore[arg-type]
+        tones.append(tone)
+        tone.start()
+        return tone
+
+    try:
+        yield start
+    finally:
+        for tone in tones:
+            tone.stop()
+
+
+@pytest.fixture
+def source_client_factory() -> Iterator[Callable[..., SourceClient]]:
+    """Make SourceClients (not yet connected); all are closed at teardown."""
+    clients: list[SourceClient] = []
+
+    def make(*args: object, **kwargs: object) -> SourceClient:
+        client = SourceClient(*args, **kwargs)  # type: ignore[arg-type]
+        clients.append(client)
+        return client
+
+    try:
+        yield make
+    finally:
+        for client in clients:
+            client.stop()
+
+
+@pytest.fixture(scope="session")
+def media_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("media")
+
+
+@pytest.fixture(scope="session")
+def mp3_audio(media_dir: Path) -> AudioSample:
+    """20 s of pink noise, MP3 128 kbps 44.1 kHz stereo, encoded by ffmpeg."""
+    return make_mp3(media_dir / "noise.mp3")
+
+
+@pytest.fixture(scope="session")
+def long_mp3_audio(media_dir: Path) -> AudioSample:
+    """120 s of the same kind: a studio that outlasts a takeover (ttl, then Liquidsoap's
+    start-up and buffering), which a 20 s file does not."""
+    return make_mp3(media_dir / "long-noise.mp3", seconds=120.0)
+
+
+@pytest.fixture(scope="session")
+def ogg_audio(media_dir: Path) -> AudioSample:
+    """20 s of pink noise, Ogg Vorbis 44.1 kHz stereo, encoded by ffmpeg."""
+    return make_ogg_vorbis(media_dir / "noise.ogg")
+
+
+@pytest.fixture(scope="session")
+def holding_cache_dir() -> Iterator[Path]:
+    """Shared by every test cluster: Liquidsoap encodes each format's silence once."""
+    directory = ServiceDirectory("holding-cache")
+    try:
+        yield directory.path
+    finally:
+        directory.remove()
+
+
+@pytest.fixture
+def radio_cluster(
+    etcd_cluster: EtcdCluster,
+    icecast_factory: Callable[..., IcecastServer],
+    holding_cache_dir: Path,
+) -> Iterator[RadioCluster]:
+    """Three radio-agent processes, each with its own Icecast and etcd member; one leads."""
+    icecasts = [icecast_factory(icecast_settings_for_agents()) for _ in range(3)]
+    cluster = RadioCluster(etcd_cluster, icecasts, holding_cache_dir=holding_cache_dir)
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
