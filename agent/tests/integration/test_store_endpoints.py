@@ -1,0 +1,55 @@
+"""The cluster store's endpoint fail-over policy, on real etcd members: the agent and
+radioctl move past an endpoint that stopped answering."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.harness.agents import TEST_TIMING, RadioCluster
+from tests.harness.etcd import EtcdCluster
+from tests.harness.ports import free_port
+from tests.integration.test_radioctl import run_radioctl
+
+pytestmark = pytest.mark.integration
+
+
+def test_an_agent_whose_etcd_member_dies_keeps_its_leadership_through_the_next_endpoint(
+    radio_cluster: RadioCluster,
+) -> None:
+    store = radio_cluster.store()
+    leader_name = radio_cluster.wait_leader()
+    before = store.leader()
+    assert before is not None
+    leader = radio_cluster.node(leader_name)
+    # Each agent's first endpoint is "its" member (as a node's local member or gateway).
+    radio_cluster.etcd.kill(radio_cluster.nodes.index(leader))
+
+    # Its lease lives on through another member: same leader, same epoch, for 3 ttl.
+    watched_until = time.monotonic() + 3 * TEST_TIMING["ttl"]
+    samples = 0
+    while time.monotonic() < watched_until:  # bounded by the deadline
+        now = radio_cluster.store().leader()
+        assert now is not None, "the leader key vanished"
+        assert (now.name, now.epoch) == (before.name, before.epoch)
+        samples += 1
+        time.sleep(0.2)
+    assert samples >= 10
+
+    # And it still reads the cluster: a mount created now reaches its Icecast.
+    radio_cluster.store().create_mount({"name": "after.mp3", "source_password": "pw-after"})
+    leader.wait_serving("/after.mp3", timeout=10)
+
+
+def test_radioctl_moves_past_a_dead_first_endpoint(etcd: EtcdCluster, tmp_path: Path) -> None:
+    config = tmp_path / "config.yml"
+    live = f"127.0.0.1:{etcd.members[0].client_port}"
+    config.write_text(yaml.safe_dump({"etcd": {"endpoints": [f"127.0.0.1:{free_port()}", live]}}))
+    result = run_radioctl(config, "mount", "create", "first.mp3")
+    assert result.returncode == 0, result.stderr
+    listed = run_radioctl(config, "mount", "list", "--json")
+    assert listed.returncode == 0, listed.stderr
+    assert [mount["name"] for mount in yaml.safe_load(listed.stdout)] == ["first.mp3"]

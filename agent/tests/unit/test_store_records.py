@@ -1,0 +1,96 @@
+"""The store's records and key layout, without etcd."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from radioagent.coordination.state import Handover
+from radioagent.store.keys import KeyLayout
+from radioagent.store.records import (
+    KeyValue,
+    decode_cluster_state,
+    decode_handover,
+    encode_drain_mark,
+    encode_handover,
+    stored_settings_document,
+)
+from radioagent.validation import ValidationError
+
+LAYOUT = KeyLayout("/radio")
+
+
+@pytest.mark.parametrize(
+    "handover",
+    [Handover(7, "node1", "node3"), Handover(12, "node2", None)],
+)
+def test_a_handover_request_decodes_to_what_was_encoded(handover: Handover) -> None:
+    assert decode_handover(encode_handover(handover).encode()) == handover
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        b"{not json",
+        b"[]",
+        b'{"epoch": "7", "from": "node1"}',
+        b'{"epoch": true, "from": "node1"}',
+        b'{"epoch": 7}',
+        b'{"epoch": 7, "from": "node1", "to": 3}',
+    ],
+)
+def test_a_malformed_handover_request_is_refused(value: bytes) -> None:
+    with pytest.raises(ValidationError, match="not a handover request"):
+        decode_handover(value)
+
+
+def test_a_malformed_handover_is_skipped_and_named_not_fatal() -> None:
+    entries = [KeyValue(LAYOUT.handover, b"{", 5, 5, 0)]
+    state = decode_cluster_state(LAYOUT, entries, 9)
+    assert state.handover is None
+    (problem,) = state.problems
+    assert problem.startswith(f"{LAYOUT.handover}: skipped, not a handover request")
+
+
+def test_a_drain_mark_marks_the_node_whatever_it_holds() -> None:
+    entries = [
+        KeyValue(LAYOUT.drain("node2"), encode_drain_mark(1_700_000_000).encode(), 3, 3, 0),
+        KeyValue(LAYOUT.drain("node3"), b"{}", 4, 4, 0),
+    ]
+    assert decode_cluster_state(LAYOUT, entries, 9).draining == {"node2", "node3"}
+    assert json.loads(encode_drain_mark(5)) == {"since": 5}
+
+
+def test_a_transcoder_claim_names_its_owner() -> None:
+    entries = [
+        KeyValue(LAYOUT.transcoder("low.mp3"), b"node2", 3, 3, 77),
+        KeyValue(LAYOUT.transcoder("bad.mp3"), b"\xff", 3, 3, 77),
+    ]
+    state = decode_cluster_state(LAYOUT, entries, 9)
+    assert state.transcoders == {"low.mp3": "node2"}
+    assert state.problems == (
+        f"{LAYOUT.transcoder('bad.mp3')}: skipped, transcoder owner is not UTF-8",
+    )
+
+
+def test_stored_settings_are_returned_as_stored_once_valid() -> None:
+    assert stored_settings_document(None) is None
+    assert stored_settings_document(b'{"policy": "best"}') == {"policy": "best"}
+    with pytest.raises(ValidationError, match="policy"):
+        stored_settings_document(b'{"policy": "loudest"}')
+
+
+def test_only_changes_the_loop_acts_on_wake_it() -> None:
+    assert LAYOUT.wakes_the_loop(LAYOUT.leader)
+    assert LAYOUT.wakes_the_loop(LAYOUT.handover)
+    assert LAYOUT.wakes_the_loop(LAYOUT.mount("live.mp3"))
+    assert LAYOUT.wakes_the_loop(LAYOUT.drain("node2"))
+    assert not LAYOUT.wakes_the_loop(LAYOUT.node("node2"))  # agents rewrite their own
+    assert not KeyLayout("/radio2").wakes_the_loop(LAYOUT.leader)
+
+
+def test_layouts_of_two_prefixes_never_share_a_key() -> None:
+    other = KeyLayout("/radio-b")
+    assert not LAYOUT.leader.startswith(other.root)
+    assert not other.leader.startswith(LAYOUT.root)
