@@ -9,7 +9,6 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -65,6 +64,7 @@ class AgentNode:
         self.icecast = icecast
         self.etcd_member = etcd_members[0]  # its local member; the others are fallbacks
         self.directory = ServiceDirectory(f"agent-{name}")
+        self.front_door_ports = free_ports(2)
         self.config = {
             "node": {"name": name, "address": LOOPBACK},
             "etcd": {
@@ -83,7 +83,7 @@ class AgentNode:
             },
             "local_api": {"port": free_port(), "bind_address": LOOPBACK},
             "front_door": {
-                "ports": free_ports(2),
+                "ports": self.front_door_ports,
                 "bind_address": LOOPBACK,
                 "header_timeout": FRONT_DOOR_HEADER_TIMEOUT,
             },
@@ -136,7 +136,7 @@ class AgentNode:
 
     @property
     def front_door_port(self) -> int:
-        return self.config["front_door"]["ports"][0]
+        return self.front_door_ports[0]
 
     @property
     def front_door_url(self) -> str:
@@ -343,9 +343,8 @@ class RadioCluster:
         self._stores.append(store)
         return store
 
-    def set_settings(self, **changes: object) -> None:
+    def set_settings(self, settings: ClusterSettings) -> None:
         """Cluster settings in etcd, as `radioctl config set` writes them."""
-        settings = replace(ClusterSettings(), **changes)  # type: ignore[arg-type]
         self.client().put(self.layout.config, settings.to_json())
 
     def drain(self, name: str) -> None:

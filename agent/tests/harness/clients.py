@@ -12,7 +12,7 @@ import socket
 import threading
 import time
 from dataclasses import dataclass
-from urllib.parse import urlparse
+from urllib.parse import ParseResult, urlparse
 
 from .media import AudioSample
 
@@ -37,6 +37,13 @@ class ListenResult:
 
 
 MAX_REDIRECTS = 5
+
+
+def _host(parsed: ParseResult) -> str:
+    """The host of an http URL (a URL without one is the test's mistake)."""
+    if parsed.hostname is None:
+        raise ValueError(f"no host in {parsed.geturl()!r}")
+    return parsed.hostname
 
 
 def listen(
@@ -66,7 +73,7 @@ def _listen_once(
 ) -> ListenResult:
     parsed = urlparse(url)
     deadline = time.monotonic() + timeout
-    connection = http.client.HTTPConnection(parsed.hostname, parsed.port or 80, timeout=timeout)
+    connection = http.client.HTTPConnection(_host(parsed), parsed.port or 80, timeout=timeout)
     target = (parsed.path or "/") + (f"?{parsed.query}" if parsed.query else "")
     try:
         connection.request(method, target, headers=headers or {})
@@ -195,24 +202,30 @@ class SourceClient:
             raise RuntimeError("connect first")
         self._thread = threading.Thread(
             target=self._stream,
-            args=(audio, bytes_per_second, burst_seconds),
+            args=(self._socket, audio, bytes_per_second, burst_seconds),
             name=f"source {self.mount}",
             daemon=True,
         )
         self._thread.start()
 
-    def _stream(self, audio: bytes, bytes_per_second: float, burst_seconds: float) -> None:
+    def _stream(
+        self,
+        connection: socket.socket,
+        audio: bytes,
+        bytes_per_second: float,
+        burst_seconds: float,
+    ) -> None:
         started = time.monotonic()
         burst_bytes = int(bytes_per_second * burst_seconds)
         try:
-            self._socket.settimeout(5.0)  # type: ignore[union-attr]
+            connection.settimeout(5.0)
             while self.bytes_sent < len(audio) and not self._stop.is_set():
                 due = started + max(0, self.bytes_sent - burst_bytes) / bytes_per_second
                 # Pacing, not waiting for a condition: an encoder sends in real time.
                 if self._stop.wait(max(0.0, due - time.monotonic())):
                     break
                 chunk = audio[self.bytes_sent : self.bytes_sent + STREAM_CHUNK_BYTES]
-                self._socket.sendall(chunk)  # type: ignore[union-attr]
+                connection.sendall(chunk)
                 self.bytes_sent += len(chunk)
         except OSError as error:
             self.stream_error = error
@@ -272,9 +285,7 @@ class StreamRecorder:
             for _ in range(MAX_REDIRECTS + 1):
                 if connection is not None:
                     connection.close()
-                connection = http.client.HTTPConnection(
-                    parsed.hostname, parsed.port or 80, timeout=5
-                )
+                connection = http.client.HTTPConnection(_host(parsed), parsed.port or 80, timeout=5)
                 connection.request("GET", parsed.path, headers=self.headers)
                 response = connection.getresponse()
                 if response.status != 302:

@@ -65,6 +65,13 @@ class EtcdMember:
         return context
 
     @property
+    def started_process(self) -> ManagedProcess:
+        """The etcd process of this member, once `start()` made one."""
+        if self.process is None:
+            raise RuntimeError(f"etcd member {self.name} was never started")
+        return self.process
+
+    @property
     def peer_url(self) -> str:
         return f"http://{LOOPBACK}:{self.peer_port}"
 
@@ -161,8 +168,9 @@ class EtcdCluster:
 
     def wait_healthy(self, member: EtcdMember, timeout: float = START_TIMEOUT_SECONDS) -> None:
         def healthy() -> bool:
-            if not member.process.is_running():  # type: ignore[union-attr]
-                raise StopWaiting(member.process.describe_exit())  # type: ignore[union-attr]
+            process = member.started_process
+            if not process.is_running():
+                raise StopWaiting(process.describe_exit())
             return member.is_healthy()
 
         wait_for(
@@ -192,13 +200,13 @@ class EtcdCluster:
         return leader
 
     def kill(self, index: int) -> None:
-        self.members[index].process.kill()  # type: ignore[union-attr]
+        self.members[index].started_process.kill()
 
     def pause(self, index: int) -> None:
-        self.members[index].process.pause()  # type: ignore[union-attr]
+        self.members[index].started_process.pause()
 
     def resume(self, index: int) -> None:
-        self.members[index].process.resume()  # type: ignore[union-attr]
+        self.members[index].started_process.resume()
 
     @contextlib.contextmanager
     def unreachable(self) -> Iterator[None]:
@@ -215,7 +223,7 @@ class EtcdCluster:
 
     def restart(self, index: int) -> None:
         member = self.members[index]
-        member.process.stop()  # type: ignore[union-attr]
+        member.started_process.stop()
         member.start(self.initial_cluster, self.token, self._log_path(member))
         self.wait_healthy(member)
 

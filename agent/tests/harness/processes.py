@@ -53,10 +53,13 @@ class ManagedProcess:
     def start(self) -> None:
         if self.is_running():
             raise RuntimeError(f"{self.name} is already running as PID {self.pid}")
-        user_args: dict[str, object] = {}
+        # None for all three: run as we are (Popen's defaults).
+        uid: int | None = None
+        gid: int | None = None
+        extra_groups: list[int] | None = None
         if self.user is not None:
             account = pwd.getpwnam(self.user)
-            user_args = {"user": account.pw_uid, "group": account.pw_gid, "extra_groups": []}
+            uid, gid, extra_groups = account.pw_uid, account.pw_gid, []
         with self.log_path.open("ab") as log_file:
             self._popen = subprocess.Popen(
                 self.argv,
@@ -66,7 +69,9 @@ class ManagedProcess:
                 cwd=self.cwd,
                 env=self.env,
                 start_new_session=True,
-                **user_args,  # type: ignore[arg-type]
+                user=uid,
+                group=gid,
+                extra_groups=extra_groups,
             )
         _started.append(self)
         _started_session_ids.add(self._popen.pid)
@@ -84,8 +89,8 @@ class ManagedProcess:
         return None if self._popen is None else self._popen.poll()
 
     def send_signal(self, signum: int) -> None:
-        if self.is_running():
-            self._popen.send_signal(signum)  # type: ignore[union-attr]
+        if self._popen is not None and self._popen.poll() is None:  # is_running()
+            self._popen.send_signal(signum)
 
     def _kill_group(self) -> None:
         """SIGKILL whatever the service started in its session (its process group)."""

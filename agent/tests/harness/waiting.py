@@ -18,14 +18,15 @@ class StopWaiting(AssertionError):
 
 
 def wait_for(
-    condition: Callable[[], T],
+    condition: Callable[[], T | None],
     *,
     timeout: float,
     what: str,
     interval: float = 0.05,
     explain: Callable[[], str] | None = None,
 ) -> T:
-    """Call `condition` until it returns a truthy value; return that value.
+    """Call `condition` until it returns a truthy value; return that value (never None,
+    which is falsy: a condition may answer "not yet" with None).
 
     Exceptions from `condition` count as "not yet" (a service that is still starting refuses
     connections); the last one is reported if time runs out, with `explain()` (say, a

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -78,8 +79,9 @@ def liquidsoap_tone_factory() -> Iterator[Callable[..., LiquidsoapTone]]:
     require_root()
     tones: list[LiquidsoapTone] = []
 
-    def start(icecast: IcecastServer, mount: str, **options: object) -> LiquidsoapTone:
-        tone = LiquidsoapTone(icecast, mount, **options)  # type: ignore[arg-type]
+    # The options go to LiquidsoapTone as they come: the fixture is a Callable[..., ...].
+    def start(icecast: IcecastServer, mount: str, **options: Any) -> LiquidsoapTone:
+        tone = LiquidsoapTone(icecast, mount, **options)
         tones.append(tone)
         tone.start()
         return tone
@@ -96,8 +98,9 @@ def source_client_factory() -> Iterator[Callable[..., SourceClient]]:
     """Make SourceClients (not yet connected); all are closed at teardown."""
     clients: list[SourceClient] = []
 
-    def make(*args: object, **kwargs: object) -> SourceClient:
-        client = SourceClient(*args, **kwargs)  # type: ignore[arg-type]
+    # The arguments go to SourceClient as they come: the fixture is a Callable[..., ...].
+    def make(*args: Any, **kwargs: Any) -> SourceClient:
+        client = SourceClient(*args, **kwargs)
         clients.append(client)
         return client
 

@@ -81,7 +81,7 @@ def test_invalid_mount_specs_are_refused_and_nothing_is_written(
 ) -> None:
     store = radio_cluster.store()
     revision_before = radio_cluster.client().status().raft_index
-    bad_specs = [
+    bad_specs: list[dict[str, object]] = [
         {"name": "../etc/passwd", "source_password": "pw"},
         {"name": "ok.mp3", "source_password": "has space"},
         {"name": "ok.mp3", "source_password": "pw", "format": {"codec": "wma"}},
@@ -101,10 +101,12 @@ def test_invalid_mount_specs_are_refused_and_nothing_is_written(
         store.update_mount("nope.mp3", {"max_listeners": 3})
     with pytest.raises(ValidationError, match="max_listeners"):
         store.update_mount("ok.mp3", {"max_listeners": -3})
-    assert store.mount("ok.mp3").source_password == "pw"
+    created = store.mount("ok.mp3")
+    assert created is not None
+    assert created.source_password == "pw"
 
 
-def configured_mounts(node: AgentNode) -> set[str]:
+def configured_mounts(node: AgentNode) -> set[str | None]:
     root = ElementTree.fromstring(node.icecast.config_path.read_text())
     return {mount.findtext("mount-name") for mount in root.findall("mount")}
 

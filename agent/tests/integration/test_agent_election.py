@@ -53,7 +53,10 @@ def test_sigkill_of_the_leader_agent_a_new_leader_accepts_sources_within_ttl_plu
     failover_seconds = time.monotonic() - killed_at
 
     assert failover_seconds <= TEST_TIMING["ttl"] + 1
-    assert radio_cluster.statuses()[new_leader].epoch > old_epoch
+    new_epoch = radio_cluster.statuses()[new_leader].epoch
+    assert old_epoch is not None
+    assert new_epoch is not None
+    assert new_epoch > old_epoch
 
 
 def test_sigterm_of_the_leader_hands_over_within_a_second(radio_cluster: RadioCluster) -> None:

@@ -3,12 +3,14 @@ connected while the leader changes."""
 
 from __future__ import annotations
 
+import functools
 import json
 import subprocess
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any, TypedDict
 
 import pytest
 
@@ -38,7 +40,7 @@ def test_a_created_mount_plays_on_every_node_within_a_second_of_icecasts_reload(
 
     for node in radio_cluster.nodes:
         wait_for(
-            lambda node=node: serves_mp3(node),
+            functools.partial(serves_mp3, node),
             timeout=5,
             what=f"{node.name} to serve /live.mp3",
             explain=radio_cluster.log_tails,
@@ -60,7 +62,7 @@ def test_a_source_on_the_leader_reaches_listeners_on_every_node(
 
     for node in radio_cluster.nodes:
         wait_for(
-            lambda node=node: node.plays_source_audio("/live.mp3", mp3_audio.data),
+            functools.partial(node.plays_source_audio, "/live.mp3", mp3_audio.data),
             timeout=10,
             what=f"the source's audio on {node.name}",
             explain=radio_cluster.log_tails,
@@ -95,7 +97,7 @@ def test_listeners_on_other_nodes_stay_connected_through_a_leader_crash(
     others = [node for node in radio_cluster.nodes if node is not old_leader]
     for node in others:
         wait_for(
-            lambda node=node: node.plays_source_audio("/live.mp3", mp3_audio.data),
+            functools.partial(node.plays_source_audio, "/live.mp3", mp3_audio.data),
             timeout=10,
             what=f"live audio on {node.name}",
         )
@@ -110,7 +112,7 @@ def test_listeners_on_other_nodes_stay_connected_through_a_leader_crash(
         start_live_source(source_client_factory, new_leader, mp3_audio)
         for node in others:
             wait_for(
-                lambda node=node: node.plays_source_audio("/live.mp3", mp3_audio.data),
+                functools.partial(node.plays_source_audio, "/live.mp3", mp3_audio.data),
                 timeout=10,
                 what=f"live audio back on {node.name}",
             )
@@ -125,7 +127,16 @@ def test_listeners_on_other_nodes_stay_connected_through_a_leader_crash(
             listener.stop()
 
 
-HOLDING_FORMATS = {
+class HoldingFormat(TypedDict, total=False):
+    """A mount record's `format` (the fields of radioagent.model.AudioFormat)."""
+
+    codec: str
+    bitrate_kbps: int
+    samplerate: int
+    channels: int
+
+
+HOLDING_FORMATS: dict[str, HoldingFormat] = {
     "hold.ogg": {"codec": "vorbis", "bitrate_kbps": 96, "samplerate": 44100, "channels": 2},
     "hold.opus": {"codec": "opus", "bitrate_kbps": 48, "samplerate": 48000, "channels": 1},
     "hold.flac": {"codec": "flac", "samplerate": 22050, "channels": 1},
@@ -135,8 +146,9 @@ HOLDING_FORMATS = {
 FFPROBE_CODEC = {"vorbis": "vorbis", "opus": "opus", "flac": "flac", "aac": "aac", "mp3": "mp3"}
 
 
-def probe_stream(data: bytes, directory: Path) -> dict[str, str]:
-    """What a real decoder (ffprobe) makes of captured bytes."""
+def probe_stream(data: bytes, directory: Path) -> dict[str, Any]:
+    """What a real decoder (ffprobe) makes of captured bytes (its JSON: a stream's
+    sample_rate is a string, its channels a number)."""
     sample = directory / "capture"
     sample.write_bytes(data)
     result = subprocess.run(
@@ -217,7 +229,7 @@ def test_ogg_listeners_stay_connected_with_valid_pages_through_a_leader_crash(
     source = start_ogg_source(old_leader)
     others = [node for node in radio_cluster.nodes if node is not old_leader]
     for node in others:
-        wait_for(lambda node=node: live_rate(node), timeout=10, what=f"live Ogg on {node.name}")
+        wait_for(functools.partial(live_rate, node), timeout=10, what=f"live Ogg on {node.name}")
     listeners = [StreamRecorder(f"{node.icecast.base_url}/live.ogg").start() for node in others]
     try:
         crashed_at = time.monotonic()
@@ -226,7 +238,9 @@ def test_ogg_listeners_stay_connected_with_valid_pages_through_a_leader_crash(
         start_ogg_source(new_leader)
         for node in others:
             wait_for(
-                lambda node=node: live_rate(node), timeout=10, what=f"live Ogg back on {node.name}"
+                functools.partial(live_rate, node),
+                timeout=10,
+                what=f"live Ogg back on {node.name}",
             )
         settled_at = time.monotonic()
         for listener in listeners:

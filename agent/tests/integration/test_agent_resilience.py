@@ -3,6 +3,7 @@ and leadership churn sampled over time."""
 
 from __future__ import annotations
 
+import functools
 import random
 import time
 from collections.abc import Callable
@@ -17,6 +18,10 @@ from tests.harness.waiting import wait_for
 pytestmark = pytest.mark.integration
 
 MOUNT = {"name": "live.mp3", "source_password": "dj-secret"}
+
+
+def serves(url: str) -> bool:
+    return listen(url, 2048, timeout=2).status == 200
 
 
 def test_quorum_loss_demotes_the_leader_keeps_listeners_and_recovers(
@@ -99,9 +104,7 @@ def test_a_mount_created_after_etcd_restarted_reaches_every_node(
 
     for node in radio_cluster.nodes:
         wait_for(
-            lambda node=node: (
-                listen(f"{node.icecast.base_url}/after.mp3", 2048, timeout=2).status == 200
-            ),
+            functools.partial(serves, f"{node.icecast.base_url}/after.mp3"),
             timeout=TEST_TIMING["loop_wait"] + 5,
             what=f"{node.name} to serve the new mount",
             explain=radio_cluster.log_tails,

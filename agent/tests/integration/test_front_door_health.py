@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import urllib.error
 import urllib.request
@@ -23,12 +24,16 @@ def get(url: str) -> tuple[int, dict[str, str], bytes]:
         return error.code, dict(error.headers), error.read()
 
 
+def answers_ok(url: str) -> bool:
+    return get(url)[0] == 200
+
+
 def test_health_ready_and_leader_answer_for_load_balancers(radio_cluster: RadioCluster) -> None:
     leader = radio_cluster.wait_leader()
     for node in radio_cluster.nodes:
         assert get(f"{node.front_door_url}/health")[0] == 200
         wait_for(
-            lambda node=node: get(f"{node.front_door_url}/ready")[0] == 200,
+            functools.partial(answers_ok, f"{node.front_door_url}/ready"),
             timeout=5,
             what=f"{node.name} to be ready",
         )

@@ -4,6 +4,7 @@ redirects, predictive spreading, ICY metadata, Ogg streams, playlists and the st
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import select
 import socket
@@ -15,6 +16,7 @@ from urllib.parse import urlparse
 
 import pytest
 
+from radioagent.settings import ClusterSettings
 from tests.harness.agents import AgentNode, RadioCluster, icecast_settings_for_agents
 from tests.harness.audio import analyse_ogg
 from tests.harness.clients import (
@@ -56,7 +58,7 @@ def live_source(
     connect_and_stream(source, audio)
     for node in cluster.nodes:
         wait_for(
-            lambda node=node: node.plays_source_audio(f"/{mount}", audio.data),
+            functools.partial(node.plays_source_audio, f"/{mount}", audio.data),
             timeout=10,
             what=f"the source on {node.name}",
         )
@@ -169,7 +171,9 @@ def test_clients_that_do_not_follow_redirects_are_served_without_one(
     mp3_audio: AudioSample,
 ) -> None:
     live_source(radio_cluster, source_client_factory, mp3_audio)
-    radio_cluster.set_settings(policy="random", no_redirect_user_agents=("OldPlayer",))
+    radio_cluster.set_settings(
+        ClusterSettings(policy="random", no_redirect_user_agents=("OldPlayer",))
+    )
     node = radio_cluster.nodes[0]
     wait_for(
         lambda: node.head_requests("/live.mp3", 30, "OldPlayer/2.0 (car radio)").keys() == {"200"},
@@ -184,7 +188,7 @@ def test_clients_that_do_not_follow_redirects_are_served_without_one(
     assert received.status == 200
     assert is_slice_of(received.body[-4096:], mp3_audio.data)
 
-    radio_cluster.set_settings(policy="random", proxy_everything=True)
+    radio_cluster.set_settings(ClusterSettings(policy="random", proxy_everything=True))
     wait_for(
         lambda: node.head_requests("/live.mp3", 30, "Mozilla/5.0").keys() == {"200"},
         timeout=5,
@@ -234,7 +238,7 @@ def test_weighted_redirects_follow_the_free_capacity_of_each_node(
     redirects split 50 % / 37.5 % / 12.5 %."""
     cluster = limited_cluster
     live_source(cluster, source_client_factory, mp3_audio)
-    cluster.set_settings(policy="listeners_score,weighted")
+    cluster.set_settings(ClusterSettings(policy="listeners_score,weighted"))
     node1, node2, node3 = cluster.nodes
     for node, count in ((node2, 10), (node3, 30)):
         for _ in range(count):
@@ -263,7 +267,7 @@ def test_a_burst_inside_one_report_interval_respects_listener_limits(
     spreads them 10/10/10, and the 31st is told to retry."""
     cluster = limited_cluster
     live_source(cluster, source_client_factory, mp3_audio)
-    cluster.set_settings(policy="listeners_available,listeners_score,best")
+    cluster.set_settings(ClusterSettings(policy="listeners_available,listeners_score,best"))
     entry = cluster.nodes[0]
     wait_for(
         lambda: entry.head_requests("/live.mp3", 3, "probe").keys() == {"200"},

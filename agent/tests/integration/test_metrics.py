@@ -3,12 +3,14 @@ a real studio connects and leaves."""
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from collections.abc import Callable
 
 import pytest
 
+from radioagent.settings import ClusterSettings
 from tests.harness.agents import AgentNode, RadioCluster, connect_source
 from tests.harness.clients import SourceClient, listen
 from tests.harness.media import AudioSample
@@ -25,6 +27,11 @@ def mount_status(cluster: RadioCluster) -> dict:
     return json.loads(body)["mounts"]["live.mp3"]
 
 
+def reports(node: AgentNode, metric: str, value: float) -> bool:
+    """`node` reports `value` for live.mp3's `metric`."""
+    return node.metric(metric, mount="live.mp3") == value
+
+
 def mount_metrics(node: AgentNode) -> str:
     """What `node` reports of live.mp3, for a failure message."""
     return "\n".join(
@@ -39,15 +46,15 @@ def test_a_studio_that_leaves_is_dead_air_in_every_nodes_metrics_within_the_set_
     source_client_factory: Callable[..., SourceClient],
     long_mp3_audio: AudioSample,
 ) -> None:
-    radio_cluster.set_settings(dead_air_seconds=DEAD_AIR_SECONDS)
+    radio_cluster.set_settings(ClusterSettings(dead_air_seconds=DEAD_AIR_SECONDS))
     radio_cluster.store().create_mount({"name": "live.mp3", "source_password": PASSWORD})
     nodes = radio_cluster.nodes
     for node in nodes:  # never heard since the agent looked: dead air already
         wait_for(
-            lambda node=node: node.metric("radio_mount_dead_air", mount="live.mp3") == 1,
+            functools.partial(reports, node, "radio_mount_dead_air", 1),
             timeout=DEAD_AIR_SECONDS + 5,
             what=f"dead air before any source on {node.name}",
-            explain=lambda node=node: mount_metrics(node),
+            explain=functools.partial(mount_metrics, node),
         )
     radio_cluster.wait_leader()
     source = wait_for(
@@ -59,7 +66,7 @@ def test_a_studio_that_leaves_is_dead_air_in_every_nodes_metrics_within_the_set_
     )
     for node in nodes:
         wait_for(
-            lambda node=node: node.metric("radio_mount_source_connected", mount="live.mp3") == 1,
+            functools.partial(reports, node, "radio_mount_source_connected", 1),
             timeout=10,
             what=f"the live audio on {node.name}",
             explain=radio_cluster.log_tails,
@@ -116,7 +123,9 @@ def test_a_studio_that_leaves_is_dead_air_in_every_nodes_metrics_within_the_set_
     assert seen_connected_gone == {"node1", "node2", "node3"}
     assert too_early == []
     for node in nodes:
-        assert node.metric("radio_mount_dead_air_seconds", mount="live.mp3") >= DEAD_AIR_SECONDS
+        dead_air_seconds = node.metric("radio_mount_dead_air_seconds", mount="live.mp3")
+        assert dead_air_seconds is not None
+        assert dead_air_seconds >= DEAD_AIR_SECONDS
         assert node.metric("radio_mount_source_connected_seconds", mount="live.mp3") == 0
     wait_for(
         lambda: mount_status(radio_cluster)["on_air"] is False,

@@ -8,6 +8,7 @@ from urllib.parse import urlparse
 
 import pytest
 
+from radioagent.settings import ClusterSettings
 from tests.harness.agents import RadioCluster, connect_source
 from tests.harness.clients import SourceClient
 from tests.harness.icecast import REPO_DIR
@@ -47,7 +48,7 @@ def test_dead_air_pages_and_clears_and_the_dashboard_queries_run(
     source_client_factory: Callable[..., SourceClient],
     long_mp3_audio: AudioSample,
 ) -> None:
-    radio_cluster.set_settings(dead_air_seconds=2)
+    radio_cluster.set_settings(ClusterSettings(dead_air_seconds=2))
     radio_cluster.store().create_mount({"name": "live.mp3", "source_password": PASSWORD})
     radio_cluster.store().create_mount({"name": "talk.mp3", "source_password": PASSWORD})
     radio_cluster.store().create_mount(  # its transcoder feeds it, silence while live.mp3 is off

@@ -242,9 +242,10 @@ def write_radio(path: Path, mounts: list[dict]) -> Path:
 def test_apply_creates_then_reports_no_change_then_changes_only_what_changed(
     radioctl: Radioctl, tmp_path: Path
 ) -> None:
+    low_format = {"bitrate_kbps": 48}
     mounts = [
         {"name": "live.mp3", "format": {"codec": "mp3", "bitrate_kbps": 128}},
-        {"name": "low.mp3", "transcode": {"parent": "live.mp3", "format": {"bitrate_kbps": 48}}},
+        {"name": "low.mp3", "transcode": {"parent": "live.mp3", "format": low_format}},
     ]
     radio_file = write_radio(tmp_path / "radio-one.yml", mounts)
 
@@ -259,7 +260,7 @@ def test_apply_creates_then_reports_no_change_then_changes_only_what_changed(
 
     assert radioctl.ok("apply", "-f", str(radio_file)).strip() == "radio-one: no change"
 
-    mounts[1]["transcode"]["format"]["bitrate_kbps"] = 64
+    low_format["bitrate_kbps"] = 64  # low.mp3's transcode.format
     write_radio(radio_file, mounts)
     dry = radioctl.ok("apply", "-f", str(radio_file), "--dry-run")
     assert dry.strip() == "would update /low.mp3: transcode.format.bitrate_kbps"
@@ -281,7 +282,7 @@ def test_an_applied_change_is_live_on_every_node_within_a_second(
     radio_cluster: RadioCluster, tmp_path: Path
 ) -> None:
     radioctl = Radioctl(radio_cluster.etcd, tmp_path, prefix=radio_cluster.prefix)
-    mounts = [{"name": "live.mp3"}, {"name": "other.mp3"}]
+    mounts: list[dict[str, object]] = [{"name": "live.mp3"}, {"name": "other.mp3"}]
     radio_file = write_radio(tmp_path / "radio-one.yml", mounts)
     radioctl.ok("apply", "-f", str(radio_file))
     for node in radio_cluster.nodes:

@@ -3,6 +3,7 @@ playable from every node in the requested format, taken over when its node dies.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import random
@@ -126,7 +127,7 @@ def test_a_transcoded_mount_plays_on_every_node_in_its_format(  # noqa: PLR0917 
     )
     for node in radio_cluster.nodes:
         body = wait_for(
-            lambda node=node: plays_sound(node, name, container),
+            functools.partial(plays_sound, node, name, container),
             timeout=20,
             what=f"{name} on {node.name}",
             explain=radio_cluster.log_tails,
@@ -177,8 +178,13 @@ def test_the_owner_dies_another_node_transcodes_and_the_parent_gone_means_silenc
         timeout=2,
         what="the dead agent's Liquidsoap to die with it",
     )
+
+    def another_owner() -> str | None:
+        current = owner(radio_cluster, "low.mp3")
+        return current if current != first else None
+
     second = wait_for(
-        lambda: (current := owner(radio_cluster, "low.mp3")) != first and current,
+        another_owner,
         timeout=TEST_TIMING["ttl"] + 5,
         what="another owner",
     )
@@ -299,7 +305,7 @@ def test_churn_never_runs_a_transcoder_twice_and_always_brings_them_back(
         else:
             victim.stop()
         wait_for(
-            lambda victim=victim: no_duplicates_and_back(victim.name),
+            functools.partial(no_duplicates_and_back, victim.name),
             timeout=TEST_TIMING["ttl"] + LIQUIDSOAP_START_S + 10,
             what=f"both transcoders back after event {event + 1}",
             interval=0.1,

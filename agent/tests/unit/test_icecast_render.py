@@ -29,11 +29,12 @@ def rendered(config: AgentConfig, leading: bool) -> ElementTree.Element:
 
 
 def mount_settings(root: ElementTree.Element) -> dict[str, ElementTree.Element]:
-    return {element.findtext("mount-name"): element for element in root.findall("mount")}
+    return {element.findtext("mount-name", ""): element for element in root.findall("mount")}
 
 
 def relays(root: ElementTree.Element) -> list[dict[str, str]]:
-    return [{child.tag: child.text for child in element} for element in root.iter("relay")]
+    # An element without text reads as "" (the relay's fields are all strings).
+    return [{child.tag: child.text or "" for child in element} for element in root.iter("relay")]
 
 
 def test_live_mounts_ask_the_local_agent_whether_to_take_a_source(
@@ -57,6 +58,7 @@ def test_public_mounts_are_locked_with_a_password_no_source_has(
     public = settings["/live.mp3"]
     assert public.findtext("username") == "locked"
     lock = public.findtext("password")
+    assert lock is not None
     assert lock not in ("dj&pw!", "node-internal", "")
     assert len(lock) == 64
     assert settings["/backup.mp3"].findtext("password") != lock  # one per mount
@@ -144,5 +146,6 @@ def test_an_external_relay_keeps_its_query_and_credentials(agent_config: AgentCo
 
 
 def test_icecast_may_hold_three_sources_per_mount(agent_config: AgentConfig) -> None:
-    sources = int(rendered(agent_config, leading=True).findtext("limits/sources"))
-    assert sources >= 3 * len(mounts())
+    sources = rendered(agent_config, leading=True).findtext("limits/sources")
+    assert sources is not None
+    assert int(sources) >= 3 * len(mounts())

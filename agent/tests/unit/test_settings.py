@@ -46,6 +46,7 @@ def test_a_policy_ends_with_exactly_one_choice(policy: str) -> None:
 
 def test_setting_values_are_validated_and_timing_kept_consistent() -> None:
     settings = with_setting(ClusterSettings(), "timing.ttl", "20")
+    assert settings.timing is not None
     assert settings.timing.ttl == 20
     with pytest.raises(ValidationError, match="exceeds ttl"):
         with_setting(settings, "timing.retry_timeout", "9")
