@@ -5,6 +5,27 @@ connection after the head: a `SOURCE` has neither a length nor chunking, so any 
 server library reads its audio as the next request, and listeners are written to
 straight from one upstream read per mount. The parser is strict (origin-form targets,
 HTTP/1.0 and 1.1, no folded or control-character headers) and bounded in size.
+
+It refuses what RFC 9112 says a server must refuse, as h11 does (the unit tests compare
+the two on generated heads): differing Content-Length values, Transfer-Encoding it cannot
+frame, an HTTP/1.1 request without exactly one Host, whitespace before a header's colon.
+Where it refuses more than h11, on purpose (tests/unit/test_front_door_http_h11.py names
+each case):
+- methods other than 1-20 upper-case letters, digits, "_" or "-" (h11: any token);
+- request targets other than origin-form, and paths the front door never serves ("..",
+  NUL and other control characters or "\\" once percent-decoded, not UTF-8, over 1024
+  bytes);
+- versions other than HTTP/1.0 and HTTP/1.1 (h11 parses any HTTP/d.d);
+- heads over MAX_HEAD_BYTES, over MAX_HEADERS fields, or with names over 64 bytes;
+- folded header lines (obs-fold: RFC 9112 section 5.2 lets a server refuse them; h11
+  unfolds them);
+- control characters other than HTAB in a field value (RFC 9110 section 5.5: h11
+  only refuses NUL, CR, LF, VT and FF);
+- Transfer-Encoding together with Content-Length (RFC 9112 section 6.1 lets a server
+  refuse it, a request smuggling vector; h11 lets the chunked coding win), and
+  Transfer-Encoding in an HTTP/1.0 request (section 6.1: its framing is faulty).
+And one way it accepts more, on purpose: `SOURCE ... HTTP/1.1` without Host (see
+_needs_host).
 """
 
 from __future__ import annotations
@@ -21,6 +42,9 @@ _HEADER_NAME = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}")
 _FORBIDDEN_IN_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 _FORBIDDEN_IN_TARGET = re.compile(rb"[^\x21-\x7e]")
 _FORBIDDEN_IN_PATH = re.compile(r"[\x00-\x1f\x7f\\]")
+_HTTP_VERSION = re.compile(rb"HTTP/[0-9.]+")  # a version we don't serve (505), not garbage (400)
+_DECIMAL = re.compile(r"[0-9]+")
+_HEAD_END = re.compile(rb"\n\r?\n")
 
 
 class HttpError(Exception):
@@ -54,31 +78,28 @@ class RequestHead:
 
 def head_end(buffer: bytes | bytearray) -> int:
     """The length of the head at the start of `buffer` (blank line included), or -1
-    while incomplete. Bare LF line ends are accepted: some legacy source clients use them."""
-    crlf = buffer.find(b"\r\n\r\n")
-    lf = buffer.find(b"\n\n")
-    ends = [end + 4 for end in (crlf,) if end >= 0] + [end + 2 for end in (lf,) if end >= 0]
-    return min(ends) if ends else -1
+    while incomplete. Bare LF line ends are accepted (some legacy source clients use them),
+    so the head ends at LF, optional CR, LF, as h11 finds it."""
+    end = _HEAD_END.search(buffer)
+    return end.end() if end else -1
 
 
-def parse_request_head(raw: bytes) -> RequestHead:
-    """The head of one request (as delimited by head_end), or HttpError."""
+def parse_request_head(raw: bytes, *, complete: bool = False) -> RequestHead:
+    """The head of one request (as delimited by head_end), or HttpError.
+
+    `complete`: `raw` is the whole head as received, so a field it lacks is missing, not
+    yet to come: an HTTP/1.1 request without Host is refused. Without it only the fields
+    that are there are judged, as the connection's early check of a lone request line
+    (the line and a blank one, while the rest of the head is still on its way) needs."""
     if len(raw) > MAX_HEAD_BYTES:
         raise HttpError(431, f"request head larger than {MAX_HEAD_BYTES} bytes")
-    lines = raw.rstrip(b"\r\n").split(b"\n")
-    lines = [line.removesuffix(b"\r") for line in lines]
-    parts = lines[0].split(b" ")
-    if len(parts) != 3:
-        raise HttpError(400, "malformed request line")
-    method, target, version = parts
-    if not _METHOD.fullmatch(method):
-        raise HttpError(400, "malformed method")
-    if version not in (b"HTTP/1.0", b"HTTP/1.1"):
-        if version.startswith(b"HTTP/"):
-            raise HttpError(505, "only HTTP/1.0 and HTTP/1.1 are served")
-        raise HttpError(400, "malformed request line")
-    if not target.startswith(b"/") or len(target) > 1024 or _FORBIDDEN_IN_TARGET.search(target):
-        raise HttpError(400, "malformed request target")
+    lines = raw.split(b"\n")
+    # The blank line that ends the head, and nothing after it: a CR left on the last field
+    # line (b"X: a\r\r\n\r\n") is that field's, not part of the end.
+    if len(lines) < 3 or lines[-1] != b"" or lines[-2] not in (b"", b"\r"):
+        raise HttpError(400, "malformed request head")
+    lines = [line.removesuffix(b"\r") for line in lines[:-2]]
+    method, target, version = _request_line(lines[0])
     raw_path, _, query = target.partition(b"?")
     try:
         path = unquote(raw_path.decode("ascii"), errors="strict")
@@ -88,18 +109,116 @@ def parse_request_head(raw: bytes) -> RequestHead:
         raise HttpError(400, "path not allowed")
     if len(lines) - 1 > MAX_HEADERS:
         raise HttpError(431, f"more than {MAX_HEADERS} header fields")
-    headers = {}
-    for line in lines[1:]:
-        name, colon, value = line.partition(b":")
-        if not colon or not _HEADER_NAME.fullmatch(name):
-            raise HttpError(400, "malformed header field")
-        value = value.strip(b" \t")
-        if _FORBIDDEN_IN_VALUE.search(value):
-            raise HttpError(400, "control character in a header field")
-        headers[name.decode("ascii").lower()] = value.decode("latin-1")
+    fields = [_field(line) for line in lines[1:]]
+    headers = dict(fields)
+    content_length = _content_length(fields)
+    if content_length is not None:
+        headers["content-length"] = content_length
+    _check_transfer_encoding(fields, version, content_length is not None)
+    _check_host(fields, method, version, complete)
     return RequestHead(
         method.decode("ascii"), path, query.decode("ascii"), version.decode("ascii"), headers, raw
     )
+
+
+def _request_line(line: bytes) -> tuple[bytes, bytes, bytes]:
+    parts = line.split(b" ")
+    if len(parts) != 3:
+        raise HttpError(400, "malformed request line")
+    method, target, version = parts
+    if not _METHOD.fullmatch(method):
+        raise HttpError(400, "malformed method")
+    if version not in (b"HTTP/1.0", b"HTTP/1.1"):
+        if _HTTP_VERSION.fullmatch(version):
+            raise HttpError(505, "only HTTP/1.0 and HTTP/1.1 are served")
+        raise HttpError(400, "malformed request line")
+    if not target.startswith(b"/") or len(target) > 1024 or _FORBIDDEN_IN_TARGET.search(target):
+        raise HttpError(400, "malformed request target")
+    return method, target, version
+
+
+def _field(line: bytes) -> tuple[str, str]:
+    """(lower-case name, value) of one header line."""
+    if line[:1] in (b" ", b"\t"):
+        # RFC 9112 section 5.2: a server may refuse obs-fold with 400; one that unfolds it
+        # reads a different head than a proxy in front of it might.
+        raise HttpError(400, "folded header lines (obs-fold) are not accepted")
+    name, colon, value = line.partition(b":")
+    if colon and name.rstrip(b" \t") != name:
+        # RFC 9112 section 5.1: MUST be refused, it has been used to smuggle requests.
+        raise HttpError(400, "whitespace between a header field name and its colon")
+    if not colon or not _HEADER_NAME.fullmatch(name):
+        raise HttpError(400, "malformed header field")
+    value = value.strip(b" \t")
+    if _FORBIDDEN_IN_VALUE.search(value):
+        raise HttpError(400, "control character in a header field")
+    return name.decode("ascii").lower(), value.decode("latin-1")
+
+
+def _content_length(fields: list[tuple[str, str]]) -> str | None:
+    """The one Content-Length of the head (leading zeros dropped), or None.
+
+    RFC 9112 section 6.3: a Content-Length that is not a valid decimal, or several that
+    differ, leave the body's length unknown and the request must be refused (before, the
+    last one won, while Icecast or a proxy might have read the first). Repeated identical
+    values, in one list (`5, 5`) or on several lines, are accepted as one, as RFC 9110
+    section 8.6 allows and as h11 does: a client that repeats itself means the same length
+    to every reader. "Identical" is as written, like h11: `05` and `5` are refused."""
+    values = [value for name, value in fields if name == "content-length"]
+    if not values:
+        return None
+    lengths = {item.strip(" \t") for value in values for item in value.split(",")}
+    if not all(_DECIMAL.fullmatch(length) for length in lengths):
+        raise HttpError(400, "malformed Content-Length")
+    if len(lengths) > 1:
+        raise HttpError(400, "conflicting Content-Length values")
+    # Not int(): a value of thousands of digits must not raise anything but HttpError.
+    return lengths.pop().lstrip("0") or "0"
+
+
+def _check_transfer_encoding(
+    fields: list[tuple[str, str]], version: bytes, has_content_length: bool
+) -> None:
+    """RFC 9112 section 6.1. Sources may send `Transfer-Encoding: chunked` (Liquidsoap's
+    `chunked=true`, HTTP/1.1); nothing else is framed by it."""
+    values = [value for name, value in fields if name == "transfer-encoding"]
+    if not values:
+        return
+    if version == b"HTTP/1.0":
+        raise HttpError(400, "Transfer-Encoding in an HTTP/1.0 request")
+    if has_content_length:
+        raise HttpError(400, "both Transfer-Encoding and Content-Length")
+    codings = [coding.strip(" \t").lower() for coding in ",".join(values).split(",")]
+    if codings == ["chunked"]:
+        return
+    if codings[-1] != "chunked" or "chunked" in codings[:-1]:
+        raise HttpError(400, "chunked must be the last transfer coding, and only once")
+    raise HttpError(501, "only the chunked transfer coding is known here")
+
+
+def _check_host(
+    fields: list[tuple[str, str]], method: bytes, version: bytes, complete: bool
+) -> None:
+    """RFC 9112 section 3.2: exactly one Host in HTTP/1.1, at most one in HTTP/1.0; it may
+    be empty. Its syntax is not checked, as h11 does not: section 3.2 would refuse
+    `Host: bad/host`, but the front door only uses a Host that hosts.valid_host finds
+    usable (for playlists) and answers others from its own address."""
+    hosts = [value for name, value in fields if name == "host"]
+    if len(hosts) > 1:
+        raise HttpError(400, "more than one Host header field")
+    if complete and not hosts and _needs_host(method, version):
+        raise HttpError(400, "an HTTP/1.1 request needs a Host header field")
+
+
+def _needs_host(method: bytes, version: bytes) -> bool:
+    """HTTP/1.1 requests need Host, except Icecast's legacy SOURCE: a method outside HTTP's
+    own (RFC 9110), from a protocol that never required Host, and ocaml-cry before 0.2.0
+    (Liquidsoap 0.9) sends `SOURCE /mount HTTP/1.1` with no Host at all. A source is piped
+    to the leader's Icecast, which needs no Host from a source (Liquidsoap 2.1's HTTP/1.0
+    SOURCE has none), so accepting it opens no path to a misread request. PUT, HTTP's own
+    method, needs Host like any other: ffmpeg and today's ocaml-cry send it (and ffmpeg's
+    -legacy_icecast SOURCE is HTTP/1.1 with Host)."""
+    return version == b"HTTP/1.1" and method != b"SOURCE"
 
 
 def response(

@@ -48,6 +48,8 @@ def test_bare_line_feeds_are_accepted_and_keep_alive_follows_the_version() -> No
     [
         (b"GET /a\r\n\r\n", 400),
         (b"GET /a HTTP/3\r\n\r\n", 505),
+        (b"GET /a HTTP/1.2\r\nHost: a\r\n\r\n", 505),
+        (b"GET /a HTTP/1.x\r\nHost: a\r\n\r\n", 400),
         (b"GET /../x HTTP/1.1\r\n\r\n", 400),
         (b"GET /a%2F..%2Fb/../c HTTP/1.1\r\n\r\n", 400),
         (b"GET /%c3%28 HTTP/1.1\r\n\r\n", 400),
@@ -60,6 +62,161 @@ def test_bad_heads_are_refused_with_a_status(raw: bytes, status: int) -> None:
     with pytest.raises(HttpError) as refused:
         parse_request_head(raw)
     assert refused.value.status == status
+
+
+def refusal(raw: bytes, *, complete: bool = True) -> tuple[int, str]:
+    with pytest.raises(HttpError) as refused:
+        parse_request_head(raw, complete=complete)
+    return refused.value.status, refused.value.reason
+
+
+@pytest.mark.parametrize(
+    "lengths",
+    [
+        b"Content-Length: 0\r\nContent-Length: 5\r\n",  # the last one used to win
+        b"Content-Length: 5\r\nContent-Length: 0\r\n",
+        b"Content-Length: 5, 6\r\n",
+        b"Content-Length: 5\r\nContent-Length: 5, 6\r\n",
+        b"Content-Length: 05\r\nContent-Length: 5\r\n",  # identical as written, like h11
+    ],
+)
+def test_differing_content_lengths_are_refused(lengths: bytes) -> None:
+    raw = b"PUT /live.mp3 HTTP/1.1\r\nHost: x\r\n" + lengths + b"\r\n"
+    assert refusal(raw) == (400, "conflicting Content-Length values")
+
+
+@pytest.mark.parametrize("value", [b"", b"abc", b"-1", b"+5", b"5,", b"5 5", b"1e3", b"0x10"])
+def test_a_content_length_that_is_not_a_decimal_is_refused(value: bytes) -> None:
+    raw = b"PUT /live.mp3 HTTP/1.1\r\nHost: x\r\nContent-Length: " + value + b"\r\n\r\n"
+    assert refusal(raw) == (400, "malformed Content-Length")
+
+
+@pytest.mark.parametrize(
+    ("lengths", "kept"),
+    [
+        (b"Content-Length: 5, 5\r\n", "5"),
+        (b"Content-Length: 0\r\ncontent-length: 0\r\n", "0"),
+        (b"Content-Length:  5 ,5\r\nContent-Length: 5\r\n", "5"),
+        (b"Content-Length: 000\r\n", "0"),
+        (b"Content-Length: " + b"9" * 5000 + b"\r\n", "9" * 5000),  # not int(): no ValueError
+    ],
+)
+def test_identical_content_lengths_are_one(lengths: bytes, kept: str) -> None:
+    head = parse_request_head(b"GET /a HTTP/1.1\r\nHost: x\r\n" + lengths + b"\r\n", complete=True)
+    assert head.header("content-length") == kept
+
+
+def test_an_http_1_1_request_without_host_is_refused_once_the_head_is_complete() -> None:
+    for raw in (
+        b"GET /live.mp3 HTTP/1.1\r\n\r\n",
+        b"PUT /live.mp3 HTTP/1.1\r\nAuthorization: Basic c291cmNlOng=\r\n\r\n",
+        b"HEAD /live.mp3 HTTP/1.1\nUser-Agent: x\n\n",
+    ):
+        assert refusal(raw) == (400, "an HTTP/1.1 request needs a Host header field"), raw
+        # The connection's early look at a request line alone cannot know yet.
+        assert parse_request_head(raw.split(b"\n")[0] + b"\n\r\n").method
+
+
+def test_heads_without_host_that_are_accepted() -> None:
+    for raw in (
+        b"GET /live.mp3 HTTP/1.0\r\n\r\n",
+        # Liquidsoap 2.1's output.icecast, as the harness and a capture show it.
+        b"SOURCE /live.mp3 HTTP/1.0\r\nAuthorization: Basic c291cmNlOng=\r\n"
+        b"User-Agent: Liquidsoap/2.1.3\r\nContent-Type: audio/mpeg\r\n\r\n",
+        # ocaml-cry before 0.2.0 (Liquidsoap 0.9): HTTP/1.1 and no Host.
+        b"SOURCE /live.mp3 HTTP/1.1\r\nAuthorization: Basic c291cmNlOng=\r\n\r\n",
+        # ocaml-cry from 0.3 (2014) to 2022, chunked=true to an IP address: an empty Host.
+        b"PUT /live.mp3 HTTP/1.1\r\nHost: \r\nTransfer-Encoding: chunked\r\n\r\n",
+    ):
+        assert parse_request_head(raw, complete=True).path == "/live.mp3", raw
+
+
+def test_ffmpeg_source_heads_are_accepted() -> None:
+    """As ffmpeg 5.1 sends them (captured), with PUT and with -legacy_icecast 1."""
+    for method, expect in ((b"PUT", b"Expect: 100-continue\r\n"), (b"SOURCE", b"")):
+        raw = (
+            method
+            + b" /live.mp3 HTTP/1.1\r\nUser-Agent: Lavf/59.27.100\r\nAccept: */*\r\n"
+            + expect
+            + b"Connection: close\r\nHost: 127.0.0.1:18765\r\nContent-Type: audio/mpeg\r\n"
+            b"Icy-MetaData: 1\r\nIce-Public: 0\r\nAuthorization: Basic c291cmNlOng=\r\n\r\n"
+        )
+        assert parse_request_head(raw, complete=True).header("host") == "127.0.0.1:18765"
+
+
+@pytest.mark.parametrize(
+    ("raw", "status", "reason"),
+    [
+        (
+            b"GET /a HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+            400,
+            "more than one Host header field",
+        ),
+        (b"GET /a HTTP/1.0\r\nHost: a\r\nhost: a\r\n\r\n", 400, "more than one Host header field"),
+        (
+            b"PUT /a HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n"
+            b"Content-Length: 5\r\n\r\n",
+            400,
+            "both Transfer-Encoding and Content-Length",
+        ),
+        (
+            b"PUT /a HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n",
+            400,
+            "Transfer-Encoding in an HTTP/1.0 request",
+        ),
+        (
+            b"PUT /a HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, gzip\r\n\r\n",
+            400,
+            "chunked must be the last transfer coding, and only once",
+        ),
+        (
+            b"PUT /a HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n",
+            400,
+            "chunked must be the last transfer coding, and only once",
+        ),
+        (
+            b"PUT /a HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+            501,
+            "only the chunked transfer coding is known here",
+        ),
+        (
+            b"GET /a HTTP/1.1\r\nHost : a\r\n\r\n",
+            400,
+            "whitespace between a header field name and its colon",
+        ),
+        (
+            b"GET /a HTTP/1.1\r\nHost: a\r\nX: b\r\n c\r\n\r\n",
+            400,
+            "folded header lines (obs-fold) are not accepted",
+        ),
+        # A CR left on the last line is that line's, not part of the head's end.
+        (
+            b"GET /a HTTP/1.1\r\nHost: a\r\nX: b\r\r\n\r\n",
+            400,
+            "control character in a header field",
+        ),
+        (b"GET /a HTTP/1.1\r\r\nHost: a\r\n\r\n", 400, "malformed request line"),
+        (b"GET /a HTTP/1.1\r\nHost: a\r\n", 400, "malformed request head"),  # no blank line
+    ],
+)
+def test_rfc_9112_refusals_have_a_status_and_a_reason(raw: bytes, status: int, reason: str) -> None:
+    assert refusal(raw) == (status, reason)
+
+
+def test_chunked_sources_are_accepted() -> None:
+    for coding in (b"chunked", b"Chunked", b" chunked "):
+        raw = b"PUT /live.mp3 HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: " + coding + b"\r\n\r\n"
+        assert parse_request_head(raw, complete=True).method == "PUT"
+
+
+def test_the_head_ends_at_a_blank_line_of_lf_and_optional_cr() -> None:
+    assert head_end(b"GET / HTTP/1.1\r\nHost: a\n\r\nbody") == len(
+        b"GET / HTTP/1.1\r\nHost: a\n\r\n"
+    )
+    crlf = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"
+    assert head_end(crlf + crlf) == len(crlf)
+    assert head_end(b"GET / HTTP/1.1\r\nHost: a\r\n\r") == -1
 
 
 @given(st.binary(max_size=600))
