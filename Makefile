@@ -20,7 +20,8 @@ setup:
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	cd agent && ../$(BIN)/mypy radioagent tests
+	cd agent && ../$(BIN)/mypy radioagent tests ../bench ../scripts
+	cd agent && ../$(BIN)/mypy --no-site-packages ../molecule/testbed
 	$(MAKE) unit
 	$(BIN)/yamllint --strict .
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/ansible-lint

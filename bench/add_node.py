@@ -68,7 +68,10 @@ def rss_mb(node: str) -> dict[str, float]:
         pid = int(shown.strip().split("=")[1] or 0)
         if pid:
             status = testbed.run_in(node, ["cat", f"/proc/{pid}/status"]).stdout
-            kib = int(re.search(r"^VmRSS:\s+(\d+)", status, re.MULTILINE).group(1))
+            vmrss = re.search(r"^VmRSS:\s+(\d+)", status, re.MULTILINE)
+            if vmrss is None:
+                raise RuntimeError(f"{node}: no VmRSS for {service} (PID {pid})")
+            kib = int(vmrss.group(1))
             found[service] = round(kib / 1024, 1)
     return found
 

@@ -3,6 +3,7 @@ from /proc, and the JSON result (last stdout line, and a copy in bench/results/)
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import os
@@ -14,7 +15,12 @@ from pathlib import Path
 REPO_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_DIR / "agent"))
 
-from tests.harness.agents import TEST_TIMING, RadioCluster, icecast_settings_for_agents  # noqa: E402
+from tests.harness.agents import (  # noqa: E402
+    TEST_TIMING,
+    AgentNode,
+    RadioCluster,
+    icecast_settings_for_agents,
+)
 from tests.harness.etcd import EtcdCluster  # noqa: E402
 from tests.harness.icecast import IcecastServer  # noqa: E402
 from tests.harness.processes import stop_all_started  # noqa: E402
@@ -35,9 +41,16 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
-def require_root(parser: object) -> None:
+def agent_pid(node: AgentNode) -> int:
+    """The PID of a started node's agent."""
+    if node.process is None:
+        raise RuntimeError(f"the agent of {node.name} was never started")
+    return node.process.pid
+
+
+def require_root(parser: argparse.ArgumentParser) -> None:
     if os.geteuid() != 0:
-        parser.error("run as root: Icecast and Liquidsoap run as their own users")  # type: ignore[attr-defined]
+        parser.error("run as root: Icecast and Liquidsoap run as their own users")
 
 
 def raise_open_files_limit() -> None:

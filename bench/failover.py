@@ -19,7 +19,9 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 
 REPO_DIR = Path(__file__).resolve().parent.parent
@@ -54,14 +56,21 @@ def resident_mib(pid: int) -> float:
     )
 
 
+def agent_pid(node: AgentNode) -> int:
+    """The PID of a started node's agent."""
+    if node.process is None:
+        raise RuntimeError(f"the agent of {node.name} was never started")
+    return node.process.pid
+
+
 def serves_mp3(node: AgentNode, mount: str) -> bool:
     received = listen(f"{node.icecast.base_url}{mount}", 2048, timeout=0.5)
     return received.status == 200 and not analyse_mp3(received.body).problems(min_frames=2)
 
 
-def time_until(condition: object, timeout: float, what: str) -> float:
+def time_until(condition: Callable[[], object], timeout: float, what: str) -> float:
     started = time.monotonic()
-    wait_for(condition, timeout=timeout, what=what, interval=POLL)  # type: ignore[arg-type]
+    wait_for(condition, timeout=timeout, what=what, interval=POLL)
     return time.monotonic() - started
 
 
@@ -72,7 +81,7 @@ def start_studio(node: AgentNode, audio: AudioSample) -> SourceClient:
 def wait_live(nodes: list[AgentNode], audio: AudioSample) -> None:
     for node in nodes:
         wait_for(
-            lambda node=node: node.plays_source_audio("/live.mp3", audio.data),
+            partial(node.plays_source_audio, "/live.mp3", audio.data),
             timeout=15,
             what=f"live audio on {node.name}",
         )
@@ -97,12 +106,9 @@ def measure_propagation(cluster: RadioCluster, mounts: int) -> list[float]:
             # follow the previous mount's arrival, just after an Icecast reload tick.
             time.sleep(phases.uniform(0, 1))
             created = time.monotonic()
-            cluster.mounts().create({"name": name, "source_password": DJ_CREDENTIAL})
+            cluster.store().create_mount({"name": name, "source_password": DJ_CREDENTIAL})
             per_node = pool.map(
-                lambda node, name=name, created=created: seconds_until_served(
-                    node, f"/{name}", created
-                ),
-                cluster.nodes,
+                partial(seconds_until_served, mount=f"/{name}", since=created), cluster.nodes
             )
             propagation.append(max(per_node))
     return propagation
@@ -152,7 +158,7 @@ def one_round(audio: AudioSample, timing: dict[str, float], mounts: int) -> dict
         ttl = timing["ttl"]
 
         propagation = measure_propagation(cluster, mounts)
-        agent_rss = [resident_mib(node.process.pid) for node in cluster.nodes]
+        agent_rss = [resident_mib(agent_pid(node)) for node in cluster.nodes]
 
         leader = cluster.node(cluster.wait_leader())
         sources.append(start_studio(leader, audio))

@@ -40,6 +40,8 @@ async def listener(host: str, port: int, path: str, counts: dict, stop: asyncio.
 
 async def run(url: str, count: int, seconds: float, ramp: float) -> dict:
     parsed = urlparse(url)
+    if parsed.hostname is None or parsed.port is None:
+        raise ValueError(f"{url}: want http://HOST:PORT/PATH")
     counts = {"connected": 0, "failed": 0, "dropped": 0, "bytes": 0, "measuring": False}
     stop = asyncio.Event()
     tasks = []

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from benchlib import (
     REPO_DIR,
+    agent_pid,
     cpu_seconds,
     raise_open_files_limit,
     report,
@@ -54,6 +55,8 @@ def phase(url: str, count: int, seconds: float, pids: dict[str, int]) -> dict:
         text=True,
     )
     try:
+        if client.stdout is None:  # never: stdout=PIPE
+            raise RuntimeError("listeners.py started without a pipe for its output")
         ready = json.loads(client.stdout.readline())
         cpu = cpu_over(pids, seconds)
         rss = {name: resident_mib(pid) for name, pid in pids.items()}
@@ -75,7 +78,7 @@ def main() -> int:
     raise_open_files_limit()
     with tempfile.TemporaryDirectory() as media, running_cluster(1) as cluster:
         audio = make_mp3(Path(media) / "noise.mp3", seconds=240)
-        cluster.mounts().create({"name": "live.mp3", "source_password": PASSWORD})
+        cluster.store().create_mount({"name": "live.mp3", "source_password": PASSWORD})
         node = cluster.nodes[0]
         cluster.wait_leader()
         node.wait_front_door_serving("/live.mp3")
@@ -83,7 +86,7 @@ def main() -> int:
             SourceClient, node, audio, "/live.mp3", password=PASSWORD, port=node.front_door_port
         )
         try:
-            pids = {"icecast": node.icecast.process.pid, "agent": node.process.pid}
+            pids = {"icecast": node.icecast.process.pid, "agent": agent_pid(node)}
             idle = cpu_over(pids, arguments.seconds)
             direct = phase(
                 f"{node.icecast.base_url}/live.mp3", arguments.listeners, arguments.seconds, pids

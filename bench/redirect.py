@@ -14,7 +14,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from benchlib import report, require_root, resident_mib, running_cluster
+from benchlib import agent_pid, report, require_root, resident_mib, running_cluster
 
 from tests.harness.clients import listen
 from tests.harness.ports import LOOPBACK, free_port
@@ -37,6 +37,13 @@ http {{
 """
 
 
+def search(pattern: str, output: str) -> re.Match[str]:
+    match = re.search(pattern, output)
+    if match is None:
+        raise RuntimeError(f"no {pattern!r} in wrk's output:\n{output}")
+    return match
+
+
 def wrk(url: str, seconds: int, connections: int) -> tuple[float, float]:
     """Requests per second and the 99th percentile latency in ms."""
     result = subprocess.run(
@@ -46,8 +53,8 @@ def wrk(url: str, seconds: int, connections: int) -> tuple[float, float]:
         timeout=seconds + 30,
         check=True,
     )
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", result.stdout).group(1))
-    value, unit = re.search(r"\s99%\s+([\d.]+)(us|ms|s)\b", result.stdout).groups()
+    rps = float(search(r"Requests/sec:\s+([\d.]+)", result.stdout).group(1))
+    value, unit = search(r"\s99%\s+([\d.]+)(us|ms|s)\b", result.stdout).groups()
     p99_ms = float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
     if "Non-2xx or 3xx responses" in result.stdout:
         raise RuntimeError(f"errors during the run:\n{result.stdout}")
@@ -61,7 +68,7 @@ def main() -> int:
     arguments = parser.parse_args()
     require_root(parser)
     with running_cluster(2) as cluster, tempfile.TemporaryDirectory() as directory:
-        cluster.mounts().create({"name": "live.mp3", "source_password": "dj-secret"})
+        cluster.store().create_mount({"name": "live.mp3", "source_password": "dj-secret"})
         node1 = cluster.nodes[0]
         cluster.drain(node1.name)
         url = f"{node1.front_door_url}/live.mp3"
@@ -71,7 +78,7 @@ def main() -> int:
             what="node1 to redirect",
         )
         agent_rps, agent_p99 = wrk(url, arguments.seconds, arguments.connections)
-        agent_rss = resident_mib(node1.process.pid)
+        agent_rss = resident_mib(agent_pid(node1))
 
         port = free_port()
         config = Path(directory, "nginx.conf")

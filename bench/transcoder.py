@@ -16,11 +16,12 @@ import statistics
 import tempfile
 import threading
 import time
+from functools import partial
 from pathlib import Path
 
 from benchlib import report, require_root, resident_mib, running_cluster
 
-from tests.harness.agents import TEST_TIMING, connect_source
+from tests.harness.agents import TEST_TIMING, RadioCluster, connect_source
 from tests.harness.clients import SourceClient
 from tests.harness.media import make_mp3
 from tests.harness.transcoders import (
@@ -33,6 +34,11 @@ from tests.harness.waiting import wait_for
 
 PASSWORD = "dj-secret"  # noqa: S105 - a throw-away test cluster
 MOUNT = "low.mp3"
+
+
+def transcoder_back(cluster: RadioCluster, dead: str) -> bool:
+    """Another node than `dead` claims the transcoder, and its source is on the leader."""
+    return owner(cluster, MOUNT) not in (None, dead) and live_on_leader(cluster, [MOUNT])
 
 
 class DuplicateWatch:
@@ -79,9 +85,10 @@ def main() -> int:
         DuplicateWatch() as watch,
     ):
         audio = make_mp3(Path(media) / "noise.mp3", seconds=600)
-        cluster.mounts().create({"name": "live.mp3", "source_password": PASSWORD})
+        store = cluster.store()
+        store.create_mount({"name": "live.mp3", "source_password": PASSWORD})
         transcode = {"parent": "live.mp3", "format": {"codec": "mp3", "bitrate_kbps": 64}}
-        cluster.mounts().create(
+        store.create_mount(
             {"name": MOUNT, "source_password": "transcoder-secret", "transcode": transcode}
         )
 
@@ -103,7 +110,7 @@ def main() -> int:
                 )
                 listener = next(node for node in cluster.nodes if node is not victim)
                 wait_for(
-                    lambda listener=listener: plays_sound(listener, MOUNT, "mp3"),
+                    partial(plays_sound, listener, MOUNT, "mp3"),
                     timeout=20,
                     what="sound",
                 )
@@ -116,17 +123,14 @@ def main() -> int:
                 # Audio back: the new Liquidsoap's source on the leader (the dead one's
                 # vanished with it), then sound after the front door's burst.
                 wait_for(
-                    lambda victim=victim: (
-                        owner(cluster, MOUNT) not in (None, victim.name)
-                        and live_on_leader(cluster, [MOUNT])
-                    ),
+                    partial(transcoder_back, cluster, victim.name),
                     timeout=30,
                     what="the transcoder back on the leader",
                     interval=0.05,
                 )
                 takeovers.append(time.monotonic() - killed_at)
                 wait_for(
-                    lambda listener=listener: plays_sound(listener, MOUNT, "mp3", fresh=True),
+                    partial(plays_sound, listener, MOUNT, "mp3", fresh=True),
                     timeout=20,
                     what="transcoded sound back",
                 )

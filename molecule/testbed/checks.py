@@ -22,6 +22,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -44,7 +45,8 @@ class CheckFailed(Exception):
     pass
 
 
-def wait_for(condition: Callable[[], T], timeout: float, what: str) -> T:
+def wait_for(condition: Callable[[], T | None], timeout: float, what: str) -> T:
+    """Poll `condition` until it returns a truthy value, and return that (None: not yet)."""
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -67,6 +69,17 @@ def wait_for(condition: Callable[[], T], timeout: float, what: str) -> T:
 
 def status(node: str) -> dict:
     return json.loads(testbed.run_in(node, ["radioctl", "status", "--json"]).stdout)
+
+
+def status_listing_itself(node: str) -> dict | None:
+    """`node`'s radioctl status, once it lists `node` among the nodes."""
+    document = status(node)
+    return document if node in document["nodes"] else None
+
+
+def lists_exactly(node: str, names: Sequence[str]) -> bool:
+    """`node`'s radioctl status lists exactly the nodes `names`."""
+    return sorted(status(node)["nodes"]) == sorted(names)
 
 
 def fetch(node: str, path: str, nbytes: int, timeout: float = 10.0) -> bytes:
@@ -174,7 +187,7 @@ def source_heard_through(entry: str, listeners: Sequence[str]) -> None:
     source = start_source(entry)
     try:
         for node in listeners:
-            wait_for(lambda node=node: plays_sound(node, "/live.mp3"), 30, f"audio via {node}")
+            wait_for(partial(plays_sound, node, "/live.mp3"), 30, f"audio via {node}")
         print(f"check: a source's audio through {entry} reaches {', '.join(listeners)}")
     finally:
         stop(source)
@@ -275,7 +288,7 @@ def check_cluster(nodes: Sequence[str]) -> None:
     source = start_source(entry)
     try:
         for node in nodes:
-            wait_for(lambda node=node: plays_sound(node, "/live.mp3"), 30, f"live.mp3 via {node}")
+            wait_for(partial(plays_sound, node, "/live.mp3"), 30, f"live.mp3 via {node}")
         wait_for(lambda: plays_sound(nodes[-1], "/low.mp3"), 60, "the transcoded low.mp3")
         print("check: live.mp3 plays through every node (redirects followed), low.mp3 too")
     finally:
@@ -331,7 +344,7 @@ def check_added(node: str) -> None:
     if "active" not in active:
         raise CheckFailed(f"{node}: neither etcd nor the etcd gateway runs ({active})")
     role = "an etcd member" if active[0] == "active" else "an etcd gateway"
-    document = wait_for(lambda: node in status(node)["nodes"] and status(node), 30, "the node")
+    document = wait_for(partial(status_listing_itself, node), 30, "the node")
     print(f"check: {node} is {role}, in radioctl status, led by {document['leader']['name']}")
     source_heard_through(node, [node])
 
@@ -376,7 +389,7 @@ def check_removed(removed: str, members: Sequence[str]) -> None:
     print(f"check: etcd healthy with member(s) {', '.join(names)}")
     for node in remaining:
         wait_for(
-            lambda node=node: sorted(status(node)["nodes"]) == sorted(remaining),
+            partial(lists_exactly, node, remaining),
             30,
             f"{node}'s radioctl to list exactly {', '.join(remaining)}",
         )

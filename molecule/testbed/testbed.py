@@ -28,7 +28,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 SUITE = "bookworm"
@@ -446,9 +446,9 @@ def build_image(rebuild: bool = False, image: Path = IMAGE_DIR) -> dict[str, flo
     return timings
 
 
-def _timed(step: object) -> float:
+def _timed(step: Callable[[], object]) -> float:
     started = time.monotonic()
-    step()  # type: ignore[operator]
+    step()
     return round(time.monotonic() - started, 1)
 
 
@@ -546,12 +546,13 @@ def save_state(state: dict) -> None:
 
 def node_index(name: str) -> int:
     """node<i> gets host .(10 + i): the trailing number of the name picks the address."""
-    if not NAME_RE.match(name):
+    number = re.search(r"(\d+)$", name)
+    if not NAME_RE.match(name) or number is None:
         raise TestbedError(
             f"node name {name!r}: want [a-z][a-z0-9-]* ending in a number, "
             "at most 13 characters (e.g. node4)"
         )
-    return int(re.search(r"(\d+)$", name).group(1))  # type: ignore[union-attr]
+    return int(number.group(1))
 
 
 def address_for(subnet: ipaddress.IPv4Network, host: int) -> str:
@@ -668,7 +669,12 @@ def _log_tail(name: str, lines: int = 15) -> str:
 def node_running(entry: dict) -> bool:
     """Running = our nspawn still alive and its init too (PIDs checked against reuse)."""
     pid = entry.get("nspawn_pid")
-    return is_alive(pid) and comm(pid) == "systemd-nspawn" and is_alive(entry.get("init_pid"))
+    return (
+        pid is not None
+        and is_alive(pid)
+        and comm(pid) == "systemd-nspawn"
+        and is_alive(entry.get("init_pid"))
+    )
 
 
 def refresh_hosts(state: dict) -> None:
@@ -704,6 +710,8 @@ def up(
     if not image_ready():
         raise TestbedError(f"no image at {IMAGE_DIR}: run `testbed.py image` first")
     network = ipaddress.ip_network(subnet)
+    if not isinstance(network, ipaddress.IPv4Network):
+        raise TestbedError(f"subnet {subnet}: the testbed addresses its nodes by IPv4")
     with locked():
         state = load_state() or {"subnet": subnet, "nodes": {}}
         if state["subnet"] != subnet:
@@ -839,7 +847,12 @@ def kill_node(name: str) -> None:
         state = load_state()
         entry = _entry(name)
         pid = entry.get("nspawn_pid")
-        if is_alive(pid) and comm(pid) == "systemd-nspawn" and pid in cgroup_pids(name):
+        if (
+            pid is not None
+            and is_alive(pid)
+            and comm(pid) == "systemd-nspawn"
+            and pid in cgroup_pids(name)
+        ):
             os.kill(pid, signal.SIGKILL)
         kill_cgroup(name)
         # A stale PID file could point Ansible at an unrelated process once PIDs wrap.
@@ -991,13 +1004,33 @@ def cmd_status(_args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {
+def cmd_down(_args: argparse.Namespace) -> int:
+    down()
+    return 0
+
+
+def cmd_kill(args: argparse.Namespace) -> int:
+    kill_node(args.name)
+    return 0
+
+
+def cmd_cut(args: argparse.Namespace) -> int:
+    cut(args.name)
+    return 0
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    restore(args.name)
+    return 0
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "image": cmd_image,
     "up": cmd_up,
-    "down": lambda _args: down() or 0,
-    "kill": lambda args: kill_node(args.name) or 0,
-    "cut": lambda args: cut(args.name) or 0,
-    "restore": lambda args: restore(args.name) or 0,
+    "down": cmd_down,
+    "kill": cmd_kill,
+    "cut": cmd_cut,
+    "restore": cmd_restore,
     "status": cmd_status,
     "exec": cmd_exec,
 }
