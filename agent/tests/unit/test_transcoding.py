@@ -96,6 +96,7 @@ def test_bad_transcode_specs_are_refused_naming_the_field() -> None:
 
 def test_the_format_of_a_transcoded_mount_is_its_transcode_format() -> None:
     spec = MOUNTS["a.opus"]
+    assert spec.transcode is not None
     assert spec.format == spec.transcode.format
 
 
