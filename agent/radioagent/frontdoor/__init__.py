@@ -1,2 +1,3 @@
-"""The agent's public HTTP side. Today: health, readiness, leadership, status and
-metrics; listener redirects, passthrough and source proxying come next."""
+"""The agent's public HTTP side on ports 80 and 8000: listeners (redirects, the
+passthrough fan-out, playlists), sources piped to the leader, and the status, health and
+metrics pages. `server` wires the parts; agent/README.md says which does what."""

@@ -18,6 +18,7 @@ from radioagent.frontdoor.http import (
     MAX_HEAD_BYTES,
     HttpError,
     RequestHead,
+    check_request_line,
     error_response,
     head_end,
     parse_request_head,
@@ -180,7 +181,7 @@ class Connection(asyncio.Protocol):
         """Refuse bytes that are not HTTP at once rather than at the head timeout."""
         line = bytes(self._buffer[: self._buffer.index(b"\n") + 1])
         try:
-            parse_request_head(line + b"\r\n")
+            check_request_line(line)
         except HttpError as error:
             self.fail(error)
 

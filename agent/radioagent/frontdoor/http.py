@@ -84,13 +84,8 @@ def head_end(buffer: bytes | bytearray) -> int:
     return end.end() if end else -1
 
 
-def parse_request_head(raw: bytes, *, complete: bool = False) -> RequestHead:
-    """The head of one request (as delimited by head_end), or HttpError.
-
-    `complete`: `raw` is the whole head as received, so a field it lacks is missing, not
-    yet to come: an HTTP/1.1 request without Host is refused. Without it only the fields
-    that are there are judged, as the connection's early check of a lone request line
-    (the line and a blank one, while the rest of the head is still on its way) needs."""
+def parse_request_head(raw: bytes) -> RequestHead:
+    """The whole head of one request (as delimited by head_end), or HttpError."""
     if len(raw) > MAX_HEAD_BYTES:
         raise HttpError(431, f"request head larger than {MAX_HEAD_BYTES} bytes")
     lines = raw.split(b"\n")
@@ -101,12 +96,7 @@ def parse_request_head(raw: bytes, *, complete: bool = False) -> RequestHead:
     lines = [line.removesuffix(b"\r") for line in lines[:-2]]
     method, target, version = _request_line(lines[0])
     raw_path, _, query = target.partition(b"?")
-    try:
-        path = unquote(raw_path.decode("ascii"), errors="strict")
-    except UnicodeDecodeError as error:
-        raise HttpError(400, "path is not UTF-8") from error
-    if _FORBIDDEN_IN_PATH.search(path) or ".." in path.split("/"):
-        raise HttpError(400, "path not allowed")
+    path = _path(raw_path)
     if len(lines) - 1 > MAX_HEADERS:
         raise HttpError(431, f"more than {MAX_HEADERS} header fields")
     fields = [_field(line) for line in lines[1:]]
@@ -115,10 +105,28 @@ def parse_request_head(raw: bytes, *, complete: bool = False) -> RequestHead:
     if content_length is not None:
         headers["content-length"] = content_length
     _check_transfer_encoding(fields, version, content_length is not None)
-    _check_host(fields, method, version, complete)
+    _check_host(fields, method, version)
     return RequestHead(
         method.decode("ascii"), path, query.decode("ascii"), version.decode("ascii"), headers, raw
     )
+
+
+def check_request_line(line: bytes) -> None:
+    """HttpError for a request line (LF or CRLF ended) that no head can follow: bytes that
+    are not HTTP are refused at once rather than at the head timeout."""
+    _, target, _ = _request_line(line.removesuffix(b"\n").removesuffix(b"\r"))
+    _path(target.partition(b"?")[0])
+
+
+def _path(raw_path: bytes) -> str:
+    """The percent-decoded path, if the front door could ever serve it."""
+    try:
+        path = unquote(raw_path.decode("ascii"), errors="strict")
+    except UnicodeDecodeError as error:
+        raise HttpError(400, "path is not UTF-8") from error
+    if _FORBIDDEN_IN_PATH.search(path) or ".." in path.split("/"):
+        raise HttpError(400, "path not allowed")
+    return path
 
 
 def _request_line(line: bytes) -> tuple[bytes, bytes, bytes]:
@@ -196,9 +204,7 @@ def _check_transfer_encoding(
     raise HttpError(501, "only the chunked transfer coding is known here")
 
 
-def _check_host(
-    fields: list[tuple[str, str]], method: bytes, version: bytes, complete: bool
-) -> None:
+def _check_host(fields: list[tuple[str, str]], method: bytes, version: bytes) -> None:
     """RFC 9112 section 3.2: exactly one Host in HTTP/1.1, at most one in HTTP/1.0; it may
     be empty. Its syntax is not checked, as h11 does not: section 3.2 would refuse
     `Host: bad/host`, but the front door only uses a Host that hosts.valid_host finds
@@ -206,7 +212,7 @@ def _check_host(
     hosts = [value for name, value in fields if name == "host"]
     if len(hosts) > 1:
         raise HttpError(400, "more than one Host header field")
-    if complete and not hosts and _needs_host(method, version):
+    if not hosts and _needs_host(method, version):
         raise HttpError(400, "an HTTP/1.1 request needs a Host header field")
 
 

@@ -155,12 +155,6 @@ def test_a_source_with_differing_content_lengths_is_refused_and_not_piped(
     assert status_of(sane) == 100, sane
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs the connection's parse of a whole head to pass complete=True to "
-    "parse_request_head (radioagent/frontdoor/connection.py, _read_heads); it cannot be on "
-    "by default while the early check of a lone request line uses the same function",
-)
 def test_an_http_1_1_source_without_host_is_refused_and_not_piped(
     radio_cluster: RadioCluster, node: AgentNode
 ) -> None:

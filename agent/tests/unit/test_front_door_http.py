@@ -10,6 +10,7 @@ from radioagent.frontdoor.framing import Burst, IcyFramer, OggFramer, Piece, Raw
 from radioagent.frontdoor.http import (
     MAX_HEAD_BYTES,
     HttpError,
+    check_request_line,
     head_end,
     parse_request_head,
     parse_response_head,
@@ -39,7 +40,9 @@ def test_bare_line_feeds_are_accepted_and_keep_alive_follows_the_version() -> No
     assert head_end(raw + b"more") == len(raw)
     head = parse_request_head(raw)
     assert head.keep_alive
-    assert not parse_request_head(b"GET /a HTTP/1.1\r\nConnection: close\r\n\r\n").keep_alive
+    assert not parse_request_head(
+        b"GET /a HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    ).keep_alive
     assert upstream_head(head, "a") == b"GET /_live/a HTTP/1.1\nHost: x\n\n"
 
 
@@ -64,9 +67,9 @@ def test_bad_heads_are_refused_with_a_status(raw: bytes, status: int) -> None:
     assert refused.value.status == status
 
 
-def refusal(raw: bytes, *, complete: bool = True) -> tuple[int, str]:
+def refusal(raw: bytes) -> tuple[int, str]:
     with pytest.raises(HttpError) as refused:
-        parse_request_head(raw, complete=complete)
+        parse_request_head(raw)
     return refused.value.status, refused.value.reason
 
 
@@ -102,19 +105,19 @@ def test_a_content_length_that_is_not_a_decimal_is_refused(value: bytes) -> None
     ],
 )
 def test_identical_content_lengths_are_one(lengths: bytes, kept: str) -> None:
-    head = parse_request_head(b"GET /a HTTP/1.1\r\nHost: x\r\n" + lengths + b"\r\n", complete=True)
+    head = parse_request_head(b"GET /a HTTP/1.1\r\nHost: x\r\n" + lengths + b"\r\n")
     assert head.header("content-length") == kept
 
 
-def test_an_http_1_1_request_without_host_is_refused_once_the_head_is_complete() -> None:
+def test_an_http_1_1_request_without_host_is_refused() -> None:
     for raw in (
         b"GET /live.mp3 HTTP/1.1\r\n\r\n",
         b"PUT /live.mp3 HTTP/1.1\r\nAuthorization: Basic c291cmNlOng=\r\n\r\n",
         b"HEAD /live.mp3 HTTP/1.1\nUser-Agent: x\n\n",
     ):
         assert refusal(raw) == (400, "an HTTP/1.1 request needs a Host header field"), raw
-        # The connection's early look at a request line alone cannot know yet.
-        assert parse_request_head(raw.split(b"\n")[0] + b"\n\r\n").method
+        # The connection's early look at the request line alone cannot know yet.
+        check_request_line(raw.split(b"\n")[0] + b"\n")
 
 
 def test_heads_without_host_that_are_accepted() -> None:
@@ -128,7 +131,7 @@ def test_heads_without_host_that_are_accepted() -> None:
         # ocaml-cry from 0.3 (2014) to 2022, chunked=true to an IP address: an empty Host.
         b"PUT /live.mp3 HTTP/1.1\r\nHost: \r\nTransfer-Encoding: chunked\r\n\r\n",
     ):
-        assert parse_request_head(raw, complete=True).path == "/live.mp3", raw
+        assert parse_request_head(raw).path == "/live.mp3", raw
 
 
 def test_ffmpeg_source_heads_are_accepted() -> None:
@@ -141,7 +144,7 @@ def test_ffmpeg_source_heads_are_accepted() -> None:
             + b"Connection: close\r\nHost: 127.0.0.1:18765\r\nContent-Type: audio/mpeg\r\n"
             b"Icy-MetaData: 1\r\nIce-Public: 0\r\nAuthorization: Basic c291cmNlOng=\r\n\r\n"
         )
-        assert parse_request_head(raw, complete=True).header("host") == "127.0.0.1:18765"
+        assert parse_request_head(raw).header("host") == "127.0.0.1:18765"
 
 
 @pytest.mark.parametrize(
@@ -207,7 +210,7 @@ def test_rfc_9112_refusals_have_a_status_and_a_reason(raw: bytes, status: int, r
 def test_chunked_sources_are_accepted() -> None:
     for coding in (b"chunked", b"Chunked", b" chunked "):
         raw = b"PUT /live.mp3 HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: " + coding + b"\r\n\r\n"
-        assert parse_request_head(raw, complete=True).method == "PUT"
+        assert parse_request_head(raw).method == "PUT"
 
 
 def test_the_head_ends_at_a_blank_line_of_lf_and_optional_cr() -> None:
@@ -300,3 +303,25 @@ def test_playlists_name_the_stream() -> None:
     assert url in render_playlist(".m3u", url, "Live")
     assert f"File1={url}" in render_playlist(".pls", url, "Live")
     assert "<title>A &amp; B</title>" in render_playlist(".xspf", url, "A & B")
+
+
+@pytest.mark.parametrize(
+    ("line", "status"),
+    [
+        (b"\x16\x03\x01\x02\x00\n", 400),  # a TLS hello on the plain port
+        (b"get /live.mp3 HTTP/1.1\r\n", 400),
+        (b"GET /../etc/passwd HTTP/1.1\r\n", 400),
+        (b"GET /%ff HTTP/1.0\n", 400),
+        (b"GET /live.mp3 HTTP/2.0\r\n", 505),
+        (b"GET http://elsewhere/ HTTP/1.1\r\n", 400),
+    ],
+)
+def test_a_request_line_no_head_can_follow_is_refused_at_once(line: bytes, status: int) -> None:
+    with pytest.raises(HttpError) as refused:
+        check_request_line(line)
+    assert refused.value.status == status
+
+
+def test_a_good_request_line_waits_for_the_rest_of_its_head() -> None:
+    for line in (b"GET /live.mp3?x=1 HTTP/1.1\r\n", b"SOURCE /live.mp3 HTTP/1.0\n"):
+        check_request_line(line)  # no HttpError: the fields are still on their way

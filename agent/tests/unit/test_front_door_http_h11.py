@@ -52,7 +52,7 @@ def h11_accepts(data: bytes) -> bool:
 
 def we_accept(data: bytes) -> bool:
     try:
-        parse_request_head(data, complete=True)
+        parse_request_head(data)
     except HttpError as error:
         refusal = error
     else:

@@ -105,7 +105,16 @@ class Door:
 
 
 def head(request: bytes) -> RequestHead:
-    return parse_request_head(request.replace(b"\n", b"\r\n") + b"\r\n")
+    """The head as a real client sends it: an HTTP/1.1 request carries Host (the parser
+    refuses one without), here a name no route depends on unless the test gives its own."""
+    line, _, fields = request.partition(b"\n")
+    if (
+        line.endswith(b"HTTP/1.1")
+        and not fields.lower().startswith(b"host:")
+        and (b"\nhost:" not in fields.lower())
+    ):
+        fields = b"Host: door.test\n" + fields
+    return parse_request_head((line + b"\n" + fields).replace(b"\n", b"\r\n") + b"\r\n")
 
 
 def refused(decision: Decision) -> tuple[int, int | None]:
