@@ -8,10 +8,18 @@ import logging
 import resource
 import signal
 import sys
+from pathlib import Path
 
 from radioagent import __version__
 from radioagent.config import AgentConfig, load_config
-from radioagent.loop import build_agent
+from radioagent.frontdoor.server import FrontDoor
+from radioagent.holding.feeder import HoldingFeeds
+from radioagent.icecast.control import IcecastControl
+from radioagent.localapi import LocalApi
+from radioagent.loop import Adapters, Agent, keepalive_interval
+from radioagent.store.agent_store import AgentStore
+from radioagent.traffic.prediction import report_window
+from radioagent.transcoding.supervisor import TranscoderSupervisor
 from radioagent.validation import ValidationError
 
 DEFAULT_CONFIG_PATH = "/etc/radio-agent/config.yml"
@@ -42,6 +50,41 @@ def raise_open_files_limit() -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft != hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def icecast_local_host(bind_address: str) -> str:
+    """Where this node's agent reaches its own Icecast."""
+    return "127.0.0.1" if bind_address in ("0.0.0.0", "::", "") else bind_address  # noqa: S104
+
+
+def build_agent(config: AgentConfig) -> Agent:
+    """The agent with the real adapters. They call back into the agent (the watch wakes it,
+    the servers read its view), hence lambdas bound once `agent` exists."""
+    agent: Agent
+    adapters = Adapters(
+        store=AgentStore(
+            config.etcd,
+            keepalive_interval(config.timing),
+            on_change=lambda: agent.wake(),  # noqa: PLW0108 - agent is bound below
+        ),
+        icecast=IcecastControl(config.icecast),
+        holding=HoldingFeeds(config.icecast.port, config.icecast.source_password, config.holding),
+        transcoders=TranscoderSupervisor(
+            config.transcoding.liquidsoap_command,
+            config.transcoding.user,
+            Path(config.transcoding.run_dir),
+        ),
+        local_api=LocalApi(config.local_api, lambda: agent.local_view()),  # noqa: PLW0108
+        front_door=FrontDoor(
+            config.front_door,
+            config.node_name,
+            lambda: agent.snapshot(),  # noqa: PLW0108
+            (icecast_local_host(config.icecast.bind_address), config.icecast.port),
+            prediction_window=report_window(config.timing.loop_wait),
+        ),
+    )
+    agent = Agent(config, adapters)
+    return agent
 
 
 async def run_agent(config: AgentConfig) -> None:

@@ -18,7 +18,6 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 from radioagent import __version__
 from radioagent.config import AgentConfig, Limits, Timing
@@ -54,7 +53,7 @@ from radioagent.localapi import LocalApi, LocalView
 from radioagent.model import NodeStatus
 from radioagent.store.agent_store import AgentStore
 from radioagent.store.client import EtcdUnavailable
-from radioagent.traffic.prediction import report_window
+from radioagent.traffic.bandwidth import BandwidthMeter
 from radioagent.transcoding.script import transcoder_job
 from radioagent.transcoding.supervisor import TranscoderSupervisor
 
@@ -77,30 +76,10 @@ class AgentHealth:
     state_problems: tuple[str, ...] = ()
 
 
-class BandwidthMeter:
-    """Outgoing kbit/s from a byte counter, measured between two loops."""
-
-    def __init__(self, clock: Callable[[], float]) -> None:
-        self.clock = clock
-        self.kbps = 0.0
-        self._last: tuple[float, int] | None = None
-
-    def measure(self, total_bytes: int) -> None:
-        now = self.clock()
-        if self._last is not None and now > self._last[0]:
-            self.kbps = (total_bytes - self._last[1]) * 8 / 1000 / (now - self._last[0])
-        self._last = (now, total_bytes)
-
-
-def icecast_local_host(bind_address: str) -> str:
-    """Where this node's agent reaches its own Icecast."""
-    return "127.0.0.1" if bind_address in ("0.0.0.0", "::", "") else bind_address  # noqa: S104
-
-
 @dataclass
 class Adapters:
     """The agent's ways to the world: etcd, its Icecast, the processes it supervises, and
-    its own servers."""
+    its own servers. The daemon builds them (daemon.py); tests may build others."""
 
     store: AgentStore
     icecast: IcecastControl
@@ -108,36 +87,6 @@ class Adapters:
     transcoders: TranscoderSupervisor
     local_api: LocalApi
     front_door: FrontDoor
-
-
-def build_agent(config: AgentConfig, clock: Callable[[], float] = time.monotonic) -> Agent:
-    """An agent with the real adapters. They call back into the agent (the watch wakes it,
-    the servers read its view), hence lambdas bound once `agent` exists."""
-    agent: Agent
-    adapters = Adapters(
-        store=AgentStore(
-            config.etcd,
-            keepalive_interval(config.timing),
-            on_change=lambda: agent.wake(),  # noqa: PLW0108 - agent is bound below
-        ),
-        icecast=IcecastControl(config.icecast),
-        holding=HoldingFeeds(config.icecast.port, config.icecast.source_password, config.holding),
-        transcoders=TranscoderSupervisor(
-            config.transcoding.liquidsoap_command,
-            config.transcoding.user,
-            Path(config.transcoding.run_dir),
-        ),
-        local_api=LocalApi(config.local_api, lambda: agent.local_view()),  # noqa: PLW0108
-        front_door=FrontDoor(
-            config.front_door,
-            config.node_name,
-            lambda: agent.snapshot(),  # noqa: PLW0108
-            (icecast_local_host(config.icecast.bind_address), config.icecast.port),
-            prediction_window=report_window(config.timing.loop_wait),
-        ),
-    )
-    agent = Agent(config, adapters, clock)
-    return agent
 
 
 def keepalive_interval(timing: Timing) -> float:
