@@ -16,7 +16,7 @@ from radioagent.frontdoor.server import FrontDoor
 from radioagent.holding.feeder import HoldingFeeds
 from radioagent.icecast.control import IcecastControl
 from radioagent.localapi import LocalApi
-from radioagent.loop import Adapters, Agent, keepalive_interval
+from radioagent.loop import Adapters, Agent, request_timeout
 from radioagent.store.agent_store import AgentStore
 from radioagent.traffic.prediction import report_window
 from radioagent.transcoding.supervisor import TranscoderSupervisor
@@ -64,7 +64,7 @@ def build_agent(config: AgentConfig) -> Agent:
     adapters = Adapters(
         store=AgentStore(
             config.etcd,
-            keepalive_interval(config.timing),
+            request_timeout(config.timing),
             on_change=lambda: agent.wake(),  # noqa: PLW0108 - agent is bound below
         ),
         icecast=IcecastControl(config.icecast),

@@ -52,7 +52,7 @@ from radioagent.icecast.stats import IcecastStats
 from radioagent.localapi import LocalApi, LocalView
 from radioagent.model import NodeStatus
 from radioagent.store.agent_store import AgentStore
-from radioagent.store.client import EtcdUnavailable
+from radioagent.store.errors import EtcdUnavailable
 from radioagent.traffic.bandwidth import BandwidthMeter
 from radioagent.transcoding.script import transcoder_job
 from radioagent.transcoding.supervisor import TranscoderSupervisor
@@ -90,7 +90,14 @@ class Adapters:
 
 
 def keepalive_interval(timing: Timing) -> float:
+    """How often the lease is refreshed: four tries before retry_timeout runs out."""
     return max(0.1, timing.retry_timeout / 4)
+
+
+def request_timeout(timing: Timing) -> float:
+    """How long one etcd request may take: as long as a keepalive interval, so a hung
+    request cannot hold the fence's proof of contact past retry_timeout."""
+    return keepalive_interval(timing)
 
 
 class Agent:
@@ -124,7 +131,6 @@ class Agent:
         self.leadership = Leadership(Role.DETACHED)
         self.stats: IcecastStats | None = None
         self.air: dict[str, MountAir] = {}
-        self._last_leader_status: NodeStatus | None = None
         self._published_status: str | None = None
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
@@ -198,7 +204,6 @@ class Agent:
             transcoders=self.transcoders.states(),
             live_mounts=tuple(name for name, air in self.air.items() if air.live),
             published_status=self._published_status,
-            last_leader=self._last_leader_status,
             leadership=self.leadership,
         )
 
@@ -207,24 +212,36 @@ class Agent:
         and the others still run, so no surprise (a bug, a bad value in etcd) can stop the
         agent."""
         started = self.clock()
-        await self._guarded("read icecast stats", self._read_icecast_stats)
-        self._bandwidth.measure(self.front_door.passthrough.counters.bytes_out)
         state = await self._read_state()
-        plan = plan_cycle(self.identity, state or self.state, self.facts(), fresh=bool(state))
+        plan = self._plan(state)
         for _ in range(MAX_MOVES_PER_CYCLE):
-            if state is None or not plan.coordinates:
+            if state is None or not plan.has_moves:
                 break
             moved = await self._guarded("coordinate", functools.partial(self._move, plan))
             state = await self._read_state() if moved else None
-            plan = plan_cycle(self.identity, state or self.state, self.facts(), fresh=bool(state))
+            plan = self._plan(state)
+        else:
+            if plan.has_moves:
+                log.warning("still moving in etcd after %d moves; next cycle", MAX_MOVES_PER_CYCLE)
         if state is not None:
             self.state = state
+        # Icecast after etcd: an Icecast slow to answer must not delay a campaign.
+        await self._guarded("read icecast stats", self._read_icecast_stats)
+        self._bandwidth.measure(self.front_door.passthrough.counters.bytes_out)
+        plan = self._plan(state)
+        # No await between the plan's facts and this: the keepalive may have seen our lease
+        # expire meanwhile, and a stale leadership must not overwrite that.
         self._set_leadership(plan.leadership)
         await self._execute(plan)
         self.front_door.update()
         self.health.cycles += 1
         self.health.last_cycle_seconds = self.clock() - started
         self._last_cycle_at = self.clock()
+
+    def _plan(self, fresh_state: ClusterState | None) -> CyclePlan:
+        """The plan from a state read just now, or (None) from the last one known."""
+        state = fresh_state if fresh_state is not None else self.state
+        return plan_cycle(self.identity, state, self.facts(), fresh=fresh_state is not None)
 
     async def _guarded(self, step: str, action: Callable[[], Awaitable[object]]) -> bool:
         """Whether `action` ran without an error."""
@@ -255,9 +272,7 @@ class Agent:
         if not read:
             return None
         state = read[0]
-        self.store.set_request_timeout(
-            keepalive_interval(cluster_timing(state, self.config.timing))
-        )
+        self.store.set_request_timeout(request_timeout(cluster_timing(state, self.config.timing)))
         if state.problems != self.health.state_problems:
             for problem in state.problems:
                 log.error("ignored in etcd: %s", problem)
@@ -306,7 +321,9 @@ class Agent:
         """An operator asked this leader to step down: stop taking sources and drop them
         first, then delete the leader key (only if still ours) so the target wins at once."""
         target = plan.hand_over.to if plan.hand_over else None
-        await self._step_down(f"handover requested (to {target or 'any node'})")
+        await self._step_down(
+            f"handover requested (to {target or 'any node'})", plan.leadership.epoch
+        )
         if plan.leadership.epoch is not None:
             await self.store.resign(plan.leadership.epoch)
 
@@ -322,7 +339,7 @@ class Agent:
         handover = plan.finish_handover
         if handover is not None:
             await self._guarded("finish handover", lambda: self.store.finish_handover(handover))
-        if plan.publish_status:
+        if plan.publish_status and self.effective_leadership() == plan.acting:
             status = plan.status.to_json()
             await self._guarded("publish status", lambda: self._publish(status))
 
@@ -333,9 +350,6 @@ class Agent:
         self._published_status = status
 
     def _set_leadership(self, leadership: Leadership) -> None:
-        if self.state is not None and leadership.role is Role.REPLICA:
-            known = self.state.nodes.get(leadership.leader_name or "")
-            self._last_leader_status = known or self._last_leader_status
         if leadership != self.leadership:
             log.info(
                 "leadership: %s (leader %s, epoch %s)",
@@ -422,20 +436,22 @@ class Agent:
         transcoders push to the leader, and a node cut off from etcd stops them before its
         claims can expire and be taken elsewhere."""
         lease_id, leader, state = self.lease_id, plan.transcoder_leader, self.state
-        if plan.transcoders is None or lease_id is None or leader is None or state is None:
+        cut_off = self.cut_off()  # since the plan: the Icecast reload may have been slow
+        transcoders = None if cut_off else plan.transcoders
+        if transcoders is None or lease_id is None or leader is None or state is None:
             await self.transcoders.stop_all()
             return
         name = self.identity.name
-        for mount in plan.transcoders.release:
+        for mount in transcoders.release:
             await self.store.release_transcoder(mount, name)
-        claim = plan.transcoders.claim
+        claim = transcoders.claim
         if claim is not None and await self.store.claim_transcoder(claim, name, lease_id):
             log.info("won the transcoder of %s", claim)
             self.wake()
         await self.transcoders.converge(
             {
                 mount: transcoder_job(self.config.templates_dir, state.mounts[mount], leader)
-                for mount in plan.transcoders.run
+                for mount in transcoders.run
                 if mount in state.mounts
             }
         )
@@ -453,12 +469,13 @@ class Agent:
         if failures:
             raise IcecastError("; ".join(failures))
 
-    async def _step_down(self, reason: str) -> None:
-        """Stop acting as leader now: refuse sources (the local API reads the leadership),
-        drop connected ones first (no lock: a reload in progress must not delay this),
-        then reconcile Icecast."""
+    async def _step_down(self, reason: str, epoch: int | None = None) -> None:
+        """Stop acting as leader (of `epoch`, by default the one we know) now: refuse
+        sources (the local API reads the leadership), drop connected ones first (no lock:
+        a reload in progress must not delay this), then reconcile Icecast."""
         log.warning("stepping down: %s", reason)
-        self._set_leadership(Leadership(Role.DETACHED, None, self.leadership.epoch))
+        epoch = self.leadership.epoch if epoch is None else epoch
+        self._set_leadership(Leadership(Role.DETACHED, None, epoch))
         mounts = self.state.mounts.values() if self.state is not None else []
         await self._guarded(
             "drop sources", lambda: self._drop_live_sources([m.live_path for m in mounts])

@@ -9,7 +9,6 @@ from typing import Any
 
 from radioagent.cli.output import table
 from radioagent.settings import with_setting
-from radioagent.store.client import EtcdUnavailable
 from radioagent.store.cluster import ClusterStore
 from radioagent.validation import ValidationError
 
@@ -19,6 +18,11 @@ HANDOVER_WAIT_SECONDS = 10.0
 # The request lapses by itself soon after radioctl stops waiting, so a target that never
 # takes over cannot keep the others from campaigning for long.
 HANDOVER_REQUEST_SECONDS = int(HANDOVER_WAIT_SECONDS) + 5
+
+
+class NoLeaderChange(Exception):
+    """A handover that cannot start (no leader now) or did not end (no new leader in
+    time): the cluster is fine, try again (exit 1)."""
 
 
 def _known_node(store: ClusterStore, name: str) -> None:
@@ -44,7 +48,7 @@ def cmd_node_undrain(store: ClusterStore, arguments: argparse.Namespace) -> int:
 def cmd_leader_handover(store: ClusterStore, arguments: argparse.Namespace) -> int:
     state = store.read_state()
     if state.leader is None:
-        raise EtcdUnavailable("no leader to hand over from (the cluster is electing one)")
+        raise NoLeaderChange("no leader to hand over from (the cluster is electing one)")
     leader = state.leader
     if arguments.to is not None:
         _known_node(store, arguments.to)
@@ -65,7 +69,7 @@ def cmd_leader_handover(store: ClusterStore, arguments: argparse.Namespace) -> i
             return EXIT_OK
         time.sleep(0.05)
     store.revoke_lease(request_lease)  # withdraw the request: the old rules apply again
-    raise EtcdUnavailable(f"no new leader within {HANDOVER_WAIT_SECONDS:g} s; request withdrawn")
+    raise NoLeaderChange(f"no new leader within {HANDOVER_WAIT_SECONDS:g} s; request withdrawn")
 
 
 def shown_setting(value: object) -> str:

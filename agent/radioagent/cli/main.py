@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import secrets
 import sys
 from collections.abc import Callable
@@ -14,15 +15,15 @@ from typing import Any
 import yaml
 
 from radioagent import __version__
-from radioagent.cli.cluster_commands import add_cluster_commands
+from radioagent.cli.cluster_commands import NoLeaderChange, add_cluster_commands
 from radioagent.cli.output import change_lines, mount_table, status_text
 from radioagent.config import load_etcd_settings
 from radioagent.model import MountSpec, cross_mount_problems, parse_mount
 from radioagent.radios import MountChange, parse_radio_file, plan_apply
 from radioagent.settings import settings_from_json
 from radioagent.status import listeners_by_mount, status_document
-from radioagent.store.client import Conflict, EtcdUnavailable
 from radioagent.store.cluster import ClusterStore
+from radioagent.store.errors import Conflict, EtcdUnavailable
 from radioagent.validation import ValidationError
 from radioagent.yamlfile import load_yaml_text, read_text
 
@@ -339,6 +340,9 @@ def open_store(config_path: str) -> ClusterStore:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Every failure is reported in one line of radioctl's own; the store's log lines
+    # (an endpoint switched, say) are for the agent's journal.
+    logging.disable(logging.WARNING)
     arguments = build_parser().parse_args(argv)
     run: Callable[[ClusterStore, argparse.Namespace], int] = arguments.run
     store: ClusterStore | None = None
@@ -354,6 +358,9 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     except EtcdUnavailable as error:
         print(f"radioctl: etcd: {error}", file=sys.stderr)
+        return EXIT_FAILURE
+    except NoLeaderChange as error:
+        print(f"radioctl: {error}", file=sys.stderr)
         return EXIT_FAILURE
     finally:
         if store is not None:

@@ -29,7 +29,7 @@ from radioagent.icecast.render import IcecastPlan
 from radioagent.icecast.stats import IcecastStats
 from radioagent.model import LIVE_MOUNT_PREFIX, NodeStatus
 from radioagent.transcoding.assignment import TranscoderPlan, plan_transcoders
-from radioagent.transcoding.supervisor import TranscoderState
+from radioagent.transcoding.state import TranscoderState
 
 DETACHED = Leadership(Role.DETACHED)
 
@@ -61,7 +61,6 @@ class LocalFacts:
     transcoders: Mapping[str, TranscoderState] = field(default_factory=dict)
     live_mounts: tuple[str, ...] = ()  # mounts heard live here
     published_status: str | None = None  # what etcd holds under nodes/<me>, as we wrote it
-    last_leader: NodeStatus | None = None  # the last leader known, for while detached
     leadership: Leadership = DETACHED  # as last read (kept while etcd is away)
 
 
@@ -89,7 +88,7 @@ class CyclePlan:
     move_transcoders: tuple[str, ...] = ()  # claims to move to the new lease
 
     @property
-    def coordinates(self) -> bool:
+    def has_moves(self) -> bool:
         """Moves in etcd after which the state must be read again."""
         return self.lease is not LeaseStep.KEEP or self.hand_over is not None or self.campaign
 
@@ -113,32 +112,20 @@ def effective_leadership(leadership: Leadership, is_cut_off: bool) -> Leadership
     return leadership
 
 
-def leader_status(
-    leadership: Leadership,
-    state: ClusterState | None,
-    own_status: NodeStatus,
-    last_leader: NodeStatus | None,
-) -> NodeStatus | None:
-    """The leader's status (ours when we lead); while detached, the last leader known, so
-    relays keep pulling what still works."""
-    if leadership.role is Role.LEADER:
-        return own_status
-    if leadership.role is Role.REPLICA:
-        return state.nodes.get(leadership.leader_name or "") if state is not None else None
-    return last_leader
-
-
 def current_leader_status(
     leadership: Leadership,
     is_cut_off: bool,
     state: ClusterState | None,
     own_status: NodeStatus,
 ) -> NodeStatus | None:
-    """The leader as etcd says now; None while detached or cut off from etcd: sources must
-    not be piped, nor transcoders pointed, at a node that may have stepped down."""
+    """The leader's status as etcd says now (ours when we lead); None while detached or
+    cut off from etcd: sources must not be piped, nor transcoders pointed, at a node that
+    may have stepped down."""
     if leadership.role is Role.DETACHED or is_cut_off:
         return None
-    return leader_status(leadership, state, own_status, None)
+    if leadership.role is Role.LEADER:
+        return own_status
+    return state.nodes.get(leadership.leader_name or "") if state is not None else None
 
 
 def node_status(
@@ -223,7 +210,9 @@ def plan_cycle(
     fresh: bool,
 ) -> CyclePlan:
     """`state`: the last state read; `fresh`: read this cycle (etcd answered). Without a
-    fresh read the plan makes no move in etcd and acts on what it last knew."""
+    fresh read the plan takes no lease, hands nothing over and does not campaign, keeps
+    the leadership last known, and plans the rest from the last state (claims it makes
+    then are transactions: they fail harmlessly on a stale view)."""
     timing = cluster_timing(state, facts.own_timing)
     is_cut_off = cut_off(facts, timing)
     leadership = (

@@ -26,6 +26,7 @@ class Handover:
     epoch: int
     from_node: str
     to: str | None
+    revision: int = 0  # its mod revision in etcd, once read: deleted only while unchanged
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from typing import Protocol, cast
 from radioagent.frontdoor.fanout import MountHub, Passthrough
 from radioagent.frontdoor.http import (
     MAX_HEAD_BYTES,
+    RETRY_AFTER_SECONDS,
     HttpError,
     RequestHead,
     check_request_line,
@@ -23,7 +24,7 @@ from radioagent.frontdoor.http import (
     head_end,
     parse_request_head,
 )
-from radioagent.frontdoor.route import RETRY_AFTER_SECONDS, Arrival
+from radioagent.frontdoor.route import Arrival
 from radioagent.frontdoor.sources import SourcePipe
 
 MAX_IGNORED_BYTES = 64 * 1024  # what a listener may send after its request

@@ -37,6 +37,9 @@ from urllib.parse import unquote
 
 MAX_HEAD_BYTES = 8192
 MAX_HEADERS = 64
+# Retry-After of a 503: listeners in 2 s; sources sooner, the station is off air meanwhile.
+RETRY_AFTER_SECONDS = 2
+SOURCE_RETRY_AFTER_SECONDS = 1
 _METHOD = re.compile(rb"[A-Z][A-Z0-9_-]{0,19}")
 _HEADER_NAME = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}")
 _FORBIDDEN_IN_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")

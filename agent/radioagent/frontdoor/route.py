@@ -13,10 +13,16 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import cast
 
-from radioagent.frontdoor.http import CORS_HEADERS, HttpError, RequestHead, response
+from radioagent.frontdoor.http import (
+    CORS_HEADERS,
+    RETRY_AFTER_SECONDS,
+    SOURCE_RETRY_AFTER_SECONDS,
+    HttpError,
+    RequestHead,
+    response,
+)
 from radioagent.frontdoor.pages import PAGES
 from radioagent.frontdoor.playlists import PLAYLIST_TYPES, render_playlist, split_playlist_path
-from radioagent.frontdoor.sources import SOURCE_RETRY_AFTER_SECONDS
 from radioagent.frontdoor.view import AgentSnapshot
 from radioagent.hosts import host_port, url_host, valid_host
 from radioagent.model import MountSpec, NodeStatus
@@ -26,7 +32,6 @@ STREAM_PREFIX = "/_stream/"
 SOURCE_METHODS = frozenset({"SOURCE", "PUT"})
 LISTENER_METHODS = frozenset({"GET", "HEAD"})
 KNOWN_METHODS = frozenset({"POST", "DELETE", "PATCH", "CONNECT", "TRACE", "OPTIONS"})
-RETRY_AFTER_SECONDS = 2
 
 
 # --- what routing reads besides the request -----------------------------------------------

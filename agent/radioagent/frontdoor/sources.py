@@ -16,14 +16,13 @@ import logging
 from collections.abc import Callable
 from typing import Protocol, cast
 
-from radioagent.frontdoor.http import HttpError, RequestHead
+from radioagent.frontdoor.http import SOURCE_RETRY_AFTER_SECONDS, HttpError, RequestHead
 from radioagent.model import LIVE_MOUNT_PREFIX, NodeStatus
 
 log = logging.getLogger(__name__)
 
 
 CONNECT_TIMEOUT = 5.0  # to reach the leader's Icecast
-SOURCE_RETRY_AFTER_SECONDS = 1  # sooner than listeners: the station is off the air meanwhile
 
 
 class SourceClient(Protocol):

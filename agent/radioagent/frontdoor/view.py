@@ -9,7 +9,7 @@ from radioagent.coordination.state import ClusterState
 from radioagent.deadair import AirReport
 from radioagent.icecast.stats import IcecastStats
 from radioagent.model import NodeStatus
-from radioagent.transcoding.supervisor import TranscoderState
+from radioagent.transcoding.state import TranscoderState
 
 
 @dataclass(frozen=True)

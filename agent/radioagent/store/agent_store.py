@@ -32,10 +32,6 @@ class AgentStore:
         self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="etcd")
         self._event_loop: asyncio.AbstractEventLoop | None = None
 
-    @property
-    def endpoint(self) -> str:
-        return self.store.clients.endpoint
-
     def set_request_timeout(self, seconds: float) -> None:
         """For clients made from now on (the cluster's timing may change)."""
         self.store.clients.request_timeout = seconds

@@ -3,8 +3,9 @@
 Policy: talk to the current endpoint (the local member or gateway comes first in the
 config); when a call fails because that endpoint cannot be reached, move to the next one,
 once per failed client (several calls may fail together on the same dead member). A
-caller that can afford it (radioctl, one command) tries each endpoint once per call; the
-agent's loop tries again on its next cycle instead, so its timing stays predictable.
+caller that can afford it (radioctl, one command) tries each endpoint in turn within one
+call, a write only while its request never arrived; the agent's loop tries again on its
+next cycle instead, so its timing stays predictable.
 
 python-etcd3 0.12's watch thread retries a broken stream in a tight loop (it burns a core
 while etcd is down), so a broken watch closes the whole client, which ends that thread;
@@ -23,25 +24,23 @@ import etcd3.exceptions
 import grpc
 
 from radioagent.config import EtcdSettings
+from radioagent.store.errors import EtcdUnavailable
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 Client: TypeAlias = etcd3.Etcd3Client
 
 
-class EtcdUnavailable(Exception):
-    """etcd did not answer in time or refused; the message says which call and why."""
-
-
-class Conflict(Exception):
-    """A compare-and-set lost: the record exists (create), does not exist (update,
-    delete), or changed meanwhile. Nothing was written."""
-
-
 def _unreachable(error: BaseException) -> bool:
     return isinstance(
         error, etcd3.exceptions.ConnectionFailedError | etcd3.exceptions.ConnectionTimeoutError
     )
+
+
+def _never_arrived(error: BaseException) -> bool:
+    """The endpoint refused the connection: the request never reached etcd. A timeout
+    is not that: a write may have been applied and its answer lost."""
+    return isinstance(error, etcd3.exceptions.ConnectionFailedError)
 
 
 def describe(error: BaseException) -> str:
@@ -64,13 +63,15 @@ class EtcdClients:
         self.request_timeout = request_timeout  # applies to the next client made
         self._index = 0
         self._client: Client | None = None
+        self._answered: Client | None = None  # the client that answered a status request
         self._lock = threading.Lock()
 
     @property
     def endpoint(self) -> str:
         return self.settings.endpoints[self._index]
 
-    def current(self) -> Client:
+    def current(self) -> tuple[Client, str]:
+        """The current client and its endpoint, made if needed."""
         with self._lock:
             if self._client is None:
                 host, _, port = self.endpoint.rpartition(":")
@@ -86,23 +87,33 @@ class EtcdClients:
                     )
                 except (OSError, ValueError) as error:
                     raise EtcdUnavailable(f"cannot make an etcd client: {error}") from error
-            return self._client
+            return self._client, self.endpoint
 
     def is_current(self, client: Client) -> bool:
         return client is self._client
 
     def call(
-        self, what: str, function: Callable[[Client], T], *, every_endpoint: bool = False
+        self,
+        what: str,
+        function: Callable[[Client], T],
+        *,
+        every_endpoint: bool = False,
+        writes: bool = False,
     ) -> T:
         """`function` on the current client; EtcdUnavailable when it fails. An unreachable
-        endpoint moves the policy on; with `every_endpoint` the call is tried on each
-        endpoint in turn until one answers."""
+        endpoint moves the policy on. With `every_endpoint`, each new client is first asked
+        for its status (a read: failing it touches nothing) and the next endpoint is tried
+        until one answers; a call that `writes` then runs once, since a write that timed
+        out may have been applied."""
         failures: list[str] = []
         tries = len(self.settings.endpoints) if every_endpoint else 1
         while True:
-            client = self.current()
-            endpoint = self.endpoint
+            client, endpoint = self.current()
+            probing = every_endpoint and client is not self._answered
             try:
+                if probing:
+                    client.status()
+                    self._answered, probing = client, False
                 return function(client)
             except (etcd3.exceptions.Etcd3Exception, grpc.RpcError, ValueError) as error:
                 # ValueError: a call raced with closing a broken client's channel.
@@ -110,6 +121,11 @@ class EtcdClients:
                 if not _unreachable(error):
                     raise EtcdUnavailable(f"{what} via {failures[-1]}") from error
                 self.next_endpoint(client)
+                if writes and not probing and not _never_arrived(error):
+                    raise EtcdUnavailable(
+                        f"{what} via {failures[-1]}: it may or may not have been applied; "
+                        "check `radioctl status`"
+                    ) from error
                 if len(failures) < tries:
                     continue
                 if every_endpoint:

@@ -19,15 +19,17 @@ from radioagent.coordination.state import ClusterState, Handover, LeaderRecord
 from radioagent.model import MountSpec, cross_mount_problems, parse_mount
 from radioagent.radios import MountChange
 from radioagent.settings import ClusterSettings, settings_from_json
-from radioagent.store.client import Client, Conflict, EtcdClients
+from radioagent.store.client import Client, EtcdClients
+from radioagent.store.errors import Conflict
 from radioagent.store.keys import KeyLayout
 from radioagent.store.records import (
     decode_cluster_state,
-    decode_handover,
+    decode_leader,
     decode_mount,
     encode_drain_mark,
     encode_handover,
     entries_of,
+    entry_of,
     stored_settings_document,
 )
 from radioagent.validation import ValidationError
@@ -47,8 +49,8 @@ class ClusterStore:
         self.every_endpoint = every_endpoint
         self._watch: tuple[Client, int] | None = None
 
-    def _call(self, what: str, function: Callable[[Client], Any]) -> Any:
-        return self.clients.call(what, function, every_endpoint=self.every_endpoint)
+    def _call(self, what: str, function: Callable[[Client], Any], *, writes: bool = False) -> Any:
+        return self.clients.call(what, function, every_endpoint=self.every_endpoint, writes=writes)
 
     def close(self) -> None:
         self._watch = None
@@ -68,11 +70,7 @@ class ClusterStore:
 
     def leader(self) -> LeaderRecord | None:
         value, metadata = self._call("read leader", lambda client: client.get(self.layout.leader))
-        if value is None:
-            return None
-        return LeaderRecord(
-            value.decode(errors="replace"), metadata.create_revision, metadata.lease_id
-        )
+        return None if value is None else decode_leader(entry_of(value, metadata))[0]
 
     def _mounts_with_revisions(self) -> dict[str, tuple[MountSpec, int]]:
         """Valid mounts with their mod revisions; invalid entries are not ours to judge."""
@@ -119,7 +117,7 @@ class ClusterStore:
         return replies[0].TTL if replies else 0
 
     def revoke_lease(self, lease_id: int) -> None:
-        self._call("revoke lease", lambda client: client.revoke_lease(lease_id))
+        self._call("revoke lease", lambda client: client.revoke_lease(lease_id), writes=True)
 
     def _transaction(
         self, what: str, compare: Callable[[Client], list], success: Callable[[Client], list]
@@ -127,7 +125,7 @@ class ClusterStore:
         def run(client: Client) -> tuple[bool, list]:
             return client.transaction(compare=compare(client), success=success(client), failure=[])
 
-        return self._call(what, run)
+        return self._call(what, run, writes=True)
 
     def campaign(self, name: str, lease_id: int) -> int | None:
         """Take the leader key if nobody holds it; the epoch if we won, else None."""
@@ -204,18 +202,20 @@ class ClusterStore:
                 moved += bool(done)
             return moved
 
-        return self._call("move keys to a new lease", move)
+        return self._call("move keys to a new lease", move, writes=True)
 
     def publish_status(self, name: str, status: str, lease_id: int) -> None:
         key = self.layout.node(name)
-        self._call(f"put {key}", lambda client: client.put(key, status, lease=lease_id))
+        self._call(
+            f"put {key}", lambda client: client.put(key, status, lease=lease_id), writes=True
+        )
 
     def finish_handover(self, handover: Handover) -> bool:
         """Delete a handover request that has been served, unless a new one replaced it."""
         key = self.layout.handover
         deleted, _ = self._transaction(
             "finish handover",
-            lambda client: [client.transactions.value(key) == encode_handover(handover)],
+            lambda client: [client.transactions.mod(key) == handover.revision],
             lambda client: [client.transactions.delete(key)],
         )
         return deleted
@@ -245,18 +245,16 @@ class ClusterStore:
             )
         return lease.id
 
-    def handover_request(self) -> Handover | None:
-        value, _ = self._call("read handover", lambda client: client.get(self.layout.handover))
-        return None if value is None else decode_handover(value)
-
     def drain(self, name: str, since: int) -> None:
         key = self.layout.drain(name)
-        self._call(f"put {key}", lambda client: client.put(key, encode_drain_mark(since)))
+        self._call(
+            f"put {key}", lambda client: client.put(key, encode_drain_mark(since)), writes=True
+        )
 
     def undrain(self, name: str) -> bool:
         """False if the node was not draining."""
         key = self.layout.drain(name)
-        return bool(self._call(f"delete {key}", lambda client: client.delete(key)))
+        return bool(self._call(f"delete {key}", lambda client: client.delete(key), writes=True))
 
     def update_settings(
         self, change: Callable[[ClusterSettings], ClusterSettings]
@@ -366,14 +364,21 @@ class ClusterStore:
         current = self._mounts_with_revisions()
         guards: list[tuple[str, int | None, str | None]] = []  # key, revision, new value
         for change in changes:
+            if change.action not in ("create", "update", "delete"):
+                continue  # unchanged or unlisted: nothing to write
             key = self.layout.mount(change.name)
-            if change.action == "create" and change.after is not None:
-                guards.append((key, None, change.after.to_json()))
-            elif change.action in ("update", "delete"):
-                if current.get(change.name, (None, None))[0] != change.before:
-                    raise Conflict(f"mount {change.name!r} changed meanwhile; run again")
-                after = change.after.to_json() if change.after is not None else None
-                guards.append((key, current[change.name][1], after))
+            if (change.after is None) != (change.action == "delete"):
+                # A planning bug, never bad input; the mount is not shown (its password).
+                raise ValueError(
+                    f"a planned {change.action} of {change.name!r} has the wrong shape"
+                )
+            after = None if change.after is None else change.after.to_json()
+            if change.action == "create":
+                guards.append((key, None, after))
+                continue
+            if current.get(change.name, (None, None))[0] != change.before:
+                raise Conflict(f"mount {change.name!r} changed meanwhile; run again")
+            guards.append((key, current[change.name][1], after))
         for start in range(0, len(guards), TRANSACTION_OPERATIONS):
             batch = guards[start : start + TRANSACTION_OPERATIONS]
             applied, _ = self._transaction(
@@ -399,12 +404,14 @@ class ClusterStore:
                 self.layout.root, functools.partial(callback, client)
             )
 
+        client, _ = self.clients.current()
         try:
             self._watch = self._call("watch", add_watch)
         except Exception:
             # A failed create leaves python-etcd3's watch thread retrying in a tight loop:
-            # closing the client ends it; the next call builds a fresh one.
-            self.clients.discard()
+            # closing that client ends it (only that one: another thread may be using a
+            # newer one); the next call builds a fresh one.
+            self.clients.discard(client)
             raise
 
     def changed_keys(self, response: Any) -> list[str]:

@@ -38,7 +38,7 @@ def encode_handover(handover: Handover) -> str:
     return json.dumps({"epoch": handover.epoch, "from": handover.from_node, "to": handover.to})
 
 
-def decode_handover(value: bytes) -> Handover:
+def decode_handover(value: bytes, revision: int = 0) -> Handover:
     try:
         decoded = json.loads(value)
         epoch, from_node, to = decoded["epoch"], decoded["from"], decoded.get("to")
@@ -51,7 +51,7 @@ def decode_handover(value: bytes) -> Handover:
         or not (to is None or isinstance(to, str))
     ):
         raise ValidationError(["not a handover request (epoch, from, to)"])
-    return Handover(epoch, from_node, to)
+    return Handover(epoch, from_node, to, revision)
 
 
 def encode_drain_mark(since: int) -> str:
@@ -78,13 +78,20 @@ class _Decoded:
     transcoders: dict[str, str] = field(default_factory=dict)
 
 
-def _decode_leader(entry: KeyValue, decoded: _Decoded) -> None:
+def decode_leader(entry: KeyValue) -> tuple[LeaderRecord, str | None]:
+    """The leader, and a problem if its name is not UTF-8: a leader key is never skipped,
+    its lease and revision are what fence the others."""
     try:
-        name = entry.value.decode()
+        return LeaderRecord(entry.value.decode(), entry.create_revision, entry.lease), None
     except UnicodeDecodeError:
-        name = repr(entry.value)
-        decoded.problems.append(f"{entry.key}: leader name is not UTF-8")
-    decoded.leader = LeaderRecord(name, entry.create_revision, entry.lease)
+        problem = f"{entry.key}: leader name is not UTF-8"
+        return LeaderRecord(repr(entry.value), entry.create_revision, entry.lease), problem
+
+
+def _decode_leader(entry: KeyValue, decoded: _Decoded) -> None:
+    decoded.leader, problem = decode_leader(entry)
+    if problem is not None:
+        decoded.problems.append(problem)
 
 
 def decode_mount(layout: KeyLayout, entry: KeyValue) -> MountSpec:
@@ -101,7 +108,7 @@ def _decode_entry(layout: KeyLayout, entry: KeyValue, decoded: _Decoded) -> None
     if entry.key == layout.leader:
         _decode_leader(entry, decoded)
     elif entry.key == layout.handover:
-        decoded.handover = decode_handover(entry.value)
+        decoded.handover = decode_handover(entry.value, entry.mod_revision)
     elif entry.key == layout.config:
         decoded.settings = settings_from_json(entry.value)
     elif entry.key.startswith(layout.drains):
@@ -138,13 +145,19 @@ def decode_cluster_state(layout: KeyLayout, entries: list[KeyValue], revision: i
 
 
 def entries_of(kvs: Any) -> list[KeyValue]:
-    """etcd's key-value messages as plain values."""
+    """etcd's key-value messages (a range response's `kvs`) as plain values."""
     return [
         KeyValue(
             kv.key.decode(errors="replace"), kv.value, kv.create_revision, kv.mod_revision, kv.lease
         )
         for kv in kvs
     ]
+
+
+def entry_of(value: bytes, metadata: Any) -> KeyValue:
+    """python-etcd3's (value, KVMetadata) pair, from a single-key get, as a plain value."""
+    key = metadata.key.decode(errors="replace")
+    return KeyValue(key, value, metadata.create_revision, metadata.mod_revision, metadata.lease_id)
 
 
 def stored_settings_document(value: bytes | None) -> Any:

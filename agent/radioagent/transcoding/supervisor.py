@@ -16,10 +16,10 @@ import pwd
 import signal
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from radioagent.transcoding.script import TranscoderJob, script_path
+from radioagent.transcoding.state import TranscoderState
 
 log = logging.getLogger(__name__)
 REPORT_PREFIX = "radio-agent: "
@@ -34,14 +34,6 @@ def _die_with_parent() -> None:
     """In the child, before exec: the kernel kills it when the agent's thread dies."""
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-
-
-@dataclass
-class TranscoderState:
-    running: bool = False
-    silent: bool | None = None  # None until Liquidsoap has said
-    restarts: int = 0
-    connected: bool = False
 
 
 class Transcoder:

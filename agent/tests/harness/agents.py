@@ -345,10 +345,11 @@ class RadioCluster:
 
     def set_settings(self, settings: ClusterSettings) -> None:
         """Cluster settings in etcd, as `radioctl config set` writes them."""
-        self.client().put(self.layout.config, settings.to_json())
+        self.store().update_settings(lambda _: settings)
 
     def drain(self, name: str) -> None:
-        self.client().put(self.layout.drain(name), "{}")
+        """As `radioctl node drain` marks a node."""
+        self.store().drain(name, since=int(time.time()))
 
     def leader_name(self) -> str | None:
         value, _ = self.client().get(self.layout.leader)

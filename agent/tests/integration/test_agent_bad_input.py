@@ -10,7 +10,7 @@ from xml.etree import ElementTree
 import pytest
 import yaml
 
-from radioagent.store.client import Conflict
+from radioagent.store.errors import Conflict
 from radioagent.validation import ValidationError
 from tests.harness.agents import AGENT_SCRIPT, AgentNode, RadioCluster
 from tests.harness.clients import listen

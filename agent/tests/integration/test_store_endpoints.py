@@ -53,3 +53,27 @@ def test_radioctl_moves_past_a_dead_first_endpoint(etcd: EtcdCluster, tmp_path: 
     listed = run_radioctl(config, "mount", "list", "--json")
     assert listed.returncode == 0, listed.stderr
     assert [mount["name"] for mount in yaml.safe_load(listed.stdout)] == ["first.mp3"]
+
+
+def test_radioctl_writes_through_the_next_endpoint_when_the_first_hangs(
+    etcd_cluster: EtcdCluster, tmp_path: Path
+) -> None:
+    """A hung member (SIGSTOP: it accepts connections, answers nothing) is found out by a
+    status request, a read, before any write is sent: the write goes once, elsewhere."""
+    config = tmp_path / "config.yml"
+    endpoints = [f"127.0.0.1:{member.client_port}" for member in etcd_cluster.members[:2]]
+    config.write_text(yaml.safe_dump({"etcd": {"endpoints": endpoints}}))
+    etcd_cluster.pause(0)
+    try:
+        # undrain's first call is a write (a delete): only the status request sees the hang.
+        undrained = run_radioctl(config, "node", "undrain", "node9")
+        assert undrained.returncode == 0, undrained.stderr
+        assert undrained.stdout == "node9: was not draining\n"
+        assert undrained.stderr == ""
+        created = run_radioctl(config, "mount", "create", "through.mp3")
+        assert created.returncode == 0, created.stderr
+        listed = run_radioctl(config, "mount", "list", "--json")
+        assert listed.returncode == 0, listed.stderr
+    finally:
+        etcd_cluster.resume(0)
+    assert [mount["name"] for mount in yaml.safe_load(listed.stdout)] == ["through.mp3"]

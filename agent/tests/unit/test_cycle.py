@@ -22,7 +22,7 @@ from radioagent.icecast.stats import IcecastStats
 from radioagent.model import MountSpec, NodeStatus, parse_mount
 from radioagent.settings import ClusterSettings
 from radioagent.transcoding.assignment import TranscoderPlan
-from radioagent.transcoding.supervisor import TranscoderState
+from radioagent.transcoding.state import TranscoderState
 from tests.unit.builders import node_status
 
 ME = NodeIdentity("node1", "10.0.0.1", 8001, None, (80, 8000))
@@ -111,7 +111,7 @@ def test_a_new_agent_takes_a_lease_before_anything_else() -> None:
     plan = plan_cycle(ME, state(leader=None), facts(lease_id=None, lease_ttl=None), fresh=True)
     assert plan.lease is LeaseStep.GRANT
     assert not plan.campaign
-    assert plan.coordinates
+    assert plan.has_moves
     assert not plan.publish_status  # nothing to hang the status on yet
     assert plan.transcoders is None
 
@@ -119,7 +119,7 @@ def test_a_new_agent_takes_a_lease_before_anything_else() -> None:
 def test_a_healthy_replica_keeps_its_lease_and_makes_no_move() -> None:
     plan = plan_cycle(ME, state(), facts(), fresh=True)
     assert plan.lease is LeaseStep.KEEP
-    assert not plan.coordinates
+    assert not plan.has_moves
     assert plan.leadership == Leadership(Role.REPLICA, "node2", 7)
 
 
@@ -195,7 +195,7 @@ def test_handover_requested_of_my_epoch_i_step_down() -> None:
     assert plan.hand_over == request
     assert plan.finish_handover is None  # pending, not served
     assert not plan.campaign
-    assert plan.coordinates
+    assert plan.has_moves
 
 
 def test_handover_for_an_older_epoch_is_not_mine_to_serve() -> None:
@@ -241,7 +241,7 @@ def test_etcd_unreachable_past_retry_timeout_the_leader_acts_as_nothing() -> Non
     assert not icecast_of(plan).leading
     assert plan.transcoders is None  # stopped before the claims can expire elsewhere
     assert plan.transcoder_leader is None
-    assert not plan.coordinates  # no move in etcd without a fresh read
+    assert not plan.has_moves  # no move in etcd without a fresh read
     assert plan.status.role == "detached"
 
 
@@ -264,7 +264,7 @@ def test_never_read_etcd_leaves_icecast_as_it_is() -> None:
     plan = plan_cycle(ME, None, facts(lease_id=None, lease_ttl=None), fresh=False)
     assert plan.icecast is None
     assert plan.transcoders is None
-    assert not plan.coordinates
+    assert not plan.has_moves
 
 
 # --- local health ----------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from radioagent.frontdoor.metrics import metrics_text
 from radioagent.frontdoor.view import AgentSnapshot, FrontDoorStats
 from radioagent.icecast.stats import IcecastStats
 from radioagent.model import mount_from_json
-from radioagent.transcoding.supervisor import TranscoderState
+from radioagent.transcoding.state import TranscoderState
 
 LIVE = mount_from_json(b'{"name": "live.mp3", "source_password": "dj-secret-1"}')
 LOW = mount_from_json(

@@ -94,3 +94,17 @@ def test_layouts_of_two_prefixes_never_share_a_key() -> None:
     other = KeyLayout("/radio-b")
     assert not LAYOUT.leader.startswith(other.root)
     assert not other.leader.startswith(LAYOUT.root)
+
+
+def test_a_handover_read_from_etcd_carries_its_revision_for_the_compare_and_set() -> None:
+    request = encode_handover(Handover(7, "node1", "node3")).encode()
+    state = decode_cluster_state(LAYOUT, [KeyValue(LAYOUT.handover, request, 40, 42, 9)], 50)
+    assert state.handover == Handover(7, "node1", "node3", revision=42)
+
+
+def test_a_leader_name_that_is_not_utf8_still_fences_but_is_named() -> None:
+    entries = [KeyValue(LAYOUT.leader, b"\xffnode", 12, 12, 77)]
+    state = decode_cluster_state(LAYOUT, entries, 50)
+    assert state.leader is not None
+    assert (state.leader.epoch, state.leader.lease) == (12, 77)
+    assert state.problems == (f"{LAYOUT.leader}: leader name is not UTF-8",)

@@ -1,0 +1,14 @@
+"""What the agent knows of a transcoder it runs, as the status, metrics and the cycle
+planner read it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class TranscoderState:
+    running: bool = False
+    silent: bool | None = None  # None until Liquidsoap has said
+    restarts: int = 0
+    connected: bool = False
