@@ -45,7 +45,8 @@ class DuplicateWatch:
     """Samples /proc in the background: how often two processes transcoded the mount,
     and the largest Liquidsoap seen."""
 
-    def __init__(self) -> None:
+    def __init__(self, cluster: RadioCluster) -> None:
+        self.cluster = cluster
         self.duplicates = 0
         self.samples = 0
         self.rss_mb = 0.0
@@ -54,7 +55,7 @@ class DuplicateWatch:
 
     def _run(self) -> None:
         while not self._stop.wait(0.1):  # the sampling period
-            running = transcoder_processes(MOUNT)
+            running = transcoder_processes(MOUNT, self.cluster)
             self.samples += 1
             self.duplicates += len(running) > 1
             for pid in running:
@@ -82,7 +83,7 @@ def main() -> int:
     with (
         tempfile.TemporaryDirectory() as media,
         running_cluster(3) as cluster,
-        DuplicateWatch() as watch,
+        DuplicateWatch(cluster) as watch,
     ):
         audio = make_mp3(Path(media) / "noise.mp3", seconds=600)
         store = cluster.store()

@@ -12,11 +12,14 @@ from .media import loudness_db
 LOUD_DB = -50.0  # pink noise or a tone is far above; digital silence is about -91 dB
 
 
-def transcoder_processes(mount: str, node: AgentNode | None = None) -> list[int]:
-    """PIDs of Liquidsoap processes running the transcoder script of `mount` (started by
-    `node`'s agent, if given: its scripts live under its directory)."""
+def transcoder_processes(mount: str, scope: RadioCluster | AgentNode) -> list[int]:
+    """PIDs of Liquidsoap processes running the transcoder script of `mount`, started by
+    the agents of `scope` (a whole cluster or one node): their scripts live under their
+    directories. Scoped so that other clusters on the machine (another test run, the
+    testbed's machines, whose processes this host's /proc shows too) never count."""
     script = f"transcoder-{mount}.liq".encode()
-    where = str(node.directory.path).encode() if node is not None else b"/"
+    nodes = scope.nodes if isinstance(scope, RadioCluster) else [scope]
+    where = tuple(str(node.directory.path).encode() for node in nodes)
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():

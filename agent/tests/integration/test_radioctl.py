@@ -502,7 +502,7 @@ def test_cluster_limits_and_timing_reach_every_agent_live(
     epoch = radio_cluster.statuses()[leader].epoch
     transcoding = wait_for(lambda: owner(radio_cluster, "low.mp3"), timeout=10, what="an owner")
     liquidsoap = wait_for(
-        lambda: transcoder_processes("low.mp3"), timeout=10, what="the transcoder"
+        lambda: transcoder_processes("low.mp3", radio_cluster), timeout=10, what="the transcoder"
     )
     assert all(ttl == TEST_TIMING["ttl"] for _, ttl in leases(radio_cluster).values())
 
@@ -530,7 +530,7 @@ def test_cluster_limits_and_timing_reach_every_agent_live(
     assert radio_cluster.leader_name() == leader
     assert radio_cluster.statuses()[leader].epoch == epoch
     assert owner(radio_cluster, "low.mp3") == transcoding
-    assert transcoder_processes("low.mp3") == liquidsoap
+    assert transcoder_processes("low.mp3", radio_cluster) == liquidsoap
 
     shown = radioctl.ok("config", "show")
     assert "limits.max_listeners     7" in shown

@@ -145,7 +145,7 @@ def test_a_transcoded_mount_plays_on_every_node_in_its_format(  # noqa: PLR0917 
                 abs(int(stream["bit_rate"]) / 1000 - spec["bitrate_kbps"])
                 <= 0.2 * spec["bitrate_kbps"]
             )
-    assert len(transcoder_processes(name)) == 1
+    assert len(transcoder_processes(name, radio_cluster)) == 1
 
 
 def test_the_owner_dies_another_node_transcodes_and_the_parent_gone_means_silence(
@@ -208,7 +208,7 @@ def test_the_owner_dies_another_node_transcodes_and_the_parent_gone_means_silenc
     )
     takeover = time.monotonic() - killed_at
     assert takeover <= TEST_TIMING["ttl"] + LIQUIDSOAP_START_S + 10
-    assert len(transcoder_processes("low.mp3")) == 1
+    assert len(transcoder_processes("low.mp3", radio_cluster)) == 1
 
     source.stop()  # the parent goes away: the transcoded mount keeps playing silence
     owner_node = radio_cluster.node(second)
@@ -261,7 +261,7 @@ def test_the_transcoder_follows_a_new_leader_by_itself(
     )
     if transcoding != leader.name:
         assert owner(radio_cluster, "low.mp3") == transcoding  # it stayed where it was
-    assert len(transcoder_processes("low.mp3")) == 1
+    assert len(transcoder_processes("low.mp3", radio_cluster)) == 1
 
 
 CHURN_EVENTS = 30
@@ -287,7 +287,7 @@ def test_churn_never_runs_a_transcoder_twice_and_always_brings_them_back(
         nonlocal samples
         samples += 1
         for name in mounts:
-            running = transcoder_processes(name)
+            running = transcoder_processes(name, radio_cluster)
             assert len(running) <= 1, f"{name} transcoded by {running}"
         held_by_gone = gone is not None and (
             radio_cluster.leader_name() == gone
@@ -322,11 +322,11 @@ def test_a_crashed_liquidsoap_is_restarted_and_a_node_cut_off_stops_its_transcod
     radio_cluster.store().create_mount({"name": "live.mp3", "source_password": PASSWORD})
     create_transcoded(radio_cluster, "low.mp3")
     wait_for(lambda: live_on_leader(radio_cluster, ["low.mp3"]), timeout=20, what="transcoder")
-    (crashed,) = transcoder_processes("low.mp3")
+    (crashed,) = transcoder_processes("low.mp3", radio_cluster)
     os.kill(crashed, signal.SIGKILL)
     wait_for(
         lambda: (
-            transcoder_processes("low.mp3") not in ([], [crashed])
+            transcoder_processes("low.mp3", radio_cluster) not in ([], [crashed])
             and live_on_leader(radio_cluster, ["low.mp3"])
         ),
         timeout=LIQUIDSOAP_START_S + 5,
@@ -336,7 +336,7 @@ def test_a_crashed_liquidsoap_is_restarted_and_a_node_cut_off_stops_its_transcod
     with radio_cluster.etcd.unreachable():
         cut_at = time.monotonic()
         wait_for(
-            lambda: not transcoder_processes("low.mp3"),
+            lambda: not transcoder_processes("low.mp3", radio_cluster),
             timeout=TEST_TIMING["ttl"],
             what="the transcoder stopped by its cut-off agent",
         )
