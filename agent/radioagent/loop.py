@@ -215,13 +215,13 @@ class Agent:
         state = await self._read_state()
         plan = self._plan(state)
         for _ in range(MAX_MOVES_PER_CYCLE):
-            if state is None or not plan.has_moves:
+            if state is None or not plan.moves.any:
                 break
             moved = await self._guarded("coordinate", functools.partial(self._move, plan))
             state = await self._read_state() if moved else None
             plan = self._plan(state)
         else:
-            if plan.has_moves:
+            if plan.moves.any:
                 log.warning("still moving in etcd after %d moves; next cycle", MAX_MOVES_PER_CYCLE)
         if state is not None:
             self.state = state
@@ -282,16 +282,16 @@ class Agent:
     async def _move(self, plan: CyclePlan) -> None:
         """The plan's move in etcd: a lease, a handover or a campaign."""
         name = self.identity.name
-        if plan.lease is LeaseStep.GRANT:
+        if plan.moves.lease is LeaseStep.GRANT:
             sent = self.clock()
             self.lease_id = await self.store.grant_lease(plan.timing.ttl)
             self.lease_ttl, self.last_etcd_contact = plan.timing.ttl, sent
             self._published_status = None
-        elif plan.lease is LeaseStep.MOVE:
+        elif plan.moves.lease is LeaseStep.MOVE:
             await self._move_to_new_lease(plan)
-        elif plan.hand_over is not None:
+        elif plan.moves.hand_over is not None:
             await self._hand_over(plan)
-        elif plan.campaign and self.lease_id is not None:
+        elif plan.moves.campaign and self.lease_id is not None:
             sent = self.clock()
             epoch = await self.store.campaign(name, self.lease_id)
             self.last_etcd_contact = sent
@@ -309,7 +309,7 @@ class Agent:
             new_lease,
             self.identity.name,
             leader=plan.leadership.role is Role.LEADER,
-            transcoders=plan.move_transcoders,
+            transcoders=plan.moves.move_transcoders,
             status=self._published_status,
         )
         self.lease_id, self.lease_ttl, self.last_etcd_contact = new_lease, ttl, sent
@@ -320,7 +320,7 @@ class Agent:
     async def _hand_over(self, plan: CyclePlan) -> None:
         """An operator asked this leader to step down: stop taking sources and drop them
         first, then delete the leader key (only if still ours) so the target wins at once."""
-        target = plan.hand_over.to if plan.hand_over else None
+        target = plan.moves.hand_over.to if plan.moves.hand_over else None
         await self._step_down(
             f"handover requested (to {target or 'any node'})", plan.leadership.epoch
         )
@@ -339,8 +339,8 @@ class Agent:
         handover = plan.finish_handover
         if handover is not None:
             await self._guarded("finish handover", lambda: self.store.finish_handover(handover))
-        if plan.publish_status and self.effective_leadership() == plan.acting:
-            status = plan.status.to_json()
+        status = plan.publish
+        if status is not None and self.effective_leadership() == plan.acting:
             await self._guarded("publish status", lambda: self._publish(status))
 
     async def _publish(self, status: str) -> None:
@@ -369,7 +369,7 @@ class Agent:
 
     def current_leader_status(self) -> NodeStatus | None:
         return current_leader_status(
-            self.effective_leadership(), self.cut_off(), self.state, self.node_status()
+            self.effective_leadership(), self.cut_off(), self.state, self.node_status
         )
 
     def snapshot(self) -> AgentSnapshot:
@@ -452,7 +452,6 @@ class Agent:
             {
                 mount: transcoder_job(self.config.templates_dir, state.mounts[mount], leader)
                 for mount in transcoders.run
-                if mount in state.mounts
             }
         )
 

@@ -17,16 +17,15 @@ from typing import Any
 
 import yaml
 
-from radioagent.config import Limits, Timing, timing_problems
+from radioagent.config import SECTIONS, Limits, Timing, parse_section
 from radioagent.deadair import DEFAULT_DEAD_AIR_SECONDS
-from radioagent.validation import ValidationError, check_int, check_number
+from radioagent.validation import ValidationError, check_int
 
 POLICY_FILTERS = ("listeners_available", "bandwidth_available")
 POLICY_SCORERS = ("listeners_score", "bandwidth_score")
 POLICY_CHOICES = ("weighted", "best", "random")
 DEFAULT_POLICY = "listeners_available,listeners_score,weighted"
 UNSET_WORDS = ("null", "none", "unset")
-LIMIT_MAXIMUM = 100_000_000
 DEAD_AIR_MAXIMUM = 86_400
 
 
@@ -97,19 +96,10 @@ def settings_problems(settings: ClusterSettings) -> list[str]:
     problems += filter(
         None, [check_int("dead_air_seconds", settings.dead_air_seconds, 1, DEAD_AIR_MAXIMUM)]
     )
-    for key, value in asdict(settings.limits).items():
-        if value is not None:
-            problems += filter(None, [check_int(f"limits.{key}", value, 1, LIMIT_MAXIMUM)])
-    timing = settings.timing
-    if timing is not None:
-        checks = [
-            check_number("timing.ttl", timing.ttl, 2, 3600),
-            check_number("timing.loop_wait", timing.loop_wait, 0.1, 600),
-            check_number("timing.retry_timeout", timing.retry_timeout, 0.1, 600),
-        ]
-        problems += [problem for problem in checks if problem]
-        if not any(checks):
-            problems += timing_problems(timing)
+    # Limits and timing are checked as an agent's own config checks them (one table).
+    problems += parse_section("limits", SECTIONS["limits"], asdict(settings.limits))[1]
+    if settings.timing is not None:
+        problems += parse_section("timing", SECTIONS["timing"], asdict(settings.timing))[1]
     return problems
 
 

@@ -10,7 +10,7 @@ status always follow what etcd says after this node's own moves.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -71,26 +71,33 @@ class LeaseStep(Enum):
 
 
 @dataclass(frozen=True)
+class Moves:
+    """The moves in etcd a cycle makes."""
+
+    lease: LeaseStep = LeaseStep.KEEP
+    move_transcoders: tuple[str, ...] = ()  # our claims, to move to the new lease
+    hand_over: Handover | None = None  # step down, then resign the leader key
+    campaign: bool = False
+
+    @property
+    def any(self) -> bool:
+        """Whether there is a move, after which the state must be read again."""
+        return self.lease is not LeaseStep.KEEP or self.hand_over is not None or self.campaign
+
+
+@dataclass(frozen=True)
 class CyclePlan:
     timing: Timing
     leadership: Leadership  # as etcd says (or as last known, without a fresh read)
     acting: Leadership  # what this node may act as now: nothing while cut off from etcd
     status: NodeStatus  # this node's status as it should be published
-    lease: LeaseStep = LeaseStep.KEEP
-    hand_over: Handover | None = None  # step down, then resign the leader key
-    campaign: bool = False
+    moves: Moves = field(default_factory=Moves)
     finish_handover: Handover | None = None  # a served request, to delete
     icecast: IcecastPlan | None = None  # None: never read etcd, leave Icecast as it is
     transcoders: TranscoderPlan | None = None  # None: stop every transcoder
     transcoder_leader: NodeStatus | None = None  # where transcoders pull from and push to
     drop_sources: tuple[str, ...] = ()  # stray sources on a node that does not lead
-    publish_status: bool = False
-    move_transcoders: tuple[str, ...] = ()  # claims to move to the new lease
-
-    @property
-    def has_moves(self) -> bool:
-        """Moves in etcd after which the state must be read again."""
-        return self.lease is not LeaseStep.KEEP or self.hand_over is not None or self.campaign
+    publish: str | None = None  # the status's JSON when etcd does not hold it yet
 
 
 def cluster_timing(state: ClusterState | None, own: Timing) -> Timing:
@@ -116,15 +123,15 @@ def current_leader_status(
     leadership: Leadership,
     is_cut_off: bool,
     state: ClusterState | None,
-    own_status: NodeStatus,
+    own_status: Callable[[], NodeStatus],
 ) -> NodeStatus | None:
-    """The leader's status as etcd says now (ours when we lead); None while detached or
-    cut off from etcd: sources must not be piped, nor transcoders pointed, at a node that
-    may have stepped down."""
+    """The leader's status as etcd says now (ours, made only then, when we lead); None
+    while detached or cut off from etcd: sources must not be piped, nor transcoders
+    pointed, at a node that may have stepped down."""
     if leadership.role is Role.DETACHED or is_cut_off:
         return None
     if leadership.role is Role.LEADER:
-        return own_status
+        return own_status()
     return state.nodes.get(leadership.leader_name or "") if state is not None else None
 
 
@@ -177,16 +184,6 @@ def icecast_plan(state: ClusterState | None, leading: bool) -> IcecastPlan | Non
     return IcecastPlan(leading=leading, mounts=mounts)
 
 
-@dataclass(frozen=True)
-class Moves:
-    """The moves in etcd a cycle makes."""
-
-    lease: LeaseStep = LeaseStep.KEEP
-    move_transcoders: tuple[str, ...] = ()
-    hand_over: Handover | None = None
-    campaign: bool = False
-
-
 def _moves(identity: NodeIdentity, state: ClusterState, facts: LocalFacts, timing: Timing) -> Moves:
     """One kind at a time: a lease first, then a handover, then a campaign (each needs
     what the one before it gives)."""
@@ -223,7 +220,7 @@ def plan_cycle(
     acting = effective_leadership(leadership, is_cut_off)
     moves = _moves(identity, state, facts, timing) if fresh and state is not None else Moves()
     status = node_status(identity, acting, state, facts)
-    leader = current_leader_status(acting, is_cut_off, state, status)
+    leader = current_leader_status(acting, is_cut_off, state, lambda: status)
     leading = acting.role is Role.LEADER
     transcoders = None
     if state is not None and facts.lease_id is not None and leader is not None:
@@ -233,7 +230,7 @@ def plan_cycle(
             state.nodes,
             state.draining,
             identity.name,
-            me_eligible=facts.stats is not None and not is_cut_off,
+            me_eligible=facts.stats is not None,  # cut off, there is no leader: no plan
         )
     served = None
     if state is not None and leading and state.handover is not None:
@@ -243,6 +240,7 @@ def plan_cycle(
         stray = tuple(
             sorted(path for path in facts.stats.sources if path.startswith(LIVE_MOUNT_PREFIX))
         )
+    published = status.to_json()
     return CyclePlan(
         timing=timing,
         leadership=leadership,
@@ -252,10 +250,9 @@ def plan_cycle(
         transcoder_leader=leader,
         drop_sources=stray,
         status=status,
-        publish_status=facts.lease_id is not None and status.to_json() != facts.published_status,
+        publish=published
+        if facts.lease_id is not None and published != facts.published_status
+        else None,
         finish_handover=served if fresh else None,
-        lease=moves.lease,
-        move_transcoders=moves.move_transcoders,
-        hand_over=moves.hand_over,
-        campaign=moves.campaign,
+        moves=moves,
     )

@@ -278,11 +278,7 @@ class ClusterStore:
         key = self.layout.config
         written, _ = self._transaction(
             "write settings",
-            lambda client: [
-                client.transactions.create(key) == 0
-                if revision is None
-                else client.transactions.mod(key) == revision
-            ],
+            lambda client: [unchanged_since(client, key, revision)],
             lambda client: [client.transactions.put(key, text)],
         )
         if not written:
@@ -426,13 +422,15 @@ class ClusterStore:
         return True
 
 
+def unchanged_since(client: Client, key: str, revision: int | None) -> Any:
+    """The compare of a compare-and-set: `key` still at `revision` (None: still absent)."""
+    if revision is None:
+        return client.transactions.create(key) == 0
+    return client.transactions.mod(key) == revision
+
+
 def _batch_compares(batch: list[tuple[str, int | None, str | None]], client: Client) -> list:
-    return [
-        client.transactions.create(key) == 0
-        if revision is None
-        else client.transactions.mod(key) == revision
-        for key, revision, _ in batch
-    ]
+    return [unchanged_since(client, key, revision) for key, revision, _ in batch]
 
 
 def _batch_operations(batch: list[tuple[str, int | None, str | None]], client: Client) -> list:

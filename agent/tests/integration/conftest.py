@@ -24,28 +24,27 @@ def require_root() -> None:
         pytest.fail("the integration harness must run as root (see README)", pytrace=False)
 
 
-@pytest.fixture
-def etcd() -> Iterator[EtcdCluster]:
-    """A fresh single-member etcd."""
+def running_etcd(size: int) -> Iterator[EtcdCluster]:
+    """A fresh etcd cluster of `size` members, stopped however the test ends."""
     require_root()
-    cluster = EtcdCluster(1)
+    cluster = EtcdCluster(size)
     try:
         cluster.start()
         yield cluster
     finally:
         cluster.stop()
+
+
+@pytest.fixture
+def etcd() -> Iterator[EtcdCluster]:
+    """A fresh single-member etcd."""
+    yield from running_etcd(1)
 
 
 @pytest.fixture
 def etcd_cluster() -> Iterator[EtcdCluster]:
     """A fresh 3-member etcd cluster; members can be killed, paused and restarted."""
-    require_root()
-    cluster = EtcdCluster(3)
-    try:
-        cluster.start()
-        yield cluster
-    finally:
-        cluster.stop()
+    yield from running_etcd(3)
 
 
 @pytest.fixture

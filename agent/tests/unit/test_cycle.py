@@ -109,17 +109,17 @@ def leader_of(plan: CyclePlan) -> NodeStatus:
 
 def test_a_new_agent_takes_a_lease_before_anything_else() -> None:
     plan = plan_cycle(ME, state(leader=None), facts(lease_id=None, lease_ttl=None), fresh=True)
-    assert plan.lease is LeaseStep.GRANT
-    assert not plan.campaign
-    assert plan.has_moves
-    assert not plan.publish_status  # nothing to hang the status on yet
+    assert plan.moves.lease is LeaseStep.GRANT
+    assert not plan.moves.campaign
+    assert plan.moves.any
+    assert plan.publish is None  # nothing to hang the status on yet
     assert plan.transcoders is None
 
 
 def test_a_healthy_replica_keeps_its_lease_and_makes_no_move() -> None:
     plan = plan_cycle(ME, state(), facts(), fresh=True)
-    assert plan.lease is LeaseStep.KEEP
-    assert not plan.has_moves
+    assert plan.moves.lease is LeaseStep.KEEP
+    assert not plan.moves.any
     assert plan.leadership == Leadership(Role.REPLICA, "node2", 7)
 
 
@@ -127,9 +127,9 @@ def test_a_changed_ttl_moves_what_we_hold_to_a_new_lease() -> None:
     settings = ClusterSettings(timing=Timing(ttl=30, loop_wait=3, retry_timeout=6))
     current = leading_state(settings=settings, transcoders={"low.mp3": "node1"})
     plan = plan_cycle(ME, current, facts(), fresh=True)
-    assert plan.lease is LeaseStep.MOVE
+    assert plan.moves.lease is LeaseStep.MOVE
     assert plan.timing.ttl == 30
-    assert plan.move_transcoders == ("low.mp3",)
+    assert plan.moves.move_transcoders == ("low.mp3",)
     assert plan.leadership.role is Role.LEADER  # the leader key moves with its epoch
 
 
@@ -137,8 +137,8 @@ def test_a_changed_ttl_moves_only_our_own_claims() -> None:
     settings = ClusterSettings(timing=Timing(ttl=30, loop_wait=3, retry_timeout=6))
     current = state(settings=settings, transcoders={"low.mp3": "node3"})
     plan = plan_cycle(ME, current, facts(), fresh=True)
-    assert plan.lease is LeaseStep.MOVE
-    assert plan.move_transcoders == ()
+    assert plan.moves.lease is LeaseStep.MOVE
+    assert plan.moves.move_transcoders == ()
 
 
 # --- elections -----------------------------------------------------------------------------
@@ -146,20 +146,20 @@ def test_a_changed_ttl_moves_only_our_own_claims() -> None:
 
 def test_leader_gone_the_node_campaigns() -> None:
     plan = plan_cycle(ME, state(leader=None), facts(), fresh=True)
-    assert plan.campaign
+    assert plan.moves.campaign
     assert plan.leadership.role is Role.DETACHED
     assert plan.transcoders is None  # no leader to push to: nothing runs
 
 
 def test_leader_alive_nobody_campaigns() -> None:
     plan = plan_cycle(ME, state(), facts(), fresh=True)
-    assert not plan.campaign
+    assert not plan.moves.campaign
 
 
 def test_a_node_cut_off_from_etcd_does_not_campaign_on_a_stale_read() -> None:
     cut_off = facts(last_etcd_contact=NOW - TIMING.retry_timeout)
     plan = plan_cycle(ME, state(leader=None), cut_off, fresh=True)
-    assert not plan.campaign
+    assert not plan.moves.campaign
 
 
 def test_our_own_previous_life_is_not_our_leadership() -> None:
@@ -192,35 +192,35 @@ def test_a_replica_points_transcoders_at_the_leaders_published_address() -> None
 def test_handover_requested_of_my_epoch_i_step_down() -> None:
     request = Handover(epoch=7, from_node="node1", to="node3")
     plan = plan_cycle(ME, leading_state(handover=request), facts(), fresh=True)
-    assert plan.hand_over == request
+    assert plan.moves.hand_over == request
     assert plan.finish_handover is None  # pending, not served
-    assert not plan.campaign
-    assert plan.has_moves
+    assert not plan.moves.campaign
+    assert plan.moves.any
 
 
 def test_handover_for_an_older_epoch_is_not_mine_to_serve() -> None:
     request = Handover(epoch=3, from_node="node1", to="node3")
     plan = plan_cycle(ME, leading_state(handover=request), facts(), fresh=True)
-    assert plan.hand_over is None
+    assert plan.moves.hand_over is None
     assert plan.finish_handover == request  # served: the new leader deletes it
 
 
 def test_handover_pending_for_another_node_i_do_not_campaign() -> None:
     request = Handover(epoch=7, from_node="node2", to="node3")
     plan = plan_cycle(ME, state(leader=None, handover=request), facts(), fresh=True)
-    assert not plan.campaign
+    assert not plan.moves.campaign
 
 
 def test_handover_pending_for_me_i_campaign() -> None:
     request = Handover(epoch=7, from_node="node2", to="node1")
     plan = plan_cycle(ME, state(leader=None, handover=request), facts(), fresh=True)
-    assert plan.campaign
+    assert plan.moves.campaign
 
 
 def test_handover_without_a_target_the_leader_that_stepped_down_does_not_campaign() -> None:
     request = Handover(epoch=7, from_node="node1", to=None)
     plan = plan_cycle(ME, state(leader=None, handover=request), facts(), fresh=True)
-    assert not plan.campaign
+    assert not plan.moves.campaign
 
 
 def test_a_replica_never_deletes_a_handover_request() -> None:
@@ -241,7 +241,7 @@ def test_etcd_unreachable_past_retry_timeout_the_leader_acts_as_nothing() -> Non
     assert not icecast_of(plan).leading
     assert plan.transcoders is None  # stopped before the claims can expire elsewhere
     assert plan.transcoder_leader is None
-    assert not plan.has_moves  # no move in etcd without a fresh read
+    assert not plan.moves.any  # no move in etcd without a fresh read
     assert plan.status.role == "detached"
 
 
@@ -257,14 +257,14 @@ def test_without_a_fresh_read_the_last_known_leadership_stands() -> None:
     detached = Leadership(Role.DETACHED)
     plan = plan_cycle(ME, leading_state(), facts(lease_id=None, leadership=detached), fresh=False)
     assert plan.leadership == detached
-    assert plan.lease is LeaseStep.KEEP  # no lease taken without etcd
+    assert plan.moves.lease is LeaseStep.KEEP  # no lease taken without etcd
 
 
 def test_never_read_etcd_leaves_icecast_as_it_is() -> None:
     plan = plan_cycle(ME, None, facts(lease_id=None, lease_ttl=None), fresh=False)
     assert plan.icecast is None
     assert plan.transcoders is None
-    assert not plan.has_moves
+    assert not plan.moves.any
 
 
 # --- local health ----------------------------------------------------------------------------
@@ -372,8 +372,8 @@ def test_cluster_limits_apply_unless_the_node_sets_its_own() -> None:
 
 def test_an_unchanged_status_is_not_published_again() -> None:
     first = plan_cycle(ME, state(), facts(), fresh=True)
-    assert first.publish_status
+    assert first.publish == first.status.to_json()
     again = plan_cycle(ME, state(), facts(published_status=first.status.to_json()), fresh=True)
-    assert not again.publish_status
+    assert again.publish is None
     moved = replace(facts(published_status=first.status.to_json()), listeners={"live.mp3": 1})
-    assert plan_cycle(ME, state(), moved, fresh=True).publish_status
+    assert plan_cycle(ME, state(), moved, fresh=True).publish is not None
