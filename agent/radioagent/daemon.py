@@ -61,12 +61,13 @@ def build_agent(config: AgentConfig) -> Agent:
     """The agent with the real adapters. They call back into the agent (the watch wakes it,
     the servers read its view), hence lambdas bound once `agent` exists."""
     agent: Agent
+    store = AgentStore(
+        config.etcd,
+        request_timeout(config.timing),
+        on_change=lambda: agent.wake(),  # noqa: PLW0108 - agent is bound below
+    )
     adapters = Adapters(
-        store=AgentStore(
-            config.etcd,
-            request_timeout(config.timing),
-            on_change=lambda: agent.wake(),  # noqa: PLW0108 - agent is bound below
-        ),
+        store=store,
         icecast=IcecastControl(config.icecast),
         holding=HoldingFeeds(config.icecast.port, config.icecast.source_password, config.holding),
         transcoders=TranscoderSupervisor(
@@ -81,6 +82,7 @@ def build_agent(config: AgentConfig) -> Agent:
             lambda: agent.snapshot(),  # noqa: PLW0108
             (icecast_local_host(config.icecast.bind_address), config.icecast.port),
             prediction_window=report_window(config.timing.loop_wait),
+            store_title=store.set_title,
         ),
     )
     agent = Agent(config, adapters)

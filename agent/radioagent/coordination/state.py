@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from radioagent.model import MountSpec, NodeStatus
+from radioagent.nowplaying import NowPlaying
 from radioagent.settings import ClusterSettings
 
 
@@ -40,3 +41,4 @@ class ClusterState:
     handover: Handover | None = None
     settings: ClusterSettings = field(default_factory=ClusterSettings)
     transcoders: dict[str, str] = field(default_factory=dict)  # mount -> owning node
+    titles: dict[str, NowPlaying] = field(default_factory=dict)  # mount -> its titles

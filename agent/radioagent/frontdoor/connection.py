@@ -35,6 +35,7 @@ class Mode(Enum):
     HEAD = "head"  # reading a request head
     LISTENER = "listener"
     SOURCE = "source"
+    WAITING = "waiting"  # for an answer the door is working out (a title being stored)
     CLOSED = "closed"
 
 
@@ -112,6 +113,8 @@ class Connection(asyncio.Protocol):
     # --- answers (the door, the hubs) ----------------------------------------------------
 
     def reply(self, data: bytes, keep_alive: bool) -> None:
+        if self._mode is Mode.CLOSED:
+            return  # the client left while the answer was being worked out
         self.transport.write(data)
         if keep_alive:
             self._arm_timer()
@@ -125,6 +128,12 @@ class Connection(asyncio.Protocol):
 
     def start_stream(self, data: bytes) -> None:
         self.transport.write(data)
+
+    def hold(self) -> None:
+        """Read nothing more until the door answers (it then closes the connection)."""
+        self._cancel_timer()
+        self._mode = Mode.WAITING
+        self.transport.pause_reading()
 
     # --- hand-overs ----------------------------------------------------------------------
 

@@ -4,6 +4,11 @@ A proxy with one upstream connection per listener costs ~6.6x Icecast's CPU per
 listener; one upstream per (mount, ICY or not) fanned out keeps it near Icecast's own.
 Each listener's unsent bytes are bounded: a listener whose socket buffer passes
 `write_limit` is cut off (as Icecast does past its queue size) instead of growing memory.
+
+ICY listeners get the cluster's title (etcd's, the same on every node) in every metadata
+block Icecast leaves room for, so a late joiner sees it in its first block and a change
+reaches everyone within one metadata interval. A mount without a title in etcd keeps
+Icecast's own blocks (a relayed external stream's titles).
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol, cast
 
-from radioagent.frontdoor.framing import Burst, Framer, framer_for
+from radioagent.frontdoor.framing import Burst, Framer, Piece, framer_for
 from radioagent.frontdoor.http import (
     MAX_HEAD_BYTES,
     HttpError,
@@ -63,9 +68,12 @@ class MountHub(asyncio.Protocol):
         limits: FanoutLimits,
         counters: FanoutCounters,
         on_closed: Callable[[MountHub], None],
+        *,
+        titles: Callable[[str], bytes | None] = lambda path: None,
     ) -> None:
         self.path = path
         self.icy = icy
+        self.titles = titles  # the ICY block of a path's title, or None
         self.limits = limits
         self.counters = counters
         self.on_closed = on_closed
@@ -118,7 +126,8 @@ class MountHub(asyncio.Protocol):
             log.warning("passthrough of %s: %s", self.path, error)
             self.close()
             return
-        for piece in pieces:
+        for framed in pieces:
+            piece = self._titled(framed) if framed.metadata else framed
             self._burst.add(piece)
             if piece.sync and self._waiting:
                 self._start_waiting()
@@ -172,6 +181,11 @@ class MountHub(asyncio.Protocol):
         self.on_closed(self)
 
     # --- internals -----------------------------------------------------------------------
+
+    def _titled(self, block: Piece) -> Piece:
+        """An ICY metadata block with the cluster's title in it, if it has one."""
+        title = self.titles(self.path)
+        return block if title is None else Piece(title, sync=False, metadata=True)
 
     def _framer_headers(self) -> bytes:
         return self._framer.headers if self._framer is not None else b""
@@ -251,19 +265,25 @@ class Passthrough:
         self.port = port
         self.limits = limits or FanoutLimits()
         self.counters = FanoutCounters()
+        self.titles: dict[str, bytes] = {}  # Icecast path -> the ICY block of its title
         self._hubs: dict[tuple[str, bool], MountHub] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
     def join(self, path: str, icy: bool, listener: Listener) -> MountHub:
         hub = self._hubs.get((path, icy))
         if hub is None or hub.closed:
-            hub = MountHub(path, icy, self.limits, self.counters, self._forget)
+            hub = MountHub(
+                path, icy, self.limits, self.counters, self._forget, titles=self.titles_of
+            )
             self._hubs[(path, icy)] = hub
             task = asyncio.get_running_loop().create_task(hub.connect(self.host, self.port))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         hub.join(listener)
         return hub
+
+    def titles_of(self, path: str) -> bytes | None:
+        return self.titles.get(path)
 
     def _forget(self, hub: MountHub) -> None:
         if self._hubs.get((hub.path, hub.icy)) is hub:

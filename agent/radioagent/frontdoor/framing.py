@@ -3,7 +3,8 @@
 One upstream read per mount is fanned out to every listener, so a listener joins a
 stream already running. MP3 and AAC players resync on the next frame, so any byte will
 do. With ICY metadata the listener must start right after a metadata block, or its
-`icy-metaint` count is off for good. An Ogg listener needs the stream's header pages
+`icy-metaint` count is off for good; the blocks come as pieces of their own, so the
+fan-out can put the cluster's title in them. An Ogg listener needs the stream's header pages
 (Vorbis or Opus set-up) before the first audio page, and must start on a page.
 """
 
@@ -23,6 +24,7 @@ class Piece:
     data: bytes
     sync: bool  # a new listener may start with this piece
     header: bool = False  # a stream header: new listeners get it from Framer.headers
+    metadata: bool = False  # one whole ICY metadata block (length byte included)
 
 
 class Framer(Protocol):
@@ -42,7 +44,8 @@ class RawFramer:
 
 class IcyFramer:
     """`metaint` audio bytes, one length byte L, 16 x L metadata bytes, again and again.
-    A new listener starts where an audio run starts."""
+    Audio comes out as it arrives; each metadata block as one piece once whole. A new
+    listener starts where an audio run starts."""
 
     headers = b""
 
@@ -51,31 +54,33 @@ class IcyFramer:
             raise ValueError(f"icy-metaint {metaint} is not positive")
         self.metaint = metaint
         self._audio_left = metaint
-        self._meta_left: int | None = None  # None: the length byte comes next
-        self._at_unit_start = True
+        self._block = bytearray()  # the metadata block read so far
+        self._meta_left: int | None = None  # None: in audio, or the length byte comes next
 
     def feed(self, data: bytes) -> list[Piece]:
         pieces = []
-        start = position = 0
+        position = 0
         while position < len(data):
             if self._audio_left:
                 taken = min(self._audio_left, len(data) - position)
+                at_unit_start = self._audio_left == self.metaint
+                pieces.append(Piece(data[position : position + taken], at_unit_start))
                 self._audio_left -= taken
                 position += taken
-            elif self._meta_left is None:
+                continue
+            if self._meta_left is None:
                 self._meta_left = data[position] * 16
+                self._block.append(data[position])
                 position += 1
             else:
                 taken = min(self._meta_left, len(data) - position)
+                self._block += data[position : position + taken]
                 self._meta_left -= taken
                 position += taken
-            if self._audio_left == 0 and self._meta_left == 0:
-                pieces.append(Piece(data[start:position], self._at_unit_start))
-                start, self._at_unit_start = position, True
+            if self._meta_left == 0:
+                pieces.append(Piece(bytes(self._block), sync=False, metadata=True))
+                self._block.clear()
                 self._audio_left, self._meta_left = self.metaint, None
-        if start < len(data):
-            pieces.append(Piece(data[start:], self._at_unit_start))
-            self._at_unit_start = False
         return pieces
 
 

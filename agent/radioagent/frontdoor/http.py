@@ -36,6 +36,8 @@ from http import HTTPStatus
 from urllib.parse import unquote
 
 MAX_HEAD_BYTES = 8192
+# Encoders send song titles in the query: 1,000 characters percent-encoded need room.
+MAX_TARGET_BYTES = 4096
 MAX_HEADERS = 64
 # Retry-After of a 503: listeners in 2 s; sources sooner, the station is off air meanwhile.
 RETRY_AFTER_SECONDS = 2
@@ -53,10 +55,11 @@ _HEAD_END = re.compile(rb"\n\r?\n")
 class HttpError(Exception):
     """A request the front door refuses, with the status and a reason for the client."""
 
-    def __init__(self, status: int, reason: str) -> None:
+    def __init__(self, status: int, reason: str, headers: tuple[tuple[str, str], ...] = ()) -> None:
         super().__init__(reason)
         self.status = status
         self.reason = reason
+        self.headers = headers  # sent with the error (WWW-Authenticate, ...)
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,7 +146,11 @@ def _request_line(line: bytes) -> tuple[bytes, bytes, bytes]:
         if _HTTP_VERSION.fullmatch(version):
             raise HttpError(505, "only HTTP/1.0 and HTTP/1.1 are served")
         raise HttpError(400, "malformed request line")
-    if not target.startswith(b"/") or len(target) > 1024 or _FORBIDDEN_IN_TARGET.search(target):
+    if (
+        not target.startswith(b"/")
+        or len(target) > MAX_TARGET_BYTES
+        or _FORBIDDEN_IN_TARGET.search(target)
+    ):
         raise HttpError(400, "malformed request target")
     return method, target, version
 
@@ -253,8 +260,8 @@ def response(
 
 
 def error_response(error: HttpError, *, retry_after: int | None = None) -> bytes:
-    headers = (("Retry-After", str(retry_after)),) if retry_after is not None else ()
-    return response(error.status, f"{error.reason}\n".encode(), headers=headers)
+    retry = (("Retry-After", str(retry_after)),) if retry_after is not None else ()
+    return response(error.status, f"{error.reason}\n".encode(), headers=(*error.headers, *retry))
 
 
 def parse_response_head(raw: bytes) -> tuple[int, dict[str, str]]:

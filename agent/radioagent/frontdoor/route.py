@@ -21,6 +21,7 @@ from radioagent.frontdoor.http import (
     RequestHead,
     response,
 )
+from radioagent.frontdoor.metadata import TITLE_PATHS, TitleUpdate, title_update
 from radioagent.frontdoor.pages import PAGES
 from radioagent.frontdoor.playlists import PLAYLIST_TYPES, render_playlist, split_playlist_path
 from radioagent.frontdoor.view import AgentSnapshot
@@ -100,13 +101,20 @@ class PipeSource:
 
 
 @dataclass(frozen=True, slots=True)
+class SetTitle:
+    """Store an encoder's title update, then answer it."""
+
+    update: TitleUpdate
+
+
+@dataclass(frozen=True, slots=True)
 class Page:
     """One of the pages (pages.py), rendered from a fresh snapshot."""
 
     path: str
 
 
-Decision = Reply | Refuse | Redirect | Serve | PipeSource | Page
+Decision = Reply | Refuse | Redirect | Serve | PipeSource | SetTitle | Page
 
 
 # --- routing -------------------------------------------------------------------------------
@@ -125,6 +133,8 @@ def route(head: RequestHead, view: AgentSnapshot, arrival: Arrival, routing: Rou
         return Refuse(HttpError(400, f"a {method} request has no body"))
     if head.path in PAGES:
         return Page(head.path)
+    if head.path in TITLE_PATHS:
+        return _title(head, view)
     return _listener(head, view, arrival, routing)
 
 
@@ -227,6 +237,17 @@ def _playlist(head: RequestHead, mount: MountSpec, suffix: str, public: str) -> 
         ),
         head.keep_alive,
     )
+
+
+def _title(head: RequestHead, view: AgentSnapshot) -> Decision:
+    if head.method != "GET":
+        return Refuse(HttpError(405, f"{head.method} does not set a title (GET does)"))
+    if view.state is None:
+        return Refuse(HttpError(503, "no cluster state read yet"), RETRY_AFTER_SECONDS)
+    update = title_update(head, view.state.mounts)
+    if isinstance(update, HttpError):
+        return Refuse(update)
+    return SetTitle(update)
 
 
 def _source(head: RequestHead, view: AgentSnapshot) -> Decision:

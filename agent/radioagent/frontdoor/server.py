@@ -3,6 +3,8 @@
 - `GET`/`HEAD /<mount>`: the director picks a node; 302 to its `/_stream/<mount>`, or
   served here. `/_stream/<mount>` is the passthrough (fanned out from the local Icecast).
 - `SOURCE`/`PUT /<mount>`: piped to the leader's Icecast (`/_live/<mount>`).
+- `GET /admin/metadata`, `/admin.cgi`: an encoder's song title, stored in etcd; every
+  node's fan-out carries it to ICY listeners.
 - `/<mount>.m3u|.pls|.xspf`, `/` (HTML status), `/api/v1/status`, `/health`, `/ready`,
   `/leader`, `/metrics`.
 
@@ -14,15 +16,24 @@ the door carries the decision out: a response, the fan-out (fanout.py), a source
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import assert_never
 
 from radioagent.config import FrontDoorSettings
 from radioagent.frontdoor.connection import Connection
 from radioagent.frontdoor.fanout import FanoutLimits, Passthrough
-from radioagent.frontdoor.http import CORS_HEADERS, RequestHead, response
+from radioagent.frontdoor.http import (
+    CORS_HEADERS,
+    RETRY_AFTER_SECONDS,
+    HttpError,
+    RequestHead,
+    response,
+)
+from radioagent.frontdoor.metadata import TitleUpdate, title_stored_reply
 from radioagent.frontdoor.pages import PAGES
 from radioagent.frontdoor.route import (
     SOURCE_METHODS,
@@ -33,12 +44,19 @@ from radioagent.frontdoor.route import (
     Reply,
     Routing,
     Serve,
+    SetTitle,
     route,
 )
 from radioagent.frontdoor.sources import SourcePipes
 from radioagent.frontdoor.view import AgentSnapshot, FrontDoorStats
+from radioagent.nowplaying import icy_block, mount_now_playing
+from radioagent.store.errors import Conflict, EtcdUnavailable, NoSuchMount
 from radioagent.traffic.director import Director
 from radioagent.traffic.prediction import report_window
+
+log = logging.getLogger(__name__)
+# Stores a title: (mount, title, Unix time) -> whether it changed the title.
+TitleWriter = Callable[[str, str, float], Awaitable[bool]]
 
 
 @dataclass
@@ -54,10 +72,13 @@ class FrontDoor:
         node_name: str,
         snapshot: Callable[[], AgentSnapshot],
         icecast_address: tuple[str, int],
+        *,
         prediction_window: float,
+        store_title: TitleWriter,
     ) -> None:
         self.settings = settings
         self.snapshot = snapshot
+        self.store_title = store_title
         self.counters = FrontDoorCounters()
         self.passthrough = Passthrough(*icecast_address, FanoutLimits())
         self.director = Director(node_name, prediction_window)
@@ -65,6 +86,8 @@ class FrontDoor:
         self._routing = Routing(self.director, self.listeners_by_mount, settings.public_name)
         self._servers: list[asyncio.Server] = []
         self._view: AgentSnapshot  # the snapshot of the last loop: see update()
+        self._titles_from: object = None  # the state the fan-out's titles were made from
+        self._tasks: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         self.update()
@@ -81,6 +104,8 @@ class FrontDoor:
             server.close()
         self.passthrough.close()
         self.sources.close()
+        for task in self._tasks:
+            task.cancel()
         for server in self._servers:
             await server.wait_closed()
         self._servers.clear()
@@ -92,7 +117,22 @@ class FrontDoor:
         self.director.sent.window = report_window(view.timing.loop_wait)
         if view.state is not None:
             self.director.update(view.state.nodes, view.state.draining, view.state.settings)
+            self._update_titles(view)
         self.sources.cut_stale(view.epoch, view.leader is not None)
+
+    def _update_titles(self, view: AgentSnapshot) -> None:
+        """The ICY block of each mount's title, for the fan-out (remade only when the
+        state read changed)."""
+        state = view.state
+        if state is None or state is self._titles_from:
+            return
+        self._titles_from = state
+        blocks = {}
+        for name, mount in state.mounts.items():
+            now_playing = mount_now_playing(name, state.mounts, state.titles)
+            if now_playing is not None:
+                blocks[mount.path] = icy_block(now_playing.current.text)
+        self.passthrough.titles = blocks
 
     def stats(self) -> FrontDoorStats:
         fanout = self.passthrough.counters
@@ -153,10 +193,37 @@ class FrontDoor:
                 connection.become_listener(self.passthrough, decision.mount.path, decision.icy)
             case PipeSource():
                 self.sources.open(connection, head, decision.mount, decision.leader, decision.epoch)
+            case SetTitle():
+                connection.hold()
+                task = asyncio.get_running_loop().create_task(
+                    self._set_title(connection, decision.update)
+                )
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
             case Page():
                 self._page(connection, head, decision.path)
             case _:
                 assert_never(decision)
+
+    async def _set_title(self, connection: Connection, update: TitleUpdate) -> None:
+        try:
+            changed = await self.store_title(update.mount, update.title, time.time())
+        except EtcdUnavailable as error:
+            log.warning("title for %s not stored: %s", update.mount, error)
+            connection.fail(
+                HttpError(503, "the cluster store does not answer"), RETRY_AFTER_SECONDS
+            )
+            return
+        except NoSuchMount:
+            connection.fail(HttpError(404, "no such mount"))
+            return
+        except Conflict as error:
+            connection.fail(HttpError(409, str(error)))
+            return
+        if changed:
+            log.info("title of %s: %r", update.mount, update.title)
+        body, content_type = title_stored_reply(update)
+        connection.reply(response(200, body, content_type=content_type), keep_alive=False)
 
     def _page(self, connection: Connection, head: RequestHead, path: str) -> None:
         page = PAGES[path](self.snapshot(), self.stats)

@@ -9,6 +9,9 @@ Every node, the leader included, runs the same three mounts per public mount /<n
   it on every reconnect). It is locked with a password no source has.
 - /_holding/<name> carries local silence and is /<name>'s fallback (fallback-override
   on), so listeners stay connected while the relay is away and move back when it returns.
+ICY listeners get a metadata block about every half second of audio (Icecast's default,
+16000 bytes, is 1 s at 128 kbps and 4 s at 32 kbps): the front door puts the cluster's
+title in each, so that interval bounds how late a title reaches a listener.
 So a leader change rewrites nothing; only the leader's pulls of external URLs (relay_url
 mounts) depend on the role.
 """
@@ -24,11 +27,13 @@ from urllib.parse import unquote, urlsplit
 import jinja2
 
 from radioagent.config import AgentConfig
-from radioagent.model import MountSpec
+from radioagent.model import AudioFormat, MountSpec
 
 HOLDING_FEED_USERNAME = "source"
 RELAY_RETRY_SECONDS = 1  # Icecast waits this long after a failed relay connect (default 120)
 STREAM_AUTH_PATH = "/icecast/stream-auth"
+ICY_INTERVAL_SECONDS = 0.5
+ICY_INTERVAL_BYTES = (1024, 16000)  # bounds: small enough to matter, Icecast's default
 RELAY_PATH_PREFIX = "/relay/"
 
 
@@ -74,6 +79,7 @@ def _mount(
     max_listeners: int | None = None,
     fallback_mount: str | None = None,
     hidden: bool = False,
+    metadata_interval: int | None = None,
 ) -> dict:
     return {
         "name": name,
@@ -83,7 +89,14 @@ def _mount(
         "max_listeners": max_listeners,
         "fallback_mount": fallback_mount,
         "hidden": hidden,
+        "metadata_interval": metadata_interval,
     }
+
+
+def icy_interval(audio: AudioFormat) -> int:
+    """Bytes of audio between two ICY metadata blocks: ICY_INTERVAL_SECONDS of it."""
+    interval = round(audio.bitrate_kbps * 1000 / 8 * ICY_INTERVAL_SECONDS)
+    return min(max(interval, ICY_INTERVAL_BYTES[0]), ICY_INTERVAL_BYTES[1])
 
 
 def mount_entries(config: AgentConfig, plan: IcecastPlan) -> list[dict]:
@@ -101,9 +114,16 @@ def mount_entries(config: AgentConfig, plan: IcecastPlan) -> list[dict]:
                 password=lock_password(config.icecast.source_password, mount.path),
                 max_listeners=mount.max_listeners,
                 fallback_mount=public_fallback,
+                metadata_interval=icy_interval(mount.format),
             ),
             _mount(mount.live_path, stream_auth_url=stream_auth_url, hidden=True),
-            _mount(mount.holding_path, password=config.icecast.source_password, hidden=True),
+            # Listeners move here and back: the same interval keeps them in step.
+            _mount(
+                mount.holding_path,
+                password=config.icecast.source_password,
+                hidden=True,
+                metadata_interval=icy_interval(mount.format),
+            ),
         ]
     return entries
 

@@ -92,6 +92,9 @@ class AgentStore:
     async def finish_handover(self, handover: Handover) -> bool:
         return await self._run(self.store.finish_handover, handover)
 
+    async def set_title(self, mount: str, text: str, at: float) -> bool:
+        return await self._run(self.store.set_title, mount, text, at)
+
     # --- watch ---------------------------------------------------------------------------
 
     async def ensure_watch(self) -> None:

@@ -12,15 +12,17 @@ import functools
 import json
 import math
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from radioagent.config import EtcdSettings
 from radioagent.coordination.state import ClusterState, Handover, LeaderRecord
 from radioagent.model import MountSpec, cross_mount_problems, parse_mount
+from radioagent.nowplaying import NowPlaying, now_playing_from_json, with_title
 from radioagent.radios import MountChange
 from radioagent.settings import ClusterSettings, settings_from_json
 from radioagent.store.client import Client, EtcdClients
-from radioagent.store.errors import Conflict
+from radioagent.store.errors import Conflict, NoSuchMount
 from radioagent.store.keys import KeyLayout
 from radioagent.store.records import (
     decode_cluster_state,
@@ -36,6 +38,7 @@ from radioagent.validation import ValidationError
 
 # etcd refuses transactions of more than 128 operations by default.
 TRANSACTION_OPERATIONS = 100
+TITLE_WRITE_TRIES = 3  # a title races only with other titles of the same mount
 WatchCallback = Callable[[Client, Any], None]
 
 
@@ -284,6 +287,49 @@ class ClusterStore:
         if not written:
             raise Conflict("the settings changed meanwhile; run again")
 
+    # --- titles (the front doors) --------------------------------------------------------
+
+    def now_playing(self, mount: str) -> tuple[NowPlaying | None, int | None]:
+        """The mount's titles and their record's revision (None, None: no title yet)."""
+        value, metadata = self._call(
+            "read titles", lambda client: client.get(self.layout.title(mount))
+        )
+        if value is None:
+            return None, None
+        try:
+            return now_playing_from_json(value), metadata.mod_revision
+        except ValidationError:
+            return None, metadata.mod_revision  # garbage (a hand edit): start afresh
+
+    def set_title(self, mount: str, text: str, at: float) -> bool:
+        """Put `text` on air on `mount` (at Unix time `at`); False if it already was.
+        Compare-and-set: two front doors taking titles at once both land, in some order.
+        Refused (NoSuchMount) once the mount is gone."""
+        for _ in range(TITLE_WRITE_TRIES):
+            current, revision = self.now_playing(mount)
+            updated = with_title(current, text, at)
+            if updated is None:
+                return False
+            if self._put_title_if_unchanged(mount, updated, revision):
+                return True
+            if self.mount(mount) is None:
+                raise NoSuchMount(f"mount {mount!r} does not exist")
+        raise Conflict(f"the titles of {mount!r} keep changing; send it again")
+
+    def _put_title_if_unchanged(
+        self, mount: str, now_playing: NowPlaying, revision: int | None
+    ) -> bool:
+        key, mount_key = self.layout.title(mount), self.layout.mount(mount)
+        written, _ = self._transaction(
+            f"write {key}",
+            lambda client: [
+                unchanged_since(client, key, revision),
+                client.transactions.version(mount_key) > 0,
+            ],
+            lambda client: [client.transactions.put(key, now_playing.to_json())],
+        )
+        return written
+
     # --- mounts (radioctl and tests) -----------------------------------------------------
 
     @staticmethod
@@ -340,25 +386,26 @@ class ClusterStore:
         self._write_if_unchanged(name, revision, None)
 
     def _write_if_unchanged(self, name: str, revision: int, mount: MountSpec | None) -> None:
-        key = self.layout.mount(name)
+        """A mount deleted takes its titles with it."""
+        key, titles = self.layout.mount(name), self.layout.title(name)
         written, _ = self._transaction(
             f"write {key}",
             lambda client: [client.transactions.mod(key) == revision],
-            lambda client: [
-                client.transactions.delete(key)
+            lambda client: (
+                [client.transactions.delete(key), client.transactions.delete(titles)]
                 if mount is None
-                else client.transactions.put(key, mount.to_json())
-            ],
+                else [client.transactions.put(key, mount.to_json())]
+            ),
         )
         if not written:
             raise Conflict(f"mount {name!r} changed meanwhile; read it again")
 
     def apply_mount_changes(self, changes: list[MountChange]) -> None:
         """Creates, updates and deletes, each guarded by the revision the plan was made
-        from. Up to TRANSACTION_OPERATIONS changes go in one transaction, all or none
+        from. Up to TRANSACTION_OPERATIONS writes go in one transaction, all or none
         (Conflict); larger plans are written in such batches."""
         current = self._mounts_with_revisions()
-        guards: list[tuple[str, int | None, str | None]] = []  # key, revision, new value
+        guards: list[_Guard] = []
         for change in changes:
             if change.action not in ("create", "update", "delete"):
                 continue  # unchanged or unlisted: nothing to write
@@ -370,21 +417,22 @@ class ClusterStore:
                 )
             after = None if change.after is None else change.after.to_json()
             if change.action == "create":
-                guards.append((key, None, after))
+                guards.append(_Guard(key, None, after))
                 continue
             if current.get(change.name, (None, None))[0] != change.before:
                 raise Conflict(f"mount {change.name!r} changed meanwhile; run again")
-            guards.append((key, current[change.name][1], after))
-        for start in range(0, len(guards), TRANSACTION_OPERATIONS):
-            batch = guards[start : start + TRANSACTION_OPERATIONS]
+            deletes = (self.layout.title(change.name),) if after is None else ()
+            guards.append(_Guard(key, current[change.name][1], after, deletes))
+        batches = _batches(guards)
+        for done, batch in batches:
             applied, _ = self._transaction(
                 "apply mount changes",
                 functools.partial(_batch_compares, batch),
                 functools.partial(_batch_operations, batch),
             )
             if not applied:
-                done = f"{start} of {len(guards)} changes were applied; " if start else ""
-                raise Conflict(f"mounts changed meanwhile; {done}run again")
+                applied_note = f"{done} of {len(guards)} changes were applied; " if done else ""
+                raise Conflict(f"mounts changed meanwhile; {applied_note}run again")
 
     # --- watch ---------------------------------------------------------------------------
 
@@ -429,12 +477,45 @@ def unchanged_since(client: Client, key: str, revision: int | None) -> Any:
     return client.transactions.mod(key) == revision
 
 
-def _batch_compares(batch: list[tuple[str, int | None, str | None]], client: Client) -> list:
-    return [unchanged_since(client, key, revision) for key, revision, _ in batch]
+@dataclass(frozen=True)
+class _Guard:
+    """One write of a batch: `key` to `value` (None: deleted) if still at `revision`
+    (None: still absent), and keys that go with it (a deleted mount's titles)."""
+
+    key: str
+    revision: int | None
+    value: str | None
+    also_delete: tuple[str, ...] = ()
+
+    @property
+    def operations(self) -> int:
+        return 1 + len(self.also_delete)
 
 
-def _batch_operations(batch: list[tuple[str, int | None, str | None]], client: Client) -> list:
-    return [
-        client.transactions.delete(key) if value is None else client.transactions.put(key, value)
-        for key, _, value in batch
-    ]
+def _batches(guards: list[_Guard]) -> list[tuple[int, list[_Guard]]]:
+    """Guards in batches of at most TRANSACTION_OPERATIONS writes, each with the number
+    of guards before it."""
+    batches: list[tuple[int, list[_Guard]]] = []
+    operations = TRANSACTION_OPERATIONS
+    for index, guard in enumerate(guards):
+        if operations + guard.operations > TRANSACTION_OPERATIONS:
+            batches.append((index, []))
+            operations = 0
+        batches[-1][1].append(guard)
+        operations += guard.operations
+    return batches
+
+
+def _batch_compares(batch: list[_Guard], client: Client) -> list:
+    return [unchanged_since(client, guard.key, guard.revision) for guard in batch]
+
+
+def _batch_operations(batch: list[_Guard], client: Client) -> list:
+    operations = []
+    for guard in batch:
+        if guard.value is None:
+            operations.append(client.transactions.delete(guard.key))
+        else:
+            operations.append(client.transactions.put(guard.key, guard.value))
+        operations += [client.transactions.delete(key) for key in guard.also_delete]
+    return operations

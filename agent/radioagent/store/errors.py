@@ -8,3 +8,7 @@ class EtcdUnavailable(Exception):
 class Conflict(Exception):
     """A compare-and-set lost: the record exists (create), does not exist (update,
     delete), or changed meanwhile. Nothing was written."""
+
+
+class NoSuchMount(Conflict):
+    """The write was for a mount that is not (or no longer) in the cluster."""

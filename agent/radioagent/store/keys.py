@@ -37,6 +37,10 @@ class KeyLayout:
         return f"{self.root}transcoders/"
 
     @property
+    def titles(self) -> str:
+        return f"{self.root}titles/"
+
+    @property
     def drains(self) -> str:
         return f"{self.root}drain/"
 
@@ -46,6 +50,9 @@ class KeyLayout:
 
     def transcoder(self, mount: str) -> str:
         return f"{self.transcoders}{mount}"
+
+    def title(self, mount: str) -> str:
+        return f"{self.titles}{mount}"
 
     def drain(self, name: str) -> str:
         return f"{self.drains}{name}"
@@ -60,5 +67,5 @@ class KeyLayout:
         """Changes the loop must act on at once. Node presence is not one: every agent
         rewrites its own, and waking on those would make agents wake each other forever."""
         return key in (self.leader, self.config, self.handover) or key.startswith(
-            (self.mounts, self.transcoders, self.drains)
+            (self.mounts, self.transcoders, self.drains, self.titles)
         )

@@ -20,6 +20,7 @@ from radioagent.model import (
     mount_from_json,
     node_status_from_json,
 )
+from radioagent.nowplaying import NowPlaying, now_playing_from_json
 from radioagent.settings import ClusterSettings, settings_from_json
 from radioagent.store.keys import KeyLayout
 from radioagent.validation import ValidationError
@@ -76,6 +77,7 @@ class _Decoded:
     handover: Handover | None = None
     settings: ClusterSettings = field(default_factory=ClusterSettings)
     transcoders: dict[str, str] = field(default_factory=dict)
+    titles: dict[str, NowPlaying] = field(default_factory=dict)
 
 
 def decode_leader(entry: KeyValue) -> tuple[LeaderRecord, str | None]:
@@ -121,6 +123,8 @@ def _decode_entry(layout: KeyLayout, entry: KeyValue, decoded: _Decoded) -> None
     elif entry.key.startswith(layout.transcoders):
         owner = decode_name("transcoder owner", entry.value)
         decoded.transcoders[entry.key.removeprefix(layout.transcoders)] = owner
+    elif entry.key.startswith(layout.titles):
+        decoded.titles[entry.key.removeprefix(layout.titles)] = now_playing_from_json(entry.value)
 
 
 def decode_cluster_state(layout: KeyLayout, entries: list[KeyValue], revision: int) -> ClusterState:
@@ -141,6 +145,7 @@ def decode_cluster_state(layout: KeyLayout, entries: list[KeyValue], revision: i
         decoded.handover,
         decoded.settings,
         decoded.transcoders,
+        decoded.titles,
     )
 
 

@@ -260,6 +260,9 @@ def test_icy_pieces_start_after_each_metadata_block() -> None:
     assert b"".join(piece.data for piece in pieces) == stream
     starts = [sum(len(p.data) for p in pieces[:index]) for index, p in enumerate(pieces) if p.sync]
     assert starts == [0, 5, 26]
+    # Each metadata block is one piece, whole, whatever the reads: the fan-out swaps it.
+    assert [p.data for p in pieces if p.metadata] == [b"\x00", stream[9:26], b"\x00"]
+    assert not any(p.sync for p in pieces if p.metadata)
 
 
 def ogg_page(granule: int, serial: int, flags: int, body: bytes) -> bytes:
