@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from radioagent.coordination.state import ClusterState
+from radioagent.nowplaying import mount_now_playing
 
 
 def listeners_by_mount(state: ClusterState) -> dict[str, int]:
@@ -42,12 +43,41 @@ def status_document(state: ClusterState) -> dict[str, Any]:
             name: json.loads(status.to_json()) for name, status in sorted(state.nodes.items())
         },
         "mounts": {
-            name: {
-                **mount.public_dict(),
-                "listeners": totals.get(name, 0),
-                "on_air": bool(live.get(name)),
-                "live_on": live.get(name, []),
-            }
-            for name, mount in sorted(state.mounts.items())
+            name: _mount_entry(state, name, totals, live, history=False)
+            for name in sorted(state.mounts)
         },
+    }
+
+
+def mount_document(state: ClusterState, name: str) -> dict[str, Any] | None:
+    """One mount, with its last titles; None if there is no such mount."""
+    if name not in state.mounts:
+        return None
+    return {
+        "name": name,
+        **_mount_entry(state, name, listeners_by_mount(state), live_on(state), history=True),
+    }
+
+
+def _mount_entry(
+    state: ClusterState,
+    name: str,
+    totals: dict[str, int],
+    live: dict[str, list[str]],
+    *,
+    history: bool,
+) -> dict[str, Any]:
+    """A transcoded mount plays its parent's titles."""
+    playing = mount_now_playing(name, state.mounts, state.titles)
+    now_playing = None
+    if playing is not None:
+        now_playing = playing.public_dict()
+        if not history:
+            del now_playing["history"]
+    return {
+        **state.mounts[name].public_dict(),
+        "listeners": totals.get(name, 0),
+        "on_air": bool(live.get(name)),
+        "live_on": live.get(name, []),
+        "now_playing": now_playing,
     }

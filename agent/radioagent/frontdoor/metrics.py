@@ -15,6 +15,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from radioagent.frontdoor.view import AgentSnapshot, FrontDoorStats
+from radioagent.nowplaying import mount_now_playing
 from radioagent.status import listeners_by_mount
 
 
@@ -153,6 +154,10 @@ def _mount_families(now: AgentSnapshot, door: FrontDoorStats) -> Iterator[Metric
             families["radio_mount_source_connected_seconds"].add_metric(key, air.live_seconds)
             families["radio_mount_dead_air_seconds"].add_metric(key, air.dead_air_seconds)
             families["radio_mount_dead_air"].add_metric(key, float(air.dead_air))
+        if now.state is not None:
+            playing = mount_now_playing(name, now.state.mounts, now.state.titles)
+            if playing is not None:
+                families["radio_mount_title_changes"].add_metric(key, playing.changes)
         if mount.transcode is not None:
             state = now.transcoders.get(name)
             families["radio_transcoder_running"].add_metric(
@@ -199,6 +204,11 @@ _MOUNT_FAMILIES = (
         "radio_mount_sent_bytes",
         "counter",
         "Audio bytes the front door wrote to the mount's listeners on this node",
+    ),
+    (
+        "radio_mount_title_changes",
+        "counter",
+        "Title changes of the mount (the cluster's count, kept in etcd with the titles)",
     ),
     (
         "radio_transcoder_running",

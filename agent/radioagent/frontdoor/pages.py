@@ -3,6 +3,7 @@ function of the agent's snapshot (metrics also of the door's counters). Pure."""
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -13,7 +14,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from radioagent.frontdoor.metrics import metrics_text
 from radioagent.frontdoor.status_page import render_status_page
 from radioagent.frontdoor.view import AgentSnapshot, FrontDoorStats
-from radioagent.status import status_document
+from radioagent.status import mount_document, status_document
 
 TEXT = "text/plain; charset=utf-8"
 JSON = "application/json"
@@ -53,6 +54,16 @@ def status_json(view: AgentSnapshot, stats: Callable[[], FrontDoorStats]) -> Pag
     return PageBody(json.dumps(document, sort_keys=True).encode(), JSON)
 
 
+def mount_json(name: str, view: AgentSnapshot, stats: Callable[[], FrontDoorStats]) -> PageBody:
+    """/api/v1/mounts/<name>: one mount, now playing and its last titles."""
+    if view.state is None:
+        return PageBody(b'{"error": "no cluster state read yet"}', JSON, 503)
+    document = mount_document(view.state, name)
+    if document is None:
+        return PageBody(b'{"error": "no such mount"}', JSON, 404)
+    return PageBody(json.dumps(document, sort_keys=True).encode(), JSON)
+
+
 def status_html(view: AgentSnapshot, stats: Callable[[], FrontDoorStats]) -> PageBody:
     document = _document(view)
     if document is None:
@@ -72,9 +83,12 @@ def _document(view: AgentSnapshot) -> dict[str, Any] | None:
     return document
 
 
+Renderer = Callable[[AgentSnapshot, Callable[[], FrontDoorStats]], PageBody]
+MOUNT_API_PREFIX = "/api/v1/mounts/"
+
 # Each page takes the snapshot and a reader of the door's counters (called by /metrics
 # only: counting walks every hub).
-PAGES: dict[str, Callable[[AgentSnapshot, Callable[[], FrontDoorStats]], PageBody]] = {
+PAGES: dict[str, Renderer] = {
     "/health": health,
     "/ready": ready,
     "/leader": leader,
@@ -83,3 +97,11 @@ PAGES: dict[str, Callable[[AgentSnapshot, Callable[[], FrontDoorStats]], PageBod
     "/": status_html,
     "/status": status_html,
 }
+
+
+def page_for(path: str) -> Renderer | None:
+    """The page at `path`, if there is one."""
+    if path.startswith(MOUNT_API_PREFIX):
+        name = path.removeprefix(MOUNT_API_PREFIX)
+        return functools.partial(mount_json, name) if name and "/" not in name else None
+    return PAGES.get(path)

@@ -22,7 +22,7 @@ from radioagent.frontdoor.http import (
     response,
 )
 from radioagent.frontdoor.metadata import TITLE_PATHS, TitleUpdate, title_update
-from radioagent.frontdoor.pages import PAGES
+from radioagent.frontdoor.pages import page_for
 from radioagent.frontdoor.playlists import PLAYLIST_TYPES, render_playlist, split_playlist_path
 from radioagent.frontdoor.view import AgentSnapshot
 from radioagent.hosts import host_port, url_host, valid_host
@@ -131,7 +131,7 @@ def route(head: RequestHead, view: AgentSnapshot, arrival: Arrival, routing: Rou
         return _other_method(head)
     if "transfer-encoding" in head.headers or head.header("content-length", "0") != "0":
         return Refuse(HttpError(400, f"a {method} request has no body"))
-    if head.path in PAGES:
+    if page_for(head.path) is not None:
         return Page(head.path)
     if head.path in TITLE_PATHS:
         return _title(head, view)

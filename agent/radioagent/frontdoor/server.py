@@ -34,7 +34,7 @@ from radioagent.frontdoor.http import (
     response,
 )
 from radioagent.frontdoor.metadata import TitleUpdate, title_stored_reply
-from radioagent.frontdoor.pages import PAGES
+from radioagent.frontdoor.pages import page_for
 from radioagent.frontdoor.route import (
     SOURCE_METHODS,
     Page,
@@ -226,7 +226,10 @@ class FrontDoor:
         connection.reply(response(200, body, content_type=content_type), keep_alive=False)
 
     def _page(self, connection: Connection, head: RequestHead, path: str) -> None:
-        page = PAGES[path](self.snapshot(), self.stats)
+        render = page_for(path)
+        if render is None:  # route() checked; a page never disappears
+            raise LookupError(path)
+        page = render(self.snapshot(), self.stats)
         connection.reply(
             response(
                 page.status,

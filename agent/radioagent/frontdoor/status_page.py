@@ -1,4 +1,4 @@
-"""The HTML status page: nodes, leader, mounts (on air or dead air) and listeners,
+"""The HTML status page: nodes, leader, mounts (now playing, on air or dead air) and listeners,
 readable on a phone.
 
 Rendered on the server for the first paint (and for clients without JavaScript), then
@@ -20,7 +20,7 @@ _PAGE = """<!DOCTYPE html>
 <style>
 body { font-family: system-ui, sans-serif; margin: 0 auto; padding: 0.8em; max-width: 60em; }
 h1 { font-size: 1.3em; } h2 { font-size: 1.1em; margin-top: 1.2em; }
-p, .name { overflow-wrap: anywhere; word-break: break-word; }
+p, .name, .title { overflow-wrap: anywhere; word-break: break-word; }
 table { border-collapse: collapse; width: 100%; }
 th, td { text-align: left; padding: 0.35em 0.5em; border-bottom: 1px solid #ddd; }
 td.n, th.n { text-align: right; }
@@ -38,10 +38,12 @@ td.n, th.n { text-align: right; }
 {%- endif %}. Page from <span id="page-node">{{ node }}</span>.</p>
 <h2>Mounts</h2>
 <div class="wrap"><table id="mounts">
-<thead><tr><th>Mount</th><th>On air</th><th>Format</th><th class="n">Listeners</th></tr></thead>
+<thead><tr><th>Mount</th><th>Now playing</th><th>On air</th><th>Format</th>
+<th class="n">Listeners</th></tr></thead>
 <tbody>
 {%- for name, mount in mounts.items() %}
 <tr data-mount="{{ name }}"><td class="name"><a href="/{{ name }}">{{ name }}</a></td>
+<td class="title">{{ mount.now_playing.title if mount.now_playing else "" }}</td>
 {%- if mount.on_air %}
 <td class="onair good" title="live on {{ mount.live_on | join(', ') }}">on air</td>
 {%- else %}
@@ -50,7 +52,7 @@ td.n, th.n { text-align: right; }
 <td>{{ mount.format.codec }} {{ mount.format.bitrate_kbps }} kbps</td>
 <td class="n">{{ mount.listeners }}</td></tr>
 {%- else %}
-<tr><td colspan="4">No mounts yet.</td></tr>
+<tr><td colspan="5">No mounts yet.</td></tr>
 {%- endfor %}
 </tbody></table></div>
 <h2>Nodes</h2>
@@ -84,7 +86,7 @@ function fill(id, rows, empty) {
   const body = document.querySelector("#" + id + " tbody");
   if (!rows.length && empty) {
     const tr = document.createElement("tr");
-    cell(tr, empty).colSpan = 4;
+    cell(tr, empty).colSpan = document.querySelectorAll("#" + id + " th").length;
     rows = [tr];
   }
   body.replaceChildren(...rows);
@@ -108,6 +110,8 @@ async function refresh() {
     link.href = "/" + encodeURIComponent(name);
     link.textContent = name;
     cell(tr, "", "name").appendChild(link);
+    // textContent: a title is text, whatever markup it holds.
+    cell(tr, mount.now_playing ? mount.now_playing.title : "", "title");
     const onAir = cell(tr, mount.on_air ? "on air" : "dead air",
       "onair " + (mount.on_air ? "good" : "bad"));
     if (mount.on_air) onAir.title = "live on " + mount.live_on.join(", ");

@@ -24,7 +24,15 @@ ENCODERS = {
 
 
 def render_tone_script(
-    *, port: int, mount: str, password: str, user: str, encoder: str, frequency: float
+    *,
+    port: int,
+    mount: str,
+    password: str,
+    user: str,
+    encoder: str,
+    frequency: float,
+    titles: str | None = None,
+    title_every: float = 2.0,
 ) -> str:
     environment = jinja2.Environment(
         loader=jinja2.FileSystemLoader(Path(__file__).parent),
@@ -40,6 +48,8 @@ def render_tone_script(
         user=user,
         encoder=ENCODERS[encoder],
         frequency=f"{float(frequency)!r}",
+        titles=titles,
+        title_every=f"{float(title_every)!r}",
     )
 
 
@@ -55,9 +65,12 @@ class LiquidsoapTone:
         frequency: float = 440.0,
         port: int | None = None,
         live_mount: str | None = None,
+        titles: str | None = None,
     ) -> None:
         """Pushes to `port` (default: the Icecast's own, or a front door's) and is up once
-        `icecast` lists `live_mount` (default: `mount`)."""
+        `icecast` lists `live_mount` (default: `mount`). With `titles`, a new title
+        ("<titles> 1", "<titles> 2", ...) every 2 s: ICY updates for MP3, in-band
+        comments (a new chained stream) for Ogg."""
         if encoder not in ENCODERS:
             raise ValueError(f"encoder must be one of {sorted(ENCODERS)}, not {encoder!r}")
         self.icecast = icecast
@@ -70,6 +83,7 @@ class LiquidsoapTone:
             user=user,
             encoder=encoder,
             frequency=frequency,
+            titles=titles,
             password=password if password is not None else icecast.settings.source_password,
         )
         self.script_path = self.directory.write("tone.liq", script)

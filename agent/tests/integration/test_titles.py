@@ -1,0 +1,242 @@
+"""Song titles: an encoder's update sent to any node reaches ICY listeners on every node,
+and is kept in etcd (current title, the last ones). Real etcd, Icecast and agents; the
+metadata requests, sources and listeners are clients on the wire."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable, Iterator
+from urllib.parse import quote
+
+import pytest
+
+from tests.harness.agents import AgentNode, RadioCluster
+from tests.harness.clients import ListenResult, SourceClient, listen
+from tests.harness.liquidsoap import LiquidsoapTone
+from tests.harness.media import AudioSample
+from tests.harness.titles import TitleListener
+from tests.harness.waiting import wait_for
+from tests.integration.test_front_door_listeners import PASSWORD, live_source
+
+pytestmark = pytest.mark.integration
+
+# Bounds on waiting, not the target (bench/studio measures propagation against 2 s).
+TITLE_TIMEOUT = 6.0
+
+
+def basic(user: str, password: str) -> dict[str, str]:
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    return {"Authorization": f"Basic {token}"}
+
+
+def send_title(node: AgentNode, target: str, headers: dict[str, str] | None = None) -> ListenResult:
+    return listen(f"{node.front_door_url}{target}", 4096, timeout=5, headers=headers)
+
+
+def icecast_update(mount: str, title: str, extra: str = "") -> str:
+    return f"/admin/metadata?mount=/{mount}&mode=updinfo&song={quote(title)}{extra}"
+
+
+@pytest.fixture
+def title_listeners() -> Iterator[Callable[..., TitleListener]]:
+    opened: list[TitleListener] = []
+
+    def open_listener(url: str, **options: bool) -> TitleListener:
+        listener = TitleListener(url, **options)
+        opened.append(listener)
+        return listener
+
+    yield open_listener
+    for listener in opened:
+        listener.close()
+
+
+def others(cluster: RadioCluster) -> list[AgentNode]:
+    leader = cluster.wait_leader()
+    return [node for node in cluster.nodes if node.name != leader]
+
+
+def test_a_title_sent_to_a_replica_reaches_icy_listeners_on_every_node(
+    radio_cluster: RadioCluster,
+    source_client_factory: Callable[..., SourceClient],
+    mp3_audio: AudioSample,
+    title_listeners: Callable[..., TitleListener],
+) -> None:
+    live_source(radio_cluster, source_client_factory, mp3_audio)
+    listeners = [
+        title_listeners(f"{node.front_door_url}/_stream/live.mp3") for node in radio_cluster.nodes
+    ]
+    replica, other_replica = others(radio_cluster)
+
+    first = "Nina Simone - Ne me quitte pas (été 夏)"
+    answer = send_title(
+        replica, icecast_update("live.mp3", first, "&charset=UTF-8"), basic("source", PASSWORD)
+    )
+    assert answer.status == 200, answer
+    assert b"Metadata update successful" in answer.body
+    for listener in listeners:
+        listener.wait_title(first, TITLE_TIMEOUT)
+
+    # A listener joining later gets the title in its very first metadata block.
+    late = title_listeners(f"{radio_cluster.nodes[2].front_door_url}/_stream/live.mp3")
+    wait_for(lambda: late.heard, timeout=TITLE_TIMEOUT, what="the late listener's first title")
+    assert late.heard[0].title == first
+
+    # SHOUTcast v1's form, on the other replica, names no mount: the password does.
+    second = "Second song"
+    answer = send_title(
+        other_replica, f"/admin.cgi?mode=updinfo&song={quote(second)}&pass={PASSWORD}"
+    )
+    assert answer.status == 200, answer
+    for listener in [*listeners, late]:
+        listener.wait_title(second, TITLE_TIMEOUT)
+        assert not listener.problems
+
+    now_playing, _ = radio_cluster.store().now_playing("live.mp3")
+    assert now_playing is not None
+    assert [title.text for title in now_playing.history] == [second, first]
+    assert now_playing.changes == 2
+
+
+def test_bad_title_updates_are_refused_and_change_nothing(
+    radio_cluster: RadioCluster,
+    source_client_factory: Callable[..., SourceClient],
+    mp3_audio: AudioSample,
+    title_listeners: Callable[..., TitleListener],
+) -> None:
+    live_source(radio_cluster, source_client_factory, mp3_audio)
+    replica = others(radio_cluster)[0]
+    good = "The good title"
+    assert (
+        send_title(replica, icecast_update("live.mp3", good), basic("source", PASSWORD)).status
+        == 200
+    )
+    listener = title_listeners(f"{radio_cluster.nodes[0].front_door_url}/_stream/live.mp3")
+    listener.wait_title(good, TITLE_TIMEOUT)
+    store = radio_cluster.store()
+    _, revision = store.now_playing("live.mp3")
+
+    credentials = basic("source", PASSWORD)
+    refused = [
+        (icecast_update("live.mp3", "x"), basic("source", "wrong"), 401),
+        (icecast_update("live.mp3", "x"), None, 401),
+        (icecast_update("nope.mp3", "x"), credentials, 404),
+        (icecast_update("live.mp3", "x" * 1001), credentials, 400),
+        ("/admin/metadata?mount=/live.mp3&mode=updinfo&charset=UTF-8&song=%FF", credentials, 400),
+        ("/admin/metadata?mount=/live.mp3&mode=updinfo&song=a%0Ab", credentials, 400),
+        ("/admin/metadata?mount=/live.mp3&mode=stats", credentials, 400),
+        ("/admin.cgi?mode=updinfo&song=x&pass=wrong", None, 401),
+        ("/admin.cgi?mode=updinfo&song=x", None, 400),
+    ]
+    for target, headers, status in refused:
+        answer = send_title(replica, target, headers)
+        assert answer.status == status, (target, answer)
+        if status == 401 and headers is not None and target.startswith("/admin/metadata"):
+            assert answer.headers["www-authenticate"].startswith("Basic")
+
+    assert store.now_playing("live.mp3")[1] == revision
+    # The stream kept going with its title: a whole round of metadata blocks later, still it.
+    before = listener.bytes_read
+    wait_for(
+        lambda: listener.bytes_read > before + 32000,
+        timeout=TITLE_TIMEOUT,
+        what="more of the stream",
+    )
+    assert [heard.title for heard in listener.heard] == [good]
+    assert not listener.problems
+
+
+def test_the_status_api_and_the_mounts_page_show_what_is_playing(
+    radio_cluster: RadioCluster,
+    source_client_factory: Callable[..., SourceClient],
+    mp3_audio: AudioSample,
+) -> None:
+    live_source(radio_cluster, source_client_factory, mp3_audio)
+    node = radio_cluster.nodes[1]
+    titles = ["<b>Bold</b> & co", "Plain"]
+    for title in titles:
+        assert (
+            send_title(node, icecast_update("live.mp3", title), basic("source", PASSWORD)).status
+            == 200
+        )
+
+    def mount_document() -> dict | None:
+        received = listen(f"{node.front_door_url}/api/v1/mounts/live.mp3", 1 << 20, timeout=3)
+        document = json.loads(received.body) if received.status == 200 else None
+        return document if document and document["now_playing"]["title"] == "Plain" else None
+
+    document = wait_for(mount_document, timeout=TITLE_TIMEOUT, what="the mount's document")
+    assert [entry["title"] for entry in document["now_playing"]["history"]] == titles[::-1]
+    status = json.loads(listen(f"{node.front_door_url}/api/v1/status", 1 << 20).body)
+    assert status["mounts"]["live.mp3"]["now_playing"]["title"] == "Plain"
+    assert "history" not in status["mounts"]["live.mp3"]["now_playing"]
+    assert listen(f"{node.front_door_url}/api/v1/mounts/nope.mp3", 4096).status == 404
+    page = listen(f"{node.front_door_url}/", 1 << 20).body.decode()
+    assert "Plain" in page
+    assert node.metric("radio_mount_title_changes_total", mount="live.mp3") == 2
+
+
+def test_liquidsoap_sends_its_titles_through_a_replica(
+    radio_cluster: RadioCluster,
+    liquidsoap_tone_factory: Callable[..., LiquidsoapTone],
+    title_listeners: Callable[..., TitleListener],
+) -> None:
+    """Liquidsoap's output.icecast sends MP3 titles as /admin/metadata requests to the
+    host it streams to: here a replica's front door."""
+    radio_cluster.store().create_mount({"name": "live.mp3", "source_password": PASSWORD})
+    for node in radio_cluster.nodes:
+        node.wait_serving("/live.mp3")
+    leader = radio_cluster.node(radio_cluster.wait_leader())
+    liquidsoap_tone_factory(
+        leader.icecast,
+        "/live.mp3",
+        password=PASSWORD,
+        port=others(radio_cluster)[0].front_door_port,
+        live_mount="/_live/live.mp3",
+        titles="Tone",
+    )
+    listeners = [
+        title_listeners(f"{node.front_door_url}/_stream/live.mp3") for node in radio_cluster.nodes
+    ]
+    arrivals = [listener.wait_title("Tone 2", 15) for listener in listeners]
+    assert arrivals
+    for listener in listeners:
+        assert not listener.problems
+
+
+@pytest.mark.parametrize("codec", ["vorbis", "opus"])
+def test_ogg_titles_reach_listeners_on_every_node_in_band(
+    radio_cluster: RadioCluster,
+    liquidsoap_tone_factory: Callable[..., LiquidsoapTone],
+    title_listeners: Callable[..., TitleListener],
+    codec: str,
+) -> None:
+    """Ogg carries titles in the stream: each title starts a new chained stream whose
+    comment header names it. The relays and the fan-out must pass them whole."""
+    mount = f"live-{codec}.ogg"
+    audio_format: dict[str, str | int] = {"codec": codec}
+    if codec == "opus":
+        audio_format |= {"samplerate": 48000, "bitrate_kbps": 64}
+    radio_cluster.store().create_mount(
+        {"name": mount, "source_password": PASSWORD, "format": audio_format}
+    )
+    for node in radio_cluster.nodes:
+        node.wait_serving(f"/{mount}")
+    leader = radio_cluster.node(radio_cluster.wait_leader())
+    liquidsoap_tone_factory(
+        leader.icecast,
+        f"/{mount}",
+        password=PASSWORD,
+        port=others(radio_cluster)[0].front_door_port,
+        live_mount=f"/_live/{mount}",
+        encoder=codec,
+        titles="Tone",
+    )
+    listeners = [
+        title_listeners(f"{node.front_door_url}/_stream/{mount}", icy=False)
+        for node in radio_cluster.nodes
+    ]
+    for listener in listeners:
+        listener.wait_title("Tone 2", 15)
+        listener.wait_title("Tone 3", 15)
