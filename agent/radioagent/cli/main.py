@@ -16,12 +16,12 @@ import yaml
 
 from radioagent import __version__
 from radioagent.cli.cluster_commands import NoLeaderChange, add_cluster_commands
-from radioagent.cli.output import change_lines, mount_table, status_text
+from radioagent.cli.output import change_lines, mount_show_text, mounts_text, status_text
 from radioagent.config import load_etcd_settings
 from radioagent.model import MountSpec, cross_mount_problems, parse_mount
 from radioagent.radios import MountChange, parse_radio_file, plan_apply
 from radioagent.settings import settings_from_json
-from radioagent.status import listeners_by_mount, status_document
+from radioagent.status import mount_document, status_document
 from radioagent.store.cluster import ClusterStore
 from radioagent.store.errors import Conflict, EtcdUnavailable
 from radioagent.validation import ValidationError
@@ -116,18 +116,19 @@ def cmd_mount_list(store: ClusterStore, arguments: argparse.Namespace) -> int:
             )
         )
     else:
-        print(mount_table(state.mounts, listeners_by_mount(state)) if state.mounts else "no mounts")
+        print(mounts_text(state) or "no mounts")
     return EXIT_OK
 
 
 def cmd_mount_show(store: ClusterStore, arguments: argparse.Namespace) -> int:
-    mount = store.mount(arguments.name)
-    if mount is None:
+    """The mount, its listeners and air, and what it plays now and played before."""
+    document = mount_document(store.read_state(), arguments.name)
+    if document is None:
         raise Conflict(f"mount {arguments.name!r} does not exist")
     print(
-        json.dumps(mount.public_dict(), indent=2, sort_keys=True)
+        json.dumps(document, indent=2, sort_keys=True)
         if arguments.json
-        else yaml.safe_dump(mount.public_dict(), sort_keys=True).rstrip()
+        else mount_show_text(document)
     )
     return EXIT_OK
 

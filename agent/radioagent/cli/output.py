@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import yaml
 
 from radioagent.coordination.state import ClusterState
 from radioagent.model import MountSpec
+from radioagent.nowplaying import NowPlaying, mount_now_playing
 from radioagent.radios import MountChange
 from radioagent.status import listeners_by_mount
+
+TITLE_COLUMN_CHARACTERS = 40
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
@@ -62,9 +69,16 @@ def status_text(state: ClusterState) -> str:
         else "nodes: none",
         "",
     ]
-    totals = listeners_by_mount(state)
-    lines.append(mount_table(state.mounts, totals) if state.mounts else "mounts: none")
+    lines.append(mounts_text(state) or "mounts: none")
     return "\n".join(lines)
+
+
+def mounts_text(state: ClusterState) -> str:
+    """The mounts' table, with what each plays now; empty without mounts."""
+    if not state.mounts:
+        return ""
+    titles = {name: mount_now_playing(name, state.mounts, state.titles) for name in state.mounts}
+    return mount_table(state.mounts, listeners_by_mount(state), titles)
 
 
 def transcoders_text(running: Sequence[str], silent: Sequence[str]) -> str:
@@ -74,9 +88,13 @@ def transcoders_text(running: Sequence[str], silent: Sequence[str]) -> str:
     return ", ".join(f"{name} (SILENT)" if name in silent else name for name in running)
 
 
-def mount_table(mounts: dict[str, MountSpec], listeners: dict[str, int]) -> str:
+def mount_table(
+    mounts: dict[str, MountSpec],
+    listeners: dict[str, int],
+    titles: Mapping[str, NowPlaying | None],
+) -> str:
     return table(
-        ["MOUNT", "RADIO", "FORMAT", "FROM", "LISTENERS"],
+        ["MOUNT", "RADIO", "FORMAT", "FROM", "LISTENERS", "NOW PLAYING"],
         [
             [
                 mount.path,
@@ -86,10 +104,39 @@ def mount_table(mounts: dict[str, MountSpec], listeners: dict[str, int]) -> str:
                 if mount.transcode
                 else mount.relay_url or "source",
                 listeners.get(name, 0),
+                title_cell(titles.get(name)),
             ]
             for name, mount in sorted(mounts.items())
         ],
     )
+
+
+def title_cell(playing: NowPlaying | None) -> str:
+    if playing is None or not playing.current.text:
+        return "-"
+    text = playing.current.text
+    if len(text) > TITLE_COLUMN_CHARACTERS:
+        return text[: TITLE_COLUMN_CHARACTERS - 1] + "\u2026"
+    return text
+
+
+def mount_show_text(document: dict[str, Any]) -> str:
+    """`radioctl mount show`: the mount as YAML, its titles' times readable (UTC)."""
+    shown = dict(document)
+    playing = shown.get("now_playing")
+    if playing is not None:
+        shown["now_playing"] = {
+            **playing,
+            "since": _utc(playing["since"]),
+            "history": [
+                f"{_utc(entry['since'])}  {entry['title']}" for entry in playing["history"]
+            ],
+        }
+    return yaml.safe_dump(shown, sort_keys=True, allow_unicode=True).rstrip()
+
+
+def _utc(unix_time: float) -> str:
+    return datetime.fromtimestamp(unix_time, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def change_lines(radio: str, changes: list[MountChange], *, dry_run: bool) -> list[str]:

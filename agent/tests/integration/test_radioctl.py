@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from radioagent.config import EtcdSettings
+from radioagent.store.cluster import ClusterStore
 from tests.harness.agents import TEST_TIMING, AgentNode, RadioCluster
 from tests.harness.clients import StreamRecorder, listen
 from tests.harness.etcd import EtcdCluster
@@ -121,11 +123,43 @@ def test_list_is_an_aligned_table(radioctl: Radioctl) -> None:
         "mount", "create", "talk.ogg", "--set", "format.codec=vorbis", "--set", "radio=radio-two"
     )
     lines = radioctl.ok("mount", "list").splitlines()
-    assert lines[0].split() == ["MOUNT", "RADIO", "FORMAT", "FROM", "LISTENERS"]
+    assert lines[0].split() == ["MOUNT", "RADIO", "FORMAT", "FROM", "LISTENERS", "NOW", "PLAYING"]
     # Columns line up under their headers.
     assert lines[0].index("FORMAT") == lines[1].index("mp3 44.1") == lines[2].index("vorbis")
     assert "/talk.ogg" in lines[2]
     assert "radio-two" in lines[2]
+
+
+def test_status_and_show_say_what_plays_now_and_before(radioctl: Radioctl) -> None:
+    """Titles as the front doors store them (their own tests send them on the wire)."""
+    radioctl.ok("mount", "create", "live.mp3")
+    store = ClusterStore(
+        EtcdSettings(
+            endpoints=tuple(f"127.0.0.1:{m.client_port}" for m in radioctl.etcd.members),
+            prefix=radioctl.prefix,
+        ),
+        request_timeout=5,
+    )
+    try:
+        store.set_title("live.mp3", "First song", 1_800_000_000.0)
+        store.set_title(
+            "live.mp3", "Été \u2013 a very long title that the table shortens", 1_800_000_060.0
+        )
+    finally:
+        store.close()
+    row = radioctl.ok("status").splitlines()[-1]
+    assert row.startswith("/live.mp3")
+    assert row.endswith("Été \u2013 a very long title that the table \u2026")  # 40 characters
+    shown = yaml.safe_load(radioctl.ok("mount", "show", "live.mp3"))
+    assert shown["now_playing"]["history"] == [
+        "2027-01-15 08:01:00 UTC  Été \u2013 a very long title that the table shortens",
+        "2027-01-15 08:00:00 UTC  First song",
+    ]
+    assert shown["now_playing"]["changes"] == 2
+    as_json = json.loads(radioctl.ok("mount", "show", "live.mp3", "--json"))
+    assert as_json["now_playing"]["since"] == 1_800_000_060.0
+    assert as_json["source_username"] == "source"
+    assert "source_password" not in as_json
 
 
 def test_edit_changes_fields_with_validation(radioctl: Radioctl) -> None:
