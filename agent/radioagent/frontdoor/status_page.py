@@ -20,7 +20,8 @@ _PAGE = """<!DOCTYPE html>
 <style>
 body { font-family: system-ui, sans-serif; margin: 0 auto; padding: 0.8em; max-width: 60em; }
 h1 { font-size: 1.3em; } h2 { font-size: 1.1em; margin-top: 1.2em; }
-p, .name, .title { overflow-wrap: anywhere; word-break: break-word; }
+p, .name { overflow-wrap: anywhere; word-break: break-word; }
+.title { font-size: 0.9em; color: #444; }
 table { border-collapse: collapse; width: 100%; }
 th, td { text-align: left; padding: 0.35em 0.5em; border-bottom: 1px solid #ddd; }
 td.n, th.n { text-align: right; }
@@ -38,12 +39,12 @@ td.n, th.n { text-align: right; }
 {%- endif %}. Page from <span id="page-node">{{ node }}</span>.</p>
 <h2>Mounts</h2>
 <div class="wrap"><table id="mounts">
-<thead><tr><th>Mount</th><th>Now playing</th><th>On air</th><th>Format</th>
-<th class="n">Listeners</th></tr></thead>
+<thead><tr><th>Mount, now playing</th><th>On air</th><th>Format</th><th class="n">Listeners</th>
+</tr></thead>
 <tbody>
 {%- for name, mount in mounts.items() %}
-<tr data-mount="{{ name }}"><td class="name"><a href="/{{ name }}">{{ name }}</a></td>
-<td class="title">{{ mount.now_playing.title if mount.now_playing else "" }}</td>
+<tr data-mount="{{ name }}"><td class="name"><a href="/{{ name }}">{{ name }}</a>
+<div class="title">{{ mount.now_playing.title if mount.now_playing else "" }}</div></td>
 {%- if mount.on_air %}
 <td class="onair good" title="live on {{ mount.live_on | join(', ') }}">on air</td>
 {%- else %}
@@ -52,7 +53,7 @@ td.n, th.n { text-align: right; }
 <td>{{ mount.format.codec }} {{ mount.format.bitrate_kbps }} kbps</td>
 <td class="n">{{ mount.listeners }}</td></tr>
 {%- else %}
-<tr><td colspan="5">No mounts yet.</td></tr>
+<tr><td colspan="4">No mounts yet.</td></tr>
 {%- endfor %}
 </tbody></table></div>
 <h2>Nodes</h2>
@@ -109,9 +110,14 @@ async function refresh() {
     const link = document.createElement("a");
     link.href = "/" + encodeURIComponent(name);
     link.textContent = name;
-    cell(tr, "", "name").appendChild(link);
-    // textContent: a title is text, whatever markup it holds.
-    cell(tr, mount.now_playing ? mount.now_playing.title : "", "title");
+    const nameCell = cell(tr, "", "name");
+    nameCell.appendChild(link);
+    // Under the name (a column of its own would not fit a phone); textContent: a title
+    // is text, whatever markup it holds.
+    const title = document.createElement("div");
+    title.className = "title";
+    title.textContent = mount.now_playing ? mount.now_playing.title : "";
+    nameCell.appendChild(title);
     const onAir = cell(tr, mount.on_air ? "on air" : "dead air",
       "onair " + (mount.on_air ? "good" : "bad"));
     if (mount.on_air) onAir.title = "live on " + mount.live_on.join(", ");

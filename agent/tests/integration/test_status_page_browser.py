@@ -5,6 +5,7 @@ cluster without a reload, and that it fits a phone. Screenshots go to the test's
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -34,7 +35,9 @@ return {
   mounts: Object.fromEntries(rows("#mounts tr[data-mount]").map((row) => [
     row.dataset.mount,
     {onair: row.querySelector(".onair").textContent,
-     onairClass: row.querySelector(".onair").className},
+     onairClass: row.querySelector(".onair").className,
+     title: row.querySelector(".title").textContent,
+     titleElements: row.querySelector(".title").children.length},
   ])),
   nodes: Object.fromEntries(rows("#nodes tr[data-node]").map((row) => [
     row.dataset.node,
@@ -116,7 +119,14 @@ def test_the_status_page_shows_the_cluster_follows_it_in_place_and_fits_a_phone(
     assert {name: row["role"] for name, row in shown["nodes"].items()} == {
         other.name: "leader" if other.name == leader else "replica" for other in radio_cluster.nodes
     }
-    assert shown["mounts"] == {"live.mp3": {"onair": "dead air", "onairClass": "onair bad"}}
+    assert shown["mounts"] == {
+        "live.mp3": {
+            "onair": "dead air",
+            "onairClass": "onair bad",
+            "title": "",
+            "titleElements": 0,
+        }
+    }
     screenshot(browser, tmp_path / "status-desktop.png")
 
     # The cluster changes; the page follows from /api/v1/status, without a reload (which
@@ -127,12 +137,16 @@ def test_the_status_page_shows_the_cluster_follows_it_in_place_and_fits_a_phone(
     )
     radio_cluster.store().create_mount({"name": LONG_NAME, "source_password": PASSWORD})
     radio_cluster.drain(drained)
+    # A title with markup, long enough to wrap on a phone: shown as text.
+    title = "<b>Bold</b> & the " + "very " * 12 + "long title"
+    radio_cluster.store().set_title("live.mp3", title, time.time())
 
     def followed() -> bool:
         state = page_state(browser)
         return (
             LONG_NAME in state["mounts"]
             and state["nodes"][drained]["name"] == f"{drained} (draining)"
+            and state["mounts"]["live.mp3"]["title"] == title
         )
 
     wait_for(
@@ -143,7 +157,13 @@ def test_the_status_page_shows_the_cluster_follows_it_in_place_and_fits_a_phone(
     )
     shown = page_state(browser)
     assert shown["marker"] == 1, "the page reloaded"
-    assert shown["mounts"][LONG_NAME] == {"onair": "dead air", "onairClass": "onair bad"}
+    assert shown["mounts"][LONG_NAME] == {
+        "onair": "dead air",
+        "onairClass": "onair bad",
+        "title": "",
+        "titleElements": 0,
+    }
+    assert shown["mounts"]["live.mp3"]["titleElements"] == 0  # no <b>: the markup is text
     assert shown["leader"] == leader
     assert shown["nodes"][drained]["role"] == "replica"
     screenshot(browser, tmp_path / "status-desktop-updated.png")
