@@ -14,6 +14,7 @@ from radioagent.validation import (
     check_choice,
     check_int,
     check_string,
+    text_problem,
     unknown_keys,
 )
 
@@ -39,6 +40,9 @@ OPUS_SAMPLERATES = (8000, 12000, 16000, 24000, 48000)
 # Agent-owned mounts next to each public mount /<name>:
 # /_live/<name> takes the source, on the leader only; every node's /<name> relays it.
 # /_holding/<name> carries local silence, the fallback while the relay is away.
+# Encoded as UTF-8 (at most 4 bytes a character), a title's ICY block stays within the
+# 255 x 16 bytes its length byte can say.
+MAX_TITLE_CHARACTERS = 1000
 LIVE_MOUNT_PREFIX = "/_live/"
 HOLDING_MOUNT_PREFIX = "/_holding/"
 
@@ -77,6 +81,7 @@ class MountSpec:
     relay_url: str | None = None
     transcode: Transcode | None = None
     radio: str | None = None
+    holding_title: str = ""  # the title while the mount plays its holding audio
 
     @property
     def path(self) -> str:
@@ -114,6 +119,7 @@ MOUNT_KEYS = {
     "relay_url",
     "transcode",
     "radio",
+    "holding_title",
 }
 FORMAT_KEYS = {"codec", "bitrate_kbps", "samplerate", "channels"}
 TRANSCODE_KEYS = {"parent", "format"}
@@ -222,6 +228,8 @@ def _optional_field_problems(given: dict) -> list[str]:
             checks.append(f"fallback: {given['fallback']!r} cannot fall back to itself")
     if given.get("max_listeners") is not None:
         checks.append(check_int("max_listeners", given["max_listeners"], 0, 1_000_000))
+    if "holding_title" in given:
+        checks.append(text_problem("holding_title", given["holding_title"], MAX_TITLE_CHARACTERS))
     if given.get("radio") is not None:
         checks.append(
             check_string(
@@ -300,6 +308,7 @@ def parse_mount(given: Any) -> MountSpec:
         if transcode is not None
         else None,
         radio=given.get("radio"),
+        holding_title=given.get("holding_title", ""),
     )
 
 

@@ -7,18 +7,18 @@ from __future__ import annotations
 
 import json
 import math
-import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from radioagent.model import MountSpec
-from radioagent.validation import ValidationError
+from radioagent.model import MAX_TITLE_CHARACTERS, MountSpec
+from radioagent.validation import ValidationError, text_problem
 
 HISTORY_LENGTH = 20  # titles kept per mount, the current one included
-# Encoded as UTF-8 (at most 4 bytes a character), a title's ICY block stays within the
-# 255 x 16 bytes its length byte can say.
-MAX_TITLE_CHARACTERS = 1000
+# Icecast's title of each holding mount (set by the holding feed): the fan-out sees it in
+# Icecast's metadata when listeners are on holding audio, and shows the mount's
+# holding_title instead.
+HOLDING_TITLE_MARKER = "radio-agent: holding audio"
 ICY_BLOCK_UNIT = 16
 ICY_MAX_BLOCK_BYTES = 255 * ICY_BLOCK_UNIT
 
@@ -56,13 +56,9 @@ class NowPlaying:
         }
 
 
-def title_problem(text: str) -> str | None:
-    """Why `text` cannot be a title, or None."""
-    if len(text) > MAX_TITLE_CHARACTERS:
-        return f"the title is {len(text)} characters long (at most {MAX_TITLE_CHARACTERS})"
-    if any(unicodedata.category(character) == "Cc" for character in text):
-        return "the title has control characters"
-    return None
+def title_problem(text: Any) -> str | None:
+    """Why `text` cannot be a title (from a request or a record), or None."""
+    return text_problem("the title", text, MAX_TITLE_CHARACTERS)
 
 
 def with_title(now_playing: NowPlaying | None, text: str, at: float) -> NowPlaying | None:
@@ -91,9 +87,7 @@ def now_playing_from_json(value: bytes | str) -> NowPlaying:
     ):
         raise ValidationError(["not a now-playing record (changes, history)"])
     for title in history:
-        problem = (
-            title_problem(title.text) if isinstance(title.text, str) else "a title is not a string"
-        )
+        problem = title_problem(title.text)
         if problem is None and (
             isinstance(title.since, bool)
             or not isinstance(title.since, int | float)
@@ -117,6 +111,24 @@ def mount_now_playing(
             return None
         name = mount.transcode.parent
     return None
+
+
+@dataclass(frozen=True)
+class IcyTitles:
+    """What the fan-out writes in a mount's ICY metadata blocks."""
+
+    live: bytes | None  # the cluster's title; None: Icecast's own (a relayed stream's)
+    holding: bytes  # while listeners hear the holding audio
+
+
+def mount_icy_titles(
+    mount: MountSpec, mounts: Mapping[str, MountSpec], titles: Mapping[str, NowPlaying]
+) -> IcyTitles:
+    playing = mount_now_playing(mount.name, mounts, titles)
+    return IcyTitles(
+        None if playing is None else icy_block(playing.current.text),
+        icy_block(mount.holding_title),
+    )
 
 
 def icy_block(text: str) -> bytes:

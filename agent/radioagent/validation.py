@@ -8,6 +8,7 @@ value given and what would be accepted, in one line, and several of our rules sp
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Mapping
 from typing import Any
 
@@ -67,4 +68,15 @@ def check_string(
 def check_choice(field: str, value: Any, choices: tuple[str, ...]) -> str | None:
     if value not in choices:
         return f"{field}: {value!r} is not one of {', '.join(choices)}"
+    return None
+
+
+def text_problem(field: str, value: Any, max_length: int) -> str | None:
+    """Free text shown to people (a title): a string, not too long, no control characters."""
+    if not isinstance(value, str):
+        return f"{field}: {value!r} is not a string"
+    if len(value) > max_length:
+        return f"{field}: {len(value)} characters is too long (at most {max_length})"
+    if any(unicodedata.category(character) == "Cc" for character in value):
+        return f"{field}: has control characters"
     return None

@@ -8,7 +8,9 @@ Each listener's unsent bytes are bounded: a listener whose socket buffer passes
 ICY listeners get the cluster's title (etcd's, the same on every node) in every metadata
 block Icecast leaves room for, so a late joiner sees it in its first block and a change
 reaches everyone within one metadata interval. A mount without a title in etcd keeps
-Icecast's own blocks (a relayed external stream's titles).
+Icecast's own blocks (a relayed external stream's titles). Icecast sends a whole block
+when its listeners move to another source: the holding mount's carries a marker, and
+from then until the next whole block the mount's holding title is shown.
 """
 
 from __future__ import annotations
@@ -28,8 +30,11 @@ from radioagent.frontdoor.http import (
     parse_response_head,
     stream_response_head,
 )
+from radioagent.nowplaying import HOLDING_TITLE_MARKER, IcyTitles, icy_block
 
 log = logging.getLogger(__name__)
+HOLDING_MARKER_BYTES = HOLDING_TITLE_MARKER.encode()
+EMPTY_TITLE_BLOCK = icy_block("")
 
 
 class Listener(Protocol):
@@ -69,11 +74,12 @@ class MountHub(asyncio.Protocol):
         counters: FanoutCounters,
         on_closed: Callable[[MountHub], None],
         *,
-        titles: Callable[[str], bytes | None] = lambda path: None,
+        titles: Callable[[str], IcyTitles | None] = lambda path: None,
     ) -> None:
         self.path = path
         self.icy = icy
-        self.titles = titles  # the ICY block of a path's title, or None
+        self.titles = titles  # what to write in a path's metadata blocks
+        self._on_holding = False  # Icecast's last whole block was the holding marker
         self.limits = limits
         self.counters = counters
         self.on_closed = on_closed
@@ -184,8 +190,16 @@ class MountHub(asyncio.Protocol):
 
     def _titled(self, block: Piece) -> Piece:
         """An ICY metadata block with the cluster's title in it, if it has one."""
-        title = self.titles(self.path)
-        return block if title is None else Piece(title, sync=False, metadata=True)
+        if len(block.data) > 1:  # a whole block: Icecast's source or its title changed
+            self._on_holding = HOLDING_MARKER_BYTES in block.data
+        titles = self.titles(self.path)
+        if self._on_holding:
+            data = titles.holding if titles is not None else EMPTY_TITLE_BLOCK
+        elif titles is not None and titles.live is not None:
+            data = titles.live
+        else:
+            return block
+        return Piece(data, sync=False, metadata=True)
 
     def _framer_headers(self) -> bytes:
         return self._framer.headers if self._framer is not None else b""
@@ -265,7 +279,7 @@ class Passthrough:
         self.port = port
         self.limits = limits or FanoutLimits()
         self.counters = FanoutCounters()
-        self.titles: dict[str, bytes] = {}  # Icecast path -> the ICY block of its title
+        self.titles: dict[str, IcyTitles] = {}  # by Icecast path
         self._hubs: dict[tuple[str, bool], MountHub] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -282,7 +296,7 @@ class Passthrough:
         hub.join(listener)
         return hub
 
-    def titles_of(self, path: str) -> bytes | None:
+    def titles_of(self, path: str) -> IcyTitles | None:
         return self.titles.get(path)
 
     def _forget(self, hub: MountHub) -> None:

@@ -49,7 +49,7 @@ from radioagent.frontdoor.route import (
 )
 from radioagent.frontdoor.sources import SourcePipes
 from radioagent.frontdoor.view import AgentSnapshot, FrontDoorStats
-from radioagent.nowplaying import icy_block, mount_now_playing
+from radioagent.nowplaying import mount_icy_titles
 from radioagent.store.errors import Conflict, EtcdUnavailable, NoSuchMount
 from radioagent.traffic.director import Director
 from radioagent.traffic.prediction import report_window
@@ -127,12 +127,10 @@ class FrontDoor:
         if state is None or state is self._titles_from:
             return
         self._titles_from = state
-        blocks = {}
-        for name, mount in state.mounts.items():
-            now_playing = mount_now_playing(name, state.mounts, state.titles)
-            if now_playing is not None:
-                blocks[mount.path] = icy_block(now_playing.current.text)
-        self.passthrough.titles = blocks
+        self.passthrough.titles = {
+            mount.path: mount_icy_titles(mount, state.mounts, state.titles)
+            for mount in state.mounts.values()
+        }
 
     def stats(self) -> FrontDoorStats:
         fanout = self.passthrough.counters

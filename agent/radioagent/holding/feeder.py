@@ -11,17 +11,20 @@ import logging
 import zlib
 from collections.abc import Iterable
 from pathlib import Path
+from urllib.parse import urlencode
 
 from radioagent.config import HoldingSettings
 from radioagent.holding.encoded import encoded_silence
 from radioagent.holding.stream import HoldingLoop, encoded_loop, mp3_loop
-from radioagent.model import MountSpec
+from radioagent.model import CODEC_CONTENT_TYPES, MountSpec
+from radioagent.nowplaying import HOLDING_TITLE_MARKER
 
 log = logging.getLogger(__name__)
 WRITE_INTERVAL_SECONDS = 0.25
 BURST_SECONDS = 2.0
 RECONNECT_DELAYS = (0.5, 1.0, 2.0, 5.0, 10.0)
 CONNECT_TIMEOUT_SECONDS = 5.0
+OGG_CONTENT_TYPE = CODEC_CONTENT_TYPES["vorbis"]
 
 
 class HoldingFeeds:
@@ -108,10 +111,36 @@ class HoldingFeeds:
             status_line = await asyncio.wait_for(reader.readline(), CONNECT_TIMEOUT_SECONDS)
             if b" 200 " not in status_line:
                 raise ConnectionError(f"Icecast answered {status_line.strip()!r}")
+            if audio.content_type != OGG_CONTENT_TYPE:
+                await self._mark(mount)
             self.connected.add(mount.name)
             await self._write_paced(writer, loop, serial_seed=zlib.crc32(mount.name.encode()))
         finally:
             self.connected.discard(mount.name)
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+
+    async def _mark(self, mount: MountSpec) -> None:
+        """Give the holding mount the marker title (nowplaying.HOLDING_TITLE_MARKER): the
+        front door's fan-out tells holding audio from live by it. Not for Ogg, whose
+        titles are comments in the stream."""
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection("127.0.0.1", self.icecast_port), CONNECT_TIMEOUT_SECONDS
+        )
+        try:
+            query = urlencode(
+                {"mount": mount.holding_path, "mode": "updinfo", "song": HOLDING_TITLE_MARKER}
+            )
+            writer.write(
+                f"GET /admin/metadata?{query} HTTP/1.0\r\n"
+                f"Authorization: Basic {self.credentials}\r\n\r\n".encode()
+            )
+            await writer.drain()
+            status_line = await asyncio.wait_for(reader.readline(), CONNECT_TIMEOUT_SECONDS)
+            if b" 200 " not in status_line:
+                raise ConnectionError(f"Icecast refused the title: {status_line.strip()!r}")
+        finally:
             writer.close()
             with contextlib.suppress(OSError):
                 await writer.wait_closed()

@@ -240,3 +240,55 @@ def test_ogg_titles_reach_listeners_on_every_node_in_band(
     for listener in listeners:
         listener.wait_title("Tone 2", 15)
         listener.wait_title("Tone 3", 15)
+
+
+def test_holding_audio_has_its_own_title_and_the_studios_comes_back_with_it(
+    radio_cluster: RadioCluster,
+    source_client_factory: Callable[..., SourceClient],
+    mp3_audio: AudioSample,
+    title_listeners: Callable[..., TitleListener],
+) -> None:
+    radio_cluster.store().create_mount(
+        {"name": "live.mp3", "source_password": PASSWORD, "holding_title": "Back soon"}
+    )
+    radio_cluster.wait_leader()
+    for node in radio_cluster.nodes:
+        node.wait_serving("/live.mp3")
+    node = radio_cluster.nodes[1]
+    listener = title_listeners(f"{node.front_door_url}/_stream/live.mp3")
+    listener.wait_title("Back soon", TITLE_TIMEOUT)
+
+    def studio() -> SourceClient:
+        source = radio_cluster.nodes[0].front_door_source(
+            source_client_factory, "/live.mp3", PASSWORD, content_type=mp3_audio.content_type
+        )
+        source.connect()
+        source.start_streaming(mp3_audio.data, mp3_audio.bytes_per_second)
+        return source
+
+    source = studio()
+    answer = send_title(node, icecast_update("live.mp3", "Studio song"), basic("source", PASSWORD))
+    assert answer.status == 200
+    listener.wait_title("Studio song", TITLE_TIMEOUT)
+
+    source.stop()  # the studio leaves: holding audio, and its title
+    wait_for(
+        lambda: listener.current == "Back soon",
+        timeout=15,
+        what="the holding title once the studio left",
+        explain=lambda: str(listener.heard),
+    )
+    studio()  # back, without sending a title: the last one is the studio's
+    wait_for(
+        lambda: listener.current == "Studio song",
+        timeout=15,
+        what="the studio's title once it is back",
+        explain=lambda: str(listener.heard),
+    )
+    assert [heard.title for heard in listener.heard] == [
+        "Back soon",
+        "Studio song",
+        "Back soon",
+        "Studio song",
+    ]
+    assert not listener.problems

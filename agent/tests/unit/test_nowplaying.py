@@ -67,7 +67,7 @@ def test_a_damaged_record_is_refused(value: bytes) -> None:
 def test_titles_that_cannot_be_shown_are_named() -> None:
     assert title_problem("x" * MAX_TITLE_CHARACTERS) is None
     assert "at most" in (title_problem("x" * (MAX_TITLE_CHARACTERS + 1)) or "")
-    assert title_problem("a\nb") == "the title has control characters"
+    assert title_problem("a\nb") == "the title: has control characters"
     assert title_problem("Don't Stop \u2013 Ça va") is None
 
 
