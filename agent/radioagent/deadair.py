@@ -4,7 +4,9 @@ Pure: the loop feeds it what Icecast serves after each stats read.
 A node hears a mount live while its Icecast's public mount is fed by its relay of the
 leader's /_live/ mount, which only connects while the studio's source reaches the leader;
 otherwise its listeners get the holding audio. Silence counts from the agent's first look
-at a mount, so a mount that never had a source is dead air too.
+at a mount, so a mount that never had a source is dead air too. A transcoded mount is
+live only while its parent is: fed by its Liquidsoap with the parent's holding silence,
+it is dead air like the parent.
 """
 
 from __future__ import annotations
@@ -73,11 +75,32 @@ def air_reports(air: Mapping[str, MountAir], now: float, threshold: float) -> di
 def live_ages(
     mounts: Iterable[MountSpec], stats: IcecastStats | None, wall_now: float
 ) -> dict[str, float]:
-    """The mounts this node's Icecast plays live, each with how long its feed has run."""
+    """The mounts this node's Icecast plays live, each with how long its feed has run (a
+    transcoded mount: as long as the shortest feed up its chain of parents)."""
     if stats is None:
         return {}
-    return {
-        mount.name: wall_now - stats.started_at[mount.path]
-        for mount in mounts
+    by_name = {mount.name: mount for mount in mounts}
+    fed = {
+        name: wall_now - stats.started_at[mount.path]
+        for name, mount in by_name.items()
         if mount.path in stats.started_at
     }
+    ages = {name: _chain_age(name, by_name, fed) for name in fed}
+    return {name: age for name, age in ages.items() if age is not None}
+
+
+def _chain_age(
+    name: str, by_name: Mapping[str, MountSpec], fed: Mapping[str, float]
+) -> float | None:
+    """How long `name` and every parent up its chain have been fed; None if one is not."""
+    age = fed[name]
+    mount = by_name.get(name)
+    for _ in range(len(by_name)):  # parents form no cycle; stop anyway
+        if mount is None or mount.transcode is None:
+            return age
+        parent = mount.transcode.parent
+        if parent not in fed:
+            return None
+        age = min(age, fed[parent])
+        mount = by_name.get(parent)
+    return age

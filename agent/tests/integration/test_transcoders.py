@@ -210,8 +210,18 @@ def test_the_owner_dies_another_node_transcodes_and_the_parent_gone_means_silenc
     assert takeover <= TEST_TIMING["ttl"] + LIQUIDSOAP_START_S + 10
     assert len(transcoder_processes("low.mp3", radio_cluster)) == 1
 
+    def on_air() -> bool | None:
+        status = json.loads(listen(f"{survivors[0].front_door_url}/api/v1/status", 1 << 20).body)
+        return status["mounts"]["low.mp3"]["on_air"]
+
+    wait_for(on_air, timeout=10, what="low.mp3 on air with its parent")
+
     source.stop()  # the parent goes away: the transcoded mount keeps playing silence
     owner_node = radio_cluster.node(second)
+    # ... but it is dead air, like its parent: in the status and on every node's metrics.
+    wait_for(lambda: on_air() is False, timeout=10, what="low.mp3 shown as dead air")
+    for node in survivors:
+        assert node.metric("radio_mount_source_connected", mount="low.mp3") == 0
 
     def silent_in_metrics() -> bool:
         metrics = listen(f"{owner_node.front_door_url}/metrics", 1 << 20).body.decode()

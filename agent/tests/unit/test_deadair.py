@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from radioagent.deadair import MountAir, air_reports, update_air
+from radioagent.deadair import MountAir, air_reports, live_ages, update_air
+from radioagent.icecast.stats import IcecastStats
+from radioagent.model import parse_mount
 
 
 def test_a_mount_never_heard_is_dead_air_from_the_first_look() -> None:
@@ -42,3 +44,36 @@ def test_a_clock_going_back_never_gives_negative_seconds() -> None:
     report = air_reports(air, now=90.0, threshold=5)["a"]
     assert report.dead_air_seconds == 0.0
     assert not report.dead_air
+
+
+def test_a_transcoded_mount_is_live_only_while_its_parent_is() -> None:
+    live = parse_mount({"name": "live.mp3", "source_password": "secret-1"})
+    low = parse_mount(
+        {
+            "name": "low.mp3",
+            "source_password": "secret-2",
+            "transcode": {"parent": "live.mp3", "format": {"codec": "mp3", "bitrate_kbps": 64}},
+        }
+    )
+    lower = parse_mount(
+        {
+            "name": "lower.mp3",
+            "source_password": "secret-3",
+            "transcode": {"parent": "low.mp3", "format": {"codec": "mp3", "bitrate_kbps": 32}},
+        }
+    )
+    mounts = [live, low, lower]
+
+    def stats(started: dict[str, float]) -> IcecastStats:
+        return IcecastStats({}, 0.0, frozenset(started), started_at=started)
+
+    # Liquidsoap feeds the transcoded mounts (holding silence) while the studio is away.
+    away = stats({"/low.mp3": 900.0, "/lower.mp3": 950.0})
+    assert live_ages(mounts, away, wall_now=1000.0) == {}
+    # With the studio, each is live as long as the shortest feed up its chain.
+    on = stats({"/live.mp3": 980.0, "/low.mp3": 900.0, "/lower.mp3": 950.0})
+    assert live_ages(mounts, on, wall_now=1000.0) == {
+        "live.mp3": 20.0,
+        "low.mp3": 20.0,
+        "lower.mp3": 20.0,
+    }
