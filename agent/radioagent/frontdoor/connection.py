@@ -25,7 +25,7 @@ from radioagent.frontdoor.http import (
     parse_request_head,
 )
 from radioagent.frontdoor.route import Arrival
-from radioagent.frontdoor.sources import SourcePipe
+from radioagent.frontdoor.sources import StudioPipe
 
 MAX_IGNORED_BYTES = 64 * 1024  # what a listener may send after its request
 LISTENER_SEND_BUFFER = 64 * 1024  # the kernel doubles it: ~8 s of a 128 kbps stream
@@ -65,7 +65,7 @@ class Connection(asyncio.Protocol):
         self._mode = Mode.HEAD
         self._buffer = bytearray()
         self._hub: MountHub | None = None
-        self._pipe: SourcePipe | None = None
+        self._pipe: StudioPipe | None = None
         self._ignored = 0
         self._timer: asyncio.TimerHandle | None = None
 
@@ -84,10 +84,8 @@ class Connection(asyncio.Protocol):
             self._buffer += data
             self._read_heads()
         elif self._mode is Mode.SOURCE:
-            if self._pipe is not None and self._pipe.connected:
-                self._pipe.from_client(data)
-            else:
-                self._buffer += data  # bounded: reading is paused until the pipe is up
+            if self._pipe is not None:
+                self._pipe.from_client(data)  # bounded there: past its backlog, it cuts
         elif self._mode is Mode.LISTENER:
             self._ignored += len(data)
             if self._ignored > MAX_IGNORED_BYTES:
@@ -100,15 +98,7 @@ class Connection(asyncio.Protocol):
         if self._hub is not None:
             self._hub.leave(self)
         if self._pipe is not None:
-            self._pipe.close()
-
-    def pause_writing(self) -> None:
-        if self._pipe is not None:
-            self._pipe.client_paused(True)
-
-    def resume_writing(self) -> None:
-        if self._pipe is not None:
-            self._pipe.client_paused(False)
+            self._pipe.client_gone()
 
     # --- answers (the door, the hubs) ----------------------------------------------------
 
@@ -149,19 +139,14 @@ class Connection(asyncio.Protocol):
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, LISTENER_SEND_BUFFER)
         self._hub = passthrough.join(path, icy, self)
 
-    def become_source(self, pipe: SourcePipe) -> None:
+    def become_source(self, pipe: StudioPipe) -> None:
+        """From now on what the studio sends goes to `pipe` (what came with the head too)."""
         self._cancel_timer()
         self._mode = Mode.SOURCE
         self._pipe = pipe
-        self.transport.pause_reading()
-
-    def source_connected(self, pipe: SourcePipe, head: bytes) -> bool:
-        if self._mode is not Mode.SOURCE or self._pipe is not pipe:
-            return False
-        pipe.from_client(head + bytes(self._buffer))
-        self._buffer.clear()
-        self.transport.resume_reading()
-        return True
+        early, self._buffer = bytes(self._buffer), bytearray()
+        if early:
+            pipe.from_client(early)
 
     def pipe_failed(self, error: HttpError, retry_after: int) -> None:
         self._pipe = None

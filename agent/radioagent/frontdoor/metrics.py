@@ -105,6 +105,16 @@ class AgentCollector(Collector):
                 "Source connections that could not reach the leader",
                 door.sources_failed,
             ),
+            (
+                "radio_sources_repiped",
+                "Times a studio went on with a new leader without being disconnected",
+                door.sources_repiped,
+            ),
+            (
+                "radio_sources_overflowed",
+                "Studios cut because no leader took their audio before their backlog filled",
+                door.sources_overflowed,
+            ),
         ):
             counter = CounterMetricFamily(name, help_text, labels=["node"])
             counter.add_metric(node, value)

@@ -95,7 +95,7 @@ class Serve:
 class PipeSource:
     """Pipe a source client to the leader's Icecast."""
 
-    mount: str
+    mount: MountSpec
     leader: NodeStatus
     epoch: int  # the leadership the pipe belongs to: cut when it ends
 
@@ -257,7 +257,7 @@ def _source(head: RequestHead, view: AgentSnapshot) -> Decision:
         return Refuse(HttpError(404, "no such mount"))
     if view.leader is None or view.epoch is None:
         return Refuse(HttpError(503, "no leader right now"), SOURCE_RETRY_AFTER_SECONDS)
-    return PipeSource(mount.name, view.leader, view.epoch)
+    return PipeSource(mount, view.leader, view.epoch)
 
 
 def _preflight(keep_alive: bool) -> bytes:

@@ -47,7 +47,7 @@ from radioagent.frontdoor.route import (
     SetTitle,
     route,
 )
-from radioagent.frontdoor.sources import SourcePipes
+from radioagent.frontdoor.sources import SourcePipes, studio_limits
 from radioagent.frontdoor.view import AgentSnapshot, FrontDoorStats
 from radioagent.nowplaying import mount_icy_titles
 from radioagent.store.errors import Conflict, EtcdUnavailable, NoSuchMount
@@ -111,14 +111,15 @@ class FrontDoor:
         self._servers.clear()
 
     def update(self) -> None:
-        """After each loop: a fresh view for the director; sources piped to a leader that
-        no longer leads are cut (their clients reconnect and reach the new one)."""
+        """After each loop: a fresh view for the director; studios piped to a leader that
+        no longer leads go on with the new one (sources.py)."""
         view = self._view = self.snapshot()
         self.director.sent.window = report_window(view.timing.loop_wait)
         if view.state is not None:
             self.director.update(view.state.nodes, view.state.draining, view.state.settings)
             self._update_titles(view)
-        self.sources.cut_stale(view.epoch, view.leader is not None)
+        self.sources.limits = studio_limits(view.timing)
+        self.sources.follow(view.leader, view.epoch)
 
     def _update_titles(self, view: AgentSnapshot) -> None:
         """The ICY block of each mount's title, for the fan-out (remade only when the
@@ -145,6 +146,8 @@ class FrontDoor:
             sources_opened=self.sources.opened,
             sources_failed=self.sources.failed,
             sources_active=len(self.sources),
+            sources_repiped=self.sources.repiped,
+            sources_overflowed=self.sources.overflowed,
             connections=self.counters.connections,
         )
 
@@ -190,7 +193,10 @@ class FrontDoor:
             case Serve():
                 connection.become_listener(self.passthrough, decision.mount.path, decision.icy)
             case PipeSource():
-                self.sources.open(connection, head, decision.mount, decision.leader, decision.epoch)
+                pipe = self.sources.open(
+                    connection, head, decision.mount, decision.leader, decision.epoch
+                )
+                connection.become_source(pipe)
             case SetTitle():
                 connection.hold()
                 task = asyncio.get_running_loop().create_task(

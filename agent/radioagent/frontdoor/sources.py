@@ -1,48 +1,95 @@
-"""Source connections piped byte for byte to the leader's Icecast.
+"""Studios' source connections, piped to the leader's Icecast, riding through leader changes.
 
-Only the request line changes (`/<mount>` becomes `/_live/<mount>`); the leader's
-Icecast checks the credentials (through its agent) and its answers (`100 Continue`,
-`200 OK`, `401`) reach the client unchanged. Each direction pauses reading while the
-other side's send buffer is full, so a stalled peer never grows memory.
+The studio's request head goes to the leader's Icecast with its path pointed at
+`/_live/<mount>`; the leader checks the credentials (through its agent) and its answers
+(`100 Continue`, `200 OK`, `401`) reach the studio unchanged. Once the leader has taken
+the source, the studio is this node's to keep:
 
-`SourcePipes` opens them (in the background: the client's bytes wait, unread, until the
-leader answers) and cuts them when the leadership they were opened under ends.
+- When leadership moves (crash or handover) or the leader's connection drops, the pipe
+  keeps reading the studio into a bounded backlog. As soon as a leader is known it opens
+  that leader's `/_live/<mount>` with the same head, swallows the answers (the studio has
+  its own), and sends the audio from where the old connection stopped being acknowledged
+  (the kernel says how much it still held) less a fraction of a second (what the old
+  Icecast had not yet passed on), starting at a whole frame (MP3, AAC) or page (Ogg,
+  after the chain's header pages).
+- Listeners hear the studio late by the gap rather than lose it: the pipe holds that much
+  audio back and from then on sends as much as the studio sends, so the leader gets it
+  at the studio's own pace (a burst of the whole backlog would overrun players). When the
+  studio leaves, what is held back follows at the mount's bitrate.
+- The studio is cut only when the backlog passes its bound, or when a new leader refuses
+  it for as long as the backlog lasts.
 """
 
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import logging
-from collections.abc import Callable
-from typing import Protocol, cast
+import struct
+import termios
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any, Protocol, cast
 
-from radioagent.frontdoor.http import SOURCE_RETRY_AFTER_SECONDS, HttpError, RequestHead
-from radioagent.model import LIVE_MOUNT_PREFIX, NodeStatus
+from radioagent.config import Timing
+from radioagent.frontdoor.http import (
+    SOURCE_RETRY_AFTER_SECONDS,
+    HttpError,
+    RequestHead,
+    head_end,
+    parse_response_head,
+)
+from radioagent.frontdoor.syncpoints import SyncPoints
+from radioagent.model import LIVE_MOUNT_PREFIX, MountSpec, NodeStatus
 
 log = logging.getLogger(__name__)
 
-
 CONNECT_TIMEOUT = 5.0  # to reach the leader's Icecast
+RETRY_SECONDS = 1.0  # between tries at a leader that refused or could not be reached
+DRAIN_INTERVAL = 0.25  # the held-back audio's pace once the studio has left
+MAX_ANSWER_BYTES = 8192
+
+
+@dataclass(frozen=True)
+class StudioLimits:
+    backlog_seconds: float = 26.0  # audio held while no leader takes it; then cut
+    # Sent at once to a new leader; the rest is held back. Small: the other nodes' relays
+    # join the new leader a second or two later and get only Icecast's burst (64 KiB).
+    burst_seconds: float = 1.0
+    # Sent again beyond what the old leader did not acknowledge: its Icecast holds up to
+    # ~0.2 s it has read but not yet written to the relays, lost when the source leaves.
+    # A listener may hear this much twice, never a gap.
+    replay_seconds: float = 0.3
+
+
+def studio_limits(timing: Timing) -> StudioLimits:
+    """A backlog that outlasts a failover at the cluster's own timing: the leader's lease
+    running out (ttl) after it was last heard (retry_timeout), then a few seconds to
+    elect and connect; never under 10 s."""
+    return StudioLimits(backlog_seconds=max(10.0, timing.ttl + timing.retry_timeout + 5.0))
 
 
 class SourceClient(Protocol):
-    """The client side of a pipe: the front door connection of a source."""
+    """The studio's side: the front door connection it came on."""
 
     transport: asyncio.Transport
 
-    def become_source(self, pipe: SourcePipe) -> None:
-        """Stop reading until the pipe is up; what the client sends then goes to it."""
-
-    def source_connected(self, pipe: SourcePipe, head: bytes) -> bool:
-        """The leader answered: send it `head` and what the client sent meanwhile. False
-        if the client is gone or no longer this pipe's."""
-
     def pipe_failed(self, error: HttpError, retry_after: int) -> None:
-        """The leader cannot be reached: answer the client with `error`."""
+        """The leader cannot be reached: answer the studio with `error` and close."""
+
+
+class Phase(Enum):
+    CONNECTING = "connecting"  # the first leader has not answered yet
+    STREAMING = "streaming"  # a leader takes the audio
+    DETACHED = "detached"  # no leader takes it: the backlog grows
+    RELINKING = "relinking"  # a new leader is being asked to take it
+    DRAINING = "draining"  # the studio left: the held-back audio follows
+    CLOSED = "closed"
 
 
 def upstream_head(head: RequestHead, mount: str) -> bytes:
-    """The client's head with the request line pointed at the leader's live mount."""
+    """The studio's head with the request line pointed at the leader's live mount."""
     first_line_end = head.raw.index(b"\n") + 1
     line_ending = b"\r\n" if head.raw[first_line_end - 2 : first_line_end] == b"\r\n" else b"\n"
     query = f"?{head.query}" if head.query else ""
@@ -50,127 +97,387 @@ def upstream_head(head: RequestHead, mount: str) -> bytes:
     return request_line.encode("ascii") + line_ending + head.raw[first_line_end:]
 
 
-class SourcePipe(asyncio.Protocol):
-    """The leader side of one piped source; the client side is the front door connection,
-    which hands over what it reads through `from_client`."""
+def unsent_bytes(transport: asyncio.Transport) -> int:
+    """Bytes written but not yet acknowledged by the peer: asyncio's buffer plus the
+    kernel's send queue (TIOCOUTQ on Linux counts unsent and unacknowledged bytes)."""
+    queued = transport.get_write_buffer_size()
+    sock = transport.get_extra_info("socket")
+    if sock is None:
+        return queued
+    try:
+        answer = fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0\0\0\0")
+    except OSError:
+        return queued
+    return queued + struct.unpack("i", answer)[0]
+
+
+class LeaderLink(asyncio.Protocol):
+    """One connection to a leader's Icecast, for one studio."""
+
+    def __init__(self, pipe: StudioPipe, epoch: int, head: bytes, *, first: bool) -> None:
+        self.pipe = pipe
+        self.epoch = epoch
+        self.head = head
+        self.first = first  # the studio's own connection: Icecast's answers go to it
+        self.transport: asyncio.Transport | None = None
+        self.paused = False
+        self.accepted = False
+        self.closed = False
+        self.stream_written = 0  # audio bytes written (the head not counted)
+        self.stream_acknowledged = 0  # of which the peer has acknowledged
+        self._answer = bytearray()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+        if self.closed:
+            transport.close()
+            return
+        self.transport.write(self.head)
+
+    def data_received(self, data: bytes) -> None:
+        if self.first:
+            self.pipe.client_write(data)
+        self._answer += data
+        while (end := head_end(self._answer)) >= 0:
+            raw = bytes(self._answer[:end])
+            del self._answer[:end]
+            try:
+                status, _ = parse_response_head(raw)
+            except HttpError:
+                status = 502
+            self.pipe.answered(self, status)
+        if len(self._answer) > MAX_ANSWER_BYTES:
+            self.pipe.answered(self, 502)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.transport = None
+        if not self.closed:
+            self.closed = True
+            self.pipe.link_lost(self)
+
+    def pause_writing(self) -> None:
+        self.paused = True
+
+    def resume_writing(self) -> None:
+        self.paused = False
+        self.pipe.pump()
+
+    def write(self, data: bytes) -> None:
+        if self.transport is None:
+            return
+        self.transport.write(data)
+        self.stream_written += len(data)
+        self.note_acknowledged()
+
+    def note_acknowledged(self) -> None:
+        """The head went out first: audio is acknowledged once the peer has the head and
+        then some."""
+        if self.transport is None:
+            return
+        acknowledged = len(self.head) + self.stream_written - unsent_bytes(self.transport)
+        self.stream_acknowledged = max(self.stream_acknowledged, acknowledged - len(self.head))
+
+    @property
+    def unacknowledged(self) -> int:
+        return self.stream_written - self.stream_acknowledged
+
+    def close(self) -> None:
+        self.closed = True
+        if self.transport is not None:
+            self.transport.close()
+
+
+class StudioPipe:
+    """One studio's connection and its way to whichever node leads."""
 
     def __init__(
         self,
+        pipes: SourcePipes,
         client: SourceClient,
-        mount: str,
-        epoch: int,
-        on_closed: Callable[[SourcePipe], None],
+        head: RequestHead,
+        mount: MountSpec,
+        limits: StudioLimits,
     ) -> None:
+        self.pipes = pipes
         self.client = client
+        self.head = head
         self.mount = mount
-        self.epoch = epoch  # the leadership this pipe belongs to
-        self.on_closed = on_closed
-        self._transport: asyncio.Transport | None = None
-        self.closed = False
+        self.phase = Phase.CONNECTING
+        self.link: LeaderLink | None = None
+        byte_rate = mount.format.bitrate_kbps * 1000 / 8
+        self.byte_rate = byte_rate
+        self.capacity = int(limits.backlog_seconds * byte_rate)
+        self.burst = int(limits.burst_seconds * byte_rate)
+        self.replay = int(limits.replay_seconds * byte_rate)
+        # The stream's recent past and what is not sent yet, by offset from its first byte.
+        self._stream = bytearray()
+        self._stream_start = 0  # offset of _stream[0]
+        self._sent = 0  # offset of the first byte no leader has had
+        self._held_back = 0  # bytes kept back on purpose (the gap listeners are late by)
+        self._sync = SyncPoints(mount.format.codec)
+        self._retry: asyncio.TimerHandle | None = None
+        self._drain: asyncio.TimerHandle | None = None
 
     @property
-    def connected(self) -> bool:
-        return self._transport is not None
+    def epoch(self) -> int | None:
+        return self.link.epoch if self.link is not None else None
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._transport = cast(asyncio.Transport, transport)
-        if self.closed:
-            transport.close()
+    @property
+    def backlog(self) -> int:
+        return self._stream_start + len(self._stream) - self._sent
 
-    def data_received(self, data: bytes) -> None:
-        self.client.transport.write(data)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._transport = None
-        self.close()
-
-    def pause_writing(self) -> None:
-        self.client.transport.pause_reading()
-
-    def resume_writing(self) -> None:
-        if not self.client.transport.is_closing():
-            self.client.transport.resume_reading()
+    # --- the studio's side ---------------------------------------------------------------
 
     def from_client(self, data: bytes) -> None:
-        if self._transport is not None:
-            self._transport.write(data)
-
-    def client_paused(self, paused: bool) -> None:
-        """The client's send buffer is full (or drained again): stop (or go on) reading
-        the leader's answers."""
-        if self._transport is None:
+        if self.phase in (Phase.DRAINING, Phase.CLOSED):
             return
-        if paused:
-            self._transport.pause_reading()
+        self._stream += data
+        self._sync.feed(data)
+        if self.backlog > max(self.capacity, self.burst + len(data)):
+            log.warning(
+                "source for %s: %d s of audio held and no leader takes it: cut",
+                self.mount.path,
+                round(self.backlog / self.byte_rate),
+            )
+            self.pipes.overflowed += 1
+            self.close()
+            return
+        self.pump()
+        self._trim()
+
+    def client_write(self, data: bytes) -> None:
+        if not self.client.transport.is_closing():
+            self.client.transport.write(data)
+
+    def client_gone(self) -> None:
+        """The studio left: what a leader has not had yet follows at the mount's pace."""
+        if self.phase is Phase.STREAMING and self.backlog:
+            self.phase = Phase.DRAINING
+            self._drain_step()
+        elif self.phase is not Phase.DRAINING:
+            self.close()
+
+    # --- the leader's side ---------------------------------------------------------------
+
+    def connect(self, leader: NodeStatus, epoch: int) -> None:
+        """Ask `leader` to take the audio."""
+        first = self.phase is Phase.CONNECTING
+        if not first:
+            self.phase = Phase.RELINKING
+        self.link = LeaderLink(self, epoch, upstream_head(self.head, self.mount.name), first=first)
+        self.pipes.spawn(self._connect(self.link, leader))
+
+    async def _connect(self, link: LeaderLink, leader: NodeStatus) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            await asyncio.wait_for(
+                loop.create_connection(lambda: link, leader.address, leader.icecast_port),
+                CONNECT_TIMEOUT,
+            )
+        except (OSError, TimeoutError) as error:
+            link.closed = True
+            log.warning("source for %s: cannot reach the leader: %s", self.mount.path, error)
+            self._link_failed(link)
+
+    def answered(self, link: LeaderLink, status: int) -> None:
+        if link is not self.link or link.closed:
+            return
+        if status in (100, 200):
+            if not link.accepted:
+                link.accepted = True
+                self._accepted(link)
+            return
+        link.close()
+        if link.first:
+            self.close()  # the studio has Icecast's refusal: it is the studio's to fix
         else:
-            self._transport.resume_reading()
+            log.warning("source for %s: the new leader answered %d", self.mount.path, status)
+            self._detach()
+
+    def _accepted(self, link: LeaderLink) -> None:
+        if link.first:
+            self.pipes.opened += 1
+        else:
+            self.pipes.repiped += 1
+            self._resume_at_sync_point(link)
+        self.phase = Phase.STREAMING
+        self.pump()
+
+    def _resume_at_sync_point(self, link: LeaderLink) -> None:
+        """From the first place a decoder can start at or after the first byte no leader
+        acknowledged; the part beyond a burst is held back (the listeners' delay)."""
+        point = self._sync.first_from(self._sent)
+        if point is None:  # none yet: start at the end, with the next frame
+            self._sent = self._stream_start + len(self._stream)
+        else:
+            self._sent = point.offset
+            if self._sync.ogg and not point.chain_start and self._sync.headers:
+                link.write(self._sync.headers)
+        self._held_back = max(0, self.backlog - self.burst)
+        log.info(
+            "source for %s rides through: resumed on the new leader, %.1f s late",
+            self.mount.path,
+            self._held_back / self.byte_rate,
+        )
+
+    def link_lost(self, link: LeaderLink) -> None:
+        if link is not self.link:
+            return
+        if link.first and not link.accepted:
+            self.close()
+        else:
+            self._detach()
+
+    def _link_failed(self, link: LeaderLink) -> None:
+        if link is not self.link:
+            return
+        if link.first:
+            self.pipes.failed += 1
+            self.link = None
+            self.phase = Phase.CLOSED
+            self.pipes.forget(self)
+            self.client.pipe_failed(
+                HttpError(503, "cannot reach the leader"), SOURCE_RETRY_AFTER_SECONDS
+            )
+            return
+        self._detach()
+
+    def leadership_moved(self) -> None:
+        """The pipe's leader no longer leads."""
+        if self.phase is Phase.CONNECTING:
+            log.info("leadership moved: cutting the source piped to %s", self.mount.path)
+            self.close()
+        elif self.phase in (Phase.STREAMING, Phase.RELINKING):
+            self._detach()
+
+    def _detach(self) -> None:
+        """No leader takes the audio: keep it, and try the current leader, if any, soon."""
+        link = self.link
+        if link is not None:
+            if link.accepted:
+                # What the old leader may not have had, or passed on, is sent again.
+                link.note_acknowledged()
+                resend = link.unacknowledged + self.replay
+                self._sent = max(self._stream_start, self._sent - resend)
+            link.close()
+            self.link = None
+        if self.phase is Phase.DRAINING:
+            self.close()
+            return
+        self.phase = Phase.DETACHED
+        self._held_back = 0
+        self._schedule_retry()
+
+    def _schedule_retry(self) -> None:
+        if self._retry is None and self.phase is Phase.DETACHED:
+            self._retry = asyncio.get_running_loop().call_later(RETRY_SECONDS, self._try_again)
+
+    def _try_again(self) -> None:
+        self._retry = None
+        if self.phase is Phase.DETACHED:
+            self.pipes.relink(self)
+            self._schedule_retry()
+
+    # --- sending ---------------------------------------------------------------------------
+
+    def pump(self) -> None:
+        """Send the leader what is due: everything but what is held back."""
+        link = self.link
+        if self.phase not in (Phase.STREAMING, Phase.DRAINING) or link is None or link.paused:
+            return
+        due = self.backlog - self._held_back
+        if due <= 0:
+            return
+        start = self._sent - self._stream_start
+        link.write(bytes(self._stream[start : start + due]))
+        self._sent += due
+
+    def _trim(self) -> None:
+        """Keep what is unsent, and as much sent audio as a resend could need."""
+        keep_from = max(self._stream_start, self._sent - self.capacity)
+        if keep_from - self._stream_start > 65536:
+            del self._stream[: keep_from - self._stream_start]
+            self._stream_start = keep_from
+            self._sync.forget_before(keep_from)
+
+    def _drain_step(self) -> None:
+        self._drain = None
+        if self.phase is not Phase.DRAINING:
+            return
+        self._held_back = max(0, self._held_back - int(self.byte_rate * DRAIN_INTERVAL))
+        self.pump()
+        if self.backlog == 0 or self.link is None:
+            self.close()
+            return
+        self._drain = asyncio.get_running_loop().call_later(DRAIN_INTERVAL, self._drain_step)
 
     def close(self) -> None:
-        if self.closed:
+        if self.phase is Phase.CLOSED:
             return
-        self.closed = True
-        if self._transport is not None:
-            self._transport.close()
+        self.phase = Phase.CLOSED
+        for timer in (self._retry, self._drain):
+            if timer is not None:
+                timer.cancel()
+        if self.link is not None:
+            self.link.close()
+            self.link = None
         self.client.transport.close()
-        self.on_closed(self)
+        self.pipes.forget(self)
 
 
 class SourcePipes:
-    """The sources this node pipes to the leader, and what became of them."""
+    """The studios this node pipes to the leader, and what became of them."""
 
-    def __init__(self, connect_timeout: float = CONNECT_TIMEOUT) -> None:
-        self.connect_timeout = connect_timeout
-        self.opened = 0  # pipes that reached the leader
-        self.failed = 0  # pipes that could not
-        self._pipes: set[SourcePipe] = set()
+    def __init__(self, limits: StudioLimits | None = None) -> None:
+        self.limits = limits or StudioLimits()
+        self.opened = 0  # studios a leader took
+        self.failed = 0  # studios whose first leader could not be reached
+        self.repiped = 0  # times a studio went on with a new leader
+        self.overflowed = 0  # studios cut because no leader took their audio in time
+        self._pipes: set[StudioPipe] = set()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._leader: tuple[NodeStatus, int] | None = None
 
     def __len__(self) -> int:
         return len(self._pipes)
 
     def open(
-        self, client: SourceClient, head: RequestHead, mount: str, leader: NodeStatus, epoch: int
-    ) -> None:
-        pipe = SourcePipe(client, mount, epoch, self._pipes.discard)
-        client.become_source(pipe)
+        self,
+        client: SourceClient,
+        head: RequestHead,
+        mount: MountSpec,
+        leader: NodeStatus,
+        epoch: int,
+    ) -> StudioPipe:
+        pipe = StudioPipe(self, client, head, mount, self.limits)
         self._pipes.add(pipe)
-        task = asyncio.get_running_loop().create_task(
-            self._connect(pipe, upstream_head(head, mount), leader)
-        )
+        pipe.connect(leader, epoch)
+        return pipe
+
+    def follow(self, leader: NodeStatus | None, epoch: int | None) -> None:
+        """After each loop: pipes under another leadership leave it, and every pipe
+        without a leader goes to the current one."""
+        self._leader = None if leader is None or epoch is None else (leader, epoch)
+        for pipe in list(self._pipes):
+            if pipe.link is not None and (pipe.epoch != epoch or self._leader is None):
+                pipe.leadership_moved()
+            if pipe.phase is Phase.DETACHED:
+                self.relink(pipe)
+
+    def relink(self, pipe: StudioPipe) -> None:
+        if self._leader is not None and pipe.phase is Phase.DETACHED:
+            pipe.connect(*self._leader)
+
+    def spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def cut_stale(self, epoch: int | None, leader_known: bool) -> None:
-        """Cut sources piped under another leadership: their clients reconnect and reach
-        the new leader."""
-        for pipe in list(self._pipes):
-            if pipe.epoch != epoch or not leader_known:
-                log.info("leadership moved: cutting the source piped to %s", pipe.mount)
-                pipe.close()
+    def forget(self, pipe: StudioPipe) -> None:
+        self._pipes.discard(pipe)
 
     def close(self) -> None:
         for pipe in list(self._pipes):
             pipe.close()
         for task in self._tasks:
             task.cancel()
-
-    async def _connect(self, pipe: SourcePipe, head: bytes, leader: NodeStatus) -> None:
-        loop = asyncio.get_running_loop()
-        try:
-            await asyncio.wait_for(
-                loop.create_connection(lambda: pipe, leader.address, leader.icecast_port),
-                self.connect_timeout,
-            )
-        except (OSError, TimeoutError) as error:
-            self.failed += 1
-            # Not closed: closing hangs up on the client before it gets the answer.
-            self._pipes.discard(pipe)
-            log.warning("source for %s: cannot reach the leader: %s", pipe.mount, error)
-            pipe.client.pipe_failed(
-                HttpError(503, "cannot reach the leader"), SOURCE_RETRY_AFTER_SECONDS
-            )
-            return
-        if pipe.closed or not pipe.client.source_connected(pipe, head):
-            pipe.close()
-            return
-        self.opened += 1

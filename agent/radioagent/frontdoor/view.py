@@ -62,4 +62,6 @@ class FrontDoorStats:
     sources_opened: int
     sources_failed: int
     sources_active: int
+    sources_repiped: int
+    sources_overflowed: int
     connections: int

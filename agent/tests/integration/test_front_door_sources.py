@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from tests.harness.agents import AgentNode, RadioCluster, connect_source
+from tests.harness.agents import AgentNode, RadioCluster
 from tests.harness.clients import (
     ResponseHead,
     SourceClient,
@@ -166,33 +166,6 @@ def test_sources_for_unknown_mounts_or_without_a_leader_are_refused(
     assert source.connect().status == 404
     internal = entry.front_door_source(source_client_factory, f"/_live/{live_mount}", PASSWORD)
     assert internal.connect().status == 404
-
-
-def test_a_leader_change_cuts_the_source_and_it_reconnects_to_the_new_leader(
-    radio_cluster: RadioCluster,
-    live_mount: str,
-    source_client_factory: Callable[..., SourceClient],
-    mp3_audio: AudioSample,
-) -> None:
-    """The old leader's agent stops gracefully (its Icecast stays up): the piped source is
-    cut, and the same front door pipes the reconnecting source to the new leader."""
-    leader, entry, _ = roles(radio_cluster)
-    source = entry.front_door_source(source_client_factory, f"/{live_mount}", PASSWORD)
-    connect_and_stream(source, mp3_audio)
-    leader.stop()
-    new_leader = radio_cluster.node(radio_cluster.wait_leader(other_than=leader.name))
-    wait_for(
-        lambda: source.stream_error is not None,
-        timeout=10,
-        what="the piped source to be cut when the leader changed",
-    )
-    wait_for(
-        lambda: connect_source(entry, source_client_factory, f"/{live_mount}", PASSWORD, mp3_audio),
-        timeout=10,
-        what="the source to be taken again",
-    )
-    other = next(node for node in radio_cluster.nodes if node not in (leader, new_leader))
-    wait_heard(new_leader, other, live_mount, mp3_audio.data)
 
 
 def test_without_a_leader_sources_are_told_to_retry(

@@ -253,7 +253,7 @@ def test_a_source_is_piped_to_the_leader_of_the_current_epoch() -> None:
     door = Door(node("here"), leader=leader, epoch=9)
     for method in (b"SOURCE", b"PUT"):
         decision = door.route(method + b" /live.mp3 HTTP/1.0\n")
-        assert decision == PipeSource("live.mp3", leader, 9)
+        assert decision == PipeSource(LIVE, leader, 9)
 
 
 def test_a_source_with_no_leader_is_told_to_come_back_soon() -> None:

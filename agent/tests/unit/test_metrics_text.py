@@ -29,6 +29,8 @@ DOOR = FrontDoorStats(
     sources_opened=0,
     sources_failed=0,
     sources_active=0,
+    sources_repiped=0,
+    sources_overflowed=0,
     connections=2,
 )
 SNAPSHOT = AgentSnapshot(

@@ -1,0 +1,136 @@
+"""Studios ride through a leader change: a source connected to a node that stays up is
+not disconnected when leadership moves (graceful stop or crash of the leader), its audio
+goes on from where the old leader stopped, and listeners on other nodes hear it again.
+Real etcd, Icecast and agents; the studio is a socket-level SOURCE or PUT client."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+
+import pytest
+
+from tests.harness.agents import TEST_TIMING, AgentNode, RadioCluster
+from tests.harness.clients import SourceClient, StreamRecorder, connect_and_stream
+from tests.harness.media import AudioSample
+from tests.harness.waiting import wait_for
+from tests.integration.test_front_door_sources import PASSWORD, roles, wait_heard
+
+pytestmark = pytest.mark.integration
+
+BLOCK = 1024  # bytes matched at a time against what the studio sent
+
+
+@pytest.fixture
+def live_mount(radio_cluster: RadioCluster) -> str:
+    radio_cluster.store().create_mount({"name": "live.mp3", "source_password": PASSWORD})
+    for node in radio_cluster.nodes:
+        node.wait_serving("/live.mp3")
+    return "live.mp3"
+
+
+def studio_jumps(received: bytes, sent: bytes) -> list[int]:
+    """Where the studio's audio skipped in what a listener received: for each pair of
+    consecutive blocks of the studio's own bytes (holding audio in between is not the
+    studio's), how many studio bytes lie between them (0: none lost; negative: sent
+    again). Alignment makes each at most 2 blocks over the truth."""
+    found = [
+        sent.find(received[start : start + BLOCK])
+        for start in range(0, len(received) - BLOCK, BLOCK)
+    ]
+    positions = [position for position in found if position >= 0]
+    return [later - (earlier + BLOCK) for earlier, later in itertools.pairwise(positions)]
+
+
+def listening(node: AgentNode, mount: str) -> StreamRecorder:
+    return StreamRecorder(f"{node.front_door_url}/_stream/{mount}", max_seconds=90).start()
+
+
+@pytest.mark.parametrize(
+    ("method", "how"), [("SOURCE", "stop"), ("PUT", "stop"), ("SOURCE", "crash")]
+)
+def test_a_studio_on_a_surviving_node_rides_through_a_leader_change(  # noqa: PLR0917 - fixtures
+    radio_cluster: RadioCluster,
+    live_mount: str,
+    source_client_factory: Callable[..., SourceClient],
+    long_mp3_audio: AudioSample,
+    method: str,
+    how: str,
+) -> None:
+    leader, entry, other = roles(radio_cluster)
+    source = entry.front_door_source(
+        source_client_factory, f"/{live_mount}", PASSWORD, method=method
+    )
+    connect_and_stream(source, long_mp3_audio)
+    wait_heard(leader, other, live_mount, long_mp3_audio.data)
+    listener = listening(other, live_mount)
+    wait_for(lambda: len(listener.body) > 64000, timeout=10, what="the listener's audio")
+
+    if how == "crash":
+        leader.crash()  # agent and Icecast killed: no goodbye
+    else:
+        leader.stop()  # graceful: the agent resigns; its Icecast stays up
+    new_leader = radio_cluster.node(
+        radio_cluster.wait_leader(timeout=TEST_TIMING["ttl"] + 5, other_than=leader.name)
+    )
+    wait_heard(new_leader, other, live_mount, long_mp3_audio.data)
+    resumed = len(listener.body)
+    wait_for(
+        lambda: len(listener.body) > resumed + 64000,
+        timeout=15,
+        what="the listener to go on with the studio",
+    )
+    listener.stop()
+
+    # The studio never noticed: no error on its socket, still sending.
+    assert source.stream_error is None
+    assert source.bytes_sent < len(long_mp3_audio.data)
+    assert listener.error is None
+    jumps = studio_jumps(bytes(listener.body), long_mp3_audio.data)
+    # Within a run each block follows the last (0); across the change nothing is lost
+    # (up to the replay margin may come twice: a negative jump).
+    assert jumps.count(0) > len(jumps) * 0.9
+    assert max(jumps) <= 2 * BLOCK, sorted(jumps)[-5:]
+
+
+def test_a_studio_whose_backlog_overflows_is_cut(
+    radio_cluster: RadioCluster,
+    live_mount: str,
+    source_client_factory: Callable[..., SourceClient],
+    long_mp3_audio: AudioSample,
+) -> None:
+    """No leader for longer than the backlog holds: the studio is cut, counted, and its
+    encoder's retry brings it back once a leader exists."""
+    _, entry, _ = roles(radio_cluster)
+    source = entry.front_door_source(source_client_factory, f"/{live_mount}", PASSWORD)
+    connect_and_stream(source, long_mp3_audio)
+    with radio_cluster.etcd.unreachable():
+        wait_for(
+            lambda: source.stream_error is not None,
+            timeout=60,
+            what="the studio to be cut once its backlog is full",
+            explain=entry.log_tail,
+        )
+    assert entry.metric("radio_sources_overflowed_total") == 1
+    radio_cluster.wait_leader()
+
+
+def test_the_studio_is_counted_as_riding_through(
+    radio_cluster: RadioCluster,
+    live_mount: str,
+    source_client_factory: Callable[..., SourceClient],
+    long_mp3_audio: AudioSample,
+) -> None:
+    leader, entry, other = roles(radio_cluster)
+    source = entry.front_door_source(source_client_factory, f"/{live_mount}", PASSWORD)
+    connect_and_stream(source, long_mp3_audio)
+    wait_heard(leader, other, live_mount, long_mp3_audio.data)
+    leader.stop()
+    radio_cluster.wait_leader(other_than=leader.name)
+    wait_for(
+        lambda: entry.metric("radio_sources_repiped_total") == 1,
+        timeout=10,
+        what="the re-pipe in the metrics",
+    )
+    assert entry.metric("radio_sources_piped") == 1
+    assert source.stream_error is None
