@@ -214,6 +214,7 @@ class StudioPipe:
         self._stream_start = 0  # offset of _stream[0]
         self._sent = 0  # offset of the first byte no leader has had
         self._held_back = 0  # bytes kept back on purpose (the gap listeners are late by)
+        self._resuming = False  # a new leader took it: wait for a place to start
         self._sync = SyncPoints(mount.format.codec)
         self._retry: asyncio.TimerHandle | None = None
         self._drain: asyncio.TimerHandle | None = None
@@ -264,6 +265,7 @@ class StudioPipe:
         first = self.phase is Phase.CONNECTING
         if not first:
             self.phase = Phase.RELINKING
+            log.debug("source for %s: asking %s (epoch %d)", self.mount.path, leader.name, epoch)
         self.link = LeaderLink(self, epoch, upstream_head(self.head, self.mount.name), first=first)
         self.pipes.spawn(self._connect(self.link, leader))
 
@@ -282,6 +284,7 @@ class StudioPipe:
     def answered(self, link: LeaderLink, status: int) -> None:
         if link is not self.link or link.closed:
             return
+        log.debug("source for %s: the leader answered %d", self.mount.path, status)
         if status in (100, 200):
             if not link.accepted:
                 link.accepted = True
@@ -299,26 +302,35 @@ class StudioPipe:
             self.pipes.opened += 1
         else:
             self.pipes.repiped += 1
-            self._resume_at_sync_point(link)
+            self._resuming = True
         self.phase = Phase.STREAMING
         self.pump()
 
-    def _resume_at_sync_point(self, link: LeaderLink) -> None:
-        """From the first place a decoder can start at or after the first byte no leader
-        acknowledged; the part beyond a burst is held back (the listeners' delay)."""
+    def _resume_at_sync_point(self, link: LeaderLink) -> bool:
+        """Go on from the first place a decoder can start at or after the first byte no
+        leader acknowledged (False: none has arrived yet); what lies beyond a burst is
+        held back (the listeners' delay)."""
         point = self._sync.first_from(self._sent)
-        if point is None:  # none yet: start at the end, with the next frame
-            self._sent = self._stream_start + len(self._stream)
-        else:
-            self._sent = point.offset
-            if self._sync.ogg and not point.chain_start and self._sync.headers:
-                link.write(self._sync.headers)
+        if point is None:
+            return False
+        log.debug(
+            "source for %s: resuming at byte %d (from %d; %s)",
+            self.mount.path,
+            point.offset,
+            self._sent,
+            "a chain start" if point.chain_start else "mid-stream",
+        )
+        self._sent = point.offset
+        if self._sync.ogg and not point.chain_start and self._sync.headers:
+            link.write(self._sync.headers)
         self._held_back = max(0, self.backlog - self.burst)
+        self._resuming = False
         log.info(
             "source for %s rides through: resumed on the new leader, %.1f s late",
             self.mount.path,
             self._held_back / self.byte_rate,
         )
+        return True
 
     def link_lost(self, link: LeaderLink) -> None:
         if link is not self.link:
@@ -359,6 +371,7 @@ class StudioPipe:
                 link.note_acknowledged()
                 resend = link.unacknowledged + self.replay
                 self._sent = max(self._stream_start, self._sent - resend)
+                log.debug("source for %s: detached; %d bytes to resend", self.mount.path, resend)
             link.close()
             self.link = None
         if self.phase is Phase.DRAINING:
@@ -384,6 +397,8 @@ class StudioPipe:
         """Send the leader what is due: everything but what is held back."""
         link = self.link
         if self.phase not in (Phase.STREAMING, Phase.DRAINING) or link is None or link.paused:
+            return
+        if self._resuming and not self._resume_at_sync_point(link):
             return
         due = self.backlog - self._held_back
         if due <= 0:

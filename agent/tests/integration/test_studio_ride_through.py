@@ -11,8 +11,9 @@ from collections.abc import Callable
 import pytest
 
 from tests.harness.agents import TEST_TIMING, AgentNode, RadioCluster
-from tests.harness.clients import SourceClient, StreamRecorder, connect_and_stream
-from tests.harness.media import AudioSample
+from tests.harness.audio import analyse_ogg
+from tests.harness.clients import SourceClient, StreamRecorder, connect_and_stream, listen
+from tests.harness.media import AudioSample, loudness_db
 from tests.harness.waiting import wait_for
 from tests.integration.test_front_door_sources import PASSWORD, roles, wait_heard
 
@@ -133,4 +134,45 @@ def test_the_studio_is_counted_as_riding_through(
         what="the re-pipe in the metrics",
     )
     assert entry.metric("radio_sources_piped") == 1
+    assert source.stream_error is None
+
+
+def test_an_ogg_studio_goes_on_with_its_header_pages(
+    radio_cluster: RadioCluster,
+    source_client_factory: Callable[..., SourceClient],
+    ogg_audio: AudioSample,
+) -> None:
+    """Mid-chain, the new leader first gets the chain's header pages: its listeners can
+    decode what follows."""
+    radio_cluster.store().create_mount(
+        {"name": "live.ogg", "source_password": PASSWORD, "format": {"codec": "vorbis"}}
+    )
+    for node in radio_cluster.nodes:
+        node.wait_serving("/live.ogg")
+    leader, entry, other = roles(radio_cluster)
+    source = entry.front_door_source(
+        source_client_factory, "/live.ogg", PASSWORD, content_type=ogg_audio.content_type
+    )
+    connect_and_stream(source, ogg_audio)
+
+    def heard_on_other() -> bytes | None:
+        """Icecast re-pages Vorbis, so not the studio's bytes: its loud noise, decoded
+        (the holding audio is silence). From the third node's Icecast itself: a new
+        listener there gets the current source's headers and recent audio, where the
+        front door's fan-out would give a late joiner its burst of the past."""
+        received = listen(f"{other.icecast.base_url}/live.ogg", 40000, timeout=4)
+        report = analyse_ogg(received.body)
+        loud = received.status == 200 and report.pages >= 5 and report.codecs == {"vorbis"}
+        return received.body if loud and loudness_db(received.body, "ogg") > -40 else None
+
+    wait_for(heard_on_other, timeout=10, what="the Ogg studio on a third node")
+    leader.stop()
+    radio_cluster.wait_leader(other_than=leader.name)
+    wait_for(
+        lambda: "/_live/live.ogg" not in leader.icecast.all_sources(),
+        timeout=10,
+        what="the studio gone from the old leader",
+    )
+    body = wait_for(heard_on_other, timeout=15, what="the Ogg studio back on a third node")
+    assert analyse_ogg(body).problems(min_pages=5) == []
     assert source.stream_error is None
