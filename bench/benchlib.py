@@ -9,8 +9,9 @@ import json
 import os
 import resource
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import cast
 
 REPO_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_DIR / "agent"))
@@ -61,9 +62,14 @@ def raise_open_files_limit() -> None:
 
 @contextlib.contextmanager
 def running_cluster(
-    nodes: int, *, etcd_members: int = 1, limits: dict[str, int] | None = None
+    nodes: int,
+    *,
+    etcd_members: int = 1,
+    limits: dict[str, int] | None = None,
+    front_door: Mapping[str, object] | None = None,
 ) -> Iterator[RadioCluster]:
-    """etcd, one Icecast per node and the agents; all stopped on the way out."""
+    """etcd, one Icecast per node and the agents (`front_door`: settings added to each
+    agent's own); all stopped on the way out."""
     etcd = EtcdCluster(etcd_members)
     icecasts: list[IcecastServer] = []
     cluster: RadioCluster | None = None
@@ -74,6 +80,8 @@ def running_cluster(
             icecast.start()
             icecasts.append(icecast)
         cluster = RadioCluster(etcd, icecasts, dict(TEST_TIMING), limits=limits)
+        for node in cluster.nodes:
+            cast(dict, node.config["front_door"]).update(front_door or {})
         cluster.start()
         yield cluster
     finally:

@@ -89,6 +89,9 @@ class FrontDoorSettings:
     public_name: str | None = None  # the cluster's name in playlists; None: the Host header
     header_timeout: float = 10.0  # seconds to receive a request head (and keep-alive idle)
     max_connections: int = 20000
+    # Audio held for a studio while no leader takes it (a leader change); None: the
+    # cluster's ttl + retry_timeout + 5 s, at least 10 s; 0: studios are cut instead.
+    studio_backlog_seconds: float | None = None
 
 
 @dataclass(frozen=True)
@@ -324,6 +327,7 @@ SECTIONS: dict[str, Section] = {
             "public_name": or_null(HOST),
             "header_timeout": number(0.1, 300),
             "max_connections": integer(1, 1_000_000),
+            "studio_backlog_seconds": or_null(number(0, 600)),
         },
     ),
     "transcoding": Section(

@@ -4,8 +4,10 @@ from the controller namespace, a studio (ffmpeg, PUT through a front door) and l
 
     checks.py single NODE     # services up; a source's audio reaches a listener
     checks.py cluster         # one leader; redirected listener, transcoded mount; then
-                              # the leader node is killed: new leader, sources accepted
-                              # again, listeners on the survivors still connected
+                              # the leader node is killed: new leader, the studio on a
+                              # survivor rides through (never cut), the one on the dead
+                              # node comes back through another, listeners on the
+                              # survivors still connected
     checks.py started NODE... # JSON: when each service of the nodes started, and its PID
     checks.py added NODE      # the node is in the cluster, runs etcd or its gateway, and
                               # a source's audio reaches a listener through it
@@ -28,7 +30,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import testbed
-from demo import SOURCE_PASSWORD, TONE_SECONDS, enter_controller_namespace, make_tone
+from demo import SOURCE_PASSWORD, TONE_SECONDS, Studio, enter_controller_namespace, make_tone
 
 # The agent's test harness measures loudness the same way for the integration tests.
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "agent"))
@@ -168,19 +170,6 @@ class Listener:
         self._connection.close()
 
 
-def reconnected_source(entry: str, listener_node: str, attempts: int = 4) -> subprocess.Popen:
-    """The studio reconnects, as encoders do, until the new leader takes it and its audio
-    is heard on `listener_node`."""
-    for _ in range(attempts):
-        source = start_source(entry, loops=2)
-        try:
-            wait_for(lambda: plays_sound(listener_node, "/live.mp3"), 15, "audio")
-            return source
-        except CheckFailed:
-            stop(source)
-    raise CheckFailed(f"no source accepted through {entry} after {attempts} tries")
-
-
 def source_heard_through(entry: str, listeners: Sequence[str]) -> None:
     """A studio streams through `entry`; a listener on each of `listeners` hears it."""
     make_tone(TONE)
@@ -295,10 +284,24 @@ def check_cluster(nodes: Sequence[str]) -> None:
         stop(source)
 
     survivors = [node for node in nodes if node != leader]
-    source = start_source(survivors[0], loops=3 * TTL_S // TONE_SECONDS + 3)
+    # A second mount, for a studio that streams through the node about to die.
+    testbed.run_in(
+        survivors[0],
+        [
+            "radioctl",
+            "mount",
+            "create",
+            "second.mp3",
+            "--set",
+            f"source_password={SOURCE_PASSWORD}",
+        ],
+    )
+    riding = start_source(survivors[0], loops=3 * TTL_S // TONE_SECONDS + 3)
+    returning = Studio([leader, *survivors], "second.mp3", SOURCE_PASSWORD, TONE).start(300)
     listeners = [Listener(node, "/_stream/live.mp3", 120) for node in survivors]
     try:
         wait_for(lambda: plays_sound(survivors[1], "/live.mp3"), 30, "the source before the kill")
+        wait_for(lambda: plays_sound(survivors[0], "/second.mp3"), 30, "second.mp3 before")
         killed_at = time.monotonic()
         testbed.kill_node(leader)
         new = wait_for(
@@ -307,15 +310,27 @@ def check_cluster(nodes: Sequence[str]) -> None:
             "a new leader",
         )
         print(f"check: {leader} killed; {new} leads after {time.monotonic() - killed_at:.1f} s")
-        stop(source)
-        source = reconnected_source(survivors[1], survivors[0])
-        print(f"check: sources accepted again {time.monotonic() - killed_at:.1f} s after the kill")
+        wait_for(lambda: plays_sound(survivors[1], "/live.mp3"), 60, "live.mp3 after the kill")
+        if riding.poll() is not None:
+            raise CheckFailed(f"the studio through {survivors[0]} was cut")
+        print(
+            f"check: the studio through {survivors[0]} rode through, never cut; heard again "
+            f"{time.monotonic() - killed_at:.1f} s after the kill"
+        )
+        wait_for(lambda: plays_sound(survivors[0], "/second.mp3"), 60, "second.mp3 after the kill")
+        if returning.connections[-1] == leader:
+            raise CheckFailed(f"the studio through {leader} never reconnected elsewhere")
+        print(
+            f"check: the studio through {leader} came back through {returning.connections[-1]} "
+            f"{time.monotonic() - killed_at:.1f} s after the kill"
+        )
         for listener, node in zip(listeners, survivors, strict=True):
             if not listener.receiving():
                 raise CheckFailed(f"the listener on {node} stopped ({listener.error})")
         print(f"check: listeners on {', '.join(survivors)} stayed connected")
     finally:
-        stop(source)
+        stop(riding)
+        returning.stop()
         for listener in listeners:
             listener.close()
 

@@ -2,8 +2,8 @@
 test source playing into the cluster, and the stream and status page reachable from
 this host.
 
-    demo.py up     # image (once), 3 nodes, site.yml, radios.yml, a source, forwarders
-    demo.py down   # stops the source and the forwarders, then the testbed
+    demo.py up     # image (once), 3 nodes, site.yml, radios.yml, a studio, forwarders
+    demo.py down   # stops the studio and the forwarders, then the testbed
 
 The nodes live on a private subnet that only the testbed's namespaces see. Forwarders on
 127.0.0.1:8001-8003 reach node1-node3's front doors from the controller namespace, and
@@ -19,11 +19,13 @@ import asyncio
 import contextlib
 import ctypes
 import http.client
+import itertools
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
@@ -41,6 +43,8 @@ FIRST_LOCAL_PORT = 8001
 DEMO_HOURS = 2
 TONE_SECONDS = 60
 SOURCE_PASSWORD = "demo-source-password"  # noqa: S105 - the demo radio file sets it too
+STUDIO_RETRY_SECONDS = 2
+STUDIO_WRITE_TIMEOUT_US = 5_000_000
 CLONE_NEWNET = 0x40000000
 
 
@@ -81,24 +85,97 @@ def make_tone(path: Path) -> None:
 
 
 def start_source(tone: Path) -> int:
-    """ffmpeg in the controller namespace, as a studio: PUT to node1's front door, the
-    tone looped for DEMO_HOURS at most."""
-    loops = DEMO_HOURS * 3600 // TONE_SECONDS
-    url = f"icecast://source:{SOURCE_PASSWORD}@node1:8000/live.mp3"
-    log_file = (DEMO_DIR / "source.log").open("w")
+    """The demo's studio (`demo.py studio`): its own session, so `down` stops it whole."""
     process = subprocess.Popen(
-        [
-            *("ip", "netns", "exec", testbed.CONTROLLER_NS, "ffmpeg", "-nostdin", "-hide_banner"),
-            *("-loglevel", "warning", "-re", "-stream_loop", str(loops), "-i", str(tone)),
-            *("-c:a", "copy", "-content_type", "audio/mpeg", "-f", "mp3", url),
-        ],
+        [sys.executable, __file__, "studio", str(tone)],
         stdin=subprocess.DEVNULL,
-        stdout=log_file,
+        stdout=(DEMO_DIR / "source.log").open("w"),
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
     SOURCE_PID.write_text(f"{process.pid}\n")
     return process.pid
+
+
+class Studio:
+    """A studio's encoder, as ffmpeg with a retry loop around it: PUT of the tone looped
+    into `mount` through a node's front door. ffmpeg does not reconnect by itself: when
+    it ends (its node died), it starts again after STUDIO_RETRY_SECONDS through the next
+    node, as an encoder pointed at the cluster's name would. A studio on a node that
+    stays up is never cut: leader changes ride through."""
+
+    def __init__(
+        self,
+        nodes: Sequence[str],
+        mount: str,
+        password: str,
+        tone: Path,
+        command_prefix: Sequence[str] = (),
+    ) -> None:
+        self.nodes = tuple(nodes)
+        self.mount = mount
+        self.password = password
+        self.tone = tone
+        self.command_prefix = tuple(command_prefix)  # e.g. ip netns exec, from the host
+        self.connections: list[str] = []  # the node of each connection, in order
+        self.process: subprocess.Popen[bytes] | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def run(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        for node in itertools.cycle(self.nodes):
+            if self._stop.is_set() or time.monotonic() >= deadline:
+                return
+            url = f"icecast://source:{self.password}@{testbed.node_address(node)}:8000/{self.mount}"
+            self.connections.append(node)
+            log(f"studio: {self.mount} through {node}")
+            self.process = subprocess.Popen(
+                [
+                    *self.command_prefix,
+                    *("ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "warning", "-re"),
+                    *("-stream_loop", "-1", "-i", str(self.tone), "-c:a", "copy"),
+                    *("-content_type", "audio/mpeg", "-f", "mp3"),
+                    # A dead node sends no reset: without a write timeout ffmpeg would
+                    # wait for TCP to give up (many minutes) before the retry.
+                    *("-rw_timeout", str(STUDIO_WRITE_TIMEOUT_US), url),
+                ],
+                stdin=subprocess.DEVNULL,
+            )
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(timeout=max(0.0, deadline - time.monotonic()))
+            if self.process.poll() is None:
+                self._end_process()
+                return
+            log(f"studio: through {node} ended; again in {STUDIO_RETRY_SECONDS} s")
+            self._stop.wait(STUDIO_RETRY_SECONDS)  # an encoder's reconnect delay
+
+    def start(self, seconds: float) -> Studio:
+        self._thread = threading.Thread(target=self.run, args=(seconds,), daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._end_process()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def _end_process(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def cmd_studio(tone: str) -> int:
+    """The demo's studio, from the host: through node1 first; ends after DEMO_HOURS."""
+    prefix = ("ip", "netns", "exec", testbed.CONTROLLER_NS)
+    Studio(NODES, "live.mp3", SOURCE_PASSWORD, Path(tone), prefix).run(DEMO_HOURS * 3600)
+    return 0
 
 
 def start_forwarders() -> int:
@@ -247,9 +324,15 @@ def cmd_forward() -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="demo.py", description=__doc__.split("\n")[0])
-    parser.add_argument("command", choices=["up", "down", "forward"])
-    command = parser.parse_args(argv).command
+    parser.add_argument("command", choices=["up", "down", "forward", "studio"])
+    parser.add_argument("tone", nargs="?", help="studio: the MP3 file it plays")
+    arguments = parser.parse_args(argv)
+    command = arguments.command
     try:
+        if command == "studio":
+            if arguments.tone is None:
+                parser.error("studio needs the tone file")
+            return cmd_studio(arguments.tone)
         return {"up": cmd_up, "down": cmd_down, "forward": cmd_forward}[command]()
     except (testbed.TestbedError, subprocess.CalledProcessError) as error:
         log(f"failed: {error}")

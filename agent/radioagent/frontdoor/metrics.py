@@ -51,7 +51,7 @@ class AgentCollector(Collector):
             ),
             (
                 "radio_sources_piped",
-                "Source connections being piped to the leader now",
+                "Source connections (studios) held now, piped to the leader or waiting for one",
                 door.sources_active,
             ),
             ("radio_front_door_connections", "Open front door connections", door.connections),

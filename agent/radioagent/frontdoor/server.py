@@ -118,7 +118,7 @@ class FrontDoor:
         if view.state is not None:
             self.director.update(view.state.nodes, view.state.draining, view.state.settings)
             self._update_titles(view)
-        self.sources.limits = studio_limits(view.timing)
+        self.sources.limits = studio_limits(view.timing, self.settings.studio_backlog_seconds)
         self.sources.follow(view.leader, view.epoch)
 
     def _update_titles(self, view: AgentSnapshot) -> None:

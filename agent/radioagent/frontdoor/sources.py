@@ -63,10 +63,12 @@ class StudioLimits:
     replay_seconds: float = 0.3
 
 
-def studio_limits(timing: Timing) -> StudioLimits:
-    """A backlog that outlasts a failover at the cluster's own timing: the leader's lease
-    running out (ttl) after it was last heard (retry_timeout), then a few seconds to
-    elect and connect; never under 10 s."""
+def studio_limits(timing: Timing, configured: float | None = None) -> StudioLimits:
+    """By default a backlog that outlasts a failover at the cluster's own timing: the
+    leader's lease running out (ttl) after it was last heard (retry_timeout), then a few
+    seconds to elect and connect; never under 10 s. 0: no riding through."""
+    if configured is not None:
+        return StudioLimits(backlog_seconds=configured)
     return StudioLimits(backlog_seconds=max(10.0, timing.ttl + timing.retry_timeout + 5.0))
 
 
@@ -181,10 +183,15 @@ class LeaderLink(asyncio.Protocol):
     def unacknowledged(self) -> int:
         return self.stream_written - self.stream_acknowledged
 
-    def close(self) -> None:
+    def close(self, *, flush: bool = False) -> None:
+        """Without `flush`, what is still buffered is dropped (it is sent again to the
+        next leader): a dead peer would otherwise hold the socket until TCP gives up."""
         self.closed = True
         if self.transport is not None:
-            self.transport.close()
+            if flush:
+                self.transport.close()
+            else:
+                self.transport.abort()
 
 
 class StudioPipe:
@@ -204,6 +211,7 @@ class StudioPipe:
         self.mount = mount
         self.phase = Phase.CONNECTING
         self.link: LeaderLink | None = None
+        self.rides = limits.backlog_seconds > 0  # else cut on a leader change, as encoders expect
         byte_rate = mount.format.bitrate_kbps * 1000 / 8
         self.byte_rate = byte_rate
         self.capacity = int(limits.backlog_seconds * byte_rate)
@@ -256,7 +264,7 @@ class StudioPipe:
             self.phase = Phase.DRAINING
             self._drain_step()
         elif self.phase is not Phase.DRAINING:
-            self.close()
+            self.close(flush=True)
 
     # --- the leader's side ---------------------------------------------------------------
 
@@ -356,7 +364,7 @@ class StudioPipe:
 
     def leadership_moved(self) -> None:
         """The pipe's leader no longer leads."""
-        if self.phase is Phase.CONNECTING:
+        if self.phase is Phase.CONNECTING or not self.rides:
             log.info("leadership moved: cutting the source piped to %s", self.mount.path)
             self.close()
         elif self.phase in (Phase.STREAMING, Phase.RELINKING):
@@ -374,7 +382,7 @@ class StudioPipe:
                 log.debug("source for %s: detached; %d bytes to resend", self.mount.path, resend)
             link.close()
             self.link = None
-        if self.phase is Phase.DRAINING:
+        if self.phase is Phase.DRAINING or not self.rides:
             self.close()
             return
         self.phase = Phase.DETACHED
@@ -422,11 +430,13 @@ class StudioPipe:
         self._held_back = max(0, self._held_back - int(self.byte_rate * DRAIN_INTERVAL))
         self.pump()
         if self.backlog == 0 or self.link is None:
-            self.close()
+            self.close(flush=True)
             return
         self._drain = asyncio.get_running_loop().call_later(DRAIN_INTERVAL, self._drain_step)
 
-    def close(self) -> None:
+    def close(self, *, flush: bool = False) -> None:
+        """`flush`: the leader gets what is still buffered for it (the studio left);
+        otherwise the connection is dropped at once."""
         if self.phase is Phase.CLOSED:
             return
         self.phase = Phase.CLOSED
@@ -434,7 +444,7 @@ class StudioPipe:
             if timer is not None:
                 timer.cancel()
         if self.link is not None:
-            self.link.close()
+            self.link.close(flush=flush)
             self.link = None
         self.client.transport.close()
         self.pipes.forget(self)

@@ -188,6 +188,15 @@ class SourceClient:
         head, _, self._buffer = self._buffer.partition(b"\r\n\r\n")
         return parse_response_head(head)
 
+    def send(self, data: bytes, timeout: float = 5.0) -> None:
+        """Send `data` now (a caller that paces the audio itself); OSError if the
+        connection is gone."""
+        if self._socket is None:
+            raise ConnectionError("not connected")
+        self._socket.settimeout(timeout)
+        self._socket.sendall(data)
+        self.bytes_sent += len(data)
+
     def start_streaming(
         self,
         audio: bytes,
