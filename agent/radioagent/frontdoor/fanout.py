@@ -5,12 +5,12 @@ listener; one upstream per (mount, ICY or not) fanned out keeps it near Icecast'
 Each listener's unsent bytes are bounded: a listener whose socket buffer passes
 `write_limit` is cut off (as Icecast does past its queue size) instead of growing memory.
 
-ICY listeners get the cluster's title (etcd's, the same on every node) in every metadata
-block Icecast leaves room for, so a late joiner sees it in its first block and a change
-reaches everyone within one metadata interval. A mount without a title in etcd keeps
-Icecast's own blocks (a relayed external stream's titles). Icecast sends a whole block
-when its listeners move to another source: the holding mount's carries a marker, and
-from then until the next whole block the mount's holding title is shown.
+What listeners get is framing.py's: whole MP3/AAC frames (a splice at an Icecast
+fallback switch is no glitch), Ogg from its header pages. ICY listeners get the
+cluster's title (etcd's, the same on every node) in every metadata slot, so a late joiner
+sees it in its first block and a change reaches everyone within one metadata interval;
+while they hear the holding audio, the mount's holding title. A mount without a title in
+etcd gets Icecast's own (a relayed external stream's titles).
 """
 
 from __future__ import annotations
@@ -30,10 +30,9 @@ from radioagent.frontdoor.http import (
     parse_response_head,
     stream_response_head,
 )
-from radioagent.nowplaying import HOLDING_TITLE_MARKER, IcyTitles, icy_block
+from radioagent.nowplaying import IcyTitles, icy_block
 
 log = logging.getLogger(__name__)
-HOLDING_MARKER_BYTES = HOLDING_TITLE_MARKER.encode()
 EMPTY_TITLE_BLOCK = icy_block("")
 
 
@@ -79,7 +78,6 @@ class MountHub(asyncio.Protocol):
         self.path = path
         self.icy = icy
         self.titles = titles  # what to write in a path's metadata blocks
-        self._on_holding = False  # Icecast's last whole block was the holding marker
         self.limits = limits
         self.counters = counters
         self.on_closed = on_closed
@@ -188,17 +186,16 @@ class MountHub(asyncio.Protocol):
 
     # --- internals -----------------------------------------------------------------------
 
-    def _titled(self, block: Piece) -> Piece:
-        """An ICY metadata block with the cluster's title in it, if it has one."""
-        if len(block.data) > 1:  # a whole block: Icecast's source or its title changed
-            self._on_holding = HOLDING_MARKER_BYTES in block.data
+    def _titled(self, slot: Piece) -> Piece:
+        """A metadata slot filled: the mount's holding title while listeners hear the
+        holding audio, else the cluster's title, else what Icecast had there."""
         titles = self.titles(self.path)
-        if self._on_holding:
+        if slot.holding:
             data = titles.holding if titles is not None else EMPTY_TITLE_BLOCK
         elif titles is not None and titles.live is not None:
             data = titles.live
         else:
-            return block
+            return slot
         return Piece(data, sync=False, metadata=True)
 
     def _framer_headers(self) -> bytes:

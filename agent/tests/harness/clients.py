@@ -275,6 +275,7 @@ class StreamRecorder:
         self.headers = headers or {}
         self.max_seconds = max_seconds
         self.status: int | None = None
+        self.headers_received: dict[str, str] = {}  # the final response's, lower-case names
         self.arrivals: list[tuple[float, int]] = []  # (monotonic time, bytes)
         self.body = bytearray()
         self.ended_at: float | None = None
@@ -301,6 +302,7 @@ class StreamRecorder:
                     break
                 parsed = urlparse(response.getheader("location", ""))
             self.status = response.status
+            self.headers_received = {name.lower(): value for name, value in response.getheaders()}
             while not self._stop.is_set() and time.monotonic() < deadline:
                 chunk = response.read1(16384)
                 if not chunk:

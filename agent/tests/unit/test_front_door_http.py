@@ -6,7 +6,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from radioagent.frontdoor.framing import Burst, IcyFramer, OggFramer, Piece, RawFramer
+from radioagent.frontdoor.framing import (
+    Burst,
+    FrameFramer,
+    IcyFramer,
+    OggFramer,
+    Piece,
+    RawFramer,
+)
 from radioagent.frontdoor.http import (
     MAX_HEAD_BYTES,
     HttpError,
@@ -18,7 +25,11 @@ from radioagent.frontdoor.http import (
 )
 from radioagent.frontdoor.playlists import render_playlist, split_playlist_path
 from radioagent.frontdoor.sources import upstream_head
+from radioagent.frontdoor.syncpoints import mp3_frame_length
 from radioagent.holding.ogg import ogg_crc
+from radioagent.holding.silence import silent_mp3
+from radioagent.model import AudioFormat
+from radioagent.nowplaying import HOLDING_TITLE_MARKER, icy_block
 
 
 def test_a_source_head_parses_and_is_pointed_at_the_live_mount() -> None:
@@ -251,18 +262,41 @@ def test_the_stream_head_keeps_the_station_headers_and_never_chunks() -> None:
     assert "icy-metaint: 16000" in stream_response_head(headers, icy=True).decode()
 
 
-def test_icy_pieces_start_after_each_metadata_block() -> None:
+def feed_in_threes(framer: IcyFramer | FrameFramer, stream: bytes) -> list[Piece]:
+    return [piece for at in range(0, len(stream), 3) for piece in framer.feed(stream[at : at + 3])]
+
+
+def test_icy_blocks_become_slots_after_each_metaint_of_audio() -> None:
+    block = b"\x01" + b"StreamTitle='x';"[:16]
     framer = IcyFramer(metaint=4)
-    stream = b"aaaa\x00bbbb\x01" + b"StreamTitle='x';"[:16] + b"cccc\x00"
-    pieces = [
-        piece for byte in range(0, len(stream), 3) for piece in framer.feed(stream[byte : byte + 3])
-    ]
-    assert b"".join(piece.data for piece in pieces) == stream
+    pieces = feed_in_threes(framer, b"aaaa\x00bbbb" + block + b"cccc\x00dd")
+    assert b"".join(piece.data for piece in pieces if not piece.metadata) == b"aaaabbbbccccdd"
+    # Each slot holds what Icecast had said there: nothing, then its title (whole, even
+    # where Icecast sent "no change"). A slot goes in once more audio follows it.
+    assert [piece.data for piece in pieces if piece.metadata] == [b"\x00", block, block]
     starts = [sum(len(p.data) for p in pieces[:index]) for index, p in enumerate(pieces) if p.sync]
-    assert starts == [0, 5, 26]
-    # Each metadata block is one piece, whole, whatever the reads: the fan-out swaps it.
-    assert [p.data for p in pieces if p.metadata] == [b"\x00", stream[9:26], b"\x00"]
-    assert not any(p.sync for p in pieces if p.metadata)
+    assert starts == [0, 5, 26, 47]
+    assert not any(piece.sync or piece.holding for piece in pieces if piece.metadata)
+
+
+def test_the_holding_marker_in_icecasts_block_marks_the_slots() -> None:
+    marker = icy_block(HOLDING_TITLE_MARKER)
+    live = icy_block("")
+    framer = IcyFramer(metaint=2)
+    pieces = feed_in_threes(framer, b"aa" + marker + b"bb\x00cc" + live + b"dd\x00e")
+    assert [piece.holding for piece in pieces if piece.metadata] == [True, True, False, False]
+
+
+def test_only_whole_frames_go_on_across_a_splice() -> None:
+    holding = silent_mp3(AudioFormat("mp3", 128, 44100, 2)).frame
+    live = silent_mp3(AudioFormat("mp3", 64, 44100, 2)).frame  # another length
+    spliced = holding * 3 + holding[:150] + live * 4 + holding[:10]
+    framer = FrameFramer(mp3_frame_length)
+    out = b"".join(piece.data for piece in feed_in_threes(framer, spliced))
+    # The frame cut short is gone; the cut-short frame at the end waits for the rest.
+    assert out == holding * 3 + live * 4
+    assert framer.frames.dropped == 150
+    assert all(piece.sync for piece in framer.feed(holding))
 
 
 def ogg_page(granule: int, serial: int, flags: int, body: bytes) -> bytes:
