@@ -50,6 +50,11 @@ class FanoutLimits:
     burst_bytes: int = 64 * 1024  # recent audio a new listener gets at once (Icecast: 64 KiB)
     connect_timeout: float = 5.0
     linger: float = 5.0  # keep an upstream this long after its last listener left
+    # Icecast sends a new connection its burst (64 KiB: seconds of live audio, or dozens of
+    # short Ogg chains) at once, with its first audio. Listeners of a new upstream wait
+    # this long after that, then start as late joiners do: with the recent audio the
+    # burst keeps (for Ogg, the current chain).
+    prime_seconds: float = 0.3
 
 
 @dataclass
@@ -91,6 +96,8 @@ class MountHub(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
         self._linger: asyncio.TimerHandle | None = None
         self._deadline: asyncio.TimerHandle | None = None
+        self._priming: asyncio.TimerHandle | None = None
+        self._primed_yet = False  # Icecast's burst has come and gone to the first listeners
         self.closed = False
 
     @property
@@ -133,6 +140,9 @@ class MountHub(asyncio.Protocol):
         for framed in pieces:
             piece = self._titled(framed) if framed.metadata else framed
             self._burst.add(piece)
+            if not self._primed_yet:
+                self._start_priming()
+                continue  # Icecast's burst: into ours, for the listeners once primed
             if piece.sync and self._waiting:
                 self._start_waiting()
             self._broadcast(piece.data)
@@ -150,7 +160,7 @@ class MountHub(asyncio.Protocol):
             self._linger = None
         if self._stream_head is None:
             self._pending.append(listener)
-        elif self._burst.empty:
+        elif self._burst.empty or not self._primed_yet:
             listener.start_stream(self._stream_head)
             self._waiting.append(listener)
         else:
@@ -172,7 +182,7 @@ class MountHub(asyncio.Protocol):
         if self.closed:
             return
         self.closed = True
-        for timer in (self._linger, self._deadline):
+        for timer in (self._linger, self._deadline, self._priming):
             if timer is not None:
                 timer.cancel()
         if self._transport is not None:
@@ -231,6 +241,28 @@ class MountHub(asyncio.Protocol):
         self._waiting.extend(pending)
         if rest:
             self.data_received(rest)
+
+    def _start_priming(self) -> None:
+        """Icecast sends its burst with its first audio (which for a quiet source may
+        come a while after the answer): the window opens with the first piece."""
+        if self._priming is None:
+            self._priming = asyncio.get_running_loop().call_later(
+                self.limits.prime_seconds, self._primed
+            )
+
+    def _primed(self) -> None:
+        """Icecast's burst is in: waiting listeners start with the recent part of it (for
+        Ogg, the current chain only), as late joiners do; with nothing yet, at the next
+        place to start."""
+        self._priming = None
+        self._primed_yet = True
+        if self._burst.empty:
+            return
+        contents = self._framer_headers() + self._burst.contents()
+        for listener in self._waiting:
+            listener.transport.write(contents)
+            self.listeners.add(listener)
+        self._waiting.clear()
 
     def _start_waiting(self) -> None:
         headers = self._framer_headers()

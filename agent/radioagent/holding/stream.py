@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from radioagent.holding.ogg import split_pages, with_serial
+from radioagent.holding.repage import repaged
 from radioagent.holding.silence import silent_mp3
 from radioagent.model import AudioFormat
 
@@ -78,4 +79,5 @@ def encoded_loop(audio: AudioFormat, data: bytes) -> HoldingLoop:
     if audio.codec == "aac":
         return adts_loop(data, audio.samplerate)
     granule_rate = OPUS_GRANULE_RATE if audio.codec == "opus" else audio.samplerate
-    return ogg_loop(data, granule_rate)
+    # Encoders put silence in pages of seconds each: paced by page, it would come in bursts.
+    return ogg_loop(repaged(data, audio.codec, audio.samplerate), granule_rate)
