@@ -85,13 +85,14 @@ def test_a_source_on_a_non_leader_is_heard_on_a_third_node(
 
 
 @pytest.fixture
-def ffmpeg_source() -> Iterator[Callable[[str, AudioSample], ManagedProcess]]:
+def ffmpeg_source() -> Iterator[Callable[..., ManagedProcess]]:
     started: list[tuple[ManagedProcess, ServiceDirectory]] = []
 
-    def start(url: str, audio: AudioSample) -> ManagedProcess:
+    def start(url: str, audio: AudioSample, *, legacy: bool = False) -> ManagedProcess:
         directory = ServiceDirectory("ffmpeg-source")
         command = ["ffmpeg", "-nostdin", "-loglevel", "warning", "-re", "-i", str(audio.path)]
-        command += ["-c:a", "copy", "-f", "mp3", "-content_type", "audio/mpeg", url]
+        command += ["-c:a", "copy", "-f", "mp3", "-content_type", "audio/mpeg"]
+        command += ["-legacy_icecast", "1", url] if legacy else [url]
         process = ManagedProcess("ffmpeg", command, directory.path / "ffmpeg.log")
         started.append((process, directory))
         process.start()
@@ -103,16 +104,19 @@ def ffmpeg_source() -> Iterator[Callable[[str, AudioSample], ManagedProcess]]:
         directory.remove()
 
 
+@pytest.mark.parametrize("legacy", [False, True])
 def test_ffmpeg_icecast_output_through_a_non_leader(
     radio_cluster: RadioCluster,
     live_mount: str,
-    ffmpeg_source: Callable[[str, AudioSample], ManagedProcess],
+    ffmpeg_source: Callable[..., ManagedProcess],
     mp3_audio: AudioSample,
+    legacy: bool,
 ) -> None:
-    """ffmpeg speaks PUT with Expect: 100-continue; `-c:a copy` keeps the frames as sent."""
+    """ffmpeg speaks PUT with Expect: 100-continue, or with `-legacy_icecast 1` SOURCE in
+    HTTP/1.1; `-c:a copy` keeps the frames as sent."""
     leader, entry, listener_node = roles(radio_cluster)
     url = f"icecast://source:{PASSWORD}@{LOOPBACK}:{entry.front_door_port}/{live_mount}"
-    process = ffmpeg_source(url, mp3_audio)
+    process = ffmpeg_source(url, mp3_audio, legacy=legacy)
     wait_heard(leader, listener_node, live_mount, mp3_audio.data, process.log_tail)
 
 
