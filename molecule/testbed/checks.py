@@ -104,9 +104,21 @@ def fetch(node: str, path: str, nbytes: int, timeout: float = 10.0) -> bytes:
     raise CheckFailed(f"{node}{path}: too many redirects")
 
 
+def serves(node: str, path: str) -> bool:
+    """The node's front door answers `path` with audio (the holding audio will do)."""
+    try:
+        return len(fetch(node, path, 1024)) == 1024
+    except CheckFailed:
+        return False
+
+
 def plays_sound(node: str, path: str) -> bool:
-    """Fresh audio with sound: past the 64 KiB burst of the recent past."""
-    audio = fetch(node, path, 64 * 1024 + 48 * 1024)
+    """Fresh audio with sound: past the 64 KiB burst of the recent past. An error status
+    (a mount not served yet: 503) is "not yet"."""
+    try:
+        audio = fetch(node, path, 64 * 1024 + 48 * 1024)
+    except CheckFailed:
+        return False
     return len(audio) == 112 * 1024 and loudness_db(audio[-48 * 1024 :], "mp3") > LOUD_DB
 
 
@@ -296,6 +308,8 @@ def check_cluster(nodes: Sequence[str]) -> None:
             f"source_password={SOURCE_PASSWORD}",
         ],
     )
+    for node in nodes:  # every agent has the new mount (a leader without it refuses it)
+        wait_for(partial(serves, node, "/second.mp3"), 30, f"second.mp3 on {node}")
     riding = start_source(survivors[0], loops=3 * TTL_S // TONE_SECONDS + 3)
     returning = Studio([leader, *survivors], "second.mp3", SOURCE_PASSWORD, TONE).start(300)
     listeners = [Listener(node, "/_stream/live.mp3", 120) for node in survivors]
