@@ -429,7 +429,9 @@ class StudioPipe:
             return
         self._held_back = max(0, self._held_back - int(self.byte_rate * DRAIN_INTERVAL))
         self.pump()
-        if self.backlog == 0 or self.link is None:
+        # Done; or no new leader took it yet, or no whole frame came after the resend
+        # point before the studio left: nothing more will.
+        if self.backlog == 0 or self.link is None or self._resuming:
             self.close(flush=True)
             return
         self._drain = asyncio.get_running_loop().call_later(DRAIN_INTERVAL, self._drain_step)
