@@ -169,7 +169,6 @@ def test_the_owner_dies_another_node_transcodes_and_the_parent_gone_means_silenc
         what="the transcoded mount",
     )
 
-    leader_before = radio_cluster.leader_name()
     killed = radio_cluster.node(first)
     killed_at = time.monotonic()
     killed.kill()  # SIGKILL: the kernel kills its Liquidsoap with it
@@ -189,9 +188,9 @@ def test_the_owner_dies_another_node_transcodes_and_the_parent_gone_means_silenc
         what="another owner",
     )
     survivors = [node for node in radio_cluster.nodes if node is not killed]
-    if first in (leader_before, radio_cluster.nodes[0].name):
-        # The studio's pipe went through the dead agent (it led, or it was the studio's
-        # entry node): the studio reconnects, as encoders do.
+    if first == radio_cluster.nodes[0].name:
+        # The studio's entry node died with it: the studio reconnects, as encoders do.
+        # (Had only the leader died, the studio would ride through to the new one.)
         radio_cluster.wait_leader(other_than=first)
         source = wait_for(
             lambda: connect_source(
@@ -234,11 +233,14 @@ def test_the_owner_dies_another_node_transcodes_and_the_parent_gone_means_silenc
         explain=lambda: owner_node.log_tail(30),
     )
     # The first 64 KiB a listener gets are the recent past (the burst): judge the end.
+    # Past the burst of the recent past: how much of it a new listener gets depends on
+    # how long the node's relay has run (it restarts when the transcoder's output does),
+    # so read for a while rather than expect a full 64 KiB at once. 64 kbps is 8 KB/s.
     silence = listen(
-        f"{survivors[1].front_door_url}/low.mp3", 80000, timeout=8, follow_redirects=True
+        f"{survivors[1].front_door_url}/low.mp3", 80000, timeout=12, follow_redirects=True
     )
     assert silence.status == 200
-    assert len(silence.body) == 80000
+    assert len(silence.body) >= 48000
     assert loudness_db(silence.body[-16000:], "mp3") < -60
 
 
