@@ -10,6 +10,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 import etcd3
@@ -329,6 +330,14 @@ class RadioCluster:
             if member.process is not None and member.process.is_running():
                 return member.client()
         raise AssertionError("no etcd member is running")
+
+    def create_served_mount(self, fields: dict[str, Any], timeout: float = 30.0) -> None:
+        """Create a mount and wait until a leader is known and every node's Icecast serves
+        the mount (its holding audio at least)."""
+        self.store().create_mount(fields)
+        self.wait_leader()
+        for node in self.nodes:
+            node.wait_serving(f"/{fields['name']}", timeout=timeout)
 
     def store(self) -> ClusterStore:
         """The cluster store, as radioctl uses it, on the members still running."""

@@ -26,10 +26,7 @@ def test_listeners_get_whole_frames_across_live_and_holding_switches(
     source_client_factory: Callable[..., SourceClient],
     mp3_audio: AudioSample,
 ) -> None:
-    radio_cluster.store().create_mount({"name": "live.mp3", "source_password": PASSWORD})
-    radio_cluster.wait_leader()
-    for node in radio_cluster.nodes:
-        node.wait_serving("/live.mp3")
+    radio_cluster.create_served_mount({"name": "live.mp3", "source_password": PASSWORD})
     node = radio_cluster.nodes[2]
     url = f"{node.front_door_url}/_stream/live.mp3"
     plain = StreamRecorder(url, max_seconds=60).start()
@@ -76,12 +73,9 @@ def test_ogg_holding_audio_is_valid_decodable_and_paced(
     audio_format: dict[str, str | int] = {"codec": codec}
     if codec == "opus":
         audio_format |= {"samplerate": 48000, "bitrate_kbps": 64}
-    radio_cluster.store().create_mount(
+    radio_cluster.create_served_mount(
         {"name": "live.ogg", "source_password": PASSWORD, "format": audio_format}
     )
-    radio_cluster.wait_leader()
-    for node in radio_cluster.nodes:
-        node.wait_serving("/live.ogg", timeout=30)
     node = radio_cluster.nodes[1]
     listener = StreamRecorder(f"{node.front_door_url}/_stream/live.ogg", max_seconds=30).start()
     wait_for(lambda: listener.arrivals, timeout=10, what="the first bytes")
@@ -132,12 +126,9 @@ def test_a_new_listener_gets_the_current_chain_not_icecasts_burst_of_old_ones(
     of them, each with its header pages. A node's first listener starts with the current
     chain only, as later joiners do."""
     audio = chained_ogg(tmp_path / "chains.ogg", chains=40, seconds=0.5)
-    radio_cluster.store().create_mount(
+    radio_cluster.create_served_mount(
         {"name": "live.ogg", "source_password": PASSWORD, "format": {"codec": "vorbis"}}
     )
-    radio_cluster.wait_leader()
-    for node in radio_cluster.nodes:
-        node.wait_serving("/live.ogg", timeout=30)
     source = radio_cluster.nodes[0].front_door_source(
         source_client_factory, "/live.ogg", PASSWORD, content_type=audio.content_type
     )

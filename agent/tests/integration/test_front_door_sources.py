@@ -62,9 +62,7 @@ def wait_heard(
 
 @pytest.fixture
 def live_mount(radio_cluster: RadioCluster) -> str:
-    radio_cluster.store().create_mount({"name": "live.mp3", "source_password": PASSWORD})
-    for node in radio_cluster.nodes:
-        node.wait_serving("/live.mp3")
+    radio_cluster.create_served_mount({"name": "live.mp3", "source_password": PASSWORD})
     return "live.mp3"
 
 

@@ -24,9 +24,7 @@ BLOCK = 1024  # bytes matched at a time against what the studio sent
 
 @pytest.fixture
 def live_mount(radio_cluster: RadioCluster) -> str:
-    radio_cluster.store().create_mount({"name": "live.mp3", "source_password": PASSWORD})
-    for node in radio_cluster.nodes:
-        node.wait_serving("/live.mp3")
+    radio_cluster.create_served_mount({"name": "live.mp3", "source_password": PASSWORD})
     return "live.mp3"
 
 
@@ -144,11 +142,9 @@ def test_an_ogg_studio_goes_on_with_its_header_pages(
 ) -> None:
     """Mid-chain, the new leader first gets the chain's header pages: its listeners can
     decode what follows."""
-    radio_cluster.store().create_mount(
+    radio_cluster.create_served_mount(
         {"name": "live.ogg", "source_password": PASSWORD, "format": {"codec": "vorbis"}}
     )
-    for node in radio_cluster.nodes:
-        node.wait_serving("/live.ogg")
     leader, entry, other = roles(radio_cluster)
     source = entry.front_door_source(
         source_client_factory, "/live.ogg", PASSWORD, content_type=ogg_audio.content_type

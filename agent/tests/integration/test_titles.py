@@ -184,9 +184,7 @@ def test_liquidsoap_sends_its_titles_through_a_replica(
 ) -> None:
     """Liquidsoap's output.icecast sends MP3 titles as /admin/metadata requests to the
     host it streams to: here a replica's front door."""
-    radio_cluster.store().create_mount({"name": "live.mp3", "source_password": PASSWORD})
-    for node in radio_cluster.nodes:
-        node.wait_serving("/live.mp3")
+    radio_cluster.create_served_mount({"name": "live.mp3", "source_password": PASSWORD})
     leader = radio_cluster.node(radio_cluster.wait_leader())
     liquidsoap_tone_factory(
         leader.icecast,
@@ -218,11 +216,9 @@ def test_ogg_titles_reach_listeners_on_every_node_in_band(
     audio_format: dict[str, str | int] = {"codec": codec}
     if codec == "opus":
         audio_format |= {"samplerate": 48000, "bitrate_kbps": 64}
-    radio_cluster.store().create_mount(
+    radio_cluster.create_served_mount(
         {"name": mount, "source_password": PASSWORD, "format": audio_format}
     )
-    for node in radio_cluster.nodes:
-        node.wait_serving(f"/{mount}")
     leader = radio_cluster.node(radio_cluster.wait_leader())
     liquidsoap_tone_factory(
         leader.icecast,
@@ -248,12 +244,9 @@ def test_holding_audio_has_its_own_title_and_the_studios_comes_back_with_it(
     mp3_audio: AudioSample,
     title_listeners: Callable[..., TitleListener],
 ) -> None:
-    radio_cluster.store().create_mount(
+    radio_cluster.create_served_mount(
         {"name": "live.mp3", "source_password": PASSWORD, "holding_title": "Back soon"}
     )
-    radio_cluster.wait_leader()
-    for node in radio_cluster.nodes:
-        node.wait_serving("/live.mp3")
     node = radio_cluster.nodes[1]
     listener = title_listeners(f"{node.front_door_url}/_stream/live.mp3")
     listener.wait_title("Back soon", TITLE_TIMEOUT)
