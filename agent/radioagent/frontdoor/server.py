@@ -19,9 +19,9 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import assert_never
+from typing import Any, assert_never
 
 from radioagent.config import FrontDoorSettings
 from radioagent.frontdoor.connection import Connection
@@ -49,7 +49,7 @@ from radioagent.frontdoor.route import (
 )
 from radioagent.frontdoor.sources import SourcePipes, studio_limits
 from radioagent.frontdoor.view import AgentSnapshot, FrontDoorStats
-from radioagent.nowplaying import mount_icy_titles
+from radioagent.nowplaying import mount_icy_titles, title_problem
 from radioagent.store.errors import Conflict, EtcdUnavailable, NoSuchMount
 from radioagent.traffic.director import Director
 from radioagent.traffic.prediction import report_window
@@ -82,12 +82,13 @@ class FrontDoor:
         self.counters = FrontDoorCounters()
         self.passthrough = Passthrough(*icecast_address, FanoutLimits())
         self.director = Director(node_name, prediction_window)
-        self.sources = SourcePipes()
+        self.sources = SourcePipes(on_title=self._title_in_stream)
         self._routing = Routing(self.director, self.listeners_by_mount, settings.public_name)
         self._servers: list[asyncio.Server] = []
         self._view: AgentSnapshot  # the snapshot of the last loop: see update()
         self._titles_from: object = None  # the state the fan-out's titles were made from
         self._tasks: set[asyncio.Task[None]] = set()
+        self._stream_titles = asyncio.Lock()  # stored in the order the studios sent them
 
     async def start(self) -> None:
         self.update()
@@ -199,11 +200,7 @@ class FrontDoor:
                 connection.become_source(pipe)
             case SetTitle():
                 connection.hold()
-                task = asyncio.get_running_loop().create_task(
-                    self._set_title(connection, decision.update)
-                )
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+                self._spawn(self._set_title(connection, decision.update))
             case Page():
                 self._page(connection, head, decision.path)
             case _:
@@ -228,6 +225,29 @@ class FrontDoor:
             log.info("title of %s: %r", update.mount, update.title)
         body, content_type = title_stored_reply(update)
         connection.reply(response(200, body, content_type=content_type), keep_alive=False)
+
+    def _title_in_stream(self, mount: str, title: str) -> None:
+        """An Ogg studio's title (its chain's comments), stored as an encoder's update is."""
+        problem = title_problem(title)
+        if problem is not None:
+            log.warning("title in the stream of %s not kept: %s", mount, problem)
+            return
+        self._spawn(self._store_stream_title(mount, title, time.time()))
+
+    async def _store_stream_title(self, mount: str, title: str, at: float) -> None:
+        async with self._stream_titles:
+            try:
+                changed = await self.store_title(mount, title, at)
+            except (EtcdUnavailable, Conflict) as error:
+                log.warning("title in the stream of %s not stored: %s", mount, error)
+                return
+        if changed:
+            log.info("title of %s (in its stream): %r", mount, title)
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def _page(self, connection: Connection, head: RequestHead, path: str) -> None:
         render = page_for(path)

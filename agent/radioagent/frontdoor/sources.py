@@ -27,7 +27,7 @@ import fcntl
 import logging
 import struct
 import termios
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Protocol, cast
@@ -42,6 +42,7 @@ from radioagent.frontdoor.http import (
 )
 from radioagent.frontdoor.syncpoints import SyncPoints
 from radioagent.model import LIVE_MOUNT_PREFIX, MountSpec, NodeStatus
+from radioagent.oggtags import chain_title
 
 log = logging.getLogger(__name__)
 
@@ -224,6 +225,9 @@ class StudioPipe:
         self._held_back = 0  # bytes kept back on purpose (the gap listeners are late by)
         self._resuming = False  # a new leader took it: wait for a place to start
         self._sync = SyncPoints(mount.format.codec)
+        self._chain_headers = b""  # Ogg: the header pages whose title was read
+        self._title: str | None = None  # Ogg: the title of the studio's current chain
+        self._title_told: str | None = None
         self._retry: asyncio.TimerHandle | None = None
         self._drain: asyncio.TimerHandle | None = None
 
@@ -242,6 +246,10 @@ class StudioPipe:
             return
         self._stream += data
         self._sync.feed(data)
+        if self._sync.headers is not self._chain_headers:
+            self._chain_headers = self._sync.headers
+            self._title = chain_title(self._chain_headers) or self._title
+            self._tell_title()
         if self.backlog > max(self.capacity, self.burst + len(data)):
             log.warning(
                 "source for %s: %d s of audio held and no leader takes it: cut",
@@ -312,7 +320,19 @@ class StudioPipe:
             self.pipes.repiped += 1
             self._resuming = True
         self.phase = Phase.STREAMING
+        self._tell_title()
         self.pump()
+
+    def _tell_title(self) -> None:
+        """An Ogg studio's titles are the comments of its chains (encoders send no
+        /admin/metadata for Ogg): told once a leader took the studio, so a studio refused
+        for a mount another one feeds names nothing. A chain without a title leaves the
+        title as it is."""
+        if self.phase is Phase.CONNECTING or self._title in (None, self._title_told):
+            return
+        self._title_told = self._title
+        if self.pipes.on_title is not None:
+            self.pipes.on_title(self.mount.name, self._title)
 
     def _resume_at_sync_point(self, link: LeaderLink) -> bool:
         """Go on from the first place a decoder can start at or after the first byte no
@@ -455,8 +475,13 @@ class StudioPipe:
 class SourcePipes:
     """The studios this node pipes to the leader, and what became of them."""
 
-    def __init__(self, limits: StudioLimits | None = None) -> None:
+    def __init__(
+        self,
+        limits: StudioLimits | None = None,
+        on_title: Callable[[str, str], None] | None = None,  # (mount name, title)
+    ) -> None:
         self.limits = limits or StudioLimits()
+        self.on_title = on_title
         self.opened = 0  # studios a leader took
         self.failed = 0  # studios whose first leader could not be reached
         self.repiped = 0  # times a studio went on with a new leader

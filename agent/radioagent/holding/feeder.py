@@ -69,7 +69,7 @@ class HoldingFeeds:
         data = await encoded_silence(
             mount.format, Path(self.settings.cache_dir), self.settings.liquidsoap_command
         )
-        return encoded_loop(mount.format, data)
+        return encoded_loop(mount.format, data, mount.holding_title)
 
     async def _feed(self, mount: MountSpec) -> None:
         failures = 0

@@ -1,4 +1,5 @@
-"""Ogg pages: split a stream into pages and give a page a new serial number. Pure.
+"""Ogg pages: split a stream into pages, give a page a new serial number, read the packets
+of pages and build a page of packets. Pure.
 
 A holding file looped as is would repeat its logical stream with the same serial, which
 Ogg forbids within one physical stream; each loop gets a fresh serial (and so valid CRCs),
@@ -7,10 +8,13 @@ making the loop a proper chain, as Icecast itself produces on metadata changes.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 OGG_CAPTURE = b"OggS"
 OGG_HEADER_BYTES = 27
 SERIAL_OFFSET = 14
 CRC_OFFSET = 22
+MAX_SEGMENTS = 255  # lacing values per page, and the value that continues a packet
 
 
 def _crc_table() -> tuple[int, ...]:
@@ -58,3 +62,50 @@ def with_serial(page: bytes, serial: int) -> bytes:
     rewritten[CRC_OFFSET : CRC_OFFSET + 4] = b"\0\0\0\0"
     rewritten[CRC_OFFSET : CRC_OFFSET + 4] = ogg_crc(bytes(rewritten)).to_bytes(4, "little")
     return bytes(rewritten)
+
+
+@dataclass(frozen=True)
+class PageMark:
+    granule: int
+    flags: int
+    packets_ended: int  # packets completed by the end of this page, counted from the first
+
+
+def read_packets(pages: list[bytes]) -> tuple[list[bytes], list[PageMark]] | None:
+    """Every packet, and for each page how many packets had ended by its end; None if a
+    packet runs off the last page."""
+    packets: list[bytes] = []
+    marks: list[PageMark] = []
+    current = bytearray()
+    for page in pages:
+        segments = page[26]
+        lacing = page[OGG_HEADER_BYTES : OGG_HEADER_BYTES + segments]
+        position = OGG_HEADER_BYTES + segments
+        for value in lacing:
+            current += page[position : position + value]
+            position += value
+            if value < MAX_SEGMENTS:
+                packets.append(bytes(current))
+                current = bytearray()
+        granule = int.from_bytes(page[6:14], "little", signed=True)
+        marks.append(PageMark(granule, page[5], len(packets)))
+    return None if current else (packets, marks)
+
+
+def build_page(flags: int, granule: int, serial: int, sequence: int, packets: list[bytes]) -> bytes:
+    lacing = bytearray()
+    for packet in packets:
+        lacing += bytes([MAX_SEGMENTS]) * (len(packet) // MAX_SEGMENTS)
+        lacing.append(len(packet) % MAX_SEGMENTS)
+    header = (
+        OGG_CAPTURE
+        + bytes([0, flags])
+        + granule.to_bytes(8, "little", signed=True)
+        + serial.to_bytes(4, "little")
+        + sequence.to_bytes(4, "little")
+        + b"\0\0\0\0"
+        + bytes([len(lacing)])
+    )
+    page = bytearray(header + lacing + b"".join(packets))
+    page[CRC_OFFSET : CRC_OFFSET + 4] = ogg_crc(bytes(page)).to_bytes(4, "little")
+    return bytes(page)

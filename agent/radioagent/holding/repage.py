@@ -15,44 +15,14 @@ encoder's pages are kept as they are.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from radioagent.holding.ogg import CRC_OFFSET, OGG_CAPTURE, OGG_HEADER_BYTES, ogg_crc, split_pages
+from radioagent.holding.ogg import MAX_SEGMENTS, build_page, read_packets, split_pages
+from radioagent.oggtags import COMMENT_PACKET_INDEX, with_title_comment
 
 PAGE_SECONDS = 0.25
-MAX_SEGMENTS = 255
 SEGMENTS_PER_PAGE = 200  # leaves room under 255 for one more packet's lacing values
 END_OF_STREAM = 0x04
 HEADER_PACKETS = {"vorbis": 3, "opus": 2}
 SAMPLE_RATE_OPUS = 48000
-
-
-@dataclass(frozen=True)
-class _Page:
-    granule: int
-    flags: int
-    packets_ended: int  # packets completed by the end of this page, counted from the first
-
-
-def _read_packets(pages: list[bytes]) -> tuple[list[bytes], list[_Page]] | None:
-    """Every packet, and for each page how many packets had ended by its end; None if a
-    packet runs off the last page."""
-    packets: list[bytes] = []
-    marks: list[_Page] = []
-    current = bytearray()
-    for page in pages:
-        segments = page[26]
-        lacing = page[OGG_HEADER_BYTES : OGG_HEADER_BYTES + segments]
-        position = OGG_HEADER_BYTES + segments
-        for value in lacing:
-            current += page[position : position + value]
-            position += value
-            if value < MAX_SEGMENTS:
-                packets.append(bytes(current))
-                current = bytearray()
-        granule = int.from_bytes(page[6:14], "little", signed=True)
-        marks.append(_Page(granule, page[5], len(packets)))
-    return None if current else (packets, marks)
 
 
 def _opus_samples(packet: bytes) -> int | None:
@@ -105,31 +75,35 @@ def _packet_samples(codec: str, headers: list[bytes], audio: list[bytes]) -> lis
     return counts
 
 
-def _page(flags: int, granule: int, serial: int, sequence: int, packets: list[bytes]) -> bytes:
-    lacing = bytearray()
-    for packet in packets:
-        lacing += bytes([MAX_SEGMENTS]) * (len(packet) // MAX_SEGMENTS)
-        lacing.append(len(packet) % MAX_SEGMENTS)
-    header = (
-        OGG_CAPTURE
-        + bytes([0, flags])
-        + granule.to_bytes(8, "little", signed=True)
-        + serial.to_bytes(4, "little")
-        + sequence.to_bytes(4, "little")
-        + b"\0\0\0\0"
-        + bytes([len(lacing)])
-    )
-    page = bytearray(header + lacing + b"".join(packets))
-    page[CRC_OFFSET : CRC_OFFSET + 4] = ogg_crc(bytes(page)).to_bytes(4, "little")
-    return bytes(page)
+def _header_pages(pages: list[bytes], packets: list[bytes], title: str | None) -> list[bytes]:
+    """The chain's header pages, with `title` as the only comment unless it is None: the
+    identification page as it was, then a page for each other header packet."""
+    comment = None if title is None else with_title_comment(packets[COMMENT_PACKET_INDEX], title)
+    first_page_packets = read_packets(pages[:1])
+    if comment is None or first_page_packets is None or len(first_page_packets[0]) != 1:
+        return pages
+    rest = [comment, *packets[COMMENT_PACKET_INDEX + 1 :]]
+    if any(len(packet) // MAX_SEGMENTS + 1 > MAX_SEGMENTS for packet in rest):
+        return pages  # a packet over one page: left as the encoder paged it
+    serial = int.from_bytes(pages[0][14:18], "little")
+    return [pages[0]] + [
+        build_page(0, 0, serial, sequence, [packet]) for sequence, packet in enumerate(rest, 1)
+    ]
 
 
-def repaged(data: bytes, codec: str, samplerate: int, page_seconds: float = PAGE_SECONDS) -> bytes:
+def repaged(
+    data: bytes,
+    codec: str,
+    samplerate: int,
+    page_seconds: float = PAGE_SECONDS,
+    title: str | None = None,
+) -> bytes:
     """`data` (one Ogg Vorbis or Opus stream, headers first) with its audio in pages of at
-    most `page_seconds`; `data` itself when that cannot be done exactly."""
+    most `page_seconds` and, unless `title` is None, `title` as its comment (none for "");
+    `data` itself when that cannot be done exactly."""
     header_count = HEADER_PACKETS.get(codec)
     pages = split_pages(data)
-    read = _read_packets(pages)
+    read = read_packets(pages)
     if header_count is None or read is None:
         return data
     packets, marks = read
@@ -152,8 +126,9 @@ def repaged(data: bytes, codec: str, samplerate: int, page_seconds: float = PAGE
     rate = SAMPLE_RATE_OPUS if codec == "opus" else samplerate
     per_page = max(1, int(page_seconds * rate))
     serial = int.from_bytes(pages[0][14:18], "little")
-    out = bytearray(b"".join(pages[:header_pages]))
-    sequence = header_pages
+    headers = _header_pages(pages[:header_pages], packets[:header_count], title)
+    out = bytearray(b"".join(headers))
+    sequence = len(headers)
     group: list[bytes] = []
     group_start = 0
     for index, packet in enumerate(audio):
@@ -165,7 +140,7 @@ def repaged(data: bytes, codec: str, samplerate: int, page_seconds: float = PAGE
         if fuller or segments > SEGMENTS_PER_PAGE:
             granule = marks[-1].granule if last else ends[index + 1]
             flags = marks[-1].flags & END_OF_STREAM if last else 0
-            out += _page(flags, granule, serial, sequence, group)
+            out += build_page(flags, granule, serial, sequence, group)
             sequence += 1
             group, group_start = [], index + 1
     return bytes(out)

@@ -75,9 +75,10 @@ def ogg_loop(data: bytes, granule_rate: int) -> HoldingLoop:
     return HoldingLoop(tuple(units), max(played / granule_rate, 0.5), ogg=True)
 
 
-def encoded_loop(audio: AudioFormat, data: bytes) -> HoldingLoop:
+def encoded_loop(audio: AudioFormat, data: bytes, title: str = "") -> HoldingLoop:
+    """`title`: the Ogg chain's comment (listeners of AAC get theirs from ICY metadata)."""
     if audio.codec == "aac":
         return adts_loop(data, audio.samplerate)
     granule_rate = OPUS_GRANULE_RATE if audio.codec == "opus" else audio.samplerate
     # Encoders put silence in pages of seconds each: paced by page, it would come in bursts.
-    return ogg_loop(repaged(data, audio.codec, audio.samplerate), granule_rate)
+    return ogg_loop(repaged(data, audio.codec, audio.samplerate, title=title), granule_rate)

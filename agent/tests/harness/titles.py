@@ -152,6 +152,15 @@ class TitleListener:
         assert arrived is not None
         return arrived
 
+    def wait_current(self, title: str, timeout: float) -> None:
+        """Until `title` is the last title heard; AssertionError after `timeout`."""
+        wait_for(
+            lambda: self.current == title,
+            timeout=timeout,
+            what=f"title {title!r} as the current one at {self.url}",
+            explain=lambda: f"heard {[h.title for h in self.heard]}, problems {self.problems}",
+        )
+
     def close(self) -> None:
         self._stop.set()
         self._thread.join(timeout=5)

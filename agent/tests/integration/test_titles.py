@@ -204,23 +204,36 @@ def test_liquidsoap_sends_its_titles_through_a_replica(
 
 
 @pytest.mark.parametrize("codec", ["vorbis", "opus"])
-def test_ogg_titles_reach_listeners_on_every_node_in_band(
+def test_ogg_titles_reach_listeners_on_every_node_in_band_and_are_kept(
     radio_cluster: RadioCluster,
     liquidsoap_tone_factory: Callable[..., LiquidsoapTone],
     title_listeners: Callable[..., TitleListener],
     codec: str,
 ) -> None:
     """Ogg carries titles in the stream: each title starts a new chained stream whose
-    comment header names it. The relays and the fan-out must pass them whole."""
+    comment header names it. The relays and the fan-out must pass them whole, the studio's
+    node keeps them as the mount's titles, and the holding audio's chains name the
+    mount's holding title."""
     mount = f"live-{codec}.ogg"
     audio_format: dict[str, str | int] = {"codec": codec}
     if codec == "opus":
         audio_format |= {"samplerate": 48000, "bitrate_kbps": 64}
     radio_cluster.create_served_mount(
-        {"name": mount, "source_password": PASSWORD, "format": audio_format}
+        {
+            "name": mount,
+            "source_password": PASSWORD,
+            "format": audio_format,
+            "holding_title": "Back soon",
+        }
     )
+    listeners = [
+        title_listeners(f"{node.front_door_url}/_stream/{mount}", icy=False)
+        for node in radio_cluster.nodes
+    ]
+    for listener in listeners:
+        listener.wait_title("Back soon", TITLE_TIMEOUT)
     leader = radio_cluster.node(radio_cluster.wait_leader())
-    liquidsoap_tone_factory(
+    studio = liquidsoap_tone_factory(
         leader.icecast,
         f"/{mount}",
         password=PASSWORD,
@@ -229,13 +242,23 @@ def test_ogg_titles_reach_listeners_on_every_node_in_band(
         encoder=codec,
         titles="Tone",
     )
-    listeners = [
-        title_listeners(f"{node.front_door_url}/_stream/{mount}", icy=False)
-        for node in radio_cluster.nodes
-    ]
     for listener in listeners:
         listener.wait_title("Tone 2", 15)
         listener.wait_title("Tone 3", 15)
+
+    def history() -> list[str] | None:
+        received = listen(f"{leader.front_door_url}/api/v1/mounts/{mount}", 1 << 20, timeout=3)
+        if received.status != 200:
+            return None
+        titles = [entry["title"] for entry in json.loads(received.body)["now_playing"]["history"]]
+        return titles if "Tone 3" in titles else None
+
+    kept = wait_for(history, timeout=TITLE_TIMEOUT, what="the studio's titles in etcd")
+    assert kept[kept.index("Tone 3") + 1] == "Tone 2"  # newest first, in the order sent
+    studio.stop()  # holding audio again, with its title
+    for listener in listeners:
+        listener.wait_current("Back soon", 15)
+        assert not listener.problems
 
 
 def test_holding_audio_has_its_own_title_and_the_studios_comes_back_with_it(
@@ -265,19 +288,9 @@ def test_holding_audio_has_its_own_title_and_the_studios_comes_back_with_it(
     listener.wait_title("Studio song", TITLE_TIMEOUT)
 
     source.stop()  # the studio leaves: holding audio, and its title
-    wait_for(
-        lambda: listener.current == "Back soon",
-        timeout=15,
-        what="the holding title once the studio left",
-        explain=lambda: str(listener.heard),
-    )
+    listener.wait_current("Back soon", 15)
     studio()  # back, without sending a title: the last one is the studio's
-    wait_for(
-        lambda: listener.current == "Studio song",
-        timeout=15,
-        what="the studio's title once it is back",
-        explain=lambda: str(listener.heard),
-    )
+    listener.wait_current("Studio song", 15)
     assert [heard.title for heard in listener.heard] == [
         "Back soon",
         "Studio song",

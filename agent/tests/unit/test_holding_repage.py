@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import itertools
 
-from radioagent.holding.ogg import split_pages
-from radioagent.holding.repage import _page, _read_packets, repaged
+from radioagent.holding.ogg import build_page, read_packets, split_pages
+from radioagent.holding.repage import repaged
+from radioagent.oggtags import chain_title
 
 SERIAL = 1234
 
@@ -14,12 +15,12 @@ SERIAL = 1234
 def stream(header_packets: list[bytes], audio_pages: list[tuple[int, list[bytes]]]) -> bytes:
     """Headers, one page each, then audio pages (granule, packets), the last one EOS."""
     pages = [
-        _page(0x02 if index == 0 else 0, 0, SERIAL, index, [packet])
+        build_page(0x02 if index == 0 else 0, 0, SERIAL, index, [packet])
         for index, packet in enumerate(header_packets)
     ]
     for number, (granule, packets) in enumerate(audio_pages):
         flags = 0x04 if number == len(audio_pages) - 1 else 0
-        pages.append(_page(flags, granule, SERIAL, len(pages), packets))
+        pages.append(build_page(flags, granule, SERIAL, len(pages), packets))
     return b"".join(pages)
 
 
@@ -39,7 +40,7 @@ def test_opus_silence_is_repaged_into_quarter_seconds() -> None:
     assert max([granules[2], *steps]) <= 12000  # 0.25 s at 48 kHz
     assert granules[-1] == 479_000  # the encoder's end trimming kept
     assert pages[-1][5] & 0x04
-    assert _read_packets(pages)[0][2:] == audio  # type: ignore[index]
+    assert read_packets(pages)[0][2:] == audio  # type: ignore[index]
     assert [int.from_bytes(page[18:22], "little") for page in pages] == list(range(len(pages)))
 
 
@@ -76,7 +77,30 @@ def test_vorbis_packet_lengths_come_from_their_block_sizes() -> None:
     result = repaged(original, "vorbis", 44100)
     pages = split_pages(result)
     assert len(pages) > 5
-    assert _read_packets(pages)[0][3:] == audio  # type: ignore[index]
+    assert read_packets(pages)[0][3:] == audio  # type: ignore[index]
     # A wrong block size somewhere: the encoder's granules disagree, nothing is changed.
     wrong = stream(headers, [(ends[120] + 1, audio[:120]), (ends[-1], audio[120:])])
     assert repaged(wrong, "vorbis", 44100) == wrong
+
+
+def test_the_holding_title_becomes_the_only_comment_and_pages_stay_in_sequence() -> None:
+    audio = [OPUS_20MS] * 100
+    original = stream([OPUS_HEAD, OPUS_TAGS], [(100 * 960, audio)])
+    result = repaged(original, "opus", 48000, title="Back soon")
+    pages = split_pages(result)
+    assert chain_title(b"".join(pages[:2])) == "Back soon"
+    assert read_packets(pages)[0][2:] == audio  # type: ignore[index]
+    assert [int.from_bytes(page[18:22], "little") for page in pages] == list(range(len(pages)))
+    assert chain_title(b"".join(split_pages(repaged(original, "opus", 48000, title=""))[:2])) == ""
+    # Vorbis: comment and setup header on pages of their own, the setup header unchanged.
+    short, long = 256, 2048
+    vorbis_audio = [bytes([2, 0x55])] * 50
+    ends = 1024 * 49 // 2 + 512
+    setup = b"\x05vorbis" + bytes(4000)
+    vorbis = stream(
+        [vorbis_identification(short, long), b"\x03vorbis" + bytes(8) + b"\x01", setup],
+        [(ends, vorbis_audio)],
+    )
+    titled = split_pages(repaged(vorbis, "vorbis", 44100, title="Back soon"))
+    assert chain_title(b"".join(titled[:3])) == "Back soon"
+    assert read_packets(titled)[0][2] == setup  # type: ignore[index]
