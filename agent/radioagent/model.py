@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import json
 import re
 from collections.abc import Callable
@@ -107,6 +108,19 @@ class MountSpec:
 
     def to_json(self) -> str:
         return json.dumps(self.as_dict(), sort_keys=True, separators=(",", ":"))
+
+
+# Constant-time comparisons: the answer's timing must not leak the mount's credentials.
+def password_matches(mount: MountSpec, password: str) -> bool:
+    """Whether `password` is the mount's source password."""
+    return hmac.compare_digest(password.encode(), mount.source_password.encode())
+
+
+def credentials_match(mount: MountSpec, user: str, password: str) -> bool:
+    """Whether `user` and `password` are the mount's source credentials. Both are
+    compared whatever the user (`&`, not `and`): a wrong user answers no faster."""
+    user_matches = hmac.compare_digest(user.encode(), mount.source_username.encode())
+    return user_matches & password_matches(mount, password)
 
 
 MOUNT_KEYS = {

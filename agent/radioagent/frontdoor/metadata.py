@@ -18,13 +18,12 @@ from __future__ import annotations
 import base64
 import binascii
 import codecs
-import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import parse_qsl
 
 from radioagent.frontdoor.http import HttpError, RequestHead
-from radioagent.model import MountSpec
+from radioagent.model import MountSpec, credentials_match, password_matches
 from radioagent.nowplaying import title_problem
 
 ICECAST_PATHS = frozenset({"/admin/metadata", "/admin/metadata.xsl"})
@@ -88,7 +87,7 @@ def _icecast_mount(
     if mount is None:
         raise HttpError(404, "no such mount")
     user, password = credentials
-    if not (_same(user, mount.source_username) & _same(password, mount.source_password)):
+    if not credentials_match(mount, user, password):
         raise HttpError(401, "wrong credentials for this mount", AUTHENTICATE)
     return mount
 
@@ -103,11 +102,11 @@ def _shoutcast_mount(parameters: Mapping[str, bytes], mounts: Mapping[str, Mount
         mount = mounts.get(given.decode("latin-1").removeprefix("/"))
         if mount is None:
             raise HttpError(404, "no such mount")
-        if not _same(secret, mount.source_password):
+        if not password_matches(mount, secret):
             raise HttpError(401, "wrong password for this mount")
         return mount
     # Every mount is compared (no early exit): the timing tells nothing about which.
-    matching = [mount for mount in mounts.values() if _same(secret, mount.source_password)]
+    matching = [mount for mount in mounts.values() if password_matches(mount, secret)]
     if not matching:
         raise HttpError(401, "no mount has this password")
     if len(matching) > 1:
@@ -165,11 +164,6 @@ def _basic_credentials(authorization: str) -> tuple[str, str] | None:
         return None
     user, colon, password = decoded.partition(":")
     return (user, password) if colon else None
-
-
-def _same(given: str, expected: str) -> bool:
-    """Constant-time: the answer's timing must not leak the password."""
-    return hmac.compare_digest(given.encode(), expected.encode())
 
 
 def title_stored_reply(update: TitleUpdate) -> tuple[bytes, str]:

@@ -6,11 +6,10 @@
 
 from __future__ import annotations
 
-import hmac
 from dataclasses import dataclass
 
 from radioagent.hosts import host_port
-from radioagent.model import LIVE_MOUNT_PREFIX, MountSpec, NodeStatus
+from radioagent.model import LIVE_MOUNT_PREFIX, MountSpec, NodeStatus, credentials_match
 
 
 @dataclass(frozen=True)
@@ -29,11 +28,7 @@ def decide_source(
         return SourceDecision(False, f"unknown mount {mount_path}")
     if not leading:
         return SourceDecision(False, "this node does not lead: sources go to the leader")
-    # Constant-time comparison: the answer's timing must not leak the password.
-    if not (
-        hmac.compare_digest(user.encode(), mount.source_username.encode())
-        and hmac.compare_digest(password.encode(), mount.source_password.encode())
-    ):
+    if not credentials_match(mount, user, password):
         return SourceDecision(False, f"wrong credentials for {mount_path}")
     return SourceDecision(True, "ok")
 

@@ -17,6 +17,9 @@ from tests.harness.liquidsoap import LiquidsoapTone
 from tests.harness.media import AudioSample, make_mp3, make_ogg_vorbis
 from tests.harness.processes import ServiceDirectory
 
+# The source password of the mounts the live_mount fixture and its tests create.
+PASSWORD = "dj-secret"
+
 
 def require_root() -> None:
     # Services run as their own users (Icecast and Liquidsoap refuse root), which takes root.
@@ -158,3 +161,10 @@ def radio_cluster(
         yield cluster
     finally:
         cluster.stop()
+
+
+@pytest.fixture
+def live_mount(radio_cluster: RadioCluster) -> str:
+    """/live.mp3 with source password PASSWORD, served on every node."""
+    radio_cluster.create_served_mount({"name": "live.mp3", "source_password": PASSWORD})
+    return "live.mp3"

@@ -19,10 +19,9 @@ from tests.harness.media import AudioSample, loudness_db
 from tests.harness.ports import LOOPBACK
 from tests.harness.processes import ManagedProcess, ServiceDirectory
 from tests.harness.waiting import wait_for
+from tests.integration.conftest import PASSWORD
 
 pytestmark = pytest.mark.integration
-
-PASSWORD = "dj-secret"
 
 
 def roles(cluster: RadioCluster) -> tuple[AgentNode, AgentNode, AgentNode]:
@@ -58,12 +57,6 @@ def wait_heard(
         timeout=10,
         what=f"the source's audio on {listener_node.name}",
     )
-
-
-@pytest.fixture
-def live_mount(radio_cluster: RadioCluster) -> str:
-    radio_cluster.create_served_mount({"name": "live.mp3", "source_password": PASSWORD})
-    return "live.mp3"
 
 
 @pytest.mark.parametrize("method", ["SOURCE", "PUT"])

@@ -15,17 +15,12 @@ from tests.harness.audio import analyse_ogg
 from tests.harness.clients import SourceClient, StreamRecorder, connect_and_stream, listen
 from tests.harness.media import AudioSample, loudness_db
 from tests.harness.waiting import wait_for
-from tests.integration.test_front_door_sources import PASSWORD, roles, wait_heard
+from tests.integration.conftest import PASSWORD
+from tests.integration.test_front_door_sources import roles, wait_heard
 
 pytestmark = pytest.mark.integration
 
 BLOCK = 1024  # bytes matched at a time against what the studio sent
-
-
-@pytest.fixture
-def live_mount(radio_cluster: RadioCluster) -> str:
-    radio_cluster.create_served_mount({"name": "live.mp3", "source_password": PASSWORD})
-    return "live.mp3"
 
 
 def studio_jumps(received: bytes, sent: bytes) -> list[int]:
