@@ -52,7 +52,7 @@ from radioagent.icecast.stats import IcecastStats
 from radioagent.localapi import LocalApi, LocalView
 from radioagent.model import NodeStatus
 from radioagent.store.agent_store import AgentStore
-from radioagent.store.errors import EtcdUnavailable
+from radioagent.store.errors import Conflict, EtcdUnavailable
 from radioagent.traffic.bandwidth import BandwidthMeter
 from radioagent.transcoding.script import transcoder_job
 from radioagent.transcoding.supervisor import TranscoderSupervisor
@@ -336,12 +336,23 @@ class Agent:
             await self._guarded(
                 "drop stray sources", lambda: self._drop_live_sources(list(plan.drop_sources))
             )
+        for mount, title in plan.relay_titles.items():
+            await self._guarded(
+                "keep a relayed title", functools.partial(self._keep_relayed_title, mount, title)
+            )
         handover = plan.finish_handover
         if handover is not None:
             await self._guarded("finish handover", lambda: self.store.finish_handover(handover))
         status = plan.publish
         if status is not None and self.effective_leadership() == plan.acting:
             await self._guarded("publish status", lambda: self._publish(status))
+
+    async def _keep_relayed_title(self, mount: str, title: str) -> None:
+        try:
+            if await self.store.set_title(mount, title, time.time()):
+                log.info("title of %s (relayed): %r", mount, title)
+        except Conflict as error:  # the mount went meanwhile, or another write came first
+            log.info("relayed title of %s not kept: %s", mount, error)
 
     async def _publish(self, status: str) -> None:
         if self.lease_id is None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -124,7 +124,9 @@ class IcyTitles:
 def mount_icy_titles(
     mount: MountSpec, mounts: Mapping[str, MountSpec], titles: Mapping[str, NowPlaying]
 ) -> IcyTitles:
-    playing = mount_now_playing(mount.name, mounts, titles)
+    """A relayed external stream keeps its own titles as Icecast passes them: the copy
+    kept in etcd (for now playing) comes a leader's cycle later."""
+    playing = None if mount.relay_url else mount_now_playing(mount.name, mounts, titles)
     return IcyTitles(
         None if playing is None else icy_block(playing.current.text),
         icy_block(mount.holding_title),
@@ -139,3 +141,25 @@ def icy_block(text: str) -> bytes:
     if units > ICY_MAX_BLOCK_BYTES // ICY_BLOCK_UNIT:
         raise ValueError(f"a title of {len(content)} bytes does not fit an ICY block")
     return bytes([units]) + content.ljust(units * ICY_BLOCK_UNIT, b"\0")
+
+
+def relayed_titles(
+    mounts: Iterable[MountSpec],
+    feed_titles: Mapping[str, str],
+    titles: Mapping[str, NowPlaying],
+) -> dict[str, str]:
+    """The titles to keep for mounts that relay an external stream (mount name -> title):
+    its title as the leader's Icecast reads it from the stream, where it differs from
+    the one kept. A feed's title a record cannot hold is left out."""
+    changed = {}
+    for mount in mounts:
+        title = feed_titles.get(mount.live_path, "")
+        kept = titles.get(mount.name)
+        if (
+            mount.relay_url
+            and title
+            and title_problem(title) is None
+            and (kept is None or kept.current.text != title)
+        ):
+            changed[mount.name] = title
+    return changed

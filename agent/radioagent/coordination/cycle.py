@@ -28,6 +28,7 @@ from radioagent.coordination.state import ClusterState, Handover
 from radioagent.icecast.render import IcecastPlan
 from radioagent.icecast.stats import IcecastStats
 from radioagent.model import LIVE_MOUNT_PREFIX, NodeStatus
+from radioagent.nowplaying import relayed_titles
 from radioagent.transcoding.assignment import TranscoderPlan, plan_transcoders
 from radioagent.transcoding.state import TranscoderState
 
@@ -98,6 +99,7 @@ class CyclePlan:
     transcoder_leader: NodeStatus | None = None  # where transcoders pull from and push to
     drop_sources: tuple[str, ...] = ()  # stray sources on a node that does not lead
     publish: str | None = None  # the status's JSON when etcd does not hold it yet
+    relay_titles: Mapping[str, str] = field(default_factory=dict)  # mount -> title to keep
 
 
 def cluster_timing(state: ClusterState | None, own: Timing) -> Timing:
@@ -240,6 +242,9 @@ def plan_cycle(
         stray = tuple(
             sorted(path for path in facts.stats.sources if path.startswith(LIVE_MOUNT_PREFIX))
         )
+    relay_titles: dict[str, str] = {}
+    if state is not None and leading and facts.stats is not None:
+        relay_titles = relayed_titles(state.mounts.values(), facts.stats.titles, state.titles)
     published = status.to_json()
     return CyclePlan(
         timing=timing,
@@ -255,4 +260,5 @@ def plan_cycle(
         else None,
         finish_handover=served if fresh else None,
         moves=moves,
+        relay_titles=relay_titles,
     )

@@ -16,6 +16,7 @@ class IcecastStats:
     sources: frozenset[str]  # mount paths Icecast lists (fed, or a relay still retrying)
     started_at: dict[str, float] = field(default_factory=dict)  # fed paths -> Unix time since
     bytes_read: dict[str, int] = field(default_factory=dict)  # path -> bytes its feed sent
+    titles: dict[str, str] = field(default_factory=dict)  # path -> its feed's title, if any
 
 
 def _number(element: ElementTree.Element, tag: str) -> float:
@@ -38,6 +39,7 @@ def parse_admin_stats(xml_text: str | bytes) -> IcecastStats:
     sources = set()
     started_at: dict[str, float] = {}
     bytes_read: dict[str, int] = {}
+    titles: dict[str, str] = {}
     for source in root.iter("source"):
         path = source.get("mount", "")
         name = path.removeprefix(HOLDING_MOUNT_PREFIX).lstrip("/")
@@ -45,11 +47,19 @@ def parse_admin_stats(xml_text: str | bytes) -> IcecastStats:
         outgoing += _number(source, "outgoing_kbitrate")
         sources.add(path)
         bytes_read[path] = int(_number(source, "total_bytes_read"))
+        title = _display_title(source.findtext("artist") or "", source.findtext("title") or "")
+        if title:
+            titles[path] = title
         # A relay's mount stays listed while it retries; only a fed mount has a start.
         started = _unix_time(source.findtext("stream_start_iso8601"))
         if started is not None:
             started_at[path] = started
-    return IcecastStats(listeners, outgoing, frozenset(sources), started_at, bytes_read)
+    return IcecastStats(listeners, outgoing, frozenset(sources), started_at, bytes_read, titles)
+
+
+def _display_title(artist: str, title: str) -> str:
+    """As Icecast shows an Ogg feed's (Icecast keeps an ICY feed's whole in `title`)."""
+    return f"{artist} - {title}" if artist and title else artist or title
 
 
 def _unix_time(iso_text: str | None) -> float | None:

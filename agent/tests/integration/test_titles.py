@@ -12,9 +12,11 @@ from urllib.parse import quote
 import pytest
 
 from tests.harness.agents import AgentNode, RadioCluster
-from tests.harness.clients import ListenResult, SourceClient, listen
+from tests.harness.clients import ListenResult, SourceClient, connect_and_stream, listen
+from tests.harness.icecast import IcecastServer
 from tests.harness.liquidsoap import LiquidsoapTone
 from tests.harness.media import AudioSample
+from tests.harness.ports import LOOPBACK
 from tests.harness.titles import TitleListener
 from tests.harness.waiting import wait_for
 from tests.integration.test_front_door_listeners import PASSWORD, live_source
@@ -298,3 +300,56 @@ def test_holding_audio_has_its_own_title_and_the_studios_comes_back_with_it(
         "Studio song",
     ]
     assert not listener.problems
+
+
+def test_a_relayed_streams_titles_reach_listeners_and_are_kept(
+    radio_cluster: RadioCluster,
+    icecast: IcecastServer,
+    source_client_factory: Callable[..., SourceClient],
+    mp3_audio: AudioSample,
+    title_listeners: Callable[..., TitleListener],
+) -> None:
+    """A mount that relays another station's stream: that station's titles (ICY, read by
+    the leader's Icecast) reach listeners on every node and are kept as the mount's."""
+    external = source_client_factory(
+        LOOPBACK, icecast.port, "/ext.mp3", password=icecast.settings.source_password
+    )
+    connect_and_stream(external, mp3_audio)
+    icecast.wait_mount_live("/ext.mp3")
+    credentials = basic("source", icecast.settings.source_password)
+
+    def external_title(title: str) -> None:
+        answer = listen(
+            f"{icecast.base_url}{icecast_update('ext.mp3', title)}", 4096, headers=credentials
+        )
+        assert answer.status == 200
+
+    external_title("Elsewhere 1")
+    radio_cluster.create_served_mount(
+        {
+            "name": "relayed.mp3",
+            "source_password": PASSWORD,
+            "relay_url": f"http://{LOOPBACK}:{icecast.port}/ext.mp3",
+        }
+    )
+    listeners = [
+        title_listeners(f"{node.front_door_url}/_stream/relayed.mp3")
+        for node in radio_cluster.nodes
+    ]
+    for listener in listeners:
+        listener.wait_title("Elsewhere 1", 15)
+    external_title("Elsewhere 2")
+    for listener in listeners:
+        listener.wait_current("Elsewhere 2", TITLE_TIMEOUT)
+        assert not listener.problems
+
+    def history() -> list[str] | None:
+        node = others(radio_cluster)[0]
+        received = listen(f"{node.front_door_url}/api/v1/mounts/relayed.mp3", 1 << 20, timeout=3)
+        if received.status != 200:
+            return None
+        titles = [entry["title"] for entry in json.loads(received.body)["now_playing"]["history"]]
+        return titles if titles[:1] == ["Elsewhere 2"] else None
+
+    kept = wait_for(history, timeout=TITLE_TIMEOUT, what="the relayed titles in etcd")
+    assert kept == ["Elsewhere 2", "Elsewhere 1"]

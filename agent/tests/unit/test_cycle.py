@@ -377,3 +377,22 @@ def test_an_unchanged_status_is_not_published_again() -> None:
     assert again.publish is None
     moved = replace(facts(published_status=first.status.to_json()), listeners={"live.mp3": 1})
     assert plan_cycle(ME, state(), moved, fresh=True).publish is not None
+
+
+# --- relayed titles ----------------------------------------------------------------------
+
+EXT = parse_mount({"name": "ext.mp3", "source_password": "pw", "relay_url": "http://radio.test/"})
+
+
+def titled_feed(title: str) -> IcecastStats:
+    return IcecastStats({}, 0.0, frozenset({EXT.live_path}), titles={EXT.live_path: title})
+
+
+def test_the_leader_keeps_a_relayed_streams_title_and_a_replica_does_not() -> None:
+    mounts = {"ext.mp3": EXT}
+    leading = plan_cycle(
+        ME, leading_state(mounts=mounts), facts(stats=titled_feed("Song")), fresh=True
+    )
+    assert leading.relay_titles == {"ext.mp3": "Song"}
+    replica = plan_cycle(ME, state(mounts=mounts), facts(stats=titled_feed("Song")), fresh=True)
+    assert replica.relay_titles == {}

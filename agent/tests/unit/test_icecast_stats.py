@@ -60,3 +60,20 @@ def test_only_a_fed_mount_has_a_start_time_and_bytes() -> None:
 def test_a_malformed_start_time_counts_as_not_fed() -> None:
     stats = parse_admin_stats(RELAYS.replace(b"2026-11-21T12:17:20+0000", b"yesterday"))
     assert stats.started_at == {}
+
+
+# An ICY relay's title whole in <title>; an Ogg feed's comments as <artist> and <title>.
+TITLED = b"""<?xml version="1.0"?><icestats>
+<source mount="/_live/ext.mp3"><title>Band - Song</title></source>
+<source mount="/_live/talk.ogg"><artist>Host</artist><title>Morning show</title></source>
+<source mount="/_live/artist.ogg"><artist>Only artist</artist></source>
+<source mount="/live.mp3"><title></title></source>
+</icestats>"""
+
+
+def test_a_feeds_title_is_read_as_icecast_shows_it() -> None:
+    assert parse_admin_stats(TITLED).titles == {
+        "/_live/ext.mp3": "Band - Song",
+        "/_live/talk.ogg": "Host - Morning show",
+        "/_live/artist.ogg": "Only artist",
+    }

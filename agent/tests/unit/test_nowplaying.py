@@ -11,8 +11,10 @@ from radioagent.nowplaying import (
     NowPlaying,
     Title,
     icy_block,
+    mount_icy_titles,
     mount_now_playing,
     now_playing_from_json,
+    relayed_titles,
     title_problem,
     with_title,
 )
@@ -99,3 +101,27 @@ def test_a_transcoded_mount_plays_its_parents_titles() -> None:
     assert mount_now_playing("live-64.mp3", mounts, {"live.mp3": record}) == record
     assert mount_now_playing("live-64.mp3", mounts, {}) is None
     assert mount_now_playing("gone.mp3", mounts, {"live.mp3": record}) is None
+
+
+RELAYED = parse_mount(
+    {"name": "ext.mp3", "source_password": "secret-3", "relay_url": "http://radio.test/s"}
+)
+STUDIO = parse_mount({"name": "live.mp3", "source_password": "secret-1"})
+
+
+def test_a_relayed_streams_title_is_kept_when_it_changes() -> None:
+    feeds = {RELAYED.live_path: "Band - Song", STUDIO.live_path: "not a relay"}
+    assert relayed_titles([RELAYED, STUDIO], feeds, {}) == {"ext.mp3": "Band - Song"}
+    kept = with_title(None, "Band - Song", 1.0)
+    assert kept is not None
+    assert relayed_titles([RELAYED], feeds, {"ext.mp3": kept}) == {}
+    assert relayed_titles([RELAYED], {}, {}) == {}  # no title in the feed: nothing to keep
+    assert relayed_titles([RELAYED], {RELAYED.live_path: "bad\x07title"}, {}) == {}
+
+
+def test_a_relayed_stream_keeps_its_own_icy_titles_and_a_studios_gets_the_clusters() -> None:
+    kept = with_title(None, "Band - Song", 1.0)
+    assert kept is not None
+    mounts = {RELAYED.name: RELAYED, STUDIO.name: STUDIO}
+    assert mount_icy_titles(RELAYED, mounts, {"ext.mp3": kept}).live is None
+    assert mount_icy_titles(STUDIO, mounts, {"live.mp3": kept}).live == icy_block("Band - Song")
