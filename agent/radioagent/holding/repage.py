@@ -115,7 +115,7 @@ def repaged(
         return data  # the headers do not end on a page of their own
     audio = packets[header_count:]
     samples = _packet_samples(codec, packets[:header_count], audio)
-    if samples is None or not audio:
+    if samples is None or not any(audio):
         return data
     ends = [0]
     for count in samples:
@@ -129,18 +129,23 @@ def repaged(
     headers = _header_pages(pages[:header_pages], packets[:header_count], title)
     out = bytearray(b"".join(headers))
     sequence = len(headers)
+    # Empty packets carry no audio, and ffmpeg's Opus decoder refuses the one encoders end
+    # a stream with ("Packet processing failed"): left out.
+    kept = [index for index, packet in enumerate(audio) if packet]
     group: list[bytes] = []
     group_start = 0
-    for index, packet in enumerate(audio):
-        group.append(packet)
-        last = index == len(audio) - 1
+    for position, index in enumerate(kept):
+        group.append(audio[index])
+        last = position == len(kept) - 1
         segments = sum(len(p) // MAX_SEGMENTS + 1 for p in group)
         # Closed before the next packet would take it past `per_page`.
-        fuller = last or ends[index + 2] - ends[group_start] > per_page
+        fuller = last or ends[kept[position + 1] + 1] - ends[group_start] > per_page
         if fuller or segments > SEGMENTS_PER_PAGE:
-            granule = marks[-1].granule if last else ends[index + 1]
+            # The last page's granule is where its audio ends, not the encoder's trimmed
+            # one: silence loses nothing, and a listener who joined the chain mid-way got
+            # timestamps going back (ffmpeg: "non monotonically increasing dts").
             flags = marks[-1].flags & END_OF_STREAM if last else 0
-            out += build_page(flags, granule, serial, sequence, group)
+            out += build_page(flags, ends[index + 1], serial, sequence, group)
             sequence += 1
             group, group_start = [], index + 1
     return bytes(out)

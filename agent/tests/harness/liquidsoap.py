@@ -18,7 +18,9 @@ LIQUIDSOAP_USER = "liquidsoap"
 START_TIMEOUT_SECONDS = 30.0
 ENCODERS = {
     "mp3": "%mp3(bitrate=128, samplerate=44100, stereo=true)",
-    "vorbis": "%vorbis(samplerate=44100, channels=2, quality=0.3)",
+    # Constant bitrate: a sine at a VBR quality is a few kbps, so libvorbis filled a 4 KB
+    # page only every 2-4 s, and listeners waited that long for live audio.
+    "vorbis": "%vorbis.cbr(samplerate=44100, channels=2, bitrate=96)",
     "opus": "%opus(bitrate=64, samplerate=48000, channels=2)",
 }
 
