@@ -24,10 +24,10 @@ from packaging.version import Version
 
 REPO_DIR = Path(__file__).resolve().parent.parent
 DEBIAN_PYTHON_DIR = "/usr/lib/python3/dist-packages"
-AGENT_RUNTIME_MODULES = ("etcd3", "aiohttp", "jinja2", "prometheus_client")
+AGENT_RUNTIME_MODULES = ("etcd3", "aiohttp", "jinja2", "prometheus_client", "dnslib")
 # PyYAML is also an agent dependency (python3-yaml on nodes), but ansible-core and yamllint
 # pull a newer one into the virtualenv, which shadows Debian's; its API is stable.
-SERVICE_BINARIES = ("etcd", "etcdctl", "icecast2", "liquidsoap", "ffmpeg", "ffprobe", "wrk")
+SERVICE_BINARIES = ("etcd", "etcdctl", "icecast2", "liquidsoap", "ffmpeg", "ffprobe", "wrk", "dig")
 SERVICE_USERS = ("icecast2", "liquidsoap")
 
 

@@ -9,6 +9,7 @@ defaults; `SECTIONS` gives each key its check and each section the rules between
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -95,6 +96,20 @@ class FrontDoorSettings:
 
 
 @dataclass(frozen=True)
+class DnsSettings:
+    """The cluster's zone, answered by this node when `zone` is set (the nodes the
+    inventory names: by default the etcd members)."""
+
+    zone: str | None = None  # e.g. stream.example.org; None: this node answers no DNS
+    port: int = 53
+    bind_address: str = "0.0.0.0"  # noqa: S104 - the public side
+    # The nodes that answer for the zone, with their public addresses: NS and glue.
+    # None: this node alone, at its public address.
+    nameservers: tuple[tuple[str, str], ...] | None = None
+    max_records: int = 4  # addresses in one answer for the zone's name
+
+
+@dataclass(frozen=True)
 class TranscodingSettings:
     """Transcoders run Liquidsoap directly (no wrapper), as `user` when the agent is root,
     so the kernel can kill them with the agent."""
@@ -140,6 +155,7 @@ class AgentConfig:
     holding: HoldingSettings = HoldingSettings()
     front_door: FrontDoorSettings = FrontDoorSettings()
     transcoding: TranscodingSettings = TranscodingSettings()
+    dns: DnsSettings = DnsSettings()
     templates_dir: str = DEFAULT_TEMPLATES_DIR
 
 
@@ -221,6 +237,31 @@ def ports(field: str, value: Any) -> str | None:
     ):
         return f"{field}: {value!r} is not a list of 1-4 distinct ports"
     return None
+
+
+ZONE_PATTERN = (
+    r"(?=.{1,200}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]([a-z0-9-]{0,61}[a-z0-9])?"
+)
+
+
+def nameservers(field: str, value: Any) -> str | None:
+    """A mapping of node names to IP addresses, as `dns.nameservers: {node1: 192.0.2.1}`."""
+    if not isinstance(value, dict) or not 0 < len(value) <= 16:
+        return f"{field}: {value!r} is not a mapping of 1-16 node names to IP addresses"
+    for name, address in value.items():
+        if not isinstance(name, str) or not re.fullmatch(NODE_NAME_PATTERN, name):
+            return f"{field}: {name!r} is not a node name"
+        if not isinstance(address, str) or ip_version(address) is None:
+            return f"{field}.{name}: {address!r} is not an IP address"
+    return None
+
+
+def ip_version(address: str) -> int | None:
+    """4 or 6; None for a host name (which DNS cannot give as an address record)."""
+    try:
+        return ipaddress.ip_address(address).version
+    except ValueError:
+        return None
 
 
 # --- Rules between the keys of one section, on the parsed values.
@@ -330,6 +371,16 @@ SECTIONS: dict[str, Section] = {
             "studio_backlog_seconds": or_null(number(0, 600)),
         },
     ),
+    "dns": Section(
+        DnsSettings,
+        {
+            "zone": or_null(text(ZONE_PATTERN, "a lowercase DNS name like stream.example.org")),
+            "port": integer(1, 65535),
+            "bind_address": IP_ADDRESS,
+            "nameservers": or_null(nameservers),
+            "max_records": integer(1, 16),
+        },
+    ),
     "transcoding": Section(
         TranscodingSettings,
         {
@@ -356,7 +407,9 @@ def parse_section(name: str, section: Section, given: Any) -> tuple[Any, list[st
             problem = section.checks[field.name](f"{name}.{field.name}", value)
             if problem:
                 bad_values.append(problem)
-            # YAML has lists; the settings hold tuples (frozen, hashable)
+            # YAML has lists and mappings; the settings hold tuples (frozen, hashable)
+            if isinstance(value, dict):
+                value = tuple(sorted(value.items()))
             values[field.name] = tuple(value) if isinstance(value, list) else value
         elif field.default is field.default_factory is dataclasses.MISSING:
             bad_values.append(f"{name}.{field.name}: missing")

@@ -16,7 +16,8 @@ from radioagent.frontdoor.server import FrontDoor
 from radioagent.holding.feeder import HoldingFeeds
 from radioagent.icecast.control import IcecastControl
 from radioagent.localapi import LocalApi
-from radioagent.loop import Adapters, Agent, request_timeout
+from radioagent.loop import Adapters, Agent, ZoneServer, request_timeout
+from radioagent.settings import DEFAULT_DNS_TTL
 from radioagent.store.agent_store import AgentStore
 from radioagent.traffic.prediction import report_window
 from radioagent.transcoding.supervisor import TranscoderSupervisor
@@ -57,6 +58,18 @@ def icecast_local_host(bind_address: str) -> str:
     return "127.0.0.1" if bind_address in ("0.0.0.0", "::", "") else bind_address  # noqa: S104
 
 
+def build_dns(config: AgentConfig) -> ZoneServer | None:
+    """The zone's server on the nodes that answer for it; imported only there, so the
+    other nodes never load the DNS library (its 3 MB)."""
+    if config.dns.zone is None:
+        return None
+    from radioagent.dns.server import DnsServer  # noqa: PLC0415 - see above
+    from radioagent.dns.zone import ZoneView  # noqa: PLC0415
+
+    empty = ZoneView(zone=config.dns.zone, ttl=DEFAULT_DNS_TTL, serial=0, listeners=())
+    return DnsServer(config.dns.bind_address, config.dns.port, empty)
+
+
 def build_agent(config: AgentConfig) -> Agent:
     """The agent with the real adapters. They call back into the agent (the watch wakes it,
     the servers read its view), hence lambdas bound once `agent` exists."""
@@ -84,6 +97,7 @@ def build_agent(config: AgentConfig) -> Agent:
             prediction_window=report_window(config.timing.loop_wait),
             store_title=store.set_title,
         ),
+        dns=build_dns(config),
     )
     agent = Agent(config, adapters)
     return agent

@@ -18,6 +18,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from radioagent import __version__
 from radioagent.config import AgentConfig, Limits, Timing
@@ -43,6 +44,7 @@ from radioagent.deadair import (
     live_ages,
     update_air,
 )
+from radioagent.dns.zone import ZoneView, ip_version, zone_view
 from radioagent.frontdoor.server import FrontDoor
 from radioagent.frontdoor.view import AgentSnapshot
 from radioagent.holding.feeder import HoldingFeeds
@@ -51,6 +53,7 @@ from radioagent.icecast.render import render_icecast_config
 from radioagent.icecast.stats import IcecastStats
 from radioagent.localapi import LocalApi, LocalView
 from radioagent.model import NodeStatus
+from radioagent.settings import ClusterSettings
 from radioagent.store.agent_store import AgentStore
 from radioagent.store.errors import Conflict, EtcdUnavailable
 from radioagent.traffic.bandwidth import BandwidthMeter
@@ -87,6 +90,16 @@ class Adapters:
     transcoders: TranscoderSupervisor
     local_api: LocalApi
     front_door: FrontDoor
+    dns: ZoneServer | None = None  # only on nodes that answer for the cluster's zone
+
+
+class ZoneServer(Protocol):
+    """dns/server.py's DnsServer, named here without importing it: nodes that answer no
+    DNS never load the DNS library."""
+
+    def update(self, view: ZoneView) -> None: ...
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
 
 
 def keepalive_interval(timing: Timing) -> float:
@@ -115,6 +128,7 @@ class Agent:
         self.transcoders = adapters.transcoders
         self.local_api = adapters.local_api
         self.front_door = adapters.front_door
+        self.dns = adapters.dns
         self.identity = NodeIdentity(
             name=config.node_name,
             address=config.node_address,
@@ -150,6 +164,8 @@ class Agent:
     async def run(self) -> None:
         await self.local_api.start()
         await self.front_door.start()
+        if self.dns is not None:
+            await self.dns.start()
         tasks = [
             asyncio.create_task(self._keepalive_forever(), name="keepalive"),
             asyncio.create_task(self._fence_forever(), name="fence"),
@@ -234,6 +250,8 @@ class Agent:
         self._set_leadership(plan.leadership)
         await self._execute(plan)
         self.front_door.update()
+        if self.dns is not None and self.state is not None:
+            self.dns.update(self.zone_view(self.state))
         self.health.cycles += 1
         self.health.last_cycle_seconds = self.clock() - started
         self._last_cycle_at = self.clock()
@@ -371,6 +389,17 @@ class Agent:
         self.leadership = leadership
 
     # --- views for the servers, read between cycles --------------------------------------
+
+    def zone_view(self, state: ClusterState | None) -> ZoneView:
+        dns = self.config.dns
+        nameservers = dict(dns.nameservers or [(self.identity.name, self.public_address)])
+        return zone_view(
+            dns.zone or "",
+            state or ClusterState(revision=0, leader=None),
+            {name: address for name, address in nameservers.items() if ip_version(address)},
+            ttl=(state.settings if state else ClusterSettings()).dns_ttl_seconds,
+            max_records=dns.max_records,
+        )
 
     def effective_leadership(self) -> Leadership:
         return effective_leadership(self.leadership, self.cut_off())
@@ -562,4 +591,6 @@ class Agent:
         await self.holding.close()
         await self.local_api.stop()
         await self.front_door.stop()
+        if self.dns is not None:
+            await self.dns.stop()
         await self.icecast.close()

@@ -27,6 +27,8 @@ POLICY_CHOICES = ("weighted", "best", "random")
 DEFAULT_POLICY = "listeners_available,listeners_score,weighted"
 UNSET_WORDS = ("null", "none", "unset")
 DEAD_AIR_MAXIMUM = 86_400
+DEFAULT_DNS_TTL = 20
+DNS_TTL_MAXIMUM = 3600
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,7 @@ class ClusterSettings:
     limits: Limits = field(default_factory=Limits)
     timing: Timing | None = None
     dead_air_seconds: int = DEFAULT_DEAD_AIR_SECONDS  # a mount without audio this long alerts
+    dns_ttl_seconds: int = DEFAULT_DNS_TTL  # how long resolvers keep the zone's answers
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -94,7 +97,11 @@ def settings_problems(settings: ClusterSettings) -> list[str]:
     ):
         problems.append("no_redirect_user_agents: expected a list of 1-200 character strings")
     problems += filter(
-        None, [check_int("dead_air_seconds", settings.dead_air_seconds, 1, DEAD_AIR_MAXIMUM)]
+        None,
+        [
+            check_int("dead_air_seconds", settings.dead_air_seconds, 1, DEAD_AIR_MAXIMUM),
+            check_int("dns_ttl_seconds", settings.dns_ttl_seconds, 1, DNS_TTL_MAXIMUM),
+        ],
     )
     # Limits and timing are checked as an agent's own config checks them (one table).
     problems += parse_section("limits", SECTIONS["limits"], asdict(settings.limits))[1]
@@ -108,6 +115,7 @@ SETTABLE_KEYS = (
     "proxy_everything",
     "no_redirect_user_agents",
     "dead_air_seconds",
+    "dns_ttl_seconds",
     "limits.max_listeners",
     "limits.bandwidth_kbps",
     "timing",

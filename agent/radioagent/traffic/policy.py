@@ -116,6 +116,28 @@ def parse_policy(text: str) -> Policy:
     )
 
 
+def ranked_nodes(policy: Policy, nodes: Sequence[NodeLoad]) -> list[NodeLoad]:
+    """The nodes that take listeners of any mount now, best score first (ties by name):
+    the order a DNS answer gives them in. Filters and scorers as for one listener of
+    no particular mount, costing nothing."""
+    request = Request(mount="", ip_family=0, stream_kbps=0.0)
+    eligible = [
+        node
+        for node in nodes
+        if node.icecast_up
+        and not node.draining
+        and all(FILTERS[name](node, request) for name in policy.filters)
+    ]
+
+    def score(node: NodeLoad) -> float:
+        product = 1.0
+        for name in policy.scorers:
+            product *= SCORERS[name](node, request)
+        return product
+
+    return sorted(eligible, key=lambda node: (-score(node), node.name))
+
+
 def choose_node(
     policy: Policy, nodes: Sequence[NodeLoad], request: Request, rng: random.Random
 ) -> str | None:

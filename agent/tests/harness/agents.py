@@ -60,9 +60,15 @@ class AgentNode:
         timing: dict[str, float] | None = None,
         holding_cache_dir: Path | None = None,
         limits: dict[str, int] | None = None,
+        listen_address: str = LOOPBACK,
+        dns: dict[str, Any] | None = None,
     ) -> None:
+        """`listen_address`: the front door's own loopback address (127.0.0.x), also its
+        public address, so that the nodes are told apart (DNS answers); `dns`: the
+        config's dns section."""
         self.name = name
         self.icecast = icecast
+        self.listen_address = listen_address
         self.etcd_member = etcd_members[0]  # its local member; the others are fallbacks
         self.directory = ServiceDirectory(f"agent-{name}")
         self.front_door_ports = free_ports(2)
@@ -85,9 +91,11 @@ class AgentNode:
             "local_api": {"port": free_port(), "bind_address": LOOPBACK},
             "front_door": {
                 "ports": self.front_door_ports,
-                "bind_address": LOOPBACK,
+                "bind_address": listen_address,
                 "header_timeout": FRONT_DOOR_HEADER_TIMEOUT,
+                **({"public_address": listen_address} if listen_address != LOOPBACK else {}),
             },
+            **({"dns": dns} if dns is not None else {}),
             "limits": dict(limits or {}),
             "transcoding": {
                 "user": "liquidsoap",
@@ -132,6 +140,12 @@ class AgentNode:
     def is_running(self) -> bool:
         return self.process is not None and self.process.is_running()
 
+    @property
+    def dns_port(self) -> int:
+        dns = self.config["dns"]
+        assert isinstance(dns, dict)
+        return int(dns["port"])
+
     def log_tail(self, lines: int = 60) -> str:
         return "" if self.process is None else self.process.log_tail(lines)
 
@@ -141,13 +155,13 @@ class AgentNode:
 
     @property
     def front_door_url(self) -> str:
-        return f"http://{LOOPBACK}:{self.front_door_port}"
+        return f"http://{self.listen_address}:{self.front_door_port}"
 
     def front_door_source(
         self, make: Callable[..., SourceClient], mount: str, password: str, **options: object
     ) -> SourceClient:
         """A source client for `mount` on this node's public port (piped to the leader)."""
-        return make(LOOPBACK, self.front_door_port, mount, password=password, **options)
+        return make(self.listen_address, self.front_door_port, mount, password=password, **options)
 
     def source_client(self, mount: str, password: str, method: str = "SOURCE") -> SourceClient:
         return SourceClient(LOOPBACK, self.icecast.port, mount, password=password, method=method)
@@ -192,7 +206,9 @@ class AgentNode:
         """`count` HEAD requests on one keep-alive connection to this front door: where
         each one went ("200" when served here, else the port it was redirected to)."""
         outcomes: Counter[str] = Counter()
-        connection = http.client.HTTPConnection(LOOPBACK, self.front_door_port, timeout=5)
+        connection = http.client.HTTPConnection(
+            self.listen_address, self.front_door_port, timeout=5
+        )
         try:
             for _ in range(count):
                 connection.request("HEAD", path, headers={"User-Agent": user_agent})
@@ -288,11 +304,18 @@ class RadioCluster:
         timing: dict[str, float] | None = None,
         holding_cache_dir: Path | None = None,
         limits: dict[str, int] | None = None,
+        *,
+        zone: str | None = None,
     ) -> None:
+        """With `zone`, node N's front door is on 127.0.0.N and every node answers the zone
+        on its own DNS port (`AgentNode.dns_port`), all of them named as nameservers."""
         self.etcd = etcd
         self.prefix = f"/radio-test-{uuid.uuid4().hex[:8]}"
         self.layout = KeyLayout(self.prefix)
         members = etcd.members
+        addresses = [f"127.0.0.{index + 1}" if zone else LOOPBACK for index in range(len(icecasts))]
+        dns_ports = free_ports(len(icecasts)) if zone else []
+        nameservers = {f"node{index + 1}": address for index, address in enumerate(addresses)}
         self.nodes = [
             AgentNode(
                 f"node{index + 1}",
@@ -303,6 +326,15 @@ class RadioCluster:
                 timing=timing,
                 holding_cache_dir=holding_cache_dir,
                 limits=limits,
+                listen_address=addresses[index],
+                dns={
+                    "zone": zone,
+                    "port": dns_ports[index],
+                    "bind_address": LOOPBACK,
+                    "nameservers": nameservers,
+                }
+                if zone
+                else None,
             )
             for index, icecast in enumerate(icecasts)
         ]
@@ -310,6 +342,9 @@ class RadioCluster:
 
     def node(self, name: str) -> AgentNode:
         return next(node for node in self.nodes if node.name == name)
+
+    def node_at(self, address: str) -> AgentNode:
+        return next(node for node in self.nodes if node.listen_address == address)
 
     def start(self) -> None:
         for node in self.nodes:

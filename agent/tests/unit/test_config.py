@@ -114,6 +114,12 @@ def test_missing_keys_are_named() -> None:
         ("transcoding", "user", "Root", "transcoding.user: 'Root' is not valid"),
         ("holding", "liquidsoap_command", [], "holding.liquidsoap_command: [] is not a non-empty"),
         ("limits", "max_listeners", 0, "limits.max_listeners: 0 is out of range"),
+        ("dns", "zone", "Stream.Example.org", "dns.zone: 'Stream.Example.org' is not valid"),
+        ("dns", "zone", "localhost", "dns.zone: 'localhost' is not valid"),
+        ("dns", "nameservers", ["node1"], "dns.nameservers: ['node1'] is not a mapping"),
+        ("dns", "nameservers", {"node1": "ns.example"}, "dns.nameservers.node1: 'ns.example'"),
+        ("dns", "nameservers", {"Node 1": "192.0.2.1"}, "dns.nameservers: 'Node 1' is not"),
+        ("dns", "max_records", 0, "dns.max_records: 0 is out of range"),
     ],
 )
 def test_bad_values_are_refused_naming_key_and_value(
@@ -222,3 +228,16 @@ def test_the_example_config_in_the_repository_is_valid() -> None:
     # parsed, not loaded: the example names the installed templates_dir
     config = parse_config(yaml.safe_load(EXAMPLE_CONFIG.read_text()))
     assert config.timing.loop_wait + 2 * config.timing.retry_timeout <= config.timing.ttl
+
+
+def test_the_dns_section_gives_the_zone_and_its_nameservers() -> None:
+    raw = valid_raw()
+    raw["dns"] = {
+        "zone": "stream.example.org",
+        "nameservers": {"node2": "2001:db8::2", "node1": "192.0.2.1"},
+    }
+    dns = parse_config(raw).dns
+    assert dns.zone == "stream.example.org"
+    assert dns.nameservers == (("node1", "192.0.2.1"), ("node2", "2001:db8::2"))
+    assert (dns.port, dns.max_records) == (53, 4)
+    assert parse_config(valid_raw()).dns.zone is None  # no zone: no DNS on this node

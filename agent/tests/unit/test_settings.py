@@ -64,6 +64,14 @@ def test_dead_air_seconds_must_be_a_whole_number_of_seconds_up_to_a_day(value: s
         with_setting(ClusterSettings(), "dead_air_seconds", value)
 
 
+@pytest.mark.parametrize("value", ["0", "3601", "twenty", "2.5"])
+def test_the_dns_ttl_is_a_whole_number_of_seconds_up_to_an_hour(value: str) -> None:
+    with pytest.raises(ValidationError, match="dns_ttl_seconds"):
+        with_setting(ClusterSettings(), "dns_ttl_seconds", value)
+    assert with_setting(ClusterSettings(), "dns_ttl_seconds", "60").dns_ttl_seconds == 60
+    assert settings_from_json(b"{}").dns_ttl_seconds == 20
+
+
 def test_dead_air_seconds_defaults_to_30_and_is_kept_in_etcd() -> None:
     assert ClusterSettings().dead_air_seconds == 30
     settings = with_setting(ClusterSettings(), "dead_air_seconds", "120")

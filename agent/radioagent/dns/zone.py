@@ -1,0 +1,148 @@
+"""The cluster's zone as DNS answers it. Pure: a view made from the cluster state each
+loop, and the answer to one question from that view.
+
+The zone's own name answers with the nodes that take listeners now (up, Icecast
+answering, not draining, under their limits), best first by the load-balancing policy's
+scores, at most `max_records`; each node has its own name under the zone; NS names the
+nodes that serve the zone, SOA its parameters. Anything outside the zone is refused: the
+agents are authoritative only, never resolvers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+
+from radioagent.config import ip_version
+from radioagent.coordination.state import ClusterState
+from radioagent.traffic.director import node_load
+from radioagent.traffic.policy import parse_policy, ranked_nodes
+
+SOA_REFRESH, SOA_RETRY, SOA_EXPIRE = 3600, 600, 86400
+ADDRESS_TYPES = {"A": 4, "AAAA": 6}
+
+
+class Rcode(Enum):
+    NOERROR = 0
+    FORMERR = 1
+    NXDOMAIN = 3
+    NOTIMP = 4
+    REFUSED = 5
+
+
+@dataclass(frozen=True)
+class Soa:
+    primary: str  # the first name server's name
+    mailbox: str  # hostmaster.<zone>
+    serial: int
+    minimum: int  # how long resolvers keep "no such name"
+
+
+@dataclass(frozen=True)
+class Record:
+    name: str  # lowercase, without the final dot
+    rtype: str  # A, AAAA, NS, SOA
+    ttl: int
+    value: str | Soa  # an address, a name (NS), or the SOA's fields
+
+
+@dataclass(frozen=True)
+class Answer:
+    rcode: Rcode
+    authoritative: bool = True
+    answers: tuple[Record, ...] = ()
+    authority: tuple[Record, ...] = ()
+    additional: tuple[Record, ...] = ()
+
+
+@dataclass(frozen=True)
+class ZoneView:
+    zone: str  # lowercase, without the final dot
+    ttl: int
+    serial: int
+    listeners: tuple[str, ...]  # the apex's addresses, best first (IPv4 and IPv6 mixed)
+    nodes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # node -> addresses
+    nameservers: tuple[str, ...] = ()  # node names, each `<node>.<zone>`
+    max_records: int = 4
+
+
+def zone_view(
+    zone: str,
+    state: ClusterState,
+    nameservers: Mapping[str, str],
+    *,
+    ttl: int,
+    max_records: int,
+) -> ZoneView:
+    """`nameservers`: the nodes that answer for the zone, with their addresses (from the
+    inventory), so NS and their glue hold while one of them is down."""
+    loads = [node_load(status, name in state.draining) for name, status in state.nodes.items()]
+    ranked = ranked_nodes(parse_policy(state.settings.policy), loads)
+    listeners = tuple(
+        state.nodes[load.name].listener_address
+        for load in ranked
+        if ip_version(state.nodes[load.name].listener_address) is not None
+    )
+    nodes = {name: (address,) for name, address in nameservers.items()}
+    for name, status in state.nodes.items():
+        if ip_version(status.listener_address) is not None:
+            nodes[name] = (status.listener_address,)
+    return ZoneView(
+        zone=zone.lower().rstrip("."),
+        ttl=ttl,
+        serial=state.revision % 2**32,
+        listeners=listeners,
+        nodes=nodes,
+        nameservers=tuple(sorted(nameservers)),
+        max_records=max_records,
+    )
+
+
+def answer(view: ZoneView, name: str, rtype: str) -> Answer:
+    """The answer to one question, `name` lowercase without the final dot."""
+    if name != view.zone and not name.endswith(f".{view.zone}"):
+        return Answer(Rcode.REFUSED, authoritative=False)
+    if name == view.zone:
+        return _apex(view, rtype)
+    node = name.removesuffix(f".{view.zone}")
+    if node not in view.nodes:
+        return Answer(Rcode.NXDOMAIN, authority=(_soa(view),))
+    if rtype in ADDRESS_TYPES:
+        return _addresses(view, name, rtype, view.nodes[node])
+    return Answer(Rcode.NOERROR, authority=(_soa(view),))  # the name, without such data
+
+
+def _apex(view: ZoneView, rtype: str) -> Answer:
+    if rtype in ADDRESS_TYPES:
+        return _addresses(view, view.zone, rtype, view.listeners)
+    if rtype == "NS":
+        names = tuple(
+            Record(view.zone, "NS", view.ttl, f"{node}.{view.zone}") for node in view.nameservers
+        )
+        return Answer(Rcode.NOERROR, answers=names, additional=_glue(view))
+    if rtype == "SOA":
+        return Answer(Rcode.NOERROR, answers=(_soa(view),))
+    return Answer(Rcode.NOERROR, authority=(_soa(view),))
+
+
+def _addresses(view: ZoneView, name: str, rtype: str, addresses: tuple[str, ...]) -> Answer:
+    version = ADDRESS_TYPES[rtype]
+    matching = [address for address in addresses if ip_version(address) == version]
+    records = tuple(Record(name, rtype, view.ttl, a) for a in matching[: view.max_records])
+    return Answer(Rcode.NOERROR, answers=records, authority=() if records else (_soa(view),))
+
+
+def _soa(view: ZoneView) -> Record:
+    primary = f"{view.nameservers[0]}.{view.zone}" if view.nameservers else view.zone
+    fields = Soa(primary, f"hostmaster.{view.zone}", view.serial, view.ttl)
+    return Record(view.zone, "SOA", view.ttl, fields)
+
+
+def _glue(view: ZoneView) -> tuple[Record, ...]:
+    glue = []
+    for node in view.nameservers:
+        for address in view.nodes.get(node, ()):
+            rtype = "A" if ip_version(address) == 4 else "AAAA"
+            glue.append(Record(f"{node}.{view.zone}", rtype, view.ttl, address))
+    return tuple(glue)

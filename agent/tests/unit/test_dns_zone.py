@@ -1,0 +1,96 @@
+"""The cluster's zone: who is in the answer and in what order, node names, NS, SOA,
+REFUSED outside the zone."""
+
+from __future__ import annotations
+
+import pytest
+
+from radioagent.coordination.state import ClusterState
+from radioagent.dns.zone import Rcode, Soa, ZoneView, answer, zone_view
+from radioagent.settings import ClusterSettings
+from tests.unit.builders import node_status
+
+ZONE = "stream.example.org"
+NAMESERVERS = {"node1": "192.0.2.1", "node2": "192.0.2.2"}
+
+
+def cluster(**nodes: dict) -> ClusterState:
+    return ClusterState(
+        revision=77,
+        leader=None,
+        nodes={name: node_status(name, **fields) for name, fields in nodes.items()},
+        settings=ClusterSettings(policy="listeners_available,listeners_score,best"),
+    )
+
+
+def view_of(state: ClusterState, max_records: int = 4) -> ZoneView:
+    return zone_view(ZONE, state, NAMESERVERS, ttl=20, max_records=max_records)
+
+
+def addresses(name: str, rtype: str, state: ClusterState, max_records: int = 4) -> list[str]:
+    decided = answer(view_of(state, max_records), name, rtype)
+    assert decided.rcode is Rcode.NOERROR
+    return [str(record.value) for record in decided.answers]
+
+
+def test_the_zone_answers_the_nodes_that_take_listeners_least_loaded_first() -> None:
+    state = cluster(
+        node1={"address": "192.0.2.1", "listeners": {"a": 50}, "listener_limit": 100},
+        node2={"address": "192.0.2.2", "listeners": {"a": 10}, "listener_limit": 100},
+        node3={"address": "192.0.2.3", "listeners": {"a": 100}, "listener_limit": 100},  # full
+        node4={"address": "192.0.2.4", "icecast_up": False},
+        node5={"address": "2001:db8::5"},
+    )
+    assert addresses(ZONE, "A", state) == ["192.0.2.2", "192.0.2.1"]
+    assert addresses(ZONE, "AAAA", state) == ["2001:db8::5"]
+
+
+def test_a_draining_node_leaves_the_answer_but_keeps_its_name() -> None:
+    state = cluster(node1={"address": "192.0.2.1"}, node2={"address": "192.0.2.2"})
+    drained = ClusterState(**{**state.__dict__, "draining": frozenset({"node2"})})
+    assert addresses(ZONE, "A", drained) == ["192.0.2.1"]
+    assert addresses(f"node2.{ZONE}", "A", drained) == ["192.0.2.2"]
+
+
+def test_at_most_max_records_are_given() -> None:
+    state = cluster(**{f"n{i}": {"address": f"192.0.2.{i}"} for i in range(1, 9)})
+    assert len(addresses(ZONE, "A", state, max_records=3)) == 3
+
+
+def test_node_names_come_from_their_status_or_the_nameservers_list() -> None:
+    state = cluster(node3={"address": "192.0.2.3", "public_address": "198.51.100.3"})
+    assert addresses(f"node3.{ZONE}", "A", state) == ["198.51.100.3"]
+    assert addresses(f"node1.{ZONE}", "A", state) == ["192.0.2.1"]  # down, but a nameserver
+    missing = answer(view_of(state), f"node9.{ZONE}", "A")
+    assert missing.rcode is Rcode.NXDOMAIN
+    assert [record.rtype for record in missing.authority] == ["SOA"]
+
+
+def test_ns_and_soa_name_the_nameservers_with_glue() -> None:
+    view = view_of(cluster(node1={"address": "192.0.2.1"}))
+    ns = answer(view, ZONE, "NS")
+    assert [record.value for record in ns.answers] == [f"node1.{ZONE}", f"node2.{ZONE}"]
+    assert [(record.name, record.value) for record in ns.additional] == [
+        (f"node1.{ZONE}", "192.0.2.1"),
+        (f"node2.{ZONE}", "192.0.2.2"),
+    ]
+    (soa,) = answer(view, ZONE, "SOA").answers
+    assert soa.value == Soa(f"node1.{ZONE}", f"hostmaster.{ZONE}", 77, 20)
+
+
+@pytest.mark.parametrize("name", ["example.org", "org", "", "other.test", f"x{ZONE}"])
+def test_names_outside_the_zone_are_refused(name: str) -> None:
+    decided = answer(view_of(cluster()), name, "A")
+    assert decided.rcode is Rcode.REFUSED
+    assert not decided.authoritative
+    assert not decided.answers
+
+
+def test_a_type_the_name_lacks_is_an_empty_answer_with_the_soa() -> None:
+    state = cluster(node1={"address": "192.0.2.1"})
+    for name in (ZONE, f"node1.{ZONE}"):
+        decided = answer(view_of(state), name, "MX")
+        assert (decided.rcode, decided.answers) == (Rcode.NOERROR, ())
+        assert [record.rtype for record in decided.authority] == ["SOA"]
+    empty = answer(view_of(cluster()), ZONE, "A")  # nobody takes listeners
+    assert (empty.rcode, empty.answers) == (Rcode.NOERROR, ())
