@@ -67,9 +67,11 @@ def running_cluster(
     etcd_members: int = 1,
     limits: dict[str, int] | None = None,
     front_door: Mapping[str, object] | None = None,
+    zone: str | None = None,
 ) -> Iterator[RadioCluster]:
     """etcd, one Icecast per node and the agents (`front_door`: settings added to each
-    agent's own); all stopped on the way out."""
+    agent's own; `zone`: every node answers it, see RadioCluster); all stopped on the way
+    out."""
     etcd = EtcdCluster(etcd_members)
     icecasts: list[IcecastServer] = []
     cluster: RadioCluster | None = None
@@ -79,7 +81,7 @@ def running_cluster(
             icecast = IcecastServer(icecast_settings_for_agents())
             icecast.start()
             icecasts.append(icecast)
-        cluster = RadioCluster(etcd, icecasts, dict(TEST_TIMING), limits=limits)
+        cluster = RadioCluster(etcd, icecasts, dict(TEST_TIMING), limits=limits, zone=zone)
         for node in cluster.nodes:
             cast(dict, node.config["front_door"]).update(front_door or {})
         cluster.start()

@@ -3,7 +3,8 @@ from the controller namespace, a studio (ffmpeg, PUT through a front door) and l
 (HTTP, following redirects, reading audio bytes and measuring their loudness).
 
     checks.py single NODE     # services up; a source's audio reaches a listener
-    checks.py cluster         # one leader; redirected listener, transcoded mount; then
+    checks.py cluster         # one leader; every node answers the zone (dig); redirected
+                              # listener, transcoded mount; then
                               # the leader node is killed: new leader, the studio on a
                               # survivor rides through (never cut), the one on the dead
                               # node comes back through another, listeners on the
@@ -41,6 +42,7 @@ SERVICES = ("etcd", "icecast2", "icecast2-reload.path", "radio-agent", "nftables
 LOUD_DB = -50.0  # a tone is about -25 dB; holding silence is digital silence (-91 dB)
 TONE = testbed.BASE_DIR / "demo" / "tone.mp3"
 TTL_S = 15  # the agents' default lease
+ZONE = "stream.radio.test"  # inventory/demo's radio_dns_zone
 
 
 class CheckFailed(Exception):
@@ -102,6 +104,29 @@ def fetch(node: str, path: str, nbytes: int, timeout: float = 10.0) -> bytes:
         finally:
             connection.close()
     raise CheckFailed(f"{node}{path}: too many redirects")
+
+
+def zone_answer(node: str) -> list[str]:
+    """The addresses `node`'s agent gives for the cluster's zone (dig, over UDP)."""
+    result = subprocess.run(
+        ["dig", f"@{testbed.node_address(node)}", "+short", "+time=2", "+tries=1", ZONE, "A"],
+        capture_output=True,
+        text=True,
+        timeout=10,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise CheckFailed(f"dig at {node}: {result.stdout.strip()} {result.stderr.strip()}")
+    return sorted(result.stdout.split())
+
+
+def check_zone(nodes: Sequence[str]) -> None:
+    """Each of `nodes` answers the zone with exactly their addresses."""
+    expected = sorted(testbed.node_address(node) for node in nodes)
+    for node in nodes:
+        wait_for(
+            partial(lambda asked: zone_answer(asked) == expected, node), 30, f"{ZONE} at {node}"
+        )
 
 
 def serves(node: str, path: str) -> bool:
@@ -284,6 +309,8 @@ def check_cluster(nodes: Sequence[str]) -> None:
     if sorted(first["nodes"]) != sorted(nodes):
         raise CheckFailed(f"nodes in etcd: {sorted(first['nodes'])}")
     print(f"check: one leader, {leader}, epoch {first['leader']['epoch']}")
+    check_zone(nodes)
+    print(f"check: every node answers {ZONE} with every node's address (dig)")
     make_tone(TONE)
     entry = next(node for node in nodes if node != leader)
     source = start_source(entry)
@@ -342,6 +369,10 @@ def check_cluster(nodes: Sequence[str]) -> None:
             if not listener.receiving():
                 raise CheckFailed(f"the listener on {node} stopped ({listener.error})")
         print(f"check: listeners on {', '.join(survivors)} stayed connected")
+        check_zone(survivors)
+        print(
+            f"check: {ZONE} without {leader}, {time.monotonic() - killed_at:.1f} s after the kill"
+        )
     finally:
         stop(riding)
         returning.stop()

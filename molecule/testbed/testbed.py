@@ -77,6 +77,7 @@ CACHED_PACKAGES = (
     "python3-jinja2",
     "python3-prometheus-client",
     "python3-yaml",
+    "python3-dnslib",
     "nftables",
     "curl",
     "ca-certificates",
