@@ -16,6 +16,7 @@ import contextlib
 import functools
 import logging
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -96,6 +97,9 @@ class Adapters:
 class ZoneServer(Protocol):
     """dns/server.py's DnsServer, named here without importing it: nodes that answer no
     DNS never load the DNS library."""
+
+    answered: Counter[str]  # replies by rcode name
+    dropped: int  # packets that got no reply
 
     def update(self, view: ZoneView) -> None: ...
     async def start(self) -> None: ...
@@ -438,6 +442,8 @@ class Agent:
             transcoders=self.transcoders.states(),
             draining=self.state is not None and self.config.node_name in self.state.draining,
             air=air_reports(self.air, self.clock(), self.dead_air_seconds),
+            dns_answers=None if self.dns is None else dict(self.dns.answered),
+            dns_dropped=0 if self.dns is None else self.dns.dropped,
         )
 
     @property

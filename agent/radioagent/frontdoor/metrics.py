@@ -135,6 +135,22 @@ class AgentCollector(Collector):
         for status, count in sorted(door.refused.items()):
             refused.add_metric([now.node_name, str(status)], count)
         yield refused
+        if now.dns_answers is not None:
+            answers = CounterMetricFamily(
+                "radio_dns_answers",
+                "DNS replies this node sent for the cluster's zone, by response code",
+                labels=["node", "rcode"],
+            )
+            for rcode, count in sorted(now.dns_answers.items()):
+                answers.add_metric([now.node_name, rcode], count)
+            yield answers
+            dropped = CounterMetricFamily(
+                "radio_dns_packets_dropped",
+                "DNS packets that got no reply (not a query, or unreadable)",
+                labels=["node"],
+            )
+            dropped.add_metric(node, now.dns_dropped)
+            yield dropped
         yield from _mount_families(now, door)
 
 

@@ -37,6 +37,8 @@ class AgentSnapshot:
     transcoders: dict[str, TranscoderState]  # transcoded mounts running here
     draining: bool = False
     air: dict[str, AirReport] = field(default_factory=dict)  # each mount's audio here
+    dns_answers: dict[str, int] | None = None  # by rcode; None: this node answers no DNS
+    dns_dropped: int = 0  # packets that got no reply
 
     @property
     def alive(self) -> bool:

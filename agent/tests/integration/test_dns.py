@@ -133,3 +133,7 @@ def test_outside_the_zone_is_refused_and_broken_packets_change_nothing(
     assert node.is_running()
     assert sorted(short(node, ZONE)) == NODE_ADDRESSES
     assert short(node, f"node1.{ZONE}", "A", "+tcp") == ["127.0.0.1"]
+    assert (node.metric("radio_dns_answers_total", rcode="REFUSED") or 0) >= 1
+    assert (node.metric("radio_dns_answers_total", rcode="FORMERR") or 0) >= 1
+    assert (node.metric("radio_dns_packets_dropped_total") or 0) >= 1  # the 4000 bytes
+    assert zone_cluster.nodes[0].metric("radio_dns_packets_dropped_total") == 0
