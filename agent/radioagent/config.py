@@ -93,6 +93,12 @@ class FrontDoorSettings:
     # Audio held for a studio while no leader takes it (a leader change); None: the
     # cluster's ttl + retry_timeout + 5 s, at least 10 s; 0: studios are cut instead.
     studio_backlog_seconds: float | None = None
+    # HTTPS: the ports, the certificate chain and key (PEM files, reloaded when they
+    # change), and the name the certificate covers, where other nodes send HTTPS listeners.
+    tls_ports: tuple[int, ...] = ()
+    tls_cert_file: str | None = None
+    tls_key_file: str | None = None
+    https_name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -228,6 +234,12 @@ def endpoints(field: str, value: Any) -> str | None:
     return None
 
 
+def tls_ports(field: str, value: Any) -> str | None:
+    if value == []:
+        return None
+    return ports(field, value)
+
+
 def ports(field: str, value: Any) -> str | None:
     if (
         not isinstance(value, list)
@@ -275,6 +287,17 @@ def timing_problems(timing: Timing) -> list[str]:
             "(a node cut off from etcd must demote before its lease expires elsewhere)"
         ]
     return []
+
+
+def front_door_tls_problems(door: FrontDoorSettings) -> list[str]:
+    problems = []
+    if door.tls_ports and (door.tls_cert_file is None or door.tls_key_file is None):
+        problems.append("front_door.tls_ports: give tls_cert_file and tls_key_file too")
+    if (door.tls_cert_file is None) != (door.tls_key_file is None):
+        problems.append("front_door.tls_cert_file and tls_key_file: give both or neither")
+    if set(door.tls_ports) & set(door.ports):
+        problems.append("front_door.tls_ports: a port cannot serve both HTTP and HTTPS")
+    return problems
 
 
 def etcd_pair_problems(etcd: EtcdSettings) -> list[str]:
@@ -369,7 +392,14 @@ SECTIONS: dict[str, Section] = {
             "header_timeout": number(0.1, 300),
             "max_connections": integer(1, 1_000_000),
             "studio_backlog_seconds": or_null(number(0, 600)),
+            "tls_ports": tls_ports,
+            "tls_cert_file": or_null(file_name),
+            "tls_key_file": or_null(file_name),
+            "https_name": or_null(
+                text(ZONE_PATTERN, "a lowercase DNS name like node1.example.org")
+            ),
         },
+        front_door_tls_problems,
     ),
     "dns": Section(
         DnsSettings,
@@ -456,8 +486,16 @@ def etcd_file_problems(etcd: EtcdSettings) -> list[str]:
 
 
 def file_problems(config: AgentConfig) -> list[str]:
-    """What is missing on disk: the etcd TLS files, the Icecast template."""
+    """What is missing on disk: the etcd TLS files, the front door's certificate and key,
+    the Icecast template."""
     problems = etcd_file_problems(config.etcd)
+    problems += filter(
+        None,
+        [
+            _file_problem("front_door.tls_cert_file", config.front_door.tls_cert_file),
+            _file_problem("front_door.tls_key_file", config.front_door.tls_key_file),
+        ],
+    )
     if not Path(config.templates_dir, ICECAST_TEMPLATE).is_file():
         problems.append(f"templates_dir: {config.templates_dir!r} holds no {ICECAST_TEMPLATE}")
     return problems

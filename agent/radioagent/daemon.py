@@ -12,6 +12,7 @@ from pathlib import Path
 
 from radioagent import __version__
 from radioagent.config import AgentConfig, load_config
+from radioagent.frontdoor.certificate import CertificateError, server_context
 from radioagent.frontdoor.server import FrontDoor
 from radioagent.holding.feeder import HoldingFeeds
 from radioagent.icecast.control import IcecastControl
@@ -56,6 +57,17 @@ def raise_open_files_limit() -> None:
 def icecast_local_host(bind_address: str) -> str:
     """Where this node's agent reaches its own Icecast."""
     return "127.0.0.1" if bind_address in ("0.0.0.0", "::", "") else bind_address  # noqa: S104
+
+
+def check_certificate(config: AgentConfig) -> None:
+    """With HTTPS ports, the certificate and key must load as a pair: a foreign key or a
+    file that is not PEM is the operator's to fix, before anything starts."""
+    door = config.front_door
+    if door.tls_ports and door.tls_cert_file and door.tls_key_file:
+        try:
+            server_context(door.tls_cert_file, door.tls_key_file)
+        except CertificateError as error:
+            raise ValidationError([str(error)]) from error
 
 
 def build_dns(config: AgentConfig) -> ZoneServer | None:
@@ -115,6 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     arguments = build_parser().parse_args(argv)
     try:
         config = load_config(arguments.config)
+        check_certificate(config)
     except ValidationError as error:
         for problem in error.problems:
             print(f"radio-agent: {arguments.config}: {problem}", file=sys.stderr)

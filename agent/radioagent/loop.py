@@ -139,6 +139,8 @@ class Agent:
             icecast_port=config.icecast.port,
             public_address=config.front_door.public_address,
             front_door_ports=config.front_door.ports,
+            tls_ports=config.front_door.tls_ports,
+            https_name=config.front_door.https_name,
         )
         self.health = AgentHealth()
         # The agent's memory between cycles: what it holds in etcd and what it last knew.

@@ -373,6 +373,8 @@ class NodeStatus:
     agent_version: str
     public_address: str | None = None  # where listeners are sent; None: `address`
     front_door_ports: tuple[int, ...] = ()
+    tls_ports: tuple[int, ...] = ()  # its HTTPS ports
+    https_name: str | None = None  # the name its certificate covers: HTTPS redirects go there
     mounts: tuple[str, ...] = ()  # mounts its Icecast serves now (live or holding)
     transcoders: tuple[str, ...] = ()  # transcoded mounts whose Liquidsoap runs here
     silent_mounts: tuple[str, ...] = ()  # of those, the ones whose input is dead air
@@ -421,6 +423,16 @@ _STATUS_FIELDS: dict[str, tuple[Callable[[Any], bool], Any]] = {
         ),
         [],
     ),
+    "tls_ports": (
+        lambda value: (
+            isinstance(value, list) and all(_is_int(port) and 0 < port < 65536 for port in value)
+        ),
+        [],
+    ),
+    "https_name": (
+        lambda value: value is None or (isinstance(value, str) and bool(value)),
+        None,
+    ),
     "mounts": (
         lambda value: isinstance(value, list) and all(isinstance(name, str) for name in value),
         [],
@@ -460,6 +472,7 @@ def node_status_from_json(text: str | bytes) -> NodeStatus:
     if problems:
         raise ValidationError(problems)
     values["front_door_ports"] = tuple(values["front_door_ports"])
+    values["tls_ports"] = tuple(values["tls_ports"])
     for key in ("mounts", "transcoders", "silent_mounts", "live_mounts"):
         values[key] = tuple(values[key])
     return NodeStatus(**values)

@@ -44,6 +44,8 @@ class NodeIdentity:
     icecast_port: int
     public_address: str | None
     front_door_ports: tuple[int, ...]
+    tls_ports: tuple[int, ...] = ()
+    https_name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -163,6 +165,8 @@ def node_status(
         agent_version=__version__,
         public_address=identity.public_address,
         front_door_ports=identity.front_door_ports,
+        tls_ports=identity.tls_ports,
+        https_name=identity.https_name,
         transcoders=tuple(sorted(facts.transcoders)),
         silent_mounts=tuple(
             sorted(mount for mount, running in facts.transcoders.items() if running.silent)

@@ -199,7 +199,11 @@ class Connection(asyncio.Protocol):
 
 
 def arrival_of(transport: asyncio.BaseTransport) -> Arrival:
-    return Arrival(transport.get_extra_info("sockname")[1], client_family(transport))
+    return Arrival(
+        transport.get_extra_info("sockname")[1],
+        client_family(transport),
+        tls=transport.get_extra_info("sslcontext") is not None,
+    )
 
 
 def client_family(transport: asyncio.BaseTransport) -> int:

@@ -44,6 +44,11 @@ class Arrival:
 
     port: int  # the front door port it reached
     family: int  # the client's IP family, 4 or 6 (an IPv4-mapped IPv6 address is 4)
+    tls: bool = False  # it came over HTTPS
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.tls else "http"
 
 
 @dataclass(frozen=True)
@@ -163,7 +168,7 @@ def _listener(
     playlist = split_playlist_path(name)
     if playlist is not None and playlist[0] in mounts:
         public = _public_host(head, view, arrival, routing)
-        return _playlist(head, mounts[playlist[0]], playlist[1], public)
+        return _playlist(head, mounts[playlist[0]], playlist[1], f"{arrival.scheme}://{public}")
     return Refuse(HttpError(404, "no such mount"))
 
 
@@ -179,14 +184,25 @@ def _direct(
     if direction.outcome is Outcome.HERE:
         return _serve_here(head, view, mount, routing)
     node = cast(NodeStatus, direction.node)  # a redirect always names its node
-    # The port the client used if the node listens there too (80 stays 80).
-    ports = node.front_door_ports or (arrival.port,)
-    port = arrival.port if arrival.port in ports else ports[0]
+    target = _redirect_target(node, arrival)
+    if target is None:  # it has no HTTPS, or no name a certificate covers: serve here
+        return _serve_here(head, view, mount, routing)
     query = f"?{head.query}" if head.query else ""
-    return Redirect(
-        f"http://{host_port(node.listener_address, port)}{STREAM_PREFIX}{mount.name}{query}",
-        head.keep_alive,
-    )
+    return Redirect(f"{target}{STREAM_PREFIX}{mount.name}{query}", head.keep_alive)
+
+
+def _redirect_target(node: NodeStatus, arrival: Arrival) -> str | None:
+    """The scheme, host and port a listener goes to on `node`: the scheme it came with,
+    the port it used if the node listens there too (80 stays 80, 443 stays 443). Over
+    HTTPS, the node's own name (which its certificate covers), never an address."""
+    if arrival.tls:
+        if not node.tls_ports or node.https_name is None:
+            return None
+        host, ports = node.https_name, node.tls_ports
+    else:
+        host, ports = node.listener_address, node.front_door_ports or (arrival.port,)
+    port = arrival.port if arrival.port in ports else ports[0]
+    return f"{arrival.scheme}://{host_port(host, port)}"
 
 
 def _serve_here(
@@ -219,13 +235,14 @@ def _public_host(head: RequestHead, view: AgentSnapshot, arrival: Arrival, routi
     public = routing.public_name or valid_host(head.header("host"))
     if public is not None:
         return public
-    if arrival.port == 80:
+    if arrival.port == (443 if arrival.tls else 80):
         return url_host(view.public_address)
     return host_port(view.public_address, arrival.port)
 
 
-def _playlist(head: RequestHead, mount: MountSpec, suffix: str, public: str) -> Decision:
-    body = render_playlist(suffix, f"http://{public}/{mount.name}", mount.radio or mount.name)
+def _playlist(head: RequestHead, mount: MountSpec, suffix: str, base: str) -> Decision:
+    """`base`: scheme and host the playlist points at, as the listener came."""
+    body = render_playlist(suffix, f"{base}/{mount.name}", mount.radio or mount.name)
     return Reply(
         response(
             200,

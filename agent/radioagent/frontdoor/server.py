@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, assert_never
 
 from radioagent.config import FrontDoorSettings
+from radioagent.frontdoor.certificate import Certificate
 from radioagent.frontdoor.connection import Connection
 from radioagent.frontdoor.fanout import FanoutLimits, Passthrough
 from radioagent.frontdoor.http import (
@@ -89,16 +90,30 @@ class FrontDoor:
         self._titles_from: object = None  # the state the fan-out's titles were made from
         self._tasks: set[asyncio.Task[None]] = set()
         self._stream_titles = asyncio.Lock()  # stored in the order the studios sent them
+        self.certificate: Certificate | None = None  # with HTTPS ports
 
     async def start(self) -> None:
         self.update()
         loop = asyncio.get_running_loop()
         timeout = self.settings.header_timeout
-        for port in self.settings.ports:
+        settings = self.settings
+        for port in settings.ports:
             server = await loop.create_server(
-                lambda: Connection(self, timeout), self.settings.bind_address, port, backlog=1024
+                lambda: Connection(self, timeout), settings.bind_address, port, backlog=1024
             )
             self._servers.append(server)
+        if settings.tls_ports and settings.tls_cert_file and settings.tls_key_file:
+            self.certificate = Certificate(settings.tls_cert_file, settings.tls_key_file)
+            for port in settings.tls_ports:
+                server = await loop.create_server(
+                    lambda: Connection(self, timeout),
+                    settings.bind_address,
+                    port,
+                    backlog=1024,
+                    ssl=self.certificate.context,
+                    ssl_handshake_timeout=timeout,
+                )
+                self._servers.append(server)
 
     async def stop(self) -> None:
         for server in self._servers:
@@ -121,6 +136,8 @@ class FrontDoor:
             self._update_titles(view)
         self.sources.limits = studio_limits(view.timing, self.settings.studio_backlog_seconds)
         self.sources.follow(view.leader, view.epoch)
+        if self.certificate is not None:
+            self.certificate.reload_if_changed()
 
     def _update_titles(self, view: AgentSnapshot) -> None:
         """The ICY block of each mount's title, for the fan-out (remade only when the

@@ -27,7 +27,7 @@ from .clients import SourceClient, connect_and_stream, is_slice_of, listen
 from .etcd import EtcdCluster, EtcdMember
 from .icecast import REPO_DIR, IcecastServer, IcecastSettings
 from .media import AudioSample
-from .pki import TlsFiles
+from .pki import TlsFiles, ZoneCertificate
 from .ports import LOOPBACK, free_port, free_ports
 from .processes import ManagedProcess, ServiceDirectory
 from .waiting import StopWaiting, wait_for
@@ -62,6 +62,7 @@ class AgentNode:
         limits: dict[str, int] | None = None,
         listen_address: str = LOOPBACK,
         dns: dict[str, Any] | None = None,
+        https: dict[str, Any] | None = None,
     ) -> None:
         """`listen_address`: the front door's own loopback address (127.0.0.x), also its
         public address, so that the nodes are told apart (DNS answers); `dns`: the
@@ -94,6 +95,7 @@ class AgentNode:
                 "bind_address": listen_address,
                 "header_timeout": FRONT_DOOR_HEADER_TIMEOUT,
                 **({"public_address": listen_address} if listen_address != LOOPBACK else {}),
+                **(https or {}),
             },
             **({"dns": dns} if dns is not None else {}),
             "limits": dict(limits or {}),
@@ -139,6 +141,13 @@ class AgentNode:
 
     def is_running(self) -> bool:
         return self.process is not None and self.process.is_running()
+
+    @property
+    def https_url(self) -> str:
+        """This node's HTTPS front door, by the name its certificate covers."""
+        door = self.config["front_door"]
+        assert isinstance(door, dict)
+        return f"https://{door['https_name']}:{door['tls_ports'][0]}"
 
     @property
     def dns_port(self) -> int:
@@ -306,9 +315,12 @@ class RadioCluster:
         limits: dict[str, int] | None = None,
         *,
         zone: str | None = None,
+        certificate: ZoneCertificate | None = None,
     ) -> None:
         """With `zone`, node N's front door is on 127.0.0.N and every node answers the zone
-        on its own DNS port (`AgentNode.dns_port`), all of them named as nameservers."""
+        on its own DNS port (`AgentNode.dns_port`), all of them named as nameservers; with
+        `certificate` too (one for the zone and *.zone), node N also serves HTTPS on its
+        own `tls_port` as nodeN.<zone>."""
         self.etcd = etcd
         self.prefix = f"/radio-test-{uuid.uuid4().hex[:8]}"
         self.layout = KeyLayout(self.prefix)
@@ -335,6 +347,14 @@ class RadioCluster:
                 }
                 if zone
                 else None,
+                https=None
+                if zone is None or certificate is None
+                else {
+                    "tls_ports": [free_port()],
+                    "tls_cert_file": str(certificate.cert),
+                    "tls_key_file": str(certificate.key),
+                    "https_name": f"node{index + 1}.{zone}",
+                },
             )
             for index, icecast in enumerate(icecasts)
         ]

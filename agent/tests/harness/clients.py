@@ -9,6 +9,7 @@ import http.client
 import itertools
 import select
 import socket
+import ssl
 import threading
 import time
 from dataclasses import dataclass
@@ -46,6 +47,38 @@ def _host(parsed: ParseResult) -> str:
     return parsed.hostname
 
 
+@dataclass(frozen=True)
+class Https:
+    """How a test client speaks HTTPS: the CA it trusts, and where the names it is sent
+    to are (the test cluster's names resolve nowhere else)."""
+
+    context: ssl.SSLContext
+    addresses: dict[str, str]  # host name -> the loopback address it stands for
+
+
+class _ResolvedHttps(http.client.HTTPSConnection):
+    """HTTPS to a name (SNI, certificate check) at the address `https` gives for it."""
+
+    def __init__(self, host: str, port: int, https: Https, timeout: float) -> None:
+        super().__init__(host, port, context=https.context, timeout=timeout)
+        self.https = https
+
+    def connect(self) -> None:
+        address = self.https.addresses.get(self.host, self.host)
+        sock = socket.create_connection((address, self.port), self.timeout)
+        self.sock = self.https.context.wrap_socket(sock, server_hostname=self.host)
+
+
+def open_connection(
+    parsed: ParseResult, timeout: float, https: Https | None = None
+) -> http.client.HTTPConnection:
+    if parsed.scheme == "https":
+        if https is None:
+            raise ValueError(f"{parsed.geturl()}: an https URL needs the test's Https")
+        return _ResolvedHttps(_host(parsed), parsed.port or 443, https, timeout)
+    return http.client.HTTPConnection(_host(parsed), parsed.port or 80, timeout=timeout)
+
+
 def listen(
     url: str,
     nbytes: int,
@@ -54,13 +87,14 @@ def listen(
     headers: dict[str, str] | None = None,
     follow_redirects: bool = False,
     method: str = "GET",
+    https: Https | None = None,
 ) -> ListenResult:
     """GET `url` and read up to `nbytes` of the body, or what arrived when `timeout` ends
     (an error status is returned with whatever body it had). With `follow_redirects`, up
     to MAX_REDIRECTS 302s are followed, as a player does."""
     followed: list[str] = []
     for _ in range(MAX_REDIRECTS + 1):
-        result = _listen_once(url, nbytes, timeout, headers, method)
+        result = _listen_once(url, nbytes, timeout, headers, method, https)
         if not follow_redirects or result.status not in (301, 302, 307):
             return ListenResult(result.status, result.headers, result.body, tuple(followed))
         url = result.headers["location"]
@@ -68,12 +102,17 @@ def listen(
     raise AssertionError(f"more than {MAX_REDIRECTS} redirects: {followed}")
 
 
-def _listen_once(
-    url: str, nbytes: int, timeout: float, headers: dict[str, str] | None, method: str
+def _listen_once(  # noqa: PLR0917 - listen()'s options, passed on
+    url: str,
+    nbytes: int,
+    timeout: float,
+    headers: dict[str, str] | None,
+    method: str,
+    https: Https | None,
 ) -> ListenResult:
     parsed = urlparse(url)
     deadline = time.monotonic() + timeout
-    connection = http.client.HTTPConnection(_host(parsed), parsed.port or 80, timeout=timeout)
+    connection = open_connection(parsed, timeout, https)
     target = (parsed.path or "/") + (f"?{parsed.query}" if parsed.query else "")
     try:
         connection.request(method, target, headers=headers or {})
@@ -269,9 +308,15 @@ class StreamRecorder:
     measure gaps and drops across a failover. It stops by itself after `max_seconds`."""
 
     def __init__(
-        self, url: str, *, max_seconds: float = 120.0, headers: dict[str, str] | None = None
+        self,
+        url: str,
+        *,
+        max_seconds: float = 120.0,
+        headers: dict[str, str] | None = None,
+        https: Https | None = None,
     ) -> None:
         self.url = url
+        self.https = https
         self.headers = headers or {}
         self.max_seconds = max_seconds
         self.status: int | None = None
@@ -295,7 +340,7 @@ class StreamRecorder:
             for _ in range(MAX_REDIRECTS + 1):
                 if connection is not None:
                     connection.close()
-                connection = http.client.HTTPConnection(_host(parsed), parsed.port or 80, timeout=5)
+                connection = open_connection(parsed, 5, self.https)
                 connection.request("GET", parsed.path, headers=self.headers)
                 response = connection.getresponse()
                 if response.status != 302:

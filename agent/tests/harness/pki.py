@@ -66,3 +66,27 @@ def make_test_pki(directory: Path) -> TlsFiles:
     for path in directory.iterdir():
         path.chmod(0o644)  # the test's own processes read them, whatever their user
     return TlsFiles(authority[0], *server, *client, *stranger)
+
+
+@dataclass(frozen=True)
+class ZoneCertificate:
+    ca: Path
+    cert: Path
+    key: Path
+
+
+def make_zone_certificate(directory: Path, zone: str, *, name: str = "zone") -> ZoneCertificate:
+    """A CA (made once per directory) and a certificate for `zone` and `*.zone`, as the
+    cluster's own ACME order would get: each call issues a new one (a renewal)."""
+    ca_cert, ca_key = directory / "zone-ca.crt", directory / "zone-ca.key"
+    if not ca_cert.exists():
+        _authority(directory, "zone-ca")
+    cert, key = _issue(
+        directory,
+        name,
+        (ca_cert, ca_key),
+        f"subjectAltName=DNS:{zone},DNS:*.{zone}\nextendedKeyUsage=serverAuth\n",
+    )
+    for path in (ca_cert, cert, key):
+        path.chmod(0o644)
+    return ZoneCertificate(ca_cert, cert, key)

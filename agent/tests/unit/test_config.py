@@ -241,3 +241,23 @@ def test_the_dns_section_gives_the_zone_and_its_nameservers() -> None:
     assert dns.nameservers == (("node1", "192.0.2.1"), ("node2", "2001:db8::2"))
     assert (dns.port, dns.max_records) == (53, 4)
     assert parse_config(valid_raw()).dns.zone is None  # no zone: no DNS on this node
+
+
+def test_https_needs_a_certificate_and_its_own_ports() -> None:
+    raw = valid_raw()
+    raw["front_door"] = {"tls_ports": [443]}
+    assert problems_of(raw) == ["front_door.tls_ports: give tls_cert_file and tls_key_file too"]
+    raw["front_door"] = {"tls_ports": [8000], "tls_cert_file": "c.pem", "tls_key_file": "k.pem"}
+    assert problems_of(raw) == ["front_door.tls_ports: a port cannot serve both HTTP and HTTPS"]
+    raw["front_door"] = {"tls_cert_file": "c.pem"}
+    assert problems_of(raw) == ["front_door.tls_cert_file and tls_key_file: give both or neither"]
+    raw["front_door"] = {"https_name": "Node1.Example"}
+    assert problems_of(raw)[0].startswith("front_door.https_name: 'Node1.Example' is not valid")
+    raw["front_door"] = {
+        "tls_ports": [443],
+        "tls_cert_file": "c.pem",
+        "tls_key_file": "k.pem",
+        "https_name": "node1.stream.example.org",
+    }
+    door = parse_config(raw).front_door
+    assert (door.tls_ports, door.https_name) == ((443,), "node1.stream.example.org")

@@ -154,6 +154,31 @@ def test_a_redirect_goes_to_a_port_the_node_listens_on() -> None:
     assert decision.location == "http://192.0.2.20:8000/_stream/live.mp3"
 
 
+ON_443 = Arrival(port=443, family=4, tls=True)
+
+
+def test_an_https_redirect_goes_to_the_nodes_name_over_https() -> None:
+    far = node("far", address="192.0.2.20", tls_ports=(443,), https_name="far.stream.example.org")
+    door = Door(node("here"), far, draining=frozenset({"here"}))
+    decision = door.route(b"GET /live.mp3 HTTP/1.1\nHost: stream.example.org\n", ON_443)
+    assert decision == Redirect("https://far.stream.example.org:443/_stream/live.mp3", True)
+    # Over plain HTTP the same node is still reached by its address.
+    plain = door.route(b"GET /live.mp3 HTTP/1.1\nHost: stream.example.org\n", ON_80)
+    assert plain == Redirect("http://192.0.2.20:80/_stream/live.mp3", True)
+
+
+def test_an_https_listener_is_served_here_rather_than_sent_where_https_is_not() -> None:
+    far = node("far", address="192.0.2.20")  # no HTTPS there
+    door = Door(node("here"), far, draining=frozenset({"here"}))
+    assert door.route(b"GET /live.mp3 HTTP/1.1\n", ON_443) == Serve(LIVE, icy=False)
+
+
+def test_a_playlist_fetched_over_https_points_at_https() -> None:
+    door = Door(node("here"))
+    body = reply(door.route(b"GET /live.mp3.m3u HTTP/1.1\nHost: stream.example.org\n", ON_443))[1]
+    assert b"https://stream.example.org/live.mp3" in body
+
+
 def test_a_listener_the_director_keeps_here_is_served_with_its_icy_choice() -> None:
     door = Door(node("here"), node("far"), settings=ClusterSettings(proxy_everything=True))
     assert door.route(b"GET /live.mp3 HTTP/1.1\nIcy-MetaData: 1\n") == Serve(LIVE, icy=True)

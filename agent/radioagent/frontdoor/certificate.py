@@ -1,0 +1,77 @@
+"""The front door's certificate: one TLS context for every HTTPS port, loaded from the
+operator's PEM files and loaded again when they change. A reload changes what new
+handshakes get; connections already open keep theirs, so no listener is dropped."""
+
+from __future__ import annotations
+
+import logging
+import os
+import ssl
+from dataclasses import dataclass
+
+log = logging.getLogger(__name__)
+
+
+class CertificateError(Exception):
+    """The files do not make a usable certificate: unreadable, not PEM, or a key that is
+    not the certificate's."""
+
+
+@dataclass(frozen=True)
+class _Stamp:
+    cert: tuple[int, float]  # inode and modification time
+    key: tuple[int, float]
+
+
+def _stamp(cert_file: str, key_file: str) -> _Stamp:
+    cert, key = os.stat(cert_file), os.stat(key_file)
+    return _Stamp((cert.st_ino, cert.st_mtime), (key.st_ino, key.st_mtime))
+
+
+def server_context(cert_file: str, key_file: str) -> ssl.SSLContext:
+    """A server context with the chain and key loaded; CertificateError says why not."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.set_alpn_protocols(["http/1.1"])
+    _load(context, cert_file, key_file)
+    return context
+
+
+def _load(context: ssl.SSLContext, cert_file: str, key_file: str) -> None:
+    try:
+        context.load_cert_chain(cert_file, key_file)
+    except (OSError, ssl.SSLError) as error:
+        raise CertificateError(
+            f"front_door.tls_cert_file {cert_file!r} with tls_key_file {key_file!r}: {error}"
+        ) from error
+
+
+class Certificate:
+    def __init__(self, cert_file: str, key_file: str) -> None:
+        self.cert_file = cert_file
+        self.key_file = key_file
+        self._stamp = _stamp(cert_file, key_file)
+        self.context = server_context(cert_file, key_file)
+        self.reloads = 0
+        self.reload_failures = 0
+
+    def reload_if_changed(self) -> bool:
+        """Load the files again if they changed (a renewal); a bad pair is logged and the
+        certificate in use kept. Whether a new one was loaded."""
+        try:
+            stamp = _stamp(self.cert_file, self.key_file)
+        except OSError as error:
+            log.error("tls: %s; the certificate in use is kept", error)
+            return False
+        if stamp == self._stamp:
+            return False
+        self._stamp = stamp
+        try:
+            _load(self.context, self.cert_file, self.key_file)
+        except CertificateError as error:
+            self.reload_failures += 1
+            log.error("tls: %s; the certificate in use is kept", error)
+            return False
+        self.reloads += 1
+        log.info("tls: certificate loaded again from %s", self.cert_file)
+        return True

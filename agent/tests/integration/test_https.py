@@ -1,0 +1,229 @@
+"""HTTPS on every node's front door: listeners over TLS (Python's ssl, curl, openssl),
+redirects and playlists that keep the scheme and send HTTPS listeners to a node's own
+name, a renewed certificate loaded without dropping a listener, a foreign key refused.
+Node N's front door is on 127.0.0.N, named nodeN.stream.test by a certificate for the
+zone and *.zone from a test CA."""
+
+from __future__ import annotations
+
+import functools
+import socket
+import ssl
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.harness.agents import AGENT_SCRIPT, AgentNode, RadioCluster
+from tests.harness.audio import analyse_mp3
+from tests.harness.clients import Https, SourceClient, StreamRecorder, is_slice_of, listen
+from tests.harness.etcd import EtcdCluster
+from tests.harness.icecast import IcecastServer
+from tests.harness.media import AudioSample
+from tests.harness.pki import ZoneCertificate, make_zone_certificate
+from tests.harness.waiting import wait_for
+from tests.integration.conftest import icecast_settings_for_agents
+from tests.integration.test_front_door_listeners import live_source
+
+pytestmark = pytest.mark.integration
+
+ZONE = "stream.test"
+
+
+@pytest.fixture
+def certificate(tmp_path: Path) -> ZoneCertificate:
+    directory = tmp_path / "pki"
+    directory.mkdir()
+    return make_zone_certificate(directory, ZONE)
+
+
+@pytest.fixture
+def https_cluster(
+    etcd_cluster: EtcdCluster,
+    icecast_factory: Callable[..., IcecastServer],
+    holding_cache_dir: Path,
+    certificate: ZoneCertificate,
+) -> Iterator[RadioCluster]:
+    icecasts = [icecast_factory(icecast_settings_for_agents()) for _ in range(3)]
+    cluster = RadioCluster(
+        etcd_cluster,
+        icecasts,
+        holding_cache_dir=holding_cache_dir,
+        zone=ZONE,
+        certificate=certificate,
+    )
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+def client(cluster: RadioCluster, certificate: ZoneCertificate) -> Https:
+    context = ssl.create_default_context(cafile=str(certificate.ca))
+    return Https(context, {f"{node.name}.{ZONE}": node.listen_address for node in cluster.nodes})
+
+
+def peer_serial(node: AgentNode, https: Https) -> str:
+    """The serial number of the certificate a new handshake with `node` gets."""
+    name, port = node.https_url.removeprefix("https://").split(":")
+    with https.context.wrap_socket(
+        socket.create_connection((node.listen_address, int(port)), 5), server_hostname=name
+    ) as tls:
+        certificate = tls.getpeercert()
+        assert certificate is not None
+        return str(certificate["serialNumber"])
+
+
+def test_listeners_play_over_https_and_are_sent_on_over_https(
+    https_cluster: RadioCluster,
+    certificate: ZoneCertificate,
+    source_client_factory: Callable[..., SourceClient],
+    mp3_audio: AudioSample,
+) -> None:
+    live_source(https_cluster, source_client_factory, mp3_audio)
+    https = client(https_cluster, certificate)
+    node1, node2, _ = https_cluster.nodes
+    served = listen(f"{node1.https_url}/_stream/live.mp3", 64 * 1024, https=https, timeout=15)
+    assert served.status == 200
+    assert is_slice_of(served.body[-16 * 1024 :], mp3_audio.data)
+    assert analyse_mp3(served.body).problems(min_frames=50) == []
+
+    https_cluster.drain("node1")  # node1 sends every listener elsewhere, by its name
+
+    def redirected() -> str | None:
+        answer = listen(f"{node1.https_url}/live.mp3", 0, https=https, timeout=5)
+        return answer.headers.get("location") if answer.status == 302 else None
+
+    location = wait_for(redirected, timeout=10, what="a redirect from the drained node")
+    assert location.startswith("https://node")
+    assert f".{ZONE}:" in location
+    assert location.endswith("/_stream/live.mp3")
+    followed = listen(location, 32 * 1024, https=https, timeout=15)
+    assert followed.status == 200
+    assert len(followed.body) == 32 * 1024
+
+    playlist = listen(f"{node2.https_url}/live.mp3.m3u", 4096, https=https, headers={"Host": ZONE})
+    assert f"https://{ZONE}/live.mp3".encode() in playlist.body
+    plain = listen(f"{node2.front_door_url}/live.mp3.m3u", 4096, headers={"Host": ZONE})
+    assert f"http://{ZONE}/live.mp3".encode() in plain.body
+
+    name, port = node2.https_url.removeprefix("https://").split(":")
+    curl = subprocess.run(
+        [
+            *("curl", "--silent", "--show-error", "--max-time", "5", "--output", "/dev/null"),
+            *("--write-out", "%{http_code} %{ssl_verify_result}", "--range", "0-1023"),
+            *(
+                "--cacert",
+                str(certificate.ca),
+                "--resolve",
+                f"{name}:{port}:{node2.listen_address}",
+            ),
+            f"https://{name}:{port}/api/v1/status",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=15,
+        check=False,
+    )
+    assert curl.stdout == "200 0", curl.stderr
+    handshake = subprocess.run(
+        [
+            *("openssl", "s_client", "-connect", f"{node2.listen_address}:{port}"),
+            *("-servername", name, "-verify_return_error", "-CAfile", str(certificate.ca)),
+            *("-verify_hostname", name, "-brief"),
+        ],
+        input="",
+        capture_output=True,
+        text=True,
+        timeout=15,
+        check=False,
+    )
+    assert handshake.returncode == 0, handshake.stderr
+    assert "Verification: OK" in handshake.stderr
+
+
+def grew(listener: StreamRecorder, past: int) -> bool:
+    return len(listener.body) > past
+
+
+def test_a_renewed_certificate_is_loaded_without_dropping_a_listener(
+    https_cluster: RadioCluster,
+    certificate: ZoneCertificate,
+    source_client_factory: Callable[..., SourceClient],
+    mp3_audio: AudioSample,
+) -> None:
+    live_source(https_cluster, source_client_factory, mp3_audio)
+    https = client(https_cluster, certificate)
+    node = https_cluster.nodes[1]
+    listeners = [
+        StreamRecorder(f"{node.https_url}/_stream/live.mp3", max_seconds=60, https=https).start()
+        for _ in range(5)
+    ]
+    try:
+        wait_for(
+            lambda: all(len(listener.body) > 32 * 1024 for listener in listeners),
+            timeout=15,
+            what="5 listeners over HTTPS",
+        )
+        old = peer_serial(node, https)
+        renewed = make_zone_certificate(certificate.cert.parent, ZONE, name="renewed")
+        # As a renewal writes them: new files moved over the old ones.
+        renewed.key.replace(certificate.key)
+        renewed.cert.replace(certificate.cert)
+        new = wait_for(
+            lambda: (serial := peer_serial(node, https)) != old and serial,
+            timeout=10,
+            what="the renewed certificate on new handshakes",
+        )
+        assert new != old
+        for listener in listeners:
+            wait_for(
+                functools.partial(grew, listener, len(listener.body) + 16 * 1024),
+                timeout=10,
+                what="the listener still receiving after the renewal",
+            )
+            assert listener.connected
+            assert listener.error is None
+    finally:
+        for listener in listeners:
+            listener.stop()
+
+
+def test_a_key_that_is_not_the_certificates_is_refused_with_a_clear_error(
+    tmp_path: Path, certificate: ZoneCertificate
+) -> None:
+    other = make_zone_certificate(certificate.cert.parent, ZONE, name="other")
+    config = {
+        "node": {"name": "node1", "address": "127.0.0.1"},
+        "etcd": {"endpoints": ["127.0.0.1:2379"], "prefix": "/radio"},
+        "icecast": {
+            "port": 8001,
+            "admin_password": "admin-secret",
+            "source_password": "source-secret",
+            "config_path": "/etc/icecast2/icecast.xml",
+            "reload_command": ["systemctl", "reload", "icecast2"],
+        },
+        "front_door": {
+            "tls_ports": [8443],
+            "tls_cert_file": str(certificate.cert),
+            "tls_key_file": str(other.key),
+        },
+        "templates_dir": str(Path(__file__).resolve().parents[3] / "templates"),
+    }
+    path = tmp_path / "config.yml"
+    path.write_text(yaml.safe_dump(config))
+    for extra in (["--check-config"], []):
+        result = subprocess.run(
+            [AGENT_SCRIPT, "--config", str(path), *extra],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        assert result.returncode == 2
+        assert "front_door.tls_cert_file" in result.stderr
+        assert "KEY_VALUES_MISMATCH" in result.stderr or "key values mismatch" in result.stderr
+        assert "Traceback" not in result.stderr
