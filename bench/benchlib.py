@@ -8,8 +8,10 @@ import contextlib
 import json
 import os
 import resource
+import subprocess
 import sys
-from collections.abc import Iterator, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import cast
 
@@ -99,3 +101,49 @@ def report(name: str, summary: dict) -> None:
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     (RESULTS_DIR / f"{name}.json").write_text(json.dumps(summary, indent=2) + "\n")
     print(json.dumps(summary), flush=True)
+
+
+def cpu_over(pids: dict[str, int], seconds: float) -> dict[str, float]:
+    before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+    time.sleep(seconds)  # the measuring window
+    return {name: cpu_seconds(pid) - before[name] for name, pid in pids.items()}
+
+
+def phase(  # noqa: PLR0917 - the phase's whole setting
+    url: str,
+    count: int,
+    seconds: float,
+    pids: dict[str, int],
+    tls: list[str] | None = None,
+    during: Callable[[], None] | None = None,
+) -> dict:
+    """Start the listeners, measure CPU over `seconds` once all are in, collect their report.
+    `tls`: listeners.py's https options; `during`: done half-way through the window."""
+    client = subprocess.Popen(
+        [
+            *(sys.executable, str(REPO_DIR / "bench" / "listeners.py"), url),
+            *("--count", str(count), "--seconds", str(seconds + 2)),
+            *(tls or []),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        if client.stdout is None:  # never: stdout=PIPE
+            raise RuntimeError("listeners.py started without a pipe for its output")
+        ready = json.loads(client.stdout.readline())
+        if during is None:
+            cpu = cpu_over(pids, seconds)
+        else:
+            first = cpu_over(pids, seconds / 2)
+            during()
+            second = cpu_over(pids, seconds / 2)
+            cpu = {name: first[name] + second[name] for name in pids}
+        rss = {name: resident_mib(pid) for name, pid in pids.items()}
+        received = json.loads(client.stdout.readline())
+        client.wait(timeout=60)
+    finally:
+        if client.poll() is None:
+            client.kill()
+            client.wait()
+    return {"ready": ready["ready"], "cpu": cpu, "rss": rss, **received}

@@ -8,13 +8,27 @@ import argparse
 import asyncio
 import json
 import resource
+import ssl
 import time
 from urllib.parse import urlparse
 
 
-async def listener(host: str, port: int, path: str, counts: dict, stop: asyncio.Event) -> None:
+async def listener(  # noqa: PLR0917 - one listener's whole setting
+    host: str,
+    port: int,
+    path: str,
+    counts: dict,
+    stop: asyncio.Event,
+    tls: tuple[ssl.SSLContext, str] | None,
+) -> None:
+    """`tls`: the context and the server name to check, for an https URL."""
     try:
-        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), 30)
+        connecting = (
+            asyncio.open_connection(host, port)
+            if tls is None
+            else asyncio.open_connection(host, port, ssl=tls[0], server_hostname=tls[1])
+        )
+        reader, writer = await asyncio.wait_for(connecting, 30)
     except (OSError, TimeoutError):
         counts["failed"] += 1
         return
@@ -38,16 +52,24 @@ async def listener(host: str, port: int, path: str, counts: dict, stop: asyncio.
         writer.close()
 
 
-async def run(url: str, count: int, seconds: float, ramp: float) -> dict:
+async def run(  # noqa: PLR0917 - the command line's options
+    url: str, count: int, seconds: float, ramp: float, cafile: str | None, name: str | None
+) -> dict:
+    """An https URL is reached at its host, checked as `name` against `cafile`."""
     parsed = urlparse(url)
     if parsed.hostname is None or parsed.port is None:
-        raise ValueError(f"{url}: want http://HOST:PORT/PATH")
+        raise ValueError(f"{url}: want http(s)://HOST:PORT/PATH")
+    tls = None
+    if parsed.scheme == "https":
+        tls = (ssl.create_default_context(cafile=cafile), name or parsed.hostname)
     counts = {"connected": 0, "failed": 0, "dropped": 0, "bytes": 0, "measuring": False}
     stop = asyncio.Event()
     tasks = []
     for _ in range(count):
         tasks.append(
-            asyncio.create_task(listener(parsed.hostname, parsed.port, parsed.path, counts, stop))
+            asyncio.create_task(
+                listener(parsed.hostname, parsed.port, parsed.path, counts, stop, tls)
+            )
         )
         await asyncio.sleep(ramp / count)  # pacing the arrivals, as a real audience would
     deadline = time.monotonic() + 60
@@ -76,10 +98,21 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=1000)
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--ramp", type=float, default=5, help="seconds to connect them all")
+    parser.add_argument("--cafile", help="https: the CA to trust")
+    parser.add_argument("--server-name", help="https: the name the certificate must cover")
     arguments = parser.parse_args()
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    result = asyncio.run(run(arguments.url, arguments.count, arguments.seconds, arguments.ramp))
+    result = asyncio.run(
+        run(
+            arguments.url,
+            arguments.count,
+            arguments.seconds,
+            arguments.ramp,
+            arguments.cafile,
+            arguments.server_name,
+        )
+    )
     print(json.dumps(result), flush=True)
 
 

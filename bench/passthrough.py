@@ -12,21 +12,16 @@ bench/results/passthrough.json gets the same.
 from __future__ import annotations
 
 import argparse
-import json
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
 from benchlib import (
-    REPO_DIR,
     agent_pid,
-    cpu_seconds,
+    cpu_over,
+    phase,
     raise_open_files_limit,
     report,
     require_root,
-    resident_mib,
     running_cluster,
 )
 
@@ -36,37 +31,6 @@ from tests.harness.media import make_mp3
 from tests.harness.ports import LOOPBACK
 
 PASSWORD = "dj-secret"  # noqa: S105 - a throw-away test cluster
-
-
-def cpu_over(pids: dict[str, int], seconds: float) -> dict[str, float]:
-    before = {name: cpu_seconds(pid) for name, pid in pids.items()}
-    time.sleep(seconds)  # the measuring window
-    return {name: cpu_seconds(pid) - before[name] for name, pid in pids.items()}
-
-
-def phase(url: str, count: int, seconds: float, pids: dict[str, int]) -> dict:
-    """Start the listeners, measure CPU over `seconds` once all are in, collect their report."""
-    client = subprocess.Popen(
-        [
-            *(sys.executable, str(REPO_DIR / "bench" / "listeners.py"), url),
-            *("--count", str(count), "--seconds", str(seconds + 2)),
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        if client.stdout is None:  # never: stdout=PIPE
-            raise RuntimeError("listeners.py started without a pipe for its output")
-        ready = json.loads(client.stdout.readline())
-        cpu = cpu_over(pids, seconds)
-        rss = {name: resident_mib(pid) for name, pid in pids.items()}
-        received = json.loads(client.stdout.readline())
-        client.wait(timeout=60)
-    finally:
-        if client.poll() is None:
-            client.kill()
-            client.wait()
-    return {"ready": ready["ready"], "cpu": cpu, "rss": rss, **received}
 
 
 def main() -> int:
