@@ -27,7 +27,17 @@ DEBIAN_PYTHON_DIR = "/usr/lib/python3/dist-packages"
 AGENT_RUNTIME_MODULES = ("etcd3", "aiohttp", "jinja2", "prometheus_client", "dnslib")
 # PyYAML is also an agent dependency (python3-yaml on nodes), but ansible-core and yamllint
 # pull a newer one into the virtualenv, which shadows Debian's; its API is stable.
-SERVICE_BINARIES = ("etcd", "etcdctl", "icecast2", "liquidsoap", "ffmpeg", "ffprobe", "wrk", "dig")
+SERVICE_BINARIES = (
+    "etcd",
+    "etcdctl",
+    "icecast2",
+    "liquidsoap",
+    "ffmpeg",
+    "ffprobe",
+    "wrk",
+    "dig",
+    "certutil",
+)
 SERVICE_USERS = ("icecast2", "liquidsoap")
 
 

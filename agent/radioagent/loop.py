@@ -52,9 +52,11 @@ from radioagent.holding.feeder import HoldingFeeds
 from radioagent.icecast.control import IcecastControl, IcecastError
 from radioagent.icecast.render import render_icecast_config
 from radioagent.icecast.stats import IcecastStats
+from radioagent.listenerhistory import ListenerHistory
 from radioagent.localapi import LocalApi, LocalView
 from radioagent.model import NodeStatus
 from radioagent.settings import ClusterSettings
+from radioagent.status import listeners_by_mount
 from radioagent.store.agent_store import AgentStore
 from radioagent.store.errors import Conflict, EtcdUnavailable
 from radioagent.traffic.bandwidth import BandwidthMeter
@@ -157,6 +159,7 @@ class Agent:
         self._icecast_lock = asyncio.Lock()
         self._last_cycle_at = self.clock()
         self._bandwidth = BandwidthMeter(clock)
+        self.listener_history = ListenerHistory()
 
     # --- entry points --------------------------------------------------------------------
 
@@ -258,6 +261,10 @@ class Agent:
         self.front_door.update()
         if self.dns is not None and self.state is not None:
             self.dns.update(self.zone_view(self.state))
+        if self.state is not None:
+            self.listener_history.record(
+                time.time(), listeners_by_mount(self.state), list(self.state.mounts)
+            )
         self.health.cycles += 1
         self.health.last_cycle_seconds = self.clock() - started
         self._last_cycle_at = self.clock()
@@ -446,6 +453,10 @@ class Agent:
             air=air_reports(self.air, self.clock(), self.dead_air_seconds),
             dns_answers=None if self.dns is None else dict(self.dns.answered),
             dns_dropped=0 if self.dns is None else self.dns.dropped,
+            listeners_last_hour={
+                mount: self.listener_history.series(mount, time.time())
+                for mount in (self.state.mounts if self.state is not None else ())
+            },
         )
 
     @property

@@ -80,6 +80,8 @@ def _document(view: AgentSnapshot) -> dict[str, Any] | None:
         return None
     document = status_document(view.state)
     document["node"] = view.node_name
+    for name, mount in document["mounts"].items():
+        mount["listeners_last_hour"] = view.listeners_last_hour.get(name, [])
     return document
 
 

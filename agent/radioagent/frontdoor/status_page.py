@@ -1,5 +1,5 @@
-"""The HTML status page: nodes, leader, mounts (now playing, on air or dead air) and listeners,
-readable on a phone.
+"""The HTML status page: nodes, leader, mounts (now playing, on air or dead air, a play
+button, listeners and their last hour as a small chart), readable on a phone.
 
 Rendered on the server for the first paint (and for clients without JavaScript), then
 refreshed in place from /api/v1/status every few seconds. Pure: document in, HTML out.
@@ -7,11 +7,20 @@ refreshed in place from /api/v1/status every few seconds. Pure: document in, HTM
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from jinja2 import Environment
 
-_PAGE = """<!DOCTYPE html>
+_PAGE = """
+{%- macro chart(values) -%}
+{%- set line = chart_line(values) -%}
+<svg class="chart" viewBox="0 0 {{ line.width }} 20" width="60" height="20"
+ preserveAspectRatio="none" role="img"
+ aria-label="listeners in the last hour, at most {{ line.most }}">
+{#- #}<polyline points="{{ line.points }}" vector-effect="non-scaling-stroke"/></svg>
+{%- endmacro -%}
+<!DOCTYPE html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
@@ -27,6 +36,8 @@ th, td { text-align: left; padding: 0.35em 0.5em; border-bottom: 1px solid #ddd;
 td.n, th.n { text-align: right; }
 .bad { color: #b00020; font-weight: bold; } .good { color: #1b5e20; }
 .wrap { overflow-x: auto; }
+button.play { font-size: 1em; min-width: 2.2em; margin-right: 0.3em; cursor: pointer; }
+svg.chart { display: block; margin-left: auto; stroke: #1b5e20; fill: none; }
 @media (max-width: 30em) { body { padding: 0.5em; } th, td { padding: 0.3em 0.25em; } }
 </style>
 </head>
@@ -43,7 +54,9 @@ td.n, th.n { text-align: right; }
 </tr></thead>
 <tbody>
 {%- for name, mount in mounts.items() %}
-<tr data-mount="{{ name }}"><td class="name"><a href="/{{ name }}">{{ name }}</a>
+<tr data-mount="{{ name }}"><td class="name"><button type="button" class="play"
+ data-play="{{ name }}" aria-label="Play {{ name }}">&#9654;</button>
+{#- #}<a href="/{{ name }}">{{ name }}</a>
 <div class="title">{{ mount.now_playing.title if mount.now_playing else "" }}</div></td>
 {%- if mount.on_air %}
 <td class="onair good" title="live on {{ mount.live_on | join(', ') }}">on air</td>
@@ -51,11 +64,12 @@ td.n, th.n { text-align: right; }
 <td class="onair bad">dead air</td>
 {%- endif %}
 <td>{{ mount.format.codec }} {{ mount.format.bitrate_kbps }} kbps</td>
-<td class="n">{{ mount.listeners }}</td></tr>
+<td class="n">{{ mount.listeners }}{{ chart(mount.listeners_last_hour or []) }}</td></tr>
 {%- else %}
 <tr><td colspan="4">No mounts yet.</td></tr>
 {%- endfor %}
 </tbody></table></div>
+<audio id="player" preload="none"></audio>
 <h2>Nodes</h2>
 <div class="wrap"><table id="nodes">
 <thead><tr><th>Node</th><th>Role</th><th>Icecast</th><th class="n">Listeners</th></tr></thead>
@@ -83,6 +97,57 @@ function row(key, value) {
   tr.dataset[key] = value;
   return tr;
 }
+const SVG = "http://www.w3.org/2000/svg";
+// Listeners over the last hour (a value a minute, null where unseen), as chart() draws it
+// on the server for the first paint.
+function chart(values) {
+  const svg = document.createElementNS(SVG, "svg");
+  const known = values.filter((value) => value !== null);
+  const most = Math.max(0, ...known);
+  svg.setAttribute("class", "chart");
+  svg.setAttribute("viewBox", "0 0 " + Math.max(1, values.length - 1) + " 20");
+  svg.setAttribute("width", "60");
+  svg.setAttribute("height", "20");
+  svg.setAttribute("preserveAspectRatio", "none");
+  svg.setAttribute("role", "img");
+  svg.setAttribute("aria-label", "listeners in the last hour, at most " + most);
+  const line = document.createElementNS(SVG, "polyline");
+  line.setAttribute("points", values.map((value, x) => value === null ? null :
+    x + "," + (most ? 19 - value / most * 18 : 19).toFixed(1)).filter(Boolean).join(" "));
+  line.setAttribute("vector-effect", "non-scaling-stroke");
+  svg.appendChild(line);
+  return svg;
+}
+const player = document.getElementById("player");
+function playButton(name) {
+  const button = document.createElement("button");
+  button.type = "button";
+  button.className = "play";
+  button.dataset.play = name;
+  const playing = player.dataset.mount === name && !player.paused;
+  button.textContent = playing ? "\u25a0" : "\u25b6";
+  button.setAttribute("aria-label", (playing ? "Stop " : "Play ") + name);
+  return button;
+}
+// One player for the page: it lives outside the table, which each refresh rebuilds. The
+// mount's URL is relative, so it plays over the scheme the page came with.
+document.getElementById("mounts").addEventListener("click", (event) => {
+  const button = event.target.closest("button.play");
+  if (!button) return;
+  const name = button.dataset.play;
+  if (player.dataset.mount === name && !player.paused) {
+    player.pause();
+    player.removeAttribute("src");
+    player.load();
+  } else {
+    player.dataset.mount = name;
+    player.src = "/" + encodeURIComponent(name);
+    player.play().catch(() => {});
+  }
+  document.querySelectorAll("#mounts button.play").forEach((other) => {
+    other.replaceWith(playButton(other.dataset.play));
+  });
+});
 function fill(id, rows, empty) {
   const body = document.querySelector("#" + id + " tbody");
   if (!rows.length && empty) {
@@ -111,6 +176,7 @@ async function refresh() {
     link.href = "/" + encodeURIComponent(name);
     link.textContent = name;
     const nameCell = cell(tr, "", "name");
+    nameCell.appendChild(playButton(name));
     nameCell.appendChild(link);
     // Under the name (a column of its own would not fit a phone); textContent: a title
     // is text, whatever markup it holds.
@@ -122,7 +188,7 @@ async function refresh() {
       "onair " + (mount.on_air ? "good" : "bad"));
     if (mount.on_air) onAir.title = "live on " + mount.live_on.join(", ");
     cell(tr, mount.format.codec + " " + mount.format.bitrate_kbps + " kbps");
-    cell(tr, String(mount.listeners), "n");
+    cell(tr, String(mount.listeners), "n").appendChild(chart(mount.listeners_last_hour || []));
     return tr;
   }), "No mounts yet.");
   fill("nodes", Object.entries(doc.nodes).map(([name, node]) => {
@@ -140,7 +206,29 @@ setInterval(refresh, 5000);
 </html>
 """
 
-_TEMPLATE = Environment(autoescape=True).from_string(_PAGE)
+
+@dataclass(frozen=True)
+class ChartLine:
+    width: int  # the viewBox's: one unit a minute
+    most: int
+    points: str  # the polyline's
+
+
+def chart_line(values: list[int | None]) -> ChartLine:
+    """The listeners-over-the-last-hour chart's line (the page's script draws the same
+    from each refresh)."""
+    most = max([0, *(value for value in values if value is not None)])
+    points = " ".join(
+        f"{x},{(19 - value / most * 18) if most else 19:.1f}"
+        for x, value in enumerate(values)
+        if value is not None
+    )
+    return ChartLine(max(1, len(values) - 1), most, points)
+
+
+_ENVIRONMENT = Environment(autoescape=True)
+_ENVIRONMENT.globals["chart_line"] = chart_line
+_TEMPLATE = _ENVIRONMENT.from_string(_PAGE)
 
 
 def render_status_page(document: dict[str, Any]) -> str:

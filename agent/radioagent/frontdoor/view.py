@@ -39,6 +39,8 @@ class AgentSnapshot:
     air: dict[str, AirReport] = field(default_factory=dict)  # each mount's audio here
     dns_answers: dict[str, int] | None = None  # by rcode; None: this node answers no DNS
     dns_dropped: int = 0  # packets that got no reply
+    # Cluster-wide listeners of each mount, a value a minute, oldest first (None: unseen).
+    listeners_last_hour: dict[str, list[int | None]] = field(default_factory=dict)
 
     @property
     def alive(self) -> bool:

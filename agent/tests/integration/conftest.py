@@ -15,10 +15,14 @@ from tests.harness.etcd import EtcdCluster
 from tests.harness.icecast import IcecastServer, IcecastSettings
 from tests.harness.liquidsoap import LiquidsoapTone
 from tests.harness.media import AudioSample, make_mp3, make_ogg_vorbis
+from tests.harness.pki import ZoneCertificate, make_zone_certificate
 from tests.harness.processes import ServiceDirectory
 
 # The source password of the mounts the live_mount fixture and its tests create.
 PASSWORD = "dj-secret"
+# The zone of the clusters that answer DNS and serve HTTPS (zone_cluster, https_cluster):
+# node N's front door is on 127.0.0.N and named nodeN.stream.test.
+ZONE = "stream.test"
 
 
 def require_root() -> None:
@@ -161,6 +165,52 @@ def radio_cluster(
         yield cluster
     finally:
         cluster.stop()
+
+
+def named_cluster(
+    etcd: EtcdCluster,
+    icecast_factory: Callable[..., IcecastServer],
+    holding_cache_dir: Path,
+    certificate: ZoneCertificate | None = None,
+) -> Iterator[RadioCluster]:
+    icecasts = [icecast_factory(icecast_settings_for_agents()) for _ in range(3)]
+    cluster = RadioCluster(
+        etcd, icecasts, holding_cache_dir=holding_cache_dir, zone=ZONE, certificate=certificate
+    )
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def zone_cluster(
+    etcd_cluster: EtcdCluster,
+    icecast_factory: Callable[..., IcecastServer],
+    holding_cache_dir: Path,
+) -> Iterator[RadioCluster]:
+    """Three agents that answer ZONE over DNS, each on its own DNS port."""
+    yield from named_cluster(etcd_cluster, icecast_factory, holding_cache_dir)
+
+
+@pytest.fixture
+def certificate(tmp_path: Path) -> ZoneCertificate:
+    """A test CA's certificate for ZONE and *.ZONE."""
+    directory = tmp_path / "pki"
+    directory.mkdir()
+    return make_zone_certificate(directory, ZONE)
+
+
+@pytest.fixture
+def https_cluster(
+    etcd_cluster: EtcdCluster,
+    icecast_factory: Callable[..., IcecastServer],
+    holding_cache_dir: Path,
+    certificate: ZoneCertificate,
+) -> Iterator[RadioCluster]:
+    """zone_cluster's three agents, each also serving HTTPS as nodeN.ZONE."""
+    yield from named_cluster(etcd_cluster, icecast_factory, holding_cache_dir, certificate)
 
 
 @pytest.fixture

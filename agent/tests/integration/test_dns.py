@@ -7,8 +7,6 @@ import random
 import socket
 import struct
 import subprocess
-from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import dns.message
 import dns.query
@@ -16,31 +14,13 @@ import dns.rcode
 import pytest
 
 from tests.harness.agents import TEST_TIMING, AgentNode, RadioCluster
-from tests.harness.etcd import EtcdCluster
-from tests.harness.icecast import IcecastServer
 from tests.harness.ports import LOOPBACK
 from tests.harness.waiting import wait_for
-from tests.integration.conftest import icecast_settings_for_agents
+from tests.integration.conftest import ZONE
 
 pytestmark = pytest.mark.integration
 
-ZONE = "stream.test"
 NODE_ADDRESSES = ["127.0.0.1", "127.0.0.2", "127.0.0.3"]
-
-
-@pytest.fixture
-def zone_cluster(
-    etcd_cluster: EtcdCluster,
-    icecast_factory: Callable[..., IcecastServer],
-    holding_cache_dir: Path,
-) -> Iterator[RadioCluster]:
-    icecasts = [icecast_factory(icecast_settings_for_agents()) for _ in range(3)]
-    cluster = RadioCluster(etcd_cluster, icecasts, holding_cache_dir=holding_cache_dir, zone=ZONE)
-    try:
-        cluster.start()
-        yield cluster
-    finally:
-        cluster.stop()
 
 
 def dig(node: AgentNode, *query: str) -> str:

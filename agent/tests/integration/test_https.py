@@ -10,7 +10,7 @@ import functools
 import socket
 import ssl
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -19,46 +19,13 @@ import yaml
 from tests.harness.agents import AGENT_SCRIPT, AgentNode, RadioCluster
 from tests.harness.audio import analyse_mp3
 from tests.harness.clients import Https, SourceClient, StreamRecorder, is_slice_of, listen
-from tests.harness.etcd import EtcdCluster
-from tests.harness.icecast import IcecastServer
 from tests.harness.media import AudioSample
 from tests.harness.pki import ZoneCertificate, make_zone_certificate
 from tests.harness.waiting import wait_for
-from tests.integration.conftest import icecast_settings_for_agents
+from tests.integration.conftest import ZONE
 from tests.integration.test_front_door_listeners import live_source
 
 pytestmark = pytest.mark.integration
-
-ZONE = "stream.test"
-
-
-@pytest.fixture
-def certificate(tmp_path: Path) -> ZoneCertificate:
-    directory = tmp_path / "pki"
-    directory.mkdir()
-    return make_zone_certificate(directory, ZONE)
-
-
-@pytest.fixture
-def https_cluster(
-    etcd_cluster: EtcdCluster,
-    icecast_factory: Callable[..., IcecastServer],
-    holding_cache_dir: Path,
-    certificate: ZoneCertificate,
-) -> Iterator[RadioCluster]:
-    icecasts = [icecast_factory(icecast_settings_for_agents()) for _ in range(3)]
-    cluster = RadioCluster(
-        etcd_cluster,
-        icecasts,
-        holding_cache_dir=holding_cache_dir,
-        zone=ZONE,
-        certificate=certificate,
-    )
-    try:
-        cluster.start()
-        yield cluster
-    finally:
-        cluster.stop()
 
 
 def client(cluster: RadioCluster, certificate: ZoneCertificate) -> Https:

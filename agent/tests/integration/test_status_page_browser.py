@@ -5,8 +5,10 @@ cluster without a reload, and that it fits a phone. Screenshots go to the test's
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +18,12 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 
 from tests.harness.agents import RadioCluster
-from tests.harness.clients import listen
+from tests.harness.clients import SourceClient, listen
+from tests.harness.media import AudioSample
+from tests.harness.pki import ZoneCertificate
 from tests.harness.waiting import wait_for
+from tests.integration.conftest import ZONE
+from tests.integration.test_front_door_listeners import live_source
 
 pytestmark = pytest.mark.integration
 
@@ -52,10 +58,10 @@ return {
 """
 
 
-@pytest.fixture
-def browser(tmp_path: Path) -> Iterator[webdriver.Chrome]:
-    """Headless Chromium with a fresh profile; quit (browser and driver) at teardown.
-    If it does not start, the test fails."""
+def start_chromium(
+    tmp_path: Path, arguments: tuple[str, ...] = (), env: dict[str, str] | None = None
+) -> webdriver.Chrome:
+    """Headless Chromium with a fresh profile (`env`: the driver's, and so the browser's)."""
     options = webdriver.ChromeOptions()
     options.binary_location = "/usr/bin/chromium"
     for argument in (
@@ -64,14 +70,53 @@ def browser(tmp_path: Path) -> Iterator[webdriver.Chrome]:
         "--disable-dev-shm-usage",
         f"--user-data-dir={tmp_path / 'chromium-profile'}",
         "--window-size=1280,900",
+        *arguments,
     ):
         options.add_argument(argument)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    service = Service("/usr/bin/chromedriver", log_path=str(tmp_path / "chromedriver.log"))
+    service = Service("/usr/bin/chromedriver", log_path=str(tmp_path / "chromedriver.log"), env=env)
     driver = webdriver.Chrome(service=service, options=options)
+    driver.set_page_load_timeout(15)
+    driver.set_script_timeout(5)
+    return driver
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator[webdriver.Chrome]:
+    """Headless Chromium; quit (browser and driver) at teardown. If it does not start, the
+    test fails."""
+    driver = start_chromium(tmp_path)
     try:
-        driver.set_page_load_timeout(15)
-        driver.set_script_timeout(5)
+        yield driver
+    finally:
+        driver.quit()
+
+
+@pytest.fixture
+def https_browser(
+    tmp_path: Path, https_cluster: RadioCluster, certificate: ZoneCertificate
+) -> Iterator[webdriver.Chrome]:
+    """Headless Chromium that trusts the test CA (in the NSS database of its own HOME, as
+    Chromium on Linux reads it) and finds nodeN.stream.test at 127.0.0.N."""
+    home = tmp_path / "home"
+    database = home / ".pki" / "nssdb"
+    database.mkdir(parents=True)
+    for command in (
+        ["certutil", "-N", "-d", f"sql:{database}", "--empty-password"],
+        [
+            *("certutil", "-A", "-d", f"sql:{database}", "-n", "radio test CA"),
+            *("-t", "C,,", "-i", str(certificate.ca)),
+        ],
+    ):
+        subprocess.run(command, check=True, capture_output=True, timeout=30)
+    rules = ",".join(
+        f"MAP node{index}.{ZONE} {node.listen_address}"
+        for index, node in enumerate(https_cluster.nodes, start=1)
+    )
+    driver = start_chromium(
+        tmp_path, (f"--host-resolver-rules={rules}",), {**os.environ, "HOME": str(home)}
+    )
+    try:
         yield driver
     finally:
         driver.quit()
@@ -180,3 +225,83 @@ def test_the_status_page_shows_the_cluster_follows_it_in_place_and_fits_a_phone(
         screenshot(browser, tmp_path / f"status-phone-{width}.png")
     assert page_state(browser)["marker"] == 1
     assert console_errors(browser) == []
+
+
+PLAYER_STATE = """
+const player = document.getElementById("player");
+const button = document.querySelector('#mounts tr[data-mount="live.mp3"] button.play');
+return {
+  currentTime: player.currentTime,
+  paused: player.paused,
+  error: player.error ? player.error.code : null,
+  src: player.currentSrc,
+  button: button ? button.getAttribute("aria-label") : null,
+  charts: document.querySelectorAll("#mounts svg.chart polyline").length,
+  scrollWidth: document.documentElement.scrollWidth,
+  innerWidth: window.innerWidth,
+};
+"""
+
+
+def play_in_the_page(browser: webdriver.Chrome, page_url: str, tmp_path: Path) -> None:
+    """Open the status page on a phone's width, press live.mp3's play button, and check
+    the page's player plays, goes on across the page's refreshes, and stops."""
+    browser.set_window_size(360, 800)
+    browser.get(page_url)
+    browser.execute_script("window.__loaded_marker = 1;")
+    browser.find_element(By.CSS_SELECTOR, '#mounts button[data-play="live.mp3"]').click()
+
+    def played(seconds: float) -> dict[str, Any] | None:
+        state = browser.execute_script(PLAYER_STATE)
+        return state if state["currentTime"] > seconds else None
+
+    state = wait_for(
+        lambda: played(1.0),
+        timeout=20,
+        what="the page's player to play live.mp3",
+        explain=lambda: f"{browser.execute_script(PLAYER_STATE)} {console_errors(browser)}",
+    )
+    assert state["src"] == f"{page_url}live.mp3"
+    assert state["error"] is None
+    assert state["button"] == "Stop live.mp3"
+    assert state["charts"] == 1
+    # The page refreshes its tables every 5 s; the player outside them plays on.
+    state = wait_for(
+        lambda: played(state["currentTime"] + 6.0),
+        timeout=20,
+        what="the player to go on across the page's refreshes",
+    )
+    assert not state["paused"]
+    assert state["button"] == "Stop live.mp3"
+    assert state["scrollWidth"] <= state["innerWidth"]
+    assert browser.execute_script("return window.__loaded_marker") == 1
+    screenshot(browser, tmp_path / "status-phone-playing.png")
+    browser.find_element(By.CSS_SELECTOR, '#mounts button[data-play="live.mp3"]').click()
+    stopped = browser.execute_script(PLAYER_STATE)
+    assert stopped["paused"]
+    assert stopped["button"] == "Play live.mp3"
+    assert console_errors(browser) == []
+
+
+def test_the_play_button_plays_the_mount_in_the_page_and_keeps_playing_across_refreshes(
+    radio_cluster: RadioCluster,
+    browser: webdriver.Chrome,
+    source_client_factory: Callable[..., SourceClient],
+    mp3_audio: AudioSample,
+    tmp_path: Path,
+) -> None:
+    live_source(radio_cluster, source_client_factory, mp3_audio)
+    play_in_the_page(browser, f"{radio_cluster.nodes[0].front_door_url}/", tmp_path)
+
+
+def test_the_player_plays_over_https_with_the_clusters_certificate(
+    https_cluster: RadioCluster,
+    https_browser: webdriver.Chrome,
+    source_client_factory: Callable[..., SourceClient],
+    mp3_audio: AudioSample,
+    tmp_path: Path,
+) -> None:
+    """The page over HTTPS (as a radio's website would embed it): its player's stream
+    comes over HTTPS too, with the certificate checked against the trusted test CA."""
+    live_source(https_cluster, source_client_factory, mp3_audio)
+    play_in_the_page(https_browser, f"{https_cluster.nodes[1].https_url}/", tmp_path)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from radioagent.frontdoor.status_page import render_status_page
+from radioagent.frontdoor.status_page import chart_line, render_status_page
 
 
 def mount(on_air: bool, live_on: list[str]) -> dict:
@@ -31,7 +31,8 @@ def test_the_page_shows_leader_nodes_and_whether_each_mount_is_on_air() -> None:
     assert '<td class="name">node2 (draining)</td>' in page
     assert '<td class="role">replica</td>' in page
     assert "<th>On air</th>" in page
-    assert "://" not in page  # no external resources
+    # No external resources: the one URL is SVG's namespace, which the script names.
+    assert page.count("://") == page.count("http://www.w3.org/2000/svg") == 1
 
 
 def test_without_leader_or_mounts_the_page_says_so() -> None:
@@ -47,3 +48,26 @@ def test_a_title_with_markup_is_shown_as_text() -> None:
     )
     assert '<div class="title">&lt;b&gt;Bold&lt;/b&gt; &amp; co</div>' in page
     assert "<b>Bold</b>" not in page
+
+
+def test_each_mount_has_a_play_button_and_its_last_hour_as_a_chart() -> None:
+    hour = [None, None, 2, 4, None, 1]
+    page = render_status_page(
+        {
+            "node": "node1",
+            "leader": None,
+            "nodes": {},
+            "mounts": {"a.mp3": {**mount(True, ["node1"]), "listeners_last_hour": hour}},
+        }
+    )
+    assert 'data-play="a.mp3" aria-label="Play a.mp3"' in page
+    assert '<audio id="player" preload="none"></audio>' in page
+    assert 'aria-label="listeners in the last hour, at most 4"' in page
+    assert '<polyline points="2,10.0 3,1.0 5,14.5"' in page
+
+
+def test_the_chart_line_scales_to_the_most_and_skips_unseen_minutes() -> None:
+    line = chart_line([0, None, 10, 5])
+    assert (line.width, line.most, line.points) == (3, 10, "0,19.0 2,1.0 3,10.0")
+    assert chart_line([]).points == ""
+    assert chart_line([0, 0]).points == "0,19.0 1,19.0"  # no listeners: the bottom line
