@@ -70,10 +70,11 @@ def running_cluster(
     limits: dict[str, int] | None = None,
     front_door: Mapping[str, object] | None = None,
     zone: str | None = None,
+    each_node: Callable[[AgentNode], None] | None = None,
 ) -> Iterator[RadioCluster]:
     """etcd, one Icecast per node and the agents (`front_door`: settings added to each
-    agent's own; `zone`: every node answers it, see RadioCluster); all stopped on the way
-    out."""
+    agent's own; `zone`: every node answers it, see RadioCluster; `each_node`: changes
+    each node's config before it starts); all stopped on the way out."""
     etcd = EtcdCluster(etcd_members)
     icecasts: list[IcecastServer] = []
     cluster: RadioCluster | None = None
@@ -86,6 +87,8 @@ def running_cluster(
         cluster = RadioCluster(etcd, icecasts, dict(TEST_TIMING), limits=limits, zone=zone)
         for node in cluster.nodes:
             cast(dict, node.config["front_door"]).update(front_door or {})
+            if each_node is not None:
+                each_node(node)
         cluster.start()
         yield cluster
     finally:

@@ -163,6 +163,7 @@ class AgentConfig:
     transcoding: TranscodingSettings = TranscodingSettings()
     dns: DnsSettings = DnsSettings()
     templates_dir: str = DEFAULT_TEMPLATES_DIR
+    event_loop: str = "asyncio"  # or "uvloop" (Debian's python3-uvloop): bench/eventloop
 
 
 # --- Checks: each takes the field's dotted name and the given value, and returns a problem
@@ -420,7 +421,8 @@ SECTIONS: dict[str, Section] = {
         },
     ),
 }
-TOP_LEVEL_KEYS = {*SECTIONS, "templates_dir"}
+TOP_LEVEL_KEYS = {*SECTIONS, "templates_dir", "event_loop"}
+EVENT_LOOPS = ("asyncio", "uvloop")
 
 
 def parse_section(name: str, section: Section, given: Any) -> tuple[Any, list[str]]:
@@ -464,6 +466,10 @@ def parse_config(raw: Any) -> AgentConfig:
         optional["templates_dir"] = raw["templates_dir"]
         if problem := absolute_path("templates_dir", raw["templates_dir"]):
             problems.append(problem)
+    if "event_loop" in raw:
+        optional["event_loop"] = raw["event_loop"]
+        if raw["event_loop"] not in EVENT_LOOPS:
+            problems.append(f"event_loop: {raw['event_loop']!r} is not one of {EVENT_LOOPS}")
     if problems:
         raise ValidationError(problems)
     node = sections.pop("node")
