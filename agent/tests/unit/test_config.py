@@ -261,3 +261,11 @@ def test_https_needs_a_certificate_and_its_own_ports() -> None:
     }
     door = parse_config(raw).front_door
     assert (door.tls_ports, door.https_name) == ((443,), "node1.stream.example.org")
+
+
+def test_the_event_loop_is_asyncio_unless_uvloop_is_named() -> None:
+    assert parse_config(valid_raw()).event_loop == "asyncio"
+    assert parse_config({**valid_raw(), "event_loop": "uvloop"}).event_loop == "uvloop"
+    assert problems_of({**valid_raw(), "event_loop": "trio"}) == [
+        "event_loop: 'trio' is not one of ('asyncio', 'uvloop')"
+    ]
