@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, assert_never
 
 from radioagent.config import FrontDoorSettings
-from radioagent.frontdoor.certificate import Certificate
+from radioagent.frontdoor.certificate import Certificate, small_tls_buffers
 from radioagent.frontdoor.connection import Connection
 from radioagent.frontdoor.fanout import FanoutLimits, Passthrough
 from radioagent.frontdoor.http import (
@@ -104,6 +104,7 @@ class FrontDoor:
             self._servers.append(server)
         if settings.tls_ports and settings.tls_cert_file and settings.tls_key_file:
             self.certificate = Certificate(settings.tls_cert_file, settings.tls_key_file)
+            small_tls_buffers()
             for port in settings.tls_ports:
                 server = await loop.create_server(
                     lambda: Connection(self, timeout),
