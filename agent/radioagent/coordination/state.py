@@ -42,3 +42,4 @@ class ClusterState:
     settings: ClusterSettings = field(default_factory=ClusterSettings)
     transcoders: dict[str, str] = field(default_factory=dict)  # mount -> owning node
     titles: dict[str, NowPlaying] = field(default_factory=dict)  # mount -> its titles
+    acme_challenges: dict[str, str] = field(default_factory=dict)  # token -> key authorization

@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import cast
 
+from radioagent.acme.http01 import CHALLENGE_PREFIX, challenge_answer
 from radioagent.frontdoor.http import (
     CORS_HEADERS,
     RETRY_AFTER_SECONDS,
@@ -136,11 +137,19 @@ def route(head: RequestHead, view: AgentSnapshot, arrival: Arrival, routing: Rou
         return _other_method(head)
     if "transfer-encoding" in head.headers or head.header("content-length", "0") != "0":
         return Refuse(HttpError(400, f"a {method} request has no body"))
+    own = _own_path(head, view)
+    return own if own is not None else _listener(head, view, arrival, routing)
+
+
+def _own_path(head: RequestHead, view: AgentSnapshot) -> Decision | None:
+    """The door's own paths, before any mount: pages, title updates, ACME challenges."""
     if page_for(head.path) is not None:
         return Page(head.path)
     if head.path in TITLE_PATHS:
         return _title(head, view)
-    return _listener(head, view, arrival, routing)
+    if head.path.startswith(CHALLENGE_PREFIX):
+        return _acme_challenge(head, view)
+    return None
 
 
 def _other_method(head: RequestHead) -> Decision:
@@ -249,6 +258,26 @@ def _playlist(head: RequestHead, mount: MountSpec, suffix: str, base: str) -> De
             body.encode(),
             content_type=PLAYLIST_TYPES[suffix],
             headers=CORS_HEADERS,
+            keep_alive=head.keep_alive,
+            head_only=head.method == "HEAD",
+        ),
+        head.keep_alive,
+    )
+
+
+def _acme_challenge(head: RequestHead, view: AgentSnapshot) -> Decision:
+    """The CA's HTTP-01 check, which may reach any node: the key authorization the
+    ordering node put in etcd."""
+    if view.state is None:
+        return Refuse(HttpError(503, "no cluster state read yet"), RETRY_AFTER_SECONDS)
+    answer = challenge_answer(head.path, view.state.acme_challenges)
+    if answer is None:
+        return Refuse(HttpError(404, "no such challenge"))
+    return Reply(
+        response(
+            200,
+            answer.encode(),
+            content_type="application/octet-stream",
             keep_alive=head.keep_alive,
             head_only=head.method == "HEAD",
         ),

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from radioagent.acme.http01 import key_authorization_problem
 from radioagent.config import EtcdSettings
 from radioagent.coordination.state import ClusterState, Handover, LeaderRecord
 from radioagent.model import MountSpec, cross_mount_problems, parse_mount
@@ -212,6 +213,26 @@ class ClusterStore:
         self._call(
             f"put {key}", lambda client: client.put(key, status, lease=lease_id), writes=True
         )
+
+    def put_acme_challenge(self, token: str, key_authorization: str, lapse_seconds: int) -> None:
+        """An HTTP-01 challenge for every front door to answer; it lapses by itself after
+        `lapse_seconds` (a lease), should the ordering node die before deleting it.
+        ValidationError for a token or key authorization that cannot be one."""
+        problem = key_authorization_problem(token, key_authorization)
+        if problem is not None:
+            raise ValidationError([f"acme challenge: {problem}"])
+        key = self.layout.acme_challenge(token)
+        lease = self._call("grant lease", lambda client: client.lease(lapse_seconds))
+        self._call(
+            f"put {key}",
+            lambda client: client.put(key, key_authorization, lease=lease.id),
+            writes=True,
+        )
+
+    def delete_acme_challenge(self, token: str) -> bool:
+        """False if there was no such challenge."""
+        key = self.layout.acme_challenge(token)
+        return bool(self._call(f"delete {key}", lambda client: client.delete(key), writes=True))
 
     def finish_handover(self, handover: Handover) -> bool:
         """Delete a handover request that has been served, unless a new one replaced it."""

@@ -41,6 +41,10 @@ class KeyLayout:
         return f"{self.root}titles/"
 
     @property
+    def acme_challenges(self) -> str:
+        return f"{self.root}acme/http-01/"
+
+    @property
     def drains(self) -> str:
         return f"{self.root}drain/"
 
@@ -53,6 +57,9 @@ class KeyLayout:
 
     def title(self, mount: str) -> str:
         return f"{self.titles}{mount}"
+
+    def acme_challenge(self, token: str) -> str:
+        return f"{self.acme_challenges}{token}"
 
     def drain(self, name: str) -> str:
         return f"{self.drains}{name}"
@@ -67,5 +74,5 @@ class KeyLayout:
         """Changes the loop must act on at once. Node presence is not one: every agent
         rewrites its own, and waking on those would make agents wake each other forever."""
         return key in (self.leader, self.config, self.handover) or key.startswith(
-            (self.mounts, self.transcoders, self.drains, self.titles)
+            (self.mounts, self.transcoders, self.drains, self.titles, self.acme_challenges)
         )

@@ -12,6 +12,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from radioagent.acme.http01 import key_authorization_problem
 from radioagent.coordination.state import ClusterState, Handover, LeaderRecord
 from radioagent.model import (
     MountSpec,
@@ -78,6 +79,17 @@ class _Decoded:
     settings: ClusterSettings = field(default_factory=ClusterSettings)
     transcoders: dict[str, str] = field(default_factory=dict)
     titles: dict[str, NowPlaying] = field(default_factory=dict)
+    acme_challenges: dict[str, str] = field(default_factory=dict)
+
+
+def decode_acme_challenge(layout: KeyLayout, entry: KeyValue) -> tuple[str, str]:
+    """(token, key authorization); ValidationError for anything else."""
+    token = entry.key.removeprefix(layout.acme_challenges)
+    key_authorization = decode_name("key authorization", entry.value)
+    problem = key_authorization_problem(token, key_authorization)
+    if problem is not None:
+        raise ValidationError([problem])
+    return token, key_authorization
 
 
 def decode_leader(entry: KeyValue) -> tuple[LeaderRecord, str | None]:
@@ -125,6 +137,9 @@ def _decode_entry(layout: KeyLayout, entry: KeyValue, decoded: _Decoded) -> None
         decoded.transcoders[entry.key.removeprefix(layout.transcoders)] = owner
     elif entry.key.startswith(layout.titles):
         decoded.titles[entry.key.removeprefix(layout.titles)] = now_playing_from_json(entry.value)
+    elif entry.key.startswith(layout.acme_challenges):
+        token, key_authorization = decode_acme_challenge(layout, entry)
+        decoded.acme_challenges[token] = key_authorization
 
 
 def decode_cluster_state(layout: KeyLayout, entries: list[KeyValue], revision: int) -> ClusterState:
@@ -146,6 +161,7 @@ def decode_cluster_state(layout: KeyLayout, entries: list[KeyValue], revision: i
         decoded.settings,
         decoded.transcoders,
         decoded.titles,
+        decoded.acme_challenges,
     )
 
 

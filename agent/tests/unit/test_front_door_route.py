@@ -84,6 +84,7 @@ class Door:
         settings: ClusterSettings | None = None,
         listeners_here: dict[str, int] | None = None,
         public_name: str | None = None,
+        acme_challenges: dict[str, str] | None = None,
         **view_fields: object,
     ) -> None:
         state = ClusterState(
@@ -93,6 +94,7 @@ class Door:
             mounts=MOUNTS,
             draining=draining,
             settings=settings or ClusterSettings(),
+            acme_challenges=acme_challenges or {},
         )
         self.view = view_of(state, **view_fields)
         self.director = Director("here", 5, clock=lambda: 0.0, rng=random.Random(7))
@@ -177,6 +179,19 @@ def test_a_playlist_fetched_over_https_points_at_https() -> None:
     door = Door(node("here"))
     body = reply(door.route(b"GET /live.mp3.m3u HTTP/1.1\nHost: stream.example.org\n", ON_443))[1]
     assert b"https://stream.example.org/live.mp3" in body
+
+
+def test_an_acme_challenge_is_answered_by_any_node_and_an_unknown_one_is_not_found() -> None:
+    token, answer = "T" * 43, "T" * 43 + "." + "k" * 43
+    door = Door(node("here"), acme_challenges={token: answer})
+    response_head, body = reply(
+        door.route(f"GET /.well-known/acme-challenge/{token} HTTP/1.1\n".encode(), ON_80)
+    )
+    assert response_head.startswith(b"HTTP/1.1 200")
+    assert body == answer.encode()
+    missing = door.route(b"GET /.well-known/acme-challenge/" + b"U" * 43 + b" HTTP/1.1\n")
+    assert refused(missing) == (404, None)
+    assert door.director.directed == {}  # not a listener
 
 
 def test_a_listener_the_director_keeps_here_is_served_with_its_icy_choice() -> None:
