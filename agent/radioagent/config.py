@@ -296,6 +296,11 @@ def front_door_tls_problems(door: FrontDoorSettings) -> list[str]:
         problems.append("front_door.tls_ports: give tls_cert_file and tls_key_file too")
     if (door.tls_cert_file is None) != (door.tls_key_file is None):
         problems.append("front_door.tls_cert_file and tls_key_file: give both or neither")
+    if door.tls_ports and door.https_name is None:
+        problems.append(
+            "front_door.tls_ports: give https_name too (the name the certificate covers, "
+            "where other nodes send HTTPS listeners)"
+        )
     if set(door.tls_ports) & set(door.ports):
         problems.append("front_door.tls_ports: a port cannot serve both HTTP and HTTPS")
     return problems

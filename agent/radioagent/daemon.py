@@ -84,7 +84,10 @@ def build_dns(config: AgentConfig) -> ZoneServer | None:
     from radioagent.dns.server import DnsServer  # noqa: PLC0415 - see above
     from radioagent.dns.zone import ZoneView  # noqa: PLC0415
 
-    empty = ZoneView(zone=config.dns.zone, ttl=DEFAULT_DNS_TTL, serial=0, listeners=())
+    # Not ready (SERVFAIL) until the agent has read the cluster state: see Agent.zone_view.
+    empty = ZoneView(
+        zone=config.dns.zone, ttl=DEFAULT_DNS_TTL, serial=0, listener_addresses=(), ready=False
+    )
     return DnsServer(config.dns.bind_address, config.dns.port, empty)
 
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from radioagent import __version__
-from radioagent.config import AgentConfig, Limits, Timing
+from radioagent.config import AgentConfig, Limits, Timing, ip_version
 from radioagent.coordination.cycle import (
     CyclePlan,
     LeaseStep,
@@ -45,7 +45,7 @@ from radioagent.deadair import (
     live_ages,
     update_air,
 )
-from radioagent.dns.zone import ZoneView, ip_version, zone_view
+from radioagent.dns.zone import ZoneView, zone_view
 from radioagent.frontdoor.server import FrontDoor
 from radioagent.frontdoor.view import AgentSnapshot
 from radioagent.holding.feeder import HoldingFeeds
@@ -173,8 +173,7 @@ class Agent:
     async def run(self) -> None:
         await self.local_api.start()
         await self.front_door.start()
-        if self.dns is not None:
-            await self.dns.start()
+        await self._start_dns()
         tasks = [
             asyncio.create_task(self._keepalive_forever(), name="keepalive"),
             asyncio.create_task(self._fence_forever(), name="fence"),
@@ -259,12 +258,7 @@ class Agent:
         self._set_leadership(plan.leadership)
         await self._execute(plan)
         self.front_door.update()
-        if self.dns is not None and self.state is not None:
-            self.dns.update(self.zone_view(self.state))
-        if self.state is not None:
-            self.listener_history.record(
-                time.time(), listeners_by_mount(self.state), list(self.state.mounts)
-            )
+        self._update_views()
         self.health.cycles += 1
         self.health.last_cycle_seconds = self.clock() - started
         self._last_cycle_at = self.clock()
@@ -404,6 +398,7 @@ class Agent:
     # --- views for the servers, read between cycles --------------------------------------
 
     def zone_view(self, state: ClusterState | None) -> ZoneView:
+        """Ready once the state was read, and while this node is not cut off from etcd."""
         dns = self.config.dns
         nameservers = dict(dns.nameservers or [(self.identity.name, self.public_address)])
         return zone_view(
@@ -412,7 +407,35 @@ class Agent:
             {name: address for name, address in nameservers.items() if ip_version(address)},
             ttl=(state.settings if state else ClusterSettings()).dns_ttl_seconds,
             max_records=dns.max_records,
+            ready=state is not None and not self.cut_off(),
         )
+
+    def _update_views(self) -> None:
+        """The DNS answers and the listener history from this cycle's state. A failure
+        here is logged: it must not end the loop that keeps the lease."""
+        try:
+            if self.dns is not None:
+                self.dns.update(self.zone_view(self.state))
+            if self.state is not None:
+                self.listener_history.record(
+                    time.time(), listeners_by_mount(self.state), list(self.state.mounts)
+                )
+        except Exception:
+            self.health.unexpected_errors += 1
+            log.exception("updating the DNS answers or the listener history failed")
+
+    async def _start_dns(self) -> None:
+        """A zone that cannot be served (port 53 taken) is logged, and the node goes on
+        serving listeners without it."""
+        if self.dns is None:
+            return
+        self.dns.update(self.zone_view(None))
+        try:
+            await self.dns.start()
+        except OSError as error:
+            log.error("dns: cannot serve the zone: %s; going on without DNS", error)
+            self.health.unexpected_errors += 1
+            self.dns = None
 
     def effective_leadership(self) -> Leadership:
         return effective_leadership(self.leadership, self.cut_off())

@@ -22,10 +22,11 @@ from radioagent.dns.zone import (
 
 UDP_PLAIN_BYTES = 512  # a reply over UDP without EDNS
 UDP_EDNS_BYTES = 1232  # the most we send over UDP whatever a client offers (DNS flag day 2020)
-MAX_QUERY_BYTES = 4096  # a query is small: bigger packets are not read at all
+# A query is small (one question, perhaps an OPT record): bigger packets are not read at
+# all, which also keeps dnslib's name decoding (recursive on compression pointers) short.
+MAX_QUERY_BYTES = 512
 HEADER_BYTES = 12
 OPCODE_QUERY = 0
-_OPT = 41
 CLASS_ANY = 255  # dnslib names it "*"
 
 
@@ -44,11 +45,10 @@ def reply_to(packet: bytes, view: ZoneView, *, over_udp: bool) -> Reply | None:
     if isinstance(query, Reply):
         return query
     question = query.q
-    reply = query.reply(ra=0, aa=1)
-    offered = next((rr.rclass for rr in query.ar if rr.rtype == _OPT), None)
-    if offered is not None:
-        reply.add_ar(EDNS0(udp_len=UDP_EDNS_BYTES))
-    if question.qclass not in (CLASS.IN, CLASS_ANY):
+    offered = next((rr.rclass for rr in query.ar if rr.rtype == QTYPE.OPT), None)
+    reply = _reply(query, offered)
+    # A label holding a dot would read as two: no such name is ours.
+    if question.qclass not in (CLASS.IN, CLASS_ANY) or any(b"." in x for x in question.qname.label):
         return _finish(reply, Rcode.REFUSED, aa=False)
     name = str(question.qname).rstrip(".").lower()
     decided = answer(view, name, QTYPE.get(question.qtype, str(question.qtype)))
@@ -62,7 +62,7 @@ def reply_to(packet: bytes, view: ZoneView, *, over_udp: bool) -> Reply | None:
     limit = max(UDP_PLAIN_BYTES, min(offered or 0, UDP_EDNS_BYTES))
     if over_udp and len(data) > limit:
         # Question kept, records dropped, TC set: the client asks again over TCP.
-        short = query.reply(ra=0, aa=1)
+        short = _reply(query, offered)
         short.header.tc = 1
         return Reply(
             _finish(short, decided.rcode, aa=decided.authoritative).data, decided.rcode, True
@@ -70,11 +70,21 @@ def reply_to(packet: bytes, view: ZoneView, *, over_udp: bool) -> Reply | None:
     return Reply(data, decided.rcode)
 
 
+def _reply(query: DNSRecord, offered: int | None) -> DNSRecord:
+    """An empty reply to `query`: its id, question and RD; AA set, no AD, CD or TC carried
+    over; our OPT record when the query had one."""
+    reply = query.reply(ra=0, aa=1)
+    reply.header.ad = reply.header.cd = reply.header.tc = 0
+    if offered is not None:
+        reply.add_ar(EDNS0(udp_len=UDP_EDNS_BYTES))
+    return reply
+
+
 def _query(packet: bytes) -> DNSRecord | Reply:
     """The query with its one question, or the error reply it gets."""
     try:
         query = DNSRecord.parse(packet)
-    except (DNSError, ValueError, IndexError, UnicodeError):
+    except (DNSError, ValueError, IndexError, UnicodeError, RecursionError):
         return _bare(packet, Rcode.FORMERR)
     if query.header.opcode != OPCODE_QUERY:
         return _bare(packet, Rcode.NOTIMP)

@@ -26,6 +26,7 @@ ADDRESS_TYPES = {"A": 4, "AAAA": 6}
 class Rcode(Enum):
     NOERROR = 0
     FORMERR = 1
+    SERVFAIL = 2
     NXDOMAIN = 3
     NOTIMP = 4
     REFUSED = 5
@@ -61,10 +62,13 @@ class ZoneView:
     zone: str  # lowercase, without the final dot
     ttl: int
     serial: int
-    listeners: tuple[str, ...]  # the apex's addresses, best first (IPv4 and IPv6 mixed)
+    listener_addresses: tuple[str, ...]  # the apex's, best first (IPv4 and IPv6 mixed)
     nodes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # node -> addresses
     nameservers: tuple[str, ...] = ()  # node names, each `<node>.<zone>`
     max_records: int = 4
+    # False before the first cluster state, and while this node is cut off from etcd:
+    # SERVFAIL then, so resolvers ask another nameserver rather than cache a wrong answer.
+    ready: bool = True
 
 
 def zone_view(
@@ -74,28 +78,35 @@ def zone_view(
     *,
     ttl: int,
     max_records: int,
+    ready: bool = True,
 ) -> ZoneView:
     """`nameservers`: the nodes that answer for the zone, with their addresses (from the
     inventory), so NS and their glue hold while one of them is down."""
     loads = [node_load(status, name in state.draining) for name, status in state.nodes.items()]
     ranked = ranked_nodes(parse_policy(state.settings.policy), loads)
-    listeners = tuple(
+    if not ranked:  # every node full or its Icecast restarting: an answer beats none
+        ranked = sorted((load for load in loads if not load.draining), key=lambda n: n.name)
+    addresses = tuple(
         state.nodes[load.name].listener_address
         for load in ranked
         if ip_version(state.nodes[load.name].listener_address) is not None
     )
-    nodes = {name: (address,) for name, address in nameservers.items()}
-    for name, status in state.nodes.items():
-        if ip_version(status.listener_address) is not None:
-            nodes[name] = (status.listener_address,)
+    nodes = {
+        name: (status.listener_address,)
+        for name, status in state.nodes.items()
+        if ip_version(status.listener_address) is not None
+    }
+    # A nameserver's name keeps the inventory's address: the glue at the parent says so.
+    nodes.update({name: (address,) for name, address in nameservers.items()})
     return ZoneView(
         zone=zone.lower().rstrip("."),
         ttl=ttl,
         serial=state.revision % 2**32,
-        listeners=listeners,
+        listener_addresses=addresses,
         nodes=nodes,
         nameservers=tuple(sorted(nameservers)),
         max_records=max_records,
+        ready=ready,
     )
 
 
@@ -103,6 +114,8 @@ def answer(view: ZoneView, name: str, rtype: str) -> Answer:
     """The answer to one question, `name` lowercase without the final dot."""
     if name != view.zone and not name.endswith(f".{view.zone}"):
         return Answer(Rcode.REFUSED, authoritative=False)
+    if not view.ready:
+        return Answer(Rcode.SERVFAIL, authoritative=False)
     if name == view.zone:
         return _apex(view, rtype)
     node = name.removesuffix(f".{view.zone}")
@@ -115,7 +128,7 @@ def answer(view: ZoneView, name: str, rtype: str) -> Answer:
 
 def _apex(view: ZoneView, rtype: str) -> Answer:
     if rtype in ADDRESS_TYPES:
-        return _addresses(view, view.zone, rtype, view.listeners)
+        return _addresses(view, view.zone, rtype, view.listener_addresses)
     if rtype == "NS":
         names = tuple(
             Record(view.zone, "NS", view.ttl, f"{node}.{view.zone}") for node in view.nameservers

@@ -78,6 +78,9 @@ class Certificate:
             return False
         self._stamp = stamp
         try:
+            # A trial context first: loading into the live one sets the certificate before
+            # the key is checked, so a mismatch there would leave handshakes failing.
+            server_context(self.cert_file, self.key_file)
             _load(self.context, self.cert_file, self.key_file)
         except CertificateError as error:
             self.reload_failures += 1

@@ -186,28 +186,31 @@ def _direct(
 ) -> Decision:
     # A HEAD never becomes a listener, so it is not counted as sent.
     direction = routing.director.direct(
-        mount, arrival.family, head.header("user-agent"), listens=head.method == "GET"
+        mount,
+        arrival.family,
+        head.header("user-agent"),
+        listens=head.method == "GET",
+        tls=arrival.tls,
     )
     if direction.outcome is Outcome.UNAVAILABLE:
         return Refuse(HttpError(503, direction.reason), RETRY_AFTER_SECONDS)
     if direction.outcome is Outcome.HERE:
         return _serve_here(head, view, mount, routing)
     node = cast(NodeStatus, direction.node)  # a redirect always names its node
-    target = _redirect_target(node, arrival)
-    if target is None:  # it has no HTTPS, or no name a certificate covers: serve here
-        return _serve_here(head, view, mount, routing)
     query = f"?{head.query}" if head.query else ""
-    return Redirect(f"{target}{STREAM_PREFIX}{mount.name}{query}", head.keep_alive)
+    return Redirect(
+        f"{_redirect_target(node, arrival)}{STREAM_PREFIX}{mount.name}{query}", head.keep_alive
+    )
 
 
-def _redirect_target(node: NodeStatus, arrival: Arrival) -> str | None:
+def _redirect_target(node: NodeStatus, arrival: Arrival) -> str:
     """The scheme, host and port a listener goes to on `node`: the scheme it came with,
     the port it used if the node listens there too (80 stays 80, 443 stays 443). Over
-    HTTPS, the node's own name (which its certificate covers), never an address."""
+    HTTPS, the node's own name (which its certificate covers), never an address: the
+    director only picks nodes that have one for a listener who came over HTTPS."""
     if arrival.tls:
-        if not node.tls_ports or node.https_name is None:
-            return None
-        host, ports = node.https_name, node.tls_ports
+        host = node.https_name or node.listener_address
+        ports = node.tls_ports or (arrival.port,)
     else:
         host, ports = node.listener_address, node.front_door_ports or (arrival.port,)
     port = arrival.port if arrival.port in ports else ports[0]

@@ -119,15 +119,26 @@ function chart(values) {
   return svg;
 }
 const player = document.getElementById("player");
+function showState(button) {
+  const name = button.dataset.play;
+  const playing = player.dataset.mount === name && !player.paused;
+  button.textContent = playing ? "\u25a0" : "\u25b6";
+  button.setAttribute("aria-label", (playing ? "Stop " : "Play ") + name);
+}
 function playButton(name) {
   const button = document.createElement("button");
   button.type = "button";
   button.className = "play";
   button.dataset.play = name;
-  const playing = player.dataset.mount === name && !player.paused;
-  button.textContent = playing ? "\u25a0" : "\u25b6";
-  button.setAttribute("aria-label", (playing ? "Stop " : "Play ") + name);
+  showState(button);
   return button;
+}
+function showStates() {
+  document.querySelectorAll("#mounts button.play").forEach(showState);
+}
+// The buttons follow the player, whatever stops it (the stream ending, an error).
+for (const event of ["playing", "pause", "ended", "error", "emptied"]) {
+  player.addEventListener(event, showStates);
 }
 // One player for the page: it lives outside the table, which each refresh rebuilds. The
 // mount's URL is relative, so it plays over the scheme the page came with.
@@ -142,11 +153,14 @@ document.getElementById("mounts").addEventListener("click", (event) => {
   } else {
     player.dataset.mount = name;
     player.src = "/" + encodeURIComponent(name);
-    player.play().catch(() => {});
+    player.play().catch((error) => {
+      // Refused (a format the browser cannot play, say): the button says why.
+      button.title = error.message;
+      player.dataset.mount = "";
+      showStates();
+    });
   }
-  document.querySelectorAll("#mounts button.play").forEach((other) => {
-    other.replaceWith(playButton(other.dataset.play));
-  });
+  showStates();
 });
 function fill(id, rows, empty) {
   const body = document.querySelector("#" + id + " tbody");

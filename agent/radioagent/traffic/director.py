@@ -53,6 +53,7 @@ def node_load(status: NodeStatus, draining: bool) -> NodeLoad:
         listener_limit=status.listener_limit,
         bandwidth_kbps=status.bandwidth_kbps,
         bandwidth_limit_kbps=status.bandwidth_limit_kbps,
+        https=bool(status.tls_ports),
     )
 
 
@@ -98,11 +99,18 @@ class Director:
         return any(pattern in agent for pattern in self._user_agents)
 
     def direct(
-        self, mount: MountSpec, client_family: int, user_agent: str, *, listens: bool = True
+        self,
+        mount: MountSpec,
+        client_family: int,
+        user_agent: str,
+        *,
+        listens: bool = True,
+        tls: bool = False,
     ) -> Direction:
         """`listens`: False for a HEAD request, which never becomes a listener and so is
-        not counted as sent. Every request is counted in `directed` by its outcome."""
-        request = Request(mount.name, client_family, float(mount.format.bitrate_kbps))
+        not counted as sent; `tls`: it came over HTTPS, and stays on HTTPS. Every request
+        is counted in `directed` by its outcome."""
+        request = Request(mount.name, client_family, float(mount.format.bitrate_kbps), tls)
         if self.serves_without_redirect(user_agent):
             loads = [load for load in self._loads if load.name == self.node_name]
         else:

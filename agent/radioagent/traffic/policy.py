@@ -33,6 +33,7 @@ class NodeLoad:
     bandwidth_kbps: float
     bandwidth_limit_kbps: int | None
     sent_since_report: int = 0
+    https: bool = False  # it serves HTTPS (under its https_name, which the config requires)
 
     @property
     def predicted_listeners(self) -> int:
@@ -47,6 +48,7 @@ class Request:
     mount: str
     ip_family: int
     stream_kbps: float  # what one more listener of this mount costs
+    tls: bool = False  # it came over HTTPS: it may only go where HTTPS is
 
 
 Filter = Callable[[NodeLoad, Request], bool]
@@ -94,6 +96,7 @@ def always_eligible(node: NodeLoad, request: Request) -> bool:
         and not node.draining
         and request.mount in node.mounts
         and request.ip_family in node.ip_families
+        and (node.https or not request.tls)
     )
 
 

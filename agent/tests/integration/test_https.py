@@ -6,6 +6,7 @@ zone and *.zone from a test CA."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import socket
 import ssl
@@ -16,6 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from radioagent.frontdoor.certificate import Certificate
 from tests.harness.agents import AGENT_SCRIPT, AgentNode, RadioCluster
 from tests.harness.audio import analyse_mp3
 from tests.harness.clients import Https, SourceClient, StreamRecorder, is_slice_of, listen
@@ -177,6 +179,7 @@ def test_a_key_that_is_not_the_certificates_is_refused_with_a_clear_error(
             "tls_ports": [8443],
             "tls_cert_file": str(certificate.cert),
             "tls_key_file": str(other.key),
+            "https_name": f"node1.{ZONE}",
         },
         "templates_dir": str(Path(__file__).resolve().parents[3] / "templates"),
     }
@@ -194,3 +197,43 @@ def test_a_key_that_is_not_the_certificates_is_refused_with_a_clear_error(
         assert "front_door.tls_cert_file" in result.stderr
         assert "KEY_VALUES_MISMATCH" in result.stderr or "key values mismatch" in result.stderr
         assert "Traceback" not in result.stderr
+
+
+def handshake_serial(server: ssl.SSLContext, client: ssl.SSLContext, name: str) -> str:
+    """A TLS handshake between the two contexts in memory: the server certificate's serial."""
+    server_in, server_out, client_in, client_out = (ssl.MemoryBIO() for _ in range(4))
+    server_side = server.wrap_bio(server_in, server_out, server_side=True)
+    client_side = client.wrap_bio(client_in, client_out, server_hostname=name)
+    done: set[ssl.SSLObject] = set()
+    for _ in range(10):  # a TLS 1.3 handshake takes two round trips
+        for side, outgoing, incoming in (
+            (client_side, client_out, server_in),
+            (server_side, server_out, client_in),
+        ):
+            with contextlib.suppress(ssl.SSLWantReadError):
+                side.do_handshake()
+                done.add(side)
+            incoming.write(outgoing.read())
+        if client_side in done:
+            peer = client_side.getpeercert()
+            assert peer is not None
+            return str(peer["serialNumber"])
+    raise AssertionError("no handshake after 10 exchanges")
+
+
+def test_a_renewal_half_written_keeps_the_certificate_in_use(
+    certificate: ZoneCertificate,
+) -> None:
+    """A new certificate beside the old key (a renewal that wrote the certificate first,
+    or a wrong key): the reload is refused and handshakes go on with the old pair."""
+    in_use = Certificate(str(certificate.cert), str(certificate.key))
+    client = ssl.create_default_context(cafile=str(certificate.ca))
+    before = handshake_serial(in_use.context, client, f"node1.{ZONE}")
+    renewed = make_zone_certificate(certificate.cert.parent, ZONE, name="half")
+    renewed.cert.replace(certificate.cert)  # the key is still the old one
+    assert in_use.reload_if_changed() is False
+    assert in_use.reload_failures == 1
+    assert handshake_serial(in_use.context, client, f"node1.{ZONE}") == before
+    renewed.key.replace(certificate.key)  # the renewal finishes
+    assert in_use.reload_if_changed() is True
+    assert handshake_serial(in_use.context, client, f"node1.{ZONE}") != before

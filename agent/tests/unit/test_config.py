@@ -245,10 +245,17 @@ def test_the_dns_section_gives_the_zone_and_its_nameservers() -> None:
 
 def test_https_needs_a_certificate_and_its_own_ports() -> None:
     raw = valid_raw()
-    raw["front_door"] = {"tls_ports": [443]}
+    raw["front_door"] = {"tls_ports": [443], "https_name": "node1.example.org"}
     assert problems_of(raw) == ["front_door.tls_ports: give tls_cert_file and tls_key_file too"]
-    raw["front_door"] = {"tls_ports": [8000], "tls_cert_file": "c.pem", "tls_key_file": "k.pem"}
+    raw["front_door"] = {
+        "tls_ports": [8000],
+        "tls_cert_file": "c.pem",
+        "tls_key_file": "k.pem",
+        "https_name": "node1.example.org",
+    }
     assert problems_of(raw) == ["front_door.tls_ports: a port cannot serve both HTTP and HTTPS"]
+    raw["front_door"] = {"tls_ports": [443], "tls_cert_file": "c.pem", "tls_key_file": "k.pem"}
+    assert problems_of(raw)[0].startswith("front_door.tls_ports: give https_name too")
     raw["front_door"] = {"tls_cert_file": "c.pem"}
     assert problems_of(raw) == ["front_door.tls_cert_file and tls_key_file: give both or neither"]
     raw["front_door"] = {"https_name": "Node1.Example"}

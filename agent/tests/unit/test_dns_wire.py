@@ -6,7 +6,7 @@ from __future__ import annotations
 import random
 
 import pytest
-from dnslib import CLASS, EDNS0, QTYPE, RCODE, DNSQuestion, DNSRecord
+from dnslib import CLASS, EDNS0, QTYPE, RCODE, DNSLabel, DNSQuestion, DNSRecord
 
 from radioagent.dns.wire import MAX_QUERY_BYTES, reply_to
 from radioagent.dns.zone import ZoneView
@@ -16,7 +16,7 @@ VIEW = ZoneView(
     zone=ZONE,
     ttl=20,
     serial=5,
-    listeners=tuple(f"192.0.2.{i}" for i in range(1, 4)),
+    listener_addresses=tuple(f"192.0.2.{i}" for i in range(1, 4)),
     nodes={"node1": ("192.0.2.1",)},
     nameservers=("node1",),
 )
@@ -48,7 +48,7 @@ def test_a_big_answer_is_truncated_over_udp_and_whole_over_tcp() -> None:
         zone=ZONE,
         ttl=20,
         serial=5,
-        listeners=tuple(f"2001:db8::{i:x}" for i in range(1, 40)),
+        listener_addresses=tuple(f"2001:db8::{i:x}" for i in range(1, 40)),
         max_records=40,
     )
     query = DNSRecord.question(ZONE, "AAAA")
@@ -119,3 +119,31 @@ def test_broken_packets_never_raise() -> None:
         reply = reply_to(packet, VIEW, over_udp=True)
         if reply is not None:
             assert len(reply.data) <= 1232
+
+
+def test_flags_the_query_set_are_not_echoed_and_a_dotted_label_is_not_ours() -> None:
+    query = DNSRecord.question(ZONE, "A")
+    query.header.ad = query.header.cd = 1
+    reply = ask(query)
+    assert (reply.header.ad, reply.header.cd, reply.header.tc) == (0, 0, 0)
+    dotted = DNSRecord.question(ZONE, "A")
+    dotted.q.qname = DNSLabel([b"node1.evil", b"stream", b"example", b"org"])
+    refused = ask(dotted)
+    assert (refused.header.rcode, refused.rr) == (RCODE.REFUSED, [])
+
+
+def test_a_truncated_reply_keeps_the_opt_record_and_an_unready_zone_is_servfail() -> None:
+    many = ZoneView(
+        zone=ZONE,
+        ttl=20,
+        serial=5,
+        listener_addresses=tuple(f"2001:db8::{i:x}" for i in range(1, 60)),
+        max_records=60,
+    )
+    query = DNSRecord.question(ZONE, "AAAA")
+    query.add_ar(EDNS0(udp_len=4096))
+    truncated = ask(query, many)
+    assert truncated.header.tc == 1
+    assert [rr.rtype for rr in truncated.ar] == [QTYPE.OPT]
+    unready = ZoneView(zone=ZONE, ttl=20, serial=0, listener_addresses=(), ready=False)
+    assert ask(DNSRecord.question(ZONE, "A"), unready).header.rcode == RCODE.SERVFAIL

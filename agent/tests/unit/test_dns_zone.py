@@ -94,3 +94,32 @@ def test_a_type_the_name_lacks_is_an_empty_answer_with_the_soa() -> None:
         assert [record.rtype for record in decided.authority] == ["SOA"]
     empty = answer(view_of(cluster()), ZONE, "A")  # nobody takes listeners
     assert (empty.rcode, empty.answers) == (Rcode.NOERROR, ())
+
+
+def test_before_the_first_state_or_cut_off_the_zone_is_servfail_not_empty() -> None:
+    state = cluster(node1={"address": "192.0.2.1"})
+    unready = zone_view(ZONE, state, NAMESERVERS, ttl=20, max_records=4, ready=False)
+    for name in (ZONE, f"node1.{ZONE}", f"nope.{ZONE}"):
+        decided = answer(unready, name, "A")
+        assert (decided.rcode, decided.answers, decided.authoritative) == (
+            Rcode.SERVFAIL,
+            (),
+            False,
+        )
+    assert answer(unready, "example.com", "A").rcode is Rcode.REFUSED
+
+
+def test_when_no_node_qualifies_every_node_not_draining_is_given() -> None:
+    state = cluster(
+        node1={"address": "192.0.2.1", "icecast_up": False},
+        node2={"address": "192.0.2.2", "listeners": {"a": 5}, "listener_limit": 5},
+        node3={"address": "192.0.2.3", "icecast_up": False},
+    )
+    drained = ClusterState(**{**state.__dict__, "draining": frozenset({"node3"})})
+    assert addresses(ZONE, "A", drained) == ["192.0.2.1", "192.0.2.2"]
+
+
+def test_a_nameservers_name_keeps_the_inventory_address_of_the_glue() -> None:
+    state = cluster(node1={"address": "10.0.0.1", "public_address": "198.51.100.1"})
+    assert addresses(f"node1.{ZONE}", "A", state) == ["192.0.2.1"]
+    assert addresses(ZONE, "A", state) == ["198.51.100.1"]  # listeners go where it says

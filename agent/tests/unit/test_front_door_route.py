@@ -169,10 +169,15 @@ def test_an_https_redirect_goes_to_the_nodes_name_over_https() -> None:
     assert plain == Redirect("http://192.0.2.20:80/_stream/live.mp3", True)
 
 
-def test_an_https_listener_is_served_here_rather_than_sent_where_https_is_not() -> None:
+def test_an_https_listener_goes_only_where_https_is() -> None:
+    here = node("here", tls_ports=(443,), https_name="here.stream.example.org")
     far = node("far", address="192.0.2.20")  # no HTTPS there
-    door = Door(node("here"), far, draining=frozenset({"here"}))
-    assert door.route(b"GET /live.mp3 HTTP/1.1\n", ON_443) == Serve(LIVE, icy=False)
+    door = Door(here, far)
+    for _ in range(5):  # never redirected to far, whatever the draw
+        assert door.route(b"GET /live.mp3 HTTP/1.1\n", ON_443) == Serve(LIVE, icy=False)
+    drained = Door(here, far, draining=frozenset({"here"}))
+    assert refused(drained.route(b"GET /live.mp3 HTTP/1.1\n", ON_443))[0] == 503
+    assert isinstance(drained.route(b"GET /live.mp3 HTTP/1.1\n", ON_80), Redirect)
 
 
 def test_a_playlist_fetched_over_https_points_at_https() -> None:
