@@ -43,14 +43,14 @@ def test_outside_the_zone_is_refused_even_when_recursion_is_desired() -> None:
     assert (reply.header.rcode, reply.header.aa, reply.rr) == (RCODE.REFUSED, 0, [])
 
 
+def many_nodes(count: int) -> ZoneView:
+    """A zone of `count` IPv6 nodes, all given in one answer."""
+    addresses = tuple(f"2001:db8::{i:x}" for i in range(1, count + 1))
+    return ZoneView(zone=ZONE, ttl=20, serial=5, listener_addresses=addresses, max_records=count)
+
+
 def test_a_big_answer_is_truncated_over_udp_and_whole_over_tcp() -> None:
-    many = ZoneView(
-        zone=ZONE,
-        ttl=20,
-        serial=5,
-        listener_addresses=tuple(f"2001:db8::{i:x}" for i in range(1, 40)),
-        max_records=40,
-    )
+    many = many_nodes(39)
     query = DNSRecord.question(ZONE, "AAAA")
     truncated = ask(query, many)
     assert truncated.header.tc == 1
@@ -133,13 +133,7 @@ def test_flags_the_query_set_are_not_echoed_and_a_dotted_label_is_not_ours() -> 
 
 
 def test_a_truncated_reply_keeps_the_opt_record_and_an_unready_zone_is_servfail() -> None:
-    many = ZoneView(
-        zone=ZONE,
-        ttl=20,
-        serial=5,
-        listener_addresses=tuple(f"2001:db8::{i:x}" for i in range(1, 60)),
-        max_records=60,
-    )
+    many = many_nodes(59)
     query = DNSRecord.question(ZONE, "AAAA")
     query.add_ar(EDNS0(udp_len=4096))
     truncated = ask(query, many)
