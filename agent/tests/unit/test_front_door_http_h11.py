@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from radioagent.frontdoor.http import (
     MAX_HEAD_BYTES,
     MAX_HEADERS,
+    MAX_TARGET_BYTES,
     HttpError,
     head_end,
     parse_request_head,
@@ -70,6 +71,7 @@ def we_accept(data: bytes) -> bool:
         (TARGET, b"OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n"),
         (TARGET, b"GET /a/../b HTTP/1.1\r\nHost: x\r\n\r\n"),
         (TARGET, b"GET /%00 HTTP/1.1\r\nHost: x\r\n\r\n"),
+        (TARGET, b"GET /" + b"a" * MAX_TARGET_BYTES + b" HTTP/1.1\r\nHost: x\r\n\r\n"),
         (VERSION, b"GET / HTTP/1.2\r\nHost: x\r\n\r\n"),
         (VERSION, b"GET / HTTP/2.0\r\nHost: x\r\n\r\n"),
         (SIZE, b"GET / HTTP/1.1\r\nHost: x\r\nX: " + b"a" * MAX_HEAD_BYTES + b"\r\n\r\n"),
@@ -143,7 +145,7 @@ ODD_TARGETS = st.one_of(
             "/a%5Cb",
             "/a\\b",
             "/%0a",
-            "/" + "a" * 1100,
+            "/" + "a" * (MAX_TARGET_BYTES + 1),  # over the limit, under MAX_HEAD_BYTES
         ],
         TARGET,
     ),
