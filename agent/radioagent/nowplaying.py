@@ -56,6 +56,11 @@ class NowPlaying:
         }
 
 
+def artist_and_title(artist: str, title: str) -> str:
+    """One title as Icecast shows an Ogg feed's: `artist - title`, or whichever is there."""
+    return f"{artist} - {title}" if artist and title else artist or title
+
+
 def title_problem(text: Any) -> str | None:
     """Why `text` cannot be a title (from a request or a record), or None."""
     return text_problem("the title", text, MAX_TITLE_CHARACTERS)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import struct
 
 from radioagent.holding.ogg import read_packets, split_pages
+from radioagent.nowplaying import artist_and_title
 
 VORBIS_COMMENT_MAGIC = b"\x03vorbis"
 OPUS_COMMENT_MAGIC = b"OpusTags"
@@ -67,8 +68,7 @@ def display_title(fields: list[str]) -> str:
         key, separator, value = field.partition("=")
         if separator and key.upper() in ("ARTIST", "TITLE"):
             values.setdefault(key.upper(), value)
-    artist, title = values.get("ARTIST", ""), values.get("TITLE", "")
-    return f"{artist} - {title}" if artist and title else artist or title
+    return artist_and_title(values.get("ARTIST", ""), values.get("TITLE", ""))
 
 
 def chain_title(header_pages: bytes) -> str | None:

@@ -7,6 +7,7 @@ from datetime import datetime
 from xml.etree import ElementTree
 
 from radioagent.model import HOLDING_MOUNT_PREFIX
+from radioagent.nowplaying import artist_and_title
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,8 @@ def parse_admin_stats(xml_text: str | bytes) -> IcecastStats:
         outgoing += _number(source, "outgoing_kbitrate")
         sources.add(path)
         bytes_read[path] = int(_number(source, "total_bytes_read"))
-        title = _display_title(source.findtext("artist") or "", source.findtext("title") or "")
+        # An Ogg feed's comments come as artist and title; an ICY feed's whole, in title.
+        title = artist_and_title(source.findtext("artist") or "", source.findtext("title") or "")
         if title:
             titles[path] = title
         # A relay's mount stays listed while it retries; only a fed mount has a start.
@@ -55,11 +57,6 @@ def parse_admin_stats(xml_text: str | bytes) -> IcecastStats:
         if started is not None:
             started_at[path] = started
     return IcecastStats(listeners, outgoing, frozenset(sources), started_at, bytes_read, titles)
-
-
-def _display_title(artist: str, title: str) -> str:
-    """As Icecast shows an Ogg feed's (Icecast keeps an ICY feed's whole in `title`)."""
-    return f"{artist} - {title}" if artist and title else artist or title
 
 
 def _unix_time(iso_text: str | None) -> float | None:
