@@ -32,7 +32,6 @@ from benchlib import (
 from dnslib import DNSRecord
 
 from tests.harness.agents import AgentNode, RadioCluster
-from tests.harness.ports import LOOPBACK
 
 ZONE = "stream.test"
 POLL_S = 0.02
@@ -43,7 +42,7 @@ def answer(node: AgentNode, sock: socket.socket) -> tuple[list[str], float]:
     """The zone's addresses from `node`, and how long the answer took (seconds)."""
     query = DNSRecord.question(ZONE, "A")
     sent = time.perf_counter()
-    sock.sendto(query.pack(), (LOOPBACK, node.dns_port))
+    sock.sendto(query.pack(), (node.listen_address, node.dns_port))
     while True:
         data = sock.recv(4096)
         reply = DNSRecord.parse(data)
@@ -70,7 +69,7 @@ def dnsperf_qps(node: AgentNode, seconds: float) -> tuple[float, int]:
             [
                 "dnsperf",
                 "-s",
-                LOOPBACK,
+                node.listen_address,
                 "-p",
                 str(node.dns_port),
                 "-d",

@@ -25,8 +25,9 @@ from packaging.version import Version
 REPO_DIR = Path(__file__).resolve().parent.parent
 DEBIAN_PYTHON_DIR = "/usr/lib/python3/dist-packages"
 AGENT_RUNTIME_MODULES = ("etcd3", "aiohttp", "jinja2", "prometheus_client", "dnslib")
-# PyYAML is also an agent dependency (python3-yaml on nodes), but ansible-core and yamllint
-# pull a newer one into the virtualenv, which shadows Debian's; its API is stable.
+# Test agents run on Debian's own Python (tests/harness/agents.py): these must import there,
+# where ansible-lint's newer cryptography in the virtualenv does not shadow Debian's.
+DEBIAN_ONLY_MODULES = ("yaml", "acme.client", "josepy", "cryptography.x509")
 SERVICE_BINARIES = (
     "etcd",
     "etcdctl",
@@ -37,6 +38,7 @@ SERVICE_BINARIES = (
     "wrk",
     "dig",
     "certutil",
+    "pebble",
 )
 SERVICE_USERS = ("icecast2", "liquidsoap")
 
@@ -55,6 +57,16 @@ def runtime_module_problems() -> list[str]:
                 f"not from Debian's {DEBIAN_PYTHON_DIR}"
             )
     return problems
+
+
+def debian_python_problems() -> list[str]:
+    imports = "; ".join(f"import {module}" for module in DEBIAN_ONLY_MODULES)
+    result = subprocess.run(
+        ["/usr/bin/python3", "-c", imports], capture_output=True, text=True, check=False
+    )
+    if result.returncode != 0:
+        return [f"Debian's python3 cannot import the agent's modules: {result.stderr.strip()}"]
+    return []
 
 
 def installed_collections() -> dict[str, str]:
@@ -119,6 +131,7 @@ def main() -> int:
         return 1
     problems = (
         runtime_module_problems()
+        + debian_python_problems()
         + collection_problems(REPO_DIR / "requirements.yml", installed)
         + system_problems()
     )

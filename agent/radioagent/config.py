@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from radioagent.acme.state import CHALLENGE_TYPES
 from radioagent.validation import (
     ValidationError,
     check_int,
@@ -116,6 +117,20 @@ class DnsSettings:
 
 
 @dataclass(frozen=True)
+class AcmeSettings:
+    """The cluster orders its certificate from an ACME CA when `directory_url` is set;
+    front_door.tls_cert_file and tls_key_file are then where this node keeps it."""
+
+    directory_url: str | None = None  # e.g. Let's Encrypt's, https://.../directory
+    email: str | None = None  # the CA's contact for expiry warnings
+    challenge: str = "dns-01"  # dns-01 (the cluster's own zone) or http-01
+    name: str | None = None  # the cluster's name the certificate is for; None: dns.zone
+    ca_file: str | None = None  # the CA bundle for the ACME server's HTTPS; None: the system's
+    retry_seconds: float = 900  # after a failed order (CAs rate-limit failed validations)
+    validation_timeout: float = 120  # for the CA to validate and issue
+
+
+@dataclass(frozen=True)
 class TranscodingSettings:
     """Transcoders run Liquidsoap directly (no wrapper), as `user` when the agent is root,
     so the kernel can kill them with the agent."""
@@ -162,6 +177,7 @@ class AgentConfig:
     front_door: FrontDoorSettings = FrontDoorSettings()
     transcoding: TranscodingSettings = TranscodingSettings()
     dns: DnsSettings = DnsSettings()
+    acme: AcmeSettings = AcmeSettings()
     templates_dir: str = DEFAULT_TEMPLATES_DIR
     event_loop: str = "asyncio"  # or "uvloop" (Debian's python3-uvloop): bench/eventloop
 
@@ -306,6 +322,36 @@ def front_door_tls_problems(door: FrontDoorSettings) -> list[str]:
     return problems
 
 
+def acme_problems(acme: AcmeSettings, door: FrontDoorSettings, dns: DnsSettings) -> list[str]:
+    """ACME needs somewhere to serve the certificate, and a name: DNS-01 proves it through
+    the zone this node answers."""
+    if acme.directory_url is None:
+        return []
+    problems = []
+    if not door.tls_ports:
+        problems.append(
+            "acme.directory_url: give front_door.tls_ports, tls_cert_file, tls_key_file"
+        )
+    if acme.name is None and dns.zone is None:
+        problems.append("acme.name: missing (or give dns.zone, the default)")
+    if acme.challenge == "dns-01" and dns.zone is None:
+        problems.append("acme.challenge: dns-01 needs dns.zone (this node answers the challenge)")
+    name = acme.name or dns.zone
+    if acme.challenge == "dns-01" and dns.zone and name and not _within(name, dns.zone):
+        problems.append(f"acme.name: {name} is outside dns.zone {dns.zone}")
+    return problems
+
+
+def _within(name: str, zone: str) -> bool:
+    return name == zone or name.endswith(f".{zone}")
+
+
+def choice(allowed: tuple[str, ...]) -> Check:
+    return lambda field, value: (
+        None if value in allowed else f"{field}: {value!r} is not one of {', '.join(allowed)}"
+    )
+
+
 def etcd_pair_problems(etcd: EtcdSettings) -> list[str]:
     if (etcd.cert_file is None) != (etcd.key_file is None):
         return ["etcd.cert_file and etcd.key_file: give both or neither"]
@@ -417,6 +463,18 @@ SECTIONS: dict[str, Section] = {
             "max_records": integer(1, 16),
         },
     ),
+    "acme": Section(
+        AcmeSettings,
+        {
+            "directory_url": or_null(text(r"https://[^\s]+", "an https:// URL", 1000)),
+            "email": or_null(text(r"[^@\s]+@[^@\s]+", "an email address")),
+            "challenge": choice(CHALLENGE_TYPES),
+            "name": or_null(text(ZONE_PATTERN, "a lowercase DNS name like stream.example.org")),
+            "ca_file": or_null(file_name),
+            "retry_seconds": number(1, 7 * 86400),
+            "validation_timeout": number(5, 3600),
+        },
+    ),
     "transcoding": Section(
         TranscodingSettings,
         {
@@ -475,6 +533,8 @@ def parse_config(raw: Any) -> AgentConfig:
         optional["event_loop"] = raw["event_loop"]
         if raw["event_loop"] not in EVENT_LOOPS:
             problems.append(f"event_loop: {raw['event_loop']!r} is not one of {EVENT_LOOPS}")
+    if not problems:
+        problems += acme_problems(sections["acme"], sections["front_door"], sections["dns"])
     if problems:
         raise ValidationError(problems)
     node = sections.pop("node")
@@ -500,13 +560,16 @@ def file_problems(config: AgentConfig) -> list[str]:
     """What is missing on disk: the etcd TLS files, the front door's certificate and key,
     the Icecast template."""
     problems = etcd_file_problems(config.etcd)
-    problems += filter(
-        None,
-        [
-            _file_problem("front_door.tls_cert_file", config.front_door.tls_cert_file),
-            _file_problem("front_door.tls_key_file", config.front_door.tls_key_file),
-        ],
-    )
+    if config.acme.directory_url is None:  # with ACME, the agent writes them
+        problems += filter(
+            None,
+            [
+                _file_problem("front_door.tls_cert_file", config.front_door.tls_cert_file),
+                _file_problem("front_door.tls_key_file", config.front_door.tls_key_file),
+            ],
+        )
+    if problem := _file_problem("acme.ca_file", config.acme.ca_file):
+        problems.append(problem)
     if not Path(config.templates_dir, ICECAST_TEMPLATE).is_file():
         problems.append(f"templates_dir: {config.templates_dir!r} holds no {ICECAST_TEMPLATE}")
     return problems

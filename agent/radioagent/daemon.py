@@ -12,8 +12,9 @@ import sys
 from pathlib import Path
 
 from radioagent import __version__
+from radioagent.acme.keeper import CertificateKeeper
 from radioagent.config import AgentConfig, load_config
-from radioagent.frontdoor.certificate import CertificateError, server_context
+from radioagent.frontdoor.certificate import CertificateError, check_served, server_context
 from radioagent.frontdoor.server import FrontDoor
 from radioagent.holding.feeder import HoldingFeeds
 from radioagent.icecast.control import IcecastControl
@@ -69,8 +70,14 @@ def check_certificate(config: AgentConfig) -> None:
     """With HTTPS ports, the certificate and key must load as a pair: a foreign key or a
     file that is not PEM is the operator's to fix, before anything starts."""
     door = config.front_door
-    if door.tls_ports and door.tls_cert_file and door.tls_key_file:
+    if (
+        door.tls_ports
+        and door.tls_cert_file
+        and door.tls_key_file
+        and config.acme.directory_url is None
+    ):
         try:
+            check_served(door.tls_cert_file, door.https_name)
             server_context(door.tls_cert_file, door.tls_key_file)
         except CertificateError as error:
             raise ValidationError([str(error)]) from error
@@ -119,6 +126,9 @@ def build_agent(config: AgentConfig) -> Agent:
             store_title=store.set_title,
         ),
         dns=build_dns(config),
+        certificates=None
+        if config.acme.directory_url is None
+        else CertificateKeeper(config, store),
     )
     agent = Agent(config, adapters)
     return agent

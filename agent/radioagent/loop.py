@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from radioagent import __version__
+from radioagent.acme.keeper import CertificateKeeper
 from radioagent.config import AgentConfig, Limits, Timing, ip_version
 from radioagent.coordination.cycle import (
     CyclePlan,
@@ -94,6 +95,7 @@ class Adapters:
     local_api: LocalApi
     front_door: FrontDoor
     dns: ZoneServer | None = None  # only on nodes that answer for the cluster's zone
+    certificates: CertificateKeeper | None = None  # only with ACME
 
 
 class ZoneServer(Protocol):
@@ -135,6 +137,7 @@ class Agent:
         self.local_api = adapters.local_api
         self.front_door = adapters.front_door
         self.dns = adapters.dns
+        self.certificates = adapters.certificates
         self.identity = NodeIdentity(
             name=config.node_name,
             address=config.node_address,
@@ -259,6 +262,11 @@ class Agent:
         await self._execute(plan)
         self.front_door.update()
         self._update_views()
+        if self.certificates is not None and self.state is not None:
+            keeper, state = self.certificates, self.state
+            await self._guarded(
+                "keep the certificate", functools.partial(self._keep_certificate, keeper, state)
+            )
         self.health.cycles += 1
         self.health.last_cycle_seconds = self.clock() - started
         self._last_cycle_at = self.clock()
@@ -423,6 +431,12 @@ class Agent:
         except Exception:
             self.health.unexpected_errors += 1
             log.exception("updating the DNS answers or the listener history failed")
+
+    async def _keep_certificate(self, keeper: CertificateKeeper, state: ClusterState) -> None:
+        """Install the cluster's certificate when it changed; order one when it is due."""
+        if keeper.install(state, time.time()):
+            await self.front_door.open_tls()
+        keeper.consider(state, None if self.cut_off() else self.lease_id, time.time())
 
     async def _start_dns(self) -> None:
         """A zone that cannot be served (port 53 taken) is logged, and the node goes on
@@ -626,6 +640,8 @@ class Agent:
         if self.leadership.role is Role.LEADER:
             await self._step_down("stopping")
         await self.transcoders.stop_all()
+        if self.certificates is not None:
+            await self.certificates.stop()
         if self.lease_id is not None:
             lease_id, self.lease_id = self.lease_id, None
             await self._guarded("revoke lease", lambda: self.store.revoke_lease(lease_id))

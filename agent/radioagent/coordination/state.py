@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from radioagent.acme.state import AcmeState
 from radioagent.model import MountSpec, NodeStatus
 from radioagent.nowplaying import NowPlaying
 from radioagent.settings import ClusterSettings
@@ -43,3 +44,4 @@ class ClusterState:
     transcoders: dict[str, str] = field(default_factory=dict)  # mount -> owning node
     titles: dict[str, NowPlaying] = field(default_factory=dict)  # mount -> its titles
     acme_challenges: dict[str, str] = field(default_factory=dict)  # token -> key authorization
+    acme: AcmeState = field(default_factory=AcmeState)  # the certificate, and ordering it

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dnslib import AAAA, CLASS, EDNS0, NS, QTYPE, RR, SOA, A, DNSError, DNSLabel, DNSRecord
+from dnslib import AAAA, CLASS, EDNS0, NS, QTYPE, RR, SOA, TXT, A, DNSError, DNSLabel, DNSRecord
 
 from radioagent.dns.zone import (
     SOA_EXPIRE,
@@ -109,8 +109,10 @@ def _bare(packet: bytes, rcode: Rcode) -> Reply:
 
 def _rr(record: Record) -> RR:
     value = record.value
-    rdata: A | AAAA | NS | SOA
-    if record.rtype == "A":
+    rdata: A | AAAA | NS | SOA | TXT
+    if record.rtype == "TXT" and isinstance(value, str):
+        rdata = TXT(value)
+    elif record.rtype == "A":
         rdata = A(value)
     elif record.rtype == "AAAA":
         rdata = AAAA(value)

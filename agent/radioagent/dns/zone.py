@@ -43,9 +43,9 @@ class Soa:
 @dataclass(frozen=True)
 class Record:
     name: str  # lowercase, without the final dot
-    rtype: str  # A, AAAA, NS, SOA
+    rtype: str  # A, AAAA, NS, SOA, TXT
     ttl: int
-    value: str | Soa  # an address, a name (NS), or the SOA's fields
+    value: str | Soa  # an address, a name (NS), a text (TXT), or the SOA's fields
 
 
 @dataclass(frozen=True)
@@ -66,6 +66,8 @@ class ZoneView:
     nodes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # node -> addresses
     nameservers: tuple[str, ...] = ()  # node names, each `<node>.<zone>`
     max_records: int = 4
+    # ACME DNS-01 challenges (_acme-challenge.<name> -> values), while an order runs
+    txt: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     # False before the first cluster state, and while this node is cut off from etcd:
     # SERVFAIL then, so resolvers ask another nameserver rather than cache a wrong answer.
     ready: bool = True
@@ -106,6 +108,7 @@ def zone_view(
         nodes=nodes,
         nameservers=tuple(sorted(nameservers)),
         max_records=max_records,
+        txt=state.acme.txt_records(),
         ready=ready,
     )
 
@@ -118,12 +121,26 @@ def answer(view: ZoneView, name: str, rtype: str) -> Answer:
         return Answer(Rcode.SERVFAIL, authoritative=False)
     if name == view.zone:
         return _apex(view, rtype)
+    if name in view.txt:
+        return _txt(view, name, rtype)
+    return _node(view, name, rtype)
+
+
+def _node(view: ZoneView, name: str, rtype: str) -> Answer:
     node = name.removesuffix(f".{view.zone}")
     if node not in view.nodes:
         return Answer(Rcode.NXDOMAIN, authority=(_soa(view),))
     if rtype in ADDRESS_TYPES:
         return _addresses(view, name, rtype, view.nodes[node])
     return Answer(Rcode.NOERROR, authority=(_soa(view),))  # the name, without such data
+
+
+def _txt(view: ZoneView, name: str, rtype: str) -> Answer:
+    if rtype != "TXT":
+        return Answer(Rcode.NOERROR, authority=(_soa(view),))
+    # A CA asks once per challenge; a cached old value would fail the next order.
+    texts = tuple(Record(name, "TXT", 0, value) for value in view.txt[name])
+    return Answer(Rcode.NOERROR, answers=texts)
 
 
 def _apex(view: ZoneView, rtype: str) -> Answer:

@@ -8,7 +8,10 @@ import asyncio.sslproto
 import logging
 import os
 import ssl
+import time
 from dataclasses import dataclass
+
+from radioagent.certfacts import CertificateFacts, CertificateProblem, read_facts, serving_problems
 
 log = logging.getLogger(__name__)
 # asyncio gives every TLS connection a 256 KiB read buffer (SSLProtocol.max_size): 1,000
@@ -18,8 +21,8 @@ TLS_READ_BUFFER_BYTES = 16 * 1024
 
 
 class CertificateError(Exception):
-    """The files do not make a usable certificate: unreadable, not PEM, or a key that is
-    not the certificate's."""
+    """The files do not make a usable certificate: unreadable, not PEM, a key that is not
+    the certificate's, expired or not yet valid, or not for the node's https_name."""
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,19 @@ def server_context(cert_file: str, key_file: str) -> ssl.SSLContext:
     return context
 
 
+def check_served(cert_file: str, https_name: str | None) -> CertificateFacts:
+    """The certificate's facts; CertificateError if it must not be served now."""
+    try:
+        with open(cert_file, "rb") as file:
+            facts = read_facts(file.read())
+    except (OSError, CertificateProblem) as error:
+        raise CertificateError(f"front_door.tls_cert_file {cert_file!r}: {error}") from error
+    problems = serving_problems(facts, https_name, time.time())
+    if problems:
+        raise CertificateError(f"front_door.tls_cert_file {cert_file!r}: {'; '.join(problems)}")
+    return facts
+
+
 def _load(context: ssl.SSLContext, cert_file: str, key_file: str) -> None:
     try:
         context.load_cert_chain(cert_file, key_file)
@@ -58,10 +74,12 @@ def _load(context: ssl.SSLContext, cert_file: str, key_file: str) -> None:
 
 
 class Certificate:
-    def __init__(self, cert_file: str, key_file: str) -> None:
+    def __init__(self, cert_file: str, key_file: str, https_name: str | None) -> None:
         self.cert_file = cert_file
         self.key_file = key_file
+        self.https_name = https_name
         self._stamp = _stamp(cert_file, key_file)
+        self.facts = check_served(cert_file, https_name)
         self.context = server_context(cert_file, key_file)
         self.reloads = 0
         self.reload_failures = 0
@@ -80,8 +98,10 @@ class Certificate:
         try:
             # A trial context first: loading into the live one sets the certificate before
             # the key is checked, so a mismatch there would leave handshakes failing.
+            facts = check_served(self.cert_file, self.https_name)
             server_context(self.cert_file, self.key_file)
             _load(self.context, self.cert_file, self.key_file)
+            self.facts = facts
         except CertificateError as error:
             self.reload_failures += 1
             log.error("tls: %s; the certificate in use is kept", error)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine
@@ -102,19 +103,34 @@ class FrontDoor:
                 lambda: Connection(self, timeout), settings.bind_address, port, backlog=1024
             )
             self._servers.append(server)
-        if settings.tls_ports and settings.tls_cert_file and settings.tls_key_file:
-            self.certificate = Certificate(settings.tls_cert_file, settings.tls_key_file)
-            small_tls_buffers()
-            for port in settings.tls_ports:
-                server = await loop.create_server(
-                    lambda: Connection(self, timeout),
-                    settings.bind_address,
-                    port,
-                    backlog=1024,
-                    ssl=self.certificate.context,
-                    ssl_handshake_timeout=timeout,
-                )
-                self._servers.append(server)
+        if settings.tls_cert_file and os.path.exists(settings.tls_cert_file):
+            await self.open_tls()
+        # else the cluster has no certificate yet (ACME): the agent opens them once it has
+
+    async def open_tls(self) -> None:
+        """The HTTPS ports, the first time; after that, the files loaded again if they
+        changed (a renewal: open connections keep the certificate they have)."""
+        settings = self.settings
+        if self.certificate is not None:
+            self.certificate.reload_if_changed()
+            return
+        if not (settings.tls_ports and settings.tls_cert_file and settings.tls_key_file):
+            return
+        self.certificate = Certificate(
+            settings.tls_cert_file, settings.tls_key_file, settings.https_name
+        )
+        small_tls_buffers()
+        loop = asyncio.get_running_loop()
+        for port in settings.tls_ports:
+            server = await loop.create_server(
+                lambda: Connection(self, settings.header_timeout),
+                settings.bind_address,
+                port,
+                backlog=1024,
+                ssl=self.certificate.context,
+                ssl_handshake_timeout=settings.header_timeout,
+            )
+            self._servers.append(server)
 
     async def stop(self) -> None:
         for server in self._servers:

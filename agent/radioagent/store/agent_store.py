@@ -42,6 +42,10 @@ class AgentStore:
             self._executor, functools.partial(function, *arguments, **keywords)
         )
 
+    async def apply(self, action: Callable[[ClusterStore], T]) -> T:
+        """Any other blocking store call, off the event loop (the certificate's orders)."""
+        return await self._run(action, self.store)
+
     async def read_state(self) -> ClusterState:
         """Serializable, from the local member: it must work while that member is cut off
         (the lease keepalive is what proves a quorum still hears us)."""

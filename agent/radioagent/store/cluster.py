@@ -15,13 +15,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from radioagent.acme.http01 import key_authorization_problem
 from radioagent.config import EtcdSettings
 from radioagent.coordination.state import ClusterState, Handover, LeaderRecord
 from radioagent.model import MountSpec, cross_mount_problems, parse_mount
 from radioagent.nowplaying import NowPlaying, now_playing_from_json, with_title
 from radioagent.radios import MountChange
 from radioagent.settings import ClusterSettings, settings_from_json
+from radioagent.store.acme import AcmeRecords
 from radioagent.store.client import Client, EtcdClients
 from radioagent.store.errors import Conflict, NoSuchMount
 from radioagent.store.keys import KeyLayout
@@ -43,7 +43,7 @@ TITLE_WRITE_TRIES = 3  # a title races only with other titles of the same mount
 WatchCallback = Callable[[Client, Any], None]
 
 
-class ClusterStore:
+class ClusterStore(AcmeRecords):
     def __init__(
         self, settings: EtcdSettings, request_timeout: float, *, every_endpoint: bool = False
     ) -> None:
@@ -213,26 +213,6 @@ class ClusterStore:
         self._call(
             f"put {key}", lambda client: client.put(key, status, lease=lease_id), writes=True
         )
-
-    def put_acme_challenge(self, token: str, key_authorization: str, lapse_seconds: int) -> None:
-        """An HTTP-01 challenge for every front door to answer; it lapses by itself after
-        `lapse_seconds` (a lease), should the ordering node die before deleting it.
-        ValidationError for a token or key authorization that cannot be one."""
-        problem = key_authorization_problem(token, key_authorization)
-        if problem is not None:
-            raise ValidationError([f"acme challenge: {problem}"])
-        key = self.layout.acme_challenge(token)
-        lease = self._call("grant lease", lambda client: client.lease(lapse_seconds))
-        self._call(
-            f"put {key}",
-            lambda client: client.put(key, key_authorization, lease=lease.id),
-            writes=True,
-        )
-
-    def delete_acme_challenge(self, token: str) -> bool:
-        """False if there was no such challenge."""
-        key = self.layout.acme_challenge(token)
-        return bool(self._call(f"delete {key}", lambda client: client.delete(key), writes=True))
 
     def finish_handover(self, handover: Handover) -> bool:
         """Delete a handover request that has been served, unless a new one replaced it."""

@@ -41,8 +41,36 @@ class KeyLayout:
         return f"{self.root}titles/"
 
     @property
+    def acme(self) -> str:
+        return f"{self.root}acme/"
+
+    @property
     def acme_challenges(self) -> str:
-        return f"{self.root}acme/http-01/"
+        return f"{self.acme}http-01/"
+
+    @property
+    def acme_txt_challenges(self) -> str:
+        return f"{self.acme}dns-01/"
+
+    @property
+    def acme_account(self) -> str:
+        return f"{self.acme}account"
+
+    @property
+    def acme_claim(self) -> str:
+        return f"{self.acme}ordering"
+
+    @property
+    def acme_failure(self) -> str:
+        return f"{self.acme}failure"
+
+    @property
+    def acme_renewal_request(self) -> str:
+        return f"{self.acme}renew"
+
+    @property
+    def certificate(self) -> str:
+        return f"{self.root}tls/certificate"
 
     @property
     def drains(self) -> str:
@@ -61,6 +89,9 @@ class KeyLayout:
     def acme_challenge(self, token: str) -> str:
         return f"{self.acme_challenges}{token}"
 
+    def acme_txt_challenge(self, token: str) -> str:
+        return f"{self.acme_txt_challenges}{token}"
+
     def drain(self, name: str) -> str:
         return f"{self.drains}{name}"
 
@@ -73,6 +104,6 @@ class KeyLayout:
     def wakes_the_loop(self, key: str) -> bool:
         """Changes the loop must act on at once. Node presence is not one: every agent
         rewrites its own, and waking on those would make agents wake each other forever."""
-        return key in (self.leader, self.config, self.handover) or key.startswith(
-            (self.mounts, self.transcoders, self.drains, self.titles, self.acme_challenges)
+        return key in (self.leader, self.config, self.handover, self.certificate) or key.startswith(
+            (self.mounts, self.transcoders, self.drains, self.titles, self.acme)
         )

@@ -13,6 +13,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from radioagent.acme.http01 import key_authorization_problem
+from radioagent.acme.state import (
+    AcmeAccount,
+    AcmeFailure,
+    AcmeState,
+    StoredCertificate,
+    TxtChallenge,
+    decode_account,
+    decode_certificate,
+    decode_failure,
+    decode_txt_challenge,
+)
 from radioagent.coordination.state import ClusterState, Handover, LeaderRecord
 from radioagent.model import (
     MountSpec,
@@ -80,6 +91,24 @@ class _Decoded:
     transcoders: dict[str, str] = field(default_factory=dict)
     titles: dict[str, NowPlaying] = field(default_factory=dict)
     acme_challenges: dict[str, str] = field(default_factory=dict)
+    certificate: StoredCertificate | None = None
+    certificate_revision: int = 0
+    account: AcmeAccount | None = None
+    ordering: str | None = None
+    failure: AcmeFailure | None = None
+    renewal_requested: int | None = None
+    dns_challenges: dict[str, TxtChallenge] = field(default_factory=dict)
+
+    def acme(self) -> AcmeState:
+        return AcmeState(
+            self.certificate,
+            self.certificate_revision,
+            self.account,
+            self.ordering,
+            self.failure,
+            self.renewal_requested,
+            self.dns_challenges,
+        )
 
 
 def decode_acme_challenge(layout: KeyLayout, entry: KeyValue) -> tuple[str, str]:
@@ -137,9 +166,28 @@ def _decode_entry(layout: KeyLayout, entry: KeyValue, decoded: _Decoded) -> None
         decoded.transcoders[entry.key.removeprefix(layout.transcoders)] = owner
     elif entry.key.startswith(layout.titles):
         decoded.titles[entry.key.removeprefix(layout.titles)] = now_playing_from_json(entry.value)
-    elif entry.key.startswith(layout.acme_challenges):
+    elif entry.key.startswith(layout.acme):
+        _decode_acme_entry(layout, entry, decoded)
+    elif entry.key == layout.certificate:
+        decoded.certificate = decode_certificate(entry.value)
+        decoded.certificate_revision = entry.mod_revision
+
+
+def _decode_acme_entry(layout: KeyLayout, entry: KeyValue, decoded: _Decoded) -> None:
+    if entry.key.startswith(layout.acme_challenges):
         token, key_authorization = decode_acme_challenge(layout, entry)
         decoded.acme_challenges[token] = key_authorization
+    elif entry.key.startswith(layout.acme_txt_challenges):
+        token = entry.key.removeprefix(layout.acme_txt_challenges)
+        decoded.dns_challenges[token] = decode_txt_challenge(entry.value)
+    elif entry.key == layout.acme_account:
+        decoded.account = decode_account(entry.value)
+    elif entry.key == layout.acme_claim:
+        decoded.ordering = decode_name("acme claim", entry.value)
+    elif entry.key == layout.acme_failure:
+        decoded.failure = decode_failure(entry.value)
+    elif entry.key == layout.acme_renewal_request:
+        decoded.renewal_requested = entry.mod_revision
 
 
 def decode_cluster_state(layout: KeyLayout, entries: list[KeyValue], revision: int) -> ClusterState:
@@ -162,6 +210,7 @@ def decode_cluster_state(layout: KeyLayout, entries: list[KeyValue], revision: i
         decoded.transcoders,
         decoded.titles,
         decoded.acme_challenges,
+        decoded.acme(),
     )
 
 

@@ -4,7 +4,7 @@ loopback: a whole cluster on one machine."""
 from __future__ import annotations
 
 import http.client
-import sys
+import os
 import time
 import uuid
 from collections import Counter
@@ -32,7 +32,10 @@ from .ports import LOOPBACK, free_port, free_ports
 from .processes import ManagedProcess, ServiceDirectory
 from .waiting import StopWaiting, wait_for
 
-AGENT_SCRIPT = str(Path(sys.executable).parent / "radio-agent")
+# The agent runs on Debian's Python and packages, as on a node: the dev virtualenv's own
+# cryptography (ansible-lint needs a newer one) breaks Debian's python3-acme.
+AGENT_COMMAND = ("/usr/bin/python3", "-m", "radioagent.daemon")
+AGENT_ENVIRONMENT = {**os.environ, "PYTHONPATH": str(REPO_DIR / "agent")}
 # Short, to keep failover tests short; loop_wait + 2 * retry_timeout <= ttl.
 TEST_TIMING = {"ttl": 4, "loop_wait": 1, "retry_timeout": 1.5}
 FRONT_DOOR_HEADER_TIMEOUT = 2.0
@@ -63,6 +66,8 @@ class AgentNode:
         listen_address: str = LOOPBACK,
         dns: dict[str, Any] | None = None,
         https: dict[str, Any] | None = None,
+        front_door_ports: list[int] | None = None,
+        acme: dict[str, Any] | None = None,
     ) -> None:
         """`listen_address`: the front door's own loopback address (127.0.0.x), also its
         public address, so that the nodes are told apart (DNS answers); `dns`: the
@@ -72,7 +77,7 @@ class AgentNode:
         self.listen_address = listen_address
         self.etcd_member = etcd_members[0]  # its local member; the others are fallbacks
         self.directory = ServiceDirectory(f"agent-{name}")
-        self.front_door_ports = free_ports(2)
+        self.front_door_ports = front_door_ports or free_ports(2)
         self.config = {
             "node": {"name": name, "address": LOOPBACK},
             "etcd": {
@@ -98,6 +103,7 @@ class AgentNode:
                 **(https or {}),
             },
             **({"dns": dns} if dns is not None else {}),
+            **({"acme": acme} if acme is not None else {}),
             "limits": dict(limits or {}),
             "transcoding": {
                 "user": "liquidsoap",
@@ -118,11 +124,16 @@ class AgentNode:
         self.config_path.write_text(yaml.safe_dump(self.config))
 
     def start(self) -> None:
+        door = self.config["front_door"]
+        if "acme" in self.config and isinstance(door, dict):  # the cluster's, kept here
+            door["tls_cert_file"] = str(self.directory.path / "tls" / "fullchain.pem")
+            door["tls_key_file"] = str(self.directory.path / "tls" / "key.pem")
         self.write_config()
         self.process = ManagedProcess(
             f"radio-agent {self.name}",
-            [AGENT_SCRIPT, "--config", str(self.config_path), "--log-level", "DEBUG"],
+            [*AGENT_COMMAND, "--config", str(self.config_path), "--log-level", "DEBUG"],
             self.directory.path / "agent.log",
+            env=AGENT_ENVIRONMENT,
         )
         self.process.start()
 
@@ -316,17 +327,23 @@ class RadioCluster:
         *,
         zone: str | None = None,
         certificate: ZoneCertificate | None = None,
+        acme: dict[str, Any] | None = None,
     ) -> None:
-        """With `zone`, node N's front door is on 127.0.0.N and every node answers the zone
-        on its own DNS port (`AgentNode.dns_port`), all of them named as nameservers; with
-        `certificate` too (one for the zone and *.zone), node N also serves HTTPS on its
-        own `tls_port` as nodeN.<zone>."""
+        """With `zone`, node N is at 127.0.0.N, as on real machines: its front door and its
+        DNS on ports that every node shares, all of them named as nameservers; with
+        `certificate` too (one for the zone and *.zone), node N also serves HTTPS as
+        nodeN.<zone>; with `acme` instead (the config's acme section), the cluster orders
+        its own certificate."""
         self.etcd = etcd
         self.prefix = f"/radio-test-{uuid.uuid4().hex[:8]}"
         self.layout = KeyLayout(self.prefix)
         members = etcd.members
         addresses = [f"127.0.0.{index + 1}" if zone else LOOPBACK for index in range(len(icecasts))]
-        dns_ports = free_ports(len(icecasts)) if zone else []
+        # A zone's nodes share port numbers, each on its own address: the CA (and DNS
+        # clients) reach every node the same way, by name.
+        http_ports, dns_port, https_port = (
+            (free_ports(2), free_port(), free_port()) if zone else (None, 0, 0)
+        )
         nameservers = {f"node{index + 1}": address for index, address in enumerate(addresses)}
         self.nodes = [
             AgentNode(
@@ -341,20 +358,22 @@ class RadioCluster:
                 listen_address=addresses[index],
                 dns={
                     "zone": zone,
-                    "port": dns_ports[index],
-                    "bind_address": LOOPBACK,
+                    "port": dns_port,
+                    "bind_address": addresses[index],
                     "nameservers": nameservers,
                 }
                 if zone
                 else None,
                 https=None
-                if zone is None or certificate is None
+                if zone is None or (certificate is None and acme is None)
                 else {
-                    "tls_ports": [free_port()],
-                    "tls_cert_file": str(certificate.cert),
-                    "tls_key_file": str(certificate.key),
+                    "tls_ports": [https_port],
+                    "tls_cert_file": str(certificate.cert) if certificate else "",
+                    "tls_key_file": str(certificate.key) if certificate else "",
                     "https_name": f"node{index + 1}.{zone}",
                 },
+                front_door_ports=http_ports,
+                acme=acme,
             )
             for index, icecast in enumerate(icecasts)
         ]

@@ -15,6 +15,7 @@ from tests.harness.etcd import EtcdCluster
 from tests.harness.icecast import IcecastServer, IcecastSettings
 from tests.harness.liquidsoap import LiquidsoapTone
 from tests.harness.media import AudioSample, make_mp3, make_ogg_vorbis
+from tests.harness.pebble import Pebble
 from tests.harness.pki import ZoneCertificate, make_zone_certificate
 from tests.harness.processes import ServiceDirectory
 
@@ -218,3 +219,29 @@ def live_mount(radio_cluster: RadioCluster) -> str:
     """/live.mp3 with source password PASSWORD, served on every node."""
     radio_cluster.create_served_mount({"name": "live.mp3", "source_password": PASSWORD})
     return "live.mp3"
+
+
+@pytest.fixture(params=["dns-01", "http-01"])
+def acme_cluster(
+    request: pytest.FixtureRequest,
+    etcd_cluster: EtcdCluster,
+    icecast_factory: Callable[..., IcecastServer],
+    holding_cache_dir: Path,
+) -> Iterator[tuple[RadioCluster, Pebble]]:
+    """Three agents of ZONE that order their certificate from pebble, by the challenge the
+    parameter names; pebble resolves names with node1's DNS."""
+    acme: dict[str, Any] = {"challenge": request.param, "retry_seconds": 5}
+    icecasts = [icecast_factory(icecast_settings_for_agents()) for _ in range(3)]
+    cluster = RadioCluster(
+        etcd_cluster, icecasts, holding_cache_dir=holding_cache_dir, zone=ZONE, acme=acme
+    )
+    node1 = cluster.nodes[0]
+    pebble = Pebble(f"{node1.listen_address}:{node1.dns_port}", node1.front_door_port)
+    try:
+        pebble.start()
+        acme.update(directory_url=pebble.directory_url, ca_file=str(pebble.ca_file))
+        cluster.start()
+        yield cluster, pebble
+    finally:
+        cluster.stop()
+        pebble.stop()

@@ -12,7 +12,7 @@ import yaml
 
 from radioagent.store.errors import Conflict
 from radioagent.validation import ValidationError
-from tests.harness.agents import AGENT_SCRIPT, AgentNode, RadioCluster
+from tests.harness.agents import AGENT_COMMAND, AGENT_ENVIRONMENT, AgentNode, RadioCluster
 from tests.harness.clients import listen
 
 pytestmark = pytest.mark.integration
@@ -20,7 +20,12 @@ pytestmark = pytest.mark.integration
 
 def run_agent(*arguments: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [AGENT_SCRIPT, *arguments], capture_output=True, text=True, timeout=30, check=False
+        [*AGENT_COMMAND, *arguments],
+        env=AGENT_ENVIRONMENT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
     )
 
 

@@ -14,7 +14,6 @@ import dns.rcode
 import pytest
 
 from tests.harness.agents import TEST_TIMING, AgentNode, RadioCluster
-from tests.harness.ports import LOOPBACK
 from tests.harness.waiting import wait_for
 from tests.integration.conftest import ZONE
 
@@ -25,7 +24,7 @@ NODE_ADDRESSES = ["127.0.0.1", "127.0.0.2", "127.0.0.3"]
 
 def dig(node: AgentNode, *query: str) -> str:
     result = subprocess.run(
-        ["dig", f"@{LOOPBACK}", "-p", str(node.dns_port), "+time=2", "+tries=1", *query],
+        ["dig", f"@{node.listen_address}", "-p", str(node.dns_port), "+time=2", "+tries=1", *query],
         capture_output=True,
         text=True,
         timeout=10,
@@ -71,7 +70,7 @@ def test_dnspython_gets_the_same_answers_over_udp_and_tcp(zone_cluster: RadioClu
     wait_answer(node, NODE_ADDRESSES, timeout=10)
     query = dns.message.make_query(f"node3.{ZONE}", "A")
     for ask in (dns.query.udp, dns.query.tcp):
-        reply = ask(query, LOOPBACK, timeout=3, port=node.dns_port)
+        reply = ask(query, node.listen_address, timeout=3, port=node.dns_port)
         assert reply.rcode() == dns.rcode.NOERROR
         assert [item.address for rrset in reply.answer for item in rrset] == ["127.0.0.3"]
 
@@ -105,12 +104,12 @@ def test_outside_the_zone_is_refused_and_broken_packets_change_nothing(
             packet = bytearray(base if count % 2 else rng.randbytes(rng.randrange(1, 600)))
             for _ in range(rng.randrange(1, 5)):
                 packet[rng.randrange(len(packet))] = rng.randrange(256)
-            udp.sendto(bytes(packet), (LOOPBACK, node.dns_port))
-        udp.sendto(rng.randbytes(4000), (LOOPBACK, node.dns_port))  # over 512: not read
-    with socket.create_connection((LOOPBACK, node.dns_port), timeout=3) as tcp:
+            udp.sendto(bytes(packet), (node.listen_address, node.dns_port))
+        udp.sendto(rng.randbytes(4000), (node.listen_address, node.dns_port))  # over 512: not read
+    with socket.create_connection((node.listen_address, node.dns_port), timeout=3) as tcp:
         tcp.sendall(struct.pack("!H", 65535) + b"\0" * 10)  # longer than any query
         assert tcp.recv(1) == b""  # closed by the agent, nothing answered
-    with socket.create_connection((LOOPBACK, node.dns_port), timeout=3) as tcp:
+    with socket.create_connection((node.listen_address, node.dns_port), timeout=3) as tcp:
         tcp.sendall(b"\x00")  # cut short: the agent waits for the rest, then gives up
     assert node.is_running()
     assert sorted(short(node, ZONE)) == NODE_ADDRESSES

@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from radioagent.frontdoor.certificate import Certificate
-from tests.harness.agents import AGENT_SCRIPT, AgentNode, RadioCluster
+from tests.harness.agents import AGENT_COMMAND, AGENT_ENVIRONMENT, AgentNode, RadioCluster
 from tests.harness.audio import analyse_mp3
 from tests.harness.clients import Https, SourceClient, StreamRecorder, is_slice_of, listen
 from tests.harness.media import AudioSample
@@ -187,7 +187,8 @@ def test_a_key_that_is_not_the_certificates_is_refused_with_a_clear_error(
     path.write_text(yaml.safe_dump(config))
     for extra in (["--check-config"], []):
         result = subprocess.run(
-            [AGENT_SCRIPT, "--config", str(path), *extra],
+            [*AGENT_COMMAND, "--config", str(path), *extra],
+            env=AGENT_ENVIRONMENT,
             capture_output=True,
             text=True,
             timeout=30,
@@ -226,7 +227,7 @@ def test_a_renewal_half_written_keeps_the_certificate_in_use(
 ) -> None:
     """A new certificate beside the old key (a renewal that wrote the certificate first,
     or a wrong key): the reload is refused and handshakes go on with the old pair."""
-    in_use = Certificate(str(certificate.cert), str(certificate.key))
+    in_use = Certificate(str(certificate.cert), str(certificate.key), f"node1.{ZONE}")
     client = ssl.create_default_context(cafile=str(certificate.ca))
     before = handshake_serial(in_use.context, client, f"node1.{ZONE}")
     renewed = make_zone_certificate(certificate.cert.parent, ZONE, name="half")

@@ -1,0 +1,285 @@
+"""Every node with ACME set keeps the cluster's certificate: it installs the one in etcd
+into its front door's files, and, when a certificate is due (renewal.py) and this node wins
+the claim, it orders one. The order's steps are blocking (python3-acme) and run in worker
+threads; the loop that keeps the lease never waits for a CA."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import aiohttp
+
+from radioagent.acme.renewal import should_order, wanted_names
+from radioagent.acme.state import AcmeFailure, StoredCertificate, TxtChallenge
+from radioagent.certfacts import CertificateProblem, read_facts, serving_problems
+from radioagent.config import AgentConfig
+from radioagent.coordination.state import ClusterState
+
+if TYPE_CHECKING:
+    from radioagent.acme.order import AcmeSession, Challenge, PlacedOrder
+    from radioagent.store.agent_store import AgentStore
+
+log = logging.getLogger(__name__)
+PUBLISHED_WAIT_SECONDS = 30.0  # for every node to serve a challenge before the CA asks
+PUBLISHED_POLL_SECONDS = 0.5
+CHALLENGE_LAPSE_MARGIN = 60  # seconds a challenge outlives the validation timeout
+
+
+class CertificateKeeper:
+    def __init__(self, config: AgentConfig, store: AgentStore) -> None:
+        door = config.front_door
+        if not (config.acme.directory_url and door.tls_cert_file and door.tls_key_file):
+            raise ValueError("ACME needs acme.directory_url and the front door's TLS files")
+        self.acme = config.acme
+        self.dns = config.dns
+        self.https_name = door.https_name
+        self.cert_file, self.key_file = Path(door.tls_cert_file), Path(door.tls_key_file)
+        self.node_name = config.node_name
+        self.public_address = door.public_address or config.node_address
+        self.store = store
+        self.cluster_name = config.acme.name or config.dns.zone or ""
+        self.orders: Counter[str] = Counter()  # result -> count, for /metrics
+        self.installed: StoredCertificate | None = None
+        self._refused: StoredCertificate | None = None  # logged once, not every loop
+        self._order: asyncio.Task[None] | None = None
+
+    # --- installing the cluster's certificate --------------------------------------------
+
+    def install(self, state: ClusterState, now: float) -> bool:
+        """Write the cluster's certificate to the front door's files if it is new and may
+        be served; whether it was written."""
+        certificate = state.acme.certificate
+        if certificate is None or certificate in (self.installed, self._refused):
+            return False
+        try:
+            problems = serving_problems(
+                read_facts(certificate.chain_pem.encode()), self.https_name, now
+            )
+        except CertificateProblem as error:
+            problems = [str(error)]
+        if problems:
+            self._refused = certificate
+            log.error(
+                "tls: the cluster's certificate (ordered by %s) is not served: %s",
+                certificate.ordered_by,
+                "; ".join(problems),
+            )
+            return False
+        _write_private(self.key_file, certificate.key_pem)
+        _write_private(self.cert_file, certificate.chain_pem)
+        self.installed = certificate
+        log.info(
+            "tls: installed the cluster's certificate for %s, valid until %s",
+            ", ".join(certificate.names),
+            time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(certificate.not_after)),
+        )
+        return True
+
+    # --- ordering ------------------------------------------------------------------------
+
+    def wanted(self, state: ClusterState) -> tuple[str, ...]:
+        https_names = [s.https_name for s in state.nodes.values() if s.https_name]
+        return wanted_names(self.cluster_name, self.acme.challenge, https_names)
+
+    def consider(self, state: ClusterState, lease_id: int | None, now: float) -> None:
+        """Start an order if one is due and none runs here; it runs on by itself."""
+        if lease_id is None or (self._order is not None and not self._order.done()):
+            return
+        wanted = self.wanted(state)
+        reason = should_order(state.acme, wanted, now, self.acme.retry_seconds)
+        if reason is None:
+            return
+        self._order = asyncio.create_task(
+            self._claim_and_order(state, wanted, reason, lease_id), name="certificate order"
+        )
+
+    async def stop(self) -> None:
+        if self._order is not None:
+            self._order.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._order
+
+    async def _claim_and_order(
+        self, state: ClusterState, names: tuple[str, ...], reason: str, lease_id: int
+    ) -> None:
+        name = self.node_name
+        if not await self.store.apply(lambda s: s.claim_certificate_order(name, lease_id)):
+            return  # another node orders
+        log.info("acme: ordering a certificate for %s: %s", ", ".join(names), reason)
+        try:
+            await self._order_certificate(state, names)
+        except Exception as error:  # a CA's refusal, the network, etcd: all end the same way
+            self.orders["failed"] += 1
+            log.error("acme: the order failed: %s", error)
+            failure = AcmeFailure(time.time(), name, str(error)[:2000])
+            with contextlib.suppress(Exception):
+                await self.store.apply(lambda s: s.put_acme_failure(failure))
+        finally:
+            with contextlib.suppress(Exception):
+                await self.store.apply(lambda s: s.release_certificate_order(name))
+
+    async def _order_certificate(self, state: ClusterState, names: tuple[str, ...]) -> None:
+        from radioagent.acme.order import AcmeSession  # noqa: PLC0415 - ACME nodes only
+
+        acme = self.acme
+        session: AcmeSession = await asyncio.to_thread(
+            AcmeSession,
+            acme.directory_url or "",
+            state.acme.account,
+            email=acme.email,
+            ca_file=acme.ca_file,
+            timeout=30,
+        )
+        if session.account != state.acme.account:
+            account = session.account
+            await self.store.apply(lambda s: s.put_acme_account(account))
+        placed: PlacedOrder = await asyncio.to_thread(session.place, names, acme.challenge)
+        try:
+            for challenge in placed.challenges:
+                await self._publish(challenge)
+            await self._wait_published(placed.challenges, state)
+            for challenge in placed.challenges:
+                await asyncio.to_thread(session.answer, challenge)
+            chain = await asyncio.to_thread(session.finish, placed, acme.validation_timeout)
+        finally:
+            for challenge in placed.challenges:
+                with contextlib.suppress(Exception):
+                    await self._withdraw(challenge)
+        facts = read_facts(chain.encode())
+        certificate = StoredCertificate(
+            chain,
+            placed.key_pem,
+            facts.names,
+            facts.not_before,
+            facts.not_after,
+            self.node_name,
+            time.time(),
+        )
+        revision, request = state.acme.certificate_revision, state.acme.renewal_requested
+        if await self.store.apply(lambda s: s.put_certificate(certificate, revision, request)):
+            self.orders["issued"] += 1
+            log.info("acme: certificate issued for %s by %s", ", ".join(names), facts.issuer)
+        else:
+            log.warning("acme: another node stored a certificate meanwhile; this one dropped")
+
+    async def _publish(self, challenge: Challenge) -> None:
+        lapse = int(self.acme.validation_timeout) + CHALLENGE_LAPSE_MARGIN
+        token = challenge.token
+        if challenge.kind == "dns-01":
+            txt = TxtChallenge(challenge.publish_name, challenge.publish_value)
+            await self.store.apply(lambda s: s.put_txt_challenge(token, txt, lapse))
+        else:
+            value = challenge.publish_value
+            await self.store.apply(lambda s: s.put_acme_challenge(token, value, lapse))
+
+    async def _withdraw(self, challenge: Challenge) -> None:
+        token = challenge.token
+        if challenge.kind == "dns-01":
+            await self.store.apply(lambda s: s.delete_txt_challenge(token))
+        else:
+            await self.store.apply(lambda s: s.delete_acme_challenge(token))
+
+    # --- waiting until every node serves the challenges ------------------------------------
+
+    async def _wait_published(self, challenges: tuple[Challenge, ...], state: ClusterState) -> None:
+        """Until every node that may be asked serves every challenge (bounded): the CA asks
+        any nameserver, or any node the name points to. Not confirmed in time is logged and
+        the order goes on: the CA is the judge."""
+        if not challenges:
+            return
+        checks = (
+            self._dns_checks(challenges)
+            if challenges[0].kind == "dns-01"
+            else self._http_checks(challenges, state)
+        )
+        deadline = time.monotonic() + PUBLISHED_WAIT_SECONDS
+        pending = dict(checks)
+        async with aiohttp.ClientSession() as http:
+            while pending and time.monotonic() < deadline:
+                for where, check in list(pending.items()):
+                    with contextlib.suppress(Exception):
+                        if await check(http):
+                            del pending[where]
+                if pending:
+                    await asyncio.sleep(PUBLISHED_POLL_SECONDS)
+        if pending:
+            log.warning("acme: not confirmed served by %s; asking the CA anyway", sorted(pending))
+
+    def _dns_checks(
+        self, challenges: tuple[Challenge, ...]
+    ) -> dict[str, Callable[[aiohttp.ClientSession], Awaitable[bool]]]:
+        wanted: dict[str, set[str]] = {}
+        for challenge in challenges:
+            wanted.setdefault(challenge.publish_name, set()).add(challenge.publish_value)
+        nameservers = dict(self.dns.nameservers or [(self.node_name, self.public_address)])
+        port = self.dns.port
+
+        def check(address: str) -> Callable[[aiohttp.ClientSession], Awaitable[bool]]:
+            async def served(_: aiohttp.ClientSession) -> bool:
+                return await asyncio.to_thread(_txt_served, address, port, wanted)
+
+            return served
+
+        return {f"nameserver {address}": check(address) for address in nameservers.values()}
+
+    def _http_checks(
+        self, challenges: tuple[Challenge, ...], state: ClusterState
+    ) -> dict[str, Callable[[aiohttp.ClientSession], Awaitable[bool]]]:
+        def check(url: str, expected: str) -> Callable[[aiohttp.ClientSession], Awaitable[bool]]:
+            async def served(http: aiohttp.ClientSession) -> bool:
+                timeout = aiohttp.ClientTimeout(total=2)
+                async with http.get(url, timeout=timeout) as response:
+                    return response.status == 200 and await response.text() == expected
+
+            return served
+
+        checks = {}
+        for status in state.nodes.values():
+            if not status.front_door_ports:
+                continue
+            base = f"http://{_host(status.listener_address)}:{status.front_door_ports[0]}"
+            for challenge in challenges:
+                url = f"{base}/.well-known/acme-challenge/{challenge.token}"
+                checks[url] = check(url, challenge.publish_value)
+        return checks
+
+
+def _host(address: str) -> str:
+    return f"[{address}]" if ":" in address else address
+
+
+def _txt_served(address: str, port: int, wanted: dict[str, set[str]]) -> bool:
+    from dnslib import QTYPE, DNSRecord  # noqa: PLC0415 - nodes with DNS-01 have it
+
+    for name, values in wanted.items():
+        reply = DNSRecord.parse(DNSRecord.question(name, "TXT").send(address, port, timeout=1))
+        served = {
+            b"".join(record.rdata.data).decode() for record in reply.rr if record.rtype == QTYPE.TXT
+        }
+        if not values <= served:
+            return False
+    return True
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Readable by the agent alone, and replaced whole: the front door never loads half a
+    file."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(descriptor, "w") as file:
+            file.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise

@@ -1,0 +1,154 @@
+"""One certificate order at an ACME CA (RFC 8555), through Debian's python3-acme (certbot's
+library): blocking calls on `requests`, so the agent runs each step in a worker thread.
+
+The account key is kept in etcd, so any node renews under the one account (CAs rate-limit
+new accounts); the certificate's key is new at every order (ECDSA P-256: smaller and
+quicker to handshake than RSA, and every current client takes it).
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import josepy
+from acme import challenges, client, crypto_util, errors, messages
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+from radioagent.acme.state import AcmeAccount
+
+USER_AGENT = "radio-agent"
+# python3-acme logs whole requests and replies at DEBUG; nothing secret is in them (the
+# CSR carries no key), but they drown the agent's own log.
+logging.getLogger("acme").setLevel(logging.INFO)
+
+
+class AcmeOrderError(Exception):
+    """The order failed; the message says where and the CA's reason."""
+
+
+@dataclass(frozen=True)
+class Challenge:
+    """One challenge to answer, with what the cluster must publish for it."""
+
+    kind: str  # dns-01 or http-01
+    identifier: str  # the name it proves
+    token: str  # base64url, the CA's
+    publish_name: str  # dns-01: the TXT record's name; http-01: the identifier
+    publish_value: str  # dns-01: the TXT value; http-01: the key authorization
+    body: messages.ChallengeBody
+    response: challenges.ChallengeResponse
+
+
+@dataclass(frozen=True)
+class PlacedOrder:
+    resource: messages.OrderResource
+    key_pem: str  # the new certificate's key (PKCS#8 PEM)
+    challenges: tuple[Challenge, ...]  # empty when the CA still trusts earlier proofs
+
+
+def _failure(step: str, error: Exception) -> AcmeOrderError:
+    if isinstance(error, errors.ValidationError):
+        reasons = [
+            f"{authorization.body.identifier.value}: {challenge.error.detail or challenge.error}"
+            for authorization in error.failed_authzrs
+            for challenge in authorization.body.challenges
+            if challenge.error is not None
+        ]
+        return AcmeOrderError(f"{step}: the CA could not validate {'; '.join(reasons)}")
+    return AcmeOrderError(f"{step}: {type(error).__name__}: {error}")
+
+
+class AcmeSession:
+    """A connection to one CA under one account (registered on first use)."""
+
+    def __init__(
+        self,
+        directory_url: str,
+        account: AcmeAccount | None,
+        *,
+        email: str | None,
+        ca_file: str | None,
+        timeout: float,
+    ) -> None:
+        """`account`: the cluster's, reused if it belongs to this CA. `ca_file`: the CA
+        bundle that signs the ACME server's own HTTPS (a private CA); None: the system's."""
+        try:
+            if account is not None and account.directory_url == directory_url:
+                key = josepy.JWK.json_loads(account.key_json)
+            else:
+                account = None
+                key = josepy.JWKRSA(key=rsa.generate_private_key(65537, 2048))
+            network = client.ClientNetwork(
+                key,
+                user_agent=USER_AGENT,
+                verify_ssl=ca_file or True,  # type: ignore[arg-type]  # requests takes a path
+                timeout=int(timeout),
+            )
+            self.client = client.ClientV2(
+                client.ClientV2.get_directory(directory_url, network), network
+            )
+            if account is not None:
+                network.account = messages.RegistrationResource(
+                    uri=account.uri, body=messages.Registration()
+                )
+            else:
+                registration = self.client.new_account(
+                    messages.NewRegistration.from_data(email=email, terms_of_service_agreed=True)
+                )
+                account = AcmeAccount(directory_url, registration.uri, key.json_dumps())
+        except Exception as error:  # requests, josepy and acme each raise their own
+            raise _failure(f"account at {directory_url}", error) from error
+        self.account = account
+        self.key = key
+
+    def place(self, names: tuple[str, ...], kind: str) -> PlacedOrder:
+        key = ec.generate_private_key(ec.SECP256R1())
+        key_pem = key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        try:
+            resource = self.client.new_order(crypto_util.make_csr(key_pem, list(names)))
+            found = [
+                self._challenge(authorization, kind)
+                for authorization in resource.authorizations
+                if authorization.body.status != messages.STATUS_VALID
+            ]
+        except Exception as error:
+            raise _failure(f"order for {', '.join(names)}", error) from error
+        return PlacedOrder(resource, key_pem.decode(), tuple(found))
+
+    def _challenge(self, authorization: messages.AuthorizationResource, kind: str) -> Challenge:
+        identifier = authorization.body.identifier.value
+        for body in authorization.body.challenges:
+            if body.chall.typ != kind:
+                continue
+            response, validation = body.response_and_validation(self.key)
+            token = body.chall.encode("token")
+            if isinstance(body.chall, challenges.DNS01):
+                name = body.chall.validation_domain_name(identifier)
+                return Challenge(kind, identifier, token, name.lower(), validation, body, response)
+            return Challenge(kind, identifier, token, identifier, validation, body, response)
+        offered = ", ".join(body.chall.typ for body in authorization.body.challenges)
+        raise AcmeOrderError(f"the CA offers {offered} for {identifier}, not {kind}")
+
+    def answer(self, challenge: Challenge) -> None:
+        """Tell the CA to validate now (what it asks must already be published)."""
+        try:
+            self.client.answer_challenge(challenge.body, challenge.response)
+        except Exception as error:
+            raise _failure(f"answer for {challenge.identifier}", error) from error
+
+    def finish(self, order: PlacedOrder, timeout: float) -> str:
+        """Wait for the CA's validations, then finalize; the PEM chain."""
+        deadline = datetime.datetime.now() + datetime.timedelta(seconds=timeout)
+        try:
+            finished: Any = self.client.poll_and_finalize(order.resource, deadline)
+        except Exception as error:
+            raise _failure("validation and issuance", error) from error
+        return str(finished.fullchain_pem)
