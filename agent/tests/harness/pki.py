@@ -4,9 +4,15 @@ a node), plus a client certificate from another CA that etcd must refuse."""
 
 from __future__ import annotations
 
+import datetime
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 
 @dataclass(frozen=True)
@@ -90,3 +96,33 @@ def make_zone_certificate(directory: Path, zone: str, *, name: str = "zone") -> 
     for path in (ca_cert, cert, key):
         path.chmod(0o644)
     return ZoneCertificate(ca_cert, cert, key)
+
+
+def make_dated_certificate(
+    directory: Path, name: str, names: list[str], not_before: float, not_after: float
+) -> tuple[Path, Path]:
+    """A self-signed certificate for `names` valid between two Unix times (openssl's
+    command cannot date one in the past): the expired and foreign ones the agent refuses."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(datetime.datetime.fromtimestamp(not_before, datetime.UTC))
+        .not_valid_after(datetime.datetime.fromtimestamp(not_after, datetime.UTC))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), False)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / f"{name}.crt", directory / f"{name}.key"
+    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path

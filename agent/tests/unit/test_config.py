@@ -276,3 +276,35 @@ def test_the_event_loop_is_asyncio_unless_uvloop_is_named() -> None:
     assert problems_of({**valid_raw(), "event_loop": "trio"}) == [
         "event_loop: 'trio' is not one of ('asyncio', 'uvloop')"
     ]
+
+
+def test_acme_needs_https_ports_and_a_name_and_dns01_needs_the_zone() -> None:
+    raw = valid_raw()
+    raw["acme"] = {"directory_url": "https://acme.example/directory"}
+    assert problems_of(raw) == [
+        "acme.directory_url: give front_door.tls_ports, tls_cert_file, tls_key_file",
+        "acme.name: missing (or give dns.zone, the default)",
+        "acme.challenge: dns-01 needs dns.zone (this node answers the challenge)",
+    ]
+    raw["front_door"] = {
+        "tls_ports": [443],
+        "tls_cert_file": "/var/lib/radio-agent/tls/fullchain.pem",
+        "tls_key_file": "/var/lib/radio-agent/tls/key.pem",
+        "https_name": "node1.stream.example.org",
+    }
+    raw["dns"] = {"zone": "stream.example.org"}
+    raw["acme"]["name"] = "radio.example.net"
+    assert problems_of(raw) == [
+        "acme.name: radio.example.net is outside dns.zone stream.example.org"
+    ]
+    raw["acme"] = {"directory_url": "http://acme.example/directory", "challenge": "tls-alpn-01"}
+    assert problems_of(raw) == [
+        "acme.directory_url: 'http://acme.example/directory' is not valid "
+        "(expected an https:// URL)",
+        "acme.challenge: 'tls-alpn-01' is not one of dns-01, http-01",
+    ]
+    raw["acme"] = {"directory_url": "https://acme.example/directory", "challenge": "http-01"}
+    del raw["dns"]
+    raw["acme"]["name"] = "radio.example.net"
+    acme = parse_config(raw).acme
+    assert (acme.challenge, acme.name, acme.retry_seconds) == ("http-01", "radio.example.net", 900)

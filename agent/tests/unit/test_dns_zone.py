@@ -3,8 +3,11 @@ REFUSED outside the zone."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
+from radioagent.acme.state import AcmeState, TxtChallenge
 from radioagent.coordination.state import ClusterState
 from radioagent.dns.zone import Rcode, Soa, ZoneView, answer, zone_view
 from radioagent.settings import ClusterSettings
@@ -123,3 +126,26 @@ def test_a_nameservers_name_keeps_the_inventory_address_of_the_glue() -> None:
     state = cluster(node1={"address": "10.0.0.1", "public_address": "198.51.100.1"})
     assert addresses(f"node1.{ZONE}", "A", state) == ["192.0.2.1"]
     assert addresses(ZONE, "A", state) == ["198.51.100.1"]  # listeners go where it says
+
+
+def test_an_acme_dns01_challenge_is_answered_as_txt_while_it_is_in_etcd() -> None:
+    challenge_name = f"_acme-challenge.{ZONE}"
+    state = dataclasses.replace(
+        cluster(node1={"address": "192.0.2.1"}),
+        acme=AcmeState(
+            dns_challenges={
+                "token-b": TxtChallenge(challenge_name, "digest-for-the-wildcard"),
+                "token-a": TxtChallenge(challenge_name, "digest-for-the-zone"),
+            }
+        ),
+    )
+    decided = answer(view_of(state), challenge_name, "TXT")
+    assert decided.rcode is Rcode.NOERROR
+    assert [(r.rtype, r.ttl, r.value) for r in decided.answers] == [
+        ("TXT", 0, "digest-for-the-wildcard"),
+        ("TXT", 0, "digest-for-the-zone"),
+    ]
+    other_type = answer(view_of(state), challenge_name, "A")
+    assert (other_type.rcode, other_type.answers) == (Rcode.NOERROR, ())
+    gone = answer(view_of(cluster(node1={"address": "192.0.2.1"})), challenge_name, "TXT")
+    assert gone.rcode is Rcode.NXDOMAIN

@@ -6,6 +6,14 @@ import json
 
 import pytest
 
+from radioagent.acme.state import (
+    AcmeAccount,
+    StoredCertificate,
+    TxtChallenge,
+    encode_account,
+    encode_certificate,
+    encode_txt_challenge,
+)
 from radioagent.coordination.state import Handover
 from radioagent.store.keys import KeyLayout
 from radioagent.store.records import (
@@ -108,3 +116,38 @@ def test_a_leader_name_that_is_not_utf8_still_fences_but_is_named() -> None:
     assert state.leader is not None
     assert (state.leader.epoch, state.leader.lease) == (12, 77)
     assert state.problems == (f"{LAYOUT.leader}: leader name is not UTF-8",)
+
+
+def test_the_certificate_and_its_orders_decode_and_keys_never_show() -> None:
+    stored = StoredCertificate("CHAIN", "SECRET-KEY", ("a.example",), 1.0, 2.0, "node2", 1.5)
+    account = AcmeAccount("https://ca.example/dir", "https://ca.example/acct/1", "SECRET-JWK")
+    txt = TxtChallenge("_acme-challenge.a.example", "digest")
+    entries = [
+        KeyValue(LAYOUT.certificate, encode_certificate(stored).encode(), 3, 30, 0),
+        KeyValue(LAYOUT.acme_account, encode_account(account).encode(), 4, 4, 0),
+        KeyValue(LAYOUT.acme_claim, b"node3", 5, 5, 99),
+        KeyValue(LAYOUT.acme_renewal_request, b'{"at": 1}', 6, 6, 0),
+        KeyValue(LAYOUT.acme_txt_challenge("tok"), encode_txt_challenge(txt).encode(), 7, 7, 98),
+        KeyValue(LAYOUT.acme_txt_challenge("bad"), b'{"name": "a.example", "value": "x"}', 8, 8, 0),
+    ]
+    state = decode_cluster_state(LAYOUT, entries, 9)
+    acme = state.acme
+    assert (acme.certificate, acme.certificate_revision) == (stored, 30)
+    assert (acme.account, acme.ordering, acme.renewal_requested) == (account, "node3", 6)
+    assert acme.dns_challenges == {"tok": txt}
+    assert acme.txt_records() == {"_acme-challenge.a.example": ("digest",)}
+    assert state.problems == (
+        f"{LAYOUT.acme_txt_challenge('bad')}: skipped, "
+        "dns-01 challenge: not an _acme-challenge TXT record",
+    )
+    assert "SECRET" not in repr(state)
+    assert LAYOUT.wakes_the_loop(LAYOUT.certificate)
+    assert LAYOUT.wakes_the_loop(LAYOUT.acme_claim)
+
+
+@pytest.mark.parametrize("value", [b"[]", b"{", b'{"chain_pem": "x"}', b"\xff"])
+def test_a_malformed_certificate_record_is_skipped_and_named(value: bytes) -> None:
+    state = decode_cluster_state(LAYOUT, [KeyValue(LAYOUT.certificate, value, 3, 3, 0)], 9)
+    assert state.acme.certificate is None
+    (problem,) = state.problems
+    assert problem.startswith(f"{LAYOUT.certificate}: skipped, certificate")
