@@ -144,7 +144,6 @@ class Agent:
             icecast_port=config.icecast.port,
             public_address=config.front_door.public_address,
             front_door_ports=config.front_door.ports,
-            tls_ports=config.front_door.tls_ports,
             https_name=config.front_door.https_name,
         )
         self.health = AgentHealth()
@@ -232,6 +231,7 @@ class Agent:
             live_mounts=tuple(name for name, air in self.air.items() if air.live),
             published_status=self._published_status,
             leadership=self.leadership,
+            tls_ports=self.front_door.open_tls_ports,
         )
 
     async def cycle(self) -> None:

@@ -95,7 +95,7 @@ class CertificateKeeper:
         if lease_id is None or (self._order is not None and not self._order.done()):
             return
         wanted = self.wanted(state)
-        reason = should_order(state.acme, wanted, now, self.acme.retry_seconds)
+        reason = should_order(state.acme, wanted, now)
         if reason is None:
             return
         self._order = asyncio.create_task(
@@ -120,7 +120,8 @@ class CertificateKeeper:
         except Exception as error:  # a CA's refusal, the network, etcd: all end the same way
             self.orders["failed"] += 1
             log.error("acme: the order failed: %s", error)
-            failure = AcmeFailure(time.time(), name, str(error)[:2000])
+            now = time.time()
+            failure = AcmeFailure(now, name, str(error)[:2000], now + self.acme.retry_seconds)
             with contextlib.suppress(Exception):
                 await self.store.apply(lambda s: s.put_acme_failure(failure))
         finally:

@@ -42,16 +42,14 @@ def order_reason(acme: AcmeState, wanted: tuple[str, ...], now: float) -> str | 
     return None
 
 
-def next_try(acme: AcmeState, retry_seconds: float) -> float:
+def next_try(acme: AcmeState) -> float:
     """The earliest time for the next order: a failed one waits, so a CA that refuses is
     not asked again on every loop (CAs rate-limit failed validations)."""
-    return 0.0 if acme.failure is None else acme.failure.at + retry_seconds
+    return 0.0 if acme.failure is None else acme.failure.retry_at
 
 
-def should_order(
-    acme: AcmeState, wanted: tuple[str, ...], now: float, retry_seconds: float
-) -> str | None:
+def should_order(acme: AcmeState, wanted: tuple[str, ...], now: float) -> str | None:
     """The reason to try now: due, nobody ordering, and past the wait after a failure."""
-    if acme.ordering is not None or now < next_try(acme, retry_seconds):
+    if acme.ordering is not None or now < next_try(acme):
         return None
     return order_reason(acme, wanted, now)

@@ -36,6 +36,7 @@ class AcmeFailure:
     at: float
     node: str
     error: str
+    retry_at: float  # no node orders before (the failing node's acme.retry_seconds)
 
 
 @dataclass(frozen=True)
@@ -125,13 +126,23 @@ def decode_account(value: bytes) -> AcmeAccount:
 
 
 def encode_failure(failure: AcmeFailure) -> str:
-    return json.dumps({"at": failure.at, "node": failure.node, "error": failure.error})
+    return json.dumps(
+        {
+            "at": failure.at,
+            "node": failure.node,
+            "error": failure.error,
+            "retry_at": failure.retry_at,
+        }
+    )
 
 
 def decode_failure(value: bytes) -> AcmeFailure:
     document = _document(value, "acme failure")
-    _fields(document, "acme failure", {"at": (int, float), "node": str, "error": str})
-    return AcmeFailure(float(document["at"]), document["node"], document["error"])
+    number = (int, float)
+    _fields(document, "acme failure", {"at": number, "node": str, "error": str, "retry_at": number})
+    return AcmeFailure(
+        float(document["at"]), document["node"], document["error"], float(document["retry_at"])
+    )
 
 
 def encode_txt_challenge(challenge: TxtChallenge) -> str:

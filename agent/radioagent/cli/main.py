@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from radioagent import __version__
+from radioagent.cli.cert_commands import add_cert_commands
 from radioagent.cli.cluster_commands import NoLeaderChange, add_cluster_commands
 from radioagent.cli.output import change_lines, mount_show_text, mounts_text, status_text
 from radioagent.config import load_etcd_settings
@@ -324,6 +325,7 @@ def build_parser() -> argparse.ArgumentParser:
     apply.set_defaults(run=cmd_apply)
 
     add_cluster_commands(commands)
+    add_cert_commands(commands)
 
     backup = commands.add_parser("backup", help="mounts, passwords and settings as JSON")
     backup.set_defaults(run=cmd_backup)

@@ -44,7 +44,6 @@ class NodeIdentity:
     icecast_port: int
     public_address: str | None
     front_door_ports: tuple[int, ...]
-    tls_ports: tuple[int, ...] = ()
     https_name: str | None = None
 
 
@@ -65,6 +64,9 @@ class LocalFacts:
     live_mounts: tuple[str, ...] = ()  # mounts heard live here
     published_status: str | None = None  # what etcd holds under nodes/<me>, as we wrote it
     leadership: Leadership = DETACHED  # as last read (kept while etcd is away)
+    # HTTPS ports open now: none before the node has a certificate it may serve, so no
+    # node sends an HTTPS listener here before then.
+    tls_ports: tuple[int, ...] = ()
 
 
 class LeaseStep(Enum):
@@ -165,7 +167,7 @@ def node_status(
         agent_version=__version__,
         public_address=identity.public_address,
         front_door_ports=identity.front_door_ports,
-        tls_ports=identity.tls_ports,
+        tls_ports=facts.tls_ports,
         https_name=identity.https_name,
         transcoders=tuple(sorted(facts.transcoders)),
         silent_mounts=tuple(

@@ -107,6 +107,10 @@ class FrontDoor:
             await self.open_tls()
         # else the cluster has no certificate yet (ACME): the agent opens them once it has
 
+    @property
+    def open_tls_ports(self) -> tuple[int, ...]:
+        return self.settings.tls_ports if self.certificate is not None else ()
+
     async def open_tls(self) -> None:
         """The HTTPS ports, the first time; after that, the files loaded again if they
         changed (a renewal: open connections keep the certificate they have)."""

@@ -17,6 +17,7 @@ from tests.harness.liquidsoap import LiquidsoapTone
 from tests.harness.media import AudioSample, make_mp3, make_ogg_vorbis
 from tests.harness.pebble import Pebble
 from tests.harness.pki import ZoneCertificate, make_zone_certificate
+from tests.harness.ports import free_port
 from tests.harness.processes import ServiceDirectory
 
 # The source password of the mounts the live_mount fixture and its tests create.
@@ -221,22 +222,26 @@ def live_mount(radio_cluster: RadioCluster) -> str:
     return "live.mp3"
 
 
-@pytest.fixture(params=["dns-01", "http-01"])
+@pytest.fixture
 def acme_cluster(
     request: pytest.FixtureRequest,
     etcd_cluster: EtcdCluster,
     icecast_factory: Callable[..., IcecastServer],
     holding_cache_dir: Path,
 ) -> Iterator[tuple[RadioCluster, Pebble]]:
-    """Three agents of ZONE that order their certificate from pebble, by the challenge the
-    parameter names; pebble resolves names with node1's DNS."""
-    acme: dict[str, Any] = {"challenge": request.param, "retry_seconds": 5}
+    """Three agents of ZONE that order their certificate from pebble, which resolves
+    names with node1's DNS. The (indirect) parameter names the challenge; "unreachable"
+    is HTTP-01 with pebble asking a port where no front door listens."""
+    unreachable = request.param == "unreachable"
+    challenge = "http-01" if unreachable else request.param
+    acme: dict[str, Any] = {"challenge": challenge, "retry_seconds": 3}
     icecasts = [icecast_factory(icecast_settings_for_agents()) for _ in range(3)]
     cluster = RadioCluster(
         etcd_cluster, icecasts, holding_cache_dir=holding_cache_dir, zone=ZONE, acme=acme
     )
     node1 = cluster.nodes[0]
-    pebble = Pebble(f"{node1.listen_address}:{node1.dns_port}", node1.front_door_port)
+    http_port = free_port() if unreachable else node1.front_door_port
+    pebble = Pebble(f"{node1.listen_address}:{node1.dns_port}", http_port)
     try:
         pebble.start()
         acme.update(directory_url=pebble.directory_url, ca_file=str(pebble.ca_file))

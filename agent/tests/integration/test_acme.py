@@ -5,15 +5,18 @@ against the CA's root, and a renewal on an operator's request."""
 
 from __future__ import annotations
 
+import json
 import socket
 import ssl
-import time
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
 import pytest
 
+from radioagent.acme.state import AcmeFailure
 from tests.harness.agents import AgentNode, RadioCluster
 from tests.harness.clients import Https, open_connection
 from tests.harness.pebble import Pebble
@@ -21,6 +24,7 @@ from tests.harness.waiting import wait_for
 from tests.integration.conftest import ZONE
 
 pytestmark = pytest.mark.integration
+RADIOCTL = str(Path(sys.executable).parent / "radioctl")
 ISSUE_TIMEOUT = 60.0  # pebble validates at once (PEBBLE_VA_NOSLEEP); the agents' loop is 1 s
 
 
@@ -50,6 +54,7 @@ def every_node_serves(
         return None
 
 
+@pytest.mark.parametrize("acme_cluster", ["dns-01", "http-01"], indirect=True)
 def test_the_cluster_orders_serves_and_renews_its_certificate(
     acme_cluster: tuple[RadioCluster, Pebble], tmp_path: Path
 ) -> None:
@@ -80,6 +85,17 @@ def test_the_cluster_orders_serves_and_renews_its_certificate(
     assert acme.failure is None
     assert acme.dns_challenges == {}  # withdrawn once the CA had validated
     assert cluster.store().read_state().acme_challenges == {}
+    status = radioctl(cluster, "cert", "status", "--json")
+    assert set(status["certificate"]["names"]) == names
+    assert 0 < status["certificate"]["days_left"] <= 5 * 366  # pebble's certificates: 5 years
+    # Each node says it takes HTTPS once it serves the certificate (its next status).
+    wait_for(
+        lambda: radioctl(cluster, "cert", "status", "--json")["https_nodes"]
+        == ["node1", "node2", "node3"],
+        timeout=10,
+        what="every node telling the cluster it serves HTTPS",
+    )
+    assert "PRIVATE KEY" not in json.dumps(status)
 
     # Listeners' clients get the status API over it, by each node's name.
     https = Https(context, {f"{node.name}.{ZONE}": node.listen_address for node in cluster.nodes})
@@ -93,7 +109,7 @@ def test_the_cluster_orders_serves_and_renews_its_certificate(
 
     # An operator asks for a renewal: a new certificate reaches every node, the old
     # one's handshakes having gone on meanwhile.
-    cluster.store().request_renewal(time.time())
+    assert "renewal requested" in radioctl_text(cluster, "cert", "renew")
     old_serial = next(iter(first.values()))[0]
 
     def renewed() -> dict[str, tuple[str, tuple[str, ...]]] | None:
@@ -105,3 +121,52 @@ def test_the_cluster_orders_serves_and_renews_its_certificate(
     second = wait_for(renewed, timeout=ISSUE_TIMEOUT, what="a renewed certificate", explain=explain)
     assert len({serial for serial, _ in second.values()}) == 1
     assert cluster.store().read_state().acme.renewal_requested is None
+
+
+@pytest.mark.parametrize("acme_cluster", ["unreachable"], indirect=True)
+def test_an_order_the_ca_cannot_validate_is_recorded_retried_later_and_opens_nothing(
+    acme_cluster: tuple[RadioCluster, Pebble],
+) -> None:
+    cluster, pebble = acme_cluster
+
+    def failed() -> AcmeFailure | None:
+        return cluster.store().read_state().acme.failure
+
+    first = wait_for(failed, timeout=ISSUE_TIMEOUT, what="a failed order", explain=pebble.log_tail)
+    assert "the CA could not validate" in first.error
+    assert first.retry_at == pytest.approx(first.at + 3, abs=0.01)  # acme.retry_seconds
+    text = radioctl_text(cluster, "cert", "status")
+    assert "certificate: none yet" in text
+    assert "last failure: " in text
+    assert "nodes with HTTPS: none" in text
+
+    # Tried again only after the wait, by whichever node wins the claim then.
+    def failed_again() -> AcmeFailure | None:
+        now = failed()
+        return now if now is not None and now.at > first.at else None
+
+    second = wait_for(failed_again, timeout=ISSUE_TIMEOUT, what="a second failed order")
+    assert second.at >= first.retry_at
+    state = cluster.store().read_state()
+    assert state.acme.certificate is None
+    assert state.acme_challenges == {}  # withdrawn after each failure
+    for node in cluster.nodes:  # no certificate: no HTTPS port opened
+        with pytest.raises(ConnectionRefusedError):
+            served(node, ssl.create_default_context())
+        assert node.is_running()
+
+
+def radioctl_text(cluster: RadioCluster, *arguments: str) -> str:
+    result = subprocess.run(
+        [RADIOCTL, "--config", str(cluster.nodes[0].config_path), *arguments],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def radioctl(cluster: RadioCluster, *arguments: str) -> Any:
+    return json.loads(radioctl_text(cluster, *arguments))

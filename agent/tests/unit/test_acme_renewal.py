@@ -50,9 +50,9 @@ def test_an_operators_request_orders_at_once() -> None:
 
 
 def test_nobody_orders_while_another_node_does_or_before_the_wait_after_a_failure() -> None:
-    assert should_order(AcmeState(ordering="node2"), WILDCARD, 0, 900) is None
-    failed = AcmeState(failure=AcmeFailure(1000.0, "node2", "the CA could not validate"))
-    assert next_try(failed, 900) == 1900.0
-    assert should_order(failed, WILDCARD, 1899.0, 900) is None
-    assert should_order(failed, WILDCARD, 1900.0, 900) == "the cluster has no certificate yet"
-    assert should_order(AcmeState(certificate()), WILDCARD, DAY, 900) is None
+    assert should_order(AcmeState(ordering="node2"), WILDCARD, 0) is None
+    failed = AcmeState(failure=AcmeFailure(1000.0, "node2", "the CA could not validate", 1900.0))
+    assert next_try(failed) == 1900.0
+    assert should_order(failed, WILDCARD, 1899.0) is None
+    assert should_order(failed, WILDCARD, 1900.0) == "the cluster has no certificate yet"
+    assert should_order(AcmeState(certificate()), WILDCARD, DAY) is None
