@@ -90,8 +90,10 @@ def test_the_cluster_orders_serves_and_renews_its_certificate(
     assert 0 < status["certificate"]["days_left"] <= 5 * 366  # pebble's certificates: 5 years
     # Each node says it takes HTTPS once it serves the certificate (its next status).
     wait_for(
-        lambda: radioctl(cluster, "cert", "status", "--json")["https_nodes"]
-        == ["node1", "node2", "node3"],
+        lambda: (
+            radioctl(cluster, "cert", "status", "--json")["https_nodes"]
+            == ["node1", "node2", "node3"]
+        ),
         timeout=10,
         what="every node telling the cluster it serves HTTPS",
     )
