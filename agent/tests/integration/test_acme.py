@@ -9,7 +9,7 @@ import json
 import socket
 import ssl
 import subprocess
-import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -18,14 +18,17 @@ import pytest
 
 from radioagent.acme.state import AcmeFailure
 from tests.harness.agents import AgentNode, RadioCluster
-from tests.harness.clients import Https, open_connection
+from tests.harness.clients import Https, SourceClient, StreamRecorder, open_connection
+from tests.harness.media import AudioSample
 from tests.harness.pebble import Pebble
 from tests.harness.waiting import wait_for
 from tests.integration.conftest import ZONE
+from tests.integration.test_front_door_listeners import live_source
+from tests.integration.test_radioctl import RADIOCTL
 
 pytestmark = pytest.mark.integration
-RADIOCTL = str(Path(sys.executable).parent / "radioctl")
-ISSUE_TIMEOUT = 60.0  # pebble validates at once (PEBBLE_VA_NOSLEEP); the agents' loop is 1 s
+ISSUE_TIMEOUT = 60.0
+LISTENERS = 50  # pebble validates at once (PEBBLE_VA_NOSLEEP); the agents' loop is 1 s
 
 
 def served(node: AgentNode, context: ssl.SSLContext) -> tuple[str, tuple[str, ...]]:
@@ -56,7 +59,10 @@ def every_node_serves(
 
 @pytest.mark.parametrize("acme_cluster", ["dns-01", "http-01"], indirect=True)
 def test_the_cluster_orders_serves_and_renews_its_certificate(
-    acme_cluster: tuple[RadioCluster, Pebble], tmp_path: Path
+    acme_cluster: tuple[RadioCluster, Pebble],
+    tmp_path: Path,
+    source_client_factory: Callable[..., SourceClient],
+    long_mp3_audio: AudioSample,
 ) -> None:
     cluster, pebble = acme_cluster
     acme_config: Any = cluster.nodes[0].config["acme"]
@@ -109,18 +115,48 @@ def test_the_cluster_orders_serves_and_renews_its_certificate(
         finally:
             connection.close()
 
-    # An operator asks for a renewal: a new certificate reaches every node, the old
-    # one's handshakes having gone on meanwhile.
-    assert "renewal requested" in radioctl_text(cluster, "cert", "renew")
-    old_serial = next(iter(first.values()))[0]
+    # An operator asks for a renewal while 50 listeners play over HTTPS: a new
+    # certificate reaches every node, and every listener keeps receiving.
+    live_source(cluster, source_client_factory, long_mp3_audio)
+    # How a front door loads a renewal does not depend on the challenge: the listeners
+    # ride one of the two renewals (each is 50 TLS streams on this machine's 2 cores).
+    listeners = [
+        StreamRecorder(
+            f"{cluster.nodes[index % 3].https_url}/_stream/live.mp3", max_seconds=90, https=https
+        ).start()
+        for index in range(LISTENERS if challenge == "dns-01" else 1)
+    ]
+    try:
+        wait_for(
+            lambda: all(len(listener.body) > 16 * 1024 for listener in listeners),
+            timeout=30,
+            what="the listeners over HTTPS",
+        )
+        assert "renewal requested" in radioctl_text(cluster, "cert", "renew")
+        old_serial = next(iter(first.values()))[0]
 
-    def renewed() -> dict[str, tuple[str, tuple[str, ...]]] | None:
-        now = every_node_serves(cluster, context)
-        if now is None or {serial for serial, _ in now.values()} & {old_serial}:
-            return None
-        return now
+        def renewed() -> dict[str, tuple[str, tuple[str, ...]]] | None:
+            now = every_node_serves(cluster, context)
+            if now is None or {serial for serial, _ in now.values()} & {old_serial}:
+                return None
+            return now
 
-    second = wait_for(renewed, timeout=ISSUE_TIMEOUT, what="a renewed certificate", explain=explain)
+        second = wait_for(
+            renewed, timeout=ISSUE_TIMEOUT, what="a renewed certificate", explain=explain
+        )
+        after_renewal = {listener: len(listener.body) + 16 * 1024 for listener in listeners}
+        wait_for(
+            lambda: all(len(one.body) > past for one, past in after_renewal.items()),
+            timeout=15,
+            what="every listener still receiving after the renewal",
+            explain=lambda: "; ".join(
+                f"{one.url}: {len(one.body)} bytes, error {one.error!r}" for one in listeners
+            ),
+        )
+        assert all(listener.connected and listener.error is None for listener in listeners)
+    finally:
+        for listener in listeners:
+            listener.stop()
     assert len({serial for serial, _ in second.values()}) == 1
     assert cluster.store().read_state().acme.renewal_requested is None
 
