@@ -490,6 +490,9 @@ class Agent:
             air=air_reports(self.air, self.clock(), self.dead_air_seconds),
             dns_answers=None if self.dns is None else dict(self.dns.answered),
             dns_dropped=0 if self.dns is None else self.dns.dropped,
+            certificate_orders=None
+            if self.certificates is None
+            else dict(self.certificates.orders),
             listeners_last_hour={
                 mount: self.listener_history.series(mount, time.time())
                 for mount in (self.state.mounts if self.state is not None else ())

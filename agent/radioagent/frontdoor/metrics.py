@@ -151,7 +151,44 @@ class AgentCollector(Collector):
             )
             dropped.add_metric(node, now.dns_dropped)
             yield dropped
+        yield from _certificate_families(now, door)
         yield from _mount_families(now, door)
+
+
+def _certificate_families(now: AgentSnapshot, door: FrontDoorStats) -> Iterator[Metric]:
+    node = [now.node_name]
+    if door.certificate is not None:
+        expiry = GaugeMetricFamily(
+            "radio_tls_certificate_expiry_timestamp_seconds",
+            "When the certificate this node's HTTPS serves expires (Unix time)",
+            labels=["node"],
+        )
+        expiry.add_metric(node, door.certificate.not_after)
+        yield expiry
+        for name, help_text, value in (
+            (
+                "radio_tls_certificate_reloads",
+                "Certificates loaded again",
+                door.certificate.reloads,
+            ),
+            (
+                "radio_tls_certificate_reload_failures",
+                "New certificates refused (the one in use kept)",
+                door.certificate.reload_failures,
+            ),
+        ):
+            counter = CounterMetricFamily(name, help_text, labels=["node"])
+            counter.add_metric(node, value)
+            yield counter
+    if now.certificate_orders is not None:
+        orders = CounterMetricFamily(
+            "radio_acme_orders",
+            "Certificate orders this node made, by result (issued, failed)",
+            labels=["node", "result"],
+        )
+        for result in ("issued", "failed"):
+            orders.add_metric([now.node_name, result], now.certificate_orders.get(result, 0))
+        yield orders
 
 
 def _mount_families(now: AgentSnapshot, door: FrontDoorStats) -> Iterator[Metric]:

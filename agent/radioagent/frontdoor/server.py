@@ -50,7 +50,7 @@ from radioagent.frontdoor.route import (
     route,
 )
 from radioagent.frontdoor.sources import SourcePipes, studio_limits
-from radioagent.frontdoor.view import AgentSnapshot, FrontDoorStats
+from radioagent.frontdoor.view import AgentSnapshot, CertificateStats, FrontDoorStats
 from radioagent.nowplaying import mount_icy_titles, title_problem
 from radioagent.store.errors import Conflict, EtcdUnavailable, NoSuchMount
 from radioagent.traffic.director import Director
@@ -188,6 +188,13 @@ class FrontDoor:
             sources_repiped=self.sources.repiped,
             sources_overflowed=self.sources.overflowed,
             connections=self.counters.connections,
+            certificate=None
+            if self.certificate is None
+            else CertificateStats(
+                self.certificate.facts.not_after,
+                self.certificate.reloads,
+                self.certificate.reload_failures,
+            ),
         )
 
     def listeners_by_mount(self) -> dict[str, int]:

@@ -39,6 +39,7 @@ class AgentSnapshot:
     air: dict[str, AirReport] = field(default_factory=dict)  # each mount's audio here
     dns_answers: dict[str, int] | None = None  # by rcode; None: this node answers no DNS
     dns_dropped: int = 0  # packets that got no reply
+    certificate_orders: dict[str, int] | None = None  # by result; None: no ACME here
     # Cluster-wide listeners of each mount, a value a minute, oldest first (None: unseen).
     listeners_last_hour: dict[str, list[int | None]] = field(default_factory=dict)
 
@@ -57,6 +58,13 @@ class AgentSnapshot:
 
 
 @dataclass(frozen=True)
+class CertificateStats:
+    not_after: float  # of the certificate new handshakes get
+    reloads: int
+    reload_failures: int
+
+
+@dataclass(frozen=True)
 class FrontDoorStats:
     listeners: dict[str, int]  # by mount, on this node
     directions: dict[str, int]  # listener requests by outcome: here, redirect, unavailable
@@ -69,3 +77,4 @@ class FrontDoorStats:
     sources_repiped: int
     sources_overflowed: int
     connections: int
+    certificate: CertificateStats | None = None  # None: no HTTPS here (yet)
