@@ -3,6 +3,7 @@ from the controller namespace, a studio (ffmpeg, PUT through a front door) and l
 (HTTP, following redirects, reading audio bytes and measuring their loudness).
 
     checks.py single NODE     # services up; a source's audio reaches a listener
+    checks.py https NODE      # HTTPS with the certificate ordered from the ACME CA
     checks.py cluster         # one leader; every node answers the zone (dig); redirected
                               # listener, transcoded mount; then
                               # the leader node is killed: new leader, the studio on a
@@ -20,6 +21,8 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -30,6 +33,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+import acme_ca
 import testbed
 from demo import SOURCE_PASSWORD, TONE_SECONDS, Studio, enter_controller_namespace, make_tone
 
@@ -232,6 +236,39 @@ def services_running(node: str) -> None:
 def check_single(node: str) -> None:
     services_running(node)
     source_heard_through(node, [node])
+
+
+def check_https(node: str) -> None:
+    """The node serves HTTPS as <node>.<zone> with the certificate the cluster ordered
+    from the testbed's ACME CA (pebble, DNS-01 answered by the node's own DNS), valid
+    under the CA's root; the status API answers over it."""
+    root = acme_ca.issuing_root(testbed.load_state()["controller"]["address"])
+    context = ssl.create_default_context(cadata=root.decode())
+    name, address = f"{node}.{ZONE}", testbed.node_address(node)
+
+    def get_status() -> tuple[dict, bytes] | None:
+        try:
+            with (
+                socket.create_connection((address, 443), timeout=5) as raw,
+                context.wrap_socket(raw, server_hostname=name) as tls,
+            ):
+                request = f"GET /api/v1/status HTTP/1.1\r\nHost: {name}\r\nConnection: close"
+                tls.sendall(f"{request}\r\n\r\n".encode())
+                reply = b""
+                while chunk := tls.recv(65536):
+                    reply += chunk
+                return tls.getpeercert() or {}, reply
+        except (OSError, ssl.SSLError) as error:
+            print(f"check: https at {name}: {error}")
+            return None
+
+    peer, reply = wait_for(get_status, 120, f"{name} serving a certificate from the ACME CA")
+    names = {value for kind, value in peer.get("subjectAltName", ()) if kind == "DNS"}
+    if names != {ZONE, f"*.{ZONE}"}:
+        raise CheckFailed(f"{name}: the certificate is for {sorted(names)}")
+    if not reply.startswith(b"HTTP/1.1 200"):
+        raise CheckFailed(f"{name}: /api/v1/status over HTTPS: {reply[:60]!r}")
+    print(f"check: {name} serves HTTPS for {sorted(names)}, valid until {peer.get('notAfter')}")
 
 
 MONITORING_SERVICES = ("prometheus", "prometheus-alertmanager", "prometheus-node-exporter")
@@ -471,6 +508,8 @@ def main(argv: Sequence[str]) -> int:
             check_single(argv[1])
         elif argv[:1] == ["backed-up"] and len(argv) == 3:
             check_backed_up(argv[1], argv[2])
+        elif argv[:1] == ["https"] and len(argv) == 2:
+            check_https(argv[1])
         elif argv[:1] == ["monitoring"] and len(argv) == 2:
             check_monitoring(argv[1])
         elif argv == ["cluster"]:

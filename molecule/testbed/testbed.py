@@ -78,6 +78,7 @@ CACHED_PACKAGES = (
     "python3-prometheus-client",
     "python3-yaml",
     "python3-dnslib",
+    "python3-acme",
     "nftables",
     "curl",
     "ca-certificates",
@@ -811,7 +812,7 @@ def down() -> None:
         state = load_state()
         names = known_nodes(state)
         stop_nodes(state.get("nodes", {}), names)
-        for name in [*names, "image"]:
+        for name in [*names, "image", "pebble"]:  # pebble: acme_ca.py's
             kill_cgroup(name)
             remove_cgroups(name)
         for netns in netns_list():
