@@ -115,6 +115,11 @@ class AgentCollector(Collector):
                 "Studios cut because no leader took their audio before their backlog filled",
                 door.sources_overflowed,
             ),
+            (
+                "radio_sources_stalled",
+                "Studios cut because they sent nothing when the leader dropped their source",
+                door.sources_stalled,
+            ),
         ):
             counter = CounterMetricFamily(name, help_text, labels=["node"])
             counter.add_metric(node, value)

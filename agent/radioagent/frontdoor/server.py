@@ -187,6 +187,7 @@ class FrontDoor:
             sources_active=len(self.sources),
             sources_repiped=self.sources.repiped,
             sources_overflowed=self.sources.overflowed,
+            sources_stalled=self.sources.stalled,
             connections=self.counters.connections,
             certificate=None
             if self.certificate is None

@@ -27,6 +27,7 @@ import fcntl
 import logging
 import struct
 import termios
+import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from enum import Enum
@@ -50,6 +51,12 @@ CONNECT_TIMEOUT = 5.0  # to reach the leader's Icecast
 RETRY_SECONDS = 1.0  # between tries at a leader that refused or could not be reached
 DRAIN_INTERVAL = 0.25  # the held-back audio's pace once the studio has left
 MAX_ANSWER_BYTES = 8192
+# A studio that sends nothing this long is a stalled encoder (hung, or its input gone),
+# not a leader change to ride through: it is cut, and the mount plays its holding audio.
+# Checked each loop, and when the leader drops the source; under Icecast's own
+# source_timeout (10 s, icecast/render.py), after which re-piping the silent studio would
+# keep the mount off its holding audio, listeners getting it only in bursts.
+STALLED_STUDIO_SECONDS = 8.0
 
 
 @dataclass(frozen=True)
@@ -230,6 +237,7 @@ class StudioPipe:
         self._title_told: str | None = None
         self._retry: asyncio.TimerHandle | None = None
         self._drain: asyncio.TimerHandle | None = None
+        self._heard_at = time.monotonic()  # when the studio last sent audio
 
     @property
     def epoch(self) -> int | None:
@@ -244,6 +252,7 @@ class StudioPipe:
     def from_client(self, data: bytes) -> None:
         if self.phase in (Phase.DRAINING, Phase.CLOSED):
             return
+        self._heard_at = time.monotonic()
         self._stream += data
         self._sync.feed(data)
         if self._sync.headers is not self._chain_headers:
@@ -365,8 +374,24 @@ class StudioPipe:
             return
         if link.first and not link.accepted:
             self.close()
-        else:
+        elif not self.cut_if_stalled():
             self._detach()
+
+    def cut_if_stalled(self) -> bool:
+        """Cut the studio if it has sent nothing for STALLED_STUDIO_SECONDS; whether it
+        was."""
+        silent = time.monotonic() - self._heard_at
+        if silent < STALLED_STUDIO_SECONDS or self.phase in (Phase.DRAINING, Phase.CLOSED):
+            return False
+        log.warning(
+            "source for %s: the studio sent nothing for %.0f s: cut, the mount goes to its "
+            "holding audio",
+            self.mount.path,
+            silent,
+        )
+        self.pipes.stalled += 1
+        self.close()
+        return True
 
     def _link_failed(self, link: LeaderLink) -> None:
         if link is not self.link:
@@ -486,6 +511,7 @@ class SourcePipes:
         self.failed = 0  # studios whose first leader could not be reached
         self.repiped = 0  # times a studio went on with a new leader
         self.overflowed = 0  # studios cut because no leader took their audio in time
+        self.stalled = 0  # studios cut because they sent nothing (STALLED_STUDIO_SECONDS)
         self._pipes: set[StudioPipe] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._leader: tuple[NodeStatus, int] | None = None
@@ -511,6 +537,8 @@ class SourcePipes:
         without a leader goes to the current one."""
         self._leader = None if leader is None or epoch is None else (leader, epoch)
         for pipe in list(self._pipes):
+            if pipe.cut_if_stalled():
+                continue
             if pipe.link is not None and (pipe.epoch != epoch or self._leader is None):
                 pipe.leadership_moved()
             if pipe.phase is Phase.DETACHED:

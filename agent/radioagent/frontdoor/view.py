@@ -76,5 +76,6 @@ class FrontDoorStats:
     sources_active: int
     sources_repiped: int
     sources_overflowed: int
+    sources_stalled: int
     connections: int
     certificate: CertificateStats | None = None  # None: no HTTPS here (yet)

@@ -227,6 +227,19 @@ class SourceClient:
         head, _, self._buffer = self._buffer.partition(b"\r\n\r\n")
         return parse_response_head(head)
 
+    def closed_by_peer(self) -> bool:
+        """Whether the other end closed the connection (end of stream or reset); does not
+        block, and leaves unread data where it is."""
+        if self._socket is None:
+            return True
+        readable, _, _ = select.select([self._socket], [], [], 0)
+        if not readable:
+            return False
+        try:
+            return self._socket.recv(4096, socket.MSG_PEEK) == b""
+        except OSError:
+            return True
+
     def send(self, data: bytes, timeout: float = 5.0) -> None:
         """Send `data` now (a caller that paces the audio itself); OSError if the
         connection is gone."""
@@ -314,8 +327,11 @@ class StreamRecorder:
         max_seconds: float = 120.0,
         headers: dict[str, str] | None = None,
         https: Https | None = None,
+        read_timeout: float = 5.0,
     ) -> None:
+        """`read_timeout`: how long without a byte ends it (a player's patience)."""
         self.url = url
+        self.read_timeout = read_timeout
         self.https = https
         self.headers = headers or {}
         self.max_seconds = max_seconds
@@ -340,7 +356,7 @@ class StreamRecorder:
             for _ in range(MAX_REDIRECTS + 1):
                 if connection is not None:
                     connection.close()
-                connection = open_connection(parsed, 5, self.https)
+                connection = open_connection(parsed, self.read_timeout, self.https)
                 connection.request("GET", parsed.path, headers=self.headers)
                 response = connection.getresponse()
                 if response.status != 302:

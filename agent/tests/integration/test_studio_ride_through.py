@@ -6,10 +6,12 @@ Real etcd, Icecast and agents; the studio is a socket-level SOURCE or PUT client
 from __future__ import annotations
 
 import itertools
+import time
 from collections.abc import Callable
 
 import pytest
 
+from radioagent.frontdoor.sources import STALLED_STUDIO_SECONDS
 from tests.harness.agents import TEST_TIMING, AgentNode, RadioCluster
 from tests.harness.audio import analyse_ogg
 from tests.harness.clients import SourceClient, StreamRecorder, connect_and_stream, listen
@@ -21,6 +23,9 @@ from tests.integration.test_front_door_sources import roles, wait_heard
 pytestmark = pytest.mark.integration
 
 BLOCK = 1024  # bytes matched at a time against what the studio sent
+# The studio's last byte, STALLED_STUDIO_SECONDS, then a loop at most.
+STALL_CUT_WITHIN = 25.0
+HOLDING_WATCHED_SECONDS = 10.0
 
 
 def studio_jumps(received: bytes, sent: bytes) -> list[int]:
@@ -167,3 +172,51 @@ def test_an_ogg_studio_goes_on_with_its_header_pages(
     body = wait_for(heard_on_other, timeout=15, what="the Ogg studio back on a third node")
     assert analyse_ogg(body).problems(min_pages=5) == []
     assert source.stream_error is None
+
+
+def test_a_stalled_studio_is_cut_and_listeners_get_the_holding_audio_steadily(
+    radio_cluster: RadioCluster,
+    live_mount: str,
+    source_client_factory: Callable[..., SourceClient],
+    mp3_audio: AudioSample,
+) -> None:
+    """An encoder that stays connected but sends nothing (hung, or its input gone): the
+    leader's Icecast drops the idle source after its source_timeout, and the front door
+    cuts the studio rather than piping it again, so the mount settles on its holding
+    audio instead of coming back to silence after each timeout."""
+    _, entry, other = roles(radio_cluster)
+    source = entry.front_door_source(source_client_factory, f"/{live_mount}", PASSWORD)
+    assert source.connect().status == 200
+    four_seconds = mp3_audio.data[: int(4 * mp3_audio.bytes_per_second)]
+    source.start_streaming(four_seconds, mp3_audio.bytes_per_second)  # then stays, silent
+    # A patient player: it waits out the stall rather than give up after 5 s.
+    listener = StreamRecorder(
+        f"{other.front_door_url}/_stream/{live_mount}", max_seconds=60, read_timeout=20
+    ).start()
+    try:
+        wait_for(lambda: len(listener.body) > 16000, timeout=10, what="the live audio")
+        wait_for(
+            source.closed_by_peer,
+            timeout=STALL_CUT_WITHIN,
+            what="the stalled studio cut by the front door",
+            explain=entry.log_tail,
+        )
+        assert entry.metric("radio_sources_stalled_total") == 1
+        assert source.stream_error is None  # it sent all it had before going quiet
+        cut_at = time.monotonic()
+        wait_for(
+            lambda: time.monotonic() > cut_at + HOLDING_WATCHED_SECONDS,
+            timeout=HOLDING_WATCHED_SECONDS + 1,
+            what="the holding audio to play a while",
+            interval=0.5,
+        )
+        # Re-piping the silent studio would give the listeners ~10 s of nothing after each
+        # Icecast timeout; cut, they get the holding audio at its pace.
+        assert listener.longest_gap(cut_at + 2, cut_at + HOLDING_WATCHED_SECONDS) < 2
+        # The stall itself: the studio's silence until the cut, and a loop at most.
+        stall = listener.longest_gap(listener.arrivals[0][0], cut_at + HOLDING_WATCHED_SECONDS)
+        assert stall < STALLED_STUDIO_SECONDS + TEST_TIMING["loop_wait"] + 2
+        assert listener.error is None
+        assert listener.connected
+    finally:
+        listener.stop()

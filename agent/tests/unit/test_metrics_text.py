@@ -31,6 +31,7 @@ DOOR = FrontDoorStats(
     sources_active=0,
     sources_repiped=0,
     sources_overflowed=0,
+    sources_stalled=0,
     connections=2,
 )
 SNAPSHOT = AgentSnapshot(
