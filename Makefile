@@ -36,7 +36,6 @@ molecule: setup
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/molecule test -s default
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/molecule test -s cluster
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/molecule test -s add-node
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/molecule test -s remove-node
 
 # tests/hermetic shadows etcd3 and grpc with packages that refuse to import: the unit tier
 # proves on every run that it needs neither.

@@ -13,6 +13,7 @@ from the controller namespace, a studio (ffmpeg, PUT through a front door) and l
     checks.py started NODE... # JSON: when each service of the nodes started, and its PID
     checks.py added NODE      # the node is in the cluster, runs etcd or its gateway, and
                               # a source's audio reaches a listener through it
+    checks.py rejoined NODE...# services up on each, and the cluster lists them all
     checks.py removed NODE    # the others lead and serve without it; etcd is healthy
 """
 
@@ -224,6 +225,12 @@ def source_heard_through(entry: str, listeners: Sequence[str]) -> None:
         stop(source)
 
 
+def services_up(node: str) -> bool:
+    """Whether every service of `node` is active now (quietly: a booting node is not)."""
+    result = testbed.run_in(node, ["systemctl", "is-active", *SERVICES], check=False)
+    return result.stdout.split() == ["active"] * len(SERVICES)
+
+
 def services_running(node: str) -> None:
     result = testbed.run_in(node, ["systemctl", "is-active", *SERVICES], check=False)
     states = dict(zip(SERVICES, result.stdout.split(), strict=False))
@@ -418,6 +425,15 @@ def check_cluster(nodes: Sequence[str]) -> None:
             listener.close()
 
 
+def check_rejoined(nodes: Sequence[str]) -> None:
+    """Every node's services run and the cluster lists them all again (a machine that
+    was killed and booted again)."""
+    for node in nodes:
+        wait_for(partial(services_up, node), 90, f"{node}'s services")
+    wait_for(partial(lists_exactly, nodes[0], nodes), 60, f"{', '.join(nodes)} in the cluster")
+    print(f"check: {', '.join(nodes)} all in the cluster again")
+
+
 RESTART_WATCHED = ("etcd", "etcd-gateway", "icecast2", "radio-agent", "nftables")
 
 
@@ -516,6 +532,8 @@ def main(argv: Sequence[str]) -> int:
             check_cluster(testbed.known_nodes(testbed.load_state()))
         elif argv[:1] == ["started"] and len(argv) > 1:
             print(json.dumps(started(argv[1:]), sort_keys=True))
+        elif argv[:1] == ["rejoined"] and len(argv) > 1:
+            check_rejoined(argv[1:])
         elif argv[:1] == ["added"] and len(argv) == 2:
             check_added(argv[1])
         elif argv[:1] == ["etcd-leader"] and len(argv) == 2:
