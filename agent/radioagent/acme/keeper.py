@@ -7,17 +7,29 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
+import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import aiohttp
 
+import radioagent
+from radioagent.acme.protocol import (
+    GO,
+    AcmeOrderError,
+    ChallengeToPublish,
+    account_document,
+    account_from,
+    challenges_from,
+    message_from,
+)
 from radioagent.acme.renewal import should_order, wanted_names
 from radioagent.acme.state import AcmeFailure, StoredCertificate, TxtChallenge
 from radioagent.certfacts import CertificateProblem, read_facts, serving_problems
@@ -25,13 +37,16 @@ from radioagent.config import AgentConfig
 from radioagent.coordination.state import ClusterState
 
 if TYPE_CHECKING:
-    from radioagent.acme.order import AcmeSession, Challenge, PlacedOrder
     from radioagent.store.agent_store import AgentStore
 
 log = logging.getLogger(__name__)
 PUBLISHED_WAIT_SECONDS = 30.0  # for every node to serve a challenge before the CA asks
 PUBLISHED_POLL_SECONDS = 0.5
 CHALLENGE_LAPSE_MARGIN = 60  # seconds a challenge outlives the validation timeout
+ORDER_STEP_SECONDS = 120.0
+ORDER_LINE_LIMIT = (
+    1024 * 1024
+)  # a chain is a few KB  # the longest the order process may take for one step
 
 
 class CertificateKeeper:
@@ -129,50 +144,50 @@ class CertificateKeeper:
                 await self.store.apply(lambda s: s.release_certificate_order(name))
 
     async def _order_certificate(self, state: ClusterState, names: tuple[str, ...]) -> None:
-        from radioagent.acme.order import AcmeSession  # noqa: PLC0415 - ACME nodes only
-
         acme = self.acme
-        session: AcmeSession = await asyncio.to_thread(
-            AcmeSession,
-            acme.directory_url or "",
-            state.acme.account,
-            email=acme.email,
-            ca_file=acme.ca_file,
-            timeout=30,
-        )
-        if session.account != state.acme.account:
-            account = session.account
-            await self.store.apply(lambda s: s.put_acme_account(account))
-        placed: PlacedOrder = await asyncio.to_thread(session.place, names, acme.challenge)
-        try:
-            for challenge in placed.challenges:
-                await self._publish(challenge)
-            await self._wait_published(placed.challenges, state)
-            for challenge in placed.challenges:
-                await asyncio.to_thread(session.answer, challenge)
-            chain = await asyncio.to_thread(session.finish, placed, acme.validation_timeout)
-        finally:
-            for challenge in placed.challenges:
-                with contextlib.suppress(Exception):
-                    await self._withdraw(challenge)
-        facts = read_facts(chain.encode())
+        request = {
+            "directory_url": acme.directory_url,
+            "account": account_document(state.acme.account),
+            "email": acme.email,
+            "ca_file": acme.ca_file,
+            "names": list(names),
+            "challenge": acme.challenge,
+            "timeout": acme.validation_timeout,
+        }
+        async with OrderProcess(request, acme.validation_timeout + ORDER_STEP_SECONDS) as order:
+            account = account_from((await order.next("account"))["account"])
+            if account != state.acme.account:
+                await self.store.apply(lambda s: s.put_acme_account(account))
+            placed = await order.next("challenges")
+            challenges = challenges_from(placed["challenges"])
+            try:
+                for challenge in challenges:
+                    await self._publish(challenge)
+                await self._wait_published(challenges, state)
+                order.go()
+                chain = (await order.next("chain"))["chain"]
+            finally:
+                for challenge in challenges:
+                    with contextlib.suppress(Exception):
+                        await self._withdraw(challenge)
+        facts = read_facts(str(chain).encode())
         certificate = StoredCertificate(
-            chain,
-            placed.key_pem,
+            str(chain),
+            str(placed["key_pem"]),
             facts.names,
             facts.not_before,
             facts.not_after,
             self.node_name,
             time.time(),
         )
-        revision, request = state.acme.certificate_revision, state.acme.renewal_requested
-        if await self.store.apply(lambda s: s.put_certificate(certificate, revision, request)):
+        revision, renewal = state.acme.certificate_revision, state.acme.renewal_requested
+        if await self.store.apply(lambda s: s.put_certificate(certificate, revision, renewal)):
             self.orders["issued"] += 1
             log.info("acme: certificate issued for %s by %s", ", ".join(names), facts.issuer)
         else:
             log.warning("acme: another node stored a certificate meanwhile; this one dropped")
 
-    async def _publish(self, challenge: Challenge) -> None:
+    async def _publish(self, challenge: ChallengeToPublish) -> None:
         lapse = int(self.acme.validation_timeout) + CHALLENGE_LAPSE_MARGIN
         token = challenge.token
         if challenge.kind == "dns-01":
@@ -182,7 +197,7 @@ class CertificateKeeper:
             value = challenge.publish_value
             await self.store.apply(lambda s: s.put_acme_challenge(token, value, lapse))
 
-    async def _withdraw(self, challenge: Challenge) -> None:
+    async def _withdraw(self, challenge: ChallengeToPublish) -> None:
         token = challenge.token
         if challenge.kind == "dns-01":
             await self.store.apply(lambda s: s.delete_txt_challenge(token))
@@ -191,7 +206,9 @@ class CertificateKeeper:
 
     # --- waiting until every node serves the challenges ------------------------------------
 
-    async def _wait_published(self, challenges: tuple[Challenge, ...], state: ClusterState) -> None:
+    async def _wait_published(
+        self, challenges: tuple[ChallengeToPublish, ...], state: ClusterState
+    ) -> None:
         """Until every node that may be asked serves every challenge (bounded): the CA asks
         any nameserver, or any node the name points to. Not confirmed in time is logged and
         the order goes on: the CA is the judge."""
@@ -216,7 +233,7 @@ class CertificateKeeper:
             log.warning("acme: not confirmed served by %s; asking the CA anyway", sorted(pending))
 
     def _dns_checks(
-        self, challenges: tuple[Challenge, ...]
+        self, challenges: tuple[ChallengeToPublish, ...]
     ) -> dict[str, Callable[[aiohttp.ClientSession], Awaitable[bool]]]:
         wanted: dict[str, set[str]] = {}
         for challenge in challenges:
@@ -233,7 +250,7 @@ class CertificateKeeper:
         return {f"nameserver {address}": check(address) for address in nameservers.values()}
 
     def _http_checks(
-        self, challenges: tuple[Challenge, ...], state: ClusterState
+        self, challenges: tuple[ChallengeToPublish, ...], state: ClusterState
     ) -> dict[str, Callable[[aiohttp.ClientSession], Awaitable[bool]]]:
         def check(url: str, expected: str) -> Callable[[aiohttp.ClientSession], Awaitable[bool]]:
             async def served(http: aiohttp.ClientSession) -> bool:
@@ -284,3 +301,55 @@ def _write_private(path: Path, text: str) -> None:
         with contextlib.suppress(OSError):
             os.unlink(temporary)
         raise
+
+
+class OrderProcess:
+    """The order's child process (order.py): started with the request, read a message at
+    a time (each within `step_timeout`), killed on the way out if it is still running."""
+
+    def __init__(self, request: Mapping[str, object], step_timeout: float) -> None:
+        self.request = request
+        self.step_timeout = step_timeout
+        self._process: asyncio.subprocess.Process | None = None
+
+    async def __aenter__(self) -> OrderProcess:
+        package_parent = Path(radioagent.__file__).resolve().parent.parent
+        self._process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "radioagent.acme.order",
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            env={**os.environ, "PYTHONPATH": str(package_parent)},
+            limit=ORDER_LINE_LIMIT,
+        )
+        self._write(json.dumps(self.request))
+        return self
+
+    def _pipes(self) -> tuple[asyncio.StreamWriter, asyncio.StreamReader]:
+        process = self._process
+        if process is None or process.stdin is None or process.stdout is None:
+            raise AcmeOrderError("the order process is not running")
+        return process.stdin, process.stdout
+
+    def _write(self, text: str) -> None:
+        self._pipes()[0].write(text.encode() + b"\n")
+
+    def go(self) -> None:
+        self._write(GO)
+
+    async def next(self, expected: str) -> dict[str, object]:
+        try:
+            raw = await asyncio.wait_for(self._pipes()[1].readline(), self.step_timeout)
+        except TimeoutError as error:
+            raise AcmeOrderError(f"no {expected} from the order process in time") from error
+        return message_from(raw, expected)
+
+    async def __aexit__(self, *_: object) -> None:
+        process = self._process
+        if process is None:
+            return
+        if process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+        await process.wait()

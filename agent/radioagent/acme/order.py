@@ -1,5 +1,6 @@
 """One certificate order at an ACME CA (RFC 8555), through Debian's python3-acme (certbot's
-library): blocking calls on `requests`, so the agent runs each step in a worker thread.
+library), in a child process of the agent (`python3 -m radioagent.acme.order`; what it
+says to the agent: protocol.py).
 
 The account key is kept in etcd, so any node renews under the one account (CAs rate-limit
 new accounts); the certificate's key is new at every order (ECDSA P-256: smaller and
@@ -9,7 +10,9 @@ quicker to handshake than RSA, and every current client takes it).
 from __future__ import annotations
 
 import datetime
+import json
 import logging
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,16 +21,21 @@ from acme import challenges, client, crypto_util, errors, messages
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from radioagent.acme.protocol import (
+    GO,
+    AcmeOrderError,
+    ChallengeToPublish,
+    account_document,
+    account_from,
+    line,
+)
 from radioagent.acme.state import AcmeAccount
 
 USER_AGENT = "radio-agent"
+NETWORK_TIMEOUT = 30.0  # each request to the CA
 # python3-acme logs whole requests and replies at DEBUG; nothing secret is in them (the
 # CSR carries no key), but they drown the agent's own log.
 logging.getLogger("acme").setLevel(logging.INFO)
-
-
-class AcmeOrderError(Exception):
-    """The order failed; the message says where and the CA's reason."""
 
 
 @dataclass(frozen=True)
@@ -152,3 +160,46 @@ class AcmeSession:
         except Exception as error:
             raise _failure("validation and issuance", error) from error
         return str(finished.fullchain_pem)
+
+
+def _say(message: dict[str, Any]) -> None:
+    sys.stdout.buffer.write(line(message))
+    sys.stdout.buffer.flush()
+
+
+def run_order(request: dict[str, Any]) -> None:
+    """The whole order, told to the agent step by step on stdout."""
+    account = None if request["account"] is None else account_from(request["account"])
+    session = AcmeSession(
+        request["directory_url"],
+        account,
+        email=request["email"],
+        ca_file=request["ca_file"],
+        timeout=NETWORK_TIMEOUT,
+    )
+    _say({"account": account_document(session.account)})
+    placed = session.place(tuple(request["names"]), request["challenge"])
+    published = [
+        ChallengeToPublish(c.kind, c.identifier, c.token, c.publish_name, c.publish_value)
+        for c in placed.challenges
+    ]
+    _say({"key_pem": placed.key_pem, "challenges": [vars(c) for c in published]})
+    if sys.stdin.readline().strip() != GO:
+        raise AcmeOrderError("the agent did not say go")
+    for challenge in placed.challenges:
+        session.answer(challenge)
+    _say({"chain": session.finish(placed, float(request["timeout"]))})
+
+
+def main() -> int:
+    logging.basicConfig(level=logging.INFO, format="radio-agent acme order: %(message)s")
+    try:
+        run_order(json.loads(sys.stdin.readline()))
+    except (AcmeOrderError, KeyError, TypeError, ValueError) as error:
+        _say({"error": str(error) or type(error).__name__})
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
