@@ -1,12 +1,23 @@
 """What a certificate says, and whether the front door may serve it: read with Debian's
-python3-cryptography (imported only here, and only by agents that serve HTTPS), judged by
-pure functions, so an expired, not-yet-valid or foreign certificate is refused with a
-reason before a listener's handshake finds out."""
+python3-cryptography, judged by pure functions, so an expired, not-yet-valid or foreign
+certificate is refused with a reason before a listener's handshake finds out.
+
+The agent reads a certificate rarely (at start, and when a renewed one comes), so it
+does it in a child (`python3 -m radioagent.certfacts`, PEM in, JSON out) and never keeps
+cryptography's 2.2 MB in its own memory.
+"""
 
 from __future__ import annotations
 
 import datetime
-from dataclasses import dataclass
+import json
+import subprocess
+import sys
+from dataclasses import asdict, dataclass
+
+from radioagent.children import python_module
+
+READ_TIMEOUT = 30.0  # a child reading one certificate takes about 0.2 s
 
 
 class CertificateProblem(Exception):
@@ -26,9 +37,33 @@ class CertificateFacts:
 
 
 def read_facts(chain_pem: bytes) -> CertificateFacts:
-    """The facts of a chain's first certificate (the server's own); CertificateProblem if
-    it is not PEM."""
-    from cryptography import x509  # noqa: PLC0415 - only agents serving HTTPS pay for it
+    """The facts of a chain's first certificate (the server's own), read by a child;
+    CertificateProblem if it is not PEM."""
+    argv, environment = python_module("radioagent.certfacts")
+    try:
+        result = subprocess.run(
+            argv,
+            input=chain_pem,
+            capture_output=True,
+            env=environment,
+            timeout=READ_TIMEOUT,
+            check=False,
+        )
+        answer = json.loads(result.stdout)
+    except (OSError, subprocess.SubprocessError, ValueError) as error:
+        raise CertificateProblem(f"cannot read the certificate: {error}") from error
+    if not isinstance(answer, dict):
+        raise CertificateProblem(f"cannot read the certificate: {result.stderr[-300:]!r}")
+    if "error" in answer:
+        raise CertificateProblem(str(answer["error"]))
+    return CertificateFacts(
+        tuple(answer["names"]), answer["not_before"], answer["not_after"], answer["issuer"]
+    )
+
+
+def parse_facts(chain_pem: bytes) -> CertificateFacts:
+    """read_facts' work, in this process (the child's, and the unit tests')."""
+    from cryptography import x509  # noqa: PLC0415 - in the child only
 
     try:
         certificate = x509.load_pem_x509_certificate(chain_pem)
@@ -86,3 +121,17 @@ def _iso(timestamp: float) -> str:
     return datetime.datetime.fromtimestamp(timestamp, datetime.UTC).strftime(
         "%Y-%m-%d %H:%M:%S UTC"
     )
+
+
+def main() -> int:
+    try:
+        facts = parse_facts(sys.stdin.buffer.read())
+    except CertificateProblem as error:
+        print(json.dumps({"error": str(error)}))
+        return 1
+    print(json.dumps(asdict(facts)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -10,7 +10,6 @@ import contextlib
 import json
 import logging
 import os
-import sys
 import tempfile
 import time
 from collections import Counter
@@ -20,7 +19,6 @@ from typing import TYPE_CHECKING
 
 import aiohttp
 
-import radioagent
 from radioagent.acme.protocol import (
     GO,
     AcmeOrderError,
@@ -33,6 +31,7 @@ from radioagent.acme.protocol import (
 from radioagent.acme.renewal import should_order, wanted_names
 from radioagent.acme.state import AcmeFailure, StoredCertificate, TxtChallenge
 from radioagent.certfacts import CertificateProblem, read_facts, serving_problems
+from radioagent.children import python_module
 from radioagent.config import AgentConfig
 from radioagent.coordination.state import ClusterState
 
@@ -313,14 +312,12 @@ class OrderProcess:
         self._process: asyncio.subprocess.Process | None = None
 
     async def __aenter__(self) -> OrderProcess:
-        package_parent = Path(radioagent.__file__).resolve().parent.parent
+        argv, environment = python_module("radioagent.acme.order")
         self._process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "radioagent.acme.order",
+            *argv,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
-            env={**os.environ, "PYTHONPATH": str(package_parent)},
+            env=environment,
             limit=ORDER_LINE_LIMIT,
         )
         self._write(json.dumps(self.request))
