@@ -109,8 +109,50 @@ THREE = {
             {"radio": "one", "mounts": [{"name": "../live.mp3"}]},
             "mounts[0] (../live.mp3): name: '../live.mp3' is not valid",
         ),
+        (
+            THREE,
+            {"radio_dns_zone": "stream.example.org", "radio_dns_nameservers": ["node1", "node9"]},
+            None,
+            "radio_dns_nameservers: node9 not in radio_nodes",
+        ),
+        (
+            THREE,
+            {"radio_dns_zone": "Stream.Example"},
+            None,
+            'radio_dns_zone: "Stream.Example" is not a lowercase DNS name',
+        ),
+        (
+            THREE,
+            {"radio_acme": True},
+            None,
+            "radio_acme: give radio_dns_zone or radio_agent_acme_name",
+        ),
+        (
+            THREE,
+            {"radio_acme": True, "radio_agent_acme_challenge": "dns-01"},
+            None,
+            "radio_acme: DNS-01 needs radio_dns_zone",
+        ),
+        (
+            THREE,
+            {"radio_agent_tls_cert_src": "/etc/site/fullchain.pem"},
+            None,
+            "radio_agent_tls_cert_src and radio_agent_tls_key_src: give both or neither",
+        ),
     ],
-    ids=["bad-address", "missing-address", "shared-address", "bad-name", "even-etcd", "bad-mount"],
+    ids=[
+        "bad-address",
+        "missing-address",
+        "shared-address",
+        "bad-name",
+        "even-etcd",
+        "bad-mount",
+        "unknown-nameserver",
+        "bad-zone",
+        "acme-without-a-name",
+        "dns01-without-a-zone",
+        "certificate-without-key",
+    ],
 )
 def test_site_refuses_a_bad_inventory_in_its_preflight(
     tmp_path: Path,
@@ -126,8 +168,15 @@ def test_site_refuses_a_bad_inventory_in_its_preflight(
     assert "PLAY [Build every node]" not in output, output  # stopped before any node
 
 
-def test_a_good_inventory_passes_the_preflight(tmp_path: Path) -> None:
-    result = run_playbook(write_site(tmp_path, THREE), "site.yml")
+@pytest.mark.parametrize(
+    "group_vars",
+    [None, {"radio_dns_zone": "stream.example.org", "radio_acme": True}],
+    ids=["plain", "zone-and-acme"],
+)
+def test_a_good_inventory_passes_the_preflight(
+    tmp_path: Path, group_vars: dict[str, Any] | None
+) -> None:
+    result = run_playbook(write_site(tmp_path, THREE, group_vars), "site.yml")
     output = result.stdout + result.stderr
     # Past the preflight, the run meets the unreachable nodes: proof it got that far.
     assert "PLAY [Build every node]" in output, output
