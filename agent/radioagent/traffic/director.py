@@ -74,6 +74,9 @@ class Director:
         self._policy: Policy = parse_policy(ClusterSettings().policy)
         self._settings = ClusterSettings()
         self._user_agents: tuple[str, ...] = ()
+        # Each node's load with what was sent to it since its report, as last made: on the
+        # redirect path, only the node a listener just went to has a new count.
+        self._with_sent: dict[str, NodeLoad] = {}
 
     def update(
         self, nodes: dict[str, NodeStatus], draining: frozenset[str], settings: ClusterSettings
@@ -82,6 +85,7 @@ class Director:
         policy that still fails to parse keeps the previous one."""
         self._nodes = dict(nodes)
         self._loads = [node_load(status, name in draining) for name, status in nodes.items()]
+        self._with_sent = {}
         for name, status in nodes.items():
             self.sent.on_report(name, status)
         if settings.policy != self._settings.policy:
@@ -89,6 +93,13 @@ class Director:
                 self._policy = parse_policy(settings.policy)
         self._settings = settings
         self._user_agents = tuple(agent.lower() for agent in settings.no_redirect_user_agents)
+
+    def _load_with_sent(self, load: NodeLoad) -> NodeLoad:
+        sent = self.sent.sent(load.name)
+        made = self._with_sent.get(load.name)
+        if made is None or made.sent_since_report != sent:
+            made = self._with_sent[load.name] = replace(load, sent_since_report=sent)
+        return made
 
     def serves_without_redirect(self, user_agent: str) -> bool:
         """The cluster proxies everything, or this client is known not to follow redirects
@@ -115,7 +126,7 @@ class Director:
             loads = [load for load in self._loads if load.name == self.node_name]
         else:
             loads = self._loads
-        loads = [replace(load, sent_since_report=self.sent.sent(load.name)) for load in loads]
+        loads = [self._load_with_sent(load) for load in loads]
         chosen = choose_node(self._policy, loads, request, self.rng)
         if chosen is None:
             self.directed[Outcome.UNAVAILABLE.value] += 1
