@@ -40,13 +40,9 @@ logging.getLogger("acme").setLevel(logging.INFO)
 
 @dataclass(frozen=True)
 class Challenge:
-    """One challenge to answer, with what the cluster must publish for it."""
+    """One challenge to answer: what the cluster must publish, and the CA's objects."""
 
-    kind: str  # dns-01 or http-01
-    identifier: str  # the name it proves
-    token: str  # base64url, the CA's
-    publish_name: str  # dns-01: the TXT record's name; http-01: the identifier
-    publish_value: str  # dns-01: the TXT value; http-01: the key authorization
+    published: ChallengeToPublish
     body: messages.ChallengeBody
     response: challenges.ChallengeResponse
 
@@ -138,10 +134,13 @@ class AcmeSession:
                 continue
             response, validation = body.response_and_validation(self.key)
             token = body.chall.encode("token")
-            if isinstance(body.chall, challenges.DNS01):
-                name = body.chall.validation_domain_name(identifier)
-                return Challenge(kind, identifier, token, name.lower(), validation, body, response)
-            return Challenge(kind, identifier, token, identifier, validation, body, response)
+            name = (
+                body.chall.validation_domain_name(identifier).lower()
+                if isinstance(body.chall, challenges.DNS01)
+                else identifier
+            )
+            published = ChallengeToPublish(kind, identifier, token, name, validation)
+            return Challenge(published, body, response)
         offered = ", ".join(body.chall.typ for body in authorization.body.challenges)
         raise AcmeOrderError(f"the CA offers {offered} for {identifier}, not {kind}")
 
@@ -150,7 +149,7 @@ class AcmeSession:
         try:
             self.client.answer_challenge(challenge.body, challenge.response)
         except Exception as error:
-            raise _failure(f"answer for {challenge.identifier}", error) from error
+            raise _failure(f"answer for {challenge.published.identifier}", error) from error
 
     def finish(self, order: PlacedOrder, timeout: float) -> str:
         """Wait for the CA's validations, then finalize; the PEM chain."""
@@ -179,11 +178,8 @@ def run_order(request: dict[str, Any]) -> None:
     )
     _say({"account": account_document(session.account)})
     placed = session.place(tuple(request["names"]), request["challenge"])
-    published = [
-        ChallengeToPublish(c.kind, c.identifier, c.token, c.publish_name, c.publish_value)
-        for c in placed.challenges
-    ]
-    _say({"key_pem": placed.key_pem, "challenges": [vars(c) for c in published]})
+    published = [vars(challenge.published) for challenge in placed.challenges]
+    _say({"key_pem": placed.key_pem, "challenges": published})
     if sys.stdin.readline().strip() != GO:
         raise AcmeOrderError("the agent did not say go")
     for challenge in placed.challenges:

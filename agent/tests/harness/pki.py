@@ -102,7 +102,19 @@ def make_dated_certificate(
     directory: Path, name: str, names: list[str], not_before: float, not_after: float
 ) -> tuple[Path, Path]:
     """A self-signed certificate for `names` valid between two Unix times (openssl's
-    command cannot date one in the past): the expired and foreign ones the agent refuses."""
+    command cannot date one in the past): the expired and foreign ones the agent refuses.
+    Its files: the certificate and the key."""
+    certificate, key = dated_certificate(name, names, not_before, not_after)
+    cert_path, key_path = directory / f"{name}.crt", directory / f"{name}.key"
+    cert_path.write_bytes(certificate)
+    key_path.write_bytes(key)
+    return cert_path, key_path
+
+
+def dated_certificate(
+    name: str, names: list[str], not_before: float, not_after: float
+) -> tuple[bytes, bytes]:
+    """make_dated_certificate's certificate and key, as PEM."""
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
     certificate = (
@@ -116,13 +128,8 @@ def make_dated_certificate(
         .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), False)
         .sign(key, hashes.SHA256())
     )
-    cert_path, key_path = directory / f"{name}.crt", directory / f"{name}.key"
-    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
+    return certificate.public_bytes(serialization.Encoding.PEM), key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
     )
-    return cert_path, key_path

@@ -6,31 +6,16 @@ from __future__ import annotations
 import datetime
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from radioagent.certfacts import CertificateProblem, covers, read_facts, serving_problems
+from tests.harness.pki import dated_certificate
 
 START = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
 
 
 def pem(names: list[str], days: int = 90) -> bytes:
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test")])
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(START)
-        .not_valid_after(START + datetime.timedelta(days=days))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), False)
-        .sign(key, hashes.SHA256())
-    )
-    return certificate.public_bytes(serialization.Encoding.PEM)
+    not_after = START + datetime.timedelta(days=days)
+    return dated_certificate("test", names, START.timestamp(), not_after.timestamp())[0]
 
 
 def test_the_facts_are_the_names_and_the_validity() -> None:
