@@ -71,6 +71,7 @@ def running_cluster(
     front_door: Mapping[str, object] | None = None,
     zone: str | None = None,
     each_node: Callable[[AgentNode], None] | None = None,
+    acme: dict[str, object] | None = None,
 ) -> Iterator[RadioCluster]:
     """etcd, one Icecast per node and the agents (`front_door`: settings added to each
     agent's own; `zone`: every node answers it, see RadioCluster; `each_node`: changes
@@ -84,7 +85,9 @@ def running_cluster(
             icecast = IcecastServer(icecast_settings_for_agents())
             icecast.start()
             icecasts.append(icecast)
-        cluster = RadioCluster(etcd, icecasts, dict(TEST_TIMING), limits=limits, zone=zone)
+        cluster = RadioCluster(
+            etcd, icecasts, dict(TEST_TIMING), limits=limits, zone=zone, acme=acme
+        )
         for node in cluster.nodes:
             cast(dict, node.config["front_door"]).update(front_door or {})
             if each_node is not None:
