@@ -67,7 +67,11 @@ class Connection(asyncio.Protocol):
         self._hub: MountHub | None = None
         self._pipe: StudioPipe | None = None
         self._ignored = 0
+        self._loop = asyncio.get_running_loop()
+        # One timer per connection, moved lazily: a keep-alive request only pushes the
+        # deadline; the timer, when it fires early, sleeps again until it.
         self._timer: asyncio.TimerHandle | None = None
+        self._deadline: float | None = None
 
     # --- asyncio callbacks ---------------------------------------------------------------
 
@@ -81,6 +85,9 @@ class Connection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         if self._mode is Mode.HEAD:
+            if not self._buffer and head_end(data) == len(data):
+                self._take_head(data)  # one whole request, as nearly every client sends
+                return
             self._buffer += data
             self._read_heads()
         elif self._mode is Mode.SOURCE:
@@ -165,12 +172,15 @@ class Connection(asyncio.Protocol):
                 return
             raw = bytes(self._buffer[:end])
             del self._buffer[:end]
-            try:
-                head = parse_request_head(raw)
-            except HttpError as error:
-                self.fail(error)
-                return
-            self._door.handle(self, head)
+            self._take_head(raw)
+
+    def _take_head(self, raw: bytes) -> None:
+        try:
+            head = parse_request_head(raw)
+        except HttpError as error:
+            self.fail(error)
+            return
+        self._door.handle(self, head)
 
     def _check_request_line(self) -> None:
         """Refuse bytes that are not HTTP at once rather than at the head timeout."""
@@ -181,13 +191,25 @@ class Connection(asyncio.Protocol):
             self.fail(error)
 
     def _arm_timer(self) -> None:
-        self._cancel_timer()
-        self._timer = asyncio.get_running_loop().call_later(self._header_timeout, self._timed_out)
+        self._deadline = self._loop.time() + self._header_timeout
+        if self._timer is None:
+            self._timer = self._loop.call_at(self._deadline, self._timer_fired)
 
     def _cancel_timer(self) -> None:
+        self._deadline = None
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+
+    def _timer_fired(self) -> None:
+        self._timer = None
+        if self._deadline is None:
+            return
+        if self._loop.time() < self._deadline:
+            self._timer = self._loop.call_at(self._deadline, self._timer_fired)
+            return
+        self._deadline = None
+        self._timed_out()
 
     def _timed_out(self) -> None:
         if self._mode is Mode.HEAD:

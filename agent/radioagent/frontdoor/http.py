@@ -30,6 +30,7 @@ _needs_host).
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -50,6 +51,10 @@ _FORBIDDEN_IN_PATH = re.compile(r"[\x00-\x1f\x7f\\]")
 _HTTP_VERSION = re.compile(rb"HTTP/[0-9.]+")  # a version we don't serve (505), not garbage (400)
 _DECIMAL = re.compile(r"[0-9]+")
 _HEAD_END = re.compile(rb"\n\r?\n")
+# A well-formed header line in one match (the common case); anything else goes through
+# _field's checks one by one, which name what is wrong. Linear: no character of the name
+# can be a colon, and the value is one character class.
+_WELL_FORMED_FIELD = re.compile(rb"([!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}):([^\x00-\x08\x0a-\x1f\x7f]*)")
 
 
 class HttpError(Exception):
@@ -107,11 +112,13 @@ def parse_request_head(raw: bytes) -> RequestHead:
         raise HttpError(431, f"more than {MAX_HEADERS} header fields")
     fields = [_field(line) for line in lines[1:]]
     headers = dict(fields)
-    content_length = _content_length(fields)
+    # The checks below read every field of a name; most heads have none of theirs.
+    content_length = _content_length(fields) if "content-length" in headers else None
     if content_length is not None:
         headers["content-length"] = content_length
-    _check_transfer_encoding(fields, version, content_length is not None)
-    _check_host(fields, method, version)
+    if "transfer-encoding" in headers:
+        _check_transfer_encoding(fields, version, content_length is not None)
+    _check_host(fields if "host" in headers else [], method, version)
     return RequestHead(
         method.decode("ascii"), path, query.decode("ascii"), version.decode("ascii"), headers, raw
     )
@@ -126,11 +133,13 @@ def check_request_line(line: bytes) -> None:
 
 def _path(raw_path: bytes) -> str:
     """The percent-decoded path, if the front door could ever serve it."""
-    try:
-        path = unquote(raw_path.decode("ascii"), errors="strict")
-    except UnicodeDecodeError as error:
-        raise HttpError(400, "path is not UTF-8") from error
-    if _FORBIDDEN_IN_PATH.search(path) or ".." in path.split("/"):
+    path = raw_path.decode("ascii")  # the request line allows printable ASCII only
+    if "%" in path:
+        try:
+            path = unquote(path, errors="strict")
+        except UnicodeDecodeError as error:
+            raise HttpError(400, "path is not UTF-8") from error
+    if _FORBIDDEN_IN_PATH.search(path) or (".." in path and ".." in path.split("/")):
         raise HttpError(400, "path not allowed")
     return path
 
@@ -157,6 +166,10 @@ def _request_line(line: bytes) -> tuple[bytes, bytes, bytes]:
 
 def _field(line: bytes) -> tuple[str, str]:
     """(lower-case name, value) of one header line."""
+    well_formed = _WELL_FORMED_FIELD.fullmatch(line)
+    if well_formed is not None:
+        name, value = well_formed.groups()
+        return name.decode("ascii").lower(), value.strip(b" \t").decode("latin-1")
     if line[:1] in (b" ", b"\t"):
         # RFC 9112 section 5.2: a server may refuse obs-fold with 400; one that unfolds it
         # reads a different head than a proxy in front of it might.
@@ -248,7 +261,7 @@ def response(
 ) -> bytes:
     """A complete response with Content-Length (never chunked)."""
     lines = [
-        f"HTTP/1.1 {status} {HTTPStatus(status).phrase}",
+        _status_line(status),
         "Server: radio-agent",
         f"Content-Type: {content_type}",
         f"Content-Length: {len(body)}",
@@ -257,6 +270,11 @@ def response(
     ]
     head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
     return head if head_only else head + body
+
+
+@functools.cache
+def _status_line(status: int) -> str:
+    return f"HTTP/1.1 {status} {HTTPStatus(status).phrase}"
 
 
 def error_response(error: HttpError, *, retry_after: int | None = None) -> bytes:

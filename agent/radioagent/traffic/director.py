@@ -10,12 +10,19 @@ import random
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from enum import Enum
 
 from radioagent.model import MountSpec, NodeStatus
 from radioagent.settings import ClusterSettings
-from radioagent.traffic.policy import NodeLoad, Policy, Request, choose_node, parse_policy
+from radioagent.traffic.policy import (
+    NodeLoad,
+    Policy,
+    Request,
+    always_eligible,
+    choose_node,
+    parse_policy,
+)
 from radioagent.traffic.prediction import SentSinceReport
 
 
@@ -77,6 +84,11 @@ class Director:
         # Each node's load with what was sent to it since its report, as last made: on the
         # redirect path, only the node a listener just went to has a new count.
         self._with_sent: dict[str, NodeLoad] = {}
+        # What does not change between two views, per kind of request (mount, bitrate, IP
+        # family, TLS, served here only): the request and the nodes that could take it
+        # before counting anything sent. Remade on update; a few entries per mount.
+        self._candidates: dict[tuple[str, int, int, bool, bool], _Candidates] = {}
+        self._directions: dict[str, Direction] = {}
 
     def update(
         self, nodes: dict[str, NodeStatus], draining: frozenset[str], settings: ClusterSettings
@@ -86,6 +98,8 @@ class Director:
         self._nodes = dict(nodes)
         self._loads = [node_load(status, name in draining) for name, status in nodes.items()]
         self._with_sent = {}
+        self._candidates = {}
+        self._directions = {}
         for name, status in nodes.items():
             self.sent.on_report(name, status)
         if settings.policy != self._settings.policy:
@@ -98,7 +112,7 @@ class Director:
         sent = self.sent.sent(load.name)
         made = self._with_sent.get(load.name)
         if made is None or made.sent_since_report != sent:
-            made = self._with_sent[load.name] = replace(load, sent_since_report=sent)
+            made = self._with_sent[load.name] = load.with_sent(sent)
         return made
 
     def serves_without_redirect(self, user_agent: str) -> bool:
@@ -121,18 +135,41 @@ class Director:
         """`listens`: False for a HEAD request, which never becomes a listener and so is
         not counted as sent; `tls`: it came over HTTPS, and stays on HTTPS. Every request
         is counted in `directed` by its outcome."""
-        request = Request(mount.name, client_family, float(mount.format.bitrate_kbps), tls)
-        if self.serves_without_redirect(user_agent):
-            loads = [load for load in self._loads if load.name == self.node_name]
-        else:
-            loads = self._loads
-        loads = [self._load_with_sent(load) for load in loads]
-        chosen = choose_node(self._policy, loads, request, self.rng)
+        bitrate = mount.format.bitrate_kbps
+        only_here = self.serves_without_redirect(user_agent)
+        key = (mount.name, bitrate, client_family, tls, only_here)
+        candidates = self._candidates.get(key)
+        if candidates is None:
+            candidates = self._candidates[key] = self._candidates_for(
+                Request(mount.name, client_family, float(bitrate), tls), only_here
+            )
+        loads = [self._load_with_sent(load) for load in candidates.loads]
+        chosen = choose_node(self._policy, loads, candidates.request, self.rng)
         if chosen is None:
             self.directed[Outcome.UNAVAILABLE.value] += 1
-            return Direction(Outcome.UNAVAILABLE, reason="no node can take a listener now")
+            return UNAVAILABLE
         if listens:
             self.sent.on_sent(chosen)
-        outcome = Outcome.HERE if chosen == self.node_name else Outcome.REDIRECT
-        self.directed[outcome.value] += 1
-        return Direction(outcome, self._nodes[chosen])
+        direction = self._directions.get(chosen)
+        if direction is None:
+            outcome = Outcome.HERE if chosen == self.node_name else Outcome.REDIRECT
+            direction = self._directions[chosen] = Direction(outcome, self._nodes[chosen])
+        self.directed[direction.outcome.value] += 1
+        return direction
+
+    def _candidates_for(self, request: Request, only_here: bool) -> _Candidates:
+        loads = [
+            load
+            for load in self._loads
+            if always_eligible(load, request) and (load.name == self.node_name or not only_here)
+        ]
+        return _Candidates(request, loads)
+
+
+@dataclass(frozen=True)
+class _Candidates:
+    request: Request
+    loads: list[NodeLoad]
+
+
+UNAVAILABLE = Direction(Outcome.UNAVAILABLE, reason="no node can take a listener now")

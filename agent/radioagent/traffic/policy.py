@@ -35,6 +35,14 @@ class NodeLoad:
     sent_since_report: int = 0
     https: bool = False  # it serves HTTPS (under its https_name, which the config requires)
 
+    def with_sent(self, sent: int) -> NodeLoad:
+        """This load with `sent` listeners sent since its report. On every listener's
+        request, so made by copying the fields: dataclasses.replace runs __init__ again
+        over each of them, a tenth of a redirect's time."""
+        made = object.__new__(NodeLoad)
+        made.__dict__.update(self.__dict__, sent_since_report=sent)
+        return made
+
     @property
     def predicted_listeners(self) -> int:
         return self.listeners + self.sent_since_report
@@ -152,8 +160,8 @@ def choose_node(
         if always_eligible(node, request)
         and all(FILTERS[name](node, request) for name in policy.filters)
     ]
-    if not eligible:
-        return None
+    if len(eligible) <= 1:
+        return eligible[0].name if eligible else None
     if policy.choice == "random":
         return rng.choice(eligible).name
     scores = []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import http.client
 import select
 import socket
 import time
@@ -190,6 +191,34 @@ def test_a_client_sending_its_head_one_byte_at_a_time_is_cut_off(node: AgentNode
         elapsed = time.monotonic() - started
     assert status_of(answer) == 408
     assert elapsed < FRONT_DOOR_HEADER_TIMEOUT + 1
+
+
+def test_a_keep_alive_connection_is_closed_a_head_timeout_after_its_last_request(
+    node: AgentNode,
+) -> None:
+    """Each request moves the idle deadline: requests 0.6 of the timeout apart keep the
+    connection for longer than one timeout, and it closes one timeout after the last."""
+    connection = http.client.HTTPConnection(LOOPBACK, node.front_door_port, timeout=5)
+    try:
+        connection.connect()
+        sock = connection.sock
+        for _ in range(3):
+            # The client's pace between requests, not a wait for a condition.
+            readable, _, _ = select.select([sock], [], [], FRONT_DOOR_HEADER_TIMEOUT * 0.6)
+            assert not readable, "the connection was closed before its deadline"
+            connection.request("GET", "/health")
+            answer = connection.getresponse()
+            answer.read()
+            assert answer.status == 200
+            assert connection.sock is sock  # the same connection, kept alive
+        last_request = time.monotonic()
+        readable, _, _ = select.select([sock], [], [], FRONT_DOOR_HEADER_TIMEOUT + 2)
+        closed_after = time.monotonic() - last_request
+        assert readable, "the idle connection was never closed"
+        assert sock.recv(1) == b""
+    finally:
+        connection.close()
+    assert FRONT_DOOR_HEADER_TIMEOUT * 0.9 < closed_after < FRONT_DOOR_HEADER_TIMEOUT + 1
 
 
 def test_many_idle_connections_do_not_stop_the_front_door(node: AgentNode) -> None:

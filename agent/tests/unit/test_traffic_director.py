@@ -86,3 +86,23 @@ def test_families_of_addresses() -> None:
     assert address_families("192.0.2.1") == {4}
     assert address_families("2001:db8::1") == {6}
     assert address_families("radio.example.org") == {4, 6}
+
+
+def test_what_the_director_keeps_between_requests_is_remade_by_each_update() -> None:
+    """The candidates and directions kept per kind of request follow the next view: a node
+    drained, a node gone and a node whose address changed."""
+    now = [0.0]
+    chosen = director(now, status("a", 0), status("b", 0), policy="listeners_score,best")
+    assert chosen.direct(MOUNT, 4, "x").outcome is Outcome.HERE  # a and b tie: a by name
+    chosen.update(chosen._nodes, frozenset({"a"}), chosen._settings)
+    direction = chosen.direct(MOUNT, 4, "x")
+    assert direction.outcome is Outcome.REDIRECT
+    assert direction.node is not None
+    assert direction.node.name == "b"
+    moved = status("b", 0, address="192.0.2.99")
+    chosen.update({"a": chosen._nodes["a"], "b": moved}, frozenset({"a"}), chosen._settings)
+    moved_direction = chosen.direct(MOUNT, 4, "x")
+    assert moved_direction.node is not None
+    assert moved_direction.node.listener_address == "192.0.2.99"
+    chosen.update({"a": chosen._nodes["a"]}, frozenset({"a"}), chosen._settings)
+    assert chosen.direct(MOUNT, 4, "x").outcome is Outcome.UNAVAILABLE

@@ -20,7 +20,7 @@ from radioagent.traffic.policy import (
     choose_node,
     parse_policy,
 )
-from radioagent.traffic.prediction import SentSinceReport
+from radioagent.traffic.prediction import BATCH_SECONDS, SentSinceReport
 from radioagent.validation import ValidationError
 
 REQUEST = Request(mount="live.mp3", ip_family=4, stream_kbps=128)
@@ -101,6 +101,21 @@ def test_a_burst_spreads_because_sent_listeners_count_before_the_next_report() -
     assert Counter(chosen) == {"a": 10, "b": 10, "c": 10}
 
 
+def test_a_burst_is_kept_in_a_few_batches_and_counted_in_full_until_the_window() -> None:
+    """At any rate a node's sends take a few batches of memory, not one entry each."""
+    now = [0.0]
+    sent = SentSinceReport(window=5, clock=lambda: now[0])
+    for index in range(10_000):  # 10,000 listeners in one second
+        now[0] = index / 10_000
+        sent.on_sent("a")
+    assert sent.sent("a") == 10_000
+    assert len(sent._batches["a"]) <= 1 / BATCH_SECONDS + 1
+    now[0] = 0.5 + 5  # the sends of the first half second are past the window
+    assert 4_000 <= sent.sent("a") <= 5_000 + BATCH_SECONDS * 10_000
+    now[0] = 1.0 + 5 + BATCH_SECONDS
+    assert sent.sent("a") == 0
+
+
 def test_a_new_report_resets_what_was_sent_to_that_node() -> None:
     sent = SentSinceReport(window=10, clock=lambda: 0.0)
     sent.on_report("a", report="five listeners")
@@ -149,6 +164,14 @@ node_strategy = st.builds(
     bandwidth_limit_kbps=st.one_of(st.none(), st.integers(1, 50000)),
     sent_since_report=st.integers(0, 50),
 )
+
+
+@given(node_strategy, st.integers(0, 500))
+def test_a_load_with_sent_listeners_is_the_load_with_only_that_count_changed(
+    load: NodeLoad, sent: int
+) -> None:
+    assert load.with_sent(sent) == replace(load, sent_since_report=sent)
+    assert load.with_sent(sent).predicted_listeners == load.listeners + sent
 
 
 @given(
