@@ -434,8 +434,9 @@ class Agent:
 
     async def _keep_certificate(self, keeper: CertificateKeeper, state: ClusterState) -> None:
         """Install the cluster's certificate when it changed; order one when it is due."""
-        if keeper.install(state, time.time()):
-            await self.front_door.open_tls()
+        facts = await keeper.install(state, time.time())
+        if facts is not None:
+            await self.front_door.open_tls(facts)
         keeper.consider(state, None if self.cut_off() else self.lease_id, time.time())
 
     async def _start_dns(self) -> None:

@@ -30,7 +30,12 @@ from radioagent.acme.protocol import (
 )
 from radioagent.acme.renewal import should_order, wanted_names
 from radioagent.acme.state import AcmeFailure, StoredCertificate, TxtChallenge
-from radioagent.certfacts import CertificateProblem, read_facts, serving_problems
+from radioagent.certfacts import (
+    CertificateFacts,
+    CertificateProblem,
+    read_facts,
+    serving_problems,
+)
 from radioagent.children import python_module
 from radioagent.config import AgentConfig
 from radioagent.coordination.state import ClusterState
@@ -42,10 +47,8 @@ log = logging.getLogger(__name__)
 PUBLISHED_WAIT_SECONDS = 30.0  # for every node to serve a challenge before the CA asks
 PUBLISHED_POLL_SECONDS = 0.5
 CHALLENGE_LAPSE_MARGIN = 60  # seconds a challenge outlives the validation timeout
-ORDER_STEP_SECONDS = 120.0
-ORDER_LINE_LIMIT = (
-    1024 * 1024
-)  # a chain is a few KB  # the longest the order process may take for one step
+ORDER_STEP_SECONDS = 120.0  # the longest the order process may take for one step
+ORDER_LINE_LIMIT = 1024 * 1024  # bytes of one line from it: a chain is a few KB
 
 
 class CertificateKeeper:
@@ -62,41 +65,41 @@ class CertificateKeeper:
         self.store = store
         self.cluster_name = config.acme.name or config.dns.zone or ""
         self.orders: Counter[str] = Counter()  # result -> count, for /metrics
-        self.installed: StoredCertificate | None = None
-        self._refused: StoredCertificate | None = None  # logged once, not every loop
+        # The certificate revision last installed or refused (a refusal is logged once).
+        self._seen_revision: int | None = None
         self._order: asyncio.Task[None] | None = None
 
     # --- installing the cluster's certificate --------------------------------------------
 
-    def install(self, state: ClusterState, now: float) -> bool:
+    async def install(self, state: ClusterState, now: float) -> CertificateFacts | None:
         """Write the cluster's certificate to the front door's files if it is new and may
-        be served; whether it was written."""
-        certificate = state.acme.certificate
-        if certificate is None or certificate in (self.installed, self._refused):
-            return False
+        be served; its facts if it was written, for the front door to load it with (read
+        once, in a worker thread: certfacts runs a child process)."""
+        certificate, revision = state.acme.certificate, state.acme.certificate_revision
+        if certificate is None or revision == self._seen_revision:
+            return None
         try:
-            problems = serving_problems(
-                read_facts(certificate.chain_pem.encode()), self.https_name, now
-            )
+            facts = await asyncio.to_thread(read_facts, certificate.chain_pem.encode())
+            problems = serving_problems(facts, self.https_name, now)
         except CertificateProblem as error:
             problems = [str(error)]
         if problems:
-            self._refused = certificate
+            self._seen_revision = revision
             log.error(
                 "tls: the cluster's certificate (ordered by %s) is not served: %s",
                 certificate.ordered_by,
                 "; ".join(problems),
             )
-            return False
+            return None
         _write_private(self.key_file, certificate.key_pem)
         _write_private(self.cert_file, certificate.chain_pem)
-        self.installed = certificate
+        self._seen_revision = revision
         log.info(
             "tls: installed the cluster's certificate for %s, valid until %s",
             ", ".join(certificate.names),
             time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(certificate.not_after)),
         )
-        return True
+        return facts
 
     # --- ordering ------------------------------------------------------------------------
 

@@ -51,13 +51,17 @@ def server_context(cert_file: str, key_file: str) -> ssl.SSLContext:
     return context
 
 
-def check_served(cert_file: str, https_name: str | None) -> CertificateFacts:
-    """The certificate's facts; CertificateError if it must not be served now."""
-    try:
-        with open(cert_file, "rb") as file:
-            facts = read_facts(file.read())
-    except (OSError, CertificateProblem) as error:
-        raise CertificateError(f"front_door.tls_cert_file {cert_file!r}: {error}") from error
+def check_served(
+    cert_file: str, https_name: str | None, facts: CertificateFacts | None = None
+) -> CertificateFacts:
+    """The certificate's facts (read from the file unless the caller read them already);
+    CertificateError if it must not be served now."""
+    if facts is None:
+        try:
+            with open(cert_file, "rb") as file:
+                facts = read_facts(file.read())
+        except (OSError, CertificateProblem) as error:
+            raise CertificateError(f"front_door.tls_cert_file {cert_file!r}: {error}") from error
     problems = serving_problems(facts, https_name, time.time())
     if problems:
         raise CertificateError(f"front_door.tls_cert_file {cert_file!r}: {'; '.join(problems)}")
@@ -74,17 +78,27 @@ def _load(context: ssl.SSLContext, cert_file: str, key_file: str) -> None:
 
 
 class Certificate:
-    def __init__(self, cert_file: str, key_file: str, https_name: str | None) -> None:
+    """`facts`, here and in reload_if_changed: the certificate's, when the caller read
+    them already (the ACME keeper, from etcd, off the event loop); reading them runs a
+    child process (certfacts.py)."""
+
+    def __init__(
+        self,
+        cert_file: str,
+        key_file: str,
+        https_name: str | None,
+        facts: CertificateFacts | None = None,
+    ) -> None:
         self.cert_file = cert_file
         self.key_file = key_file
         self.https_name = https_name
         self._stamp = _stamp(cert_file, key_file)
-        self.facts = check_served(cert_file, https_name)
+        self.facts = check_served(cert_file, https_name, facts)
         self.context = server_context(cert_file, key_file)
         self.reloads = 0
         self.reload_failures = 0
 
-    def reload_if_changed(self) -> bool:
+    def reload_if_changed(self, facts: CertificateFacts | None = None) -> bool:
         """Load the files again if they changed (a renewal); a bad pair is logged and the
         certificate in use kept. Whether a new one was loaded."""
         try:
@@ -98,7 +112,7 @@ class Certificate:
         try:
             # A trial context first: loading into the live one sets the certificate before
             # the key is checked, so a mismatch there would leave handshakes failing.
-            facts = check_served(self.cert_file, self.https_name)
+            facts = check_served(self.cert_file, self.https_name, facts)
             server_context(self.cert_file, self.key_file)
             _load(self.context, self.cert_file, self.key_file)
             self.facts = facts

@@ -24,6 +24,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, assert_never
 
+from radioagent.certfacts import CertificateFacts
 from radioagent.config import FrontDoorSettings
 from radioagent.frontdoor.certificate import Certificate, small_tls_buffers
 from radioagent.frontdoor.connection import Connection
@@ -111,17 +112,18 @@ class FrontDoor:
     def open_tls_ports(self) -> tuple[int, ...]:
         return self.settings.tls_ports if self.certificate is not None else ()
 
-    async def open_tls(self) -> None:
+    async def open_tls(self, facts: CertificateFacts | None = None) -> None:
         """The HTTPS ports, the first time; after that, the files loaded again if they
-        changed (a renewal: open connections keep the certificate they have)."""
+        changed (a renewal: open connections keep the certificate they have). `facts`:
+        the certificate's, if the caller read them already."""
         settings = self.settings
         if self.certificate is not None:
-            self.certificate.reload_if_changed()
+            self.certificate.reload_if_changed(facts)
             return
         if not (settings.tls_ports and settings.tls_cert_file and settings.tls_key_file):
             return
         self.certificate = Certificate(
-            settings.tls_cert_file, settings.tls_key_file, settings.https_name
+            settings.tls_cert_file, settings.tls_key_file, settings.https_name, facts
         )
         small_tls_buffers()
         loop = asyncio.get_running_loop()

@@ -31,24 +31,14 @@ class AcmeRecords:
     layout: KeyLayout
     _call: Callable[..., Any]
     _transaction: Callable[..., tuple[bool, list]]
+    _claim: Callable[[str, str, int], bool]
+    _release: Callable[[str, str], bool]
 
     def claim_certificate_order(self, name: str, lease_id: int) -> bool:
-        key = self.layout.acme_claim
-        won, _ = self._transaction(
-            "claim the certificate order",
-            lambda client: [client.transactions.create(key) == 0],
-            lambda client: [client.transactions.put(key, name, lease=lease_id)],
-        )
-        return won
+        return self._claim(self.layout.acme_claim, name, lease_id)
 
     def release_certificate_order(self, name: str) -> bool:
-        key = self.layout.acme_claim
-        released, _ = self._transaction(
-            "release the certificate order",
-            lambda client: [client.transactions.value(key) == name],
-            lambda client: [client.transactions.delete(key)],
-        )
-        return released
+        return self._release(self.layout.acme_claim, name)
 
     def put_acme_account(self, account: AcmeAccount) -> None:
         key = self.layout.acme_account

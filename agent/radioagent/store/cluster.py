@@ -159,7 +159,14 @@ class ClusterStore(AcmeRecords):
 
     def claim_transcoder(self, mount: str, name: str, lease_id: int) -> bool:
         """Take `transcoders/<mount>` on our lease if nobody holds it."""
-        key = self.layout.transcoder(mount)
+        return self._claim(self.layout.transcoder(mount), name, lease_id)
+
+    def release_transcoder(self, mount: str, name: str) -> bool:
+        """Delete `transcoders/<mount>` only while it is still ours."""
+        return self._release(self.layout.transcoder(mount), name)
+
+    def _claim(self, key: str, name: str, lease_id: int) -> bool:
+        """Put `name` at `key` on our lease if the key does not exist; whether we did."""
         won, _ = self._transaction(
             f"claim {key}",
             lambda client: [client.transactions.create(key) == 0],
@@ -167,9 +174,8 @@ class ClusterStore(AcmeRecords):
         )
         return won
 
-    def release_transcoder(self, mount: str, name: str) -> bool:
-        """Delete `transcoders/<mount>` only while it is still ours."""
-        key = self.layout.transcoder(mount)
+    def _release(self, key: str, name: str) -> bool:
+        """Delete `key` only while it holds `name`; whether we did."""
         released, _ = self._transaction(
             f"release {key}",
             lambda client: [client.transactions.value(key) == name],
