@@ -16,6 +16,7 @@ from radioagent.acme.keeper import CertificateKeeper
 from radioagent.config import AgentConfig, load_config
 from radioagent.frontdoor.certificate import CertificateError, check_served, server_context
 from radioagent.frontdoor.server import FrontDoor
+from radioagent.heap import limit_arenas
 from radioagent.holding.feeder import HoldingFeeds
 from radioagent.icecast.control import IcecastControl
 from radioagent.localapi import LocalApi
@@ -162,6 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     # grpc logs every failed call on its own; our messages say what matters.
     logging.getLogger("grpc").setLevel(logging.ERROR)
     raise_open_files_limit()
+    limit_arenas()
     if config.event_loop == "uvloop":
         import uvloop  # noqa: PLC0415 - loaded only when chosen (its 11 MB)
 

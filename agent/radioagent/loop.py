@@ -49,6 +49,7 @@ from radioagent.deadair import (
 from radioagent.dns.zone import ZoneView, zone_view
 from radioagent.frontdoor.server import FrontDoor
 from radioagent.frontdoor.view import AgentSnapshot
+from radioagent.heap import TRIM_EVERY_SECONDS, release_free_memory
 from radioagent.holding.feeder import HoldingFeeds
 from radioagent.icecast.control import IcecastControl, IcecastError
 from radioagent.icecast.render import render_icecast_config
@@ -160,6 +161,7 @@ class Agent:
         self._stopping = asyncio.Event()
         self._icecast_lock = asyncio.Lock()
         self._last_cycle_at = self.clock()
+        self._heap_trimmed_at: float | None = None
         self._bandwidth = BandwidthMeter(clock)
         self.listener_history = ListenerHistory()
 
@@ -270,6 +272,12 @@ class Agent:
         self.health.cycles += 1
         self.health.last_cycle_seconds = self.clock() - started
         self._last_cycle_at = self.clock()
+        if (
+            self._heap_trimmed_at is None
+            or self._last_cycle_at - self._heap_trimmed_at >= TRIM_EVERY_SECONDS
+        ):
+            release_free_memory()
+            self._heap_trimmed_at = self._last_cycle_at
 
     def _plan(self, fresh_state: ClusterState | None) -> CyclePlan:
         """The plan from a state read just now, or (None) from the last one known."""
@@ -437,6 +445,7 @@ class Agent:
         facts = await keeper.install(state, time.time())
         if facts is not None:
             await self.front_door.open_tls(facts)
+            release_free_memory()  # what reading and checking it freed
         keeper.consider(state, None if self.cut_off() else self.lease_id, time.time())
 
     async def _start_dns(self) -> None:
