@@ -3,7 +3,10 @@ from the controller namespace, a studio (ffmpeg, PUT through a front door) and l
 (HTTP, following redirects, reading audio bytes and measuring their loudness).
 
     checks.py single NODE     # services up; a source's audio reaches a listener
-    checks.py https NODE      # HTTPS with the certificate ordered from the ACME CA
+    checks.py https NODE      # HTTPS with the certificate ordered from the ACME CA by
+                              # DNS-01: for the zone and *.zone
+    checks.py https-nodes NODE...  # the same on each node, ordered by HTTP-01: for the
+                              # zone and each node's name
     checks.py cluster         # one leader; every node answers the zone (dig); redirected
                               # listener, transcoded mount; then
                               # the leader node is killed: new leader, the studio on a
@@ -245,10 +248,11 @@ def check_single(node: str) -> None:
     source_heard_through(node, [node])
 
 
-def check_https(node: str) -> None:
-    """The node serves HTTPS as <node>.<zone> with the certificate the cluster ordered
-    from the testbed's ACME CA (pebble, DNS-01 answered by the node's own DNS), valid
-    under the CA's root; the status API answers over it."""
+def check_https(node: str, names: frozenset[str]) -> None:
+    """The node serves HTTPS as <node>.<zone> with a certificate for exactly `names`
+    that the cluster ordered from the testbed's ACME CA (pebble), valid under the CA's
+    root; the status API answers over it. An HTTP-01 cluster may serve a first
+    certificate without a node that registered after its order: it is waited out."""
     root = acme_ca.issuing_root(testbed.load_state()["controller"]["address"])
     context = ssl.create_default_context(cadata=root.decode())
     name, address = f"{node}.{ZONE}", testbed.node_address(node)
@@ -264,15 +268,17 @@ def check_https(node: str) -> None:
                 reply = b""
                 while chunk := tls.recv(65536):
                     reply += chunk
-                return tls.getpeercert() or {}, reply
+                peer: dict[str, Any] = dict(tls.getpeercert() or {})
         except (OSError, ssl.SSLError) as error:
             print(f"check: https at {name}: {error}")
             return None
+        served = {value for kind, value in peer.get("subjectAltName", ()) if kind == "DNS"}
+        if served != names:
+            print(f"check: {name} serves a certificate for {sorted(served)}")
+            return None
+        return peer, reply
 
-    peer, reply = wait_for(get_status, 120, f"{name} serving a certificate from the ACME CA")
-    names = {value for kind, value in peer.get("subjectAltName", ()) if kind == "DNS"}
-    if names != {ZONE, f"*.{ZONE}"}:
-        raise CheckFailed(f"{name}: the certificate is for {sorted(names)}")
+    peer, reply = wait_for(get_status, 180, f"{name} serving a certificate for {sorted(names)}")
     if not reply.startswith(b"HTTP/1.1 200"):
         raise CheckFailed(f"{name}: /api/v1/status over HTTPS: {reply[:60]!r}")
     print(f"check: {name} serves HTTPS for {sorted(names)}, valid until {peer.get('notAfter')}")
@@ -517,32 +523,43 @@ def check_removed(removed: str, members: Sequence[str]) -> None:
     source_heard_through(remaining[0], remaining)
 
 
+def check_https_nodes(nodes: Sequence[str]) -> None:
+    """Every node serves the one certificate an HTTP-01 cluster orders: for the zone and
+    each node's name."""
+    names = frozenset({ZONE, *(f"{node}.{ZONE}" for node in nodes)})
+    for node in nodes:
+        check_https(node, names)
+
+
+# command -> (how many arguments: exactly, or at least with a "+"; what it runs)
+COMMANDS: dict[str, tuple[str, Callable[..., object]]] = {
+    "single": ("1", check_single),
+    "backed-up": ("2", check_backed_up),
+    "https": ("1", lambda node: check_https(node, frozenset({ZONE, f"*.{ZONE}"}))),
+    "https-nodes": ("1+", lambda *nodes: check_https_nodes(nodes)),
+    "monitoring": ("1", check_monitoring),
+    "cluster": ("0", lambda: check_cluster(testbed.known_nodes(testbed.load_state()))),
+    "started": ("1+", lambda *nodes: print(json.dumps(started(nodes), sort_keys=True))),
+    "rejoined": ("1+", lambda *nodes: check_rejoined(nodes)),
+    "added": ("1", check_added),
+    "etcd-leader": ("1", make_etcd_leader),
+    "removed": ("2+", lambda removed, *remaining: check_removed(removed, remaining)),
+}
+
+
 def main(argv: Sequence[str]) -> int:
+    command = COMMANDS.get(argv[0]) if argv else None
+    arguments = argv[1:]
+    if command is None or not (
+        len(arguments) >= int(command[0][:-1])
+        if command[0].endswith("+")
+        else len(arguments) == int(command[0])
+    ):
+        print(__doc__, file=sys.stderr)
+        return 2
     enter_controller_namespace()
     try:
-        if argv[:1] == ["single"] and len(argv) == 2:
-            check_single(argv[1])
-        elif argv[:1] == ["backed-up"] and len(argv) == 3:
-            check_backed_up(argv[1], argv[2])
-        elif argv[:1] == ["https"] and len(argv) == 2:
-            check_https(argv[1])
-        elif argv[:1] == ["monitoring"] and len(argv) == 2:
-            check_monitoring(argv[1])
-        elif argv == ["cluster"]:
-            check_cluster(testbed.known_nodes(testbed.load_state()))
-        elif argv[:1] == ["started"] and len(argv) > 1:
-            print(json.dumps(started(argv[1:]), sort_keys=True))
-        elif argv[:1] == ["rejoined"] and len(argv) > 1:
-            check_rejoined(argv[1:])
-        elif argv[:1] == ["added"] and len(argv) == 2:
-            check_added(argv[1])
-        elif argv[:1] == ["etcd-leader"] and len(argv) == 2:
-            make_etcd_leader(argv[1])
-        elif argv[:1] == ["removed"] and len(argv) > 2:
-            check_removed(argv[1], argv[2:])
-        else:
-            print(__doc__, file=sys.stderr)
-            return 2
+        command[1](*arguments)
     except (CheckFailed, testbed.TestbedError) as error:
         print(f"check failed: {error}", file=sys.stderr)
         return 1
