@@ -56,6 +56,33 @@ def adts_frame_length(header: bytes | bytearray) -> int | None:
     return length if length >= 7 else None
 
 
+_ADTS_RATES = (
+    *(96000, 88200, 64000, 48000, 44100, 32000, 24000),
+    *(22050, 16000, 12000, 11025, 8000, 7350),
+)
+
+
+def mp3_frame_seconds(header: bytes | bytearray) -> float | None:
+    """How long the MPEG audio frame starting with `header` plays, or None."""
+    if mp3_frame_length(header) is None:
+        return None
+    version, layer = (header[1] >> 3) & 0b11, 4 - ((header[1] >> 1) & 0b11)
+    samplerate = _MP3_RATES[version][(header[2] >> 2) & 0b11]
+    samples = 384 if layer == 1 else 576 if layer == 3 and version != 0b11 else 1152
+    return samples / samplerate
+
+
+def adts_frame_seconds(header: bytes | bytearray) -> float | None:
+    """How long the ADTS (AAC) frame starting with `header` plays, or None: 1,024 samples
+    per raw data block (HE-AAC's doubled output rate is signalled elsewhere; a player
+    keeps time by the ADTS rate, as this does)."""
+    if adts_frame_length(header) is None:
+        return None
+    samplerate = _ADTS_RATES[(header[2] >> 2) & 0x0F]
+    blocks = (header[6] & 0x03) + 1
+    return 1024 * blocks / samplerate
+
+
 @dataclass(frozen=True)
 class SyncPoint:
     offset: int  # from the stream's first byte

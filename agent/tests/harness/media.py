@@ -71,6 +71,12 @@ def make_mp3(path: Path, seconds: float = 20.0, bitrate_kbps: int = 128) -> Audi
     return AudioSample(path, "audio/mpeg", seconds)
 
 
+def make_aac(path: Path, seconds: float = 20.0, bitrate_kbps: int = 96) -> AudioSample:
+    """AAC-LC in ADTS frames, as a live AAC encoder sends it (ffmpeg's own encoder)."""
+    _encode(path, seconds, ["-c:a", "aac", "-b:a", f"{bitrate_kbps}k", "-f", "adts"])
+    return AudioSample(path, "audio/aac", seconds)
+
+
 def make_ogg_vorbis(path: Path, seconds: float = 20.0) -> AudioSample:
     _encode(path, seconds, ["-c:a", "libvorbis", "-q:a", "2", "-f", "ogg"])
     return AudioSample(path, "application/ogg", seconds)

@@ -1,0 +1,61 @@
+"""HLS playlists as text (RFC 8216). Pure.
+
+A media playlist lists a mount's last segments; a master playlist lists the mount and its
+transcoded variants, so a player picks a bitrate for its network and switches as it
+changes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from radioagent.hls.segmenter import Segment
+
+# Version 3: EXTINF durations with decimals. Nothing later is used.
+VERSION = 3
+# RFC 6381 codec strings for packed audio: MPEG-1/2 Layer III is 'mp4a.40.34', AAC-LC
+# 'mp4a.40.2' (what Liquidsoap's ffmpeg AAC encoder and most studios send).
+CODEC_STRINGS = {"mp3": "mp4a.40.34", "aac": "mp4a.40.2"}
+# BANDWIDTH is a peak in bits/s: the bitrate with the tags and a margin.
+BANDWIDTH_MARGIN = 1.1
+
+
+def media_playlist(
+    segments: Sequence[Segment],
+    target_seconds: int,
+    discontinuity_sequence: int,
+    uri: str,
+) -> str:
+    """`segments`: the window, oldest first, sequence numbers following each other;
+    `discontinuity_sequence`: discontinuities in segments before it; `uri`: a segment's
+    URI with `{sequence}` for its number."""
+    lines = [
+        "#EXTM3U",
+        f"#EXT-X-VERSION:{VERSION}",
+        f"#EXT-X-TARGETDURATION:{target_seconds}",
+        f"#EXT-X-MEDIA-SEQUENCE:{segments[0].sequence if segments else 0}",
+        f"#EXT-X-DISCONTINUITY-SEQUENCE:{discontinuity_sequence}",
+    ]
+    for segment in segments:
+        if segment.discontinuity:
+            lines.append("#EXT-X-DISCONTINUITY")
+        lines += [f"#EXTINF:{segment.duration:.3f},", uri.format(sequence=segment.sequence)]
+    return "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True)
+class Variant:
+    uri: str  # its media playlist
+    codec: str  # "mp3" or "aac"
+    bitrate_kbps: int
+
+
+def master_playlist(variants: Sequence[Variant]) -> str:
+    """The variants, the highest bitrate first (players start with the first listed)."""
+    lines = ["#EXTM3U", f"#EXT-X-VERSION:{VERSION}"]
+    for variant in sorted(variants, key=lambda item: -item.bitrate_kbps):
+        bandwidth = round(variant.bitrate_kbps * 1000 * BANDWIDTH_MARGIN)
+        codecs = CODEC_STRINGS[variant.codec]
+        lines += [f'#EXT-X-STREAM-INF:BANDWIDTH={bandwidth},CODECS="{codecs}"', variant.uri]
+    return "\n".join(lines) + "\n"
