@@ -29,6 +29,10 @@ UNSET_WORDS = ("null", "none", "unset")
 DEAD_AIR_MAXIMUM = 86_400
 DEFAULT_DNS_TTL = 20
 DNS_TTL_MAXIMUM = 3600
+DEFAULT_HLS_TARGET_SECONDS = 4  # Radio France's segments; players wait about 3 of them
+HLS_TARGET_RANGE = (1, 10)
+DEFAULT_HLS_WINDOW = 6
+HLS_WINDOW_RANGE = (3, 20)
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,8 @@ class ClusterSettings:
     timing: Timing | None = None
     dead_air_seconds: int = DEFAULT_DEAD_AIR_SECONDS  # a mount without audio this long alerts
     dns_ttl_seconds: int = DEFAULT_DNS_TTL  # how long resolvers keep the zone's answers
+    hls_target_seconds: int = DEFAULT_HLS_TARGET_SECONDS  # an HLS segment's length
+    hls_window: int = DEFAULT_HLS_WINDOW  # segments in an HLS media playlist
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -101,6 +107,8 @@ def settings_problems(settings: ClusterSettings) -> list[str]:
         [
             check_int("dead_air_seconds", settings.dead_air_seconds, 1, DEAD_AIR_MAXIMUM),
             check_int("dns_ttl_seconds", settings.dns_ttl_seconds, 1, DNS_TTL_MAXIMUM),
+            check_int("hls_target_seconds", settings.hls_target_seconds, *HLS_TARGET_RANGE),
+            check_int("hls_window", settings.hls_window, *HLS_WINDOW_RANGE),
         ],
     )
     # Limits and timing are checked as an agent's own config checks them (one table).
@@ -116,6 +124,8 @@ SETTABLE_KEYS = (
     "no_redirect_user_agents",
     "dead_air_seconds",
     "dns_ttl_seconds",
+    "hls_target_seconds",
+    "hls_window",
     "limits.max_listeners",
     "limits.bandwidth_kbps",
     "timing",

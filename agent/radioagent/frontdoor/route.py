@@ -9,6 +9,7 @@ requests would.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import cast
@@ -26,6 +27,14 @@ from radioagent.frontdoor.metadata import TITLE_PATHS, TitleUpdate, title_update
 from radioagent.frontdoor.pages import page_for
 from radioagent.frontdoor.playlists import PLAYLIST_TYPES, render_playlist, split_playlist_path
 from radioagent.frontdoor.view import AgentSnapshot
+from radioagent.hls.playlists import (
+    HLS_PREFIX,
+    PLAYLIST_TYPE,
+    SEGMENT_SUFFIXES,
+    master_playlist,
+    packs,
+    variants_of,
+)
 from radioagent.hosts import host_port, url_host, valid_host
 from radioagent.model import MountSpec, NodeStatus
 from radioagent.traffic.director import Director, Outcome
@@ -34,6 +43,7 @@ STREAM_PREFIX = "/_stream/"
 SOURCE_METHODS = frozenset({"SOURCE", "PUT"})
 LISTENER_METHODS = frozenset({"GET", "HEAD"})
 KNOWN_METHODS = frozenset({"POST", "DELETE", "PATCH", "CONNECT", "TRACE", "OPTIONS"})
+_SEQUENCE = re.compile(r"[0-9]{1,19}")  # a media sequence number: below 2**63
 
 
 # --- what routing reads besides the request -----------------------------------------------
@@ -120,7 +130,28 @@ class Page:
     path: str
 
 
-Decision = Reply | Refuse | Redirect | Serve | PipeSource | SetTitle | Page
+@dataclass(frozen=True, slots=True)
+class HlsPlaylist:
+    """The mount's HLS media playlist (its cut starts if it was not running)."""
+
+    mount: MountSpec
+    keep_alive: bool
+    head_only: bool
+
+
+@dataclass(frozen=True, slots=True)
+class HlsSegment:
+    """One HLS segment of the mount, if this node still keeps it."""
+
+    mount: MountSpec
+    sequence: int
+    keep_alive: bool
+    head_only: bool
+
+
+Decision = (
+    Reply | Refuse | Redirect | Serve | PipeSource | SetTitle | Page | HlsPlaylist | HlsSegment
+)
 
 
 # --- routing -------------------------------------------------------------------------------
@@ -170,10 +201,22 @@ def _listener(
         if mount is None:
             return Refuse(HttpError(404, "no such mount"))
         return _serve_here(head, view, mount, routing)
+    if head.path.startswith(HLS_PREFIX):
+        return _hls(head, mounts)
     name = head.path.removeprefix("/")
     mount = mounts.get(name)
     if mount is not None:
         return _direct(head, view, arrival, routing, mount)
+    return _playlists(head, view, arrival, routing, name)
+
+
+def _playlists(
+    head: RequestHead, view: AgentSnapshot, arrival: Arrival, routing: Routing, name: str
+) -> Decision:
+    """`<mount>.m3u8` (HLS), `.m3u`, `.pls`, `.xspf`."""
+    mounts = view.state.mounts if view.state is not None else {}
+    if name.endswith(".m3u8") and name[: -len(".m3u8")] in mounts:
+        return _hls_master(head, mounts[name[: -len(".m3u8")]], mounts)
     playlist = split_playlist_path(name)
     if playlist is not None and playlist[0] in mounts:
         public = _public_host(head, view, arrival, routing)
@@ -261,6 +304,46 @@ def _playlist(head: RequestHead, mount: MountSpec, suffix: str, base: str) -> De
             body.encode(),
             content_type=PLAYLIST_TYPES[suffix],
             headers=CORS_HEADERS,
+            keep_alive=head.keep_alive,
+            head_only=head.method == "HEAD",
+        ),
+        head.keep_alive,
+    )
+
+
+def _hls_master(head: RequestHead, mount: MountSpec, mounts: Mapping[str, MountSpec]) -> Decision:
+    """Served by every node (no redirect): DNS spreads HLS players, and a player that
+    moves to another node finds the same playlists there."""
+    if not packs(mount):
+        return Refuse(HttpError(404, f"HLS carries MP3 and AAC mounts, not {mount.format.codec}"))
+    text = master_playlist(variants_of(mount, mounts))
+    return _hls_reply(head, text.encode(), PLAYLIST_TYPE, "no-cache")
+
+
+def _hls(head: RequestHead, mounts: Mapping[str, MountSpec]) -> Decision:
+    """`/hls/<mount>/index.m3u8` and `/hls/<mount>/<sequence>.<mp3|aac>`."""
+    name, _, file = head.path.removeprefix(HLS_PREFIX).rpartition("/")
+    mount = mounts.get(name)
+    if mount is None:
+        return Refuse(HttpError(404, "no such mount"))
+    if not packs(mount):
+        return Refuse(HttpError(404, f"HLS carries MP3 and AAC mounts, not {mount.format.codec}"))
+    head_only = head.method == "HEAD"
+    if file == "index.m3u8":
+        return HlsPlaylist(mount, head.keep_alive, head_only)
+    stem, _, suffix = file.partition(".")
+    if suffix == SEGMENT_SUFFIXES[mount.format.codec] and _SEQUENCE.fullmatch(stem):
+        return HlsSegment(mount, int(stem), head.keep_alive, head_only)
+    return Refuse(HttpError(404, "no such HLS file"))
+
+
+def _hls_reply(head: RequestHead, body: bytes, content_type: str, cache: str) -> Reply:
+    return Reply(
+        response(
+            200,
+            body,
+            content_type=content_type,
+            headers=(*CORS_HEADERS, ("Cache-Control", cache)),
             keep_alive=head.keep_alive,
             head_only=head.method == "HEAD",
         ),

@@ -40,6 +40,8 @@ from radioagent.frontdoor.metadata import TitleUpdate, title_stored_reply
 from radioagent.frontdoor.pages import page_for
 from radioagent.frontdoor.route import (
     SOURCE_METHODS,
+    HlsPlaylist,
+    HlsSegment,
     Page,
     PipeSource,
     Redirect,
@@ -52,6 +54,8 @@ from radioagent.frontdoor.route import (
 )
 from radioagent.frontdoor.sources import SourcePipes, studio_limits
 from radioagent.frontdoor.view import AgentSnapshot, CertificateStats, FrontDoorStats
+from radioagent.hls.playlists import PLAYLIST_TYPE, SEGMENT_TYPES
+from radioagent.hls.service import HlsService, TooManyMounts
 from radioagent.nowplaying import mount_icy_titles, title_problem
 from radioagent.store.errors import Conflict, EtcdUnavailable, NoSuchMount
 from radioagent.traffic.director import Director
@@ -84,6 +88,7 @@ class FrontDoor:
         self.store_title = store_title
         self.counters = FrontDoorCounters()
         self.passthrough = Passthrough(*icecast_address, FanoutLimits())
+        self.hls = HlsService(icecast_address)
         self.director = Director(node_name, prediction_window)
         self.sources = SourcePipes(on_title=self._title_in_stream)
         self._routing = Routing(self.director, self.listeners_by_mount, settings.public_name)
@@ -142,6 +147,7 @@ class FrontDoor:
         for server in self._servers:
             server.close()
         self.passthrough.close()
+        self.hls.close()
         self.sources.close()
         for task in self._tasks:
             task.cancel()
@@ -157,6 +163,9 @@ class FrontDoor:
         if view.state is not None:
             self.director.update(view.state.nodes, view.state.draining, view.state.settings)
             self._update_titles(view)
+            settings = view.state.settings
+            self.hls.configure(settings.hls_target_seconds, settings.hls_window)
+            self.hls.tick(view.state.mounts)
         self.sources.limits = studio_limits(view.timing, self.settings.studio_backlog_seconds)
         self.sources.follow(view.leader, view.epoch)
         if self.certificate is not None:
@@ -251,6 +260,10 @@ class FrontDoor:
                 self._spawn(self._set_title(connection, decision.update))
             case Page():
                 self._page(connection, head, decision.path)
+            case HlsPlaylist():
+                self._hls_playlist(connection, decision)
+            case HlsSegment():
+                self._hls_segment(connection, decision)
             case _:
                 assert_never(decision)
 
@@ -296,6 +309,44 @@ class FrontDoor:
         task = asyncio.get_running_loop().create_task(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    def _hls_playlist(self, connection: Connection, decision: HlsPlaylist) -> None:
+        try:
+            text = self.hls.media_playlist(decision.mount)
+        except TooManyMounts as error:
+            connection.fail(HttpError(503, str(error)), retry_after=RETRY_AFTER_SECONDS)
+            return
+        # Each playlist is new a target duration later: players must not keep it.
+        self._hls_reply(connection, decision, text.encode(), PLAYLIST_TYPE, "no-cache")
+
+    def _hls_segment(self, connection: Connection, decision: HlsSegment) -> None:
+        data = self.hls.segment(decision.mount, decision.sequence)
+        if data is None:
+            connection.fail(HttpError(404, "no such segment on this node (not cut, or gone)"))
+            return
+        # A segment never changes once cut; it stays fetchable for about two windows.
+        content_type = SEGMENT_TYPES[decision.mount.format.codec]
+        self._hls_reply(connection, decision, data, content_type, "max-age=60")
+
+    @staticmethod
+    def _hls_reply(
+        connection: Connection,
+        decision: HlsPlaylist | HlsSegment,
+        body: bytes,
+        content_type: str,
+        cache: str,
+    ) -> None:
+        connection.reply(
+            response(
+                200,
+                body,
+                content_type=content_type,
+                headers=(*CORS_HEADERS, ("Cache-Control", cache)),
+                keep_alive=decision.keep_alive,
+                head_only=decision.head_only,
+            ),
+            decision.keep_alive,
+        )
 
     def _page(self, connection: Connection, head: RequestHead, path: str) -> None:
         render = page_for(path)

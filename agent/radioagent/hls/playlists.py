@@ -7,10 +7,11 @@ changes.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from radioagent.hls.segmenter import Segment
+from radioagent.hls.segmenter import CODECS, Segment
+from radioagent.model import MountSpec
 
 # Version 3: EXTINF durations with decimals. Nothing later is used.
 VERSION = 3
@@ -19,6 +20,35 @@ VERSION = 3
 CODEC_STRINGS = {"mp3": "mp4a.40.34", "aac": "mp4a.40.2"}
 # BANDWIDTH is a peak in bits/s: the bitrate with the tags and a margin.
 BANDWIDTH_MARGIN = 1.1
+PLAYLIST_TYPE = "application/vnd.apple.mpegurl"
+SEGMENT_SUFFIXES = {"mp3": "mp3", "aac": "aac"}
+SEGMENT_TYPES = {"mp3": "audio/mpeg", "aac": "audio/aac"}
+HLS_PREFIX = "/hls/"
+
+
+def packs(mount: MountSpec) -> bool:
+    """Whether the mount's codec goes in packed-audio segments (Ogg does not: see the
+    README)."""
+    return mount.format.codec in CODECS
+
+
+def media_uri(mount: MountSpec) -> str:
+    """The mount's media playlist, from the site's root."""
+    return f"{HLS_PREFIX}{mount.name}/index.m3u8"
+
+
+def variants_of(mount: MountSpec, mounts: Mapping[str, MountSpec]) -> list[Variant]:
+    """The mount and each transcoded mount made from it that HLS can carry."""
+    family = [mount] + [
+        other
+        for other in mounts.values()
+        if other.transcode is not None and other.transcode.parent == mount.name
+    ]
+    return [
+        Variant(media_uri(member).lstrip("/"), member.format.codec, member.format.bitrate_kbps)
+        for member in family
+        if packs(member)
+    ]
 
 
 def media_playlist(

@@ -17,6 +17,8 @@ from radioagent.frontdoor.http import RequestHead, parse_request_head
 from radioagent.frontdoor.route import (
     Arrival,
     Decision,
+    HlsPlaylist,
+    HlsSegment,
     Page,
     PipeSource,
     Redirect,
@@ -355,3 +357,70 @@ def test_a_listener_routed_with_no_state_read_yet_finds_no_mount() -> None:
     door = Door(node("here"))
     door.view = replace(door.view, state=None)
     assert refused(door.route(b"GET /live.mp3 HTTP/1.1\n")) == (404, None)
+
+
+AAC_CHILD = parse_mount(
+    {
+        "name": "live.aac",
+        "source_password": "dj-secret-3",
+        "transcode": {"parent": "live.mp3", "format": {"codec": "aac", "bitrate_kbps": 48}},
+    }
+)
+OGG = parse_mount(
+    {"name": "live.ogg", "source_password": "dj-secret-4", "format": {"codec": "vorbis"}}
+)
+
+
+def hls_door() -> Door:
+    door = Door(node("here"))
+    assert door.view.state is not None
+    mounts = {**door.view.state.mounts, "live.aac": AAC_CHILD, "live.ogg": OGG}
+    door.view = replace(door.view, state=replace(door.view.state, mounts=mounts))
+    return door
+
+
+def test_the_hls_master_playlist_lists_the_mount_and_its_transcoded_variants() -> None:
+    decision = hls_door().route(b"GET /live.mp3.m3u8 HTTP/1.1\n")
+    assert isinstance(decision, Reply)
+    head, _, body = decision.data.partition(b"\r\n\r\n")
+    assert b"Content-Type: application/vnd.apple.mpegurl" in head
+    assert b"Access-Control-Allow-Origin: *" in head
+    assert body.decode().splitlines()[2:] == [
+        '#EXT-X-STREAM-INF:BANDWIDTH=140800,CODECS="mp4a.40.34"',
+        "hls/live.mp3/index.m3u8",
+        '#EXT-X-STREAM-INF:BANDWIDTH=52800,CODECS="mp4a.40.2"',
+        "hls/live.aac/index.m3u8",
+    ]
+
+
+def test_hls_media_playlists_and_segments_are_served_here_never_redirected() -> None:
+    door = hls_door()
+    assert door.route(b"GET /hls/live.mp3/index.m3u8 HTTP/1.1\n") == HlsPlaylist(
+        LIVE, keep_alive=True, head_only=False
+    )
+    assert door.route(b"HEAD /hls/live.aac/425000017.aac HTTP/1.0\n") == HlsSegment(
+        AAC_CHILD, 425000017, keep_alive=False, head_only=True
+    )
+    assert door.director.directed == {}
+
+
+@pytest.mark.parametrize(
+    ("request_line", "reason"),
+    [
+        (b"GET /hls/live.mp3/12.aac HTTP/1.1\n", "no such HLS file"),
+        (b"GET /hls/live.mp3/index.m3u HTTP/1.1\n", "no such HLS file"),
+        (b"GET /hls/live.mp3/-1.mp3 HTTP/1.1\n", "no such HLS file"),
+        (b"GET /hls/live.mp3/12345678901234567890.mp3 HTTP/1.1\n", "no such HLS file"),
+        (b"GET /hls/nothing.mp3/index.m3u8 HTTP/1.1\n", "no such mount"),
+        (b"GET /hls/live.ogg/index.m3u8 HTTP/1.1\n", "not vorbis"),
+        (b"GET /live.ogg.m3u8 HTTP/1.1\n", "not vorbis"),
+        (b"GET /nothing.mp3.m3u8 HTTP/1.1\n", "no such mount"),
+    ],
+)
+def test_hls_paths_that_name_nothing_servable_get_404_with_a_reason(
+    request_line: bytes, reason: str
+) -> None:
+    decision = hls_door().route(request_line)
+    assert isinstance(decision, Refuse)
+    assert decision.error.status == 404
+    assert reason in decision.error.reason

@@ -72,6 +72,30 @@ def test_the_dns_ttl_is_a_whole_number_of_seconds_up_to_an_hour(value: str) -> N
     assert settings_from_json(b"{}").dns_ttl_seconds == 20
 
 
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("hls_target_seconds", "0"),
+        ("hls_target_seconds", "11"),
+        ("hls_target_seconds", "2.5"),
+        ("hls_window", "2"),
+        ("hls_window", "21"),
+        ("hls_window", "six"),
+    ],
+)
+def test_hls_segments_and_windows_stay_within_what_players_handle(key: str, value: str) -> None:
+    with pytest.raises(ValidationError, match=key):
+        with_setting(ClusterSettings(), key, value)
+
+
+def test_hls_defaults_are_4_s_segments_6_to_a_playlist_and_are_kept_in_etcd() -> None:
+    assert (ClusterSettings().hls_target_seconds, ClusterSettings().hls_window) == (4, 6)
+    changed = with_setting(
+        with_setting(ClusterSettings(), "hls_target_seconds", "6"), "hls_window", "8"
+    )
+    assert settings_from_json(changed.to_json()) == changed
+
+
 def test_dead_air_seconds_defaults_to_30_and_is_kept_in_etcd() -> None:
     assert ClusterSettings().dead_air_seconds == 30
     settings = with_setting(ClusterSettings(), "dead_air_seconds", "120")

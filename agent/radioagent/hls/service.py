@@ -1,0 +1,137 @@
+"""HLS on this node: the mounts being cut into segments, while players ask for them.
+
+A mount is cut from the first request for its media playlist until no player has asked
+for anything of it for a while; meanwhile its stream comes from this node's Icecast (one
+local connection, hls/upstream.py), which starts with Icecast's burst, so a first player
+gets a segment at once. Memory is bounded: each mount keeps 2 x window + 1 segments (the
+window, and those a player may still fetch after they left it: RFC 8216 section 6.2.2),
+and at most MAX_MOUNTS mounts are cut at once on a node.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from radioagent.hls.playlists import SEGMENT_SUFFIXES, media_playlist
+from radioagent.hls.segmenter import Segmenter
+from radioagent.hls.upstream import HlsUpstream
+from radioagent.model import MountSpec
+
+MAX_MOUNTS = 16
+CONNECT_TIMEOUT_SECONDS = 5.0
+
+
+@dataclass
+class _Cut:
+    mount: MountSpec
+    segmenter: Segmenter
+    last_asked: float
+    upstream: HlsUpstream | None = None
+
+
+class TooManyMounts(Exception):
+    """This node cuts MAX_MOUNTS mounts already."""
+
+
+class HlsService:
+    def __init__(
+        self,
+        icecast_address: tuple[str, int],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.icecast_address = icecast_address
+        self.clock = clock
+        self.target_seconds = 4
+        self.window = 6
+        self._cuts: dict[str, _Cut] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def idle_seconds(self) -> float:
+        """A mount nobody asked about this long stops being cut: a playing player asks
+        for its playlist every target duration."""
+        return max(30.0, 2.0 * self.window * self.target_seconds)
+
+    def configure(self, target_seconds: int, window: int) -> None:
+        """The cluster's settings; a new segment length starts every cut again (segments
+        of two lengths cannot share one playlist)."""
+        if (target_seconds, window) == (self.target_seconds, self.window):
+            return
+        self.target_seconds, self.window = target_seconds, window
+        for name in list(self._cuts):
+            self._stop(name)
+
+    def media_playlist(self, mount: MountSpec) -> str:
+        """The mount's playlist, its cut started if it was not; TooManyMounts."""
+        cut = self._cut_for(mount)
+        shown, before = cut.segmenter.window(self.window)
+        uri = "{sequence}." + SEGMENT_SUFFIXES[mount.format.codec]
+        return media_playlist(shown, self.target_seconds, before, uri)
+
+    def segment(self, mount: MountSpec, sequence: int) -> bytes | None:
+        """A segment this node still keeps, or None."""
+        cut = self._cuts.get(mount.name)
+        if cut is None:
+            return None
+        cut.last_asked = self.clock()
+        for segment in cut.segmenter.segments:
+            if segment.sequence == sequence:
+                return segment.data
+        return None
+
+    def tick(self, mounts: dict[str, MountSpec]) -> None:
+        """Each loop: cuts of mounts gone, changed or idle stop; a cut whose stream ended
+        (Icecast restarted, the mount not live yet) connects again."""
+        now = self.clock()
+        for name, cut in list(self._cuts.items()):
+            if mounts.get(name) != cut.mount or now - cut.last_asked > self.idle_seconds:
+                self._stop(name)
+            elif cut.upstream is None or cut.upstream.closed:
+                cut.segmenter.mark_discontinuity()
+                self._connect(cut)
+
+    def held_bytes(self) -> int:
+        return sum(
+            len(segment.data) for cut in self._cuts.values() for segment in cut.segmenter.segments
+        )
+
+    def cut_mounts(self) -> list[str]:
+        return sorted(self._cuts)
+
+    def close(self) -> None:
+        for name in list(self._cuts):
+            self._stop(name)
+        for task in self._tasks:
+            task.cancel()
+
+    def _cut_for(self, mount: MountSpec) -> _Cut:
+        cut = self._cuts.get(mount.name)
+        if cut is not None and cut.mount == mount:
+            cut.last_asked = self.clock()
+            return cut
+        if cut is None and len(self._cuts) >= MAX_MOUNTS:
+            raise TooManyMounts(f"this node cuts {MAX_MOUNTS} mounts for HLS already")
+        if cut is not None:
+            self._stop(mount.name)
+        keep = 2 * self.window + 1
+        cut = _Cut(mount, Segmenter(mount.format.codec, self.target_seconds, keep), self.clock())
+        self._cuts[mount.name] = cut
+        self._connect(cut)
+        return cut
+
+    def _connect(self, cut: _Cut) -> None:
+        cut.upstream = HlsUpstream(cut.mount.path, cut.segmenter)
+        host, port = self.icecast_address
+        task = asyncio.get_running_loop().create_task(
+            cut.upstream.connect(host, port, CONNECT_TIMEOUT_SECONDS)
+        )
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _stop(self, name: str) -> None:
+        cut = self._cuts.pop(name)
+        if cut.upstream is not None:
+            cut.upstream.close()
