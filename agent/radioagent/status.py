@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from radioagent.coordination.state import ClusterState
+from radioagent.hls.playlists import packs
 from radioagent.nowplaying import mount_now_playing
 
 
@@ -74,8 +75,10 @@ def _mount_entry(
         now_playing = playing.public_dict()
         if not history:
             del now_playing["history"]
+    mount = state.mounts[name]
     return {
-        **state.mounts[name].public_dict(),
+        **mount.public_dict(),
+        "hls": f"/{name}.m3u8" if packs(mount) else None,  # its HLS master playlist
         "listeners": totals.get(name, 0),
         "on_air": bool(live.get(name)),
         "live_on": live.get(name, []),

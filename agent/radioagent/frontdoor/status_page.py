@@ -57,6 +57,7 @@ svg.chart { display: block; margin-left: auto; stroke: #1b5e20; fill: none; }
 <tr data-mount="{{ name }}"><td class="name"><button type="button" class="play"
  data-play="{{ name }}" aria-label="Play {{ name }}">&#9654;</button>
 {#- #}<a href="/{{ name }}">{{ name }}</a>
+{%- if mount.hls %} <a class="hls" href="{{ mount.hls }}">HLS</a>{% endif %}
 <div class="title">{{ mount.now_playing.title if mount.now_playing else "" }}</div></td>
 {%- if mount.on_air %}
 <td class="onair good" title="live on {{ mount.live_on | join(', ') }}">on air</td>
@@ -192,6 +193,13 @@ async function refresh() {
     const nameCell = cell(tr, "", "name");
     nameCell.appendChild(playButton(name));
     nameCell.appendChild(link);
+    if (mount.hls) {
+      const hls = document.createElement("a");
+      hls.className = "hls";
+      hls.href = mount.hls;
+      hls.textContent = "HLS";
+      nameCell.append(" ", hls);
+    }
     // Under the name (a column of its own would not fit a phone); textContent: a title
     // is text, whatever markup it holds.
     const title = document.createElement("div");

@@ -4,6 +4,7 @@ playlist checker, plain HTTP) read the mount's HLS from two nodes."""
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Callable
 
 import pytest
@@ -54,6 +55,8 @@ def streaming(
 
 def test_ffmpeg_plays_a_nodes_hls_from_the_master_playlist(streaming: RadioCluster) -> None:
     node = streaming.nodes[1]
+    _, _, document = fetch(f"{node.front_door_url}/api/v1/status")
+    assert json.loads(document)["mounts"]["live.mp3"]["hls"] == "/live.mp3.m3u8"
     status, _, body = fetch(f"{node.front_door_url}/live.mp3.m3u8")
     assert status == 200
     assert body.decode().splitlines()[-1] == "hls/live.mp3/index.m3u8"

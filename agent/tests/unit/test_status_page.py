@@ -71,3 +71,19 @@ def test_the_chart_line_scales_to_the_most_and_skips_unseen_minutes() -> None:
     assert (line.width, line.most, line.points) == (3, 10, "0,19.0 2,1.0 3,10.0")
     assert chart_line([]).points == ""
     assert chart_line([0, 0]).points == "0,19.0 1,19.0"  # no listeners: the bottom line
+
+
+def test_a_mount_hls_carries_links_its_master_playlist() -> None:
+    page = render_status_page(
+        {
+            "node": "node1",
+            "leader": None,
+            "nodes": {},
+            "mounts": {
+                "a.mp3": {**mount(True, ["node1"]), "hls": "/a.mp3.m3u8"},
+                "b.ogg": {**mount(True, ["node1"]), "hls": None},
+            },
+        }
+    )
+    assert '<a class="hls" href="/a.mp3.m3u8">HLS</a>' in page
+    assert page.count('<a class="hls"') == 1  # none for the Ogg mount
