@@ -104,7 +104,11 @@ class CertificateKeeper:
     # --- ordering ------------------------------------------------------------------------
 
     def wanted(self, state: ClusterState) -> tuple[str, ...]:
+        """With HTTP-01, every node's name, this node's own included even before its
+        report is in etcd (an order for the others only would not serve here)."""
         https_names = [s.https_name for s in state.nodes.values() if s.https_name]
+        if self.https_name:
+            https_names.append(self.https_name)
         return wanted_names(self.cluster_name, self.acme.challenge, https_names)
 
     def consider(self, state: ClusterState, lease_id: int | None, now: float) -> None:
