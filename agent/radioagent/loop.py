@@ -256,7 +256,7 @@ class Agent:
             self.state = state
         # Icecast after etcd: an Icecast slow to answer must not delay a campaign.
         await self._guarded("read icecast stats", self._read_icecast_stats)
-        self._bandwidth.measure(self.front_door.passthrough.counters.bytes_out)
+        self._bandwidth.measure(self.front_door.bytes_out)
         plan = self._plan(state)
         # No await between the plan's facts and this: the keepalive may have seen our lease
         # expire meanwhile, and a stale leadership must not overwrite that.

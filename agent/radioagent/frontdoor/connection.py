@@ -221,21 +221,25 @@ class Connection(asyncio.Protocol):
 
 
 def arrival_of(transport: asyncio.BaseTransport) -> Arrival:
+    address = client_address(transport)
     return Arrival(
         transport.get_extra_info("sockname")[1],
-        client_family(transport),
+        4 if address is None else address.version,
         tls=transport.get_extra_info("sslcontext") is not None,
+        address="" if address is None else str(address),
     )
 
 
-def client_family(transport: asyncio.BaseTransport) -> int:
-    """4 or 6; a client reaching a dual-stack socket over IPv4 (an IPv4-mapped IPv6
-    address) is 4: it may not have IPv6 at all."""
+def client_address(
+    transport: asyncio.BaseTransport,
+) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The client's address; one reaching a dual-stack socket over IPv4 (an IPv4-mapped
+    IPv6 address) is an IPv4 one: it may not have IPv6 at all."""
     peer = transport.get_extra_info("peername")
     try:
         address = ipaddress.ip_address(peer[0])
     except (TypeError, ValueError, IndexError):
-        return 4
+        return None
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return 4
-    return address.version
+        return address.ipv4_mapped
+    return address

@@ -55,6 +55,11 @@ class AgentCollector(Collector):
                 door.sources_active,
             ),
             ("radio_front_door_connections", "Open front door connections", door.connections),
+            (
+                "radio_hls_held_bytes",
+                "Bytes of HLS segments this node keeps in memory, every mount",
+                door.hls_held_bytes,
+            ),
             ("radio_node_draining", "1 while the node is drained", float(now.draining)),
         ):
             gauge = GaugeMetricFamily(name, help_text, labels=["node"])
@@ -215,6 +220,8 @@ def _mount_families(now: AgentSnapshot, door: FrontDoorStats) -> Iterator[Metric
         families["radio_mount_listeners"].add_metric(key, door.listeners.get(name, 0))
         families["radio_cluster_mount_listeners"].add_metric(key, cluster_listeners.get(name, 0))
         families["radio_mount_sent_bytes"].add_metric(key, door.bytes_by_mount.get(name, 0))
+        families["radio_mount_hls_sessions"].add_metric(key, door.hls_sessions.get(name, 0))
+        families["radio_mount_hls_sent_bytes"].add_metric(key, door.hls_bytes_by_mount.get(name, 0))
         if stats is not None and mount.path in stats.bytes_read:
             families["radio_mount_received_bytes"].add_metric(key, stats.bytes_read[mount.path])
         if air is not None:
@@ -237,7 +244,17 @@ def _mount_families(now: AgentSnapshot, door: FrontDoorStats) -> Iterator[Metric
 
 
 _MOUNT_FAMILIES = (
-    ("radio_mount_listeners", "gauge", "Listeners of the mount on this node"),
+    ("radio_mount_listeners", "gauge", "Listeners of the mount on this node (HLS included)"),
+    (
+        "radio_mount_hls_sessions",
+        "gauge",
+        "HLS players of the mount on this node (each a session: a token, or address and agent)",
+    ),
+    (
+        "radio_mount_hls_sent_bytes",
+        "counter",
+        "HLS segment bytes this node sent for the mount",
+    ),
     (
         "radio_cluster_mount_listeners",
         "gauge",

@@ -10,9 +10,11 @@ requests would.
 from __future__ import annotations
 
 import re
+import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import cast
+from urllib.parse import parse_qs
 
 from radioagent.acme.http01 import CHALLENGE_PREFIX, challenge_answer
 from radioagent.frontdoor.http import (
@@ -31,6 +33,8 @@ from radioagent.hls.playlists import (
     HLS_PREFIX,
     PLAYLIST_TYPE,
     SEGMENT_SUFFIXES,
+    SESSION_PARAMETER,
+    HlsSession,
     master_playlist,
     packs,
     variants_of,
@@ -44,6 +48,7 @@ SOURCE_METHODS = frozenset({"SOURCE", "PUT"})
 LISTENER_METHODS = frozenset({"GET", "HEAD"})
 KNOWN_METHODS = frozenset({"POST", "DELETE", "PATCH", "CONNECT", "TRACE", "OPTIONS"})
 _SEQUENCE = re.compile(r"[0-9]{1,19}")  # a media sequence number: below 2**63
+_TOKEN = re.compile(r"[0-9a-f]{16}")  # an HLS session's, as Routing.new_session makes them
 
 
 # --- what routing reads besides the request -----------------------------------------------
@@ -56,6 +61,7 @@ class Arrival:
     port: int  # the front door port it reached
     family: int  # the client's IP family, 4 or 6 (an IPv4-mapped IPv6 address is 4)
     tls: bool = False  # it came over HTTPS
+    address: str = ""  # the client's address (an IPv4-mapped IPv6 one as IPv4)
 
     @property
     def scheme(self) -> str:
@@ -70,6 +76,8 @@ class Routing:
     # Listeners on this node by mount; read only when a limit applies (it walks the hubs).
     listeners_here: Callable[[], Mapping[str, int]]
     public_name: str | None  # the cluster's name in playlists; None: the Host header
+    # A new HLS session's token, for the URIs of the master playlist it fetched.
+    new_session: Callable[[], str] = lambda: secrets.token_hex(8)
 
 
 # --- decisions -----------------------------------------------------------------------------
@@ -135,6 +143,7 @@ class HlsPlaylist:
     """The mount's HLS media playlist (its cut starts if it was not running)."""
 
     mount: MountSpec
+    session: HlsSession
     keep_alive: bool
     head_only: bool
 
@@ -145,6 +154,7 @@ class HlsSegment:
 
     mount: MountSpec
     sequence: int
+    session: HlsSession
     keep_alive: bool
     head_only: bool
 
@@ -202,7 +212,7 @@ def _listener(
             return Refuse(HttpError(404, "no such mount"))
         return _serve_here(head, view, mount, routing)
     if head.path.startswith(HLS_PREFIX):
-        return _hls(head, mounts)
+        return _hls(head, mounts, arrival)
     name = head.path.removeprefix("/")
     mount = mounts.get(name)
     if mount is not None:
@@ -216,7 +226,7 @@ def _playlists(
     """`<mount>.m3u8` (HLS), `.m3u`, `.pls`, `.xspf`."""
     mounts = view.state.mounts if view.state is not None else {}
     if name.endswith(".m3u8") and name[: -len(".m3u8")] in mounts:
-        return _hls_master(head, mounts[name[: -len(".m3u8")]], mounts)
+        return _hls_master(head, mounts[name[: -len(".m3u8")]], mounts, routing.new_session())
     playlist = split_playlist_path(name)
     if playlist is not None and playlist[0] in mounts:
         public = _public_host(head, view, arrival, routing)
@@ -264,7 +274,7 @@ def _serve_here(
     head: RequestHead, view: AgentSnapshot, mount: MountSpec, routing: Routing
 ) -> Decision:
     limit = view.listener_limit
-    if (limit is not None or mount.max_listeners is not None) and _full(
+    if (limit is not None or mount.max_listeners is not None) and full(
         limit, mount, routing.listeners_here()
     ):
         return Refuse(
@@ -278,7 +288,8 @@ def _serve_here(
     return Serve(mount, head.header("icy-metadata") == "1")
 
 
-def _full(node_limit: int | None, mount: MountSpec, here: Mapping[str, int]) -> bool:
+def full(node_limit: int | None, mount: MountSpec, here: Mapping[str, int]) -> bool:
+    """Whether the node, or the mount on it, has no room for another listener."""
     return (node_limit is not None and sum(here.values()) >= node_limit) or (
         mount.max_listeners is not None and here.get(mount.name, 0) >= mount.max_listeners
     )
@@ -311,16 +322,28 @@ def _playlist(head: RequestHead, mount: MountSpec, suffix: str, base: str) -> De
     )
 
 
-def _hls_master(head: RequestHead, mount: MountSpec, mounts: Mapping[str, MountSpec]) -> Decision:
+def _hls_master(
+    head: RequestHead, mount: MountSpec, mounts: Mapping[str, MountSpec], token: str
+) -> Decision:
     """Served by every node (no redirect): DNS spreads HLS players, and a player that
-    moves to another node finds the same playlists there."""
+    moves to another node finds the same playlists there. Each fetch starts a session:
+    its token rides in the URIs, so the node counts one player, not its requests."""
     if not packs(mount):
         return Refuse(HttpError(404, f"HLS carries MP3 and AAC mounts, not {mount.format.codec}"))
-    text = master_playlist(variants_of(mount, mounts))
+    text = master_playlist(variants_of(mount, mounts), token)
     return _hls_reply(head, text.encode(), PLAYLIST_TYPE, "no-cache")
 
 
-def _hls(head: RequestHead, mounts: Mapping[str, MountSpec]) -> Decision:
+def _hls_session(head: RequestHead, arrival: Arrival) -> HlsSession:
+    """The player's token if it came with one, else its address and user agent (a player
+    that fetched a media playlist directly)."""
+    token = parse_qs(head.query).get(SESSION_PARAMETER, [""])[0]
+    if _TOKEN.fullmatch(token):
+        return HlsSession(token, in_uris=True)
+    return HlsSession(f"{arrival.address} {head.header('user-agent')[:200]}", in_uris=False)
+
+
+def _hls(head: RequestHead, mounts: Mapping[str, MountSpec], arrival: Arrival) -> Decision:
     """`/hls/<mount>/index.m3u8` and `/hls/<mount>/<sequence>.<mp3|aac>`."""
     name, _, file = head.path.removeprefix(HLS_PREFIX).rpartition("/")
     mount = mounts.get(name)
@@ -329,11 +352,12 @@ def _hls(head: RequestHead, mounts: Mapping[str, MountSpec]) -> Decision:
     if not packs(mount):
         return Refuse(HttpError(404, f"HLS carries MP3 and AAC mounts, not {mount.format.codec}"))
     head_only = head.method == "HEAD"
+    session = _hls_session(head, arrival)
     if file == "index.m3u8":
-        return HlsPlaylist(mount, head.keep_alive, head_only)
+        return HlsPlaylist(mount, session, head.keep_alive, head_only)
     stem, _, suffix = file.partition(".")
     if suffix == SEGMENT_SUFFIXES[mount.format.codec] and _SEQUENCE.fullmatch(stem):
-        return HlsSegment(mount, int(stem), head.keep_alive, head_only)
+        return HlsSegment(mount, int(stem), session, head.keep_alive, head_only)
     return Refuse(HttpError(404, "no such HLS file"))
 
 

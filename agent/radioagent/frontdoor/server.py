@@ -50,6 +50,7 @@ from radioagent.frontdoor.route import (
     Routing,
     Serve,
     SetTitle,
+    full,
     route,
 )
 from radioagent.frontdoor.sources import SourcePipes, studio_limits
@@ -200,6 +201,9 @@ class FrontDoor:
             sources_overflowed=self.sources.overflowed,
             sources_stalled=self.sources.stalled,
             connections=self.counters.connections,
+            hls_sessions=self.hls.sessions_by_mount(),
+            hls_bytes_by_mount=dict(self.hls.bytes_by_mount),
+            hls_held_bytes=self.hls.held_bytes(),
             certificate=None
             if self.certificate is None
             else CertificateStats(
@@ -210,11 +214,21 @@ class FrontDoor:
         )
 
     def listeners_by_mount(self) -> dict[str, int]:
-        return {
+        """Streaming listeners and HLS sessions: both are listeners to limits, to the
+        policy's utilization and to the cluster's counts."""
+        counts = {
             path.lstrip("/"): count
             for path, count in self.passthrough.listeners_by_path().items()
             if count
         }
+        for name, sessions in self.hls.sessions_by_mount().items():
+            counts[name] = counts.get(name, 0) + sessions
+        return counts
+
+    @property
+    def bytes_out(self) -> int:
+        """Audio bytes sent to listeners, streamed and as HLS segments."""
+        return self.passthrough.counters.bytes_out + self.hls.bytes_out
 
     # --- what connections call -----------------------------------------------------------
 
@@ -311,8 +325,18 @@ class FrontDoor:
         task.add_done_callback(self._tasks.discard)
 
     def _hls_playlist(self, connection: Connection, decision: HlsPlaylist) -> None:
+        """A new session is a new listener: the node's and the mount's limits apply."""
+        mount = decision.mount
+        if self.hls.is_new(mount, decision.session) and full(
+            self._view.listener_limit, mount, self.listeners_by_mount()
+        ):
+            connection.fail(
+                HttpError(503, "this node has no room for another listener"),
+                retry_after=RETRY_AFTER_SECONDS,
+            )
+            return
         try:
-            text = self.hls.media_playlist(decision.mount)
+            text = self.hls.media_playlist(mount, decision.session)
         except TooManyMounts as error:
             connection.fail(HttpError(503, str(error)), retry_after=RETRY_AFTER_SECONDS)
             return
@@ -320,7 +344,7 @@ class FrontDoor:
         self._hls_reply(connection, decision, text.encode(), PLAYLIST_TYPE, "no-cache")
 
     def _hls_segment(self, connection: Connection, decision: HlsSegment) -> None:
-        data = self.hls.segment(decision.mount, decision.sequence)
+        data = self.hls.segment(decision.mount, decision.sequence, decision.session)
         if data is None:
             connection.fail(HttpError(404, "no such segment on this node (not cut, or gone)"))
             return

@@ -78,4 +78,7 @@ class FrontDoorStats:
     sources_overflowed: int
     sources_stalled: int
     connections: int
+    hls_sessions: dict[str, int] = field(default_factory=dict)  # HLS players, by mount
+    hls_bytes_by_mount: dict[str, int] = field(default_factory=dict)  # segment bytes sent
+    hls_held_bytes: int = 0  # segments kept in memory, every mount
     certificate: CertificateStats | None = None  # None: no HTTPS here (yet)

@@ -24,6 +24,19 @@ PLAYLIST_TYPE = "application/vnd.apple.mpegurl"
 SEGMENT_SUFFIXES = {"mp3": "mp3", "aac": "aac"}
 SEGMENT_TYPES = {"mp3": "audio/mpeg", "aac": "audio/aac"}
 HLS_PREFIX = "/hls/"
+SESSION_PARAMETER = "session"
+
+
+@dataclass(frozen=True, slots=True)
+class HlsSession:
+    """Who a request of HLS comes from: a token, or the client's address and agent."""
+
+    key: str
+    in_uris: bool  # a token, carried on in the URIs of the playlists it gets
+
+    @property
+    def query(self) -> str:
+        return f"?{SESSION_PARAMETER}={self.key}" if self.in_uris else ""
 
 
 def packs(mount: MountSpec) -> bool:
@@ -81,11 +94,13 @@ class Variant:
     bitrate_kbps: int
 
 
-def master_playlist(variants: Sequence[Variant]) -> str:
-    """The variants, the highest bitrate first (players start with the first listed)."""
+def master_playlist(variants: Sequence[Variant], token: str = "") -> str:
+    """The variants, the highest bitrate first (players start with the first listed);
+    `token`: the session's, on each URI."""
+    query = f"?{SESSION_PARAMETER}={token}" if token else ""
     lines = ["#EXTM3U", f"#EXT-X-VERSION:{VERSION}"]
     for variant in sorted(variants, key=lambda item: -item.bitrate_kbps):
         bandwidth = round(variant.bitrate_kbps * 1000 * BANDWIDTH_MARGIN)
         codecs = CODEC_STRINGS[variant.codec]
-        lines += [f'#EXT-X-STREAM-INF:BANDWIDTH={bandwidth},CODECS="{codecs}"', variant.uri]
+        lines += [f'#EXT-X-STREAM-INF:BANDWIDTH={bandwidth},CODECS="{codecs}"', variant.uri + query]
     return "\n".join(lines) + "\n"

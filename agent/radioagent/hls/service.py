@@ -13,9 +13,9 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from radioagent.hls.playlists import SEGMENT_SUFFIXES, media_playlist
+from radioagent.hls.playlists import SEGMENT_SUFFIXES, HlsSession, media_playlist
 from radioagent.hls.segmenter import Segmenter
 from radioagent.hls.upstream import HlsUpstream
 from radioagent.model import MountSpec
@@ -30,6 +30,7 @@ class _Cut:
     segmenter: Segmenter
     last_asked: float
     upstream: HlsUpstream | None = None
+    sessions: dict[str, float] = field(default_factory=dict)  # key -> when last heard of
 
 
 class TooManyMounts(Exception):
@@ -48,6 +49,13 @@ class HlsService:
         self.window = 6
         self._cuts: dict[str, _Cut] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self.bytes_by_mount: dict[str, int] = {}  # segment bytes served
+
+    @property
+    def session_seconds(self) -> float:
+        """A session counts this long after its last request: a playing player fetches its
+        playlist every target duration, and a window's worth covers a stalled one."""
+        return float(self.window * self.target_seconds)
 
     @property
     def idle_seconds(self) -> float:
@@ -64,32 +72,59 @@ class HlsService:
         for name in list(self._cuts):
             self._stop(name)
 
-    def media_playlist(self, mount: MountSpec) -> str:
+    def is_new(self, mount: MountSpec, session: HlsSession) -> bool:
+        """Whether the session is not counted on this node yet (limits apply to it)."""
+        cut = self._cuts.get(mount.name)
+        return cut is None or session.key not in cut.sessions
+
+    def media_playlist(self, mount: MountSpec, session: HlsSession) -> str:
         """The mount's playlist, its cut started if it was not; TooManyMounts."""
         cut = self._cut_for(mount)
+        cut.sessions[session.key] = self.clock()
         shown, before = cut.segmenter.window(self.window)
-        uri = "{sequence}." + SEGMENT_SUFFIXES[mount.format.codec]
+        uri = "{sequence}." + SEGMENT_SUFFIXES[mount.format.codec] + session.query
         return media_playlist(shown, self.target_seconds, before, uri)
 
-    def segment(self, mount: MountSpec, sequence: int) -> bytes | None:
+    def segment(self, mount: MountSpec, sequence: int, session: HlsSession) -> bytes | None:
         """A segment this node still keeps, or None."""
         cut = self._cuts.get(mount.name)
         if cut is None:
             return None
-        cut.last_asked = self.clock()
+        cut.last_asked = cut.sessions[session.key] = self.clock()
         for segment in cut.segmenter.segments:
             if segment.sequence == sequence:
+                self.bytes_by_mount[mount.name] = self.bytes_by_mount.get(mount.name, 0) + len(
+                    segment.data
+                )
                 return segment.data
         return None
 
+    def sessions_by_mount(self) -> dict[str, int]:
+        return {name: len(cut.sessions) for name, cut in self._cuts.items() if cut.sessions}
+
+    @property
+    def bytes_out(self) -> int:
+        return sum(self.bytes_by_mount.values())
+
     def tick(self, mounts: dict[str, MountSpec]) -> None:
-        """Each loop: cuts of mounts gone, changed or idle stop; a cut whose stream ended
-        (Icecast restarted, the mount not live yet) connects again."""
+        """Each loop: cuts of mounts gone, of another format now, or idle stop (a change
+        of limits or title goes on with the cut); a cut whose stream ended (Icecast
+        restarted, the mount not live yet) connects again."""
         now = self.clock()
         for name, cut in list(self._cuts.items()):
-            if mounts.get(name) != cut.mount or now - cut.last_asked > self.idle_seconds:
+            mount = mounts.get(name)
+            if (
+                mount is None
+                or mount.format != cut.mount.format
+                or now - cut.last_asked > self.idle_seconds
+            ):
                 self._stop(name)
-            elif cut.upstream is None or cut.upstream.closed:
+                continue
+            cut.mount = mount
+            for key, heard in list(cut.sessions.items()):
+                if now - heard > self.session_seconds:
+                    del cut.sessions[key]
+            if cut.upstream is None or cut.upstream.closed:
                 cut.segmenter.mark_discontinuity()
                 self._connect(cut)
 
@@ -109,7 +144,7 @@ class HlsService:
 
     def _cut_for(self, mount: MountSpec) -> _Cut:
         cut = self._cuts.get(mount.name)
-        if cut is not None and cut.mount == mount:
+        if cut is not None and cut.mount.format == mount.format:
             cut.last_asked = self.clock()
             return cut
         if cut is None and len(self._cuts) >= MAX_MOUNTS:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import re
 import subprocess
+import urllib.error
 import urllib.request
 from dataclasses import dataclass
 
@@ -74,8 +75,12 @@ def parse_media_playlist(text: str) -> MediaPlaylist:
 
 
 def fetch(url: str, timeout: float = 5.0) -> tuple[int, dict[str, str], bytes]:
-    with urllib.request.urlopen(url, timeout=timeout) as answer:
-        return answer.status, {k.lower(): v for k, v in answer.headers.items()}, answer.read()
+    """Status, lower-case headers and body, an error status included."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as answer:
+            return answer.status, {k.lower(): v for k, v in answer.headers.items()}, answer.read()
+    except urllib.error.HTTPError as error:
+        return error.code, {k.lower(): v for k, v in error.headers.items()}, error.read()
 
 
 def segment_start(url: str) -> float:

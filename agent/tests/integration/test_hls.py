@@ -59,7 +59,7 @@ def test_ffmpeg_plays_a_nodes_hls_from_the_master_playlist(streaming: RadioClust
     assert json.loads(document)["mounts"]["live.mp3"]["hls"] == "/live.mp3.m3u8"
     status, _, body = fetch(f"{node.front_door_url}/live.mp3.m3u8")
     assert status == 200
-    assert body.decode().splitlines()[-1] == "hls/live.mp3/index.m3u8"
+    assert body.decode().splitlines()[-1].startswith("hls/live.mp3/index.m3u8?session=")
     # A player starts three segments from the live edge: wait until they are cut.
     wait_for(
         functools.partial(has_segments, node, 3),
@@ -134,3 +134,48 @@ def test_a_player_polling_a_playlist_sees_the_window_move_by_whole_segments(
     _, headers, data = fetch(f"{node.front_door_url}/hls/live.mp3/{after.sequences[-1]}.mp3")
     assert headers["content-type"] == "audio/mpeg"
     assert data[:3] == b"ID3"
+
+
+def session_playlist(node: AgentNode) -> str:
+    """A new player's media playlist URL: the one its master playlist gives it."""
+    _, _, master = fetch(f"{node.front_door_url}/live.mp3.m3u8")
+    return f"{node.front_door_url}/{master.decode().splitlines()[-1]}"
+
+
+def test_hls_players_count_as_listeners_and_the_mounts_limit_holds_them(
+    streaming: RadioCluster,
+) -> None:
+    node = streaming.nodes[1]
+    players = [session_playlist(node) for _ in range(2)]
+    for url in players:
+        assert fetch(url)[0] == 200
+    assert node.metric("radio_mount_hls_sessions", mount="live.mp3") == 2
+
+    def counted_in_the_cluster() -> bool:
+        _, _, document = fetch(f"{node.front_door_url}/api/v1/status")
+        return json.loads(document)["nodes"][node.name]["listeners"].get("live.mp3", 0) >= 2
+
+    wait_for(counted_in_the_cluster, timeout=10, what="the HLS players in the node's report")
+    streaming.store().update_mount("live.mp3", {"max_listeners": 2})
+
+    def limit_known() -> bool:
+        _, _, document = fetch(f"{node.front_door_url}/api/v1/status")
+        return json.loads(document)["mounts"]["live.mp3"]["max_listeners"] == 2
+
+    wait_for(limit_known, timeout=10, what="the node to read the mount's new limit")
+
+    # A new player is refused; one that slipped in before the door's view had the limit
+    # (it is one loop behind the status page at most) is counted, and the next is not.
+    def new_player_refused() -> tuple[int, dict[str, str]] | None:
+        status, headers, _ = fetch(session_playlist(node))
+        return (status, headers) if status == 503 else None
+
+    _, headers = wait_for(new_player_refused, timeout=10, what="a new HLS player refused")
+    assert headers["retry-after"] == "2"
+    counted = node.metric("radio_mount_hls_sessions", mount="live.mp3")
+    assert counted is not None
+    assert counted >= 2
+    assert fetch(session_playlist(node))[0] == 503
+    for url in players:  # the players counted already go on
+        assert fetch(url)[0] == 200
+    assert node.metric("radio_mount_hls_sessions", mount="live.mp3") == counted

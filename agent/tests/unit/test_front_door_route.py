@@ -29,6 +29,7 @@ from radioagent.frontdoor.route import (
     route,
 )
 from radioagent.frontdoor.view import AgentSnapshot
+from radioagent.hls.playlists import HlsSession
 from radioagent.model import NodeStatus, parse_mount
 from radioagent.settings import ClusterSettings
 from radioagent.traffic.director import Director
@@ -385,21 +386,36 @@ def test_the_hls_master_playlist_lists_the_mount_and_its_transcoded_variants() -
     head, _, body = decision.data.partition(b"\r\n\r\n")
     assert b"Content-Type: application/vnd.apple.mpegurl" in head
     assert b"Access-Control-Allow-Origin: *" in head
-    assert body.decode().splitlines()[2:] == [
+    lines = body.decode().splitlines()[2:]
+    token = lines[1].rpartition("=")[2]
+    assert len(token) == 16
+    assert lines == [
         '#EXT-X-STREAM-INF:BANDWIDTH=140800,CODECS="mp4a.40.34"',
-        "hls/live.mp3/index.m3u8",
+        f"hls/live.mp3/index.m3u8?session={token}",
         '#EXT-X-STREAM-INF:BANDWIDTH=52800,CODECS="mp4a.40.2"',
-        "hls/live.aac/index.m3u8",
+        f"hls/live.aac/index.m3u8?session={token}",
     ]
+    again = hls_door().route(b"GET /live.mp3.m3u8 HTTP/1.1\n")
+    assert isinstance(again, Reply)
+    assert token.encode() not in again.data  # each fetch, a player: a session of its own
 
 
 def test_hls_media_playlists_and_segments_are_served_here_never_redirected() -> None:
     door = hls_door()
-    assert door.route(b"GET /hls/live.mp3/index.m3u8 HTTP/1.1\n") == HlsPlaylist(
-        LIVE, keep_alive=True, head_only=False
-    )
-    assert door.route(b"HEAD /hls/live.aac/425000017.aac HTTP/1.0\n") == HlsSegment(
-        AAC_CHILD, 425000017, keep_alive=False, head_only=True
+    from_player = Arrival(port=8000, family=4, address="198.51.100.7")
+    token = HlsSession("0123456789abcdef", in_uris=True)
+    assert door.route(
+        b"GET /hls/live.mp3/index.m3u8?session=0123456789abcdef HTTP/1.1\n", from_player
+    ) == HlsPlaylist(LIVE, token, keep_alive=True, head_only=False)
+    # Without a token (or with one that is not ours): the address and the user agent.
+    assert door.route(
+        b"HEAD /hls/live.aac/425000017.aac?session=x HTTP/1.0\nUser-Agent: VLC/3\n", from_player
+    ) == HlsSegment(
+        AAC_CHILD,
+        425000017,
+        HlsSession("198.51.100.7 VLC/3", in_uris=False),
+        keep_alive=False,
+        head_only=True,
     )
     assert door.director.directed == {}
 
