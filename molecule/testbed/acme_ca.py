@@ -21,7 +21,7 @@ from pathlib import Path
 import testbed
 
 PEBBLE_DIR = testbed.RUN_DIR / "pebble"
-UNIT = "pebble"  # the cgroup's name, as the nodes' are theirs
+UNIT = testbed.PEBBLE_CGROUP  # the cgroup's name, as the nodes' are theirs
 PORT, MANAGEMENT_PORT, TLS_ALPN_PORT = 14000, 15000, 5001
 START_TIMEOUT = 15.0
 

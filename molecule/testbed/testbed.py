@@ -40,6 +40,8 @@ RUN_DIR = Path("/run/radio-testbed")
 STATE_FILE = RUN_DIR / "state.json"
 IMAGE_STAMP = "etc/radio-testbed-image.json"  # inside the image, so it goes with it
 PREFIX = "rtb-"  # every namespace and cgroup we create carries it; down relies on it
+# Cgroups of ours that are not machines: the image build's and the ACME CA's (acme_ca.py).
+IMAGE_CGROUP, PEBBLE_CGROUP = "image", "pebble"
 BRIDGE_NS = PREFIX + "br"
 CONTROLLER_NS = PREFIX + "ctl"
 BRIDGE = "br0"
@@ -500,7 +502,7 @@ def configure_image(image: Path) -> None:
 
 def download_packages(image: Path) -> None:
     """apt-get update and --download-only install inside a non-booted nspawn of the image."""
-    unit = "image"
+    unit = IMAGE_CGROUP
     try:
         install = ["apt-get", "install", "-q", "-y", "--download-only", *CACHED_PACKAGES]
         for argv in (["apt-get", "update", "-q"], install):
@@ -793,7 +795,7 @@ def known_nodes(state: dict) -> list[str]:
         names |= {p.name[len(PREFIX) :] for p in root.glob(PREFIX + "*")}
     with contextlib.suppress(TestbedError, subprocess.TimeoutExpired):
         names |= {n[len(PREFIX) :] for n in netns_list() if n.startswith(PREFIX)}
-    return sorted(names - {"br", "ctl"})
+    return sorted(names - {"br", "ctl", IMAGE_CGROUP, PEBBLE_CGROUP})
 
 
 def remove_nspawn_run_dirs(names: Sequence[str]) -> None:
@@ -812,7 +814,7 @@ def down() -> None:
         state = load_state()
         names = known_nodes(state)
         stop_nodes(state.get("nodes", {}), names)
-        for name in [*names, "image", "pebble"]:  # pebble: acme_ca.py's
+        for name in [*names, IMAGE_CGROUP, PEBBLE_CGROUP]:
             kill_cgroup(name)
             remove_cgroups(name)
         for netns in netns_list():

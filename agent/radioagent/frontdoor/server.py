@@ -167,6 +167,7 @@ class FrontDoor:
             settings = view.state.settings
             self.hls.configure(settings.hls_target_seconds, settings.hls_window)
             self.hls.tick(view.state.mounts)
+            self.hls.follow(view.epoch, {name: air.live for name, air in view.air.items()})
         self.sources.limits = studio_limits(view.timing, self.settings.studio_backlog_seconds)
         self.sources.follow(view.leader, view.epoch)
         if self.certificate is not None:

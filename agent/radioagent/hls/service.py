@@ -50,6 +50,9 @@ class HlsService:
         self._cuts: dict[str, _Cut] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self.bytes_by_mount: dict[str, int] = {}  # segment bytes served
+        self._epoch: int | None = None  # the leadership the cuts' audio comes through
+        self._followed = False  # whether _epoch was read from a loop yet
+        self._live: dict[str, bool] = {}  # each mount's live audio here, last loop
 
     @property
     def session_seconds(self) -> float:
@@ -128,6 +131,18 @@ class HlsService:
                 cut.segmenter.mark_discontinuity()
                 self._connect(cut)
 
+    def follow(self, epoch: int | None, live: dict[str, bool]) -> None:
+        """Each loop: a new leadership (the relays reconnect to another leader) marks a
+        discontinuity in every mount's next segment; a mount whose live audio came or went
+        (a studio connected, or holding audio took over), in its own."""
+        new_leader = self._followed and epoch != self._epoch
+        self._epoch, self._followed = epoch, True
+        for name, cut in self._cuts.items():
+            was_live = self._live.get(name)
+            if new_leader or (was_live is not None and was_live != live.get(name, False)):
+                cut.segmenter.mark_discontinuity()
+        self._live = dict(live)
+
     def held_bytes(self) -> int:
         return sum(
             len(segment.data) for cut in self._cuts.values() for segment in cut.segmenter.segments
@@ -135,6 +150,11 @@ class HlsService:
 
     def cut_mounts(self) -> list[str]:
         return sorted(self._cuts)
+
+    def segmenter(self, name: str) -> Segmenter | None:
+        """The mount's segmenter while it is cut."""
+        cut = self._cuts.get(name)
+        return None if cut is None else cut.segmenter
 
     def close(self) -> None:
         for name in list(self._cuts):
