@@ -122,12 +122,14 @@ def phase(  # noqa: PLR0917 - the phase's whole setting
     pids: dict[str, int],
     tls: list[str] | None = None,
     during: Callable[[], None] | None = None,
+    client_script: str = "listeners.py",
 ) -> dict:
     """Start the listeners, measure CPU over `seconds` once all are in, collect their report.
-    `tls`: listeners.py's https options; `during`: done half-way through the window."""
+    `tls`: listeners.py's https options; `during`: done half-way through the window;
+    `client_script`: the load client in bench/ (hls_players.py: HLS players)."""
     client = subprocess.Popen(
         [
-            *(sys.executable, str(REPO_DIR / "bench" / "listeners.py"), url),
+            *(sys.executable, str(REPO_DIR / "bench" / client_script), url),
             *("--count", str(count), "--seconds", str(seconds + 2)),
             *(tls or []),
         ],
