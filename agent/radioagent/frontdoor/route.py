@@ -362,16 +362,21 @@ def _hls(head: RequestHead, mounts: Mapping[str, MountSpec], arrival: Arrival) -
 
 
 def _hls_reply(head: RequestHead, body: bytes, content_type: str, cache: str) -> Reply:
-    return Reply(
-        response(
-            200,
-            body,
-            content_type=content_type,
-            headers=(*CORS_HEADERS, ("Cache-Control", cache)),
-            keep_alive=head.keep_alive,
-            head_only=head.method == "HEAD",
-        ),
-        head.keep_alive,
+    data = hls_response(body, content_type, cache, head.keep_alive, head.method == "HEAD")
+    return Reply(data, head.keep_alive)
+
+
+def hls_response(
+    body: bytes, content_type: str, cache: str, keep_alive: bool, head_only: bool
+) -> bytes:
+    """A playlist or a segment: CORS for web players, `cache` their Cache-Control."""
+    return response(
+        200,
+        body,
+        content_type=content_type,
+        headers=(*CORS_HEADERS, ("Cache-Control", cache)),
+        keep_alive=keep_alive,
+        head_only=head_only,
     )
 
 

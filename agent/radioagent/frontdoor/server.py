@@ -51,6 +51,7 @@ from radioagent.frontdoor.route import (
     Serve,
     SetTitle,
     full,
+    hls_response,
     route,
 )
 from radioagent.frontdoor.sources import SourcePipes, studio_limits
@@ -361,17 +362,8 @@ class FrontDoor:
         content_type: str,
         cache: str,
     ) -> None:
-        connection.reply(
-            response(
-                200,
-                body,
-                content_type=content_type,
-                headers=(*CORS_HEADERS, ("Cache-Control", cache)),
-                keep_alive=decision.keep_alive,
-                head_only=decision.head_only,
-            ),
-            decision.keep_alive,
-        )
+        data = hls_response(body, content_type, cache, decision.keep_alive, decision.head_only)
+        connection.reply(data, decision.keep_alive)
 
     def _page(self, connection: Connection, head: RequestHead, path: str) -> None:
         render = page_for(path)
