@@ -118,7 +118,12 @@ def main() -> int:
     arguments = parser.parse_args()
     require_root(parser)
     raise_open_files_limit()
-    with tempfile.TemporaryDirectory() as media, running_cluster(3) as cluster:
+    # The agents' own keep-alive timeout (10 s): players polling every 4 s keep their
+    # connection, as they do on a node built by the playbooks (the harness's is 2 s).
+    with (
+        tempfile.TemporaryDirectory() as media,
+        running_cluster(3, front_door={"header_timeout": 10.0}) as cluster,
+    ):
         audio = make_mp3(Path(media) / "noise.mp3", seconds=400)
         cluster.store().create_mount({"name": "live.mp3", "source_password": PASSWORD})
         leader = cluster.leader_taking_sources("/_live/live.mp3", PASSWORD)

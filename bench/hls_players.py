@@ -12,6 +12,7 @@ import asyncio
 import json
 import random
 import resource
+import sys
 import time
 from urllib.parse import urlparse
 
@@ -23,6 +24,18 @@ class Player:
         self.writer: asyncio.StreamWriter | None = None
 
     async def get(self, path: str) -> tuple[int, bytes]:
+        """One request on the kept connection; a connection the server closed while idle
+        (its keep-alive timeout) is opened again once, as players do."""
+        reused = self.writer is not None and not self.writer.is_closing()
+        try:
+            return await self._exchange(path)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            if not reused:
+                raise
+            self.close()
+            return await self._exchange(path)
+
+    async def _exchange(self, path: str) -> tuple[int, bytes]:
         if self.reader is None or self.writer is None or self.writer.is_closing():
             self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
         request = f"GET {path} HTTP/1.1\r\nHost: {self.host}\r\nUser-Agent: bench-hls\r\n\r\n"
@@ -36,12 +49,13 @@ class Player:
                 length = int(value)
         body = await asyncio.wait_for(self.reader.readexactly(length), 10)
         if b"connection: close" in head.lower():
-            self.writer.close()
+            self.close()
         return status, body
 
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
+        self.reader = self.writer = None
 
 
 async def play(  # noqa: PLR0917 - one player's whole setting
@@ -75,7 +89,8 @@ async def play(  # noqa: PLR0917 - one player's whole setting
                 counts["ready"] += 1
                 first = False
             await asyncio.sleep(target * random.uniform(0.9, 1.1))  # noqa: S311 - spreading
-    except (OSError, asyncio.IncompleteReadError, TimeoutError, ValueError, IndexError):
+    except (OSError, asyncio.IncompleteReadError, TimeoutError, ValueError, IndexError) as error:
+        print(f"hls player: {error!r}", file=sys.stderr)
         counts["failures"] += 1
         counts["alive"].discard(id(player))
         if first:
