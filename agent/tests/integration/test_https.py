@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from radioagent.frontdoor.certificate import Certificate
+from radioagent.hls.id3 import read_timestamp, tag_length
 from tests.harness.agents import AGENT_COMMAND, AGENT_ENVIRONMENT, AgentNode, RadioCluster
 from tests.harness.audio import analyse_mp3
 from tests.harness.clients import Https, SourceClient, StreamRecorder, is_slice_of, listen
@@ -262,3 +263,33 @@ def test_a_renewal_half_written_keeps_the_certificate_in_use(
     renewed.key.replace(certificate.key)  # the renewal finishes
     assert in_use.reload_if_changed() is True
     assert handshake_serial(in_use.context, client, f"node1.{ZONE}") != before
+
+
+def test_hls_is_served_over_https_with_uris_that_keep_the_scheme(
+    https_cluster: RadioCluster,
+    certificate: ZoneCertificate,
+    source_client_factory: Callable[..., SourceClient],
+    mp3_audio: AudioSample,
+) -> None:
+    live_source(https_cluster, source_client_factory, mp3_audio)
+    https = client(https_cluster, certificate)
+    node = https_cluster.nodes[1]
+    master = listen(f"{node.https_url}/live.mp3.m3u8", 4096, https=https, timeout=5)
+    assert master.status == 200
+    assert master.headers["access-control-allow-origin"] == "*"
+    media = master.body.decode().splitlines()[-1]
+    # Relative: a player that fetched the master over HTTPS stays on HTTPS.
+    assert media.startswith("hls/live.mp3/index.m3u8?session=")
+
+    def newest_segment() -> str | None:
+        answer = listen(f"{node.https_url}/{media}", 8192, https=https, timeout=5)
+        uris = [line for line in answer.body.decode().splitlines() if not line.startswith("#")]
+        # The first segment of a cut starts wherever the stream did; the next is whole.
+        return uris[-1] if answer.status == 200 and len(uris) >= 2 else None
+
+    uri = wait_for(newest_segment, timeout=20, what="a whole HLS segment over HTTPS")
+    segment = listen(f"{node.https_url}/hls/live.mp3/{uri}", 1 << 20, https=https, timeout=5)
+    assert segment.status == 200
+    assert segment.headers["content-type"] == "audio/mpeg"
+    assert read_timestamp(segment.body) is not None
+    assert analyse_mp3(segment.body[tag_length(segment.body) :]).problems(min_frames=100) == []
