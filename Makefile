@@ -33,9 +33,9 @@ test: lint
 # Real systemd machines on this host (systemd-nspawn, see molecule/testbed/): each scenario
 # creates, converges, checks idempotence, verifies on the wire and destroys.
 molecule: setup
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/molecule test -s default
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/molecule test -s cluster
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/molecule test -s add-node
+	PATH="$(CURDIR)/$(BIN):$$PATH" scripts/molecule-test default
+	PATH="$(CURDIR)/$(BIN):$$PATH" scripts/molecule-test cluster
+	PATH="$(CURDIR)/$(BIN):$$PATH" scripts/molecule-test add-node
 
 # tests/hermetic shadows etcd3 and grpc with packages that refuse to import: the unit tier
 # proves on every run that it needs neither.
