@@ -1,28 +1,49 @@
-"""HLS on every node, on the wire: a studio streams into the cluster; players (ffmpeg, a
-playlist checker, plain HTTP) read the mount's HLS from two nodes."""
+"""HLS on every node, on the wire: studios stream into one cluster the module's tests
+share; players (ffmpeg, a playlist checker, plain HTTP, hls.js in Chromium) read the
+mounts' HLS from its nodes. The last test crashes a node: it runs last."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import http.server
 import json
-from collections.abc import Callable
+import shutil
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.harness.agents import AgentNode, RadioCluster, start_live_source
+from tests.harness.agents import (
+    AgentNode,
+    RadioCluster,
+    icecast_settings_for_agents,
+    start_live_source,
+)
 from tests.harness.clients import SourceClient
 from tests.harness.hls import MediaPlaylist, fetch, ffmpeg_read, parse_media_playlist, segment_start
-from tests.harness.media import AudioSample
+from tests.harness.icecast import IcecastServer
+from tests.harness.media import make_mp3
 from tests.harness.waiting import wait_for
+from tests.integration.conftest import running_etcd
+from tests.integration.test_status_page_browser import console_errors, start_chromium
 
 pytestmark = pytest.mark.integration
-MOUNT = {"name": "live.mp3", "source_password": "dj-secret"}
+PASSWORD = "dj-secret"
+# live.mp3 for the players; limited.mp3 for the limits test, whose sessions and limit
+# would otherwise leak into the others' counts.
+MOUNTS = ("live.mp3", "limited.mp3")
 TARGET = 4  # the default segment length
 FRAME = 1152 / 44100
+# The studios outlast every test of the module (about two minutes on a quiet machine).
+STUDIO_SECONDS = 400.0
+VENDOR_DIR = Path(__file__).parents[1] / "vendor" / "hls.js"
 
 
-def media_playlist(node: AgentNode) -> MediaPlaylist:
-    status, headers, body = fetch(f"{node.front_door_url}/hls/live.mp3/index.m3u8")
+def media_playlist(node: AgentNode, mount: str = "live.mp3") -> MediaPlaylist:
+    status, headers, body = fetch(f"{node.front_door_url}/hls/{mount}/index.m3u8")
     assert status == 200
     assert headers["content-type"] == "application/vnd.apple.mpegurl"
     assert headers["access-control-allow-origin"] == "*"
@@ -34,23 +55,42 @@ def has_segments(node: AgentNode, count: int) -> MediaPlaylist | None:
     return playlist if len(playlist.segments) >= count else None
 
 
-@pytest.fixture
-def streaming(
-    radio_cluster: RadioCluster,
-    source_client_factory: Callable[..., SourceClient],
-    long_mp3_audio: AudioSample,
-) -> RadioCluster:
-    radio_cluster.store().create_mount(MOUNT)
-    leader = radio_cluster.leader_taking_sources("/_live/live.mp3", "dj-secret")
-    start_live_source(source_client_factory, leader, long_mp3_audio)
-    for node in radio_cluster.nodes:
-        wait_for(
-            functools.partial(node.plays_source_audio, "/live.mp3", long_mp3_audio.data),
-            timeout=10,
-            what=f"the source's audio on {node.name}",
-            explain=radio_cluster.log_tails,
-        )
-    return radio_cluster
+@pytest.fixture(scope="module")
+def streaming(holding_cache_dir: Path, media_dir: Path) -> Iterator[RadioCluster]:
+    """Three agents (each with its Icecast and etcd member) and a studio on each mount,
+    shared by the module's tests: starting them takes longer than most tests here."""
+    audio = make_mp3(media_dir / "hls-studio.mp3", seconds=STUDIO_SECONDS)
+    with contextlib.ExitStack() as stack:  # stops what started, in reverse, however it ends
+        etcd = stack.enter_context(contextlib.contextmanager(running_etcd)(3))
+        icecasts = []
+        for _ in range(3):
+            icecast = IcecastServer(icecast_settings_for_agents())
+            stack.callback(icecast.stop)
+            icecast.start()
+            icecasts.append(icecast)
+        cluster = RadioCluster(etcd, icecasts, holding_cache_dir=holding_cache_dir)
+        stack.callback(cluster.stop)
+        cluster.start()
+        for name in MOUNTS:
+            cluster.store().create_mount({"name": name, "source_password": PASSWORD})
+        for name in MOUNTS:
+            leader = cluster.leader_taking_sources(f"/_live/{name}", PASSWORD)
+
+            def make(*args: Any, **kwargs: Any) -> SourceClient:
+                client = SourceClient(*args, **kwargs)
+                stack.callback(client.stop)
+                return client
+
+            start_live_source(make, leader, audio, f"/_live/{name}")
+        for node in cluster.nodes:
+            for name in MOUNTS:
+                wait_for(
+                    functools.partial(node.plays_source_audio, f"/{name}", audio.data),
+                    timeout=10,
+                    what=f"the source's audio of {name} on {node.name}",
+                    explain=cluster.log_tails,
+                )
+        yield cluster
 
 
 def test_ffmpeg_plays_a_nodes_hls_from_the_master_playlist(streaming: RadioCluster) -> None:
@@ -136,9 +176,9 @@ def test_a_player_polling_a_playlist_sees_the_window_move_by_whole_segments(
     assert data[:3] == b"ID3"
 
 
-def session_playlist(node: AgentNode) -> str:
+def session_playlist(node: AgentNode, mount: str) -> str:
     """A new player's media playlist URL: the one its master playlist gives it."""
-    _, _, master = fetch(f"{node.front_door_url}/live.mp3.m3u8")
+    _, _, master = fetch(f"{node.front_door_url}/{mount}.m3u8")
     return f"{node.front_door_url}/{master.decode().splitlines()[-1]}"
 
 
@@ -146,36 +186,189 @@ def test_hls_players_count_as_listeners_and_the_mounts_limit_holds_them(
     streaming: RadioCluster,
 ) -> None:
     node = streaming.nodes[1]
-    players = [session_playlist(node) for _ in range(2)]
+    mount = "limited.mp3"
+    players = [session_playlist(node, mount) for _ in range(2)]
     for url in players:
         assert fetch(url)[0] == 200
-    assert node.metric("radio_mount_hls_sessions", mount="live.mp3") == 2
+    assert node.metric("radio_mount_hls_sessions", mount=mount) == 2
 
     def counted_in_the_cluster() -> bool:
         _, _, document = fetch(f"{node.front_door_url}/api/v1/status")
-        return json.loads(document)["nodes"][node.name]["listeners"].get("live.mp3", 0) >= 2
+        return json.loads(document)["nodes"][node.name]["listeners"].get(mount, 0) >= 2
 
     wait_for(counted_in_the_cluster, timeout=10, what="the HLS players in the node's report")
-    streaming.store().update_mount("live.mp3", {"max_listeners": 2})
+    streaming.store().update_mount(mount, {"max_listeners": 2})
 
     def limit_known() -> bool:
         _, _, document = fetch(f"{node.front_door_url}/api/v1/status")
-        return json.loads(document)["mounts"]["live.mp3"]["max_listeners"] == 2
+        return json.loads(document)["mounts"][mount]["max_listeners"] == 2
 
     wait_for(limit_known, timeout=10, what="the node to read the mount's new limit")
 
     # A new player is refused; one that slipped in before the door's view had the limit
     # (it is one loop behind the status page at most) is counted, and the next is not.
     def new_player_refused() -> tuple[int, dict[str, str]] | None:
-        status, headers, _ = fetch(session_playlist(node))
+        status, headers, _ = fetch(session_playlist(node, mount))
         return (status, headers) if status == 503 else None
 
     _, headers = wait_for(new_player_refused, timeout=10, what="a new HLS player refused")
     assert headers["retry-after"] == "2"
-    counted = node.metric("radio_mount_hls_sessions", mount="live.mp3")
+    counted = node.metric("radio_mount_hls_sessions", mount=mount)
     assert counted is not None
     assert counted >= 2
-    assert fetch(session_playlist(node))[0] == 503
+    assert fetch(session_playlist(node, mount))[0] == 503
     for url in players:  # the players counted already go on
         assert fetch(url)[0] == 200
-    assert node.metric("radio_mount_hls_sessions", mount="live.mp3") == counted
+    assert node.metric("radio_mount_hls_sessions", mount=mount) == counted
+
+
+PLAYER_PAGE = """<!doctype html>
+<meta charset="utf-8">
+<title>hls.js player</title>
+<audio id="player" muted></audio>
+<script src="hls.light.min.js"></script>
+<script>
+"use strict";
+// What the test reads: every request (after the node was chosen), the sequence numbers
+// as they play, hls.js's errors, the media element's stalls.
+const trace = {requests: [], played: [], errors: [], waiting: 0};
+const nodes = NODES;
+let node = 0;
+// A cluster's player keeps the URLs and moves to the next node when one does not answer,
+// as a new DNS answer would send it: the URLs name the same audio on every node.
+function onNode(url) {
+  const target = new URL(url);
+  const chosen = new URL(nodes[node]);
+  target.protocol = chosen.protocol;
+  target.host = chosen.host;
+  return target.href;
+}
+const player = document.getElementById("player");
+const hls = new Hls({
+  xhrSetup(xhr, url) {
+    const href = onNode(url);
+    trace.requests.push(href);
+    xhr.open("GET", href, true);
+  },
+});
+hls.on(Hls.Events.ERROR, (event, data) => {
+  trace.errors.push([data.type, data.details, data.fatal]);
+  if (data.type === Hls.ErrorTypes.NETWORK_ERROR) {
+    node = (node + 1) % nodes.length;
+  }
+});
+hls.on(Hls.Events.FRAG_CHANGED, (event, data) => trace.played.push(data.frag.sn));
+hls.on(Hls.Events.MANIFEST_PARSED, () => {
+  player.play().catch((error) => trace.errors.push(["play", String(error), true]));
+});
+player.addEventListener("waiting", () => { trace.waiting += 1; });
+hls.loadSource(MASTER);
+hls.attachMedia(player);
+</script>
+"""
+
+PLAYER_STATE = """
+const player = document.getElementById("player");
+const buffered = player.buffered;
+return {
+  supported: Hls.isSupported(),
+  currentTime: player.currentTime,
+  bufferedEnd: buffered.length ? buffered.end(buffered.length - 1) : 0,
+  paused: player.paused,
+  error: player.error ? player.error.code : null,
+  requests: trace.requests.length,
+  played: trace.played,
+  errors: trace.errors,
+  waiting: trace.waiting,
+};
+"""
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def player_site(directory: Path, master: str, nodes: list[str]) -> Iterator[str]:
+    """A radio's website on loopback, another origin than the nodes' (so CORS counts):
+    a page with hls.js playing `master`, moving along `nodes` when one fails."""
+    shutil.copy(VENDOR_DIR / "hls.light.min.js", directory)
+    page = PLAYER_PAGE.replace("NODES", json.dumps(nodes)).replace("MASTER", json.dumps(master))
+    (directory / "index.html").write_text(page)
+    handler = functools.partial(_QuietHandler, directory=str(directory))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, name="player site", daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/index.html"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+def played_runs(played: list[int]) -> list[int]:
+    """The sequence numbers as they played, a repeated one (hls.js re-announcing the
+    fragment it plays) counted once."""
+    return [sn for index, sn in enumerate(played) if index == 0 or played[index - 1] != sn]
+
+
+def test_hlsjs_in_chromium_plays_a_node_and_goes_on_from_another_when_it_dies(
+    streaming: RadioCluster, tmp_path: Path
+) -> None:
+    """hls.js (vendored for this test: tests/vendor/hls.js/README.md) in headless
+    Chromium plays live.mp3 from a replica, from a page of another origin. The replica's
+    machine dies (agent and Icecast); the player asks the next node for the same URLs and
+    plays on past what it had buffered, the segments in order: none skipped, none twice."""
+    leader = streaming.wait_leader()
+    first, second = (node for node in streaming.nodes if node.name != leader)
+    wait_for(
+        functools.partial(has_segments, first, 3),
+        timeout=4 * TARGET + 5,
+        what=f"three HLS segments on {first.name}",
+        explain=streaming.log_tails,
+    )
+    nodes = [node.front_door_url for node in (first, second, streaming.node(leader))]
+    site_dir = tmp_path / "site"
+    site_dir.mkdir()
+    browser = start_chromium(tmp_path, ("--autoplay-policy=no-user-gesture-required",))
+    try:
+        with player_site(site_dir, f"{first.front_door_url}/live.mp3.m3u8", nodes) as page:
+            browser.get(page)
+
+            def state() -> dict[str, Any]:
+                found: dict[str, Any] = browser.execute_script(PLAYER_STATE)
+                return found
+
+            def explain() -> str:
+                return f"player: {state()}\nconsole: {console_errors(browser)}"
+
+            before = wait_for(
+                lambda: (found := state())["currentTime"] > TARGET and found,
+                timeout=30,
+                what="hls.js to play live.mp3",
+                explain=explain,
+            )
+            assert before["supported"]
+            first.crash()
+            requests_before = state()["requests"]
+            buffered = state()["bufferedEnd"]
+            # Past what it had from the dead node, and a segment more.
+            after = wait_for(
+                lambda: (found := state())["currentTime"] > buffered + TARGET and found,
+                timeout=buffered - before["currentTime"] + 4 * TARGET + 10,
+                what="hls.js to play on past its buffer",
+                explain=explain,
+            )
+            requests = browser.execute_script("return trace.requests")[requests_before:]
+    finally:
+        browser.quit()
+    assert after["error"] is None
+    assert not after["paused"]
+    assert [error for error in after["errors"] if error[2]] == []  # no fatal error
+    served = [url for url in requests if ".mp3?" in url]
+    assert any(url.startswith(second.front_door_url) for url in served), requests
+    runs = played_runs(after["played"])
+    assert runs == list(range(runs[0], runs[0] + len(runs))), runs
+    assert runs[-1] > played_runs(before["played"])[-1]
