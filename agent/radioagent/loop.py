@@ -231,6 +231,8 @@ class Agent:
             bandwidth_kbps=self._bandwidth.kbps,
             transcoders=self.transcoders.states(),
             live_mounts=tuple(name for name, air in self.air.items() if air.live),
+            hls_mounts=tuple(self.front_door.hls.sessions_by_mount()),
+            hls_discontinuities=self.front_door.hls.discontinuities(),
             published_status=self._published_status,
             leadership=self.leadership,
             tls_ports=self.front_door.open_tls_ports,

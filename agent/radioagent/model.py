@@ -379,6 +379,10 @@ class NodeStatus:
     transcoders: tuple[str, ...] = ()  # transcoded mounts whose Liquidsoap runs here
     silent_mounts: tuple[str, ...] = ()  # of those, the ones whose input is dead air
     live_mounts: tuple[str, ...] = ()  # mounts whose live audio reaches its Icecast now
+    hls_mounts: tuple[str, ...] = ()  # mounts HLS players play from this node now
+    # Per mount it cuts for HLS, the discontinuity sequence number of its newest segment:
+    # a node that starts cutting numbers on from it, as players moving between nodes need.
+    hls_discontinuities: dict[str, int] = field(default_factory=dict)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True, separators=(",", ":"))
@@ -449,6 +453,20 @@ _STATUS_FIELDS: dict[str, tuple[Callable[[Any], bool], Any]] = {
         lambda value: isinstance(value, list) and all(isinstance(name, str) for name in value),
         [],
     ),
+    "hls_mounts": (
+        lambda value: isinstance(value, list) and all(isinstance(name, str) for name in value),
+        [],
+    ),
+    "hls_discontinuities": (
+        lambda value: (
+            isinstance(value, dict)
+            and all(
+                isinstance(key, str) and _is_int(count) and count >= 0
+                for key, count in value.items()
+            )
+        ),
+        {},
+    ),
 }
 _REQUIRED_STATUS_FIELDS = ("name", "address", "icecast_port")
 
@@ -473,6 +491,6 @@ def node_status_from_json(text: str | bytes) -> NodeStatus:
         raise ValidationError(problems)
     values["front_door_ports"] = tuple(values["front_door_ports"])
     values["tls_ports"] = tuple(values["tls_ports"])
-    for key in ("mounts", "transcoders", "silent_mounts", "live_mounts"):
+    for key in ("mounts", "transcoders", "silent_mounts", "live_mounts", "hls_mounts"):
         values[key] = tuple(values[key])
     return NodeStatus(**values)

@@ -62,6 +62,8 @@ class LocalFacts:
     bandwidth_kbps: float = 0.0
     transcoders: Mapping[str, TranscoderState] = field(default_factory=dict)
     live_mounts: tuple[str, ...] = ()  # mounts heard live here
+    hls_mounts: tuple[str, ...] = ()  # mounts HLS players play here
+    hls_discontinuities: Mapping[str, int] = field(default_factory=dict)  # by mount cut here
     published_status: str | None = None  # what etcd holds under nodes/<me>, as we wrote it
     leadership: Leadership = DETACHED  # as last read (kept while etcd is away)
     # HTTPS ports open now: none before the node has a certificate it may serve, so no
@@ -174,6 +176,8 @@ def node_status(
             sorted(mount for mount, running in facts.transcoders.items() if running.silent)
         ),
         live_mounts=tuple(sorted(facts.live_mounts)),
+        hls_mounts=tuple(sorted(facts.hls_mounts)),
+        hls_discontinuities=dict(sorted(facts.hls_discontinuities.items())),
         mounts=tuple(
             sorted(
                 mount.name

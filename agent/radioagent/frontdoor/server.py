@@ -57,7 +57,7 @@ from radioagent.frontdoor.route import (
 from radioagent.frontdoor.sources import SourcePipes, studio_limits
 from radioagent.frontdoor.view import AgentSnapshot, CertificateStats, FrontDoorStats
 from radioagent.hls.playlists import PLAYLIST_TYPE, SEGMENT_TYPES
-from radioagent.hls.service import HlsService, TooManyMounts
+from radioagent.hls.service import HlsService, TooManyMounts, hls_elsewhere
 from radioagent.nowplaying import mount_icy_titles, title_problem
 from radioagent.store.errors import Conflict, EtcdUnavailable, NoSuchMount
 from radioagent.traffic.director import Director
@@ -167,7 +167,7 @@ class FrontDoor:
             self._update_titles(view)
             settings = view.state.settings
             self.hls.configure(settings.hls_target_seconds, settings.hls_window)
-            self.hls.tick(view.state.mounts)
+            self.hls.tick(view.state.mounts, *hls_elsewhere(view.state.nodes.values()))
             self.hls.follow(view.epoch, {name: air.live for name, air in view.air.items()})
         self.sources.limits = studio_limits(view.timing, self.settings.studio_backlog_seconds)
         self.sources.follow(view.leader, view.epoch)

@@ -118,6 +118,11 @@ class Segmenter:
         before = kept[: len(kept) - len(shown)]
         return shown, self.discontinuities_dropped + sum(item.discontinuity for item in before)
 
+    @property
+    def discontinuity_number(self) -> int:
+        """The discontinuity sequence number of the newest segment kept."""
+        return self.discontinuities_dropped + sum(item.discontinuity for item in self.segments)
+
     def mark_discontinuity(self) -> None:
         """The stream changed (another source, another leader): anchor the timeline again
         at the next feed and mark the next segment."""

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 
-from radioagent.hls.playlists import SEGMENT_SUFFIXES, HlsSession, media_playlist
+from radioagent.hls.playlists import SEGMENT_SUFFIXES, HlsSession, media_playlist, packs
 from radioagent.hls.segmenter import Segmenter
 from radioagent.hls.upstream import HlsUpstream
-from radioagent.model import MountSpec
+from radioagent.model import MountSpec, NodeStatus
 
 MAX_MOUNTS = 16
 CONNECT_TIMEOUT_SECONDS = 5.0
@@ -53,6 +53,7 @@ class HlsService:
         self._epoch: int | None = None  # the leadership the cuts' audio comes through
         self._followed = False  # whether _epoch was read from a loop yet
         self._live: dict[str, bool] = {}  # each mount's live audio here, last loop
+        self._numbering: dict[str, int] = {}  # other nodes' discontinuity numbers, by mount
 
     @property
     def session_seconds(self) -> float:
@@ -102,6 +103,14 @@ class HlsService:
                 return segment.data
         return None
 
+    def discontinuities(self) -> dict[str, int]:
+        """The discontinuity sequence number each cut has reached (its newest segment's)."""
+        return {
+            name: cut.segmenter.discontinuity_number
+            for name, cut in self._cuts.items()
+            if cut.segmenter.segments
+        }
+
     def sessions_by_mount(self) -> dict[str, int]:
         return {name: len(cut.sessions) for name, cut in self._cuts.items() if cut.sessions}
 
@@ -109,11 +118,29 @@ class HlsService:
     def bytes_out(self) -> int:
         return sum(self.bytes_by_mount.values())
 
-    def tick(self, mounts: dict[str, MountSpec]) -> None:
+    def tick(
+        self,
+        mounts: dict[str, MountSpec],
+        played: Collection[str] = (),
+        numbering: Mapping[str, int] | None = None,
+    ) -> None:
         """Each loop: cuts of mounts gone, of another format now, or idle stop (a change
         of limits or title goes on with the cut); a cut whose stream ended (Icecast
-        restarted, the mount not live yet) connects again."""
+        restarted, the mount not live yet) connects again. `played`: the mounts HLS
+        players play anywhere in the cluster, cut here too while they do, so that a
+        player that comes here from another node finds the window it left (a node that
+        starts cutting only has what Icecast's burst gives it). `numbering`: the other
+        nodes' discontinuity sequence numbers, which a cut started here takes on."""
         now = self.clock()
+        self._numbering = dict(numbering or {})
+        for name in played:
+            mount = mounts.get(name)
+            if mount is None or not packs(mount):
+                continue
+            if name in self._cuts:
+                self._cuts[name].last_asked = now
+            elif len(self._cuts) < MAX_MOUNTS:
+                self._cut_for(mount)
         for name, cut in list(self._cuts.items()):
             mount = mounts.get(name)
             if (
@@ -172,7 +199,11 @@ class HlsService:
         if cut is not None:
             self._stop(mount.name)
         keep = 2 * self.window + 1
-        cut = _Cut(mount, Segmenter(mount.format.codec, self.target_seconds, keep), self.clock())
+        segmenter = Segmenter(mount.format.codec, self.target_seconds, keep)
+        # Numbered on from the other nodes: a player that comes from one of them checks
+        # that a segment has the same discontinuity number here as there (hls.js does).
+        segmenter.discontinuities_dropped = self._numbering.get(mount.name, 0)
+        cut = _Cut(mount, segmenter, self.clock())
         self._cuts[mount.name] = cut
         self._connect(cut)
         return cut
@@ -190,3 +221,14 @@ class HlsService:
         cut = self._cuts.pop(name)
         if cut.upstream is not None:
             cut.upstream.close()
+
+
+def hls_elsewhere(nodes: Collection[NodeStatus]) -> tuple[set[str], dict[str, int]]:
+    """From the nodes' statuses: the mounts HLS players play anywhere, and the highest
+    discontinuity sequence number each mount has reached on any node."""
+    played = {name for node in nodes for name in node.hls_mounts}
+    numbering: dict[str, int] = {}
+    for node in nodes:
+        for name, number in node.hls_discontinuities.items():
+            numbering[name] = max(number, numbering.get(name, 0))
+    return played, numbering

@@ -109,7 +109,9 @@ def test_ffmpeg_plays_a_nodes_hls_from_the_master_playlist(streaming: RadioClust
     )
     seconds, errors = ffmpeg_read(f"{node.front_door_url}/live.mp3.m3u8", 10, timeout=60)
     assert errors == []
-    assert seconds == pytest.approx(10, abs=0.1)
+    # `-t 10` counts ffmpeg's own timestamps, which its MP3 demuxer re-times back by a
+    # frame or two at a segment start (test_hls_format.py): up to 3 starts in 10 s.
+    assert seconds == pytest.approx(10, abs=6 * FRAME)
 
 
 def test_two_nodes_name_the_same_stretch_of_audio_the_same_way(streaming: RadioCluster) -> None:
@@ -344,9 +346,11 @@ def test_hlsjs_in_chromium_plays_a_node_and_goes_on_from_another_when_it_dies(
             def explain() -> str:
                 return f"player: {state()}\nconsole: {console_errors(browser)}"
 
+            # Playing: from one segment into the next (currentTime starts where the
+            # stream's timestamps put it, not at 0).
             before = wait_for(
-                lambda: (found := state())["currentTime"] > TARGET and found,
-                timeout=30,
+                lambda: len(played_runs((found := state())["played"])) >= 2 and found,
+                timeout=30 + TARGET,
                 what="hls.js to play live.mp3",
                 explain=explain,
             )

@@ -349,6 +349,7 @@ def test_the_status_says_what_this_node_serves_and_runs() -> None:
             bandwidth_kbps=512.04,
             transcoders=running,
             live_mounts=("live.mp3",),
+            hls_mounts=("low.mp3", "live.mp3"),
         ),
         fresh=True,
     )
@@ -359,6 +360,7 @@ def test_the_status_says_what_this_node_serves_and_runs() -> None:
     assert status.transcoders == ("low.mp3",)
     assert status.silent_mounts == ("low.mp3",)
     assert status.live_mounts == ("live.mp3",)
+    assert status.hls_mounts == ("live.mp3", "low.mp3")
     assert status.front_door_ports == (80, 8000)
 
 

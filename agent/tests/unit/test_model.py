@@ -211,10 +211,25 @@ def test_node_status_from_an_older_agent_gets_defaults() -> None:
 def test_node_status_with_wrong_types_is_refused_naming_each_field() -> None:
     with pytest.raises(ValidationError) as raised:
         node_status_from_json(
-            json.dumps({**STATUS, "address": 7, "icecast_port": "8001", "listeners": {"x": "3"}})
+            json.dumps(
+                {
+                    **STATUS,
+                    "address": 7,
+                    "icecast_port": "8001",
+                    "listeners": {"x": "3"},
+                    "hls_mounts": "live.mp3",
+                }
+            )
         )
     assert sorted(problem.split(":")[1].strip() for problem in raised.value.problems) == [
         "address",
+        "hls_mounts",
         "icecast_port",
         "listeners",
     ]
+
+
+def test_node_status_round_trips_the_mounts_its_hls_players_play() -> None:
+    status = node_status_from_json(json.dumps({**STATUS, "hls_mounts": ["live.mp3"]}))
+    assert status.hls_mounts == ("live.mp3",)
+    assert node_status_from_json(status.to_json()) == status
