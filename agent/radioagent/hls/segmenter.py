@@ -14,8 +14,14 @@ The timeline follows the wall clock: a small difference between the two (a sourc
 sample clock runs fast or slow, arrival jitter) is slewed away a little at each feed; a
 large one (a stall, a burst after a reconnect, a source change) anchors the timeline
 again. Audio that lands on time already cut (a burst repeating what came before) is
-dropped; a jump forward makes the next segment a discontinuity, and a whole segment
-missing starts the playlist again (its sequence numbers must follow each other).
+dropped; a jump forward leaves a hole in the timestamps, which players step over, and a
+whole segment missing starts the playlist again (its sequence numbers must follow each
+other).
+
+Discontinuities are marked only for what every node sees (another source, another
+leader), never for what happens to one node's own stream (a stall, a reconnection): a
+player moving between nodes checks that each segment has the same discontinuity number
+on both, and a mark only one node made would stop it.
 """
 
 from __future__ import annotations
@@ -41,8 +47,6 @@ RESYNC_SECONDS = 1.0
 SLEW = 0.05
 # A frame overlapping what was already cut by more than this share of it is a repeat.
 REPEAT_OVERLAP = 0.5
-# A hole in the audio longer than this before a segment makes it a discontinuity.
-GAP_SECONDS = 0.1
 CODECS = ("mp3", "aac")
 
 
@@ -123,6 +127,11 @@ class Segmenter:
         """The discontinuity sequence number of the newest segment kept."""
         return self.discontinuities_dropped + sum(item.discontinuity for item in self.segments)
 
+    def reanchor(self) -> None:
+        """The same stream again after a break (the connection to Icecast was made
+        again): anchor the timeline at the next feed; its timestamps say where it goes."""
+        self._next_at = None
+
     def mark_discontinuity(self) -> None:
         """The stream changed (another source, another leader): anchor the timeline again
         at the next feed and mark the next segment."""
@@ -163,12 +172,10 @@ class Segmenter:
         current = self._open
         if current is None or sequence > current.sequence:
             self._finish()
-            gap = cut_until is not None and start - cut_until > GAP_SECONDS
-            missing = current is not None and sequence > current.sequence + 1
-            if missing:
+            if current is not None and sequence > current.sequence + 1:
                 self._restart()
             current = self._open = _Open(
-                sequence, start, self._break or gap or missing, bytearray(timestamp_tag(start))
+                sequence, start, self._break, bytearray(timestamp_tag(start))
             )
             self._break = False
         current.frames += frame

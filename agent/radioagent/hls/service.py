@@ -155,7 +155,7 @@ class HlsService:
                 if now - heard > self.session_seconds:
                     del cut.sessions[key]
             if cut.upstream is None or cut.upstream.closed:
-                cut.segmenter.mark_discontinuity()
+                cut.segmenter.reanchor()
                 self._connect(cut)
 
     def follow(self, epoch: int | None, live: dict[str, bool]) -> None:

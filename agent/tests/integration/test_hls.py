@@ -254,7 +254,7 @@ const hls = new Hls({
   },
 });
 hls.on(Hls.Events.ERROR, (event, data) => {
-  trace.errors.push([data.type, data.details, data.fatal]);
+  trace.errors.push([data.type, data.details, data.fatal, String(data.reason || "")]);
   if (data.type === Hls.ErrorTypes.NETWORK_ERROR) {
     node = (node + 1) % nodes.length;
   }
@@ -343,8 +343,17 @@ def test_hlsjs_in_chromium_plays_a_node_and_goes_on_from_another_when_it_dies(
                 found: dict[str, Any] = browser.execute_script(PLAYER_STATE)
                 return found
 
+            last_seen: list[str] = []  # the dying node's last playlist
+
             def explain() -> str:
-                return f"player: {state()}\nconsole: {console_errors(browser)}"
+                playlists = [*last_seen] + [
+                    fetch(f"{node.front_door_url}/hls/live.mp3/index.m3u8")[2].decode()
+                    for node in (second, streaming.node(leader))
+                ]
+                return (
+                    f"player: {state()}\nconsole: {console_errors(browser)}\n"
+                    f"playlists of {first.name} (before), {second.name}, {leader}: {playlists}"
+                )
 
             # Playing: from one segment into the next (currentTime starts where the
             # stream's timestamps put it, not at 0).
@@ -355,6 +364,7 @@ def test_hlsjs_in_chromium_plays_a_node_and_goes_on_from_another_when_it_dies(
                 explain=explain,
             )
             assert before["supported"]
+            last_seen.append(fetch(f"{first.front_door_url}/hls/live.mp3/index.m3u8")[2].decode())
             first.crash()
             requests_before = state()["requests"]
             buffered = state()["bufferedEnd"]
