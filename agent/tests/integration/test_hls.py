@@ -357,8 +357,12 @@ def test_hlsjs_in_chromium_plays_a_node_and_goes_on_from_another_when_it_dies(
 
             # Playing: from one segment into the next (currentTime starts where the
             # stream's timestamps put it, not at 0).
+            def playing() -> dict[str, Any] | None:
+                found = state()
+                return found if len(played_runs(found["played"])) >= 2 else None
+
             before = wait_for(
-                lambda: len(played_runs((found := state())["played"])) >= 2 and found,
+                playing,
                 timeout=30 + TARGET,
                 what="hls.js to play live.mp3",
                 explain=explain,
@@ -368,9 +372,14 @@ def test_hlsjs_in_chromium_plays_a_node_and_goes_on_from_another_when_it_dies(
             first.crash()
             requests_before = state()["requests"]
             buffered = state()["bufferedEnd"]
+
             # Past what it had from the dead node, and a segment more.
+            def past_buffer() -> dict[str, Any] | None:
+                found = state()
+                return found if found["currentTime"] > buffered + TARGET else None
+
             after = wait_for(
-                lambda: (found := state())["currentTime"] > buffered + TARGET and found,
+                past_buffer,
                 timeout=buffered - before["currentTime"] + 4 * TARGET + 10,
                 what="hls.js to play on past its buffer",
                 explain=explain,
