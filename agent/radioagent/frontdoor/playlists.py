@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from xml.sax.saxutils import escape
 
 PLAYLIST_TYPES = {
@@ -19,20 +20,28 @@ def split_playlist_path(name: str) -> tuple[str, str] | None:
     return None
 
 
-def render_playlist(suffix: str, stream_url: str, title: str) -> str:
+def render_playlist(suffix: str, entries: Sequence[tuple[str, str]]) -> str:
+    """`entries`: (URL, title), in the order a player tries them (it moves to the next
+    when one ends or fails)."""
     if suffix == ".m3u":
-        return f"#EXTM3U\n#EXTINF:-1,{title}\n{stream_url}\n"
+        return "#EXTM3U\n" + "".join(f"#EXTINF:-1,{title}\n{url}\n" for url, title in entries)
     if suffix == ".pls":
         return (
-            f"[playlist]\nNumberOfEntries=1\nFile1={stream_url}\nTitle1={title}\n"
-            "Length1=-1\nVersion=2\n"
+            f"[playlist]\nNumberOfEntries={len(entries)}\n"
+            + "".join(
+                f"File{index}={url}\nTitle{index}={title}\nLength{index}=-1\n"
+                for index, (url, title) in enumerate(entries, start=1)
+            )
+            + "Version=2\n"
         )
     return (
         '<?xml version="1.0" encoding="UTF-8"?>\n'
         '<playlist version="1" xmlns="http://xspf.org/ns/0/">\n'
         "  <trackList>\n"
-        f"    <track><location>{escape(stream_url)}</location>"
-        f"<title>{escape(title)}</title></track>\n"
-        "  </trackList>\n"
+        + "".join(
+            f"    <track><location>{escape(url)}</location><title>{escape(title)}</title></track>\n"
+            for url, title in entries
+        )
+        + "  </trackList>\n"
         "</playlist>\n"
     )

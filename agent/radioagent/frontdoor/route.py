@@ -307,8 +307,14 @@ def _public_host(head: RequestHead, view: AgentSnapshot, arrival: Arrival, routi
 
 
 def _playlist(head: RequestHead, mount: MountSpec, suffix: str, base: str) -> Decision:
-    """`base`: scheme and host the playlist points at, as the listener came."""
-    body = render_playlist(suffix, f"{base}/{mount.name}", mount.radio or mount.name)
+    """`base`: scheme and host the playlist points at, as the listener came. The stream
+    first; then, for a mount HLS carries, its master playlist, which a player that
+    plays HLS tries when the stream fails."""
+    title = mount.radio or mount.name
+    entries = [(f"{base}/{mount.name}", title)]
+    if packs(mount):
+        entries.append((f"{base}/{mount.name}.m3u8", f"{title} (HLS)"))
+    body = render_playlist(suffix, entries)
     return Reply(
         response(
             200,

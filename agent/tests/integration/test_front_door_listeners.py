@@ -345,7 +345,11 @@ def test_playlists_point_at_the_cluster_name_and_the_status_page_lists_the_clust
     host = {"Host": "radio.example.org"}
     m3u = listen(f"{node.front_door_url}/live.mp3.m3u", 4096, headers=host)
     assert m3u.headers["content-type"] == "audio/x-mpegurl"
-    assert "http://radio.example.org/live.mp3" in m3u.body.decode().splitlines()
+    lines = m3u.body.decode().splitlines()
+    # The stream, then its HLS master playlist for a player to fall back on.
+    assert lines.index("http://radio.example.org/live.mp3") < lines.index(
+        "http://radio.example.org/live.mp3.m3u8"
+    )
     pls = listen(f"{node.front_door_url}/live.mp3.pls", 4096, headers=host)
     assert "File1=http://radio.example.org/live.mp3" in pls.body.decode()
     xspf = listen(f"{node.front_door_url}/live.mp3.xspf", 4096, headers=host)

@@ -337,9 +337,28 @@ def test_playlists_name_the_stream() -> None:
     assert split_playlist_path("live.mp3") is None
     assert split_playlist_path(".pls") is None
     url = "http://radio.example.org/live.mp3"
-    assert url in render_playlist(".m3u", url, "Live")
-    assert f"File1={url}" in render_playlist(".pls", url, "Live")
-    assert "<title>A &amp; B</title>" in render_playlist(".xspf", url, "A & B")
+    assert url in render_playlist(".m3u", [(url, "Live")])
+    assert f"File1={url}" in render_playlist(".pls", [(url, "Live")])
+    assert "<title>A &amp; B</title>" in render_playlist(".xspf", [(url, "A & B")])
+
+
+def test_a_playlist_lists_its_entries_in_order() -> None:
+    entries = [("http://r.example/a.mp3", "A"), ("http://r.example/a.mp3.m3u8", "A (HLS)")]
+    assert render_playlist(".m3u", entries) == (
+        "#EXTM3U\n#EXTINF:-1,A\nhttp://r.example/a.mp3\n"
+        "#EXTINF:-1,A (HLS)\nhttp://r.example/a.mp3.m3u8\n"
+    )
+    assert render_playlist(".pls", entries) == (
+        "[playlist]\nNumberOfEntries=2\n"
+        "File1=http://r.example/a.mp3\nTitle1=A\nLength1=-1\n"
+        "File2=http://r.example/a.mp3.m3u8\nTitle2=A (HLS)\nLength2=-1\nVersion=2\n"
+    )
+    locations = [
+        line.split("<location>")[1].split("</location>")[0]
+        for line in render_playlist(".xspf", entries).splitlines()
+        if "<location>" in line
+    ]
+    assert locations == [url for url, _ in entries]
 
 
 @pytest.mark.parametrize(

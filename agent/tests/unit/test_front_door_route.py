@@ -268,7 +268,10 @@ def test_a_playlist_points_at_the_host_the_client_used() -> None:
         door.route(b"GET /live.mp3.m3u HTTP/1.1\nHost: radio.example:8000\n")
     )
     assert b"Content-Type: audio/x-mpegurl" in response_head
-    assert body == b"#EXTM3U\n#EXTINF:-1,radio-one\nhttp://radio.example:8000/live.mp3\n"
+    assert body == (
+        b"#EXTM3U\n#EXTINF:-1,radio-one\nhttp://radio.example:8000/live.mp3\n"
+        b"#EXTINF:-1,radio-one (HLS)\nhttp://radio.example:8000/live.mp3.m3u8\n"
+    )
 
 
 def test_a_playlist_without_a_usable_host_points_at_the_public_address() -> None:
@@ -378,6 +381,11 @@ def hls_door() -> Door:
     mounts = {**door.view.state.mounts, "live.aac": AAC_CHILD, "live.ogg": OGG}
     door.view = replace(door.view, state=replace(door.view.state, mounts=mounts))
     return door
+
+
+def test_an_ogg_mounts_playlist_lists_no_hls() -> None:
+    _, body = reply(hls_door().route(b"GET /live.ogg.m3u HTTP/1.1\nHost: radio.example\n"))
+    assert body == b"#EXTM3U\n#EXTINF:-1,live.ogg\nhttp://radio.example/live.ogg\n"
 
 
 def test_the_hls_master_playlist_lists_the_mount_and_its_transcoded_variants() -> None:
