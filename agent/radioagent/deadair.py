@@ -59,6 +59,26 @@ def update_air(
     return updated
 
 
+def air_changes(
+    changed: Mapping[str, float],
+    before: Mapping[str, MountAir],
+    after: Mapping[str, MountAir],
+    clock_now: float,
+    wall_now: float,
+) -> dict[str, float]:
+    """When each mount's audio last came or went, on the wall clock (others compare it
+    with theirs): a mount whose state changed gets its new state's start; a mount seen
+    for the first time changes nothing; mounts gone are forgotten."""
+    updated = {}
+    for name, state in after.items():
+        previous = before.get(name)
+        if previous is not None and previous.live != state.live:
+            updated[name] = round(wall_now - (clock_now - state.since), 3)
+        elif name in changed:
+            updated[name] = changed[name]
+    return updated
+
+
 def air_reports(air: Mapping[str, MountAir], now: float, threshold: float) -> dict[str, AirReport]:
     reports = {}
     for name, state in air.items():

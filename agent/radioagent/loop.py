@@ -42,6 +42,7 @@ from radioagent.coordination.state import ClusterState
 from radioagent.deadair import (
     DEFAULT_DEAD_AIR_SECONDS,
     MountAir,
+    air_changes,
     air_reports,
     live_ages,
     update_air,
@@ -154,6 +155,10 @@ class Agent:
         self.lease_ttl: float | None = None
         self.last_etcd_contact = float("-inf")
         self.leadership = Leadership(Role.DETACHED)
+        self.leading_since: float | None = None  # wall clock: when this node began to lead
+        # Wall clock: when each mount's live audio here last came or went (not its first
+        # look, which changes nothing).
+        self.air_changed: dict[str, float] = {}
         self.stats: IcecastStats | None = None
         self.air: dict[str, MountAir] = {}
         self._published_status: str | None = None
@@ -232,7 +237,9 @@ class Agent:
             transcoders=self.transcoders.states(),
             live_mounts=tuple(name for name, air in self.air.items() if air.live),
             hls_mounts=tuple(self.front_door.hls.sessions_by_mount()),
-            hls_discontinuities=self.front_door.hls.discontinuities(),
+            hls_numbers=self.front_door.hls.numbers(),
+            leading_since=self.leading_since,
+            air_changed=self.air_changed,
             published_status=self._published_status,
             leadership=self.leadership,
             tls_ports=self.front_door.open_tls_ports,
@@ -404,6 +411,11 @@ class Agent:
         self._published_status = status
 
     def _set_leadership(self, leadership: Leadership) -> None:
+        leads = leadership.role is Role.LEADER
+        if leads and (self.leadership.role is not Role.LEADER or leadership != self.leadership):
+            self.leading_since = time.time()
+        elif not leads:
+            self.leading_since = None
         if leadership != self.leadership:
             log.info(
                 "leadership: %s (leader %s, epoch %s)",
@@ -601,7 +613,11 @@ class Agent:
         finally:
             mounts = list(self.state.mounts.values()) if self.state is not None else []
             live = live_ages(mounts, self.stats, time.time())
-            self.air = update_air(self.air, [mount.name for mount in mounts], live, self.clock())
+            before = self.air
+            self.air = update_air(before, [mount.name for mount in mounts], live, self.clock())
+            self.air_changed = air_changes(
+                self.air_changed, before, self.air, self.clock(), time.time()
+            )
 
     # --- keepalive and fence -------------------------------------------------------------
 

@@ -380,9 +380,14 @@ class NodeStatus:
     silent_mounts: tuple[str, ...] = ()  # of those, the ones whose input is dead air
     live_mounts: tuple[str, ...] = ()  # mounts whose live audio reaches its Icecast now
     hls_mounts: tuple[str, ...] = ()  # mounts HLS players play from this node now
-    # Per mount it cuts for HLS, the discontinuity sequence number of its newest segment:
+    # Per mount it cuts for HLS, its newest segment's sequence and discontinuity number:
     # a node that starts cutting numbers on from it, as players moving between nodes need.
-    hls_discontinuities: dict[str, int] = field(default_factory=dict)
+    hls_numbers: dict[str, tuple[int, int]] = field(default_factory=dict)
+    # Wall-clock times of what changes a stream on every node, as this node saw them:
+    # when it began to lead (None: it does not), and when each mount's live audio here
+    # last came or went. HLS marks discontinuities by the leader's.
+    leading_since: float | None = None
+    air_changed: dict[str, float] = field(default_factory=dict)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True, separators=(",", ":"))
@@ -394,6 +399,10 @@ class NodeStatus:
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return _is_int(value) or isinstance(value, float)
 
 
 # Field checks for a node status written by any agent version: unknown keys are ignored
@@ -457,13 +466,24 @@ _STATUS_FIELDS: dict[str, tuple[Callable[[Any], bool], Any]] = {
         lambda value: isinstance(value, list) and all(isinstance(name, str) for name in value),
         [],
     ),
-    "hls_discontinuities": (
+    "hls_numbers": (
         lambda value: (
             isinstance(value, dict)
             and all(
-                isinstance(key, str) and _is_int(count) and count >= 0
-                for key, count in value.items()
+                isinstance(key, str)
+                and isinstance(pair, list)
+                and len(pair) == 2
+                and all(_is_int(number) and number >= 0 for number in pair)
+                for key, pair in value.items()
             )
+        ),
+        {},
+    ),
+    "leading_since": (lambda value: value is None or _is_number(value), None),
+    "air_changed": (
+        lambda value: (
+            isinstance(value, dict)
+            and all(isinstance(key, str) and _is_number(at) for key, at in value.items())
         ),
         {},
     ),
@@ -491,6 +511,7 @@ def node_status_from_json(text: str | bytes) -> NodeStatus:
         raise ValidationError(problems)
     values["front_door_ports"] = tuple(values["front_door_ports"])
     values["tls_ports"] = tuple(values["tls_ports"])
+    values["hls_numbers"] = {name: tuple(pair) for name, pair in values["hls_numbers"].items()}
     for key in ("mounts", "transcoders", "silent_mounts", "live_mounts", "hls_mounts"):
         values[key] = tuple(values[key])
     return NodeStatus(**values)

@@ -63,7 +63,9 @@ class LocalFacts:
     transcoders: Mapping[str, TranscoderState] = field(default_factory=dict)
     live_mounts: tuple[str, ...] = ()  # mounts heard live here
     hls_mounts: tuple[str, ...] = ()  # mounts HLS players play here
-    hls_discontinuities: Mapping[str, int] = field(default_factory=dict)  # by mount cut here
+    hls_numbers: Mapping[str, tuple[int, int]] = field(default_factory=dict)  # by mount cut
+    leading_since: float | None = None  # wall clock
+    air_changed: Mapping[str, float] = field(default_factory=dict)  # wall clock, by mount
     published_status: str | None = None  # what etcd holds under nodes/<me>, as we wrote it
     leadership: Leadership = DETACHED  # as last read (kept while etcd is away)
     # HTTPS ports open now: none before the node has a certificate it may serve, so no
@@ -177,7 +179,9 @@ def node_status(
         ),
         live_mounts=tuple(sorted(facts.live_mounts)),
         hls_mounts=tuple(sorted(facts.hls_mounts)),
-        hls_discontinuities=dict(sorted(facts.hls_discontinuities.items())),
+        hls_numbers=dict(sorted(facts.hls_numbers.items())),
+        leading_since=facts.leading_since,
+        air_changed=dict(sorted(facts.air_changed.items())),
         mounts=tuple(
             sorted(
                 mount.name

@@ -168,7 +168,8 @@ class FrontDoor:
             settings = view.state.settings
             self.hls.configure(settings.hls_target_seconds, settings.hls_window)
             self.hls.tick(view.state.mounts, *hls_elsewhere(view.state.nodes.values()))
-            self.hls.follow(view.epoch, {name: air.live for name, air in view.air.items()})
+            # Every node hears of a change within two loops (the leader's, then its own).
+            self.hls.follow(view.leader, 2 * view.timing.loop_wait + 1)
         self.sources.limits = studio_limits(view.timing, self.settings.studio_backlog_seconds)
         self.sources.follow(view.leader, view.epoch)
         if self.certificate is not None:

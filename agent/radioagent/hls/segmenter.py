@@ -19,9 +19,10 @@ whole segment missing starts the playlist again (its sequence numbers must follo
 other).
 
 Discontinuities are marked only for what every node sees (another source, another
-leader), never for what happens to one node's own stream (a stall, a reconnection): a
-player moving between nodes checks that each segment has the same discontinuity number
-on both, and a mark only one node made would stop it.
+leader), never for what happens to one node's own stream (a stall, a reconnection), and
+on a segment every node chooses alike (service.py): a player moving between nodes checks
+that each segment has the same discontinuity number on both, and a mark only one node
+made, or made one segment later, would stop it.
 """
 
 from __future__ import annotations
@@ -109,7 +110,7 @@ class Segmenter:
         self._open: _Open | None = None
         self._next_at: float | None = None  # the timeline's time for the next frame
         self._cut_until: float | None = None  # the end of the audio taken so far
-        self._break = False  # the next segment starts a discontinuity
+        self._marks: list[int] = []  # sequences whose segment starts a discontinuity
         # The wall clock minus the timeline at the end of the last feed, before slewing:
         # how far the stream's own clock has wandered (jitter, a source's sample clock).
         self.behind = 0.0
@@ -132,11 +133,11 @@ class Segmenter:
         again): anchor the timeline at the next feed; its timestamps say where it goes."""
         self._next_at = None
 
-    def mark_discontinuity(self) -> None:
-        """The stream changed (another source, another leader): anchor the timeline again
-        at the next feed and mark the next segment."""
-        self._next_at = None
-        self._break = True
+    def mark_discontinuity_at(self, sequence: int) -> None:
+        """The stream changed (another source, another leader): the segment `sequence`
+        starts a discontinuity, or the first one after it if that is cut already or never
+        comes. Marks that fall on one segment make one discontinuity."""
+        self._marks.append(sequence)
 
     def feed(self, data: bytes, now: float) -> None:
         """Whole frames that arrived at `now` (wall-clock seconds)."""
@@ -174,10 +175,10 @@ class Segmenter:
             self._finish()
             if current is not None and sequence > current.sequence + 1:
                 self._restart()
-            current = self._open = _Open(
-                sequence, start, self._break, bytearray(timestamp_tag(start))
-            )
-            self._break = False
+            marked = any(mark <= sequence for mark in self._marks)
+            if marked:
+                self._marks = [mark for mark in self._marks if mark > sequence]
+            current = self._open = _Open(sequence, start, marked, bytearray(timestamp_tag(start)))
         current.frames += frame
         current.duration += seconds
         self._cut_until = start + seconds

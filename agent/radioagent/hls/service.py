@@ -11,6 +11,7 @@ and at most MAX_MOUNTS mounts are cut at once on a node.
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
@@ -31,6 +32,10 @@ class _Cut:
     last_asked: float
     upstream: HlsUpstream | None = None
     sessions: dict[str, float] = field(default_factory=dict)  # key -> when last heard of
+    # The other nodes' newest segment when this cut began (None: none cut the mount):
+    # changes marked before it are in the number the cut took on.
+    numbered_from: int | None = None
+    change: float | None = None  # the last change of the stream followed (wall clock)
 
 
 class TooManyMounts(Exception):
@@ -42,18 +47,18 @@ class HlsService:
         self,
         icecast_address: tuple[str, int],
         clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.icecast_address = icecast_address
         self.clock = clock
+        self.wall_clock = wall_clock
         self.target_seconds = 4
         self.window = 6
         self._cuts: dict[str, _Cut] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self.bytes_by_mount: dict[str, int] = {}  # segment bytes served
-        self._epoch: int | None = None  # the leadership the cuts' audio comes through
-        self._followed = False  # whether _epoch was read from a loop yet
-        self._live: dict[str, bool] = {}  # each mount's live audio here, last loop
-        self._numbering: dict[str, int] = {}  # other nodes' discontinuity numbers, by mount
+        # Other nodes' newest segment and its discontinuity number, by mount.
+        self._numbering: dict[str, tuple[int, int]] = {}
 
     @property
     def session_seconds(self) -> float:
@@ -103,10 +108,10 @@ class HlsService:
                 return segment.data
         return None
 
-    def discontinuities(self) -> dict[str, int]:
-        """The discontinuity sequence number each cut has reached (its newest segment's)."""
+    def numbers(self) -> dict[str, tuple[int, int]]:
+        """Each cut's newest segment and its discontinuity sequence number."""
         return {
-            name: cut.segmenter.discontinuity_number
+            name: (cut.segmenter.segments[-1].sequence, cut.segmenter.discontinuity_number)
             for name, cut in self._cuts.items()
             if cut.segmenter.segments
         }
@@ -122,7 +127,7 @@ class HlsService:
         self,
         mounts: dict[str, MountSpec],
         played: Collection[str] = (),
-        numbering: Mapping[str, int] | None = None,
+        numbering: Mapping[str, tuple[int, int]] | None = None,
     ) -> None:
         """Each loop: cuts of mounts gone, of another format now, or idle stop (a change
         of limits or title goes on with the cut); a cut whose stream ended (Icecast
@@ -130,7 +135,8 @@ class HlsService:
         players play anywhere in the cluster, cut here too while they do, so that a
         player that comes here from another node finds the window it left (a node that
         starts cutting only has what Icecast's burst gives it). `numbering`: the other
-        nodes' discontinuity sequence numbers, which a cut started here takes on."""
+        nodes' newest segments and their discontinuity numbers, which a cut started here
+        takes on."""
         now = self.clock()
         self._numbering = dict(numbering or {})
         for name in played:
@@ -158,17 +164,28 @@ class HlsService:
                 cut.segmenter.reanchor()
                 self._connect(cut)
 
-    def follow(self, epoch: int | None, live: dict[str, bool]) -> None:
-        """Each loop: a new leadership (the relays reconnect to another leader) marks a
-        discontinuity in every mount's next segment; a mount whose live audio came or went
-        (a studio connected, or holding audio took over), in its own."""
-        new_leader = self._followed and epoch != self._epoch
-        self._epoch, self._followed = epoch, True
+    def follow(self, leader: NodeStatus | None, delay: float) -> None:
+        """Each loop: the leader's changes of each mount's stream (it began to lead: the
+        relays now come from it; a studio came or went) mark a discontinuity on the first
+        segment that starts `delay` after the change, so that every node, whenever its
+        loop hears of it within `delay`, marks the same segment. A cut that began after
+        that segment took the mark with its number."""
+        if leader is None or leader.leading_since is None:
+            return  # no leader now: nothing changes the streams until one leads
         for name, cut in self._cuts.items():
-            was_live = self._live.get(name)
-            if new_leader or (was_live is not None and was_live != live.get(name, False)):
-                cut.segmenter.mark_discontinuity()
-        self._live = dict(live)
+            change = max(leader.leading_since, leader.air_changed.get(name, 0.0))
+            if change == cut.change:
+                continue
+            first = cut.change is None
+            cut.change = change
+            sequence = math.floor((change + delay) / self.target_seconds) + 1
+            counted = (
+                cut.numbered_from
+                if cut.numbered_from is not None
+                else math.floor(self.wall_clock() / self.target_seconds)
+            )
+            if not first or sequence > counted:
+                cut.segmenter.mark_discontinuity_at(sequence)
 
     def held_bytes(self) -> int:
         return sum(
@@ -202,8 +219,9 @@ class HlsService:
         segmenter = Segmenter(mount.format.codec, self.target_seconds, keep)
         # Numbered on from the other nodes: a player that comes from one of them checks
         # that a segment has the same discontinuity number here as there (hls.js does).
-        segmenter.discontinuities_dropped = self._numbering.get(mount.name, 0)
-        cut = _Cut(mount, segmenter, self.clock())
+        newest, number = self._numbering.get(mount.name, (None, 0))
+        segmenter.discontinuities_dropped = number
+        cut = _Cut(mount, segmenter, self.clock(), numbered_from=newest)
         self._cuts[mount.name] = cut
         self._connect(cut)
         return cut
@@ -223,12 +241,14 @@ class HlsService:
             cut.upstream.close()
 
 
-def hls_elsewhere(nodes: Collection[NodeStatus]) -> tuple[set[str], dict[str, int]]:
-    """From the nodes' statuses: the mounts HLS players play anywhere, and the highest
-    discontinuity sequence number each mount has reached on any node."""
+def hls_elsewhere(
+    nodes: Collection[NodeStatus],
+) -> tuple[set[str], dict[str, tuple[int, int]]]:
+    """From the nodes' statuses: the mounts HLS players play anywhere, and for each mount
+    the newest segment any node cut, with its discontinuity sequence number."""
     played = {name for node in nodes for name in node.hls_mounts}
-    numbering: dict[str, int] = {}
+    numbering: dict[str, tuple[int, int]] = {}
     for node in nodes:
-        for name, number in node.hls_discontinuities.items():
-            numbering[name] = max(number, numbering.get(name, 0))
+        for name, (sequence, number) in node.hls_numbers.items():
+            numbering[name] = max((sequence, number), numbering.get(name, (sequence, number)))
     return played, numbering

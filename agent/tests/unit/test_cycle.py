@@ -350,6 +350,9 @@ def test_the_status_says_what_this_node_serves_and_runs() -> None:
             transcoders=running,
             live_mounts=("live.mp3",),
             hls_mounts=("low.mp3", "live.mp3"),
+            hls_numbers={"live.mp3": (425000001, 2)},
+            leading_since=1_700_000_000.0,
+            air_changed={"live.mp3": 1_700_000_100.0},
         ),
         fresh=True,
     )
@@ -361,6 +364,11 @@ def test_the_status_says_what_this_node_serves_and_runs() -> None:
     assert status.silent_mounts == ("low.mp3",)
     assert status.live_mounts == ("live.mp3",)
     assert status.hls_mounts == ("live.mp3", "low.mp3")
+    assert status.hls_numbers == {"live.mp3": (425000001, 2)}
+    assert (status.leading_since, status.air_changed) == (
+        1_700_000_000.0,
+        {"live.mp3": 1_700_000_100.0},
+    )
     assert status.front_door_ports == (80, 8000)
 
 

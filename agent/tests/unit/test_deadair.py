@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from radioagent.deadair import MountAir, air_reports, live_ages, update_air
+from radioagent.deadair import MountAir, air_changes, air_reports, live_ages, update_air
 from radioagent.icecast.stats import IcecastStats
 from radioagent.model import parse_mount
 
@@ -76,4 +76,16 @@ def test_a_transcoded_mount_is_live_only_while_its_parent_is() -> None:
         "live.mp3": 20.0,
         "low.mp3": 20.0,
         "lower.mp3": 20.0,
+    }
+
+
+def test_a_change_of_air_is_dated_on_the_wall_clock_and_a_first_look_is_no_change() -> None:
+    first = update_air({}, ["a", "b"], {"a": 5.0}, now=100.0)
+    assert air_changes({}, {}, first, clock_now=100.0, wall_now=1_000_100.0) == {}
+    second = update_air(first, ["a", "b"], {"a": 15.0, "b": 2.0}, now=110.0)  # b came
+    changed = air_changes({}, first, second, clock_now=110.0, wall_now=1_000_110.0)
+    assert changed == {"b": 1_000_108.0}  # when its feed began, as Icecast says
+    third = update_air(second, ["a"], {}, now=120.0)  # a left; b is gone from the cluster
+    assert air_changes(changed, second, third, clock_now=120.0, wall_now=1_000_120.0) == {
+        "a": 1_000_120.0
     }

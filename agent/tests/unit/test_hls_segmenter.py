@@ -170,8 +170,8 @@ def test_a_source_clock_off_by_a_thousandth_is_slewed_not_jumped() -> None:
 def test_the_window_counts_the_discontinuities_before_it() -> None:
     segmenter = Segmenter("mp3", TARGET, keep=6)
     now = play(segmenter, 7_000_000.0, 10)
-    segmenter.mark_discontinuity()
-    now = play(segmenter, now + 0.5, 10)
+    segmenter.mark_discontinuity_at(math.floor(now / TARGET) + 1)
+    now = play(segmenter, now, 10)
     shown, before = segmenter.window(3)
     assert [segment.discontinuity for segment in shown].count(True) + before == 1
     play(segmenter, now, 40)  # the marked segment leaves the window, then the memory
@@ -225,3 +225,21 @@ def test_a_master_playlist_lists_each_variant_with_bandwidth_and_codecs() -> Non
         '#EXT-X-STREAM-INF:BANDWIDTH=52800,CODECS="mp4a.40.2"',
         "/hls/low.aac/index.m3u8",
     ]
+
+
+def test_a_discontinuity_lands_on_the_segment_named_or_the_first_after_it() -> None:
+    """Every node marks the same segment, whenever it heard of the change: a mark named
+    ahead waits for its segment; one named for a segment cut already (a node that heard
+    late) lands on the next; two on one segment make one."""
+    segmenter = Segmenter("mp3", TARGET, keep=100)
+    now = play(segmenter, 8_000_000.0, 10)
+    ahead = math.floor(now / TARGET) + 2
+    segmenter.mark_discontinuity_at(ahead)
+    segmenter.mark_discontinuity_at(ahead)
+    now = play(segmenter, now, 20)
+    late = segmenter.segments[-1].sequence - 1
+    segmenter.mark_discontinuity_at(late)
+    play(segmenter, now, 10)
+    marked = [segment.sequence for segment in segmenter.segments if segment.discontinuity]
+    assert marked == [ahead, math.floor(now / TARGET) + 1]
+    assert segmenter.discontinuity_number == 2

@@ -5,13 +5,17 @@ the tests."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
+import math
+from dataclasses import replace
 
 import pytest
 
 from radioagent.hls.playlists import HlsSession
+from radioagent.hls.segmenter import Segmenter
 from radioagent.hls.service import MAX_MOUNTS, HlsService, TooManyMounts, hls_elsewhere
-from radioagent.model import node_status_from_json, parse_mount
+from radioagent.model import NodeStatus, node_status_from_json, parse_mount
 from tests.unit.test_hls_segmenter import MP3_FRAME
 
 LIVE = parse_mount({"name": "live.mp3", "source_password": "dj-secret-1"})
@@ -89,24 +93,72 @@ def test_memory_is_bounded_to_max_mounts_cut_at_once() -> None:
     asyncio.run(scenario())
 
 
-def test_a_new_leader_and_a_source_coming_mark_a_discontinuity() -> None:
+def leader(since: float, changed: dict[str, float] | None = None) -> NodeStatus:
+    """The leader's status as etcd holds it: when it began to lead, when studios came."""
+    document = {"name": "node1", "address": "10.0.0.1", "icecast_port": 8001}
+    status = node_status_from_json(json.dumps(document))
+    return replace(status, leading_since=since, air_changed=changed or {})
+
+
+DELAY = 7.0  # two loops and a second, at the default loop_wait
+
+
+def test_two_nodes_mark_a_studios_and_a_leaders_change_on_the_same_segment() -> None:
+    """Each node's loop hears of a change at its own time; both mark the first segment
+    that starts DELAY after it, so a player moving between them finds the same
+    discontinuity numbers."""
+
     async def scenario() -> None:
-        hls = service([0.0])
-        hls.media_playlist(LIVE, PLAYER)
-        hls.follow(7, {"live.mp3": False})
-        at = feed_seconds(hls, 1_000_000.0, 10)
-        hls.follow(7, {"live.mp3": True})  # the studio connected
-        at = feed_seconds(hls, at, 10)
-        hls.follow(8, {"live.mp3": True})  # another leader
-        at = feed_seconds(hls, at, 10)
-        hls.follow(8, {"live.mp3": True})  # nothing changed
-        feed_seconds(hls, at, 10)
-        segmenter = hls.segmenter("live.mp3")
-        assert segmenter is not None
-        assert sum(segment.discontinuity for segment in segmenter.segments) == 2
-        hls.close()
+        start = 1_000_000.0
+        walls = [[start], [start]]
+        nodes = [
+            HlsService(
+                CLOSED_PORT, clock=lambda: 0.0, wall_clock=functools.partial(wall.__getitem__, 0)
+            )
+            for wall in walls
+        ]
+        for hls in nodes:
+            hls.media_playlist(LIVE, PLAYER)
+            hls.follow(leader(start - 100), DELAY)  # an old change: nothing to mark
+        studio_at = feed_all(nodes, walls, start, 10)
+        nodes[0].follow(leader(start - 100, {"live.mp3": studio_at}), DELAY)  # at once
+        at = feed_all(nodes, walls, studio_at, 3)
+        nodes[1].follow(leader(start - 100, {"live.mp3": studio_at}), DELAY)  # a loop later
+        at = feed_all(nodes, walls, at, 17)
+        new_leader_at = at
+        for hls in nodes:  # another leader, heard at once and two loops later
+            hls.follow(leader(new_leader_at, {"live.mp3": studio_at}), DELAY)
+            at = feed_all(nodes, walls, at, 6)
+            hls.follow(leader(new_leader_at, {"live.mp3": studio_at}), DELAY)  # no change
+        feed_all(nodes, walls, at, 20)
+        marked = [
+            [segment.sequence for segment in segmenter_of(hls).segments if segment.discontinuity]
+            for hls in nodes
+        ]
+        expected = [math.floor((t + DELAY) / 4) + 1 for t in (studio_at, new_leader_at)]
+        assert marked == [expected, expected]
+        assert nodes[0].numbers() == nodes[1].numbers()
+        for hls in nodes:
+            hls.close()
 
     asyncio.run(scenario())
+
+
+def segmenter_of(hls: HlsService) -> Segmenter:
+    segmenter = hls.segmenter("live.mp3")
+    assert segmenter is not None
+    return segmenter
+
+
+def feed_all(
+    nodes: list[HlsService], walls: list[list[float]], start: float, seconds: float
+) -> float:
+    """The same stream reaching every node at once; their wall clocks follow it."""
+    at = start
+    for hls, wall in zip(nodes, walls, strict=True):
+        at = feed_seconds(hls, start, seconds)
+        wall[0] = at
+    return at
 
 
 def test_a_mount_played_on_another_node_is_cut_here_too_while_it_is_played() -> None:
@@ -153,22 +205,45 @@ def test_cuts_for_other_nodes_players_stop_at_max_mounts() -> None:
 
 
 def test_a_cut_started_here_numbers_discontinuities_on_from_the_other_nodes() -> None:
-    """A node that was cutting through a leader change numbers the segments after it 1
-    higher than before; a node that starts cutting later must number the same segments
-    the same, or a player moving between them stops (hls.js checks it)."""
+    """A node that was cutting through changes numbers the segments after each one
+    higher; a node that starts cutting later takes on the others' number, and marks
+    only the changes after their newest segment (the others counted the rest)."""
 
     async def scenario() -> None:
-        hls = service([0.0])
-        hls.tick({"live.mp3": LIVE}, {"live.mp3"}, {"live.mp3": 3})
-        assert hls.discontinuities() == {}  # nothing cut yet: nothing to tell the others
-        feed_seconds(hls, 1_000_000.0, 10)
-        assert hls.discontinuities() == {"live.mp3": 3}
+        start = 1_000_000.0
+        wall = [start]
+        hls = HlsService(CLOSED_PORT, clock=lambda: 0.0, wall_clock=lambda: wall[0])
+        newest = math.floor(start / 4) - 1
+        hls.tick({"live.mp3": LIVE}, {"live.mp3"}, {"live.mp3": (newest, 3)})
+        assert hls.numbers() == {}  # nothing cut yet: nothing to tell the others
+        counted = newest * 4 - DELAY - 2.0  # marked on a segment the others cut already
+        hls.follow(leader(counted), DELAY)
+        wall[0] = feed_seconds(hls, start, 10)
+        assert hls.numbers() == {"live.mp3": (math.floor(wall[0] / 4) - 1, 3)}
         playlist = hls.media_playlist(LIVE, PLAYER)
         assert "#EXT-X-DISCONTINUITY-SEQUENCE:3" in playlist.splitlines()
-        hls.follow(7, {"live.mp3": True})
-        hls.follow(8, {"live.mp3": True})  # another leader: one more from here
-        feed_seconds(hls, 1_000_010.0, 10)
-        assert hls.discontinuities() == {"live.mp3": 4}
+        hls.follow(leader(wall[0]), DELAY)  # another leader: one more from its segment on
+        wall[0] = feed_seconds(hls, wall[0], 20)
+        assert hls.numbers()["live.mp3"][1] == 4
+        hls.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_cut_started_here_marks_a_change_the_others_have_not_reached() -> None:
+    async def scenario() -> None:
+        start = 1_000_000.0
+        wall = [start]
+        hls = HlsService(CLOSED_PORT, clock=lambda: 0.0, wall_clock=lambda: wall[0])
+        newest = math.floor(start / 4) - 1
+        hls.tick({"live.mp3": LIVE}, {"live.mp3"}, {"live.mp3": (newest, 3)})
+        hls.follow(leader(start - 1.0), DELAY)  # its segment is ahead of everyone's
+        wall[0] = feed_seconds(hls, start, 20)
+        marked = [
+            segment.sequence for segment in segmenter_of(hls).segments if segment.discontinuity
+        ]
+        assert marked == [math.floor((start - 1.0 + DELAY) / 4) + 1]
+        assert hls.numbers()["live.mp3"][1] == 4
         hls.close()
 
     asyncio.run(scenario())
@@ -180,9 +255,9 @@ def test_what_the_other_nodes_say_of_their_hls_players_and_numbers() -> None:
             json.dumps({**status, "name": name, "address": "10.0.0.1", "icecast_port": 8001})
         )
         for name, status in (
-            ("node1", {"hls_mounts": ["live.mp3"], "hls_discontinuities": {"live.mp3": 2}}),
-            ("node2", {"hls_mounts": [], "hls_discontinuities": {"live.mp3": 5, "b.aac": 1}}),
+            ("node1", {"hls_mounts": ["live.mp3"], "hls_numbers": {"live.mp3": [100, 2]}}),
+            ("node2", {"hls_mounts": [], "hls_numbers": {"live.mp3": [101, 2], "b.aac": [7, 1]}}),
             ("node3", {}),
         )
     ]
-    assert hls_elsewhere(statuses) == ({"live.mp3"}, {"live.mp3": 5, "b.aac": 1})
+    assert hls_elsewhere(statuses) == ({"live.mp3"}, {"live.mp3": (101, 2), "b.aac": (7, 1)})

@@ -229,7 +229,37 @@ def test_node_status_with_wrong_types_is_refused_naming_each_field() -> None:
     ]
 
 
-def test_node_status_round_trips_the_mounts_its_hls_players_play() -> None:
-    status = node_status_from_json(json.dumps({**STATUS, "hls_mounts": ["live.mp3"]}))
+def test_node_status_round_trips_what_hls_on_other_nodes_needs() -> None:
+    status = node_status_from_json(
+        json.dumps(
+            {
+                **STATUS,
+                "hls_mounts": ["live.mp3"],
+                "hls_numbers": {"live.mp3": [425000001, 2]},
+                "leading_since": 1_700_000_000.25,
+                "air_changed": {"live.mp3": 1_700_000_100},
+            }
+        )
+    )
     assert status.hls_mounts == ("live.mp3",)
+    assert status.hls_numbers == {"live.mp3": (425000001, 2)}
+    assert status.leading_since == 1_700_000_000.25
     assert node_status_from_json(status.to_json()) == status
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("hls_numbers", {"live.mp3": [1]}),
+        ("hls_numbers", {"live.mp3": [1, -2]}),
+        ("hls_numbers", {"live.mp3": "1,2"}),
+        ("leading_since", "yesterday"),
+        ("air_changed", {"live.mp3": None}),
+    ],
+)
+def test_node_status_with_bad_hls_facts_is_refused_naming_the_field(
+    key: str, value: object
+) -> None:
+    with pytest.raises(ValidationError) as raised:
+        node_status_from_json(json.dumps({**STATUS, key: value}))
+    assert [problem.split(":")[1].strip() for problem in raised.value.problems] == [key]
