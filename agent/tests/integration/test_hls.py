@@ -1,6 +1,7 @@
 """HLS on every node, on the wire: studios stream into one cluster the module's tests
 share; players (ffmpeg, a playlist checker, plain HTTP, hls.js in Chromium) read the
-mounts' HLS from its nodes. The last test crashes a node: it runs last."""
+mounts' HLS from its nodes. The last two tests crash a node, then stop a studio: they
+run last, in this order."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import shutil
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -56,8 +58,14 @@ def has_segments(node: AgentNode, count: int) -> MediaPlaylist | None:
     return playlist if len(playlist.segments) >= count else None
 
 
+@dataclass(frozen=True)
+class HlsCluster:
+    cluster: RadioCluster
+    studios: dict[str, SourceClient]  # by mount
+
+
 @pytest.fixture(scope="module")
-def streaming(holding_cache_dir: Path, media_dir: Path) -> Iterator[RadioCluster]:
+def hls_cluster(holding_cache_dir: Path, media_dir: Path) -> Iterator[HlsCluster]:
     """Three agents (each with its Icecast and etcd member) and a studio on each mount,
     shared by the module's tests: starting them takes longer than most tests here."""
     audio = make_mp3(media_dir / "hls-studio.mp3", seconds=STUDIO_SECONDS)
@@ -74,6 +82,7 @@ def streaming(holding_cache_dir: Path, media_dir: Path) -> Iterator[RadioCluster
         cluster.start()
         for name in MOUNTS:
             cluster.store().create_mount({"name": name, "source_password": PASSWORD})
+        studios = {}
         for name in MOUNTS:
             leader = cluster.leader_taking_sources(f"/_live/{name}", PASSWORD)
 
@@ -82,7 +91,7 @@ def streaming(holding_cache_dir: Path, media_dir: Path) -> Iterator[RadioCluster
                 stack.callback(client.stop)
                 return client
 
-            start_live_source(make, leader, audio, f"/_live/{name}")
+            studios[name] = start_live_source(make, leader, audio, f"/_live/{name}")
         for node in cluster.nodes:
             for name in MOUNTS:
                 wait_for(
@@ -91,7 +100,12 @@ def streaming(holding_cache_dir: Path, media_dir: Path) -> Iterator[RadioCluster
                     what=f"the source's audio of {name} on {node.name}",
                     explain=cluster.log_tails,
                 )
-        yield cluster
+        yield HlsCluster(cluster, studios)
+
+
+@pytest.fixture
+def streaming(hls_cluster: HlsCluster) -> RadioCluster:
+    return hls_cluster.cluster
 
 
 def test_ffmpeg_plays_each_nodes_hls_for_30_s_from_the_master_playlist(
@@ -408,3 +422,58 @@ def test_hlsjs_in_chromium_plays_a_node_and_goes_on_from_another_when_it_dies(
     runs = played_runs(after["played"])
     assert runs == list(range(runs[0], runs[0] + len(runs))), runs
     assert runs[-1] > played_runs(before["played"])[-1]
+
+
+def discontinuity_numbers(playlist: str) -> dict[int, int]:
+    """Each segment's discontinuity number in a media playlist (RFC 8216 section 6.2.2)."""
+    numbers = {}
+    sequence = number = 0
+    for line in playlist.splitlines():
+        if line.startswith("#EXT-X-MEDIA-SEQUENCE:"):
+            sequence = int(line.partition(":")[2])
+        elif line.startswith("#EXT-X-DISCONTINUITY-SEQUENCE:"):
+            number = int(line.partition(":")[2])
+        elif line == "#EXT-X-DISCONTINUITY":
+            number += 1
+        elif line and not line.startswith("#"):
+            numbers[sequence] = number
+            sequence += 1
+    return numbers
+
+
+def test_a_studio_leaving_is_marked_on_the_same_segment_by_every_node(
+    hls_cluster: HlsCluster,
+) -> None:
+    """The studio on live.mp3 leaves (holding audio takes over): each node hears of it
+    in its own loop, and every node marks the discontinuity on the same segment, so a
+    player moving between them finds the same numbers."""
+    cluster = hls_cluster.cluster
+    nodes = [node for node in cluster.nodes if node.is_running()]
+    assert len(nodes) >= 2
+
+    def playlists() -> list[str]:
+        return [
+            fetch(f"{node.front_door_url}/hls/live.mp3/index.m3u8")[2].decode() for node in nodes
+        ]
+
+    before = [discontinuity_numbers(playlist) for playlist in playlists()]
+    hls_cluster.studios["live.mp3"].stop()
+
+    def marked_everywhere() -> list[dict[int, int]] | None:
+        found = [discontinuity_numbers(playlist) for playlist in playlists()]
+        grown = all(
+            max(numbers.values()) > max(earlier.values())
+            for numbers, earlier in zip(found, before, strict=True)
+        )
+        return found if grown else None
+
+    after = wait_for(
+        marked_everywhere,
+        timeout=30,
+        what="every node to mark the studio leaving",
+        explain=lambda: f"{playlists()}\n{cluster.log_tails()}",
+    )
+    shared = set.intersection(*(set(numbers) for numbers in after))
+    assert len(shared) >= 3, after
+    for sequence in sorted(shared):
+        assert len({numbers[sequence] for numbers in after}) == 1, (sequence, after)
