@@ -260,7 +260,7 @@ PLAYER_PAGE = """<!doctype html>
 "use strict";
 // What the test reads: every request (after the node was chosen), the sequence numbers
 // as they play, hls.js's errors, the media element's stalls.
-const trace = {requests: [], played: [], errors: [], waiting: 0};
+const trace = {requests: [], played: [], playedUrls: [], errors: [], waiting: 0};
 const nodes = NODES;
 let node = 0;
 // A cluster's player keeps the URLs and moves to the next node when one does not answer,
@@ -286,7 +286,11 @@ hls.on(Hls.Events.ERROR, (event, data) => {
     node = (node + 1) % nodes.length;
   }
 });
-hls.on(Hls.Events.FRAG_CHANGED, (event, data) => trace.played.push(data.frag.sn));
+hls.on(Hls.Events.FRAG_CHANGED, (event, data) => {
+  trace.played.push(data.frag.sn);
+  trace.playedUrls.push(data.frag.url);
+});
+window.hls = hls;
 hls.on(Hls.Events.MANIFEST_PARSED, () => {
   player.play().catch((error) => trace.errors.push(["play", String(error), true]));
 });
@@ -307,6 +311,11 @@ return {
   error: player.error ? player.error.code : null,
   requests: trace.requests.length,
   played: trace.played,
+  playedUrls: trace.playedUrls,
+  // CODECS as listed: hls.js reads MP3's "mp4a.40.34" and plays it as audio/mpeg.
+  levels: hls.levels.map((level) => [
+    level.bitrate, level.attrs.CODECS, level.uri || [].concat(level.url)[0],
+  ]),
   errors: trace.errors,
   waiting: trace.waiting,
 };
@@ -341,6 +350,76 @@ def played_runs(played: list[int]) -> list[int]:
     """The sequence numbers as they played, a repeated one (hls.js re-announcing the
     fragment it plays) counted once."""
     return [sn for index, sn in enumerate(played) if index == 0 or played[index - 1] != sn]
+
+
+def test_hlsjs_plays_a_transcoded_variant_the_master_playlist_lists(
+    streaming: RadioCluster, tmp_path: Path
+) -> None:
+    """A mount transcoded from live.mp3 (64 kbps) is a variant of its master playlist:
+    hls.js reads both levels, with their bandwidth and codec, and plays the lower one
+    when asked to (as its bandwidth estimate would on a slow network)."""
+    streaming.store().create_mount(
+        {
+            "name": "low.mp3",
+            "source_password": "transcoder-secret",
+            "transcode": {"parent": "live.mp3", "format": {"codec": "mp3", "bitrate_kbps": 64}},
+        }
+    )
+    node = streaming.nodes[0]
+
+    def variants_listed() -> str | None:
+        master = fetch(f"{node.front_door_url}/live.mp3.m3u8")[2].decode()
+        return master if "hls/low.mp3/" in master else None
+
+    wait_for(variants_listed, timeout=10, what="low.mp3 in live.mp3's master playlist")
+
+    def low_cut() -> MediaPlaylist | None:
+        playlist = media_playlist(node, "low.mp3")
+        return playlist if len(playlist.segments) >= 3 else None
+
+    # The transcoder starts (Liquidsoap), then its stream is cut: three segments.
+    wait_for(low_cut, timeout=10 + 4 * TARGET + 5, what="three segments of low.mp3")
+    site_dir = tmp_path / "site"
+    site_dir.mkdir()
+    browser = start_chromium(tmp_path, ("--autoplay-policy=no-user-gesture-required",))
+    try:
+        master = f"{node.front_door_url}/live.mp3.m3u8"
+        with player_site(site_dir, master, [node.front_door_url]) as page:
+            browser.get(page)
+
+            def state() -> dict[str, Any]:
+                found: dict[str, Any] = browser.execute_script(PLAYER_STATE)
+                return found
+
+            def levels_read() -> dict[str, Any] | None:
+                found = state()
+                return found if len(found["levels"]) == 2 else None
+
+            levels = wait_for(levels_read, timeout=15, what="hls.js to read the master playlist")[
+                "levels"
+            ]
+            assert sorted((bitrate, codec) for bitrate, codec, _ in levels) == [
+                (70400, "mp4a.40.34"),
+                (140800, "mp4a.40.34"),
+            ]
+            low = next(index for index, level in enumerate(levels) if "/low.mp3/" in level[2])
+            browser.execute_script(f"window.hls.currentLevel = {low};")
+
+            def plays_low() -> dict[str, Any] | None:
+                found = state()
+                urls = found["playedUrls"]
+                return found if sum("/hls/low.mp3/" in url for url in urls) >= 2 else None
+
+            played = wait_for(
+                plays_low,
+                timeout=4 * TARGET + 15,
+                what="hls.js to play low.mp3's segments",
+                explain=lambda: f"player: {state()}\nconsole: {console_errors(browser)}",
+            )
+    finally:
+        browser.quit()
+    assert played["error"] is None
+    assert [error for error in played["errors"] if error[2]] == []  # no fatal error
 
 
 def test_hlsjs_in_chromium_plays_a_node_and_goes_on_from_another_when_it_dies(
