@@ -293,12 +293,13 @@ def test_holding_audio_has_its_own_title_and_the_studios_comes_back_with_it(
     listener.wait_current("Back soon", 15)
     studio()  # back, without sending a title: the last one is the studio's
     listener.wait_current("Studio song", 15)
-    assert [heard.title for heard in listener.heard] == [
-        "Back soon",
-        "Studio song",
-        "Back soon",
-        "Studio song",
-    ]
+    heard = [heard.title for heard in listener.heard]
+    # The studio's first audio may reach the listener before its first title reaches the
+    # cluster: until then it plays with the stream's own title, which is empty. Coming
+    # back, it has the title it left with at once.
+    if heard[1:2] == [""]:
+        del heard[1]
+    assert heard == ["Back soon", "Studio song", "Back soon", "Studio song"]
     assert not listener.problems
 
 
