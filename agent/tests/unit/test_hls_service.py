@@ -204,6 +204,15 @@ def test_cuts_for_other_nodes_players_stop_at_max_mounts() -> None:
     asyncio.run(scenario())
 
 
+def late_cut(wall: list[float]) -> tuple[HlsService, int]:
+    """A node that starts cutting live.mp3 (played elsewhere) at wall[0], while the
+    others have cut up to the segment before (returned) with discontinuity number 3."""
+    hls = HlsService(CLOSED_PORT, clock=lambda: 0.0, wall_clock=lambda: wall[0])
+    newest = math.floor(wall[0] / 4) - 1
+    hls.tick({"live.mp3": LIVE}, {"live.mp3"}, {"live.mp3": (newest, 3)})
+    return hls, newest
+
+
 def test_a_cut_started_here_numbers_discontinuities_on_from_the_other_nodes() -> None:
     """A node that was cutting through changes numbers the segments after each one
     higher; a node that starts cutting later takes on the others' number, and marks
@@ -212,9 +221,7 @@ def test_a_cut_started_here_numbers_discontinuities_on_from_the_other_nodes() ->
     async def scenario() -> None:
         start = 1_000_000.0
         wall = [start]
-        hls = HlsService(CLOSED_PORT, clock=lambda: 0.0, wall_clock=lambda: wall[0])
-        newest = math.floor(start / 4) - 1
-        hls.tick({"live.mp3": LIVE}, {"live.mp3"}, {"live.mp3": (newest, 3)})
+        hls, newest = late_cut(wall)
         assert hls.numbers() == {}  # nothing cut yet: nothing to tell the others
         counted = newest * 4 - DELAY - 2.0  # marked on a segment the others cut already
         hls.follow(leader(counted), DELAY)
@@ -234,9 +241,7 @@ def test_a_cut_started_here_marks_a_change_the_others_have_not_reached() -> None
     async def scenario() -> None:
         start = 1_000_000.0
         wall = [start]
-        hls = HlsService(CLOSED_PORT, clock=lambda: 0.0, wall_clock=lambda: wall[0])
-        newest = math.floor(start / 4) - 1
-        hls.tick({"live.mp3": LIVE}, {"live.mp3"}, {"live.mp3": (newest, 3)})
+        hls, _ = late_cut(wall)
         hls.follow(leader(start - 1.0), DELAY)  # its segment is ahead of everyone's
         wall[0] = feed_seconds(hls, start, 20)
         marked = [
