@@ -411,11 +411,10 @@ class Agent:
         self._published_status = status
 
     def _set_leadership(self, leadership: Leadership) -> None:
-        leads = leadership.role is Role.LEADER
-        if leads and (self.leadership.role is not Role.LEADER or leadership != self.leadership):
-            self.leading_since = time.time()
-        elif not leads:
+        if leadership.role is not Role.LEADER:
             self.leading_since = None
+        elif leadership != self.leadership:  # a new term, ours
+            self.leading_since = time.time()
         if leadership != self.leadership:
             log.info(
                 "leadership: %s (leader %s, epoch %s)",

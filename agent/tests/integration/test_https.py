@@ -37,6 +37,18 @@ def client(cluster: RadioCluster, certificate: ZoneCertificate) -> Https:
     return Https(context, {f"{node.name}.{ZONE}": node.listen_address for node in cluster.nodes})
 
 
+@pytest.fixture
+def live_https(
+    https_cluster: RadioCluster,
+    certificate: ZoneCertificate,
+    source_client_factory: Callable[..., SourceClient],
+    mp3_audio: AudioSample,
+) -> Https:
+    """A studio streams live.mp3 into the HTTPS cluster; a client that trusts its CA."""
+    live_source(https_cluster, source_client_factory, mp3_audio)
+    return client(https_cluster, certificate)
+
+
 def peer_serial(node: AgentNode, https: Https) -> str:
     """The serial number of the certificate a new handshake with `node` gets."""
     name, port = node.https_url.removeprefix("https://").split(":")
@@ -51,11 +63,10 @@ def peer_serial(node: AgentNode, https: Https) -> str:
 def test_listeners_play_over_https_and_are_sent_on_over_https(
     https_cluster: RadioCluster,
     certificate: ZoneCertificate,
-    source_client_factory: Callable[..., SourceClient],
+    live_https: Https,
     mp3_audio: AudioSample,
 ) -> None:
-    live_source(https_cluster, source_client_factory, mp3_audio)
-    https = client(https_cluster, certificate)
+    https = live_https
     node1, node2, _ = https_cluster.nodes
     served = listen(f"{node1.https_url}/_stream/live.mp3", 64 * 1024, https=https, timeout=15)
     assert served.status == 200
@@ -121,13 +132,9 @@ def grew(listener: StreamRecorder, past: int) -> bool:
 
 
 def test_a_renewed_certificate_is_loaded_without_dropping_a_listener(
-    https_cluster: RadioCluster,
-    certificate: ZoneCertificate,
-    source_client_factory: Callable[..., SourceClient],
-    mp3_audio: AudioSample,
+    https_cluster: RadioCluster, certificate: ZoneCertificate, live_https: Https
 ) -> None:
-    live_source(https_cluster, source_client_factory, mp3_audio)
-    https = client(https_cluster, certificate)
+    https = live_https
     node = https_cluster.nodes[1]
     listeners = [
         StreamRecorder(f"{node.https_url}/_stream/live.mp3", max_seconds=60, https=https).start()
@@ -266,13 +273,9 @@ def test_a_renewal_half_written_keeps_the_certificate_in_use(
 
 
 def test_hls_is_served_over_https_with_uris_that_keep_the_scheme(
-    https_cluster: RadioCluster,
-    certificate: ZoneCertificate,
-    source_client_factory: Callable[..., SourceClient],
-    mp3_audio: AudioSample,
+    https_cluster: RadioCluster, live_https: Https
 ) -> None:
-    live_source(https_cluster, source_client_factory, mp3_audio)
-    https = client(https_cluster, certificate)
+    https = live_https
     node = https_cluster.nodes[1]
     master = listen(f"{node.https_url}/live.mp3.m3u8", 4096, https=https, timeout=5)
     assert master.status == 200
