@@ -1,8 +1,12 @@
-"""Liquidsoap 2.1 script pieces shared by the holding silence and the transcoders. Pure."""
+"""Liquidsoap 2.1 script pieces shared by the holding silence, the transcoders and the
+programmes. Pure."""
 
 from __future__ import annotations
 
+import functools
 import json
+
+import jinja2
 
 from radioagent.model import AudioFormat
 
@@ -31,3 +35,16 @@ def liquidsoap_encoder(audio: AudioFormat) -> str:
             f"samplerate={rate}, channels={channels}))"
         )
     raise ValueError(f"no Liquidsoap encoder for codec {audio.codec!r}")
+
+
+@functools.lru_cache(maxsize=4)  # one per templates directory; Jinja re-reads changed files
+def liquidsoap_templates(templates_dir: str) -> jinja2.Environment:
+    """The Jinja environment of the Liquidsoap scripts in `templates_dir`."""
+    environment = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(templates_dir),
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,  # noqa: S701 - a Liquidsoap script; strings go through liq_string
+        keep_trailing_newline=True,
+    )
+    environment.filters["liq_string"] = liquidsoap_string
+    return environment

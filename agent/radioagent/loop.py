@@ -57,13 +57,15 @@ from radioagent.icecast.render import render_icecast_config
 from radioagent.icecast.stats import IcecastStats
 from radioagent.listenerhistory import ListenerHistory
 from radioagent.localapi import LocalApi, LocalView
-from radioagent.model import NodeStatus
+from radioagent.model import MountSpec, NodeStatus
+from radioagent.programmes.script import programme_job
+from radioagent.programmes.spec import preferred_inputs
 from radioagent.settings import ClusterSettings
 from radioagent.status import listeners_by_mount
 from radioagent.store.agent_store import AgentStore
 from radioagent.store.errors import Conflict, EtcdUnavailable
 from radioagent.traffic.bandwidth import BandwidthMeter
-from radioagent.transcoding.script import transcoder_job
+from radioagent.transcoding.script import TranscoderJob, transcoder_job
 from radioagent.transcoding.supervisor import TranscoderSupervisor
 
 log = logging.getLogger(__name__)
@@ -570,12 +572,21 @@ class Agent:
         if claim is not None and await self.store.claim_transcoder(claim, name, lease_id):
             log.info("won the transcoder of %s", claim)
             self.wake()
+        programmes = {
+            name: mount.programme
+            for name, mount in state.mounts.items()
+            if mount.programme is not None
+        }
+        # First: a programme started now must start with the preferred input.
+        self.transcoders.set_preferences(preferred_inputs(programmes, state.preferences))
         await self.transcoders.converge(
-            {
-                mount: transcoder_job(self.config.templates_dir, state.mounts[mount], leader)
-                for mount in transcoders.run
-            }
+            {mount: self._job(state.mounts[mount], leader) for mount in transcoders.run}
         )
+
+    def _job(self, mount: MountSpec, leader: NodeStatus) -> TranscoderJob:
+        if mount.programme is not None:
+            return programme_job(self.config.templates_dir, mount, leader, self.transcoders.run_dir)
+        return transcoder_job(self.config.templates_dir, mount, leader)
 
     async def _drop_live_sources(self, paths: list[str]) -> None:
         """Disconnect sources (a reload leaves them connected); they reconnect and find

@@ -10,6 +10,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from radioagent.names import MOUNT_NAME_DESCRIPTION, MOUNT_NAME_PATTERN, mount_name_problem
+from radioagent.programmes.spec import Programme, parse_programme, programme_problems
+from radioagent.programmes.state import programme_reports_valid
 from radioagent.validation import (
     ValidationError,
     check_choice,
@@ -19,12 +22,8 @@ from radioagent.validation import (
     unknown_keys,
 )
 
-# A mount name is one path segment: no slash, no "..", starts with a letter or digit
-# (names starting with "_" are the agent's own, like the holding mounts).
-MOUNT_NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}"
 # Paths the front door answers itself (/status, /health, ...), so no mount may take them.
 RESERVED_MOUNT_NAMES = frozenset({"health", "ready", "leader", "metrics", "status", "api"})
-MOUNT_NAME_DESCRIPTION = "1-63 of A-Z a-z 0-9 . _ -, starting with a letter or digit, no '..'"
 # Icecast's Basic auth and XML config carry these safely; ':' would split user from password.
 CREDENTIAL_PATTERN = r"[A-Za-z0-9._~!@#$%^&*+=,;?-]{1,128}"
 CREDENTIAL_DESCRIPTION = "1-128 printable characters without spaces, quotes, ':', '<' or '>'"
@@ -83,6 +82,20 @@ class MountSpec:
     transcode: Transcode | None = None
     radio: str | None = None
     holding_title: str = ""  # the title while the mount plays its holding audio
+    programme: Programme | None = None  # made by the cluster from other mounts (programmes/)
+
+    @property
+    def produced(self) -> bool:
+        """Made by one Liquidsoap in the cluster (a transcode or a programme), not by a
+        studio: such a mount is claimed and run like a transcoder."""
+        return self.transcode is not None or self.programme is not None
+
+    @property
+    def made_from(self) -> tuple[str, ...]:
+        """The mounts this one is made from (a transcode's parent, a programme's inputs)."""
+        if self.transcode is not None:
+            return (self.transcode.parent,)
+        return self.programme.input_names if self.programme is not None else ()
 
     @property
     def path(self) -> str:
@@ -134,6 +147,7 @@ MOUNT_KEYS = {
     "transcode",
     "radio",
     "holding_title",
+    "programme",
 }
 FORMAT_KEYS = {"codec", "bitrate_kbps", "samplerate", "channels"}
 TRANSCODE_KEYS = {"parent", "format"}
@@ -229,15 +243,7 @@ def _transcode_problems(transcode: Any, name: Any, relay_url: Any) -> list[str]:
 def _optional_field_problems(given: dict) -> list[str]:
     checks = []
     if given.get("fallback") is not None:
-        checks.append(
-            check_string(
-                "fallback",
-                given["fallback"],
-                MOUNT_NAME_PATTERN,
-                f"a mount name: {MOUNT_NAME_DESCRIPTION}",
-                63,
-            )
-        )
+        checks.append(mount_name_problem("fallback", given["fallback"]))
         if given["fallback"] == given.get("name"):
             checks.append(f"fallback: {given['fallback']!r} cannot fall back to itself")
     if given.get("max_listeners") is not None:
@@ -296,9 +302,13 @@ def parse_mount(given: Any) -> MountSpec:
     problems += _format_problems("format", given.get("format", {}))
     transcode = given.get("transcode")
     problems += _transcode_problems(transcode, name, given.get("relay_url"))
+    programme = given.get("programme")
+    problems += _programme_problems(given, name)
     if problems:
         raise ValidationError(problems)
     audio_format = AudioFormat(**given.get("format", {}))
+    if programme is not None:
+        problems += encodable_problems("format", audio_format)  # the programme's encoder
     if transcode is not None:
         # What the transcoder encodes is what the mount carries (and its holding silence).
         transcoded = AudioFormat(**transcode.get("format", {}))
@@ -323,7 +333,21 @@ def parse_mount(given: Any) -> MountSpec:
         else None,
         radio=given.get("radio"),
         holding_title=given.get("holding_title", ""),
+        programme=parse_programme(programme) if programme is not None else None,
     )
+
+
+def _programme_problems(given: dict, name: Any) -> list[str]:
+    programme = given.get("programme")
+    if programme is None:
+        return []
+    problems = programme_problems(programme, name)
+    problems += [
+        f"{key}: a programme is made from its inputs; it cannot also have {key}"
+        for key in ("transcode", "relay_url")
+        if given.get(key) is not None
+    ]
+    return problems
 
 
 def mount_from_json(text: str | bytes) -> MountSpec:
@@ -352,7 +376,45 @@ def cross_mount_problems(mounts: dict[str, MountSpec]) -> list[str]:
             problems.append(
                 f"{mount.name}: transcode parent {mount.transcode.parent!r} is not a mount"
             )
+        if mount.programme is not None:
+            problems += [
+                f"{mount.name}: programme input {name!r} is not a mount"
+                for name in mount.programme.input_names
+                if name not in mounts
+            ]
+    return problems + _production_cycles(mounts)
+
+
+def _production_cycles(mounts: dict[str, MountSpec]) -> list[str]:
+    """Mounts made, through transcodes and programme inputs, from themselves: each would
+    wait for its own audio forever. One problem per cycle, named from its first mount."""
+    problems = []
+    reported: set[str] = set()
+    for start in sorted(mounts):
+        path = [start]
+        seen = {start}
+        cycle = _cycle_from(start, mounts, path, seen)
+        if cycle is not None and not reported.intersection(cycle):
+            reported.update(cycle)
+            problems.append(f"{cycle[0]}: made from itself through {' <- '.join(cycle)}")
     return problems
+
+
+def _cycle_from(
+    name: str, mounts: dict[str, MountSpec], path: list[str], seen: set[str]
+) -> list[str] | None:
+    """Depth first along what `name` is made from; the cycle back to path[0], if any."""
+    mount = mounts.get(name)
+    for source in mount.made_from if mount is not None else ():
+        if source == path[0]:
+            return [*path, source]
+        if source in seen:
+            continue
+        seen.add(source)
+        found = _cycle_from(source, mounts, [*path, source], seen)
+        if found is not None:
+            return found
+    return None
 
 
 @dataclass(frozen=True)
@@ -388,6 +450,9 @@ class NodeStatus:
     # last came or went. HLS marks discontinuities by the leader's.
     leading_since: float | None = None
     air_changed: dict[str, float] = field(default_factory=dict)
+    # Per programme whose Liquidsoap runs here, what it says: the input on air, the
+    # preferred one, blank, loudness, each input's state (ProgrammeState.to_dict()).
+    programmes: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True, separators=(",", ":"))
@@ -487,6 +552,7 @@ _STATUS_FIELDS: dict[str, tuple[Callable[[Any], bool], Any]] = {
         ),
         {},
     ),
+    "programmes": (programme_reports_valid, {}),
 }
 _REQUIRED_STATUS_FIELDS = ("name", "address", "icecast_port")
 

@@ -9,6 +9,7 @@ from typing import Any
 from radioagent.coordination.state import ClusterState
 from radioagent.hls.playlists import packs
 from radioagent.nowplaying import mount_now_playing
+from radioagent.programmes.spec import preferred_inputs
 
 
 def listeners_by_mount(state: ClusterState) -> dict[str, int]:
@@ -76,11 +77,41 @@ def _mount_entry(
         if not history:
             del now_playing["history"]
     mount = state.mounts[name]
-    return {
+    entry = {
         **mount.public_dict(),
         "hls": f"/{name}.m3u8" if packs(mount) else None,  # its HLS master playlist
         "listeners": totals.get(name, 0),
         "on_air": bool(live.get(name)),
         "live_on": live.get(name, []),
         "now_playing": now_playing,
+    }
+    if mount.programme is not None:
+        entry["programme"] = programme_report(state, name)
+    return entry
+
+
+def programme_report(state: ClusterState, name: str) -> dict[str, Any]:
+    """Like Radio France's `GET /livesource`: the inputs, the preferred one (as etcd
+    holds it), the one really on air and whether the output is blank (as the programme's
+    Liquidsoap last said, through its owner's status; None while none runs)."""
+    programme = state.mounts[name].programme
+    assert programme is not None  # noqa: S101 - callers pass programmes only
+    owner = state.transcoders.get(name)
+    owner_status = state.nodes.get(owner) if owner is not None else None
+    running = owner_status.programmes.get(name) if owner_status is not None else None
+    preferred = preferred_inputs({name: programme}, state.preferences).get(name)
+    return {
+        "inputs": [
+            {
+                "mount": entry.mount,
+                "automatic": entry.automatic,
+                **(running or {}).get("inputs", {}).get(entry.mount, {}),
+            }
+            for entry in programme.inputs
+        ],
+        "preferred": preferred,
+        "owner": owner,
+        "real_output": None if running is None else running.get("on_air"),
+        "is_output_blank": None if running is None else running.get("blank"),
+        "lufs": None if running is None else running.get("lufs"),
     }

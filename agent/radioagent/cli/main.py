@@ -18,6 +18,7 @@ from radioagent import __version__
 from radioagent.cli.cert_commands import add_cert_commands
 from radioagent.cli.cluster_commands import NoLeaderChange, add_cluster_commands
 from radioagent.cli.output import change_lines, mount_show_text, mounts_text, status_text
+from radioagent.cli.programme_commands import add_programme_commands
 from radioagent.config import load_etcd_settings
 from radioagent.model import MountSpec, cross_mount_problems, parse_mount
 from radioagent.radios import MountChange, parse_radio_file, plan_apply
@@ -326,6 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_cluster_commands(commands)
     add_cert_commands(commands)
+    add_programme_commands(commands)
 
     backup = commands.add_parser("backup", help="mounts, passwords and settings as JSON")
     backup.set_defaults(run=cmd_backup)

@@ -12,7 +12,7 @@ from radioagent.coordination.state import ClusterState
 from radioagent.model import MountSpec
 from radioagent.nowplaying import NowPlaying, mount_now_playing
 from radioagent.radios import MountChange
-from radioagent.status import listeners_by_mount
+from radioagent.status import listeners_by_mount, programme_report
 
 TITLE_COLUMN_CHARACTERS = 40
 
@@ -70,7 +70,40 @@ def status_text(state: ClusterState) -> str:
         "",
     ]
     lines.append(mounts_text(state) or "mounts: none")
+    if programme_documents(state):
+        lines += ["", programmes_text(state)]
     return "\n".join(lines)
+
+
+def programme_documents(state: ClusterState) -> dict[str, dict[str, Any]]:
+    return {
+        name: programme_report(state, name)
+        for name, mount in sorted(state.mounts.items())
+        if mount.programme is not None
+    }
+
+
+def on_air_text(report: dict[str, Any]) -> str:
+    if report["owner"] is None or (report["real_output"] is None and not report["is_output_blank"]):
+        return "(not running)"
+    return report["real_output"] or "(blank)"
+
+
+def programmes_text(state: ClusterState) -> str:
+    """One line per programme: what `programme list` and `status` print."""
+    return table(
+        ["PROGRAMME", "ON AIR", "PREFERRED", "INPUTS", "RUNS ON"],
+        [
+            [
+                f"/{name}",
+                on_air_text(report),
+                report["preferred"] or "(automatic)",
+                ", ".join(entry["mount"] for entry in report["inputs"]),
+                report["owner"] or "-",
+            ]
+            for name, report in programme_documents(state).items()
+        ],
+    )
 
 
 def mounts_text(state: ClusterState) -> str:
@@ -100,15 +133,21 @@ def mount_table(
                 mount.path,
                 mount.radio or "-",
                 format_text(mount),
-                f"transcode of /{mount.transcode.parent}"
-                if mount.transcode
-                else mount.relay_url or "source",
+                from_text(mount),
                 listeners.get(name, 0),
                 title_cell(titles.get(name)),
             ]
             for name, mount in sorted(mounts.items())
         ],
     )
+
+
+def from_text(mount: MountSpec) -> str:
+    if mount.transcode is not None:
+        return f"transcode of /{mount.transcode.parent}"
+    if mount.programme is not None:
+        return f"programme of {len(mount.programme.inputs)} inputs"
+    return mount.relay_url or "source"
 
 
 def title_cell(playing: NowPlaying | None) -> str:

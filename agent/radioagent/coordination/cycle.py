@@ -182,6 +182,11 @@ def node_status(
         hls_numbers=dict(sorted(facts.hls_numbers.items())),
         leading_since=facts.leading_since,
         air_changed=dict(sorted(facts.air_changed.items())),
+        programmes={
+            mount: running.programme.to_dict()
+            for mount, running in sorted(facts.transcoders.items())
+            if running.programme is not None
+        },
         mounts=tuple(
             sorted(
                 mount.name

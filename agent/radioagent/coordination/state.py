@@ -45,3 +45,4 @@ class ClusterState:
     titles: dict[str, NowPlaying] = field(default_factory=dict)  # mount -> its titles
     acme_challenges: dict[str, str] = field(default_factory=dict)  # token -> key authorization
     acme: AcmeState = field(default_factory=AcmeState)  # the certificate, and ordering it
+    preferences: dict[str, str] = field(default_factory=dict)  # programme -> preferred input

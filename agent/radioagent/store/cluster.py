@@ -294,6 +294,50 @@ class ClusterStore(AcmeRecords):
         if not written:
             raise Conflict("the settings changed meanwhile; run again")
 
+    # --- programmes (radioctl) ----------------------------------------------------------
+
+    def preference(self, programme: str) -> str | None:
+        value, _ = self._call(
+            "read preference", lambda client: client.get(self.layout.preference(programme))
+        )
+        return None if value is None else value.decode(errors="replace")
+
+    def set_preference(self, programme: str, input_name: str | None) -> MountSpec:
+        """Prefer `input_name` on `programme` (None: the automatic order). Compare-and-set
+        on the programme's spec and on the preference as read: NoSuchMount for a mount that
+        is not a programme, ValidationError for an input it does not have, Conflict if
+        either changed meanwhile. The programme, as it was when the preference was set."""
+        key, mount_key = self.layout.preference(programme), self.layout.mount(programme)
+        found = self._mounts_with_revisions().get(programme)
+        if found is None or found[0].programme is None:
+            raise NoSuchMount(f"{programme!r} is not a programme")
+        mount, mount_revision = found
+        assert mount.programme is not None  # noqa: S101 - checked above; for the type checker
+        if input_name is not None and input_name not in mount.programme.input_names:
+            raise ValidationError(
+                [
+                    f"input: {input_name!r} is not an input of {programme!r} "
+                    f"(inputs: {', '.join(mount.programme.input_names)})"
+                ]
+            )
+        _, metadata = self._call("read preference", lambda client: client.get(key))
+        revision = None if metadata is None else metadata.mod_revision
+        written, _ = self._transaction(
+            f"write {key}",
+            lambda client: [
+                client.transactions.mod(mount_key) == mount_revision,
+                unchanged_since(client, key, revision),
+            ],
+            lambda client: [
+                client.transactions.delete(key)
+                if input_name is None
+                else client.transactions.put(key, input_name)
+            ],
+        )
+        if not written:
+            raise Conflict(f"programme {programme!r} changed meanwhile; run again")
+        return mount
+
     # --- titles (the front doors) --------------------------------------------------------
 
     def now_playing(self, mount: str) -> tuple[NowPlaying | None, int | None]:
@@ -392,14 +436,18 @@ class ClusterStore(AcmeRecords):
             self._check_with({n: spec for n, (spec, _) in existing.items()}, None, removed=name)
         self._write_if_unchanged(name, revision, None)
 
+    def _goes_with(self, name: str) -> tuple[str, ...]:
+        """Keys a mount deleted takes with it: its titles, a programme's preferred input."""
+        return (self.layout.title(name), self.layout.preference(name))
+
     def _write_if_unchanged(self, name: str, revision: int, mount: MountSpec | None) -> None:
-        """A mount deleted takes its titles with it."""
-        key, titles = self.layout.mount(name), self.layout.title(name)
+        key = self.layout.mount(name)
         written, _ = self._transaction(
             f"write {key}",
             lambda client: [client.transactions.mod(key) == revision],
             lambda client: (
-                [client.transactions.delete(key), client.transactions.delete(titles)]
+                [client.transactions.delete(key)]
+                + [client.transactions.delete(other) for other in self._goes_with(name)]
                 if mount is None
                 else [client.transactions.put(key, mount.to_json())]
             ),
@@ -428,7 +476,7 @@ class ClusterStore(AcmeRecords):
                 continue
             if current.get(change.name, (None, None))[0] != change.before:
                 raise Conflict(f"mount {change.name!r} changed meanwhile; run again")
-            deletes = (self.layout.title(change.name),) if after is None else ()
+            deletes = self._goes_with(change.name) if after is None else ()
             guards.append(_Guard(key, current[change.name][1], after, deletes))
         batches = _batches(guards)
         for done, batch in batches:

@@ -37,6 +37,11 @@ class KeyLayout:
         return f"{self.root}transcoders/"
 
     @property
+    def preferences(self) -> str:
+        """`preferred/<programme>`: the input an operator prefers (absent: automatic)."""
+        return f"{self.root}preferred/"
+
+    @property
     def titles(self) -> str:
         return f"{self.root}titles/"
 
@@ -83,6 +88,9 @@ class KeyLayout:
     def transcoder(self, mount: str) -> str:
         return f"{self.transcoders}{mount}"
 
+    def preference(self, programme: str) -> str:
+        return f"{self.preferences}{programme}"
+
     def title(self, mount: str) -> str:
         return f"{self.titles}{mount}"
 
@@ -105,5 +113,12 @@ class KeyLayout:
         """Changes the loop must act on at once. Node presence is not one: every agent
         rewrites its own, and waking on those would make agents wake each other forever."""
         return key in (self.leader, self.config, self.handover, self.certificate) or key.startswith(
-            (self.mounts, self.transcoders, self.drains, self.titles, self.acme)
+            (
+                self.mounts,
+                self.transcoders,
+                self.drains,
+                self.titles,
+                self.acme,
+                self.preferences,
+            )
         )

@@ -98,6 +98,7 @@ class _Decoded:
     failure: AcmeFailure | None = None
     renewal_requested: int | None = None
     dns_challenges: dict[str, TxtChallenge] = field(default_factory=dict)
+    preferences: dict[str, str] = field(default_factory=dict)
 
     def acme(self) -> AcmeState:
         return AcmeState(
@@ -164,6 +165,9 @@ def _decode_entry(layout: KeyLayout, entry: KeyValue, decoded: _Decoded) -> None
     elif entry.key.startswith(layout.transcoders):
         owner = decode_name("transcoder owner", entry.value)
         decoded.transcoders[entry.key.removeprefix(layout.transcoders)] = owner
+    elif entry.key.startswith(layout.preferences):
+        programme = entry.key.removeprefix(layout.preferences)
+        decoded.preferences[programme] = decode_name("preferred input", entry.value)
     elif entry.key.startswith(layout.titles):
         decoded.titles[entry.key.removeprefix(layout.titles)] = now_playing_from_json(entry.value)
     elif entry.key.startswith(layout.acme):
@@ -211,6 +215,7 @@ def decode_cluster_state(layout: KeyLayout, entries: list[KeyValue], revision: i
         decoded.titles,
         decoded.acme_challenges,
         decoded.acme(),
+        decoded.preferences,
     )
 
 

@@ -51,7 +51,7 @@ def plan_transcoders(
     """`claims`: mount -> owner, as read from etcd. `me_eligible`: this node may run
     transcoders now (reaches etcd, knows the leader, its Icecast answers, not draining
     for new ones is checked here)."""
-    transcoded = {name for name, mount in mounts.items() if mount.transcode is not None}
+    transcoded = {name for name, mount in mounts.items() if mount.produced}
     mine = sorted(mount for mount, owner in claims.items() if owner == me)
     release = tuple(mount for mount in mine if mount not in transcoded)
     run = tuple(mount for mount in mine if mount in transcoded)

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from pathlib import Path
 
-import jinja2
-
 from radioagent.hosts import host_port
-from radioagent.liquidsoap import liquidsoap_encoder, liquidsoap_string
+from radioagent.liquidsoap import liquidsoap_encoder, liquidsoap_templates
 from radioagent.model import CODEC_CONTENT_TYPES, LIVE_MOUNT_PREFIX, MountSpec, NodeStatus
 
 SILENCE_THRESHOLD_DB = -40.0
@@ -18,24 +15,13 @@ SILENCE_MAX_BLANK_S = 5.0
 
 @dataclass(frozen=True)
 class TranscoderJob:
-    """What one transcoder process is; a different job means a restart."""
+    """What one transcoder or programme process is; a different job means a restart."""
 
     mount: str
     script: str
     username: str
     password: str
-
-
-@functools.lru_cache(maxsize=4)  # one per templates directory; Jinja re-reads changed files
-def _environment(templates_dir: str) -> jinja2.Environment:
-    environment = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(templates_dir),
-        undefined=jinja2.StrictUndefined,
-        autoescape=False,  # noqa: S701 - a Liquidsoap script; strings go through liq_string
-        keep_trailing_newline=True,
-    )
-    environment.filters["liq_string"] = liquidsoap_string
-    return environment
+    programme: bool = False  # a programme: its server socket is polled and told the preference
 
 
 def transcoder_job(templates_dir: str, mount: MountSpec, leader: NodeStatus) -> TranscoderJob:
@@ -43,7 +29,7 @@ def transcoder_job(templates_dir: str, mount: MountSpec, leader: NodeStatus) -> 
         raise ValueError(f"{mount.name} is not a transcoded mount")
     output_format = mount.transcode.format
     script = (
-        _environment(templates_dir)
+        liquidsoap_templates(templates_dir)
         .get_template("transcoder.liq.j2")
         .render(
             mount=mount.name,

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from radioagent.programmes.state import ProgrammeState
+
 
 @dataclass
 class TranscoderState:
@@ -12,3 +14,4 @@ class TranscoderState:
     silent: bool | None = None  # None until Liquidsoap has said
     restarts: int = 0
     connected: bool = False
+    programme: ProgrammeState | None = None  # a programme's, as it last answered

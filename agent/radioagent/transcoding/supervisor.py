@@ -18,6 +18,8 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+from radioagent.programmes.control import ControlError, prefer, read_state
+from radioagent.programmes.script import preference_path, socket_path
 from radioagent.transcoding.script import TranscoderJob, script_path
 from radioagent.transcoding.state import TranscoderState
 
@@ -28,6 +30,7 @@ BACKOFF_FIRST_S = 1.0
 BACKOFF_MAX_S = 30.0
 STABLE_AFTER_S = 30.0  # a run this long resets the backoff
 STOP_GRACE_S = 2.0
+PROGRAMME_POLL_S = 1.0  # how fresh a programme's state is (its loudness is a 3 s window)
 
 
 def _die_with_parent() -> None:
@@ -41,16 +44,52 @@ class Transcoder:
         self,
         job: TranscoderJob,
         launch: Callable[[TranscoderJob], Awaitable[asyncio.subprocess.Process]],
+        socket: Path | None = None,
     ) -> None:
+        """`socket`: a programme's server socket, polled for its state."""
         self.job = job
         self.state = TranscoderState()
+        self.preferred = ""  # a programme's preferred input, as the cluster wants it
         self._launch = launch
+        self._socket = socket
         self._task: asyncio.Task[None] | None = None
+        self._poller: asyncio.Task[None] | None = None
         self._process: asyncio.subprocess.Process | None = None
         self._stopping = False
 
     def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run(), name=self.job.mount)
+        loop = asyncio.get_running_loop()
+        self._task = loop.create_task(self._run(), name=self.job.mount)
+        if self._socket is not None:
+            self._poller = loop.create_task(self._poll(self._socket), name=f"{self.job.mount} poll")
+
+    async def _poll(self, socket: Path) -> None:
+        """Read the programme's state, and tell it the preferred input whenever it differs
+        (after a restart it has read it from its file already)."""
+        failing = False
+        while not self._stopping:
+            await asyncio.sleep(PROGRAMME_POLL_S)  # a polling period, not a wait for a condition
+            if not self.state.running:
+                self.state.programme = None
+                continue
+            try:
+                state = await read_state(socket)
+                if state.preferred != self.preferred:
+                    await prefer(socket, self.preferred)
+                    log.info(
+                        "programme %s: preferred input %s",
+                        self.job.mount,
+                        self.preferred or "(automatic)",
+                    )
+                    state = await read_state(socket)
+            except (ControlError, ValueError) as error:
+                if not failing:
+                    log.warning("programme %s: no state: %s", self.job.mount, error)
+                failing = True
+                continue
+            failing = False
+            self.state.programme = state
+            self.state.silent = state.blank  # the programme's dead air: its safe blank
 
     async def _run(self) -> None:
         backoff = BACKOFF_FIRST_S
@@ -94,6 +133,8 @@ class Transcoder:
                 self.job.mount,
                 "silent (dead air)" if self.state.silent else "has sound again",
             )
+        elif what.startswith("on air "):
+            log.info("programme %s: %s", self.job.mount, what)
         elif what in ("connected", "disconnected"):
             self.state.connected = what == "connected"
             log.info("transcoder %s: %s to the leader", self.job.mount, what)
@@ -110,10 +151,12 @@ class Transcoder:
                 with contextlib.suppress(ProcessLookupError):
                     process.kill()
                 await process.wait()
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        tasks = [task for task in (self._task, self._poller) if task is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         self.state.running = False
+        self.state.programme = None
 
 
 class TranscoderSupervisor:
@@ -122,6 +165,25 @@ class TranscoderSupervisor:
         self.user = user if os.geteuid() == 0 else None  # only root can switch users
         self.run_dir = run_dir
         self._transcoders: dict[str, Transcoder] = {}
+        self._preferences: dict[str, str] = {}
+
+    def set_preferences(self, preferences: dict[str, str]) -> None:
+        """Each programme's preferred input ("": automatic): kept in a file its Liquidsoap
+        reads at start, and sent to it by its poller."""
+        for mount, transcoder in self._transcoders.items():
+            wanted = preferences.get(mount, "")
+            if transcoder.job.programme and wanted != transcoder.preferred:
+                transcoder.preferred = wanted
+                self._write_preference(mount, wanted)
+        self._preferences = dict(preferences)
+
+    def _write_preference(self, mount: str, preferred: str) -> None:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        path = preference_path(self.run_dir, mount)
+        staged = path.with_suffix(".new")
+        staged.write_text(preferred + "\n")
+        staged.chmod(0o644)
+        staged.replace(path)
 
     async def converge(self, jobs: dict[str, TranscoderJob]) -> None:
         """Run exactly `jobs`: stop what is not wanted or changed (first), start the rest."""
@@ -133,7 +195,11 @@ class TranscoderSupervisor:
         for mount, job in jobs.items():
             if mount not in self._transcoders:
                 log.info("transcoder %s: starting", mount)
-                transcoder = Transcoder(job, self._launch)
+                socket = socket_path(self.run_dir, mount) if job.programme else None
+                transcoder = Transcoder(job, self._launch, socket)
+                if job.programme:
+                    transcoder.preferred = self._preferences.get(mount, "")
+                    self._write_preference(mount, transcoder.preferred)
                 self._transcoders[mount] = transcoder
                 transcoder.start()
 

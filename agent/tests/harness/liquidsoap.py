@@ -35,6 +35,7 @@ def render_tone_script(
     frequency: float,
     titles: str | None = None,
     title_every: float = 2.0,
+    level_file: Path | None = None,
 ) -> str:
     environment = jinja2.Environment(
         loader=jinja2.FileSystemLoader(Path(__file__).parent),
@@ -52,6 +53,7 @@ def render_tone_script(
         frequency=f"{float(frequency)!r}",
         titles=titles,
         title_every=f"{float(title_every)!r}",
+        level_file=None if level_file is None else str(level_file),
     )
 
 
@@ -68,17 +70,20 @@ class LiquidsoapTone:
         port: int | None = None,
         live_mount: str | None = None,
         titles: str | None = None,
+        level_file: bool = False,
     ) -> None:
         """Pushes to `port` (default: the Icecast's own, or a front door's) and is up once
         `icecast` lists `live_mount` (default: `mount`). With `titles`, a new title
         ("<titles> 1", "<titles> 2", ...) every 2 s: ICY updates for MP3, in-band
-        comments (a new chained stream) for Ogg."""
+        comments (a new chained stream) for Ogg. With `level_file`, `set_level` changes
+        the tone's level while it stays connected."""
         if encoder not in ENCODERS:
             raise ValueError(f"encoder must be one of {sorted(ENCODERS)}, not {encoder!r}")
         self.icecast = icecast
         self.mount = mount
         self.live_mount = live_mount or mount
         self.directory = ServiceDirectory("liquidsoap", owner=LIQUIDSOAP_USER)
+        self.level_path = self.directory.path / "level" if level_file else None
         script = render_tone_script(
             port=port or icecast.port,
             mount=mount,
@@ -86,6 +91,7 @@ class LiquidsoapTone:
             encoder=encoder,
             frequency=frequency,
             titles=titles,
+            level_file=self.level_path,
             password=password if password is not None else icecast.settings.source_password,
         )
         self.script_path = self.directory.write("tone.liq", script)
@@ -114,6 +120,13 @@ class LiquidsoapTone:
                 f"--- liquidsoap.log\n{self.process.log_tail()}" + self.icecast.error_log_tail()
             ),
         )
+
+    def set_level(self, level: float) -> None:
+        """0.0: digital silence (still connected); 1.0: the full tone. Liquidsoap reads it
+        within 0.1 s."""
+        if self.level_path is None:
+            raise ValueError("this tone was started without level_file")
+        self.directory.write("level.tmp", f"{level!r}\n", mode=0o644).replace(self.level_path)
 
     def stop(self) -> None:
         self.process.stop()

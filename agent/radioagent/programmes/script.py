@@ -1,0 +1,63 @@
+"""The Liquidsoap script of one programme, from templates/programme.liq.j2. Pure."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from radioagent.hosts import host_port
+from radioagent.liquidsoap import liquidsoap_encoder, liquidsoap_templates
+from radioagent.model import LIVE_MOUNT_PREFIX, MountSpec, NodeStatus
+from radioagent.transcoding.script import TranscoderJob
+
+
+def socket_path(run_dir: Path, mount: str) -> Path:
+    return run_dir / f"programme-{mount}.sock"
+
+
+def preference_path(run_dir: Path, mount: str) -> Path:
+    """Where the agent keeps the preferred input for the programme's next start."""
+    return run_dir / f"programme-{mount}.preferred"
+
+
+def programme_job(
+    templates_dir: str, mount: MountSpec, leader: NodeStatus, run_dir: Path
+) -> TranscoderJob:
+    """The job of the programme's Liquidsoap. The preferred input is not in it: changing
+    it must not restart the process (it is sent over the socket and kept in a file)."""
+    programme = mount.programme
+    if programme is None:
+        raise ValueError(f"{mount.name} is not a programme")
+    leader_url = f"http://{host_port(leader.address, leader.icecast_port)}{LIVE_MOUNT_PREFIX}"
+    script = (
+        liquidsoap_templates(templates_dir)
+        .get_template("programme.liq.j2")
+        .render(
+            programme=mount.name,
+            inputs=[
+                {
+                    "name": entry.mount,
+                    "url": f"{leader_url}{entry.mount}",
+                    "automatic": entry.automatic,
+                }
+                for entry in programme.inputs
+            ],
+            silence={
+                "threshold_db": f"{programme.silence.threshold_db!r}",
+                "seconds": f"{programme.silence.seconds!r}",
+            },
+            hold_seconds=f"{programme.hold_seconds!r}",
+            preference_path=str(preference_path(run_dir, mount.name)),
+            socket_path=str(socket_path(run_dir, mount.name)),
+            output={
+                "host": leader.address,
+                "port": leader.icecast_port,
+                "mount": mount.live_path,
+                "user": mount.source_username,
+            },
+            encoder=liquidsoap_encoder(mount.format),
+            content_type=mount.format.content_type,
+        )
+    )
+    return TranscoderJob(
+        mount.name, script, mount.source_username, mount.source_password, programme=True
+    )
