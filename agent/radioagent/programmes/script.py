@@ -10,8 +10,13 @@ from radioagent.model import LIVE_MOUNT_PREFIX, MountSpec, NodeStatus
 from radioagent.transcoding.script import TranscoderJob
 
 
+def socket_directory(run_dir: Path) -> Path:
+    """Where Liquidsoap creates the programmes' sockets: its own user must be able to."""
+    return run_dir / "programme-sockets"
+
+
 def socket_path(run_dir: Path, mount: str) -> Path:
-    return run_dir / f"programme-{mount}.sock"
+    return socket_directory(run_dir) / f"{mount}.sock"
 
 
 def preference_path(run_dir: Path, mount: str) -> Path:

@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from radioagent.programmes.control import ControlError, prefer, read_state
-from radioagent.programmes.script import preference_path, socket_path
+from radioagent.programmes.script import preference_path, socket_directory, socket_path
 from radioagent.transcoding.script import TranscoderJob, script_path
 from radioagent.transcoding.state import TranscoderState
 
@@ -216,9 +216,14 @@ class TranscoderSupervisor:
         path.chmod(0o644)
         home, group = str(self.run_dir), None
         extra_groups: list[int] | None = None
-        if self.user is not None:
-            account = pwd.getpwnam(self.user)
+        account = pwd.getpwnam(self.user) if self.user is not None else None
+        if account is not None:
             home, group, extra_groups = account.pw_dir, account.pw_gid, []  # no root groups
+        if job.programme:
+            sockets = socket_directory(self.run_dir)
+            sockets.mkdir(mode=0o700, exist_ok=True)
+            if account is not None:  # root runs Liquidsoap as another user: its directory
+                os.chown(sockets, account.pw_uid, account.pw_gid)
         return await asyncio.create_subprocess_exec(
             *self.command,
             str(path),

@@ -6,8 +6,12 @@ on air."""
 from __future__ import annotations
 
 import math
+import socket
 import subprocess
+import threading
+import time
 from array import array
+from urllib.parse import urlsplit
 
 SAMPLE_RATE = 8000  # every test tone is far below its Nyquist frequency
 SILENCE_RMS = 100.0  # of 32767: about -50 dBFS; a test tone is far above, silence far below
@@ -72,3 +76,77 @@ def tones_over_time(
         heard_tone(samples[start : start + size], candidates)
         for start in range(0, len(samples) - size + 1, size)
     ]
+
+
+class ToneListener:
+    """A listener of one URL that keeps everything it receives (with arrival times) on a
+    thread of its own, for at most `seconds`, and says which tone it hears now."""
+
+    def __init__(self, url: str, seconds: float = 600.0) -> None:
+        parsed = urlsplit(url)
+        self.address = (parsed.hostname or "127.0.0.1", parsed.port or 80)
+        self.path = parsed.path
+        self.seconds = seconds
+        self.chunks: list[tuple[float, bytes]] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._listen, daemon=True, name=f"listen {url}")
+        self.error: str | None = None
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _listen(self) -> None:
+        deadline = time.monotonic() + self.seconds
+        try:
+            with socket.create_connection(self.address, timeout=5) as connection:
+                connection.sendall(f"GET {self.path} HTTP/1.0\r\nHost: test\r\n\r\n".encode())
+                head = b""
+                while b"\r\n\r\n" not in head and len(head) < 8192:
+                    head += connection.recv(1)
+                if not head.startswith((b"HTTP/1.0 200", b"HTTP/1.1 200")):
+                    self.error = f"not a 200: {head[:100]!r}"
+                    return
+                while not self._stop.is_set() and time.monotonic() < deadline:
+                    data = connection.recv(16384)
+                    if not data:
+                        self.error = "the server closed the stream"
+                        return
+                    with self._lock:
+                        self.chunks.append((time.monotonic(), data))
+        except OSError as error:
+            self.error = str(error)
+
+    def received(self, since: float = 0.0) -> bytes:
+        with self._lock:
+            return b"".join(data for at, data in self.chunks if at >= since)
+
+    def tone_now(self, candidates: tuple[float, ...], nbytes: int = 16000) -> float | None:
+        """The tone in the newest half second it received."""
+        return tone_at_end(self.received()[-nbytes:], "mp3", candidates)
+
+    def tones_since(
+        self, since: float, candidates: tuple[float, ...]
+    ) -> list[tuple[float, float | None]]:
+        """(arrival time, tone) for each quarter second of audio received after `since`."""
+        with self._lock:
+            chunks = [(at, data) for at, data in self.chunks if at >= since]
+        audio = b"".join(data for _, data in chunks)
+        if not audio:
+            return []
+        samples = decode_mono(audio, "mp3")
+        ends, total = [], 0
+        for at, data in chunks:
+            total += len(data)
+            ends.append((total, at))
+        step = int(0.25 * SAMPLE_RATE)
+        heard = []
+        for start in range(0, len(samples) - step + 1, step):
+            offset = start / max(1, len(samples)) * len(audio)  # MP3 at a constant bitrate
+            arrival = next(at for end, at in ends if end >= offset)
+            heard.append((arrival, heard_tone(samples[start : start + step], candidates)))
+        return heard
