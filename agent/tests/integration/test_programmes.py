@@ -57,7 +57,7 @@ class ProgrammeCluster:
             timeout=SWITCH_TIMEOUT,
             interval=0.2,
             what=f"{mount}'s tone ({TONES[mount]:g} Hz) on every node",
-            explain=lambda: self.explain(),
+            explain=self.explain,
         )
         return time.monotonic() - started
 
@@ -166,9 +166,9 @@ def test_a_lost_input_hands_the_air_to_the_next_and_takes_it_back_after_the_hold
     programme_cluster.wait_hearing("main.mp3")
     # Until the hold ran out, the backup stayed on air.
     for name, each in programme_cluster.listeners.items():
-        heard = [tone for at, tone in each.tones_since(back, CANDIDATES) if tone is not None]
+        heard = [tone for _, tone in each.tones_since(back, CANDIDATES) if tone is not None]
         first_main = heard.index(TONES["main.mp3"])
-        assert heard[:first_main] and set(heard[:first_main]) == {TONES["backup.mp3"]}, name
+        assert set(heard[:first_main]) == {TONES["backup.mp3"]}, (name, heard)
         seconds_of_backup = first_main * 0.25
         assert seconds_of_backup >= HOLD_SECONDS - 0.5, (name, heard)
 
