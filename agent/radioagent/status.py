@@ -90,6 +90,15 @@ def _mount_entry(
     return entry
 
 
+def programme_reports(state: ClusterState) -> dict[str, dict[str, Any]]:
+    """programme_report for every programme."""
+    return {
+        name: programme_report(state, name)
+        for name, mount in sorted(state.mounts.items())
+        if mount.programme is not None
+    }
+
+
 def programme_report(state: ClusterState, name: str) -> dict[str, Any]:
     """Like Radio France's `GET /livesource`: the inputs, the preferred one (as etcd
     holds it), the one really on air and whether the output is blank (as the programme's

@@ -12,7 +12,7 @@ from radioagent.coordination.state import ClusterState
 from radioagent.model import MountSpec
 from radioagent.nowplaying import NowPlaying, mount_now_playing
 from radioagent.radios import MountChange
-from radioagent.status import listeners_by_mount, programme_report
+from radioagent.status import listeners_by_mount, programme_reports
 
 TITLE_COLUMN_CHARACTERS = 40
 
@@ -70,17 +70,9 @@ def status_text(state: ClusterState) -> str:
         "",
     ]
     lines.append(mounts_text(state) or "mounts: none")
-    if programme_documents(state):
+    if programme_reports(state):
         lines += ["", programmes_text(state)]
     return "\n".join(lines)
-
-
-def programme_documents(state: ClusterState) -> dict[str, dict[str, Any]]:
-    return {
-        name: programme_report(state, name)
-        for name, mount in sorted(state.mounts.items())
-        if mount.programme is not None
-    }
 
 
 def on_air_text(report: dict[str, Any]) -> str:
@@ -101,7 +93,7 @@ def programmes_text(state: ClusterState) -> str:
                 ", ".join(entry["mount"] for entry in report["inputs"]),
                 report["owner"] or "-",
             ]
-            for name, report in programme_documents(state).items()
+            for name, report in programme_reports(state).items()
         ],
     )
 

@@ -8,9 +8,9 @@ import argparse
 import json
 from typing import Any
 
-from radioagent.cli.output import on_air_text, programme_documents, programmes_text, table
+from radioagent.cli.output import on_air_text, programmes_text, table
 from radioagent.coordination.state import ClusterState
-from radioagent.status import programme_report
+from radioagent.status import programme_report, programme_reports
 from radioagent.store.cluster import ClusterStore
 from radioagent.store.errors import NoSuchMount
 
@@ -60,9 +60,9 @@ def _programme(state: ClusterState, name: str) -> dict[str, Any]:
 def cmd_programme_list(store: ClusterStore, arguments: argparse.Namespace) -> int:
     state = store.read_state()
     if arguments.json:
-        print(json.dumps(programme_documents(state), indent=2, sort_keys=True))
+        print(json.dumps(programme_reports(state), indent=2, sort_keys=True))
     else:
-        print(programmes_text(state) if programme_documents(state) else "no programmes")
+        print(programmes_text(state) if programme_reports(state) else "no programmes")
     return EXIT_OK
 
 

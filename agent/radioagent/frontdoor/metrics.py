@@ -16,7 +16,7 @@ from prometheus_client.registry import Collector
 
 from radioagent.frontdoor.view import AgentSnapshot, FrontDoorStats
 from radioagent.nowplaying import mount_now_playing
-from radioagent.status import listeners_by_mount
+from radioagent.status import listeners_by_mount, programme_reports
 
 
 class AgentCollector(Collector):
@@ -163,6 +163,7 @@ class AgentCollector(Collector):
             yield dropped
         yield from _certificate_families(now, door)
         yield from _mount_families(now, door)
+        yield from _programme_families(now)
 
 
 def _certificate_families(now: AgentSnapshot, door: FrontDoorStats) -> Iterator[Metric]:
@@ -233,7 +234,7 @@ def _mount_families(now: AgentSnapshot, door: FrontDoorStats) -> Iterator[Metric
             playing = mount_now_playing(name, now.state.mounts, now.state.titles)
             if playing is not None:
                 families["radio_mount_title_changes"].add_metric(key, playing.changes)
-        if mount.transcode is not None:
+        if mount.produced:
             state = now.transcoders.get(name)
             families["radio_transcoder_running"].add_metric(
                 key, float(state is not None and state.running)
@@ -298,13 +299,93 @@ _MOUNT_FAMILIES = (
     (
         "radio_transcoder_running",
         "gauge",
-        "1 on the node whose Liquidsoap runs the transcoded mount, 0 on the others",
+        "1 on the node whose Liquidsoap runs the transcoded mount or programme, 0 elsewhere",
     ),
     (
         "radio_mount_silent",
         "gauge",
-        "1 while the transcoder's input is dead air (silent or missing parent)",
+        "1 while the transcoder's input is dead air (silent or missing parent), or the "
+        "programme is on its safe blank",
     ),
+)
+
+
+def _programme_families(now: AgentSnapshot) -> Iterator[Metric]:
+    """Per programme, from its owner's report in etcd: every agent exports the same
+    values (labelled with its own node; aggregate with max), so one scrape of any node
+    tells which input is on air."""
+    programme_labels, input_labels = ["node", "programme"], ["node", "programme", "input"]
+    families = {
+        name: GaugeMetricFamily(
+            name, help_text, labels=input_labels if per_input else programme_labels
+        )
+        for name, per_input, help_text in _PROGRAMME_FAMILIES
+    }
+    state = now.state
+    for name, report in sorted((programme_reports(state) if state is not None else {}).items()):
+        programme = state.mounts[name].programme if state is not None else None
+        if programme is None:
+            continue
+        key = [now.node_name, name]
+        families["radio_programme_loudness_min_lufs"].add_metric(key, programme.loudness.min_lufs)
+        families["radio_programme_loudness_max_lufs"].add_metric(key, programme.loudness.max_lufs)
+        for entry in report["inputs"]:
+            input_key = [*key, entry["mount"]]
+            families["radio_programme_input_preferred"].add_metric(
+                input_key, float(entry["mount"] == report["preferred"])
+            )
+        if report["owner"] is None or report["is_output_blank"] is None:
+            continue  # no Liquidsoap reports it now: no state to tell
+        on_air = report["real_output"]
+        families["radio_programme_blank"].add_metric(key, float(report["is_output_blank"]))
+        families["radio_programme_fallback"].add_metric(
+            key, float(on_air != programme.first_choice(report["preferred"]))
+        )
+        families["radio_programme_output_loudness_lufs"].add_metric(key, report["lufs"])
+        for entry in report["inputs"]:
+            input_key = [*key, entry["mount"]]
+            families["radio_programme_input_on_air"].add_metric(
+                input_key, float(entry["mount"] == on_air)
+            )
+            if "connected" in entry:
+                families["radio_programme_input_connected"].add_metric(
+                    input_key, float(entry["connected"])
+                )
+                families["radio_programme_input_silent"].add_metric(
+                    input_key, float(entry["silent"])
+                )
+                families["radio_programme_input_loudness_lufs"].add_metric(input_key, entry["lufs"])
+    yield from families.values()
+
+
+_PROGRAMME_FAMILIES = (
+    ("radio_programme_input_on_air", True, "1 for the programme's input on air, 0 for the others"),
+    ("radio_programme_input_preferred", True, "1 for the input an operator prefers (none: 0s)"),
+    ("radio_programme_blank", False, "1 while the programme plays its safe blank (no input)"),
+    (
+        "radio_programme_fallback",
+        False,
+        "1 while the input on air is not the first choice (the preferred input, else the "
+        "first automatic one): a backup, or the blank",
+    ),
+    ("radio_programme_input_connected", True, "1 while the input's stream reaches the programme"),
+    (
+        "radio_programme_input_silent",
+        True,
+        "1 while the input is below the silence threshold for the silence time",
+    ),
+    (
+        "radio_programme_output_loudness_lufs",
+        False,
+        "Short-term loudness of the programme's output (EBU R128, 3 s; -120: digital silence)",
+    ),
+    (
+        "radio_programme_input_loudness_lufs",
+        True,
+        "Short-term loudness of each input (EBU R128, 3 s; -120: digital silence)",
+    ),
+    ("radio_programme_loudness_min_lufs", False, "The programme's loudness range: its low end"),
+    ("radio_programme_loudness_max_lufs", False, "The programme's loudness range: its high end"),
 )
 
 

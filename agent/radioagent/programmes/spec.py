@@ -10,6 +10,7 @@ returning input waits. Data and validation, no I/O.
           - automation.mp3
         silence: {threshold_db: -40, seconds: 10}
         hold_seconds: 5
+        loudness: {min_lufs: -30, max_lufs: -9}         # the alert's range (short-term)
 
 The chain always ends in a safe blank (silence in the programme's format), so listeners
 stay connected whatever happens to the inputs.
@@ -24,9 +25,10 @@ from radioagent.names import mount_name_problem
 from radioagent.validation import check_number, unknown_keys
 
 MAX_INPUTS = 16
-PROGRAMME_KEYS = {"inputs", "silence", "hold_seconds"}
+PROGRAMME_KEYS = {"inputs", "silence", "hold_seconds", "loudness"}
 INPUT_KEYS = {"mount", "automatic"}
 SILENCE_KEYS = {"threshold_db", "seconds"}
+LOUDNESS_KEYS = {"min_lufs", "max_lufs"}
 
 
 @dataclass(frozen=True)
@@ -44,10 +46,26 @@ class Silence:
 
 
 @dataclass(frozen=True)
+class LoudnessRange:
+    """Where the output's short-term loudness should stay; outside it for minutes, an
+    alert fires (the agents export both bounds next to the loudness)."""
+
+    min_lufs: float = -30.0
+    max_lufs: float = -9.0
+
+
+@dataclass(frozen=True)
 class Programme:
     inputs: tuple[ProgrammeInput, ...]
     silence: Silence = field(default_factory=Silence)
     hold_seconds: float = 5.0  # a returning input is usable this long before it takes over
+    loudness: LoudnessRange = field(default_factory=LoudnessRange)
+
+    def first_choice(self, preferred: str | None) -> str:
+        """The input that should be on air when every input is fine."""
+        if preferred in self.input_names:
+            return preferred
+        return next(entry.mount for entry in self.inputs if entry.automatic)
 
     @property
     def input_names(self) -> tuple[str, ...]:
@@ -116,6 +134,21 @@ def _silence_problems(given: Any) -> list[str]:
     return problems + [problem for problem in checks if problem]
 
 
+def _loudness_problems(given: Any) -> list[str]:
+    if not isinstance(given, dict):
+        return [f"programme.loudness: {given!r} is not a mapping (keys: min_lufs, max_lufs)"]
+    problems = unknown_keys("programme.loudness.", given, LOUDNESS_KEYS)
+    low, high = given.get("min_lufs", -30.0), given.get("max_lufs", -9.0)
+    checks = [
+        check_number("programme.loudness.min_lufs", low, -70, 0),
+        check_number("programme.loudness.max_lufs", high, -70, 0),
+    ]
+    problems += [problem for problem in checks if problem]
+    if not problems and low >= high:
+        problems.append(f"programme.loudness: min_lufs {low} is not below max_lufs {high}")
+    return problems
+
+
 def programme_problems(given: Any, own_name: Any) -> list[str]:
     """Every problem of a `programme:` field, each naming its field."""
     if not isinstance(given, dict):
@@ -126,19 +159,23 @@ def programme_problems(given: Any, own_name: Any) -> list[str]:
     else:
         problems += _inputs_problems(given["inputs"], own_name)
     problems += _silence_problems(given.get("silence", {}))
+    problems += _loudness_problems(given.get("loudness", {}))
     hold = check_number("programme.hold_seconds", given.get("hold_seconds", 5.0), 0, 600)
     return problems + ([hold] if hold else [])
 
 
 def parse_programme(given: dict) -> Programme:
     """A Programme from a field `programme_problems` found nothing wrong with."""
-    silence = given.get("silence", {})
+    silence, loudness = given.get("silence", {}), given.get("loudness", {})
     return Programme(
         inputs=tuple(_input(entry) for entry in given["inputs"]),
         silence=Silence(
             float(silence.get("threshold_db", -40.0)), float(silence.get("seconds", 10.0))
         ),
         hold_seconds=float(given.get("hold_seconds", 5.0)),
+        loudness=LoudnessRange(
+            float(loudness.get("min_lufs", -30.0)), float(loudness.get("max_lufs", -9.0))
+        ),
     )
 
 
