@@ -239,7 +239,7 @@ def _mount_families(now: AgentSnapshot, door: FrontDoorStats) -> Iterator[Metric
             families["radio_transcoder_running"].add_metric(
                 key, float(state is not None and state.running)
             )
-            if state is not None:
+            if state is not None and mount.transcode is not None:  # a programme: its own
                 families["radio_mount_silent"].add_metric(key, float(bool(state.silent)))
     yield from families.values()
 
@@ -304,8 +304,7 @@ _MOUNT_FAMILIES = (
     (
         "radio_mount_silent",
         "gauge",
-        "1 while the transcoder's input is dead air (silent or missing parent), or the "
-        "programme is on its safe blank",
+        "1 while the transcoder's input is dead air (silent or missing parent)",
     ),
 )
 
