@@ -9,6 +9,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -745,3 +746,92 @@ def test_handover_needs_another_node_to_take_over(radioctl: Radioctl, etcd: Etcd
         json.dumps({"name": "node1", "address": "127.0.0.1", "icecast_port": 8001}),
     )
     assert_refused(radioctl, "leader", "handover", message="no node but node1 is up")
+
+
+PROGRAMME_INPUTS = [
+    {"name": "studio-a.mp3"},
+    {"name": "studio-b.mp3"},
+    {"name": "override.mp3"},
+]
+
+
+def programme_mount(inputs: list[Any], **extra: Any) -> dict[str, Any]:
+    return {"name": "radio.mp3", "programme": {"inputs": inputs, **extra}}
+
+
+@pytest.mark.parametrize(
+    ("mounts", "message"),
+    [
+        (
+            [*PROGRAMME_INPUTS, programme_mount(["studio-a.mp3", "nowhere.mp3"])],
+            "radio.mp3: programme input 'nowhere.mp3' is not a mount",
+        ),
+        (
+            [*PROGRAMME_INPUTS, programme_mount(["studio-a.mp3", "radio.mp3"])],
+            "programme.inputs[1]: 'radio.mp3' is the programme itself",
+        ),
+        (
+            [
+                *PROGRAMME_INPUTS,
+                programme_mount(["studio-a.mp3", "other.mp3"]),
+                {"name": "other.mp3", "programme": {"inputs": ["studio-b.mp3", "radio.mp3"]}},
+            ],
+            "made from itself through",
+        ),
+        (
+            [*PROGRAMME_INPUTS, programme_mount([{"mount": "override.mp3", "automatic": False}])],
+            "programme.inputs: every input is manual-only",
+        ),
+        (
+            [*PROGRAMME_INPUTS, programme_mount(["studio-a.mp3"], hold_seconds=-1)],
+            "programme.hold_seconds: -1 is out of range",
+        ),
+    ],
+    ids=["unknown-input", "itself", "cycle", "manual-only", "hold"],
+)
+def test_apply_refuses_bad_programmes_changing_nothing(
+    radioctl: Radioctl, tmp_path: Path, mounts: list[dict[str, Any]], message: str
+) -> None:
+    bad = write_radio(tmp_path / "bad.yml", mounts)
+    assert_refused(radioctl, "apply", "-f", str(bad), message=message)
+
+
+def test_programme_prefer_and_auto_store_the_choice_with_checks(
+    radioctl: Radioctl, tmp_path: Path
+) -> None:
+    inputs = ["studio-a.mp3", "studio-b.mp3", {"mount": "override.mp3", "automatic": False}]
+    radioctl.ok(
+        "apply",
+        "-f",
+        str(write_radio(tmp_path / "r.yml", [*PROGRAMME_INPUTS, programme_mount(inputs)])),
+    )
+    listed = radioctl.ok("programme", "list")
+    assert "/radio.mp3" in listed
+    assert "(not running)" in listed  # no agent runs it in this test
+    assert radioctl.ok("programme", "prefer", "radio.mp3", "override.mp3").strip() == (
+        "/radio.mp3: prefers override.mp3"
+    )
+    key = f"{radioctl.prefix}/v1/preferred/radio.mp3"
+    assert radioctl.dump()[key] == b"override.mp3"
+    shown = json.loads(radioctl.ok("programme", "show", "radio.mp3", "--json"))
+    assert shown["preferred"] == "override.mp3"
+    assert [entry["automatic"] for entry in shown["inputs"]] == [True, True, False]
+    assert "preferred: override.mp3" in radioctl.ok("programme", "show", "radio.mp3")
+    assert_refused(
+        radioctl,
+        "programme",
+        "prefer",
+        "radio.mp3",
+        "nowhere.mp3",
+        message="'nowhere.mp3' is not an input of 'radio.mp3'",
+    )
+    assert_refused(
+        radioctl, "programme", "prefer", "studio-a.mp3", "studio-b.mp3", message="not a programme"
+    )
+    assert_refused(radioctl, "programme", "show", "nowhere.mp3", message="not a programme")
+    radioctl.ok("programme", "auto", "radio.mp3")
+    assert key not in radioctl.dump()
+    # A deleted programme takes its preference with it.
+    radioctl.ok("programme", "prefer", "radio.mp3", "studio-b.mp3")
+    radioctl.ok("mount", "delete", "radio.mp3")
+    assert not any(name.startswith(f"{radioctl.prefix}/v1/preferred/") for name in radioctl.dump())
