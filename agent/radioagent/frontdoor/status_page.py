@@ -60,10 +60,12 @@ svg.chart { display: block; margin-left: auto; stroke: #1b5e20; fill: none; }
 {%- if mount.hls %} <a class="hls" href="{{ mount.hls }}">HLS</a>{% endif %}
 <div class="title">{{ mount.now_playing.title if mount.now_playing else "" }}</div></td>
 {%- if mount.on_air %}
-<td class="onair good" title="live on {{ mount.live_on | join(', ') }}">on air</td>
+<td class="onair good" title="live on {{ mount.live_on | join(', ') }}">on air
 {%- else %}
-<td class="onair bad">dead air</td>
+<td class="onair bad">dead air
 {%- endif %}
+{%- if mount.programme %}<div class="input">{{ programme_input(mount.programme) }}</div>
+{%- endif %}</td>
 <td>{{ mount.format.codec }} {{ mount.format.bitrate_kbps }} kbps</td>
 <td class="n">{{ mount.listeners }}{{ chart(mount.listeners_last_hour or []) }}</td></tr>
 {%- else %}
@@ -97,6 +99,11 @@ function row(key, value) {
   const tr = document.createElement("tr");
   tr.dataset[key] = value;
   return tr;
+}
+// As programme_input() says it on the server.
+function programmeInput(programme) {
+  if (programme.real_output) return "from " + programme.real_output;
+  return programme.is_output_blank ? "blank: no input" : "not running";
 }
 const SVG = "http://www.w3.org/2000/svg";
 // Listeners over the last hour (a value a minute, null where unseen), as chart() draws it
@@ -209,6 +216,13 @@ async function refresh() {
     const onAir = cell(tr, mount.on_air ? "on air" : "dead air",
       "onair " + (mount.on_air ? "good" : "bad"));
     if (mount.on_air) onAir.title = "live on " + mount.live_on.join(", ");
+    if (mount.programme) {
+      // A programme: which of its inputs is on air (what its Liquidsoap says).
+      const input = document.createElement("div");
+      input.className = "input";
+      input.textContent = programmeInput(mount.programme);
+      onAir.appendChild(input);
+    }
     cell(tr, mount.format.codec + " " + mount.format.bitrate_kbps + " kbps");
     cell(tr, String(mount.listeners), "n").appendChild(chart(mount.listeners_last_hour || []));
     return tr;
@@ -248,8 +262,16 @@ def chart_line(values: list[int | None]) -> ChartLine:
     return ChartLine(max(1, len(values) - 1), most, points)
 
 
+def programme_input(report: dict[str, Any]) -> str:
+    """A programme's input on air, in a few words (the page's script says the same)."""
+    if report.get("real_output"):
+        return f"from {report['real_output']}"
+    return "blank: no input" if report.get("is_output_blank") else "not running"
+
+
 _ENVIRONMENT = Environment(autoescape=True)
 _ENVIRONMENT.globals["chart_line"] = chart_line
+_ENVIRONMENT.globals["programme_input"] = programme_input
 _TEMPLATE = _ENVIRONMENT.from_string(_PAGE)
 
 
