@@ -215,9 +215,16 @@ def _mount_families(now: AgentSnapshot, door: FrontDoorStats) -> Iterator[Metric
     mounts = now.state.mounts if now.state is not None else {}
     cluster_listeners = listeners_by_mount(now.state) if now.state is not None else {}
     stats = now.stats
+    programme_inputs = {
+        entry
+        for mount in mounts.values()
+        if mount.programme is not None
+        for entry in mount.programme.input_names
+    }
     for name, mount in sorted(mounts.items()):
         key = [now.node_name, name]
         air = now.air.get(name)
+        families["radio_mount_programme_input"].add_metric(key, float(name in programme_inputs))
         families["radio_mount_listeners"].add_metric(key, door.listeners.get(name, 0))
         families["radio_cluster_mount_listeners"].add_metric(key, cluster_listeners.get(name, 0))
         families["radio_mount_sent_bytes"].add_metric(key, door.bytes_by_mount.get(name, 0))
@@ -245,6 +252,11 @@ def _mount_families(now: AgentSnapshot, door: FrontDoorStats) -> Iterator[Metric
 
 
 _MOUNT_FAMILIES = (
+    (
+        "radio_mount_programme_input",
+        "gauge",
+        "1 if the mount is an input of a programme (its dead air is the programme's matter)",
+    ),
     ("radio_mount_listeners", "gauge", "Listeners of the mount on this node (HLS included)"),
     (
         "radio_mount_hls_sessions",

@@ -59,6 +59,13 @@ class ProgrammeCluster:
         errors = {name: each.error for name, each in self.listeners.items() if each.error}
         return f"heard {heard}, listener errors {errors}\n{self.cluster.log_tails(30)}"
 
+    def first_heard(self, name: str, frequency: float | None, since: float) -> float | None:
+        """When `name`'s listener first received `frequency` after `since` (monotonic)."""
+        for at, tone in self.listeners[name].tones_since(since, CANDIDATES):
+            if tone == frequency:
+                return at
+        return None
+
     def report(self, node: int = 0) -> dict[str, Any]:
         """The programme as /api/v1/status says it, on a node's front door."""
         url = f"{self.cluster.nodes[node].front_door_url}/api/v1/status"
@@ -66,7 +73,7 @@ class ProgrammeCluster:
         return document["mounts"][PROGRAMME]["programme"]
 
 
-def programme_spec() -> dict[str, Any]:
+def programme_spec(silence_seconds: float, hold_seconds: float) -> dict[str, Any]:
     return {
         "name": PROGRAMME,
         "source_password": PASSWORD,
@@ -77,14 +84,18 @@ def programme_spec() -> dict[str, Any]:
                 {"mount": "override.mp3", "automatic": False},
                 "auto.mp3",
             ],
-            "silence": {"threshold_db": -40, "seconds": SILENCE_SECONDS},
-            "hold_seconds": HOLD_SECONDS,
+            "silence": {"threshold_db": -40, "seconds": silence_seconds},
+            "hold_seconds": hold_seconds,
         },
     }
 
 
 @contextlib.contextmanager
-def programme_cluster_running(holding_cache_dir: Path) -> Iterator[ProgrammeCluster]:
+def programme_cluster_running(
+    holding_cache_dir: Path,
+    silence_seconds: float = SILENCE_SECONDS,
+    hold_seconds: float = HOLD_SECONDS,
+) -> Iterator[ProgrammeCluster]:
     """Everything started, stopped in reverse however it ends."""
     with contextlib.ExitStack() as stack:
         etcd = EtcdCluster(3)
@@ -102,7 +113,7 @@ def programme_cluster_running(holding_cache_dir: Path) -> Iterator[ProgrammeClus
         store = cluster.store()
         for name in TONES:
             store.create_mount({"name": name, "source_password": PASSWORD})
-        store.create_mount(programme_spec())
+        store.create_mount(programme_spec(silence_seconds, hold_seconds))
         leader = cluster.node(cluster.wait_leader())
         studios = {}
         for name, frequency in TONES.items():

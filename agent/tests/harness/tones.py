@@ -96,6 +96,15 @@ class ToneListener:
     def start(self) -> None:
         self._thread.start()
 
+    def reconnect(self) -> None:
+        """Listen again if the stream ended (a restarted agent's Icecast may drop its
+        listeners); what was received stays."""
+        if self._thread.is_alive():
+            return
+        self.error = None
+        self._thread = threading.Thread(target=self._listen, daemon=True, name=self._thread.name)
+        self._thread.start()
+
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(timeout=5)

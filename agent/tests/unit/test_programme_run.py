@@ -1,0 +1,157 @@
+"""Running a programme: claimed like a transcoder, and its rendered Liquidsoap script."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from radioagent.model import MountSpec, parse_mount
+from radioagent.programmes.script import (
+    preference_path,
+    programme_job,
+    socket_directory,
+    socket_path,
+)
+from radioagent.transcoding.assignment import plan_transcoders
+from tests.unit.builders import node_status
+
+RUN_DIR = Path("/run/radio-agent")
+PROGRAMME = parse_mount(
+    {
+        "name": "radio.mp3",
+        "source_password": "programme-secret-1",
+        "source_username": "producer",
+        "format": {"codec": "mp3", "bitrate_kbps": 192},
+        "programme": {
+            "inputs": [
+                "studio.mp3",
+                {"mount": "override.mp3", "automatic": False},
+                "automation.mp3",
+            ],
+            "silence": {"threshold_db": -45, "seconds": 8},
+            "hold_seconds": 7,
+        },
+    }
+)
+STUDIO = parse_mount({"name": "studio.mp3", "source_password": "studio-secret"})
+NODES = {name: node_status(name) for name in ("n1", "n2")}
+LEADER = node_status("n1", role="leader", address="192.0.2.7", icecast_port=8123)
+
+
+def test_a_free_programme_is_claimed_like_a_transcoded_mount() -> None:
+    mounts = {"studio.mp3": STUDIO, "radio.mp3": PROGRAMME}
+    plan = plan_transcoders(mounts, {}, NODES, (), "n1", me_eligible=True)
+    assert plan.claim == "radio.mp3"
+    assert plan_transcoders(mounts, {}, NODES, (), "n1", me_eligible=False).claim is None
+
+
+def test_an_owned_programme_is_run_and_not_released() -> None:
+    mounts = {"studio.mp3": STUDIO, "radio.mp3": PROGRAMME}
+    plan = plan_transcoders(mounts, {"radio.mp3": "n1"}, NODES, (), "n1", me_eligible=True)
+    assert plan.run == ("radio.mp3",)
+    assert plan.release == ()
+    assert plan.claim is None
+
+
+def test_a_programme_counts_in_what_a_node_holds() -> None:
+    low = parse_mount(
+        {
+            "name": "low.mp3",
+            "source_password": "pw",
+            "transcode": {"parent": "studio.mp3", "format": {"bitrate_kbps": 64}},
+        }
+    )
+    mounts = {"studio.mp3": STUDIO, "radio.mp3": PROGRAMME, "low.mp3": low}
+    claims = {"radio.mp3": "n1"}
+    assert plan_transcoders(mounts, claims, NODES, (), "n1", me_eligible=True).claim is None
+    assert plan_transcoders(mounts, claims, NODES, (), "n2", me_eligible=True).claim == "low.mp3"
+
+
+def test_a_claim_on_a_mount_no_longer_a_programme_is_released() -> None:
+    mounts = {
+        "studio.mp3": STUDIO,
+        "radio.mp3": parse_mount({"name": "radio.mp3", "source_password": "pw"}),
+    }
+    plan = plan_transcoders(mounts, {"radio.mp3": "n1"}, NODES, (), "n1", me_eligible=True)
+    assert plan.release == ("radio.mp3",)
+    assert plan.run == ()
+
+
+def job_script(templates_dir: str, mount: MountSpec = PROGRAMME) -> str:
+    return programme_job(templates_dir, mount, LEADER, RUN_DIR).script
+
+
+def test_the_job_is_a_programme_s_with_its_own_credentials(templates_dir: str) -> None:
+    job = programme_job(templates_dir, PROGRAMME, LEADER, RUN_DIR)
+    assert job.programme is True
+    assert job.mount == "radio.mp3"
+    assert job.username == "producer"
+    assert job.password == "programme-secret-1"
+
+
+def test_the_script_pulls_each_input_from_the_leader_s_live_mount(templates_dir: str) -> None:
+    script = job_script(templates_dir)
+    for name in ("studio.mp3", "override.mp3", "automation.mp3"):
+        assert f'"http://192.0.2.7:8123/_live/{name}"' in script
+
+
+def test_the_script_marks_manual_inputs_false_and_keeps_their_order(templates_dir: str) -> None:
+    script = job_script(templates_dir)
+    lines = [line.strip() for line in script.splitlines() if "make_input(" in line]
+    assert lines[1:] == [
+        'make_input("studio.mp3", true, "http://192.0.2.7:8123/_live/studio.mp3"),',
+        'make_input("override.mp3", false, "http://192.0.2.7:8123/_live/override.mp3"),',
+        'make_input("automation.mp3", true, "http://192.0.2.7:8123/_live/automation.mp3")',
+    ]
+
+
+def test_the_script_pushes_to_the_leader_s_live_mount_of_the_programme(
+    templates_dir: str,
+) -> None:
+    script = job_script(templates_dir)
+    assert 'host="192.0.2.7"' in script
+    assert "port=8123," in script
+    assert 'mount="/_live/radio.mp3"' in script
+    assert 'user="producer"' in script
+    assert "%mp3(bitrate=192, samplerate=44100, stereo=true)" in script
+    assert 'format="audio/mpeg"' in script
+
+
+def test_the_script_holds_no_password(templates_dir: str) -> None:
+    script = job_script(templates_dir)
+    assert "programme-secret-1" not in script
+    assert 'password=getenv("RADIO_SOURCE_PASSWORD")' in script
+
+
+def test_the_script_uses_the_socket_and_preference_file_under_the_run_dir(
+    templates_dir: str,
+) -> None:
+    script = job_script(templates_dir)
+    assert socket_path(RUN_DIR, "radio.mp3") == RUN_DIR / "programme-sockets" / "radio.mp3.sock"
+    assert socket_directory(RUN_DIR) == RUN_DIR / "programme-sockets"
+    assert preference_path(RUN_DIR, "radio.mp3") == RUN_DIR / "programme-radio.mp3.preferred"
+    socket = "/run/radio-agent/programme-sockets/radio.mp3.sock"
+    assert f'settings.server.socket.path.set("{socket}")' in script
+    assert 'path = "/run/radio-agent/programme-radio.mp3.preferred"' in script
+
+
+def test_the_script_carries_the_silence_and_hold_as_floats(templates_dir: str) -> None:
+    script = job_script(templates_dir)
+    assert "hold_seconds = 7.0\n" in script
+    assert "max_blank=8.0," in script
+    assert "threshold=-45.0," in script
+
+
+def test_an_ipv6_leader_is_bracketed_in_input_urls_and_bare_as_the_output_host(
+    templates_dir: str,
+) -> None:
+    leader = node_status("n1", address="2001:db8::7", icecast_port=8123)
+    script = programme_job(templates_dir, PROGRAMME, leader, RUN_DIR).script
+    assert '"http://[2001:db8::7]:8123/_live/studio.mp3"' in script
+    assert 'host="2001:db8::7"' in script
+
+
+def test_a_mount_that_is_not_a_programme_has_no_programme_job(templates_dir: str) -> None:
+    with pytest.raises(ValueError, match="not a programme"):
+        programme_job(templates_dir, STUDIO, LEADER, RUN_DIR)

@@ -1,0 +1,150 @@
+"""Programme benchmark: how fast a programme moves between its inputs, heard on every node.
+
+Three nodes on loopback (ttl 4 s, as the tests); four studios, each a distinct tone through
+a given node's front door (main 440 Hz, backup 660 Hz, a manual override, automation
+880 Hz); a listener on every node's Icecast detects the tone it hears. The programme keeps
+its defaults: silence -40 dBFS for 10 s, hold 5 s. Each round:
+- the main studio disconnects: the backup's tone heard on every node (loss_switch_s);
+- the main studio comes back: its tone again after the hold (switch_back_s);
+- the main studio sends digital silence, still connected (silence_switch_s, against
+  silence_time_s), then sound again;
+- an operator prefers the backup, and the agent running the programme is SIGKILLed: the
+  backup's tone back on every surviving node (owner_kill_recovery_s), with no other input
+  heard in between (preference_kept).
+Times run from the event to the arrival, at the last node, of the first audio of the
+new input. Prints one JSON object as its last line; bench/results/programme.json gets
+the same.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+from benchlib import report, require_root, resident_mib
+
+from tests.harness.agents import TEST_TIMING
+from tests.harness.processes import ServiceDirectory
+from tests.harness.programmes import (
+    CANDIDATES,
+    PROGRAMME,
+    STUDIO_NODE,
+    TONES,
+    ProgrammeCluster,
+    programme_cluster_running,
+)
+from tests.harness.transcoders import owner, transcoder_processes
+from tests.harness.waiting import wait_for
+
+SILENCE_SECONDS = 10.0  # the defaults an operator gets
+HOLD_SECONDS = 5.0
+
+
+def switch_seconds(
+    running: ProgrammeCluster, mount: str, since: float, nodes: list[str] | None = None
+) -> float:
+    """From `since` to the first audio of `mount` at the last of `nodes` (default all)."""
+    running.wait_hearing(mount, nodes)
+    arrivals = [
+        running.first_heard(name, TONES[mount], since)
+        for name in (nodes if nodes is not None else list(running.listeners))
+    ]
+    if any(at is None for at in arrivals):
+        raise RuntimeError(f"{mount} heard, but not found in every recording: {arrivals}")
+    return max(at for at in arrivals if at is not None) - since
+
+
+def owner_kill(running: ProgrammeCluster) -> tuple[float, bool]:
+    """Prefer an input that does not stream through the owner, kill the owner's agent:
+    seconds until that input is heard again on the survivors after the gap, and whether
+    nothing else was heard meanwhile. The victim is started again."""
+    cluster = running.cluster
+    victim = wait_for(lambda: owner(cluster, PROGRAMME), timeout=20, what="an owner")
+    victim_index = int(victim.removeprefix("node")) - 1
+    preferred = "auto.mp3" if STUDIO_NODE["backup.mp3"] == victim_index else "backup.mp3"
+    cluster.store().set_preference(PROGRAMME, preferred)
+    running.wait_hearing(preferred)
+    survivors = [node.name for node in cluster.nodes if node.name != victim]
+    killed_at = time.monotonic()
+    cluster.node(victim).kill()
+    wait_for(
+        lambda: owner(cluster, PROGRAMME) not in (None, victim),
+        timeout=30,
+        what="another owner",
+    )
+    running.wait_hearing(preferred, survivors)
+    recoveries, kept = [], True
+    for name in survivors:
+        heard = running.listeners[name].tones_since(killed_at, CANDIDATES)
+        gap = next((at for at, tone in heard if tone is None), killed_at)
+        back = next(at for at, tone in heard if at >= gap and tone == TONES[preferred])
+        recoveries.append(back - killed_at)
+        kept = kept and {tone for _, tone in heard} <= {None, TONES[preferred]}
+    cluster.store().set_preference(PROGRAMME, None)
+    cluster.node(victim).start()
+    cluster.wait_all_present()
+    for listener in running.listeners.values():
+        listener.reconnect()  # an agent's restart drops its node's listeners (issue 19)
+    running.wait_hearing("main.mp3")  # its studios reconnect to the restarted front door
+    return max(recoveries), kept
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    arguments = parser.parse_args()
+    require_root(parser)
+    results: dict[str, list[float]] = {
+        name: []
+        for name in ("loss_switch_s", "switch_back_s", "silence_switch_s", "owner_kill_recovery_s")
+    }
+    kept_every_time = True
+    rss_mb = 0.0
+    cache = ServiceDirectory("bench-holding-cache")
+    try:
+        with programme_cluster_running(cache.path, SILENCE_SECONDS, HOLD_SECONDS) as running:
+            running.wait_hearing("main.mp3")
+            main_studio = running.studios["main.mp3"]
+            for round_number in range(1, arguments.rounds + 1):
+                stopped = time.monotonic()
+                main_studio.process.stop()
+                results["loss_switch_s"].append(switch_seconds(running, "backup.mp3", stopped))
+                main_studio.start()  # returns once the leader has its live mount again
+                results["switch_back_s"].append(
+                    switch_seconds(running, "main.mp3", time.monotonic())
+                )
+                silenced = time.monotonic()
+                main_studio.set_level(0.0)
+                results["silence_switch_s"].append(switch_seconds(running, "backup.mp3", silenced))
+                main_studio.set_level(1.0)
+                running.wait_hearing("main.mp3")
+                for pid in transcoder_processes(PROGRAMME, running.cluster):
+                    rss_mb = max(rss_mb, resident_mib(pid))
+                recovery, kept = owner_kill(running)
+                results["owner_kill_recovery_s"].append(recovery)
+                kept_every_time = kept_every_time and kept
+                print(
+                    f"round {round_number}: "
+                    + ", ".join(f"{name} {values[-1]:.2f}" for name, values in results.items()),
+                    flush=True,
+                )
+    finally:
+        cache.remove()
+    summary: dict[str, object] = {
+        "rounds": arguments.rounds,
+        "ttl_s": TEST_TIMING["ttl"],
+        "silence_time_s": SILENCE_SECONDS,
+        "hold_s": HOLD_SECONDS,
+        "preference_kept": kept_every_time,
+        "liquidsoap_rss_mb": round(rss_mb, 1),
+    }
+    for name, values in results.items():
+        summary[name] = round(statistics.median(values), 2)
+        summary[name.removesuffix("_s") + "_max_s"] = round(max(values), 2)
+    report("programme", summary)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
