@@ -396,7 +396,9 @@ def _production_cycles(mounts: dict[str, MountSpec]) -> list[str]:
         cycle = _cycle_from(start, mounts, path, seen)
         if cycle is not None and not reported.intersection(cycle):
             reported.update(cycle)
-            problems.append(f"{cycle[0]}: made from itself through {' <- '.join(cycle)}")
+            first = mounts[cycle[0]]
+            field = "transcode.parent" if first.transcode is not None else "programme.inputs"
+            problems.append(f"{cycle[0]}: {field}: made from itself through {' <- '.join(cycle)}")
     return problems
 
 

@@ -86,7 +86,7 @@ def _mount_entry(
         "now_playing": now_playing,
     }
     if mount.programme is not None:
-        entry["programme"] = programme_report(state, name)
+        entry["programme_state"] = programme_report(state, name)
     return entry
 
 

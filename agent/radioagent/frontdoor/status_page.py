@@ -64,7 +64,7 @@ svg.chart { display: block; margin-left: auto; stroke: #1b5e20; fill: none; }
 {%- else %}
 <td class="onair bad">dead air
 {%- endif %}
-{%- if mount.programme %}<div class="input">{{ programme_input(mount.programme) }}</div>
+{%- if mount.programme_state %}<div class="input">{{ programme_input(mount.programme_state) }}</div>
 {%- endif %}</td>
 <td>{{ mount.format.codec }} {{ mount.format.bitrate_kbps }} kbps</td>
 <td class="n">{{ mount.listeners }}{{ chart(mount.listeners_last_hour or []) }}</td></tr>
@@ -216,11 +216,11 @@ async function refresh() {
     const onAir = cell(tr, mount.on_air ? "on air" : "dead air",
       "onair " + (mount.on_air ? "good" : "bad"));
     if (mount.on_air) onAir.title = "live on " + mount.live_on.join(", ");
-    if (mount.programme) {
+    if (mount.programme_state) {
       // A programme: which of its inputs is on air (what its Liquidsoap says).
       const input = document.createElement("div");
       input.className = "input";
-      input.textContent = programmeInput(mount.programme);
+      input.textContent = programmeInput(mount.programme_state);
       onAir.appendChild(input);
     }
     cell(tr, mount.format.codec + " " + mount.format.bitrate_kbps + " kbps");

@@ -70,7 +70,7 @@ class ProgrammeCluster:
         """The programme as /api/v1/status says it, on a node's front door."""
         url = f"{self.cluster.nodes[node].front_door_url}/api/v1/status"
         document = json.loads(listen(url, 1 << 20).body)
-        return document["mounts"][PROGRAMME]["programme"]
+        return document["mounts"][PROGRAMME]["programme_state"]
 
 
 def programme_spec(silence_seconds: float, hold_seconds: float) -> dict[str, Any]:

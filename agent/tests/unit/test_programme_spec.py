@@ -341,7 +341,7 @@ def test_two_programmes_made_from_each_other_are_one_cycle() -> None:
         mount("a.mp3"), programme("p.mp3", "a.mp3", "q.mp3"), programme("q.mp3", "p.mp3")
     )
     assert cross_mount_problems(mounts) == [
-        "p.mp3: made from itself through p.mp3 <- q.mp3 <- p.mp3"
+        "p.mp3: programme.inputs: made from itself through p.mp3 <- q.mp3 <- p.mp3"
     ]
 
 
@@ -350,7 +350,7 @@ def test_a_programme_with_a_transcode_of_itself_as_input_is_a_cycle() -> None:
         mount("a.mp3"), programme("p.mp3", "a.mp3", "t.mp3"), transcode("t.mp3", "p.mp3")
     )
     assert cross_mount_problems(mounts) == [
-        "p.mp3: made from itself through p.mp3 <- t.mp3 <- p.mp3"
+        "p.mp3: programme.inputs: made from itself through p.mp3 <- t.mp3 <- p.mp3"
     ]
 
 
@@ -363,7 +363,9 @@ def test_a_longer_cycle_through_programmes_and_transcodes_is_found() -> None:
     )
     problems = cross_mount_problems(mounts)
     assert len(problems) == 1
-    assert problems[0].startswith("a.mp3: made from itself through a.mp3 <- b.mp3 <- c.mp3")
+    assert problems[0].startswith(
+        "a.mp3: transcode.parent: made from itself through a.mp3 <- b.mp3 <- c.mp3"
+    )
 
 
 def test_a_mount_made_from_a_cycle_is_not_itself_reported() -> None:

@@ -3,17 +3,14 @@ state: its owner's Liquidsoap's last word, the preference etcd holds."""
 
 from __future__ import annotations
 
-import importlib
-import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import replace
-from types import ModuleType
 from typing import Any
 
 import pytest
 
-import radioagent.cli
 from radioagent.cli.output import programmes_text, status_text
+from radioagent.cli.programme_commands import programme_show_text as show_text
 from radioagent.coordination.state import ClusterState, LeaderRecord
 from radioagent.model import MountSpec, parse_mount
 from radioagent.programmes.state import InputState, ProgrammeState
@@ -164,7 +161,8 @@ def test_the_mount_document_of_a_programme_carries_its_report() -> None:
     state = cluster(running("studio.mp3"))
     document = mount_document(state, "radio.mp3")
     assert document is not None
-    assert document["programme"] == programme_report(state, "radio.mp3")
+    assert document["programme_state"] == programme_report(state, "radio.mp3")
+    assert document["programme"]["hold_seconds"] == 5.0  # the spec stays beside the state
     assert "source_password" not in document
 
 
@@ -174,26 +172,9 @@ ShowText = Callable[[str, dict[str, Any]], str]
 
 
 @pytest.fixture
-def programme_show_text() -> Iterator[ShowText]:
-    """radioctl's `programme_show_text`. Its module imports the etcd-backed ClusterStore
-    (for annotations only), which the hermetic unit tier cannot load: a stand-in takes
-    its place while the module loads, and what was there before is put back after."""
-    store_name, module_name = "radioagent.store.cluster", "radioagent.cli.programme_commands"
-    places: list[dict[str, Any]] = [sys.modules, sys.modules, vars(radioagent.cli)]
-    keys = [store_name, module_name, "programme_commands"]
-    saved = [place.get(key) for place, key in zip(places, keys, strict=True)]
-    stand_in = ModuleType(store_name)
-    stand_in.ClusterStore = type("ClusterStore", (), {})  # type: ignore[attr-defined]
-    sys.modules[store_name] = stand_in
-    sys.modules.pop(module_name, None)
-    try:
-        yield importlib.import_module(module_name).programme_show_text
-    finally:
-        for place, key, value in zip(places, keys, saved, strict=True):
-            if value is None:
-                place.pop(key, None)
-            else:
-                place[key] = value
+def programme_show_text() -> ShowText:
+    """radioctl's `programme_show_text` (its module loads without etcd3)."""
+    return show_text
 
 
 def test_show_text_of_a_running_programme_names_what_is_on_air_and_each_input(
