@@ -110,7 +110,7 @@ def main() -> int:
                 stopped = time.monotonic()
                 main_studio.process.stop()
                 results["loss_switch_s"].append(switch_seconds(running, "backup.mp3", stopped))
-                main_studio.start()  # returns once the leader has its live mount again
+                running.restart_studio("main.mp3")
                 results["switch_back_s"].append(
                     switch_seconds(running, "main.mp3", time.monotonic())
                 )

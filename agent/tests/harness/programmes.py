@@ -19,6 +19,7 @@ from .etcd import EtcdCluster
 from .icecast import IcecastServer
 from .liquidsoap import LiquidsoapTone
 from .tones import ToneListener
+from .transcoders import live_on_leader
 from .waiting import wait_for
 
 PASSWORD = "studio-secret"
@@ -58,6 +59,18 @@ class ProgrammeCluster:
         heard = {name: each.tone_now(CANDIDATES) for name, each in self.listeners.items()}
         errors = {name: each.error for name, each in self.listeners.items() if each.error}
         return f"heard {heard}, listener errors {errors}\n{self.cluster.log_tails(30)}"
+
+    def restart_studio(self, mount: str) -> None:
+        """Start a stopped studio again; back once the current leader has its live mount
+        (the leader may have changed since it first started)."""
+        studio = self.studios[mount]
+        studio.process.start()
+        wait_for(
+            lambda: live_on_leader(self.cluster, [mount]),
+            timeout=30,
+            what=f"{mount}'s studio back on the leader",
+            explain=studio.process.log_tail,
+        )
 
     def first_heard(self, name: str, frequency: float | None, since: float) -> float | None:
         """When `name`'s listener first received `frequency` after `since` (monotonic)."""

@@ -68,7 +68,7 @@ def test_a_lost_input_hands_the_air_to_the_next_and_takes_it_back_after_the_hold
     main = programme_cluster.studios["main.mp3"]
     main.process.stop()
     programme_cluster.wait_hearing("backup.mp3")
-    main.start()  # up once the leader's Icecast has its live mount again
+    programme_cluster.restart_studio("main.mp3")
     back = time.monotonic()
     programme_cluster.wait_hearing("main.mp3")
     # Until the hold ran out, the backup stayed on air.
