@@ -10,7 +10,8 @@ its defaults: silence -40 dBFS for 10 s, hold 5 s. Each round:
   silence_time_s), then sound again;
 - an operator prefers the backup, and the agent running the programme is SIGKILLed: the
   backup's tone back on every surviving node (owner_kill_recovery_s), with no other input
-  heard in between (preference_kept).
+  heard in between (preference_kept); on the way, when another node claims it
+  (owner_kill_claimed_s) and its new Liquidsoap feeds the leader (owner_kill_feeding_s).
 Times run from the event to the arrival, at the last node, of the first audio of the
 new input. Prints one JSON object as its last line; bench/results/programme.json gets
 the same.
@@ -34,7 +35,7 @@ from tests.harness.programmes import (
     ProgrammeCluster,
     programme_cluster_running,
 )
-from tests.harness.transcoders import owner, transcoder_processes
+from tests.harness.transcoders import live_on_leader, owner, transcoder_processes
 from tests.harness.waiting import wait_for
 
 SILENCE_SECONDS = 10.0  # the defaults an operator gets
@@ -55,10 +56,11 @@ def switch_seconds(
     return max(at for at in arrivals if at is not None) - since
 
 
-def owner_kill(running: ProgrammeCluster) -> tuple[float, bool]:
+def owner_kill(running: ProgrammeCluster) -> tuple[dict[str, float], bool]:
     """Prefer an input that does not stream through the owner, kill the owner's agent:
-    seconds until that input is heard again on the survivors after the gap, and whether
-    nothing else was heard meanwhile. The victim is started again."""
+    seconds until another node claims the programme, until its Liquidsoap feeds the
+    leader, and until that input is heard again on the survivors after the gap; and
+    whether nothing else was heard meanwhile. The victim is started again."""
     cluster = running.cluster
     victim = wait_for(lambda: owner(cluster, PROGRAMME), timeout=20, what="an owner")
     victim_index = int(victim.removeprefix("node")) - 1
@@ -72,7 +74,16 @@ def owner_kill(running: ProgrammeCluster) -> tuple[float, bool]:
         lambda: owner(cluster, PROGRAMME) not in (None, victim),
         timeout=30,
         what="another owner",
+        interval=0.05,
     )
+    claimed = time.monotonic() - killed_at
+    wait_for(
+        lambda: live_on_leader(cluster, [PROGRAMME]),
+        timeout=30,
+        what="the new Liquidsoap feeding the leader",
+        interval=0.05,
+    )
+    feeding = time.monotonic() - killed_at
     running.wait_hearing(preferred, survivors)
     recoveries, kept = [], True
     for name in survivors:
@@ -87,7 +98,7 @@ def owner_kill(running: ProgrammeCluster) -> tuple[float, bool]:
     for listener in running.listeners.values():
         listener.reconnect()  # an agent's restart drops its node's listeners (issue 19)
     running.wait_hearing("main.mp3")  # its studios reconnect to the restarted front door
-    return max(recoveries), kept
+    return {"claimed": claimed, "feeding": feeding, "heard": max(recoveries)}, kept
 
 
 def main() -> int:
@@ -97,7 +108,14 @@ def main() -> int:
     require_root(parser)
     results: dict[str, list[float]] = {
         name: []
-        for name in ("loss_switch_s", "switch_back_s", "silence_switch_s", "owner_kill_recovery_s")
+        for name in (
+            "loss_switch_s",
+            "switch_back_s",
+            "silence_switch_s",
+            "owner_kill_recovery_s",
+            "owner_kill_claimed_s",
+            "owner_kill_feeding_s",
+        )
     }
     kept_every_time = True
     rss_mb = 0.0
@@ -122,7 +140,9 @@ def main() -> int:
                 for pid in transcoder_processes(PROGRAMME, running.cluster):
                     rss_mb = max(rss_mb, resident_mib(pid))
                 recovery, kept = owner_kill(running)
-                results["owner_kill_recovery_s"].append(recovery)
+                results["owner_kill_recovery_s"].append(recovery["heard"])
+                results["owner_kill_claimed_s"].append(recovery["claimed"])
+                results["owner_kill_feeding_s"].append(recovery["feeding"])
                 kept_every_time = kept_every_time and kept
                 print(
                     f"round {round_number}: "

@@ -3,31 +3,61 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import http.client
 import select
 import socket
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.harness.agents import FRONT_DOOR_HEADER_TIMEOUT, AgentNode, RadioCluster
+from tests.harness.agents import (
+    FRONT_DOOR_HEADER_TIMEOUT,
+    AgentNode,
+    RadioCluster,
+    icecast_settings_for_agents,
+)
 from tests.harness.clients import listen
+from tests.harness.icecast import IcecastServer
 from tests.harness.ports import LOOPBACK
 from tests.harness.waiting import wait_for
+
+from .conftest import require_root, running_etcd
 
 pytestmark = pytest.mark.integration
 
 PASSWORD = "dj-secret"
 
 
+@pytest.fixture(scope="module")
+def radio_cluster(holding_cache_dir: Path) -> Iterator[RadioCluster]:
+    """One cluster for the module: no test here changes what the others rely on (each
+    refusal changes nothing, which is the point), and starting one takes longer than
+    most tests here."""
+    require_root()
+    with contextlib.ExitStack() as stack:  # stops what started, in reverse, however it ends
+        etcd = stack.enter_context(contextlib.contextmanager(running_etcd)(3))
+        icecasts = []
+        for _ in range(3):
+            icecast = IcecastServer(icecast_settings_for_agents())
+            stack.callback(icecast.stop)
+            icecast.start()
+            icecasts.append(icecast)
+        cluster = RadioCluster(etcd, icecasts, holding_cache_dir=holding_cache_dir)
+        stack.callback(cluster.stop)
+        cluster.start()
+        cluster.store().create_mount({"name": "live.mp3", "source_password": PASSWORD})
+        cluster.nodes[1].wait_front_door_serving("/live.mp3")
+        yield cluster
+
+
 @pytest.fixture
 def node(radio_cluster: RadioCluster) -> Iterator[AgentNode]:
-    radio_cluster.store().create_mount({"name": "live.mp3", "source_password": "dj-secret"})
     entry = radio_cluster.nodes[1]
-    entry.wait_front_door_serving("/live.mp3")
     yield entry
     assert healthy(entry)
 
@@ -134,11 +164,17 @@ def assert_refused_and_not_piped(
     radio_cluster: RadioCluster, node: AgentNode, head: bytes, reason: bytes
 ) -> None:
     leader = radio_cluster.node(radio_cluster.wait_leader())
+    wait_for(
+        lambda: "/_live/live.mp3" not in leader.icecast.all_sources(),
+        timeout=5,
+        what="no source on the leader (another test's has left)",
+    )
+    connections = node.metric("radio_source_connections_total")
     answer = source_answer(node, head)
     assert status_of(answer) == 400, answer
     assert reason in answer.partition(b"\r\n\r\n")[2], answer
     assert "/_live/live.mp3" not in leader.icecast.all_sources()
-    assert node.metric("radio_source_connections_total") == 0
+    assert node.metric("radio_source_connections_total") == connections
 
 
 def test_a_source_with_differing_content_lengths_is_refused_and_not_piped(

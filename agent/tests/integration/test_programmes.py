@@ -22,6 +22,7 @@ from tests.harness.programmes import (
     ProgrammeCluster,
     programme_cluster_running,
 )
+from tests.harness.tones import ToneListener
 from tests.harness.transcoders import owner
 from tests.harness.waiting import wait_for
 
@@ -126,6 +127,43 @@ def test_an_operator_preference_puts_a_manual_input_on_air_and_auto_ends_it(
     store.set_preference(PROGRAMME, None)
     programme_cluster.wait_hearing("main.mp3")
     assert programme_cluster.report()["preferred"] is None
+
+
+def test_a_transcoded_mount_of_the_programme_plays_the_input_on_air_and_metrics_say_it(
+    programme_cluster: ProgrammeCluster,
+) -> None:
+    cluster = programme_cluster.cluster
+    programme_cluster.wait_hearing("main.mp3")
+    transcode = {"parent": PROGRAMME, "format": {"codec": "mp3", "bitrate_kbps": 64}}
+    cluster.store().create_mount(
+        {"name": "radio-low.mp3", "source_password": "low-secret", "transcode": transcode}
+    )
+    node = cluster.nodes[1]
+    low = ToneListener(f"{node.icecast.base_url}/radio-low.mp3", seconds=60)
+    node.wait_serving("/radio-low.mp3", timeout=30)
+    low.start()
+    try:
+        wait_for(
+            lambda: low.tone_now(CANDIDATES, nbytes=8000) == TONES["main.mp3"],
+            timeout=30,
+            what="the programme's tone in its transcoded mount",
+            explain=lambda: f"{low.error}\n{cluster.log_tails(30)}",
+        )
+    finally:
+        low.stop()
+    # Every node exports the programme's state, from its owner's report in etcd.
+    for each in cluster.nodes:
+        assert (
+            each.metric("radio_programme_input_on_air", programme=PROGRAMME, input="main.mp3")
+            == 1.0
+        )
+        assert (
+            each.metric("radio_programme_input_on_air", programme=PROGRAMME, input="backup.mp3")
+            == 0.0
+        )
+        assert each.metric("radio_programme_fallback", programme=PROGRAMME) == 0.0
+        assert each.metric("radio_mount_programme_input", mount="backup.mp3") == 1.0
+    cluster.store().delete_mount("radio-low.mp3")
 
 
 def test_the_preference_survives_the_death_of_the_programmes_owner(
