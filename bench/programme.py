@@ -30,9 +30,9 @@ from tests.harness.processes import ServiceDirectory
 from tests.harness.programmes import (
     CANDIDATES,
     PROGRAMME,
-    STUDIO_NODE,
     TONES,
     ProgrammeCluster,
+    input_away_from,
     programme_cluster_running,
 )
 from tests.harness.transcoders import live_on_leader, owner, transcoder_processes
@@ -63,8 +63,7 @@ def owner_kill(running: ProgrammeCluster) -> tuple[dict[str, float], bool]:
     whether nothing else was heard meanwhile. The victim is started again."""
     cluster = running.cluster
     victim = wait_for(lambda: owner(cluster, PROGRAMME), timeout=20, what="an owner")
-    victim_index = int(victim.removeprefix("node")) - 1
-    preferred = "auto.mp3" if STUDIO_NODE["backup.mp3"] == victim_index else "backup.mp3"
+    preferred = input_away_from(victim)
     cluster.store().set_preference(PROGRAMME, preferred)
     running.wait_hearing(preferred)
     survivors = [node.name for node in cluster.nodes if node.name != victim]

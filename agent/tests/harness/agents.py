@@ -3,6 +3,7 @@ loopback: a whole cluster on one machine."""
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import os
 import time
@@ -499,3 +500,21 @@ class RadioCluster:
 
 def icecast_settings_for_agents() -> IcecastSettings:
     return IcecastSettings(source_password="source-secret-node", admin_password="admin-secret")
+
+
+def start_radio_cluster(stack: contextlib.ExitStack, holding_cache_dir: Path) -> RadioCluster:
+    """Three agents, each with its own Icecast and etcd member, started now and stopped by
+    `stack` (in reverse, however it ends): for modules that share one cluster."""
+    etcd = EtcdCluster(3)
+    stack.callback(etcd.stop)
+    etcd.start()
+    icecasts = []
+    for _ in range(3):
+        icecast = IcecastServer(icecast_settings_for_agents())
+        stack.callback(icecast.stop)
+        icecast.start()
+        icecasts.append(icecast)
+    cluster = RadioCluster(etcd, icecasts, holding_cache_dir=holding_cache_dir)
+    stack.callback(cluster.stop)
+    cluster.start()
+    return cluster

@@ -13,10 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .agents import RadioCluster, icecast_settings_for_agents
+from .agents import RadioCluster, start_radio_cluster
 from .clients import listen
-from .etcd import EtcdCluster
-from .icecast import IcecastServer
 from .liquidsoap import LiquidsoapTone
 from .tones import ToneListener
 from .transcoders import live_on_leader
@@ -31,6 +29,13 @@ TONES = {"main.mp3": 440.0, "backup.mp3": 660.0, "override.mp3": 550.0, "auto.mp
 STUDIO_NODE = {"main.mp3": 0, "backup.mp3": 1, "override.mp3": 0, "auto.mp3": 2}
 CANDIDATES = tuple(TONES.values())
 SWITCH_TIMEOUT = 20.0  # generous: the targets are measured by bench/programme, not here
+
+
+def input_away_from(node_name: str) -> str:
+    """An automatic input below the first whose studio does not stream through
+    `node_name`: preferred before that node dies, it must stay on air after."""
+    index = int(node_name.removeprefix("node")) - 1
+    return "auto.mp3" if STUDIO_NODE["backup.mp3"] == index else "backup.mp3"
 
 
 @dataclass
@@ -111,18 +116,7 @@ def programme_cluster_running(
 ) -> Iterator[ProgrammeCluster]:
     """Everything started, stopped in reverse however it ends."""
     with contextlib.ExitStack() as stack:
-        etcd = EtcdCluster(3)
-        stack.callback(etcd.stop)
-        etcd.start()
-        icecasts = []
-        for _ in range(3):
-            icecast = IcecastServer(icecast_settings_for_agents())
-            stack.callback(icecast.stop)
-            icecast.start()
-            icecasts.append(icecast)
-        cluster = RadioCluster(etcd, icecasts, holding_cache_dir=holding_cache_dir)
-        stack.callback(cluster.stop)
-        cluster.start()
+        cluster = start_radio_cluster(stack, holding_cache_dir)
         store = cluster.store()
         for name in TONES:
             store.create_mount({"name": name, "source_password": PASSWORD})

@@ -19,14 +19,13 @@ from tests.harness.agents import (
     FRONT_DOOR_HEADER_TIMEOUT,
     AgentNode,
     RadioCluster,
-    icecast_settings_for_agents,
+    start_radio_cluster,
 )
 from tests.harness.clients import listen
-from tests.harness.icecast import IcecastServer
 from tests.harness.ports import LOOPBACK
 from tests.harness.waiting import wait_for
 
-from .conftest import require_root, running_etcd
+from .conftest import require_root
 
 pytestmark = pytest.mark.integration
 
@@ -40,16 +39,7 @@ def radio_cluster(holding_cache_dir: Path) -> Iterator[RadioCluster]:
     most tests here."""
     require_root()
     with contextlib.ExitStack() as stack:  # stops what started, in reverse, however it ends
-        etcd = stack.enter_context(contextlib.contextmanager(running_etcd)(3))
-        icecasts = []
-        for _ in range(3):
-            icecast = IcecastServer(icecast_settings_for_agents())
-            stack.callback(icecast.stop)
-            icecast.start()
-            icecasts.append(icecast)
-        cluster = RadioCluster(etcd, icecasts, holding_cache_dir=holding_cache_dir)
-        stack.callback(cluster.stop)
-        cluster.start()
+        cluster = start_radio_cluster(stack, holding_cache_dir)
         cluster.store().create_mount({"name": "live.mp3", "source_password": PASSWORD})
         cluster.nodes[1].wait_front_door_serving("/live.mp3")
         yield cluster

@@ -22,15 +22,14 @@ import pytest
 from tests.harness.agents import (
     AgentNode,
     RadioCluster,
-    icecast_settings_for_agents,
     start_live_source,
+    start_radio_cluster,
 )
 from tests.harness.clients import SourceClient
 from tests.harness.hls import MediaPlaylist, fetch, ffmpeg_read, parse_media_playlist, segment_start
-from tests.harness.icecast import IcecastServer
 from tests.harness.media import make_mp3
 from tests.harness.waiting import wait_for
-from tests.integration.conftest import running_etcd
+from tests.integration.conftest import require_root
 from tests.integration.test_status_page_browser import console_errors, start_chromium
 
 pytestmark = pytest.mark.integration
@@ -68,18 +67,10 @@ class HlsCluster:
 def hls_cluster(holding_cache_dir: Path, media_dir: Path) -> Iterator[HlsCluster]:
     """Three agents (each with its Icecast and etcd member) and a studio on each mount,
     shared by the module's tests: starting them takes longer than most tests here."""
+    require_root()
     audio = make_mp3(media_dir / "hls-studio.mp3", seconds=STUDIO_SECONDS)
     with contextlib.ExitStack() as stack:  # stops what started, in reverse, however it ends
-        etcd = stack.enter_context(contextlib.contextmanager(running_etcd)(3))
-        icecasts = []
-        for _ in range(3):
-            icecast = IcecastServer(icecast_settings_for_agents())
-            stack.callback(icecast.stop)
-            icecast.start()
-            icecasts.append(icecast)
-        cluster = RadioCluster(etcd, icecasts, holding_cache_dir=holding_cache_dir)
-        stack.callback(cluster.stop)
-        cluster.start()
+        cluster = start_radio_cluster(stack, holding_cache_dir)
         for name in MOUNTS:
             cluster.store().create_mount({"name": name, "source_password": PASSWORD})
         studios = {}

@@ -17,9 +17,9 @@ from tests.harness.programmes import (
     HOLD_SECONDS,
     PROGRAMME,
     SILENCE_SECONDS,
-    STUDIO_NODE,
     TONES,
     ProgrammeCluster,
+    input_away_from,
     programme_cluster_running,
 )
 from tests.harness.tones import ToneListener
@@ -174,8 +174,7 @@ def test_the_preference_survives_the_death_of_the_programmes_owner(
     first_owner = owner(cluster, PROGRAMME)
     assert first_owner is not None
     # An input whose studio does not stream through the node that dies.
-    owner_index = int(first_owner.removeprefix("node")) - 1
-    preferred = "auto.mp3" if STUDIO_NODE["backup.mp3"] == owner_index else "backup.mp3"
+    preferred = input_away_from(first_owner)
     cluster.store().set_preference(PROGRAMME, preferred)
     programme_cluster.wait_hearing(preferred)
     survivors = [node.name for node in cluster.nodes if node.name != first_owner]
