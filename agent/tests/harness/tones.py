@@ -16,6 +16,9 @@ from urllib.parse import urlsplit
 SAMPLE_RATE = 8000  # every test tone is far below its Nyquist frequency
 SILENCE_RMS = 100.0  # of 32767: about -50 dBFS; a test tone is far above, silence far below
 DOMINANCE = 10.0  # the heard tone carries this many times the power of any other candidate
+# How finely tones_since slices the audio: the resolution of a measured switch (Goertzel's
+# bins are 10 Hz wide at this length, far finer than the tones are apart).
+STEP_SECONDS = 0.1
 
 
 def decode_mono(audio: bytes, container: str) -> array:
@@ -64,18 +67,6 @@ def tone_at_end(
     """The tone in the last `seconds` of `audio` (the newest a listener received)."""
     samples = decode_mono(audio, container)
     return heard_tone(samples[-int(seconds * SAMPLE_RATE) :], candidates)
-
-
-def tones_over_time(
-    audio: bytes, container: str, candidates: tuple[float, ...], step: float = 0.25
-) -> list[float | None]:
-    """The tone heard in each `step` of `audio`, in order."""
-    samples = decode_mono(audio, container)
-    size = int(step * SAMPLE_RATE)
-    return [
-        heard_tone(samples[start : start + size], candidates)
-        for start in range(0, len(samples) - size + 1, size)
-    ]
 
 
 class ToneListener:
@@ -141,7 +132,7 @@ class ToneListener:
     def tones_since(
         self, since: float, candidates: tuple[float, ...]
     ) -> list[tuple[float, float | None]]:
-        """(arrival time, tone) for each quarter second of audio received after `since`."""
+        """(arrival time, tone) for each STEP_SECONDS of audio received after `since`."""
         with self._lock:
             chunks = [(at, data) for at, data in self.chunks if at >= since]
         audio = b"".join(data for _, data in chunks)
@@ -152,7 +143,7 @@ class ToneListener:
         for at, data in chunks:
             total += len(data)
             ends.append((total, at))
-        step = int(0.25 * SAMPLE_RATE)
+        step = int(STEP_SECONDS * SAMPLE_RATE)
         heard = []
         for start in range(0, len(samples) - step + 1, step):
             offset = start / max(1, len(samples)) * len(audio)  # MP3 at a constant bitrate
