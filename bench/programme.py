@@ -87,8 +87,10 @@ def owner_kill(running: ProgrammeCluster) -> tuple[dict[str, float], bool]:
     recoveries, kept = [], True
     for name in survivors:
         heard = running.listeners[name].tones_since(killed_at, CANDIDATES)
-        gap = next((at for at, tone in heard if tone is None), killed_at)
-        back = next(at for at, tone in heard if at >= gap and tone == TONES[preferred])
+        # Audio from the new owner cannot come before it claimed the programme.
+        back = next(
+            at for at, tone in heard if at >= killed_at + claimed and tone == TONES[preferred]
+        )
         recoveries.append(back - killed_at)
         kept = kept and {tone for _, tone in heard} <= {None, TONES[preferred]}
     cluster.store().set_preference(PROGRAMME, None)

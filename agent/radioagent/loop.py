@@ -573,8 +573,8 @@ class Agent:
             log.info("won the transcoder of %s", claim)
             self.wake()
         programmes = {
-            name: mount.programme
-            for name, mount in state.mounts.items()
+            mount_name: mount.programme
+            for mount_name, mount in state.mounts.items()
             if mount.programme is not None
         }
         # First: a programme started now must start with the preferred input.

@@ -378,8 +378,8 @@ def cross_mount_problems(mounts: dict[str, MountSpec]) -> list[str]:
             )
         if mount.programme is not None:
             problems += [
-                f"{mount.name}: programme input {name!r} is not a mount"
-                for name in mount.programme.input_names
+                f"{mount.name}: programme.inputs[{index}]: {name!r} is not a mount"
+                for index, name in enumerate(mount.programme.input_names)
                 if name not in mounts
             ]
     return problems + _production_cycles(mounts)

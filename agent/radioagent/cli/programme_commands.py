@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING, Any
 from radioagent.cli.output import on_air_text, programmes_text, table
 from radioagent.coordination.state import ClusterState
 from radioagent.status import programme_report, programme_reports
+from radioagent.store.errors import NoSuchMount
 
 if TYPE_CHECKING:  # the unit tier imports this module without etcd3
     from radioagent.store.cluster import ClusterStore
-from radioagent.store.errors import NoSuchMount
 
 EXIT_OK = 0
 
@@ -90,6 +90,11 @@ def cmd_programme_auto(store: ClusterStore, arguments: argparse.Namespace) -> in
     return EXIT_OK
 
 
+def mount_argument(text: str) -> str:
+    """A mount as typed: `list` prints `/radio.mp3`, and that works as well as the name."""
+    return text.removeprefix("/")
+
+
 def add_programme_commands(commands: Any) -> None:
     programme = commands.add_parser(
         "programme", help="programmes: inputs, the preferred one, the one on air"
@@ -99,15 +104,15 @@ def add_programme_commands(commands: Any) -> None:
     listing.add_argument("--json", action="store_true")
     listing.set_defaults(run=cmd_programme_list)
     show = actions.add_parser("show", help="one programme: its inputs' states and loudness")
-    show.add_argument("name")
+    show.add_argument("name", type=mount_argument)
     show.add_argument("--json", action="store_true")
     show.set_defaults(run=cmd_programme_show)
     prefer = actions.add_parser(
         "prefer", help="put an input first (a manual-only one airs only this way)"
     )
-    prefer.add_argument("name")
-    prefer.add_argument("input")
+    prefer.add_argument("name", type=mount_argument)
+    prefer.add_argument("input", type=mount_argument)
     prefer.set_defaults(run=cmd_programme_prefer)
     auto = actions.add_parser("auto", help="back to the automatic order")
-    auto.add_argument("name")
+    auto.add_argument("name", type=mount_argument)
     auto.set_defaults(run=cmd_programme_auto)

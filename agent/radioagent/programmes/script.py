@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 from radioagent.hosts import host_port
@@ -16,7 +17,15 @@ def socket_directory(run_dir: Path) -> Path:
 
 
 def socket_path(run_dir: Path, mount: str) -> Path:
-    return socket_directory(run_dir) / f"{mount}.sock"
+    """Named by a digest of the mount: a Unix socket's path has at most 107 bytes, and a
+    mount's name up to 63."""
+    digest = hashlib.sha256(mount.encode()).hexdigest()[:16]
+    return socket_directory(run_dir) / f"{digest}.sock"
+
+
+def liquidsoap_float(value: float) -> str:
+    """A float literal Liquidsoap reads (it has no exponent notation: not 1e-05)."""
+    return f"{value:.3f}"
 
 
 def preference_path(run_dir: Path, mount: str) -> Path:
@@ -47,10 +56,10 @@ def programme_job(
                 for entry in programme.inputs
             ],
             silence={
-                "threshold_db": f"{programme.silence.threshold_db!r}",
-                "seconds": f"{programme.silence.seconds!r}",
+                "threshold_db": liquidsoap_float(programme.silence.threshold_db),
+                "seconds": liquidsoap_float(programme.silence.seconds),
             },
-            hold_seconds=f"{programme.hold_seconds!r}",
+            hold_seconds=liquidsoap_float(programme.hold_seconds),
             preference_path=str(preference_path(run_dir, mount.name)),
             socket_path=str(socket_path(run_dir, mount.name)),
             output={

@@ -422,7 +422,7 @@ class ClusterStore(AcmeRecords):
             raise ValidationError([f"name: a mount cannot be renamed ({name!r})"])
         mount = parse_mount({**current.as_dict(), **changes})
         self._check_with({n: spec for n, (spec, _) in existing.items()}, mount)
-        self._write_if_unchanged(name, revision, mount)
+        self._write_if_unchanged(name, revision, mount, self._stale_preference(name, mount))
         return mount
 
     def delete_mount(self, name: str, *, force: bool = False) -> None:
@@ -440,7 +440,35 @@ class ClusterStore(AcmeRecords):
         """Keys a mount deleted takes with it: its titles, a programme's preferred input."""
         return (self.layout.title(name), self.layout.preference(name))
 
-    def _write_if_unchanged(self, name: str, revision: int, mount: MountSpec | None) -> None:
+    def _stored_preferences(self) -> dict[str, str]:
+        response = self._call(
+            "read preferences",
+            lambda client: client.get_prefix_response(self.layout.preferences),
+        )
+        return {
+            entry.key.removeprefix(self.layout.preferences): entry.value.decode(errors="replace")
+            for entry in entries_of(response.kvs)
+        }
+
+    def _stale_preference(
+        self, name: str, after: MountSpec, stored: dict[str, str] | None = None
+    ) -> tuple[str, ...]:
+        """The preference key of `name` if its preferred input is no longer one of its
+        inputs after an edit: removed with the edit, so that it never comes back by
+        itself when the input is added again (a guest on air nobody asked for)."""
+        preferences = self._stored_preferences() if stored is None else stored
+        if name not in preferences:
+            return ()
+        inputs = after.programme.input_names if after.programme is not None else ()
+        return () if preferences[name] in inputs else (self.layout.preference(name),)
+
+    def _write_if_unchanged(
+        self,
+        name: str,
+        revision: int,
+        mount: MountSpec | None,
+        also_delete: tuple[str, ...] = (),
+    ) -> None:
         key = self.layout.mount(name)
         written, _ = self._transaction(
             f"write {key}",
@@ -450,6 +478,7 @@ class ClusterStore(AcmeRecords):
                 + [client.transactions.delete(other) for other in self._goes_with(name)]
                 if mount is None
                 else [client.transactions.put(key, mount.to_json())]
+                + [client.transactions.delete(other) for other in also_delete]
             ),
         )
         if not written:
@@ -460,6 +489,7 @@ class ClusterStore(AcmeRecords):
         from. Up to TRANSACTION_OPERATIONS writes go in one transaction, all or none
         (Conflict); larger plans are written in such batches."""
         current = self._mounts_with_revisions()
+        preferences = self._stored_preferences()
         guards: list[_Guard] = []
         for change in changes:
             if change.action not in ("create", "update", "delete"):
@@ -476,7 +506,11 @@ class ClusterStore(AcmeRecords):
                 continue
             if current.get(change.name, (None, None))[0] != change.before:
                 raise Conflict(f"mount {change.name!r} changed meanwhile; run again")
-            deletes = self._goes_with(change.name) if after is None else ()
+            deletes = (
+                self._goes_with(change.name)
+                if change.after is None
+                else self._stale_preference(change.name, change.after, preferences)
+            )
             guards.append(_Guard(key, current[change.name][1], after, deletes))
         batches = _batches(guards)
         for done, batch in batches:

@@ -82,9 +82,18 @@ class Transcoder:
                         self.preferred or "(automatic)",
                     )
                     state = await read_state(socket)
-            except (ControlError, ValueError) as error:
+            except Exception as error:
+                # No state rather than an old one: the status and the alerts must not go
+                # on saying what a hung or restarting Liquidsoap last said.
+                self.state.programme = None
+                self.state.silent = None
                 if not failing:
-                    log.warning("programme %s: no state: %s", self.job.mount, error)
+                    level = (
+                        logging.WARNING
+                        if isinstance(error, ControlError | ValueError)
+                        else logging.ERROR
+                    )
+                    log.log(level, "programme %s: no state: %s", self.job.mount, error)
                 failing = True
                 continue
             failing = False
@@ -105,6 +114,7 @@ class Transcoder:
                 code = await self._process.wait()
                 self.state.running = False
                 self.state.connected = False
+                self.state.programme = None  # what the next process says, once it does
                 if self._stopping:
                     return
                 log.warning("transcoder %s: Liquidsoap exited with %s", self.job.mount, code)
@@ -178,12 +188,17 @@ class TranscoderSupervisor:
         self._preferences = dict(preferences)
 
     def _write_preference(self, mount: str, preferred: str) -> None:
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        """A failure is logged, never raised: the socket still carries the preference,
+        and the converge that follows must run (it stops what this node no longer owns)."""
         path = preference_path(self.run_dir, mount)
         staged = path.with_suffix(".new")
-        staged.write_text(preferred + "\n")
-        staged.chmod(0o644)
-        staged.replace(path)
+        try:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            staged.write_text(preferred + "\n")
+            staged.chmod(0o644)
+            staged.replace(path)
+        except OSError as error:
+            log.error("programme %s: cannot keep its preferred input in %s: %s", mount, path, error)
 
     async def converge(self, jobs: dict[str, TranscoderJob]) -> None:
         """Run exactly `jobs`: stop what is not wanted or changed (first), start the rest."""

@@ -23,7 +23,9 @@ from .waiting import wait_for
 PASSWORD = "studio-secret"
 PROGRAMME = "radio.mp3"
 SILENCE_SECONDS = 3.0  # shorter than the 10 s default: the tests wait it out
-HOLD_SECONDS = 3.0
+# Longer than a return without any hold takes (reconnecting, about 1 s, and the chain,
+# about 1.3 s), so that the test tells a hold from none.
+HOLD_SECONDS = 6.0
 # Each input's tone, and the node whose front door its studio streams through.
 TONES = {"main.mp3": 440.0, "backup.mp3": 660.0, "override.mp3": 550.0, "auto.mp3": 880.0}
 STUDIO_NODE = {"main.mp3": 0, "backup.mp3": 1, "override.mp3": 0, "auto.mp3": 2}

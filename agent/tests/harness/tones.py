@@ -19,6 +19,7 @@ DOMINANCE = 10.0  # the heard tone carries this many times the power of any othe
 # How finely tones_since slices the audio: the resolution of a measured switch (Goertzel's
 # bins are 10 Hz wide at this length, far finer than the tones are apart).
 STEP_SECONDS = 0.1
+FRESH_SECONDS = 1.5  # what a listener says it hears now came in this long ago at most
 
 
 def decode_mono(audio: bytes, container: str) -> array:
@@ -98,7 +99,8 @@ class ToneListener:
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(timeout=5)
+        if self._thread.ident is not None:  # started
+            self._thread.join(timeout=5)
 
     def _listen(self) -> None:
         deadline = time.monotonic() + self.seconds
@@ -111,7 +113,10 @@ class ToneListener:
                 if not head.startswith((b"HTTP/1.0 200", b"HTTP/1.1 200")):
                     self.error = f"not a 200: {head[:100]!r}"
                     return
-                while not self._stop.is_set() and time.monotonic() < deadline:
+                while not self._stop.is_set():
+                    if time.monotonic() >= deadline:
+                        self.error = f"listened for its {self.seconds:g} s"
+                        return
                     data = connection.recv(16384)
                     if not data:
                         self.error = "the server closed the stream"
@@ -126,8 +131,12 @@ class ToneListener:
             return b"".join(data for at, data in self.chunks if at >= since)
 
     def tone_now(self, candidates: tuple[float, ...], nbytes: int = 16000) -> float | None:
-        """The tone in the newest half second it received."""
-        return tone_at_end(self.received()[-nbytes:], "mp3", candidates)
+        """The tone in the newest half second it received, if that came in the last
+        FRESH_SECONDS: a stream that ended hears nothing, not its last tone forever."""
+        fresh = self.received(since=time.monotonic() - FRESH_SECONDS)[-nbytes:]
+        if len(fresh) < nbytes // 2:
+            return None
+        return tone_at_end(fresh, "mp3", candidates)
 
     def tones_since(
         self, since: float, candidates: tuple[float, ...]

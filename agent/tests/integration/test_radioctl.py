@@ -764,7 +764,7 @@ def programme_mount(inputs: list[Any], **extra: Any) -> dict[str, Any]:
     [
         (
             [*PROGRAMME_INPUTS, programme_mount(["studio-a.mp3", "nowhere.mp3"])],
-            "radio.mp3: programme input 'nowhere.mp3' is not a mount",
+            "radio.mp3: programme.inputs[1]: 'nowhere.mp3' is not a mount",
         ),
         (
             [*PROGRAMME_INPUTS, programme_mount(["studio-a.mp3", "radio.mp3"])],
@@ -808,7 +808,7 @@ def test_programme_prefer_and_auto_store_the_choice_with_checks(
     listed = radioctl.ok("programme", "list")
     assert "/radio.mp3" in listed
     assert "(not running)" in listed  # no agent runs it in this test
-    assert radioctl.ok("programme", "prefer", "radio.mp3", "override.mp3").strip() == (
+    assert radioctl.ok("programme", "prefer", "/radio.mp3", "/override.mp3").strip() == (
         "/radio.mp3: prefers override.mp3"
     )
     key = f"{radioctl.prefix}/v1/preferred/radio.mp3"
@@ -831,7 +831,17 @@ def test_programme_prefer_and_auto_store_the_choice_with_checks(
     assert_refused(radioctl, "programme", "show", "nowhere.mp3", message="not a programme")
     radioctl.ok("programme", "auto", "radio.mp3")
     assert key not in radioctl.dump()
-    # A deleted programme takes its preference with it.
+    # An edit that drops the preferred input drops the preference: it must not come back
+    # by itself when the input is added again.
     radioctl.ok("programme", "prefer", "radio.mp3", "studio-b.mp3")
+    without_b = ["studio-a.mp3", {"mount": "override.mp3", "automatic": False}]
+    radioctl.ok(
+        "apply",
+        "-f",
+        str(write_radio(tmp_path / "r.yml", [*PROGRAMME_INPUTS, programme_mount(without_b)])),
+    )
+    assert key not in radioctl.dump()
+    # A deleted programme takes its preference with it.
+    radioctl.ok("programme", "prefer", "radio.mp3", "studio-a.mp3")
     radioctl.ok("mount", "delete", "radio.mp3")
     assert not any(name.startswith(f"{radioctl.prefix}/v1/preferred/") for name in radioctl.dump())

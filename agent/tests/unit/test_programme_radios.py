@@ -90,7 +90,7 @@ def test_a_programme_whose_input_is_missing_is_refused_by_apply() -> None:
             prune=False,
             new_password=generated_password,
         )
-    assert raised.value.problems == ["radio.mp3: programme input 'ghost.mp3' is not a mount"]
+    assert raised.value.problems == ["radio.mp3: programme.inputs[0]: 'ghost.mp3' is not a mount"]
 
 
 def test_changing_a_programme_s_inputs_is_an_update_of_its_programme_fields() -> None:
@@ -174,7 +174,7 @@ def test_a_programme_input_missing_from_the_files_is_named(tmp_path: Path) -> No
             {"name": "radio.mp3", "programme": {"inputs": ["studio.mp3", "ghost.mp3"]}},
         ],
     )
-    assert problems == ["radio.mp3: programme input 'ghost.mp3' is not a mount"]
+    assert problems == ["radio.mp3: programme.inputs[1]: 'ghost.mp3' is not a mount"]
 
 
 def test_a_programme_input_in_an_earlier_file_counts(tmp_path: Path) -> None:

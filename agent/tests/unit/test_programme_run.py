@@ -8,6 +8,7 @@ import pytest
 
 from radioagent.model import MountSpec, parse_mount
 from radioagent.programmes.script import (
+    liquidsoap_float,
     preference_path,
     programme_job,
     socket_directory,
@@ -128,19 +129,31 @@ def test_the_script_uses_the_socket_and_preference_file_under_the_run_dir(
     templates_dir: str,
 ) -> None:
     script = job_script(templates_dir)
-    assert socket_path(RUN_DIR, "radio.mp3") == RUN_DIR / "programme-sockets" / "radio.mp3.sock"
-    assert socket_directory(RUN_DIR) == RUN_DIR / "programme-sockets"
+    socket = socket_path(RUN_DIR, "radio.mp3")
+    assert socket.parent == socket_directory(RUN_DIR) == RUN_DIR / "programme-sockets"
     assert preference_path(RUN_DIR, "radio.mp3") == RUN_DIR / "programme-radio.mp3.preferred"
-    socket = "/run/radio-agent/programme-sockets/radio.mp3.sock"
     assert f'settings.server.socket.path.set("{socket}")' in script
     assert 'path = "/run/radio-agent/programme-radio.mp3.preferred"' in script
 
 
 def test_the_script_carries_the_silence_and_hold_as_floats(templates_dir: str) -> None:
     script = job_script(templates_dir)
-    assert "hold_seconds = 7.0\n" in script
-    assert "max_blank=8.0," in script
-    assert "threshold=-45.0," in script
+    assert "hold_seconds = 7.000\n" in script
+    assert "max_blank=8.000," in script
+    assert "threshold=-45.000," in script
+
+
+def test_a_socket_path_stays_short_whatever_the_mount_name() -> None:
+    """A Unix socket's path has at most 107 bytes; a mount's name up to 63."""
+    long_name = "a" * 63
+    assert socket_path(RUN_DIR, long_name) != socket_path(RUN_DIR, "a" * 62)
+    assert len(str(socket_path(Path("/var/lib/a-rather-long/run/dir"), long_name))) < 107
+
+
+def test_a_tiny_hold_renders_as_a_literal_liquidsoap_reads() -> None:
+    """Python writes 1e-05; Liquidsoap has no exponent notation."""
+    assert liquidsoap_float(0.00001) == "0.000"
+    assert liquidsoap_float(600) == "600.000"
 
 
 def test_an_ipv6_leader_is_bracketed_in_input_urls_and_bare_as_the_output_host(

@@ -323,7 +323,9 @@ def test_a_programme_of_existing_mounts_has_no_problem() -> None:
 
 def test_a_programme_input_that_is_not_a_mount_is_named() -> None:
     mounts = by_name(mount("a.mp3"), programme("radio.mp3", "a.mp3", "ghost.mp3"))
-    assert cross_mount_problems(mounts) == ["radio.mp3: programme input 'ghost.mp3' is not a mount"]
+    assert cross_mount_problems(mounts) == [
+        "radio.mp3: programme.inputs[1]: 'ghost.mp3' is not a mount"
+    ]
 
 
 def test_a_programme_may_take_another_programme_and_a_transcode_as_inputs() -> None:
