@@ -345,6 +345,9 @@ def _programme_families(now: AgentSnapshot) -> Iterator[Metric]:
             families["radio_programme_input_preferred"].add_metric(
                 input_key, float(entry["mount"] == report["preferred"])
             )
+            families["radio_programme_input_automatic"].add_metric(
+                input_key, float(entry["automatic"])
+            )
         if report["owner"] is None or report["is_output_blank"] is None:
             continue  # no Liquidsoap reports it now: no state to tell
         on_air = report["real_output"]
@@ -372,6 +375,11 @@ def _programme_families(now: AgentSnapshot) -> Iterator[Metric]:
 _PROGRAMME_FAMILIES = (
     ("radio_programme_input_on_air", True, "1 for the programme's input on air, 0 for the others"),
     ("radio_programme_input_preferred", True, "1 for the input an operator prefers (none: 0s)"),
+    (
+        "radio_programme_input_automatic",
+        True,
+        "1 for an automatic input, 0 for a manual-only one (on air only when preferred)",
+    ),
     ("radio_programme_blank", False, "1 while the programme plays its safe blank (no input)"),
     (
         "radio_programme_fallback",

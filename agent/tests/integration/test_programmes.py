@@ -166,6 +166,12 @@ def test_a_transcoded_mount_of_the_programme_plays_the_input_on_air_and_metrics_
         )
         assert each.metric("radio_programme_fallback", programme=PROGRAMME) == 0.0
         assert each.metric("radio_mount_programme_input", mount="backup.mp3") == 1.0
+        assert (
+            each.metric(
+                "radio_programme_input_automatic", programme=PROGRAMME, input="override.mp3"
+            )
+            == 0.0
+        )
 
 
 def test_the_preference_survives_the_death_of_the_programmes_owner(
