@@ -7,7 +7,6 @@ from dataclasses import replace
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from radioagent.config import Timing
 from radioagent.coordination.state import ClusterState
 from radioagent.frontdoor.metrics import metrics_text
 from radioagent.frontdoor.view import AgentSnapshot, FrontDoorStats
@@ -15,6 +14,7 @@ from radioagent.model import parse_mount
 from radioagent.programmes.state import InputState, ProgrammeState
 from radioagent.transcoding.state import TranscoderState
 from tests.unit.builders import node_status
+from tests.unit.test_metrics_text import SNAPSHOT
 
 STUDIO = parse_mount({"name": "studio.mp3", "source_password": "pw-1"})
 OVERRIDE = parse_mount({"name": "override.mp3", "source_password": "pw-2"})
@@ -80,29 +80,8 @@ def snapshot(
         transcoders={} if owner is None else {"radio.mp3": owner},
         preferences=preferences or {},
     )
-    return AgentSnapshot(
-        node_name="node2",
-        version="test",
-        leading=False,
-        epoch=4,
-        etcd_reachable=True,
-        state=state,
-        stats=None,
-        seconds_since_cycle=0.5,
-        timing=Timing(),
-        cycles=10,
-        last_cycle_seconds=0.01,
-        etcd_errors=0,
-        icecast_errors=0,
-        icecast_reloads=0,
-        unexpected_errors=0,
-        sources_allowed=0,
-        sources_refused=0,
-        leader=None,
-        listener_limit=None,
-        public_address="192.0.2.2",
-        transcoders={},
-    )
+    # The metrics test's snapshot, with this cluster: only the state matters here.
+    return replace(SNAPSHOT, node_name="node2", state=state, stats=None, air={})
 
 
 def programme_samples(now: AgentSnapshot) -> dict[tuple[str, ...], float]:
