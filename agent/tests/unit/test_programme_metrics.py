@@ -9,12 +9,12 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from radioagent.coordination.state import ClusterState
 from radioagent.frontdoor.metrics import metrics_text
-from radioagent.frontdoor.view import AgentSnapshot, FrontDoorStats
+from radioagent.frontdoor.view import AgentSnapshot
 from radioagent.model import parse_mount
 from radioagent.programmes.state import InputState, ProgrammeState
 from radioagent.transcoding.state import TranscoderState
 from tests.unit.builders import node_status
-from tests.unit.test_metrics_text import SNAPSHOT
+from tests.unit.test_metrics_text import DOOR, SNAPSHOT
 
 STUDIO = parse_mount({"name": "studio.mp3", "source_password": "pw-1"})
 OVERRIDE = parse_mount({"name": "override.mp3", "source_password": "pw-2"})
@@ -34,20 +34,6 @@ RADIO = parse_mount(
     }
 )
 INPUTS = ("studio.mp3", "override.mp3", "backup.mp3")
-DOOR = FrontDoorStats(
-    listeners={},
-    directions={},
-    refused={},
-    bytes_by_mount={},
-    slow_listeners_dropped=0,
-    sources_opened=0,
-    sources_failed=0,
-    sources_active=0,
-    sources_repiped=0,
-    sources_overflowed=0,
-    sources_stalled=0,
-    connections=0,
-)
 
 
 def owner_report(on_air: str) -> dict:
