@@ -61,10 +61,11 @@ def _programme(state: ClusterState, name: str) -> dict[str, Any]:
 
 def cmd_programme_list(store: ClusterStore, arguments: argparse.Namespace) -> int:
     state = store.read_state()
+    reports = programme_reports(state)
     if arguments.json:
-        print(json.dumps(programme_reports(state), indent=2, sort_keys=True))
+        print(json.dumps(reports, indent=2, sort_keys=True))
     else:
-        print(programmes_text(state) if programme_reports(state) else "no programmes")
+        print(programmes_text(state) if reports else "no programmes")
     return EXIT_OK
 
 
