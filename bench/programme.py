@@ -11,7 +11,8 @@ its defaults: silence -40 dBFS for 10 s, hold 5 s. Each round:
 - an operator prefers the backup, and the agent running the programme is SIGKILLed: the
   backup's tone back on every surviving node (owner_kill_recovery_s), with no other input
   heard in between (preference_kept); on the way, when another node claims it
-  (owner_kill_claimed_s) and its new Liquidsoap feeds the leader (owner_kill_feeding_s).
+  (owner_kill_claimed_s), its new Liquidsoap feeds the leader (owner_kill_feeding_s) and
+  says the preferred input is on air (owner_kill_on_air_s, asked over its socket).
 Times run from the event to the arrival, at the last node, of the first audio of the
 new input. Prints one JSON object as its last line; bench/results/programme.json gets
 the same.
@@ -20,12 +21,16 @@ the same.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import statistics
 import time
 
 from benchlib import report, require_root, resident_mib
 
-from tests.harness.agents import TEST_TIMING
+from radioagent.programmes.control import ControlError, read_state
+from radioagent.programmes.script import socket_path
+from radioagent.programmes.state import ProgrammeState
+from tests.harness.agents import TEST_TIMING, RadioCluster
 from tests.harness.processes import ServiceDirectory
 from tests.harness.programmes import (
     CANDIDATES,
@@ -56,6 +61,30 @@ def switch_seconds(
     return max(at for at in arrivals if at is not None) - since
 
 
+def programme_state(cluster: RadioCluster, node_name: str) -> ProgrammeState | None:
+    """What `node_name`'s programme Liquidsoap says of itself; None: no answer."""
+    run_dir = cluster.node(node_name).directory.path / "transcoders"
+    try:
+        return asyncio.run(read_state(socket_path(run_dir, PROGRAMME)))
+    except ControlError:
+        return None
+
+
+def on_air_at(cluster: RadioCluster, node_name: str) -> str | None:
+    state = programme_state(cluster, node_name)
+    return state.on_air if state is not None else None
+
+
+def every_input_usable(cluster: RadioCluster) -> bool:
+    """Every studio back and heard by the programme: a round starts from the same place
+    (a studio whose front door was restarted reconnects a little later)."""
+    heir = owner(cluster, PROGRAMME)
+    state = programme_state(cluster, heir) if heir is not None else None
+    return state is not None and all(
+        each.connected and each.ready and not each.silent for each in state.inputs
+    )
+
+
 def owner_kill(running: ProgrammeCluster) -> tuple[dict[str, float], bool]:
     """Prefer an input that does not stream through the owner, kill the owner's agent:
     seconds until another node claims the programme, until its Liquidsoap feeds the
@@ -76,13 +105,18 @@ def owner_kill(running: ProgrammeCluster) -> tuple[dict[str, float], bool]:
         interval=0.05,
     )
     claimed = time.monotonic() - killed_at
-    wait_for(
-        lambda: live_on_leader(cluster, [PROGRAMME]),
-        timeout=30,
-        what="the new Liquidsoap feeding the leader",
-        interval=0.05,
-    )
-    feeding = time.monotonic() - killed_at
+    heir = owner(cluster, PROGRAMME)
+    assert heir is not None  # noqa: S101 - waited for above
+    feeding, on_air = 0.0, 0.0
+    deadline = time.monotonic() + 30
+    while not (feeding and on_air) and time.monotonic() < deadline:
+        if not feeding and live_on_leader(cluster, [PROGRAMME]):
+            feeding = time.monotonic() - killed_at
+        if not on_air and on_air_at(cluster, heir) == preferred:
+            on_air = time.monotonic() - killed_at
+        time.sleep(0.05)
+    if not (feeding and on_air):
+        raise RuntimeError(f"{heir}'s programme not back within 30 s: {feeding=} {on_air=}")
     running.wait_hearing(preferred, survivors)
     recoveries, kept = [], True
     for name in survivors:
@@ -99,7 +133,13 @@ def owner_kill(running: ProgrammeCluster) -> tuple[dict[str, float], bool]:
     for listener in running.listeners.values():
         listener.reconnect()  # an agent's restart drops its node's listeners (issue 19)
     running.wait_hearing("main.mp3")  # its studios reconnect to the restarted front door
-    return {"claimed": claimed, "feeding": feeding, "heard": max(recoveries)}, kept
+    wait_for(lambda: every_input_usable(cluster), timeout=30, what="every input usable")
+    return {
+        "claimed": claimed,
+        "feeding": feeding,
+        "on_air": on_air,
+        "heard": max(recoveries),
+    }, kept
 
 
 def main() -> int:
@@ -116,6 +156,7 @@ def main() -> int:
             "owner_kill_recovery_s",
             "owner_kill_claimed_s",
             "owner_kill_feeding_s",
+            "owner_kill_on_air_s",
         )
     }
     kept_every_time = True
@@ -144,6 +185,7 @@ def main() -> int:
                 results["owner_kill_recovery_s"].append(recovery["heard"])
                 results["owner_kill_claimed_s"].append(recovery["claimed"])
                 results["owner_kill_feeding_s"].append(recovery["feeding"])
+                results["owner_kill_on_air_s"].append(recovery["on_air"])
                 kept_every_time = kept_every_time and kept
                 print(
                     f"round {round_number}: "

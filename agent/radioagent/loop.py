@@ -580,13 +580,16 @@ class Agent:
         # First: a programme started now must start with the preferred input.
         self.transcoders.set_preferences(preferred_inputs(programmes, state.preferences))
         await self.transcoders.converge(
-            {mount: self._job(state.mounts[mount], leader) for mount in transcoders.run}
+            {mount: self._job(state, state.mounts[mount], leader) for mount in transcoders.run}
         )
 
-    def _job(self, mount: MountSpec, leader: NodeStatus) -> TranscoderJob:
+    def _job(self, state: ClusterState, mount: MountSpec, leader: NodeStatus) -> TranscoderJob:
+        formats = {name: each.format for name, each in state.mounts.items()}
+        templates = self.config.templates_dir
         if mount.programme is not None:
-            return programme_job(self.config.templates_dir, mount, leader, self.transcoders.run_dir)
-        return transcoder_job(self.config.templates_dir, mount, leader)
+            return programme_job(templates, mount, leader, self.transcoders.run_dir, formats)
+        parent = mount.transcode.parent if mount.transcode is not None else None
+        return transcoder_job(templates, mount, leader, formats.get(parent or ""))
 
     async def _drop_live_sources(self, paths: list[str]) -> None:
         """Disconnect sources (a reload leaves them connected); they reconnect and find

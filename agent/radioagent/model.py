@@ -35,6 +35,10 @@ CODEC_CONTENT_TYPES = {
     "opus": "application/ogg",
     "flac": "application/ogg",
 }
+# ffmpeg's demuxer for each codec's container. Liquidsoap's input.http names it so that
+# ffmpeg does not probe: probing an MP3 stream took 4.4 s before the first sample, against
+# 0.3 s named, and that wait is both a programme's start-up and its inputs' latency.
+CODEC_DEMUXERS = {"mp3": "mp3", "aac": "aac", "vorbis": "ogg", "opus": "ogg", "flac": "ogg"}
 SAMPLERATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)
 OPUS_SAMPLERATES = (8000, 12000, 16000, 24000, 48000)
 # Agent-owned mounts next to each public mount /<name>:
@@ -60,6 +64,10 @@ class AudioFormat:
     @property
     def content_type(self) -> str:
         return CODEC_CONTENT_TYPES[self.codec]
+
+    @property
+    def demuxer(self) -> str:
+        return CODEC_DEMUXERS[self.codec]
 
 
 @dataclass(frozen=True)

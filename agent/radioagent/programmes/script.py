@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from pathlib import Path
 
 from radioagent.hosts import host_port
 from radioagent.liquidsoap import liquidsoap_encoder, liquidsoap_templates
-from radioagent.model import LIVE_MOUNT_PREFIX, MountSpec, NodeStatus
+from radioagent.model import LIVE_MOUNT_PREFIX, AudioFormat, MountSpec, NodeStatus
 from radioagent.transcoding.script import TranscoderJob
 
 
@@ -34,10 +35,16 @@ def preference_path(run_dir: Path, mount: str) -> Path:
 
 
 def programme_job(
-    templates_dir: str, mount: MountSpec, leader: NodeStatus, run_dir: Path
+    templates_dir: str,
+    mount: MountSpec,
+    leader: NodeStatus,
+    run_dir: Path,
+    input_formats: Mapping[str, AudioFormat],
 ) -> TranscoderJob:
     """The job of the programme's Liquidsoap. The preferred input is not in it: changing
-    it must not restart the process (it is sent over the socket and kept in a file)."""
+    it must not restart the process (it is sent over the socket and kept in a file).
+    `input_formats`: what each input mount carries (their radio files say so); an input
+    missing there (its record is unreadable) is probed by ffmpeg."""
     programme = mount.programme
     if programme is None:
         raise ValueError(f"{mount.name} is not a programme")
@@ -51,6 +58,11 @@ def programme_job(
                 {
                     "name": entry.mount,
                     "url": f"{leader_url}{entry.mount}",
+                    "demuxer": (
+                        input_formats[entry.mount].demuxer
+                        if entry.mount in input_formats
+                        else None
+                    ),
                     "automatic": entry.automatic,
                 }
                 for entry in programme.inputs

@@ -7,7 +7,13 @@ from pathlib import Path
 
 from radioagent.hosts import host_port
 from radioagent.liquidsoap import liquidsoap_encoder, liquidsoap_templates
-from radioagent.model import CODEC_CONTENT_TYPES, LIVE_MOUNT_PREFIX, MountSpec, NodeStatus
+from radioagent.model import (
+    CODEC_CONTENT_TYPES,
+    LIVE_MOUNT_PREFIX,
+    AudioFormat,
+    MountSpec,
+    NodeStatus,
+)
 
 SILENCE_THRESHOLD_DB = -40.0
 SILENCE_MAX_BLANK_S = 5.0
@@ -24,7 +30,11 @@ class TranscoderJob:
     programme: bool = False  # a programme: its server socket is polled and told the preference
 
 
-def transcoder_job(templates_dir: str, mount: MountSpec, leader: NodeStatus) -> TranscoderJob:
+def transcoder_job(
+    templates_dir: str, mount: MountSpec, leader: NodeStatus, parent_format: AudioFormat | None
+) -> TranscoderJob:
+    """`parent_format`: what the parent mount carries (its radio file says so); None
+    (the parent's record is unreadable) lets ffmpeg probe."""
     if mount.transcode is None:
         raise ValueError(f"{mount.name} is not a transcoded mount")
     output_format = mount.transcode.format
@@ -34,6 +44,7 @@ def transcoder_job(templates_dir: str, mount: MountSpec, leader: NodeStatus) -> 
         .render(
             mount=mount.name,
             parent=mount.transcode.parent,
+            input_demuxer=parent_format.demuxer if parent_format is not None else None,
             input_url=(
                 f"http://{host_port(leader.address, leader.icecast_port)}"
                 f"{LIVE_MOUNT_PREFIX}{mount.transcode.parent}"

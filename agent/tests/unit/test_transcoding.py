@@ -13,6 +13,8 @@ from radioagent.validation import ValidationError
 from tests.harness.icecast import REPO_DIR
 from tests.unit.builders import node_status
 
+MP3 = AudioFormat()  # the parent live.mp3 carries MP3
+
 
 def mount(name: str, parent: str | None = None, codec: str = "opus") -> MountSpec:
     given: dict = {"name": name, "source_password": "pw-" + name}
@@ -102,7 +104,7 @@ def test_the_format_of_a_transcoded_mount_is_its_transcode_format() -> None:
 
 def test_the_script_pulls_from_and_pushes_to_the_leader_without_the_password() -> None:
     leader = node_status("n2", address="192.0.2.7", icecast_port=8123)
-    job = transcoder_job(str(REPO_DIR / "templates"), MOUNTS["a.opus"], leader)
+    job = transcoder_job(str(REPO_DIR / "templates"), MOUNTS["a.opus"], leader, MP3)
     assert '"http://192.0.2.7:8123/_live/live.mp3"' in job.script
     assert 'mount="/_live/a.opus"' in job.script
     assert "%ogg(%opus(samplerate=48000, channels=2, bitrate=64))" in job.script
@@ -110,9 +112,18 @@ def test_the_script_pulls_from_and_pushes_to_the_leader_without_the_password() -
     assert job.password == "pw-a.opus"
 
 
+def test_the_parent_s_container_is_named_to_ffmpeg_or_else_probed() -> None:
+    leader = node_status("n2", address="192.0.2.7", icecast_port=8123)
+    templates = str(REPO_DIR / "templates")
+    named = transcoder_job(templates, MOUNTS["a.opus"], leader, AudioFormat(codec="vorbis"))
+    assert 'format="ogg",' in named.script
+    probed = transcoder_job(templates, MOUNTS["a.opus"], leader, None)
+    assert "format=" not in probed.script.split("parent = input.http(")[1].split(")")[0]
+
+
 def test_an_ipv6_leader_is_bracketed_in_the_input_url_and_bare_as_the_output_host() -> None:
     leader = node_status("n2", address="::1", icecast_port=8123)
-    job = transcoder_job(str(REPO_DIR / "templates"), MOUNTS["a.opus"], leader)
+    job = transcoder_job(str(REPO_DIR / "templates"), MOUNTS["a.opus"], leader, MP3)
     # Liquidsoap's input.http needs the URL form; output.icecast connects to a host.
     assert '"http://[::1]:8123/_live/live.mp3"' in job.script
     assert 'host="::1"' in job.script
