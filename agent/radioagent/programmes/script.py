@@ -59,9 +59,7 @@ def programme_job(
                     "name": entry.mount,
                     "url": f"{leader_url}{entry.mount}",
                     "demuxer": (
-                        input_formats[entry.mount].demuxer
-                        if entry.mount in input_formats
-                        else None
+                        input_formats[entry.mount].demuxer if entry.mount in input_formats else None
                     ),
                     "automatic": entry.automatic,
                 }
