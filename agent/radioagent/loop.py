@@ -235,6 +235,7 @@ class Agent:
             own_limits=self.config.limits,
             stats=self.stats,
             listeners=self.front_door.listeners_by_mount(),
+            counted_at=time.time(),
             bandwidth_kbps=self._bandwidth.kbps,
             transcoders=self.transcoders.states(),
             live_mounts=tuple(name for name, air in self.air.items() if air.live),

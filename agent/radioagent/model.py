@@ -6,7 +6,7 @@ import hmac
 import json
 import re
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -463,6 +463,13 @@ class NodeStatus:
     # Per programme whose Liquidsoap runs here, what it says: the input on air, the
     # preferred one, blank, loudness, each input's state (ProgrammeState.to_dict()).
     programmes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # When `listeners` were counted (wall clock): the traffic prediction forgets only
+    # the listeners it sent well before that. Not news by itself: a status that differs
+    # only here is not published again.
+    counted_at: float | None = None
+
+    def without_count_time(self) -> NodeStatus:
+        return replace(self, counted_at=None)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True, separators=(",", ":"))
@@ -563,8 +570,17 @@ _STATUS_FIELDS: dict[str, tuple[Callable[[Any], bool], Any]] = {
         {},
     ),
     "programmes": (programme_reports_valid, {}),
+    "counted_at": (lambda value: value is None or _is_number(value), None),
 }
 _REQUIRED_STATUS_FIELDS = ("name", "address", "icecast_port")
+
+
+def status_json_without_count_time(text: str) -> str:
+    """A published status as `NodeStatus.without_count_time().to_json()` would write it."""
+    decoded = json.loads(text)
+    if isinstance(decoded, dict):
+        decoded["counted_at"] = None
+    return json.dumps(decoded, sort_keys=True, separators=(",", ":"))
 
 
 def node_status_from_json(text: str | bytes) -> NodeStatus:

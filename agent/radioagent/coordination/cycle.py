@@ -27,7 +27,7 @@ from radioagent.coordination.election import (
 from radioagent.coordination.state import ClusterState, Handover
 from radioagent.icecast.render import IcecastPlan
 from radioagent.icecast.stats import IcecastStats
-from radioagent.model import LIVE_MOUNT_PREFIX, NodeStatus
+from radioagent.model import LIVE_MOUNT_PREFIX, NodeStatus, status_json_without_count_time
 from radioagent.nowplaying import relayed_titles
 from radioagent.transcoding.assignment import TranscoderPlan, plan_transcoders
 from radioagent.transcoding.state import TranscoderState
@@ -59,6 +59,7 @@ class LocalFacts:
     own_limits: Limits
     stats: IcecastStats | None  # None: this node's Icecast does not answer
     listeners: Mapping[str, int] = field(default_factory=dict)  # front door, by mount
+    counted_at: float | None = None  # when `listeners` were read (wall clock)
     bandwidth_kbps: float = 0.0
     transcoders: Mapping[str, TranscoderState] = field(default_factory=dict)
     live_mounts: tuple[str, ...] = ()  # mounts heard live here
@@ -182,6 +183,7 @@ def node_status(
         hls_numbers=dict(sorted(facts.hls_numbers.items())),
         leading_since=facts.leading_since,
         air_changed=dict(sorted(facts.air_changed.items())),
+        counted_at=facts.counted_at,
         programmes={
             mount: running.programme.to_dict()
             for mount, running in sorted(facts.transcoders.items())
@@ -265,6 +267,10 @@ def plan_cycle(
     if state is not None and leading and facts.stats is not None:
         relay_titles = relayed_titles(state.mounts.values(), facts.stats.titles, state.titles)
     published = status.to_json()
+    # A new count time alone is not news: publishing it every loop would wake every agent.
+    news = facts.published_status is None or status.without_count_time().to_json() != (
+        status_json_without_count_time(facts.published_status)
+    )
     return CyclePlan(
         timing=timing,
         leadership=leadership,
@@ -274,9 +280,7 @@ def plan_cycle(
         transcoder_leader=leader,
         drop_sources=stray,
         status=status,
-        publish=published
-        if facts.lease_id is not None and published != facts.published_status
-        else None,
+        publish=published if facts.lease_id is not None and news else None,
         finish_handover=served if fresh else None,
         moves=moves,
         relay_titles=relay_titles,

@@ -71,9 +71,10 @@ class Director:
         prediction_window: float,
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.node_name = node_name
-        self.sent = SentSinceReport(prediction_window, clock)
+        self.sent = SentSinceReport(prediction_window, clock, wall_clock)
         self.directed: Counter[str] = Counter()  # requests by outcome (Outcome values)
         self.rng = rng or random.Random()  # noqa: S311 - load spreading, not security
         self._nodes: dict[str, NodeStatus] = {}
@@ -101,7 +102,7 @@ class Director:
         self._candidates = {}
         self._directions = {}
         for name, status in nodes.items():
-            self.sent.on_report(name, status)
+            self.sent.on_report(name, status.without_count_time(), status.counted_at)
         if settings.policy != self._settings.policy:
             with contextlib.suppress(ValueError):
                 self._policy = parse_policy(settings.policy)

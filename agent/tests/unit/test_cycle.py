@@ -19,7 +19,7 @@ from radioagent.coordination.election import Leadership, Role
 from radioagent.coordination.state import ClusterState, Handover, LeaderRecord
 from radioagent.icecast.render import IcecastPlan
 from radioagent.icecast.stats import IcecastStats
-from radioagent.model import MountSpec, NodeStatus, parse_mount
+from radioagent.model import MountSpec, NodeStatus, node_status_from_json, parse_mount
 from radioagent.settings import ClusterSettings
 from radioagent.transcoding.assignment import TranscoderPlan
 from radioagent.transcoding.state import TranscoderState
@@ -387,6 +387,20 @@ def test_an_unchanged_status_is_not_published_again() -> None:
     assert again.publish is None
     moved = replace(facts(published_status=first.status.to_json()), listeners={"live.mp3": 1})
     assert plan_cycle(ME, state(), moved, fresh=True).publish is not None
+
+
+def test_a_status_is_published_with_its_count_time_but_not_for_it_alone() -> None:
+    """The count time lets other nodes' predictions keep what was sent after it; a new
+    one alone would otherwise publish every loop and wake every agent."""
+    first = plan_cycle(ME, state(), facts(counted_at=1000.0), fresh=True)
+    assert first.publish is not None
+    assert first.status.counted_at == 1000.0
+    later = facts(published_status=first.publish, counted_at=1003.0)
+    assert plan_cycle(ME, state(), later, fresh=True).publish is None
+    moved = replace(later, listeners={"live.mp3": 1})
+    published = plan_cycle(ME, state(), moved, fresh=True).publish
+    assert published is not None
+    assert node_status_from_json(published).counted_at == 1003.0
 
 
 # --- relayed titles ----------------------------------------------------------------------

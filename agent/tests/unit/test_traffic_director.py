@@ -7,7 +7,7 @@ from collections import Counter
 
 from radioagent.model import MountSpec, NodeStatus
 from radioagent.settings import ClusterSettings
-from radioagent.traffic.director import Director, Outcome, address_families
+from radioagent.traffic.director import Direction, Director, Outcome, address_families
 from tests.unit.builders import node_status
 
 MOUNT = MountSpec(name="live.mp3", source_password="dj-secret-1")
@@ -16,6 +16,10 @@ MOUNT = MountSpec(name="live.mp3", source_password="dj-secret-1")
 def status(name: str, listeners: int, **fields: object) -> NodeStatus:
     defaults = {"front_door_ports": (8000,), "mounts": ("live.mp3",), "listener_limit": 40}
     return node_status(name, listeners={"live.mp3": listeners}, **{**defaults, **fields})
+
+
+def node_name(direction: Direction) -> str | None:
+    return direction.node.name if direction.node is not None else None
 
 
 def director(
@@ -56,6 +60,30 @@ def test_listeners_sent_count_until_the_next_report_or_the_window() -> None:
     assert chosen.direct(MOUNT, 4, "x", listens=False).outcome is Outcome.UNAVAILABLE
     now[0] = 6.0  # the sent listeners never showed up in a report
     assert chosen.direct(MOUNT, 4, "x").outcome is Outcome.HERE
+
+
+def test_a_report_made_before_a_burst_does_not_forget_the_burst() -> None:
+    """a is full. b had 30 of its 40 listeners; 5 are sent to it; b then counts 35 (five
+    came from elsewhere, before these arrived) and its report reaches this node: b is
+    full, and the next listener is refused rather than piled onto it."""
+    now = [10.0]
+    chosen = Director(
+        "a", prediction_window=8, clock=lambda: now[0], wall_clock=lambda: now[0] + 5000
+    )
+    settings = ClusterSettings(policy="listeners_available,best")
+    full = status("a", 40, counted_at=5009.0)
+    chosen.update({"a": full, "b": status("b", 30, counted_at=5009.0)}, frozenset(), settings)
+    for _ in range(5):
+        assert node_name(chosen.direct(MOUNT, 4, "x")) == "b"
+    counted_at = now[0] + 5000 + 0.2  # b counts 35 just after the five were sent
+    now[0] += 0.5
+    chosen.update({"a": full, "b": status("b", 35, counted_at=counted_at)}, frozenset(), settings)
+    assert chosen.direct(MOUNT, 4, "x").outcome is Outcome.UNAVAILABLE
+    now[0] += 2  # b's next report, counted well after the five: they are in it
+    chosen.update(
+        {"a": full, "b": status("b", 36, counted_at=now[0] + 5000)}, frozenset(), settings
+    )
+    assert node_name(chosen.direct(MOUNT, 4, "x")) == "b"
 
 
 def test_draining_nodes_get_no_one_and_old_players_stay_here() -> None:

@@ -20,7 +20,7 @@ from radioagent.traffic.policy import (
     choose_node,
     parse_policy,
 )
-from radioagent.traffic.prediction import BATCH_SECONDS, SentSinceReport
+from radioagent.traffic.prediction import BATCH_SECONDS, SEND_TO_ARRIVAL_SECONDS, SentSinceReport
 from radioagent.validation import ValidationError
 
 REQUEST = Request(mount="live.mp3", ip_family=4, stream_kbps=128)
@@ -116,15 +116,58 @@ def test_a_burst_is_kept_in_a_few_batches_and_counted_in_full_until_the_window()
     assert sent.sent("a") == 0
 
 
-def test_a_new_report_resets_what_was_sent_to_that_node() -> None:
+def test_a_new_report_without_a_count_time_resets_what_was_sent_to_that_node() -> None:
+    """A report from an agent that does not say when it counted: the old rule."""
     sent = SentSinceReport(window=10, clock=lambda: 0.0)
-    sent.on_report("a", report="five listeners")
+    sent.on_report("a", "five listeners", None)
     sent.on_sent("a")
     sent.on_sent("a")
-    sent.on_report("a", report="five listeners")  # the same report again: nothing new
+    sent.on_report("a", "five listeners", None)  # the same report again: nothing new
     assert sent.sent("a") == 2
-    sent.on_report("a", report="seven listeners")
+    sent.on_report("a", "seven listeners", None)
     assert sent.sent("a") == 0
+
+
+def test_a_report_forgets_only_the_sends_it_counted() -> None:
+    """Sends well before the report's count are in it; a burst sent after the count (or
+    just before it) is not, and still counts: the report of a node under load must not
+    make it look empty to the next burst."""
+    now, wall = [100.0], [5000.0]  # the monotonic and the wall clock move together
+
+    def tick(seconds: float) -> None:
+        now[0] += seconds
+        wall[0] += seconds
+
+    sent = SentSinceReport(window=30, clock=lambda: now[0], wall_clock=lambda: wall[0])
+    sent.on_sent("a")  # at wall 5000
+    tick(2)
+    sent.on_sent("a")  # at wall 5002
+    counted_at = wall[0] + 0.5  # the node counts half a second after the second send
+    tick(3)
+    burst_at = wall[0]
+    for _ in range(3):  # a burst after the count
+        sent.on_sent("a")
+    tick(1)
+    sent.on_report("a", "two listeners", counted_at)
+    assert sent.sent("a") == 4  # the first send forgotten; the second within the margin
+    assert counted_at - 5002 < SEND_TO_ARRIVAL_SECONDS
+    tick(1)
+    sent.on_report("a", "three listeners", counted_at + 2)
+    assert sent.sent("a") == 3  # the second send is now well before a count: forgotten
+    sent.on_report("a", "five listeners", burst_at + 0.5)
+    assert sent.sent("a") == 3  # the burst is within the margin of this count
+    sent.on_report("a", "six listeners", burst_at + SEND_TO_ARRIVAL_SECONDS + 0.1)
+    assert sent.sent("a") == 0
+
+
+def test_a_report_that_did_not_change_forgets_nothing() -> None:
+    now = [0.0]
+    sent = SentSinceReport(window=30, clock=lambda: now[0], wall_clock=lambda: now[0])
+    sent.on_report("a", "five listeners", 0.0)
+    sent.on_sent("a")
+    now[0] = 10.0
+    sent.on_report("a", "five listeners", 10.0)  # counted later, but the listener is not in it
+    assert sent.sent("a") == 1
 
 
 def test_sent_listeners_stop_counting_after_the_window() -> None:
