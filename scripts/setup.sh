@@ -11,7 +11,7 @@ venv_dir="${repo_dir}/.venv"
 debian_packages=(
   etcd-server etcd-client icecast2 liquidsoap
   python3-etcd3 python3-aiohttp python3-jinja2 python3-prometheus-client python3-yaml
-  python3-dnslib python3-acme python3-venv
+  python3-dnslib python3-acme python3-systemd python3-venv
   ffmpeg wrk nginx-light iproute2 procps make git
   debootstrap systemd-container iputils-ping openssl
   prometheus chromium chromium-driver python3-selenium

@@ -15,13 +15,14 @@ import asyncio
 import contextlib
 import functools
 import logging
+import os
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from radioagent import __version__
+from radioagent import __version__, watchdog
 from radioagent.acme.keeper import CertificateKeeper
 from radioagent.config import AgentConfig, Limits, Timing, ip_version
 from radioagent.coordination.cycle import (
@@ -65,6 +66,7 @@ from radioagent.status import listeners_by_mount
 from radioagent.store.agent_store import AgentStore
 from radioagent.store.errors import Conflict, EtcdUnavailable
 from radioagent.traffic.bandwidth import BandwidthMeter
+from radioagent.transcoding.assignment import GIVE_UP_AFTER_FAILURES, GIVE_UP_SECONDS
 from radioagent.transcoding.script import TranscoderJob, transcoder_job
 from radioagent.transcoding.supervisor import TranscoderSupervisor
 
@@ -164,6 +166,7 @@ class Agent:
         self.stats: IcecastStats | None = None
         self.air: dict[str, MountAir] = {}
         self._published_status: str | None = None
+        self.given_up: dict[str, float] = {}  # mount -> when (self.clock) its claim was given up
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._icecast_lock = asyncio.Lock()
@@ -189,14 +192,25 @@ class Agent:
             asyncio.create_task(self._keepalive_forever(), name="keepalive"),
             asyncio.create_task(self._fence_forever(), name="fence"),
         ]
+        interval = watchdog.feeding_interval(dict(os.environ))
+        if interval is not None:
+            tasks.append(
+                asyncio.create_task(
+                    watchdog.feed_forever(interval, self._seconds_since_cycle), name="watchdog"
+                )
+            )
+        ready = False
         try:
             while not self._stopping.is_set():
                 for task in tasks:
                     if task.done():
-                        # Never expected (both loop forever and log their errors); if it
+                        # Never expected (they loop forever and log their errors); if it
                         # happens, exit and let the service manager start a fresh agent.
                         raise RuntimeError(f"the {task.get_name()} task ended: {task!r}")
                 await self.cycle()
+                if not ready:  # systemd's start (Type=notify) ends with the first cycle
+                    watchdog.notify("READY=1")
+                    ready = True
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.timing.loop_wait)
                 self._wake.clear()
@@ -204,7 +218,11 @@ class Agent:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            watchdog.notify("STOPPING=1")
             await self._shut_down()
+
+    def _seconds_since_cycle(self) -> float:
+        return self.clock() - self._last_cycle_at
 
     # --- settings: the cluster's from etcd, else this agent's own -------------------------
 
@@ -225,6 +243,13 @@ class Agent:
     def cut_off(self) -> bool:
         return must_stop_leading(self.clock(), self.last_etcd_contact, self.timing.retry_timeout)
 
+    def _given_up_lately(self) -> dict[str, float]:
+        now = self.clock()
+        self.given_up = {
+            mount: at for mount, at in self.given_up.items() if now - at < GIVE_UP_SECONDS
+        }
+        return dict(self.given_up)
+
     def facts(self) -> LocalFacts:
         return LocalFacts(
             now=self.clock(),
@@ -238,6 +263,7 @@ class Agent:
             counted_at=time.time(),
             bandwidth_kbps=self._bandwidth.kbps,
             transcoders=self.transcoders.states(),
+            given_up=self._given_up_lately(),
             live_mounts=tuple(name for name, air in self.air.items() if air.live),
             hls_mounts=tuple(self.front_door.hls.sessions_by_mount()),
             hls_numbers=self.front_door.hls.numbers(),
@@ -498,7 +524,7 @@ class Agent:
             etcd_reachable=not self.cut_off(),
             state=self.state,
             stats=self.stats,
-            seconds_since_cycle=self.clock() - self._last_cycle_at,
+            seconds_since_cycle=self._seconds_since_cycle(),
             timing=self.timing,
             cycles=self.health.cycles,
             last_cycle_seconds=self.health.last_cycle_seconds,
@@ -512,6 +538,7 @@ class Agent:
             listener_limit=self.limits.max_listeners,
             public_address=self.public_address,
             transcoders=self.transcoders.states(),
+            given_up=tuple(sorted(self._given_up_lately())),
             draining=self.state is not None and self.config.node_name in self.state.draining,
             air=air_reports(self.air, self.clock(), self.dead_air_seconds),
             dns_answers=None if self.dns is None else dict(self.dns.answered),
@@ -583,6 +610,18 @@ class Agent:
         await self.transcoders.converge(
             {mount: self._job(state, state.mounts[mount], leader) for mount in transcoders.run}
         )
+        # After the converge has stopped its Liquidsoap: never two running.
+        for mount in transcoders.give_up:
+            if mount not in self.given_up:
+                log.error(
+                    "transcoder %s: Liquidsoap failed %d times in a row here: its claim is"
+                    " left to the other nodes for %g s",
+                    mount,
+                    GIVE_UP_AFTER_FAILURES,
+                    GIVE_UP_SECONDS,
+                )
+                self.given_up[mount] = self.clock()
+            await self.store.release_transcoder(mount, name)
 
     def _job(self, state: ClusterState, mount: MountSpec, leader: NodeStatus) -> TranscoderJob:
         formats = {name: each.format for name, each in state.mounts.items()}

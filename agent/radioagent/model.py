@@ -467,6 +467,9 @@ class NodeStatus:
     # the listeners it sent well before that. Not news by itself: a status that differs
     # only here is not published again.
     counted_at: float | None = None
+    # Transcoded mounts and programmes whose Liquidsoap kept failing here: their claims
+    # were given up, and other nodes take them (transcoding/assignment.py).
+    given_up: tuple[str, ...] = ()
 
     def without_count_time(self) -> NodeStatus:
         return replace(self, counted_at=None)
@@ -571,6 +574,10 @@ _STATUS_FIELDS: dict[str, tuple[Callable[[Any], bool], Any]] = {
     ),
     "programmes": (programme_reports_valid, {}),
     "counted_at": (lambda value: value is None or _is_number(value), None),
+    "given_up": (
+        lambda value: isinstance(value, list) and all(isinstance(name, str) for name in value),
+        [],
+    ),
 }
 _REQUIRED_STATUS_FIELDS = ("name", "address", "icecast_port")
 
@@ -604,6 +611,6 @@ def node_status_from_json(text: str | bytes) -> NodeStatus:
     values["front_door_ports"] = tuple(values["front_door_ports"])
     values["tls_ports"] = tuple(values["tls_ports"])
     values["hls_numbers"] = {name: tuple(pair) for name, pair in values["hls_numbers"].items()}
-    for key in ("mounts", "transcoders", "silent_mounts", "live_mounts", "hls_mounts"):
+    for key in ("mounts", "transcoders", "silent_mounts", "live_mounts", "hls_mounts", "given_up"):
         values[key] = tuple(values[key])
     return NodeStatus(**values)

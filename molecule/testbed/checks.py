@@ -457,6 +457,29 @@ def started(nodes: Sequence[str]) -> dict[str, dict[str, str]]:
     return found
 
 
+def check_watchdog(node: str) -> None:
+    """A frozen agent (SIGSTOP: its loop makes no progress) is killed and started again
+    by systemd's watchdog (WatchdogSec=30), and the node serves again."""
+
+    def agent(prop: str) -> str:
+        shown = testbed.run_in(node, ["systemctl", "show", "-p", prop, "--value", "radio-agent"])
+        return shown.stdout.strip()
+
+    frozen_pid, restarts = agent("MainPID"), int(agent("NRestarts"))
+    testbed.run_in(node, ["kill", "-STOP", frozen_pid])
+    frozen_at = time.monotonic()
+    wait_for(
+        lambda: agent("MainPID") not in ("0", frozen_pid) and services_up(node),
+        75,
+        f"systemd restarting {node}'s frozen agent",
+    )
+    took = time.monotonic() - frozen_at
+    if int(agent("NRestarts")) <= restarts:
+        raise CheckFailed(f"{node}: the agent has a new PID but NRestarts did not grow")
+    wait_for(partial(serves, node, "/live.mp3"), 30, f"{node} serving after the restart")
+    print(f"check: {node}: the frozen agent was restarted by the watchdog after {took:.0f} s")
+
+
 def check_added(node: str) -> None:
     active = testbed.run_in(
         node, ["systemctl", "is-active", "etcd", "etcd-gateway"], check=False
@@ -538,6 +561,7 @@ COMMANDS: dict[str, tuple[str, Callable[..., object]]] = {
     "https": ("1", lambda node: check_https(node, frozenset({ZONE, f"*.{ZONE}"}))),
     "https-nodes": ("1+", lambda *nodes: check_https_nodes(nodes)),
     "monitoring": ("1", check_monitoring),
+    "watchdog": ("1", check_watchdog),
     "cluster": ("0", lambda: check_cluster(testbed.known_nodes(testbed.load_state()))),
     "started": ("1+", lambda *nodes: print(json.dumps(started(nodes), sort_keys=True))),
     "rejoined": ("1+", lambda *nodes: check_rejoined(nodes)),

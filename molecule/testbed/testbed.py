@@ -80,6 +80,7 @@ CACHED_PACKAGES = (
     "python3-prometheus-client",
     "python3-yaml",
     "python3-dnslib",
+    "python3-systemd",
     "python3-acme",
     "nftables",
     "curl",

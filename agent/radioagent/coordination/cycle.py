@@ -29,7 +29,11 @@ from radioagent.icecast.render import IcecastPlan
 from radioagent.icecast.stats import IcecastStats
 from radioagent.model import LIVE_MOUNT_PREFIX, NodeStatus, status_json_without_count_time
 from radioagent.nowplaying import relayed_titles
-from radioagent.transcoding.assignment import TranscoderPlan, plan_transcoders
+from radioagent.transcoding.assignment import (
+    GIVE_UP_AFTER_FAILURES,
+    TranscoderPlan,
+    plan_transcoders,
+)
 from radioagent.transcoding.state import TranscoderState
 
 DETACHED = Leadership(Role.DETACHED)
@@ -62,6 +66,9 @@ class LocalFacts:
     counted_at: float | None = None  # when `listeners` were read (wall clock)
     bandwidth_kbps: float = 0.0
     transcoders: Mapping[str, TranscoderState] = field(default_factory=dict)
+    # Mounts whose claims this node gave up (their Liquidsoap kept failing here), with
+    # when (`now`'s clock): left to other nodes until GIVE_UP_SECONDS have passed.
+    given_up: Mapping[str, float] = field(default_factory=dict)
     live_mounts: tuple[str, ...] = ()  # mounts heard live here
     hls_mounts: tuple[str, ...] = ()  # mounts HLS players play here
     hls_numbers: Mapping[str, tuple[int, int]] = field(default_factory=dict)  # by mount cut
@@ -146,6 +153,15 @@ def current_leader_status(
     return state.nodes.get(leadership.leader_name or "") if state is not None else None
 
 
+def failing_transcoders(facts: LocalFacts) -> set[str]:
+    """Mounts whose Liquidsoap failed here often enough in a row to give the claim up."""
+    return {
+        mount
+        for mount, running in facts.transcoders.items()
+        if running.failures >= GIVE_UP_AFTER_FAILURES
+    }
+
+
 def node_status(
     identity: NodeIdentity,
     leadership: Leadership,
@@ -184,6 +200,7 @@ def node_status(
         leading_since=facts.leading_since,
         air_changed=dict(sorted(facts.air_changed.items())),
         counted_at=facts.counted_at,
+        given_up=tuple(sorted(set(facts.given_up) | failing_transcoders(facts))),
         programmes={
             mount: running.programme.to_dict()
             for mount, running in sorted(facts.transcoders.items())
@@ -254,6 +271,8 @@ def plan_cycle(
             state.draining,
             identity.name,
             me_eligible=facts.stats is not None,  # cut off, there is no leader: no plan
+            failing=failing_transcoders(facts),
+            avoiding=facts.given_up,
         )
     served = None
     if state is not None and leading and state.handover is not None:

@@ -246,6 +246,7 @@ def _mount_families(now: AgentSnapshot, door: FrontDoorStats) -> Iterator[Metric
             families["radio_transcoder_running"].add_metric(
                 key, float(state is not None and state.running)
             )
+            families["radio_transcoder_given_up"].add_metric(key, float(name in now.given_up))
             if state is not None and mount.transcode is not None:  # a programme: its own
                 families["radio_mount_silent"].add_metric(key, float(bool(state.silent)))
     yield from families.values()
@@ -317,6 +318,12 @@ _MOUNT_FAMILIES = (
         "radio_mount_silent",
         "gauge",
         "1 while the transcoder's input is dead air (silent or missing parent)",
+    ),
+    (
+        "radio_transcoder_given_up",
+        "gauge",
+        "1 while this node leaves the transcoded mount or programme to the other nodes"
+        " (its Liquidsoap failed here several times in a row)",
     ),
 )
 

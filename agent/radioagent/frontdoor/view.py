@@ -37,6 +37,9 @@ class AgentSnapshot:
     transcoders: dict[str, TranscoderState]  # transcoded mounts running here
     draining: bool = False
     air: dict[str, AirReport] = field(default_factory=dict)  # each mount's audio here
+    # Transcoded mounts and programmes whose claims this node gave up lately (their
+    # Liquidsoap kept failing here).
+    given_up: tuple[str, ...] = ()
     dns_answers: dict[str, int] | None = None  # by rcode; None: this node answers no DNS
     dns_dropped: int = 0  # packets that got no reply
     certificate_orders: dict[str, int] | None = None  # by result; None: no ACME here

@@ -13,5 +13,8 @@ class TranscoderState:
     running: bool = False
     silent: bool | None = None  # None until Liquidsoap has said
     restarts: int = 0
+    # Liquidsoap runs in a row that ended, or never began, before they were stable: at
+    # GIVE_UP_AFTER_FAILURES the node gives its claim up.
+    failures: int = 0
     connected: bool = False
     programme: ProgrammeState | None = None  # a programme's, as it last answered

@@ -33,6 +33,9 @@ STOP_GRACE_S = 2.0
 PROGRAMME_POLL_S = 1.0  # how fresh a programme's state is (its loudness is a 3 s window)
 
 
+Launch = Callable[[TranscoderJob], Awaitable[asyncio.subprocess.Process]]
+
+
 def _die_with_parent() -> None:
     """In the child, before exec: the kernel kills it when the agent's thread dies."""
     libc = ctypes.CDLL(None, use_errno=True)
@@ -43,7 +46,7 @@ class Transcoder:
     def __init__(
         self,
         job: TranscoderJob,
-        launch: Callable[[TranscoderJob], Awaitable[asyncio.subprocess.Process]],
+        launch: Launch,
         socket: Path | None = None,
     ) -> None:
         """`socket`: a programme's server socket, polled for its state."""
@@ -108,6 +111,7 @@ class Transcoder:
                 self._process = await self._launch(self.job)
             except OSError as error:
                 log.error("transcoder %s: cannot start Liquidsoap: %s", self.job.mount, error)
+                self.state.failures += 1
             else:
                 self.state.running = True
                 await self._follow_output(self._process)
@@ -118,6 +122,10 @@ class Transcoder:
                 if self._stopping:
                     return
                 log.warning("transcoder %s: Liquidsoap exited with %s", self.job.mount, code)
+                if time.monotonic() - started > STABLE_AFTER_S:
+                    self.state.failures = 0
+                else:
+                    self.state.failures += 1
             self.state.restarts += 1
             if time.monotonic() - started > STABLE_AFTER_S:
                 backoff = BACKOFF_FIRST_S

@@ -120,6 +120,7 @@ class AgentNode:
         }
         self.config_path = self.directory.path / "config.yml"
         self.process: ManagedProcess | None = None
+        self.environment = dict(AGENT_ENVIRONMENT)  # what the next start runs with
 
     def write_config(self) -> None:
         self.config_path.write_text(yaml.safe_dump(self.config))
@@ -134,7 +135,7 @@ class AgentNode:
             f"radio-agent {self.name}",
             [*AGENT_COMMAND, "--config", str(self.config_path), "--log-level", "DEBUG"],
             self.directory.path / "agent.log",
-            env=AGENT_ENVIRONMENT,
+            env=self.environment,
         )
         self.process.start()
 

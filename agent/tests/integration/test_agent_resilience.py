@@ -3,10 +3,14 @@ and leadership churn sampled over time."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import itertools
 import random
+import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -109,6 +113,64 @@ def test_a_mount_created_after_etcd_restarted_reaches_every_node(
             what=f"{node.name} to serve the new mount",
             explain=radio_cluster.log_tails,
         )
+
+
+@contextlib.contextmanager
+def notify_socket(path: Path) -> Iterator[socket.socket]:
+    """A datagram socket like systemd's NOTIFY_SOCKET, which the test reads."""
+    receiver = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    try:
+        receiver.bind(str(path))
+        yield receiver
+    finally:
+        receiver.close()
+        path.unlink(missing_ok=True)
+
+
+def notifications(receiver: socket.socket, seconds: float) -> list[tuple[float, str]]:
+    """(arrival, message) of every datagram that arrives within `seconds`."""
+    received = []
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        receiver.settimeout(left)
+        try:
+            message = receiver.recv(4096).decode()
+        except TimeoutError:
+            break
+        received.append((time.monotonic(), message))
+    return received
+
+
+def test_the_agent_feeds_systemds_watchdog_only_while_its_loop_runs(
+    radio_cluster: RadioCluster, tmp_path: Path
+) -> None:
+    """As under systemd (Type=notify, WatchdogSec): READY=1 after the first loop, then
+    WATCHDOG=1 three times per watchdog timeout; none while the agent is frozen, so
+    systemd would kill it; again once it runs."""
+    node = radio_cluster.nodes[0]
+    node.stop()
+    with notify_socket(tmp_path / "notify") as receiver:
+        node.environment.update(NOTIFY_SOCKET=str(tmp_path / "notify"), WATCHDOG_USEC="1500000")
+        node.start()
+        ready = wait_for(
+            lambda: any(message == "READY=1" for _, message in notifications(receiver, 0.5)),
+            timeout=15,
+            what="READY=1 from the restarted agent",
+            explain=node.log_tail,
+        )
+        assert ready
+        feeds = [at for at, message in notifications(receiver, 3) if message == "WATCHDOG=1"]
+        assert len(feeds) >= 5, feeds  # every 0.5 s
+        assert max(b - a for a, b in itertools.pairwise(feeds)) < 1.0
+        assert node.process is not None
+        node.process.pause()
+        try:
+            notifications(receiver, 0.2)  # what it sent before it froze
+            assert notifications(receiver, 3) == []  # past the 1.5 s timeout: killed
+        finally:
+            node.process.resume()
+        back = notifications(receiver, 2)
+        assert "WATCHDOG=1" in [message for _, message in back]
 
 
 def test_exactly_one_node_accepts_sources_at_every_sampled_instant_under_churn(

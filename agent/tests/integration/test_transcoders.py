@@ -359,3 +359,53 @@ def test_a_crashed_liquidsoap_is_restarted_and_a_node_cut_off_stops_its_transcod
         timeout=TEST_TIMING["ttl"] + LIQUIDSOAP_START_S + 10,
         what="the transcoder back once etcd answers",
     )
+
+
+def test_a_node_whose_liquidsoap_cannot_start_gives_its_transcoder_to_another(
+    radio_cluster: RadioCluster,
+) -> None:
+    """node1's Liquidsoap exits at once (its command is `false`): after three failures in
+    a row it gives its claim up, another node runs the mount, and node1 says so in its
+    metrics and does not take it back."""
+    broken = radio_cluster.node("node1")
+    broken.stop()
+    transcoding = broken.config["transcoding"]
+    assert isinstance(transcoding, dict)
+    transcoding["liquidsoap_command"] = ["false"]
+    broken.start()
+    radio_cluster.wait_all_present()
+    radio_cluster.store().create_mount({"name": "live.mp3", "source_password": PASSWORD})
+    names = ["a.mp3", "b.mp3", "c.mp3"]  # one each: the spread rule gives node1 one
+    for name in names:
+        create_transcoded(radio_cluster, name)
+
+    def given_up_by_broken() -> str | None:
+        return next(
+            (name for name in names if broken.metric("radio_transcoder_given_up", mount=name)),
+            None,
+        )
+
+    gave_up = wait_for(
+        given_up_by_broken,
+        timeout=40,
+        what="node1 giving up the mount its Liquidsoap cannot run",
+        explain=lambda: broken.log_tail(40),
+    )
+    wait_for(
+        lambda: (
+            live_on_leader(radio_cluster, names)
+            and all(owner(radio_cluster, name) not in (None, "node1") for name in names)
+        ),
+        timeout=TEST_TIMING["ttl"] + LIQUIDSOAP_START_S + 10,
+        what=f"{gave_up} run by another node, with the others",
+        explain=radio_cluster.log_tails,
+    )
+    for name in names:
+        assert len(transcoder_processes(name, radio_cluster)) == 1, name
+    assert transcoder_processes(gave_up, broken) == []
+    # It stays away (for 5 minutes): through three more of its loops, no claim of node1.
+    loops_later = time.monotonic() + 3 * TEST_TIMING["loop_wait"]
+    while time.monotonic() < loops_later:
+        assert all(owner(radio_cluster, name) != "node1" for name in names)
+        time.sleep(0.2)  # a polling period: the claims must stay away the whole time
+    assert broken.metric("radio_transcoder_given_up", mount=gave_up) == 1

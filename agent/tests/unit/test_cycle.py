@@ -21,7 +21,7 @@ from radioagent.icecast.render import IcecastPlan
 from radioagent.icecast.stats import IcecastStats
 from radioagent.model import MountSpec, NodeStatus, node_status_from_json, parse_mount
 from radioagent.settings import ClusterSettings
-from radioagent.transcoding.assignment import TranscoderPlan
+from radioagent.transcoding.assignment import GIVE_UP_AFTER_FAILURES, TranscoderPlan
 from radioagent.transcoding.state import TranscoderState
 from tests.unit.builders import node_status
 
@@ -177,6 +177,21 @@ def test_the_leader_renders_a_leaders_icecast_and_publishes_itself_as_leader() -
     assert plan.status.role == "leader"
     assert plan.status.epoch == 7
     assert plan.transcoder_leader == plan.status  # transcoders push to ourselves
+
+
+def test_a_transcoder_that_keeps_failing_here_is_given_up_and_the_status_says_so() -> None:
+    current = state(transcoders={"low.mp3": "node1"})
+    failing = facts(transcoders={"low.mp3": TranscoderState(failures=GIVE_UP_AFTER_FAILURES)})
+    plan = plan_cycle(ME, current, failing, fresh=True)
+    assert transcoders_of(plan).give_up == ("low.mp3",)
+    assert transcoders_of(plan).run == ()
+    assert plan.status.given_up == ("low.mp3",)
+    almost = facts(transcoders={"low.mp3": TranscoderState(failures=GIVE_UP_AFTER_FAILURES - 1)})
+    assert transcoders_of(plan_cycle(ME, current, almost, fresh=True)).run == ("low.mp3",)
+    later = plan_cycle(ME, state(), facts(given_up={"low.mp3": 12.0}), fresh=True)
+    assert later.status.given_up == ("low.mp3",)
+    assert transcoders_of(later).claim is None  # the free mount is left to the others
+    assert transcoders_of(plan_cycle(ME, state(), facts(), fresh=True)).claim == "low.mp3"
 
 
 def test_a_replica_points_transcoders_at_the_leaders_published_address() -> None:

@@ -96,6 +96,13 @@ def test_every_node_says_whether_it_runs_each_transcoder() -> None:
     assert samples(here)["radio_mount_silent", "low.mp3"] == 1
 
 
+def test_a_node_says_which_transcoders_it_gave_up() -> None:
+    assert samples(SNAPSHOT)["radio_transcoder_given_up", "low.mp3"] == 0
+    gave_up = replace(SNAPSHOT, given_up=("low.mp3",))
+    assert samples(gave_up)["radio_transcoder_given_up", "low.mp3"] == 1
+    assert ("radio_transcoder_given_up", "live.mp3") not in samples(gave_up)
+
+
 def test_with_icecast_down_the_node_says_so_and_counts_no_bytes() -> None:
     down = replace(SNAPSHOT, stats=None)
     values = samples(down)

@@ -64,6 +64,38 @@ def test_claims_on_mounts_no_longer_transcoded_are_released() -> None:
     assert plan.run == ()
 
 
+def test_a_claim_whose_liquidsoap_keeps_failing_here_is_given_up() -> None:
+    claims = {"a.opus": "n1", "b.opus": "n2"}
+    plan = plan_transcoders(MOUNTS, claims, NODES, (), "n1", me_eligible=True, failing=("a.opus",))
+    assert plan.give_up == ("a.opus",)
+    assert plan.run == ()
+    assert plan.release == ()  # a release is for mounts no longer transcoded
+    assert plan.claim is None  # nor does it take the other free one meanwhile: b is held
+
+
+def test_a_node_does_not_claim_what_it_gave_up_lately() -> None:
+    plan = plan_transcoders(MOUNTS, {}, NODES, (), "n1", me_eligible=True, avoiding=("a.opus",))
+    assert plan.claim == "b.opus"
+    stuck = plan_transcoders(  # its release failed last time: it gives it up again
+        MOUNTS, {"a.opus": "n1"}, NODES, (), "n1", me_eligible=True, avoiding=("a.opus",)
+    )
+    assert stuck.give_up == ("a.opus",)
+    assert stuck.run == ()
+
+
+def test_a_mount_given_up_elsewhere_goes_to_a_node_that_takes_it_even_holding_more() -> None:
+    """n1 gave a.opus up and holds nothing now; n2 holds b.opus. Without n1 in the spread
+    rule for a.opus, n2 or n3 claims it; n1's smaller count does not block them."""
+    nodes = {**NODES, "n1": node_status("n1", given_up=("a.opus",))}
+    claims = {"b.opus": "n2"}
+    assert plan_transcoders(MOUNTS, claims, nodes, (), "n3", me_eligible=True).claim == "a.opus"
+    taken = {"b.opus": "n2", "c.opus": "n3"}
+    more = {**MOUNTS, "c.opus": mount("c.opus", "live.mp3")}
+    assert plan_transcoders(more, taken, nodes, (), "n2", me_eligible=True).claim == "a.opus"
+    # Without the give-up, n1 (holding none) is the one to claim it, not n2.
+    assert plan_transcoders(more, taken, NODES, (), "n2", me_eligible=True).claim is None
+
+
 def test_what_lame_or_the_codecs_cannot_encode_is_named() -> None:
     assert encodable_problems("f", AudioFormat("mp3", 128, 44100, 2)) == []
     assert (
