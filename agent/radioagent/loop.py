@@ -166,6 +166,7 @@ class Agent:
         self.stats: IcecastStats | None = None
         self.air: dict[str, MountAir] = {}
         self._published_status: str | None = None
+        self.icecast_answered_at: float | None = None
         self.given_up: dict[str, float] = {}  # mount -> when (self.clock) its claim was given up
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
@@ -264,6 +265,7 @@ class Agent:
             bandwidth_kbps=self._bandwidth.kbps,
             transcoders=self.transcoders.states(),
             given_up=self._given_up_lately(),
+            icecast_answered_at=self.icecast_answered_at,
             live_mounts=tuple(name for name, air in self.air.items() if air.live),
             hls_mounts=tuple(self.front_door.hls.sessions_by_mount()),
             hls_numbers=self.front_door.hls.numbers(),
@@ -370,6 +372,10 @@ class Agent:
             await self._move_to_new_lease(plan)
         elif plan.moves.hand_over is not None:
             await self._hand_over(plan)
+        elif plan.moves.step_down is not None:
+            await self._step_down(plan.moves.step_down, plan.leadership.epoch)
+            if plan.leadership.epoch is not None:
+                await self.store.resign(plan.leadership.epoch)
         elif plan.moves.campaign and self.lease_id is not None:
             sent = self.clock()
             epoch = await self.store.campaign(name, self.lease_id)
@@ -660,6 +666,7 @@ class Agent:
     async def _read_icecast_stats(self) -> None:
         try:
             self.stats = await self.icecast.read_stats()
+            self.icecast_answered_at = self.clock()
         except IcecastError:
             self.stats = None
             raise

@@ -64,6 +64,8 @@ class LocalFacts:
     stats: IcecastStats | None  # None: this node's Icecast does not answer
     listeners: Mapping[str, int] = field(default_factory=dict)  # front door, by mount
     counted_at: float | None = None  # when `listeners` were read (wall clock)
+    # When this node's Icecast last answered (`now`'s clock); None: not since the start.
+    icecast_answered_at: float | None = None
     bandwidth_kbps: float = 0.0
     transcoders: Mapping[str, TranscoderState] = field(default_factory=dict)
     # Mounts whose claims this node gave up (their Liquidsoap kept failing here), with
@@ -94,12 +96,19 @@ class Moves:
     lease: LeaseStep = LeaseStep.KEEP
     move_transcoders: tuple[str, ...] = ()  # our claims, to move to the new lease
     hand_over: Handover | None = None  # step down, then resign the leader key
+    # Step down and resign unasked, for this reason: this leader cannot take sources.
+    step_down: str | None = None
     campaign: bool = False
 
     @property
     def any(self) -> bool:
         """Whether there is a move, after which the state must be read again."""
-        return self.lease is not LeaseStep.KEEP or self.hand_over is not None or self.campaign
+        return (
+            self.lease is not LeaseStep.KEEP
+            or self.hand_over is not None
+            or self.step_down is not None
+            or self.campaign
+        )
 
 
 @dataclass(frozen=True)
@@ -232,11 +241,37 @@ def _moves(identity: NodeIdentity, state: ClusterState, facts: LocalFacts, timin
     if timing.ttl != facts.lease_ttl:
         mine = sorted(mount for mount, owner in state.transcoders.items() if owner == identity.name)
         return Moves(lease=LeaseStep.MOVE, move_transcoders=tuple(mine))
-    if must_hand_over(state, leadership_from_state(state, identity.name, facts.lease_id)):
+    leadership = leadership_from_state(state, identity.name, facts.lease_id)
+    if must_hand_over(state, leadership):
         return Moves(hand_over=state.handover)
-    if should_campaign(state, facts.lease_id, identity.name) and not cut_off(facts, timing):
+    silent_for = icecast_silent_for(facts)
+    if (
+        leadership.role is Role.LEADER
+        and silent_for >= timing.retry_timeout
+        and another_can_lead(state, identity.name)
+    ):
+        return Moves(step_down=f"its Icecast has not answered for {silent_for:.1f} s")
+    # A node whose Icecast does not answer could not take the sources it would win.
+    if (
+        should_campaign(state, facts.lease_id, identity.name)
+        and not cut_off(facts, timing)
+        and facts.stats is not None
+    ):
         return Moves(campaign=True)
     return Moves()
+
+
+def icecast_silent_for(facts: LocalFacts) -> float:
+    """How long this node's Icecast has not answered (0 while it answers)."""
+    if facts.stats is not None or facts.icecast_answered_at is None:
+        return 0.0
+    return facts.now - facts.icecast_answered_at
+
+
+def another_can_lead(state: ClusterState, me: str) -> bool:
+    """Another node is up with its Icecast answering: stepping down hands the sources to
+    it. With none, a leader whose Icecast is down keeps the key (nobody could do better)."""
+    return any(name != me and status.icecast_up for name, status in state.nodes.items())
 
 
 def plan_cycle(

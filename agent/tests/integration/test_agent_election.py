@@ -75,6 +75,30 @@ def test_sigterm_of_the_leader_hands_over_within_a_second(radio_cluster: RadioCl
     assert not radio_cluster.node(old_leader).accepts_source("/_live/live.mp3", "dj-secret")
 
 
+def test_a_leader_whose_icecast_died_hands_over_and_does_not_campaign(
+    radio_cluster: RadioCluster,
+) -> None:
+    """Its studios could not connect: after retry_timeout without an answer from its
+    Icecast it steps down; another node leads and takes sources; it stays a replica."""
+    radio_cluster.store().create_mount(MOUNT)
+    old_leader = radio_cluster.wait_leader()
+    wait_accepting(radio_cluster, old_leader, timeout=5)
+    killed_at = time.monotonic()
+    radio_cluster.node(old_leader).icecast.process.kill()
+    new_leader = radio_cluster.wait_leader(
+        timeout=TEST_TIMING["retry_timeout"] + 3 * TEST_TIMING["loop_wait"] + 5,
+        other_than=old_leader,
+    )
+    wait_accepting(radio_cluster, new_leader, timeout=5)
+    # Well before its lease could have expired: it let go.
+    assert time.monotonic() - killed_at < TEST_TIMING["ttl"] + 3
+    # Through a few of its loops it does not take the lead back.
+    loops_later = time.monotonic() + 3 * TEST_TIMING["loop_wait"]
+    while time.monotonic() < loops_later:
+        assert radio_cluster.leader_name() == new_leader
+        time.sleep(0.2)  # a polling period: the leadership must stay the whole time
+
+
 def test_loss_of_one_etcd_member_changes_no_leadership(radio_cluster: RadioCluster) -> None:
     leader = radio_cluster.wait_leader()
     epoch = radio_cluster.statuses()[leader].epoch

@@ -162,6 +162,40 @@ def test_a_node_cut_off_from_etcd_does_not_campaign_on_a_stale_read() -> None:
     assert not plan.moves.campaign
 
 
+def test_a_node_whose_icecast_does_not_answer_does_not_campaign() -> None:
+    """It could not take the sources it would win."""
+    plan = plan_cycle(
+        ME, state(leader=None), facts(stats=None, icecast_answered_at=NOW - 1), fresh=True
+    )
+    assert not plan.moves.campaign
+
+
+def test_a_leader_whose_icecast_is_silent_for_retry_timeout_steps_down() -> None:
+    silent = facts(stats=None, icecast_answered_at=NOW - TIMING.retry_timeout)
+    plan = plan_cycle(ME, leading_state(), silent, fresh=True)
+    assert plan.moves.step_down == "its Icecast has not answered for 6.0 s"
+    assert plan.moves.any
+    assert not plan.moves.campaign
+
+
+def test_a_leader_keeps_leading_through_a_short_icecast_silence() -> None:
+    """Icecast restarted by systemd answers again within a second or two."""
+    brief = facts(stats=None, icecast_answered_at=NOW - TIMING.retry_timeout + 0.5)
+    assert plan_cycle(ME, leading_state(), brief, fresh=True).moves.step_down is None
+    answering = facts(icecast_answered_at=NOW - 100)  # stats: it answers now
+    assert plan_cycle(ME, leading_state(), answering, fresh=True).moves.step_down is None
+
+
+def test_a_leader_whose_icecast_is_down_stays_when_no_other_node_could_lead() -> None:
+    nodes = {
+        "node1": node_status("node1", icecast_up=False),
+        "node2": node_status("node2", icecast_up=False),
+    }
+    silent = facts(stats=None, icecast_answered_at=NOW - 60)
+    plan = plan_cycle(ME, leading_state(nodes=nodes), silent, fresh=True)
+    assert plan.moves.step_down is None
+
+
 def test_our_own_previous_life_is_not_our_leadership() -> None:
     """A leader key with our name on another lease (before a restart) is not ours."""
     plan = plan_cycle(ME, state(("node1", 999)), facts(), fresh=True)
