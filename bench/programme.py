@@ -12,10 +12,14 @@ its defaults: silence -40 dBFS for 10 s, hold 5 s. Each round:
   backup's tone back on every surviving node (owner_kill_recovery_s), with no other input
   heard in between (preference_kept); on the way, when another node claims it
   (owner_kill_claimed_s), its new Liquidsoap feeds the leader (owner_kill_feeding_s) and
-  says the preferred input is on air (owner_kill_on_air_s, asked over its socket).
+  says the preferred input is on air (owner_kill_on_air_s, asked over its socket);
+- the same with the owner's whole machine killed (agent and Icecast: owner_crash_*),
+  which, when the owner also leads, costs a leader election too.
 Times run from the event to the arrival, at the last node, of the first audio of the
-new input. Prints one JSON object as its last line; bench/results/programme.json gets
-the same.
+new input. Liquidsoap's own start (liquidsoap_start_s: from its spawn to a script's first
+line running, the interpreter and its library loaded) is measured in the same run, for
+the owner-kill target (ttl plus Liquidsoap's start). Prints one JSON object as its last
+line; bench/results/programme.json gets the same.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
+import subprocess
 import time
 
 from benchlib import report, require_root, resident_mib
@@ -61,6 +66,25 @@ def switch_seconds(
     return max(at for at in arrivals if at is not None) - since
 
 
+def liquidsoap_start_seconds() -> float:
+    """From spawning Liquidsoap (as the transcoders' user) to its script's first line."""
+    started = time.monotonic()
+    with subprocess.Popen(
+        ["runuser", "-u", "liquidsoap", "--", "liquidsoap", 'print("ready") shutdown()'],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    ) as process:
+        assert process.stdout is not None  # noqa: S101 - asked for above
+        for line in process.stdout:
+            if line.strip() == b"ready":
+                took = time.monotonic() - started
+                break
+        else:
+            raise RuntimeError("liquidsoap never ran its script")
+        process.wait(timeout=30)
+    return took
+
+
 def programme_state(cluster: RadioCluster, node_name: str) -> ProgrammeState | None:
     """What `node_name`'s programme Liquidsoap says of itself; None: no answer."""
     run_dir = cluster.node(node_name).directory.path / "transcoders"
@@ -85,8 +109,9 @@ def every_input_usable(cluster: RadioCluster) -> bool:
     )
 
 
-def owner_kill(running: ProgrammeCluster) -> tuple[dict[str, float], bool]:
-    """Prefer an input that does not stream through the owner, kill the owner's agent:
+def owner_kill(running: ProgrammeCluster, *, crash: bool) -> tuple[dict[str, float], bool]:
+    """Prefer an input that does not stream through the owner, kill the owner's agent
+    (`crash`: and its Icecast):
     seconds until another node claims the programme, until its Liquidsoap feeds the
     leader, and until that input is heard again on the survivors after the gap; and
     whether nothing else was heard meanwhile. The victim is started again."""
@@ -96,8 +121,12 @@ def owner_kill(running: ProgrammeCluster) -> tuple[dict[str, float], bool]:
     cluster.store().set_preference(PROGRAMME, preferred)
     running.wait_hearing(preferred)
     survivors = [node.name for node in cluster.nodes if node.name != victim]
+    led = cluster.leader_name() == victim
     killed_at = time.monotonic()
-    cluster.node(victim).kill()
+    if crash:
+        cluster.node(victim).crash()
+    else:
+        cluster.node(victim).kill()
     wait_for(
         lambda: owner(cluster, PROGRAMME) not in (None, victim),
         timeout=30,
@@ -128,6 +157,8 @@ def owner_kill(running: ProgrammeCluster) -> tuple[dict[str, float], bool]:
         recoveries.append(back - killed_at)
         kept = kept and {tone for _, tone in heard} <= {None, TONES[preferred]}
     cluster.store().set_preference(PROGRAMME, None)
+    if crash:
+        cluster.node(victim).icecast.start()
     cluster.node(victim).start()
     cluster.wait_all_present()
     for listener in running.listeners.values():
@@ -139,6 +170,7 @@ def owner_kill(running: ProgrammeCluster) -> tuple[dict[str, float], bool]:
         "feeding": feeding,
         "on_air": on_air,
         "heard": max(recoveries),
+        "led": float(led),
     }, kept
 
 
@@ -157,9 +189,14 @@ def main() -> int:
             "owner_kill_claimed_s",
             "owner_kill_feeding_s",
             "owner_kill_on_air_s",
+            "owner_crash_recovery_s",
+            "owner_crash_claimed_s",
+            "owner_crash_on_air_s",
+            "liquidsoap_start_s",
         )
     }
     kept_every_time = True
+    crashed_leaders = 0  # rounds whose crashed owner also led
     rss_mb = 0.0
     cache = ServiceDirectory("bench-holding-cache")
     try:
@@ -179,14 +216,20 @@ def main() -> int:
                 results["silence_switch_s"].append(switch_seconds(running, "backup.mp3", silenced))
                 main_studio.set_level(1.0)
                 running.wait_hearing("main.mp3")
+                results["liquidsoap_start_s"].append(liquidsoap_start_seconds())
                 for pid in transcoder_processes(PROGRAMME, running.cluster):
                     rss_mb = max(rss_mb, resident_mib(pid))
-                recovery, kept = owner_kill(running)
+                recovery, kept = owner_kill(running, crash=False)
                 results["owner_kill_recovery_s"].append(recovery["heard"])
                 results["owner_kill_claimed_s"].append(recovery["claimed"])
                 results["owner_kill_feeding_s"].append(recovery["feeding"])
                 results["owner_kill_on_air_s"].append(recovery["on_air"])
-                kept_every_time = kept_every_time and kept
+                crashed, kept_through_crash = owner_kill(running, crash=True)
+                results["owner_crash_recovery_s"].append(crashed["heard"])
+                results["owner_crash_claimed_s"].append(crashed["claimed"])
+                results["owner_crash_on_air_s"].append(crashed["on_air"])
+                crashed_leaders += int(crashed["led"])
+                kept_every_time = kept_every_time and kept and kept_through_crash
                 print(
                     f"round {round_number}: "
                     + ", ".join(f"{name} {values[-1]:.2f}" for name, values in results.items()),
@@ -200,6 +243,7 @@ def main() -> int:
         "silence_time_s": SILENCE_SECONDS,
         "hold_s": HOLD_SECONDS,
         "preference_kept": kept_every_time,
+        "owner_crash_also_leader_rounds": crashed_leaders,
         "liquidsoap_rss_mb": round(rss_mb, 1),
     }
     for name, values in results.items():

@@ -505,16 +505,17 @@ def icecast_settings_for_agents() -> IcecastSettings:
 
 def start_radio_cluster(stack: contextlib.ExitStack, holding_cache_dir: Path) -> RadioCluster:
     """Three agents, each with its own Icecast and etcd member, started now and stopped by
-    `stack` (in reverse, however it ends): for modules that share one cluster."""
+    `stack` (in reverse, however it ends): for modules that share one cluster. The
+    Icecasts start while etcd elects its leader."""
+    icecasts = [IcecastServer(icecast_settings_for_agents()) for _ in range(3)]
+    for icecast in icecasts:
+        stack.callback(icecast.stop)
+        icecast.launch()
     etcd = EtcdCluster(3)
     stack.callback(etcd.stop)
     etcd.start()
-    icecasts = []
-    for _ in range(3):
-        icecast = IcecastServer(icecast_settings_for_agents())
-        stack.callback(icecast.stop)
-        icecast.start()
-        icecasts.append(icecast)
+    for icecast in icecasts:
+        icecast.wait_started()
     cluster = RadioCluster(etcd, icecasts, holding_cache_dir=holding_cache_dir)
     stack.callback(cluster.stop)
     cluster.start()

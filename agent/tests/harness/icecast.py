@@ -115,7 +115,14 @@ class IcecastServer:
         return f"http://{LOOPBACK}:{self.port}"
 
     def start(self) -> None:
+        self.launch()
+        self.wait_started()
+
+    def launch(self) -> None:
+        """Start the process without waiting: several start side by side."""
         self.process.start()
+
+    def wait_started(self) -> None:
         self.process.wait_serving(
             lambda: bool(self.status()),
             timeout=START_TIMEOUT_SECONDS,

@@ -76,6 +76,28 @@ def icecast_factory() -> Iterator[Callable[..., IcecastServer]]:
 
 
 @pytest.fixture
+def agent_icecasts() -> Iterator[list[IcecastServer]]:
+    """Three Icecasts for a cluster's agents, launched side by side and not yet waited
+    for: a cluster fixture asks for them before etcd, so both start together (a second
+    off every cluster's start), and waits for them once etcd is up."""
+    require_root()
+    servers = [IcecastServer(icecast_settings_for_agents()) for _ in range(3)]
+    try:
+        for server in servers:
+            server.launch()
+        yield servers
+    finally:
+        for server in servers:
+            server.stop()
+
+
+def started(icecasts: list[IcecastServer]) -> list[IcecastServer]:
+    for server in icecasts:
+        server.wait_started()
+    return icecasts
+
+
+@pytest.fixture
 def icecast(icecast_factory: Callable[..., IcecastServer]) -> IcecastServer:
     """Icecast with default settings: any mount accepts the global source password."""
     return icecast_factory()
@@ -155,13 +177,12 @@ def holding_cache_dir() -> Iterator[Path]:
 
 @pytest.fixture
 def radio_cluster(
-    etcd_cluster: EtcdCluster,
-    icecast_factory: Callable[..., IcecastServer],
-    holding_cache_dir: Path,
+    agent_icecasts: list[IcecastServer], etcd_cluster: EtcdCluster, holding_cache_dir: Path
 ) -> Iterator[RadioCluster]:
     """Three radio-agent processes, each with its own Icecast and etcd member; one leads."""
-    icecasts = [icecast_factory(icecast_settings_for_agents()) for _ in range(3)]
-    cluster = RadioCluster(etcd_cluster, icecasts, holding_cache_dir=holding_cache_dir)
+    cluster = RadioCluster(
+        etcd_cluster, started(agent_icecasts), holding_cache_dir=holding_cache_dir
+    )
     try:
         cluster.start()
         yield cluster
@@ -171,13 +192,16 @@ def radio_cluster(
 
 def named_cluster(
     etcd: EtcdCluster,
-    icecast_factory: Callable[..., IcecastServer],
+    icecasts: list[IcecastServer],
     holding_cache_dir: Path,
     certificate: ZoneCertificate | None = None,
 ) -> Iterator[RadioCluster]:
-    icecasts = [icecast_factory(icecast_settings_for_agents()) for _ in range(3)]
     cluster = RadioCluster(
-        etcd, icecasts, holding_cache_dir=holding_cache_dir, zone=ZONE, certificate=certificate
+        etcd,
+        started(icecasts),
+        holding_cache_dir=holding_cache_dir,
+        zone=ZONE,
+        certificate=certificate,
     )
     try:
         cluster.start()
@@ -188,12 +212,10 @@ def named_cluster(
 
 @pytest.fixture
 def zone_cluster(
-    etcd_cluster: EtcdCluster,
-    icecast_factory: Callable[..., IcecastServer],
-    holding_cache_dir: Path,
+    agent_icecasts: list[IcecastServer], etcd_cluster: EtcdCluster, holding_cache_dir: Path
 ) -> Iterator[RadioCluster]:
     """Three agents that answer ZONE over DNS, each on its own DNS port."""
-    yield from named_cluster(etcd_cluster, icecast_factory, holding_cache_dir)
+    yield from named_cluster(etcd_cluster, agent_icecasts, holding_cache_dir)
 
 
 @pytest.fixture
@@ -206,13 +228,13 @@ def certificate(tmp_path: Path) -> ZoneCertificate:
 
 @pytest.fixture
 def https_cluster(
+    agent_icecasts: list[IcecastServer],
     etcd_cluster: EtcdCluster,
-    icecast_factory: Callable[..., IcecastServer],
     holding_cache_dir: Path,
     certificate: ZoneCertificate,
 ) -> Iterator[RadioCluster]:
     """zone_cluster's three agents, each also serving HTTPS as nodeN.ZONE."""
-    yield from named_cluster(etcd_cluster, icecast_factory, holding_cache_dir, certificate)
+    yield from named_cluster(etcd_cluster, agent_icecasts, holding_cache_dir, certificate)
 
 
 @pytest.fixture
@@ -225,8 +247,8 @@ def live_mount(radio_cluster: RadioCluster) -> str:
 @pytest.fixture
 def acme_cluster(
     request: pytest.FixtureRequest,
+    agent_icecasts: list[IcecastServer],
     etcd_cluster: EtcdCluster,
-    icecast_factory: Callable[..., IcecastServer],
     holding_cache_dir: Path,
 ) -> Iterator[tuple[RadioCluster, Pebble]]:
     """Three agents of ZONE that order their certificate from pebble, which resolves
@@ -235,9 +257,12 @@ def acme_cluster(
     unreachable = request.param == "unreachable"
     challenge = "http-01" if unreachable else request.param
     acme: dict[str, Any] = {"challenge": challenge, "retry_seconds": 3}
-    icecasts = [icecast_factory(icecast_settings_for_agents()) for _ in range(3)]
     cluster = RadioCluster(
-        etcd_cluster, icecasts, holding_cache_dir=holding_cache_dir, zone=ZONE, acme=acme
+        etcd_cluster,
+        started(agent_icecasts),
+        holding_cache_dir=holding_cache_dir,
+        zone=ZONE,
+        acme=acme,
     )
     node1 = cluster.nodes[0]
     http_port = free_port() if unreachable else node1.front_door_port
