@@ -158,9 +158,11 @@ def owner_kill(running: ProgrammeCluster, *, crash: bool) -> tuple[dict[str, flo
         kept = kept and {tone for _, tone in heard} <= {None, TONES[preferred]}
     cluster.store().set_preference(PROGRAMME, None)
     if crash:
-        cluster.node(victim).icecast.start()
-    cluster.node(victim).start()
+        cluster.node(victim).restore()
+    else:
+        cluster.node(victim).start()
     cluster.wait_all_present()
+    cluster.node(victim).wait_serving(f"/{PROGRAMME}", timeout=30)
     for listener in running.listeners.values():
         listener.reconnect()  # an agent's restart drops its node's listeners (issue 19)
     running.wait_hearing("main.mp3")  # its studios reconnect to the restarted front door

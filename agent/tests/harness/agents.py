@@ -152,6 +152,15 @@ class AgentNode:
         self.kill()
         self.icecast.process.kill()
 
+    def restore(self) -> None:
+        """The machine back after a crash: its Icecast, then its agent, which reloads
+        the new Icecast process."""
+        self.icecast.start()
+        icecast = self.config["icecast"]
+        assert isinstance(icecast, dict)
+        icecast["reload_command"] = ["kill", "-HUP", str(self.icecast.process.pid)]
+        self.start()
+
     def is_running(self) -> bool:
         return self.process is not None and self.process.is_running()
 
