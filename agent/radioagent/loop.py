@@ -630,12 +630,11 @@ class Agent:
             await self.store.release_transcoder(mount, name)
 
     def _job(self, state: ClusterState, mount: MountSpec, leader: NodeStatus) -> TranscoderJob:
-        formats = {name: each.format for name, each in state.mounts.items()}
         templates = self.config.templates_dir
         if mount.programme is not None:
-            return programme_job(templates, mount, leader, self.transcoders.run_dir, formats)
-        parent = mount.transcode.parent if mount.transcode is not None else None
-        return transcoder_job(templates, mount, leader, formats.get(parent or ""))
+            return programme_job(templates, mount, leader, self.transcoders.run_dir, state.mounts)
+        parent = state.mounts.get(mount.transcode.parent) if mount.transcode is not None else None
+        return transcoder_job(templates, mount, leader, parent.format if parent else None)
 
     async def _drop_live_sources(self, paths: list[str]) -> None:
         """Disconnect sources (a reload leaves them connected); they reconnect and find

@@ -36,8 +36,9 @@ CODEC_CONTENT_TYPES = {
     "flac": "application/ogg",
 }
 # ffmpeg's demuxer for each codec's container. Liquidsoap's input.http names it so that
-# ffmpeg does not probe: probing an MP3 stream took 4.4 s before the first sample, against
-# 0.3 s named, and that wait is both a programme's start-up and its inputs' latency.
+# ffmpeg does not probe: probing an MP3 stream took 4.5 s before the first sample, against
+# 0.34 s named (bench/input_start), and that wait is both a programme's start-up and its
+# inputs' latency.
 CODEC_DEMUXERS = {"mp3": "mp3", "aac": "aac", "vorbis": "ogg", "opus": "ogg", "flac": "ogg"}
 SAMPLERATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)
 OPUS_SAMPLERATES = (8000, 12000, 16000, 24000, 48000)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from radioagent.hosts import host_port
 from radioagent.liquidsoap import liquidsoap_encoder, liquidsoap_templates
-from radioagent.model import LIVE_MOUNT_PREFIX, AudioFormat, MountSpec, NodeStatus
+from radioagent.model import LIVE_MOUNT_PREFIX, MountSpec, NodeStatus
 from radioagent.transcoding.script import TranscoderJob
 
 
@@ -39,12 +39,12 @@ def programme_job(
     mount: MountSpec,
     leader: NodeStatus,
     run_dir: Path,
-    input_formats: Mapping[str, AudioFormat],
+    mounts: Mapping[str, MountSpec],
 ) -> TranscoderJob:
     """The job of the programme's Liquidsoap. The preferred input is not in it: changing
     it must not restart the process (it is sent over the socket and kept in a file).
-    `input_formats`: what each input mount carries (their radio files say so); an input
-    missing there (its record is unreadable) is probed by ffmpeg."""
+    `mounts`: the cluster's, for what each input carries (its radio file says so); an
+    input missing there (its record is unreadable) is probed by ffmpeg."""
     programme = mount.programme
     if programme is None:
         raise ValueError(f"{mount.name} is not a programme")
@@ -59,7 +59,7 @@ def programme_job(
                     "name": entry.mount,
                     "url": f"{leader_url}{entry.mount}",
                     "demuxer": (
-                        input_formats[entry.mount].demuxer if entry.mount in input_formats else None
+                        mounts[entry.mount].format.demuxer if entry.mount in mounts else None
                     ),
                     "automatic": entry.automatic,
                 }

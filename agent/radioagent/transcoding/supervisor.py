@@ -111,7 +111,6 @@ class Transcoder:
                 self._process = await self._launch(self.job)
             except OSError as error:
                 log.error("transcoder %s: cannot start Liquidsoap: %s", self.job.mount, error)
-                self.state.failures += 1
             else:
                 self.state.running = True
                 await self._follow_output(self._process)
@@ -122,13 +121,13 @@ class Transcoder:
                 if self._stopping:
                     return
                 log.warning("transcoder %s: Liquidsoap exited with %s", self.job.mount, code)
-                if time.monotonic() - started > STABLE_AFTER_S:
-                    self.state.failures = 0
-                else:
-                    self.state.failures += 1
             self.state.restarts += 1
+            # A launch that failed counts as a short run: a failure, like a quick exit.
             if time.monotonic() - started > STABLE_AFTER_S:
                 backoff = BACKOFF_FIRST_S
+                self.state.failures = 0
+            else:
+                self.state.failures += 1
             await asyncio.sleep(backoff)  # restart backoff, not a wait for a condition
             backoff = min(BACKOFF_MAX_S, backoff * 2)
 

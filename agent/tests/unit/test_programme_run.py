@@ -36,13 +36,13 @@ PROGRAMME = parse_mount(
     }
 )
 STUDIO = parse_mount({"name": "studio.mp3", "source_password": "studio-secret"})
-# What each input carries: the override studio sends Ogg Vorbis.
-INPUT_FORMATS = {
-    "studio.mp3": STUDIO.format,
+# The programme's inputs: the override studio sends Ogg Vorbis.
+INPUTS = {
+    "studio.mp3": STUDIO,
     "override.mp3": parse_mount(
         {"name": "override.mp3", "source_password": "pw", "format": {"codec": "vorbis"}}
-    ).format,
-    "automation.mp3": STUDIO.format,
+    ),
+    "automation.mp3": parse_mount({"name": "automation.mp3", "source_password": "pw"}),
 }
 NODES = {name: node_status(name) for name in ("n1", "n2")}
 LEADER = node_status("n1", role="leader", address="192.0.2.7", icecast_port=8123)
@@ -88,11 +88,11 @@ def test_a_claim_on_a_mount_no_longer_a_programme_is_released() -> None:
 
 
 def job_script(templates_dir: str, mount: MountSpec = PROGRAMME) -> str:
-    return programme_job(templates_dir, mount, LEADER, RUN_DIR, INPUT_FORMATS).script
+    return programme_job(templates_dir, mount, LEADER, RUN_DIR, INPUTS).script
 
 
 def test_the_job_is_a_programme_s_with_its_own_credentials(templates_dir: str) -> None:
-    job = programme_job(templates_dir, PROGRAMME, LEADER, RUN_DIR, INPUT_FORMATS)
+    job = programme_job(templates_dir, PROGRAMME, LEADER, RUN_DIR, INPUTS)
     assert job.programme is True
     assert job.mount == "radio.mp3"
     assert job.username == "producer"
@@ -117,7 +117,7 @@ def test_the_script_marks_manual_inputs_false_and_keeps_their_order(templates_di
 
 def test_an_input_whose_format_is_unknown_is_probed(templates_dir: str) -> None:
     """An input whose record is unreadable has no format to name: ffmpeg probes it."""
-    known = {name: each for name, each in INPUT_FORMATS.items() if name != "studio.mp3"}
+    known = {name: each for name, each in INPUTS.items() if name != "studio.mp3"}
     script = programme_job(templates_dir, PROGRAMME, LEADER, RUN_DIR, known).script
     assert 'make_input("studio.mp3", true, "http://192.0.2.7:8123/_live/studio.mp3", "")' in script
 
@@ -175,11 +175,11 @@ def test_an_ipv6_leader_is_bracketed_in_input_urls_and_bare_as_the_output_host(
     templates_dir: str,
 ) -> None:
     leader = node_status("n1", address="2001:db8::7", icecast_port=8123)
-    script = programme_job(templates_dir, PROGRAMME, leader, RUN_DIR, INPUT_FORMATS).script
+    script = programme_job(templates_dir, PROGRAMME, leader, RUN_DIR, INPUTS).script
     assert '"http://[2001:db8::7]:8123/_live/studio.mp3"' in script
     assert 'host="2001:db8::7"' in script
 
 
 def test_a_mount_that_is_not_a_programme_has_no_programme_job(templates_dir: str) -> None:
     with pytest.raises(ValueError, match="not a programme"):
-        programme_job(templates_dir, STUDIO, LEADER, RUN_DIR, INPUT_FORMATS)
+        programme_job(templates_dir, STUDIO, LEADER, RUN_DIR, INPUTS)
