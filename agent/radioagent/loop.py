@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import logging
 import os
@@ -66,7 +67,12 @@ from radioagent.status import listeners_by_mount
 from radioagent.store.agent_store import AgentStore
 from radioagent.store.errors import Conflict, EtcdUnavailable
 from radioagent.traffic.bandwidth import BandwidthMeter
-from radioagent.transcoding.assignment import GIVE_UP_AFTER_FAILURES, GIVE_UP_SECONDS
+from radioagent.transcoding.assignment import (
+    GIVE_UP_AFTER_FAILURES,
+    GIVE_UP_SECONDS,
+    free_since,
+    unclaimed,
+)
 from radioagent.transcoding.script import TranscoderJob, transcoder_job
 from radioagent.transcoding.supervisor import TranscoderSupervisor
 
@@ -167,6 +173,7 @@ class Agent:
         self.air: dict[str, MountAir] = {}
         self._published_status: str | None = None
         self.icecast_answered_at: float | None = None
+        self.unclaimed_since: dict[str, float] = {}
         self.given_up: dict[str, float] = {}  # mount -> when (self.clock) its claim was given up
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
@@ -265,6 +272,7 @@ class Agent:
             bandwidth_kbps=self._bandwidth.kbps,
             transcoders=self.transcoders.states(),
             given_up=self._given_up_lately(),
+            unclaimed_since=self.unclaimed_since,
             icecast_answered_at=self.icecast_answered_at,
             live_mounts=tuple(name for name, air in self.air.items() if air.live),
             hls_mounts=tuple(self.front_door.hls.sessions_by_mount()),
@@ -322,6 +330,10 @@ class Agent:
     def _plan(self, fresh_state: ClusterState | None) -> CyclePlan:
         """The plan from a state read just now, or (None) from the last one known."""
         state = fresh_state if fresh_state is not None else self.state
+        if state is not None:
+            self.unclaimed_since = free_since(
+                self.unclaimed_since, unclaimed(state.mounts, state.transcoders), self.clock()
+            )
         return plan_cycle(self.identity, state, self.facts(), fresh=fresh_state is not None)
 
     async def _guarded(self, step: str, action: Callable[[], Awaitable[object]]) -> bool:
@@ -603,8 +615,10 @@ class Agent:
         for mount in transcoders.release:
             await self.store.release_transcoder(mount, name)
         claim = transcoders.claim
+        run = transcoders.run
         if claim is not None and await self.store.claim_transcoder(claim, name, lease_id):
             log.info("won the transcoder of %s", claim)
+            run += (claim,)  # now: a standby of it goes on air in this cycle
             self.wake()
         programmes = {
             mount_name: mount.programme
@@ -613,9 +627,12 @@ class Agent:
         }
         # First: a programme started now must start with the preferred input.
         self.transcoders.set_preferences(preferred_inputs(programmes, state.preferences))
-        await self.transcoders.converge(
-            {mount: self._job(state, state.mounts[mount], leader) for mount in transcoders.run}
-        )
+        jobs = {mount: self._job(state, state.mounts[mount], leader) for mount in run}
+        for mount in set(transcoders.standby) - set(run):
+            jobs[mount] = dataclasses.replace(
+                self._job(state, state.mounts[mount], leader), standby=True
+            )
+        await self.transcoders.converge(jobs)
         # After the converge has stopped its Liquidsoap: never two running.
         for mount in transcoders.give_up:
             if mount not in self.given_up:

@@ -71,6 +71,8 @@ class LocalFacts:
     # Mounts whose claims this node gave up (their Liquidsoap kept failing here), with
     # when (`now`'s clock): left to other nodes until GIVE_UP_SECONDS have passed.
     given_up: Mapping[str, float] = field(default_factory=dict)
+    # Produced mounts nobody claims, with when this node first saw them so (`now`'s clock).
+    unclaimed_since: Mapping[str, float] = field(default_factory=dict)
     live_mounts: tuple[str, ...] = ()  # mounts heard live here
     hls_mounts: tuple[str, ...] = ()  # mounts HLS players play here
     hls_numbers: Mapping[str, tuple[int, int]] = field(default_factory=dict)  # by mount cut
@@ -308,6 +310,11 @@ def plan_cycle(
             me_eligible=facts.stats is not None,  # cut off, there is no leader: no plan
             failing=failing_transcoders(facts),
             avoiding=facts.given_up,
+            overdue={
+                mount
+                for mount, since in facts.unclaimed_since.items()
+                if facts.now - since >= timing.loop_wait
+            },
         )
     served = None
     if state is not None and leading and state.handover is not None:

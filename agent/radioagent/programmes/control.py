@@ -57,3 +57,10 @@ async def prefer(socket: Path, input_name: str) -> None:
     answer = await liquidsoap_command(socket, f"programme.prefer {input_name}".rstrip())
     if answer.strip() != "ok":
         raise ControlError(f"{socket.name}: prefer {input_name!r}: {answer.strip()}")
+
+
+async def go_on_air(socket: Path) -> None:
+    """A standby's output on: it has won the programme."""
+    answer = await liquidsoap_command(socket, "programme.air")
+    if answer.strip() != "ok":
+        raise ControlError(f"{socket.name}: air: {answer.strip()}")

@@ -2,9 +2,15 @@
 decisions. Pure.
 
 Each transcoded mount has a claim key `transcoders/<mount>` on its owner's lease, won
-with a transaction on `create_revision == 0` like leadership. Transcoders spread: a node
-claims a free one only while no eligible node holds fewer (ties race in etcd; one wins).
+with a transaction on `create_revision == 0` like leadership. Transcoders spread: a free
+one goes to the eligible node holding the fewest, ties broken by a hash of the mount and
+the node (rendezvous hashing: every node computes the same first taker, and different
+mounts prefer different nodes). The others race for it in etcd only once it has stayed
+free for a cycle, so a first taker that is slow or gone does not keep it off the air.
 Claims stay where they are when nodes join: moving a running transcoder costs a gap.
+A programme's first taker after its owner runs a standby: the same Liquidsoap, its inputs
+pulled and judged, its output off until it wins the claim (a takeover then costs no
+Liquidsoap start, about 2 s).
 A node whose Liquidsoap for a mount fails GIVE_UP_AFTER_FAILURES times in a row gives its
 claim up and leaves that mount to the others for GIVE_UP_SECONDS (its status says so), so
 a node that cannot run it (a broken package, a full disk) does not keep it off the air.
@@ -12,7 +18,8 @@ a node that cannot run it (a broken package, a full disk) does not keep it off t
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import hashlib
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from radioagent.model import MountSpec, NodeStatus
@@ -27,6 +34,8 @@ class TranscoderPlan:
     claim: str | None  # a free mount to try to win now
     release: tuple[str, ...]  # this node's claims on mounts no longer transcoded
     give_up: tuple[str, ...] = ()  # this node's claims whose Liquidsoap keeps failing here
+    # Programmes this node would take first: owned elsewhere, or free (`claim` then).
+    standby: tuple[str, ...] = ()
 
 
 def eligible_nodes(
@@ -46,6 +55,24 @@ def eligible_nodes(
     return eligible
 
 
+def taker_order(mount: str, node: str, held: int) -> tuple[int, str]:
+    """Fewest claims first, then the rendezvous hash of (mount, node)."""
+    return held, hashlib.sha256(f"{mount}\0{node}".encode()).hexdigest()
+
+
+def first_taker(mount: str, takers: Iterable[str], held: Mapping[str, int]) -> str | None:
+    return min(takers, key=lambda node: taker_order(mount, node, held[node]), default=None)
+
+
+def unclaimed(mounts: Mapping[str, MountSpec], claims: Mapping[str, str]) -> set[str]:
+    return {name for name, mount in mounts.items() if mount.produced} - set(claims)
+
+
+def free_since(previous: Mapping[str, float], free: Iterable[str], now: float) -> dict[str, float]:
+    """When each free mount was first seen free (`now`'s clock); taken ones are dropped."""
+    return {mount: previous.get(mount, now) for mount in free}
+
+
 def plan_transcoders(
     mounts: dict[str, MountSpec],
     claims: dict[str, str],
@@ -56,12 +83,15 @@ def plan_transcoders(
     me_eligible: bool,
     failing: Iterable[str] = (),
     avoiding: Iterable[str] = (),
+    overdue: Iterable[str] = (),
 ) -> TranscoderPlan:
     """`claims`: mount -> owner, as read from etcd. `me_eligible`: this node may run
     transcoders now (reaches etcd, knows the leader, its Icecast answers, not draining
     for new ones is checked here). `failing`: mounts whose Liquidsoap failed here
-    GIVE_UP_AFTER_FAILURES times in a row; `avoiding`: mounts this node gave up lately.
-    Other nodes' given-up mounts come from their statuses."""
+    GIVE_UP_AFTER_FAILURES times in a row; `avoiding`: mounts this node gave up lately;
+    `overdue`: free mounts their first taker has left free for a cycle (any node with
+    the fewest claims may take them). Other nodes' given-up mounts come from their
+    statuses."""
     transcoded = {name for name, mount in mounts.items() if mount.produced}
     mine = sorted(mount for mount, owner in claims.items() if owner == me)
     # An avoided claim still ours: its release failed last time.
@@ -73,16 +103,34 @@ def plan_transcoders(
     avoided_by = {name: set(status.given_up) for name, status in nodes.items()}
     avoided_by[me] = set(avoiding) | set(give_up)
     free = sorted(transcoded - set(claims))
+    late = set(overdue)
     claim = None
+    standby: list[str] = []
     if me in eligible:
         held = {name: 0 for name in eligible}
         for mount, owner in claims.items():
             if owner in held and mount in transcoded and mount not in give_up:
                 held[owner] += 1
+
+        def takers(mount: str) -> list[str]:
+            return [name for name in eligible if mount not in avoided_by.get(name, set())]
+
         for mount in free:
-            # The spread rule among the nodes that would take this mount.
-            takers = [name for name in eligible if mount not in avoided_by.get(name, set())]
-            if me in takers and held[me] <= min(held[name] for name in takers):
+            candidates = takers(mount)
+            if me not in candidates:
+                continue
+            first = first_taker(mount, candidates, held) == me
+            if first and mounts[mount].programme is not None:
+                standby.append(mount)  # kept while it claims: a lost race loses no start
+            fewest = held[me] <= min(held[name] for name in candidates)
+            if claim is None and (first or (mount in late and fewest)):
                 claim = mount
-                break
-    return TranscoderPlan(run=run, claim=claim, release=release, give_up=give_up)
+        for mount, owner in sorted(claims.items()):
+            if owner == me or mount not in transcoded or mounts[mount].programme is None:
+                continue
+            others = [name for name in takers(mount) if name != owner]
+            if first_taker(mount, others, held) == me:
+                standby.append(mount)
+    return TranscoderPlan(
+        run=run, claim=claim, release=release, give_up=give_up, standby=tuple(sorted(standby))
+    )

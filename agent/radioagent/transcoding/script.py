@@ -28,6 +28,9 @@ class TranscoderJob:
     username: str
     password: str
     programme: bool = False  # a programme: its server socket is polled and told the preference
+    # A programme's standby: its output stays off until it is told to go on air. Going
+    # on air is no restart (TranscoderSupervisor.converge), only the way back is.
+    standby: bool = False
 
 
 def transcoder_job(

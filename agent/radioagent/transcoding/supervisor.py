@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import dataclasses
 import logging
 import os
 import pwd
@@ -18,7 +19,7 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from radioagent.programmes.control import ControlError, prefer, read_state
+from radioagent.programmes.control import ControlError, go_on_air, prefer, read_state
 from radioagent.programmes.script import preference_path, socket_directory, socket_path
 from radioagent.transcoding.script import TranscoderJob, script_path
 from radioagent.transcoding.state import TranscoderState
@@ -59,12 +60,35 @@ class Transcoder:
         self._poller: asyncio.Task[None] | None = None
         self._process: asyncio.subprocess.Process | None = None
         self._stopping = False
+        # A standby told to go on air, not known to be yet (it may still be starting).
+        self._air_pending = False
 
     def start(self) -> None:
         loop = asyncio.get_running_loop()
         self._task = loop.create_task(self._run(), name=self.job.mount)
         if self._socket is not None:
             self._poller = loop.create_task(self._poll(self._socket), name=f"{self.job.mount} poll")
+
+    @property
+    def kind(self) -> str:
+        return "standby" if self.job.standby else "programme"
+
+    async def promote(self, job: TranscoderJob) -> None:
+        """A standby has won its programme: its output on, no restart. A Liquidsoap that
+        does not answer yet is told by the poller; a restart starts on air (`job`)."""
+        self.job = job
+        self._air_pending = True
+        if self._socket is not None and self.state.running:
+            await self._go_on_air(self._socket)
+
+    async def _go_on_air(self, socket: Path) -> None:
+        try:
+            await go_on_air(socket)
+        except ControlError as error:
+            log.warning("programme %s: not on air yet: %s", self.job.mount, error)
+        else:
+            self._air_pending = False
+            log.info("programme %s: the standby is on air", self.job.mount)
 
     async def _poll(self, socket: Path) -> None:
         """Read the programme's state, and tell it the preferred input whenever it differs
@@ -75,6 +99,8 @@ class Transcoder:
             if not self.state.running:
                 self.state.programme = None
                 continue
+            if self._air_pending:
+                await self._go_on_air(socket)
             try:
                 state = await read_state(socket)
                 if state.preferred != self.preferred:
@@ -109,6 +135,7 @@ class Transcoder:
             started = time.monotonic()
             try:
                 self._process = await self._launch(self.job)
+                self._air_pending = False  # it starts as its job says
             except OSError as error:
                 log.error("transcoder %s: cannot start Liquidsoap: %s", self.job.mount, error)
             else:
@@ -150,8 +177,8 @@ class Transcoder:
                 self.job.mount,
                 "silent (dead air)" if self.state.silent else "has sound again",
             )
-        elif what.startswith("on air "):
-            log.info("programme %s: %s", self.job.mount, what)
+        elif what.startswith("on air ") or what == "output on":
+            log.info("%s %s: %s", self.kind, self.job.mount, what)
         elif what in ("connected", "disconnected"):
             self.state.connected = what == "connected"
             log.info("transcoder %s: %s to the leader", self.job.mount, what)
@@ -210,13 +237,25 @@ class TranscoderSupervisor:
     async def converge(self, jobs: dict[str, TranscoderJob]) -> None:
         """Run exactly `jobs`: stop what is not wanted or changed (first), start the rest."""
         for mount, transcoder in list(self._transcoders.items()):
-            if jobs.get(mount) != transcoder.job:
-                log.info("transcoder %s: stopping", mount)
+            wanted = jobs.get(mount)
+            if wanted == transcoder.job:
+                continue
+            if (
+                wanted is not None
+                and transcoder.job.standby
+                and dataclasses.replace(wanted, standby=True) == transcoder.job
+            ):
+                log.info("programme %s: the standby goes on air", mount)
+                await transcoder.promote(wanted)
+            else:
+                log.info(
+                    "%s %s: stopping", "standby" if transcoder.job.standby else "transcoder", mount
+                )
                 del self._transcoders[mount]
                 await transcoder.stop()
         for mount, job in jobs.items():
             if mount not in self._transcoders:
-                log.info("transcoder %s: starting", mount)
+                log.info("%s %s: starting", "standby" if job.standby else "transcoder", mount)
                 socket = socket_path(self.run_dir, mount) if job.programme else None
                 transcoder = Transcoder(job, self._launch, socket)
                 if job.programme:
@@ -226,7 +265,12 @@ class TranscoderSupervisor:
                 transcoder.start()
 
     def states(self) -> dict[str, TranscoderState]:
-        return {mount: transcoder.state for mount, transcoder in self._transcoders.items()}
+        """The jobs on air: a standby's state is not the programme's (its owner's is)."""
+        return {
+            mount: transcoder.state
+            for mount, transcoder in self._transcoders.items()
+            if not transcoder.job.standby
+        }
 
     async def stop_all(self) -> None:
         await self.converge({})
@@ -252,7 +296,12 @@ class TranscoderSupervisor:
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
-            env={"PATH": "/usr/bin:/bin", "HOME": home, "RADIO_SOURCE_PASSWORD": job.password},
+            env={
+                "PATH": "/usr/bin:/bin",
+                "HOME": home,
+                "RADIO_SOURCE_PASSWORD": job.password,
+                "RADIO_PROGRAMME_STANDBY": "1" if job.standby else "0",
+            },
             cwd=str(self.run_dir),
             user=self.user,
             group=group,

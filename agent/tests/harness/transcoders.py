@@ -35,6 +35,20 @@ def transcoder_processes(mount: str, scope: RadioCluster | AgentNode) -> list[in
     return found
 
 
+def standby_processes(mount: str, scope: RadioCluster | AgentNode) -> list[int]:
+    """Those of transcoder_processes started as a programme's standby (their environment
+    says so; it stays so after the standby goes on air)."""
+    found = []
+    for pid in transcoder_processes(mount, scope):
+        try:
+            environment = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"RADIO_PROGRAMME_STANDBY=1" in environment:
+            found.append(pid)
+    return found
+
+
 def owner(cluster: RadioCluster, mount: str) -> str | None:
     """The node holding the transcoder claim of `mount` in etcd."""
     value, _ = cluster.client().get(cluster.layout.transcoder(mount))

@@ -23,7 +23,7 @@ from tests.harness.programmes import (
     programme_cluster_running,
 )
 from tests.harness.tones import ToneListener
-from tests.harness.transcoders import owner
+from tests.harness.transcoders import owner, standby_processes, transcoder_processes
 from tests.harness.waiting import wait_for
 
 from .conftest import require_root
@@ -177,7 +177,8 @@ def test_a_transcoded_mount_of_the_programme_plays_the_input_on_air_and_metrics_
 def test_the_preference_survives_the_death_of_the_programmes_owner(
     programme_cluster: ProgrammeCluster,
 ) -> None:
-    """Last: it kills a node's agent."""
+    """Last: it kills a node's agent. The node that takes over is the one that kept a
+    standby: its Liquidsoap, already running, goes on air (no restart)."""
     cluster = programme_cluster.cluster
     first_owner = owner(cluster, PROGRAMME)
     assert first_owner is not None
@@ -186,6 +187,14 @@ def test_the_preference_survives_the_death_of_the_programmes_owner(
     cluster.store().set_preference(PROGRAMME, preferred)
     programme_cluster.wait_hearing(preferred)
     survivors = [node.name for node in cluster.nodes if node.name != first_owner]
+    wait_for(
+        lambda: len(standby_processes(PROGRAMME, cluster)) == 1,
+        timeout=10,
+        what="one standby",
+        explain=cluster.log_tails,
+    )
+    (standby,) = [name for name in survivors if standby_processes(PROGRAMME, cluster.node(name))]
+    standby_pid = standby_processes(PROGRAMME, cluster)[0]
     killed_at = time.monotonic()
     cluster.node(first_owner).kill()  # its Liquidsoap dies with it (PR_SET_PDEATHSIG)
     wait_for(
@@ -195,7 +204,12 @@ def test_the_preference_survives_the_death_of_the_programmes_owner(
         explain=cluster.log_tails,
     )
     claimed_at = time.monotonic()
+    assert owner(cluster, PROGRAMME) == standby
     programme_cluster.wait_hearing(preferred, nodes=survivors)
+    # Promoted, not restarted.
+    assert transcoder_processes(PROGRAMME, cluster.node(standby)) == [standby_pid], cluster.node(
+        standby
+    ).log_tail()
     for name in survivors:
         listener = programme_cluster.listeners[name]
         assert listener.error is None, (name, listener.error)

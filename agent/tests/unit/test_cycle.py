@@ -4,6 +4,7 @@ etcd, no Icecast, no mocks."""
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import replace
 from typing import Any
 
@@ -21,7 +22,7 @@ from radioagent.icecast.render import IcecastPlan
 from radioagent.icecast.stats import IcecastStats
 from radioagent.model import MountSpec, NodeStatus, node_status_from_json, parse_mount
 from radioagent.settings import ClusterSettings
-from radioagent.transcoding.assignment import GIVE_UP_AFTER_FAILURES, TranscoderPlan
+from radioagent.transcoding.assignment import GIVE_UP_AFTER_FAILURES, TranscoderPlan, first_taker
 from radioagent.transcoding.state import TranscoderState
 from tests.unit.builders import node_status
 
@@ -225,7 +226,7 @@ def test_a_transcoder_that_keeps_failing_here_is_given_up_and_the_status_says_so
     later = plan_cycle(ME, state(), facts(given_up={"low.mp3": 12.0}), fresh=True)
     assert later.status.given_up == ("low.mp3",)
     assert transcoders_of(later).claim is None  # the free mount is left to the others
-    assert transcoders_of(plan_cycle(ME, state(), facts(), fresh=True)).claim == "low.mp3"
+    assert transcoders_of(plan_cycle(ME, state(), overdue_facts(), fresh=True)).claim == "low.mp3"
 
 
 def test_a_replica_points_transcoders_at_the_leaders_published_address() -> None:
@@ -326,9 +327,25 @@ def test_my_icecast_down_i_claim_no_transcoder() -> None:
     assert not plan.status.icecast_up
 
 
+def overdue_facts(**fields: Any) -> LocalFacts:
+    """low.mp3 has been free for a whole cycle: any node with the fewest claims races."""
+    return facts(unclaimed_since={"low.mp3": NOW - TIMING.loop_wait}, **fields)
+
+
 def test_my_icecast_up_i_claim_a_free_transcoder() -> None:
-    plan = plan_cycle(ME, state(), facts(), fresh=True)
+    plan = plan_cycle(ME, state(), overdue_facts(), fresh=True)
     assert transcoders_of(plan).claim == "low.mp3"
+
+
+def test_a_free_transcoder_goes_to_its_first_taker_at_once_and_to_anyone_a_cycle_later() -> None:
+    """The first taker (fewest claims, then the rendezvous hash) is node3 for low.mp3
+    among node1-3: node1 leaves it to node3 until it has been free for loop_wait."""
+    assert first_taker("low.mp3", ("node1", "node2", "node3"), defaultdict(int)) == "node3"
+    just_freed = facts(unclaimed_since={"low.mp3": NOW - TIMING.loop_wait + 0.1})
+    assert transcoders_of(plan_cycle(ME, state(), just_freed, fresh=True)).claim is None
+    assert transcoders_of(plan_cycle(ME, state(), overdue_facts(), fresh=True)).claim == "low.mp3"
+    node3 = NodeIdentity("node3", "10.0.0.3", 8001, None, (80, 8000))
+    assert transcoders_of(plan_cycle(node3, state(), just_freed, fresh=True)).claim == "low.mp3"
 
 
 def test_my_icecast_down_the_transcoders_i_run_keep_running() -> None:
@@ -346,7 +363,7 @@ def test_drained_i_claim_no_transcoder_and_say_so() -> None:
 def test_transcoder_owner_gone_a_healthy_node_claims_it() -> None:
     """The owner's lease expired: its claim vanished with it, the mount is free."""
     nodes = {name: node_status(name) for name in ("node1", "node2")}
-    plan = plan_cycle(ME, state(nodes=nodes, transcoders={}), facts(), fresh=True)
+    plan = plan_cycle(ME, state(nodes=nodes, transcoders={}), overdue_facts(), fresh=True)
     assert transcoders_of(plan).claim == "low.mp3"
 
 

@@ -50,9 +50,63 @@ LEADER = node_status("n1", role="leader", address="192.0.2.7", icecast_port=8123
 
 def test_a_free_programme_is_claimed_like_a_transcoded_mount() -> None:
     mounts = {"studio.mp3": STUDIO, "radio.mp3": PROGRAMME}
-    plan = plan_transcoders(mounts, {}, NODES, (), "n1", me_eligible=True)
-    assert plan.claim == "radio.mp3"
+    claims = {
+        me: plan_transcoders(mounts, {}, NODES, (), me, me_eligible=True).claim for me in NODES
+    }
+    assert sorted(claims.values(), key=str) == [None, "radio.mp3"]  # one first taker
+    overdue = plan_transcoders(mounts, {}, NODES, (), "n1", me_eligible=True, overdue=mounts)
+    assert overdue.claim == "radio.mp3"
     assert plan_transcoders(mounts, {}, NODES, (), "n1", me_eligible=False).claim is None
+
+
+THREE = {name: node_status(name) for name in ("n1", "n2", "n3")}
+
+
+def standbys(mounts: dict[str, MountSpec], claims: dict[str, str], nodes: dict) -> list[str]:
+    return [
+        me
+        for me in nodes
+        if "radio.mp3" in plan_transcoders(mounts, claims, nodes, (), me, me_eligible=True).standby
+    ]
+
+
+def test_one_other_node_keeps_a_standby_and_it_is_the_one_that_takes_over() -> None:
+    mounts = {"studio.mp3": STUDIO, "radio.mp3": PROGRAMME}
+    (standby,) = standbys(mounts, {"radio.mp3": "n1"}, THREE)
+    assert standby != "n1"
+    # n1's lease expires: its status and its claim go with it. At once, before the
+    # mount is overdue, only the standby claims it.
+    survivors = {name: status for name, status in THREE.items() if name != "n1"}
+    takers = [
+        me
+        for me in survivors
+        if plan_transcoders(mounts, {}, survivors, (), me, me_eligible=True).claim == "radio.mp3"
+    ]
+    assert takers == [standby]
+    # Its standby keeps running while it claims: a lost race would cost no start.
+    assert plan_transcoders(mounts, {}, survivors, (), standby, me_eligible=True).standby == (
+        "radio.mp3",
+    )
+
+
+def test_no_standby_on_a_node_that_gave_the_programme_up_or_drains_nor_for_transcoders() -> None:
+    mounts = {"studio.mp3": STUDIO, "radio.mp3": PROGRAMME}
+    (standby,) = standbys(mounts, {"radio.mp3": "n1"}, THREE)
+    gave_up = {**THREE, standby: node_status(standby, given_up=("radio.mp3",))}
+    assert standbys(mounts, {"radio.mp3": "n1"}, gave_up) not in ([], [standby])
+    draining = {**THREE, standby: node_status(standby, draining=True)}
+    assert standbys(mounts, {"radio.mp3": "n1"}, draining) not in ([], [standby])
+    low = parse_mount(
+        {
+            "name": "low.mp3",
+            "source_password": "pw",
+            "transcode": {"parent": "studio.mp3", "format": {"bitrate_kbps": 64}},
+        }
+    )
+    transcoded = {"studio.mp3": STUDIO, "low.mp3": low}
+    for me in THREE:
+        plan = plan_transcoders(transcoded, {"low.mp3": "n1"}, THREE, (), me, me_eligible=True)
+        assert plan.standby == ()
 
 
 def test_an_owned_programme_is_run_and_not_released() -> None:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from radioagent.cli.output import status_text
 from radioagent.coordination.state import ClusterState
 from radioagent.model import AudioFormat, MountSpec, encodable_problems, parse_mount
-from radioagent.transcoding.assignment import plan_transcoders
+from radioagent.transcoding.assignment import first_taker, plan_transcoders
 from radioagent.transcoding.script import transcoder_job
 from radioagent.validation import ValidationError
 from tests.harness.icecast import REPO_DIR
@@ -34,14 +36,39 @@ MOUNTS = {
 NODES = {name: node_status(name) for name in ("n1", "n2", "n3")}
 
 
-def test_a_node_claims_a_free_transcoder_only_while_nobody_eligible_holds_fewer() -> None:
-    plan = plan_transcoders(MOUNTS, {}, NODES, (), "n1", me_eligible=True)
-    assert plan.claim == "a.opus"
-    busy = plan_transcoders(MOUNTS, {"a.opus": "n1"}, NODES, (), "n1", me_eligible=True)
+def claims_by_node(
+    mounts: dict[str, MountSpec], claims: dict[str, str], **options: Any
+) -> dict[str, str | None]:
+    """What each of NODES would claim now."""
+    return {
+        me: plan_transcoders(mounts, claims, NODES, (), me, me_eligible=True, **options).claim
+        for me in NODES
+    }
+
+
+def test_each_free_transcoder_goes_to_one_node_at_once_and_to_any_once_overdue() -> None:
+    at_once = claims_by_node(MOUNTS, {})
+    assert sorted(claim for claim in at_once.values() if claim) == ["a.opus", "b.opus"]
+    # A first taker that is slow or gone holds nothing up for longer than a cycle.
+    late = claims_by_node(MOUNTS, {}, overdue=("a.opus", "b.opus"))
+    assert all(late.values())
+    busy = plan_transcoders(
+        MOUNTS, {"a.opus": "n1"}, NODES, (), "n1", me_eligible=True, overdue=("b.opus",)
+    )
     assert busy.run == ("a.opus",)
     assert busy.claim is None  # n2 and n3 hold none
-    other = plan_transcoders(MOUNTS, {"a.opus": "n1"}, NODES, (), "n2", me_eligible=True)
-    assert other.claim == "b.opus"
+    rest = claims_by_node(MOUNTS, {"a.opus": "n1"})
+    assert rest["n1"] is None
+    assert [claim for claim in rest.values() if claim] == ["b.opus"]
+
+
+def test_free_mounts_prefer_different_nodes_and_every_node_agrees_on_which() -> None:
+    held = dict.fromkeys(NODES, 0)
+    firsts = [first_taker(f"m{number}.opus", NODES, held) for number in range(30)]
+    assert set(firsts) == set(NODES)  # spread, not all on the first name
+    assert firsts == [first_taker(f"m{number}.opus", reversed(NODES), held) for number in range(30)]
+    busiest = str(firsts[0])
+    assert first_taker("m0.opus", NODES, {**held, busiest: 1}) != busiest  # fewest first
 
 
 def test_down_draining_or_cut_off_nodes_do_not_count_or_claim() -> None:
@@ -74,7 +101,9 @@ def test_a_claim_whose_liquidsoap_keeps_failing_here_is_given_up() -> None:
 
 
 def test_a_node_does_not_claim_what_it_gave_up_lately() -> None:
-    plan = plan_transcoders(MOUNTS, {}, NODES, (), "n1", me_eligible=True, avoiding=("a.opus",))
+    plan = plan_transcoders(
+        MOUNTS, {}, NODES, (), "n1", me_eligible=True, avoiding=("a.opus",), overdue=MOUNTS
+    )
     assert plan.claim == "b.opus"
     stuck = plan_transcoders(  # its release failed last time: it gives it up again
         MOUNTS, {"a.opus": "n1"}, NODES, (), "n1", me_eligible=True, avoiding=("a.opus",)
@@ -91,9 +120,14 @@ def test_a_mount_given_up_elsewhere_goes_to_a_node_that_takes_it_even_holding_mo
     assert plan_transcoders(MOUNTS, claims, nodes, (), "n3", me_eligible=True).claim == "a.opus"
     taken = {"b.opus": "n2", "c.opus": "n3"}
     more = {**MOUNTS, "c.opus": mount("c.opus", "live.mp3")}
-    assert plan_transcoders(more, taken, nodes, (), "n2", me_eligible=True).claim == "a.opus"
+    late = ("a.opus",)  # n3 may be its first taker: n2 races once it is overdue
+    assert plan_transcoders(more, taken, nodes, (), "n2", me_eligible=True, overdue=late).claim == (
+        "a.opus"
+    )
     # Without the give-up, n1 (holding none) is the one to claim it, not n2.
-    assert plan_transcoders(more, taken, NODES, (), "n2", me_eligible=True).claim is None
+    assert (
+        plan_transcoders(more, taken, NODES, (), "n2", me_eligible=True, overdue=late).claim is None
+    )
 
 
 def test_what_lame_or_the_codecs_cannot_encode_is_named() -> None:
