@@ -28,6 +28,7 @@ import argparse
 import asyncio
 import statistics
 import subprocess
+import sys
 import time
 
 from benchlib import report, require_root, resident_mib
@@ -155,7 +156,14 @@ def owner_kill(running: ProgrammeCluster, *, crash: bool) -> tuple[dict[str, flo
             at for at, tone in heard if at >= killed_at + claimed and tone == TONES[preferred]
         )
         recoveries.append(back - killed_at)
-        kept = kept and {tone for _, tone in heard} <= {None, TONES[preferred]}
+        if not {tone for _, tone in heard} <= {None, TONES[preferred]}:
+            kept = False
+            changes = [
+                (round(at - killed_at, 2), tone)
+                for index, (at, tone) in enumerate(heard)
+                if index == 0 or heard[index - 1][1] != tone
+            ]
+            print(f"{name} heard more than {preferred} after the kill: {changes}", file=sys.stderr)
     cluster.store().set_preference(PROGRAMME, None)
     if crash:
         cluster.node(victim).restore()

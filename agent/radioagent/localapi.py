@@ -1,13 +1,23 @@
 """The agent's loopback HTTP server, for the node's own Icecast: source authentication
 (URL stream_auth) and relay redirects to the current leader. Thin I/O over
-icecast/callbacks.py."""
+icecast/callbacks.py.
+
+A relay of a produced mount (a transcode, a programme) whose source is not on the leader
+yet is held, the leader probed every RELAY_PROBE_S, for up to RELAY_HOLD_S: its source
+is between owners (a takeover), and Icecast, told no, would retry only a second later
+(<master-update-interval>) and leave listeners on the holding audio ~1.5 s after the new
+owner is on air. Studios' mounts are not held: many of them have no source for hours,
+and the probes would multiply the leader's load for nothing."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import aiohttp
 from aiohttp import web
 
 from radioagent.config import LocalApiSettings
@@ -17,6 +27,9 @@ from radioagent.model import MountSpec, NodeStatus
 
 log = logging.getLogger(__name__)
 RELAY_RETRY_AFTER_SECONDS = "1"
+RELAY_HOLD_S = 10.0  # under the 15 s Icecast waits for a relay's response head (<header-timeout>)
+RELAY_PROBE_S = 0.2
+PROBE_TIMEOUT_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -35,6 +48,7 @@ class LocalApi:
         self.sources_allowed = 0
         self.sources_refused = 0
         self._runner: web.AppRunner | None = None
+        self._session: aiohttp.ClientSession | None = None
 
     def application(self) -> web.Application:
         app = web.Application()
@@ -43,6 +57,9 @@ class LocalApi:
         return app
 
     async def start(self) -> None:
+        self._session = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=PROBE_TIMEOUT_S), auto_decompress=False
+        )
         self._runner = web.AppRunner(self.application(), access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.settings.bind_address, self.settings.port)
@@ -52,6 +69,9 @@ class LocalApi:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
 
     async def stream_auth(self, request: web.Request) -> web.Response:
         form = await request.post()
@@ -75,13 +95,34 @@ class LocalApi:
         return web.Response(headers={"icecast-auth-message": decision.reason})
 
     async def relay(self, request: web.Request) -> web.Response:
-        view = self.view()
-        target = relay_target(view.mounts, request.match_info["mount"], view.leader)
-        if target.url is None:
-            return web.Response(
-                status=503,
-                text=target.reason + "\n",
-                headers={"Retry-After": RELAY_RETRY_AFTER_SECONDS},
-            )
-        # 302, not 307: Icecast 2.4's relay follows only 302.
-        raise web.HTTPFound(target.url)
+        name = request.match_info["mount"]
+        deadline = time.monotonic() + RELAY_HOLD_S
+        for _ in range(int(RELAY_HOLD_S / RELAY_PROBE_S) + 1):  # bounded by the deadline too
+            view = self.view()
+            target = relay_target(view.mounts, name, view.leader)
+            if target.url is None:
+                return unavailable(target.reason)
+            if not view.mounts[name].produced or await self._has_source(target.url):
+                # 302, not 307: Icecast 2.4's relay follows only 302.
+                raise web.HTTPFound(target.url)
+            if time.monotonic() + RELAY_PROBE_S > deadline:
+                break
+            await asyncio.sleep(RELAY_PROBE_S)  # a probe period, bounded by the deadline
+        return unavailable(f"no source for /{name} on the leader yet")
+
+    async def _has_source(self, url: str) -> bool:
+        """Whether the leader's Icecast serves `url` (a source is connected): the head
+        only, the connection closed before any audio is read."""
+        if self._session is None:
+            return True  # not started (a test of the view alone): answer as before
+        try:
+            async with self._session.get(url) as response:
+                return response.status == 200
+        except (aiohttp.ClientError, TimeoutError):
+            return False
+
+
+def unavailable(reason: str) -> web.Response:
+    return web.Response(
+        status=503, text=reason + "\n", headers={"Retry-After": RELAY_RETRY_AFTER_SECONDS}
+    )
