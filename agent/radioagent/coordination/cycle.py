@@ -315,6 +315,7 @@ def plan_cycle(
                 for mount, since in facts.unclaimed_since.items()
                 if facts.now - since >= timing.loop_wait
             },
+            leader=leader.name,
         )
     served = None
     if state is not None and leading and state.handover is not None:

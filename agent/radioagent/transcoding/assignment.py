@@ -10,7 +10,9 @@ free for a cycle, so a first taker that is slow or gone does not keep it off the
 Claims stay where they are when nodes join: moving a running transcoder costs a gap.
 A programme's first taker after its owner runs a standby: the same Liquidsoap, its inputs
 pulled and judged, its output off until it wins the claim (a takeover then costs no
-Liquidsoap start, about 2 s).
+Liquidsoap start, about 2 s). Programmes leave the radio leader out while another node
+can take them: a leader's death restarts every programme (its script pulls from and pushes
+to the leader), so an owner on the leader would lose its standby's head start as well.
 A node whose Liquidsoap for a mount fails GIVE_UP_AFTER_FAILURES times in a row gives its
 claim up and leaves that mount to the others for GIVE_UP_SECONDS (its status says so), so
 a node that cannot run it (a broken package, a full disk) does not keep it off the air.
@@ -84,14 +86,15 @@ def plan_transcoders(
     failing: Iterable[str] = (),
     avoiding: Iterable[str] = (),
     overdue: Iterable[str] = (),
+    leader: str | None = None,
 ) -> TranscoderPlan:
     """`claims`: mount -> owner, as read from etcd. `me_eligible`: this node may run
     transcoders now (reaches etcd, knows the leader, its Icecast answers, not draining
     for new ones is checked here). `failing`: mounts whose Liquidsoap failed here
     GIVE_UP_AFTER_FAILURES times in a row; `avoiding`: mounts this node gave up lately;
     `overdue`: free mounts their first taker has left free for a cycle (any node with
-    the fewest claims may take them). Other nodes' given-up mounts come from their
-    statuses."""
+    the fewest claims may take them); `leader`: the radio leader's name. Other nodes'
+    given-up mounts come from their statuses."""
     transcoded = {name for name, mount in mounts.items() if mount.produced}
     mine = sorted(mount for mount, owner in claims.items() if owner == me)
     # An avoided claim still ours: its release failed last time.
@@ -112,8 +115,15 @@ def plan_transcoders(
             if owner in held and mount in transcoded and mount not in give_up:
                 held[owner] += 1
 
-        def takers(mount: str) -> list[str]:
-            return [name for name in eligible if mount not in avoided_by.get(name, set())]
+        def takers(mount: str, owner: str | None = None) -> list[str]:
+            willing = [
+                name
+                for name in eligible
+                if mount not in avoided_by.get(name, set()) and name != owner
+            ]
+            if mounts[mount].programme is not None and any(name != leader for name in willing):
+                return [name for name in willing if name != leader]
+            return willing
 
         for mount in free:
             candidates = takers(mount)
@@ -128,8 +138,7 @@ def plan_transcoders(
         for mount, owner in sorted(claims.items()):
             if owner == me or mount not in transcoded or mounts[mount].programme is None:
                 continue
-            others = [name for name in takers(mount) if name != owner]
-            if first_taker(mount, others, held) == me:
+            if first_taker(mount, takers(mount, owner), held) == me:
                 standby.append(mount)
     return TranscoderPlan(
         run=run, claim=claim, release=release, give_up=give_up, standby=tuple(sorted(standby))

@@ -4,6 +4,7 @@ playable from every node in the requested format, taken over when its node dies.
 from __future__ import annotations
 
 import functools
+import http.client
 import json
 import os
 import random
@@ -14,9 +15,10 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.harness.agents import TEST_TIMING, RadioCluster, connect_source
+from tests.harness.agents import TEST_TIMING, AgentNode, RadioCluster, connect_source
 from tests.harness.clients import SourceClient, connect_and_stream, listen
 from tests.harness.media import AudioSample, loudness_db
+from tests.harness.ports import LOOPBACK
 from tests.harness.transcoders import (
     live_on_leader,
     owner,
@@ -328,6 +330,26 @@ def test_churn_never_runs_a_transcoder_twice_and_always_brings_them_back(
     assert samples > CHURN_EVENTS
 
 
+def relay_answer(node: AgentNode, mount: str) -> tuple[int, str | None, float]:
+    """The node's agent's answer to its Icecast's relay request: status, Location, and
+    how long it took."""
+    local_api = node.config["local_api"]
+    assert isinstance(local_api, dict)
+    connection = http.client.HTTPConnection(LOOPBACK, local_api["port"], timeout=15)
+    started = time.monotonic()
+    try:
+        connection.request("GET", f"/relay/{mount}")
+        response = connection.getresponse()
+        return response.status, response.getheader("Location"), time.monotonic() - started
+    finally:
+        connection.close()
+
+
+def leader_live_url(cluster: RadioCluster) -> str:
+    leader = cluster.node(cluster.wait_leader())
+    return f"{leader.icecast.base_url}/_live/"
+
+
 def test_a_crashed_liquidsoap_is_restarted_and_a_node_cut_off_stops_its_transcoders(
     radio_cluster: RadioCluster,
 ) -> None:
@@ -336,14 +358,16 @@ def test_a_crashed_liquidsoap_is_restarted_and_a_node_cut_off_stops_its_transcod
     wait_for(lambda: live_on_leader(radio_cluster, ["low.mp3"]), timeout=20, what="transcoder")
     (crashed,) = transcoder_processes("low.mp3", radio_cluster)
     os.kill(crashed, signal.SIGKILL)
-    wait_for(
-        lambda: (
-            transcoder_processes("low.mp3", radio_cluster) not in ([], [crashed])
-            and live_on_leader(radio_cluster, ["low.mp3"])
-        ),
-        timeout=LIQUIDSOAP_START_S + 5,
-        what="Liquidsoap restarted by its agent",
-    )
+    wait_for(lambda: not live_on_leader(radio_cluster, ["low.mp3"]), timeout=5, what="source gone")
+    # Meanwhile a relay of it (Icecast's, on any node) is held until the source is back,
+    # not refused into Icecast's retry a second later; a studio's mount is not held.
+    node = radio_cluster.nodes[1]
+    assert relay_answer(node, "live.mp3")[:2] == (302, f"{leader_live_url(radio_cluster)}live.mp3")
+    status, location, held_s = relay_answer(node, "low.mp3")
+    assert (status, location) == (302, f"{leader_live_url(radio_cluster)}low.mp3")
+    assert live_on_leader(radio_cluster, ["low.mp3"])
+    assert held_s > 0.2  # it waited for the restart (1 s backoff, then Liquidsoap's start)
+    assert transcoder_processes("low.mp3", radio_cluster) not in ([], [crashed])
 
     with radio_cluster.etcd.unreachable():
         cut_at = time.monotonic()

@@ -237,3 +237,39 @@ def test_an_ipv6_leader_is_bracketed_in_input_urls_and_bare_as_the_output_host(
 def test_a_mount_that_is_not_a_programme_has_no_programme_job(templates_dir: str) -> None:
     with pytest.raises(ValueError, match="not a programme"):
         programme_job(templates_dir, STUDIO, LEADER, RUN_DIR, INPUTS)
+
+
+def test_programmes_leave_the_leader_out_while_another_node_can_take_them() -> None:
+    """A leader's death restarts every programme: an owner there would waste its
+    standby. Alone, or with the other node as owner, the leader still takes its part."""
+    mounts = {"studio.mp3": STUDIO, "radio.mp3": PROGRAMME}
+    overdue = ("radio.mp3",)
+    for leader in THREE:
+        plan = plan_transcoders(
+            mounts, {}, THREE, (), leader, me_eligible=True, overdue=overdue, leader=leader
+        )
+        assert plan.claim is None
+        owned = plan_transcoders(
+            mounts,
+            {"radio.mp3": next(name for name in THREE if name != leader)},
+            THREE,
+            (),
+            leader,
+            me_eligible=True,
+            leader=leader,
+        )
+        assert owned.standby == ()
+    two = {name: node_status(name) for name in ("n1", "n2")}
+    assert plan_transcoders(mounts, {}, two, (), "n1", me_eligible=True, leader="n2").claim == (
+        "radio.mp3"
+    )
+    # The other node owns it: the leader keeps the standby (nobody else can).
+    kept = plan_transcoders(
+        mounts, {"radio.mp3": "n1"}, two, (), "n2", me_eligible=True, leader="n2"
+    )
+    assert kept.standby == ("radio.mp3",)
+    alone = {"n2": node_status("n2")}
+    assert (
+        plan_transcoders(mounts, {}, alone, (), "n2", me_eligible=True, leader="n2").claim
+        == "radio.mp3"
+    )
