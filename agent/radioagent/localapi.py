@@ -2,12 +2,14 @@
 (URL stream_auth) and relay redirects to the current leader. Thin I/O over
 icecast/callbacks.py.
 
-A relay of a produced mount (a transcode, a programme) whose source is not on the leader
-yet is held, the leader probed every RELAY_PROBE_S, for up to RELAY_HOLD_S: its source
-is between owners (a takeover), and Icecast, told no, would retry only a second later
-(<master-update-interval>) and leave listeners on the holding audio ~1.5 s after the new
-owner is on air. Studios' mounts are not held: many of them have no source for hours,
-and the probes would multiply the leader's load for nothing."""
+A relay of a produced mount (a transcode, a programme) that a node has claimed, whose
+source is not on the leader yet, is held, the leader probed every RELAY_PROBE_S, for up
+to RELAY_HOLD_S: its source is starting or between owners (the dead owner's claim lasts
+until its lease expires, then the standby claims it at once), and Icecast, told no,
+would retry only a second later (<master-update-interval>) and leave listeners on the
+holding audio ~1.5 s after the new owner is on air. Unclaimed produced mounts (nobody
+can run them) and studios' mounts (many have no source for hours) are not held: the
+probes would multiply the leader's load for nothing."""
 
 from __future__ import annotations
 
@@ -39,6 +41,7 @@ class LocalView:
     leading: bool
     mounts: dict[str, MountSpec]
     leader: NodeStatus | None
+    claimed: frozenset[str] = frozenset()  # produced mounts some node has claimed
 
 
 class LocalApi:
@@ -102,7 +105,8 @@ class LocalApi:
             target = relay_target(view.mounts, name, view.leader)
             if target.url is None:
                 return unavailable(target.reason)
-            if not view.mounts[name].produced or await self._has_source(target.url):
+            held = view.mounts[name].produced and name in view.claimed
+            if not held or await self._has_source(target.url):
                 # 302, not 307: Icecast 2.4's relay follows only 302.
                 raise web.HTTPFound(target.url)
             if time.monotonic() + RELAY_PROBE_S > deadline:

@@ -585,6 +585,7 @@ class Agent:
             leading=self.effective_leadership().role is Role.LEADER,
             mounts=dict(self.state.mounts) if self.state is not None else {},
             leader=self.current_leader_status(),
+            claimed=frozenset(self.state.transcoders) if self.state is not None else frozenset(),
         )
 
     # --- executing ------------------------------------------------------------------------
@@ -633,6 +634,17 @@ class Agent:
                 self._job(state, state.mounts[mount], leader), standby=True
             )
         await self.transcoders.converge(jobs)
+        # A standby that keeps failing here: another node stands by (and takes over).
+        for mount in self.transcoders.failing_standbys(GIVE_UP_AFTER_FAILURES):
+            if mount not in self.given_up:
+                log.error(
+                    "standby %s: Liquidsoap failed %d times in a row here: left to the other"
+                    " nodes for %g s",
+                    mount,
+                    GIVE_UP_AFTER_FAILURES,
+                    GIVE_UP_SECONDS,
+                )
+                self.given_up[mount] = self.clock()
         # After the converge has stopped its Liquidsoap: never two running.
         for mount in transcoders.give_up:
             if mount not in self.given_up:
@@ -735,7 +747,7 @@ class Agent:
                 await self._step_down(
                     f"cut off from etcd for {self.clock() - self.last_etcd_contact:.1f} s"
                 )
-            if self.cut_off() and self.transcoders.states():
+            if self.cut_off() and self.transcoders.running_any():
                 log.warning("cut off from etcd: stopping the transcoders")
                 await self.transcoders.stop_all()
 

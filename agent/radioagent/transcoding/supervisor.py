@@ -32,6 +32,7 @@ BACKOFF_MAX_S = 30.0
 STABLE_AFTER_S = 30.0  # a run this long resets the backoff
 STOP_GRACE_S = 2.0
 PROGRAMME_POLL_S = 1.0  # how fresh a programme's state is (its loudness is a 3 s window)
+AIR_RETRY_S = 0.2  # a promoted standby still starting: how soon it is told again
 
 
 Launch = Callable[[TranscoderJob], Awaitable[asyncio.subprocess.Process]]
@@ -62,6 +63,7 @@ class Transcoder:
         self._stopping = False
         # A standby told to go on air, not known to be yet (it may still be starting).
         self._air_pending = False
+        self._air_refused = False
 
     def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -85,8 +87,11 @@ class Transcoder:
         try:
             await go_on_air(socket)
         except ControlError as error:
-            log.warning("programme %s: not on air yet: %s", self.job.mount, error)
+            if not self._air_refused:  # once: it may still be starting
+                log.warning("programme %s: not on air yet: %s", self.job.mount, error)
+            self._air_refused = True
         else:
+            self._air_refused = False
             self._air_pending = False
             log.info("programme %s: the standby is on air", self.job.mount)
 
@@ -95,7 +100,8 @@ class Transcoder:
         (after a restart it has read it from its file already)."""
         failing = False
         while not self._stopping:
-            await asyncio.sleep(PROGRAMME_POLL_S)  # a polling period, not a wait for a condition
+            # A polling period, not a wait for a condition.
+            await asyncio.sleep(AIR_RETRY_S if self._air_pending else PROGRAMME_POLL_S)
             if not self.state.running:
                 self.state.programme = None
                 continue
@@ -134,8 +140,10 @@ class Transcoder:
         while not self._stopping:
             started = time.monotonic()
             try:
-                self._process = await self._launch(self.job)
-                self._air_pending = False  # it starts as its job says
+                job = self.job  # promote() may change it while the process starts
+                self._process = await self._launch(job)
+                if not job.standby:
+                    self._air_pending = False  # it starts on air
             except OSError as error:
                 log.error("transcoder %s: cannot start Liquidsoap: %s", self.job.mount, error)
             else:
@@ -263,6 +271,18 @@ class TranscoderSupervisor:
                     self._write_preference(mount, transcoder.preferred)
                 self._transcoders[mount] = transcoder
                 transcoder.start()
+
+    def running_any(self) -> bool:
+        """Any process, standbys included."""
+        return bool(self._transcoders)
+
+    def failing_standbys(self, failures: int) -> set[str]:
+        """Standbys that failed `failures` times in a row: this node cannot run them."""
+        return {
+            mount
+            for mount, transcoder in self._transcoders.items()
+            if transcoder.job.standby and transcoder.state.failures >= failures
+        }
 
     def states(self) -> dict[str, TranscoderState]:
         """The jobs on air: a standby's state is not the programme's (its owner's is)."""
