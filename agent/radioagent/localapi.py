@@ -2,14 +2,13 @@
 (URL stream_auth) and relay redirects to the current leader. Thin I/O over
 icecast/callbacks.py.
 
-A relay of a produced mount (a transcode, a programme) that a node has claimed, whose
-source is not on the leader yet, is held, the leader probed every RELAY_PROBE_S, for up
-to RELAY_HOLD_S: its source is starting or between owners (the dead owner's claim lasts
-until its lease expires, then the standby claims it at once), and Icecast, told no,
+A relay of a produced mount (a transcode, a programme) whose source is awaited (the
+mount is claimed, or was freed moments ago: a takeover) but not on the leader yet is
+held, the leader probed every RELAY_PROBE_S, for up to RELAY_HOLD_S: Icecast, told no,
 would retry only a second later (<master-update-interval>) and leave listeners on the
-holding audio ~1.5 s after the new owner is on air. Unclaimed produced mounts (nobody
-can run them) and studios' mounts (many have no source for hours) are not held: the
-probes would multiply the leader's load for nothing."""
+holding audio ~1.5 s after the new owner is on air. Produced mounts nobody has claimed
+for longer (nobody can run them) and studios' mounts (many have no source for hours)
+are not held: the probes would multiply the leader's load for nothing."""
 
 from __future__ import annotations
 
@@ -41,7 +40,8 @@ class LocalView:
     leading: bool
     mounts: dict[str, MountSpec]
     leader: NodeStatus | None
-    claimed: frozenset[str] = frozenset()  # produced mounts some node has claimed
+    # Produced mounts whose source is awaited: claimed, or free for under RELAY_HOLD_S.
+    awaited: frozenset[str] = frozenset()
 
 
 class LocalApi:
@@ -105,7 +105,7 @@ class LocalApi:
             target = relay_target(view.mounts, name, view.leader)
             if target.url is None:
                 return unavailable(target.reason)
-            held = view.mounts[name].produced and name in view.claimed
+            held = view.mounts[name].produced and name in view.awaited
             if not held or await self._has_source(target.url):
                 # 302, not 307: Icecast 2.4's relay follows only 302.
                 raise web.HTTPFound(target.url)

@@ -58,7 +58,7 @@ from radioagent.icecast.control import IcecastControl, IcecastError
 from radioagent.icecast.render import render_icecast_config
 from radioagent.icecast.stats import IcecastStats
 from radioagent.listenerhistory import ListenerHistory
-from radioagent.localapi import LocalApi, LocalView
+from radioagent.localapi import RELAY_HOLD_S, LocalApi, LocalView
 from radioagent.model import MountSpec, NodeStatus
 from radioagent.programmes.script import programme_job
 from radioagent.programmes.spec import preferred_inputs
@@ -70,6 +70,7 @@ from radioagent.traffic.bandwidth import BandwidthMeter
 from radioagent.transcoding.assignment import (
     GIVE_UP_AFTER_FAILURES,
     GIVE_UP_SECONDS,
+    awaited_sources,
     free_since,
     unclaimed,
 )
@@ -585,7 +586,14 @@ class Agent:
             leading=self.effective_leadership().role is Role.LEADER,
             mounts=dict(self.state.mounts) if self.state is not None else {},
             leader=self.current_leader_status(),
-            claimed=frozenset(self.state.transcoders) if self.state is not None else frozenset(),
+            awaited=self._awaited_sources(),
+        )
+
+    def _awaited_sources(self) -> frozenset[str]:
+        if self.state is None:
+            return frozenset()
+        return awaited_sources(
+            self.state.transcoders, self.unclaimed_since, self.clock(), RELAY_HOLD_S
         )
 
     # --- executing ------------------------------------------------------------------------

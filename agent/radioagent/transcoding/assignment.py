@@ -75,6 +75,15 @@ def free_since(previous: Mapping[str, float], free: Iterable[str], now: float) -
     return {mount: previous.get(mount, now) for mount in free}
 
 
+def awaited_sources(
+    claims: Mapping[str, str], unclaimed_since: Mapping[str, float], now: float, window: float
+) -> frozenset[str]:
+    """Produced mounts whose source should be on the leader soon: claimed, or freed less
+    than `window` ago (an owner's lease expired; its standby claims it next)."""
+    freed = {mount for mount, since in unclaimed_since.items() if now - since < window}
+    return frozenset(claims) | frozenset(freed)
+
+
 def plan_transcoders(
     mounts: dict[str, MountSpec],
     claims: dict[str, str],

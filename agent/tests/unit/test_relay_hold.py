@@ -1,7 +1,8 @@
-"""The agent's answer to its Icecast's relay requests: a claimed produced mount whose
-source is not on the leader yet is held until it is (then 302) or for RELAY_HOLD_S (then
-503); anything else is answered at once. A real LocalApi on loopback, and a stand-in
-leader (aiohttp) whose live mount appears after a few probes."""
+"""The agent's answer to its Icecast's relay requests: a produced mount whose source is
+awaited (claimed, or freed moments ago) but not on the leader yet is held until it is
+(then 302) or for RELAY_HOLD_S (then 503); anything else is answered at once. A real
+LocalApi on loopback, and a stand-in leader (aiohttp) whose live mount appears after a
+few probes."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from radioagent import localapi
 from radioagent.config import LocalApiSettings
 from radioagent.localapi import LocalApi, LocalView
 from radioagent.model import parse_mount
+from radioagent.transcoding.assignment import awaited_sources
 from tests.harness.ports import LOOPBACK, free_port
 from tests.unit.builders import node_status
 
@@ -63,13 +65,13 @@ async def stand_in_leader(live_after_probes: int | None) -> AsyncIterator[tuple[
 
 
 async def relay_answer(
-    mount: str, leader_port: int, claimed: frozenset[str]
+    mount: str, leader_port: int, awaited: frozenset[str]
 ) -> tuple[int, str | None, float]:
     view = LocalView(
         leading=False,
         mounts=MOUNTS,
         leader=node_status("n2", address=LOOPBACK, icecast_port=leader_port),
-        claimed=claimed,
+        awaited=awaited,
     )
     api = LocalApi(LocalApiSettings(port=free_port(), bind_address=LOOPBACK), lambda: view)
     await api.start()
@@ -83,7 +85,7 @@ async def relay_answer(
         await api.stop()
 
 
-def test_a_claimed_produced_mount_is_held_until_its_source_is_on_the_leader() -> None:
+def test_an_awaited_produced_mount_is_held_until_its_source_is_on_the_leader() -> None:
     async def scenario() -> tuple[int, str | None, list[str], int]:
         async with stand_in_leader(live_after_probes=3) as (port, asked):
             status, location, _ = await relay_answer("low.mp3", port, frozenset({"low.mp3"}))
@@ -107,9 +109,9 @@ def test_a_source_that_does_not_come_is_refused_after_the_hold() -> None:
 
 
 @pytest.mark.parametrize("mount", ["live.mp3", "low.mp3"])
-def test_studios_mounts_and_unclaimed_produced_mounts_are_answered_at_once(mount: str) -> None:
-    """A studio's mount may have no source for hours; an unclaimed produced mount has
-    nobody to produce it: probing the leader for them would only load it."""
+def test_studios_mounts_and_produced_mounts_not_awaited_are_answered_at_once(mount: str) -> None:
+    """A studio's mount may have no source for hours; a produced mount unclaimed for long
+    has nobody to produce it: probing the leader for them would only load it."""
 
     async def scenario() -> tuple[int, list[str]]:
         async with stand_in_leader(live_after_probes=None) as (port, asked):
@@ -123,7 +125,7 @@ def test_studios_mounts_and_unclaimed_produced_mounts_are_answered_at_once(mount
 
 def test_no_leader_known_is_refused_at_once() -> None:
     async def scenario() -> int:
-        view = LocalView(leading=False, mounts=MOUNTS, leader=None, claimed=frozenset({"low.mp3"}))
+        view = LocalView(leading=False, mounts=MOUNTS, leader=None, awaited=frozenset({"low.mp3"}))
         api = LocalApi(LocalApiSettings(port=free_port(), bind_address=LOOPBACK), lambda: view)
         await api.start()
         try:
@@ -135,3 +137,10 @@ def test_no_leader_known_is_refused_at_once() -> None:
             await api.stop()
 
     assert asyncio.run(scenario()) == 503
+
+
+def test_a_source_is_awaited_while_claimed_and_for_a_window_after_its_claim_went() -> None:
+    claims = {"low.mp3": "n1"}
+    freed = {"gone.mp3": 100.0, "stale.mp3": 80.0}
+    assert awaited_sources(claims, freed, now=105.0, window=10.0) == {"low.mp3", "gone.mp3"}
+    assert awaited_sources({}, freed, now=111.0, window=10.0) == frozenset()
