@@ -163,7 +163,11 @@ def owner_kill(running: ProgrammeCluster, *, crash: bool) -> tuple[dict[str, flo
                 for index, (at, tone) in enumerate(heard)
                 if index == 0 or heard[index - 1][1] != tone
             ]
-            print(f"{name} heard more than {preferred} after the kill: {changes}", file=sys.stderr)
+            print(
+                f"{name} heard more than {preferred} after {victim} was killed and {heir}"
+                f" claimed at {claimed:.2f} s: {changes}",
+                file=sys.stderr,
+            )
     cluster.store().set_preference(PROGRAMME, None)
     if crash:
         cluster.node(victim).restore()
