@@ -31,7 +31,7 @@ import subprocess
 import sys
 import time
 
-from benchlib import report, require_root, resident_mib
+from benchlib import RESULTS_DIR, report, require_root, resident_mib
 
 from radioagent.programmes.control import ControlError, read_state
 from radioagent.programmes.script import socket_path
@@ -163,9 +163,12 @@ def owner_kill(running: ProgrammeCluster, *, crash: bool) -> tuple[dict[str, flo
                 for index, (at, tone) in enumerate(heard)
                 if index == 0 or heard[index - 1][1] != tone
             ]
+            kept_audio = RESULTS_DIR / f"programme-not-kept-{name}-{int(time.time())}.mp3"
+            RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+            kept_audio.write_bytes(running.listeners[name].received(since=killed_at))
             print(
                 f"{name} heard more than {preferred} after {victim} was killed and {heir}"
-                f" claimed at {claimed:.2f} s: {changes}",
+                f" claimed at {claimed:.2f} s: {changes}; its audio since: {kept_audio}",
                 file=sys.stderr,
             )
     cluster.store().set_preference(PROGRAMME, None)
