@@ -291,6 +291,9 @@ def test_the_play_button_plays_the_mount_in_the_page_and_keeps_playing_across_re
     tmp_path: Path,
 ) -> None:
     live_source(radio_cluster, source_client_factory, mp3_audio)
+    # The player asks once: the front door must already direct listeners of the mount
+    # (the nodes' reports name it a loop after their Icecasts serve it).
+    radio_cluster.nodes[0].wait_front_door_serving("/live.mp3")
     play_in_the_page(browser, f"{radio_cluster.nodes[0].front_door_url}/", tmp_path)
 
 
@@ -304,4 +307,5 @@ def test_the_player_plays_over_https_with_the_clusters_certificate(
     """The page over HTTPS (as a radio's website would embed it): its player's stream
     comes over HTTPS too, with the certificate checked against the trusted test CA."""
     live_source(https_cluster, source_client_factory, mp3_audio)
+    https_cluster.nodes[1].wait_front_door_serving("/live.mp3")
     play_in_the_page(https_browser, f"{https_cluster.nodes[1].https_url}/", tmp_path)
