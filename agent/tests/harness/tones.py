@@ -16,6 +16,11 @@ from urllib.parse import urlsplit
 SAMPLE_RATE = 8000  # every test tone is far below its Nyquist frequency
 SILENCE_RMS = 100.0  # of 32767: about -50 dBFS; a test tone is far above, silence far below
 DOMINANCE = 10.0  # the heard tone carries this many times the power of any other candidate
+# ...and at least this share of the slice's energy: a steady test tone measures 0.99, the
+# slice where one stream gives way to another (a click, a decoder's first frame) 0.01, in
+# which the candidates' tiny powers can still rank one "dominant" (a takeover once read
+# as 0.1 s of an input nobody had put on air).
+TONE_SHARE = 0.5
 # How finely tones_since slices the audio: the resolution of a measured switch (Goertzel's
 # bins are 10 Hz wide at this length, far finer than the tones are apart).
 STEP_SECONDS = 0.1
@@ -58,6 +63,10 @@ def heard_tone(samples: array, candidates: tuple[float, ...]) -> float | None:
         return None
     powers = sorted(((goertzel_power(samples, f), f) for f in candidates), reverse=True)
     if len(powers) > 1 and powers[0][0] < DOMINANCE * powers[1][0]:
+        return None
+    # A pure sine's Goertzel power at its frequency is its energy times half the length.
+    energy = sum(sample * sample for sample in samples)
+    if powers[0][0] < TONE_SHARE * energy * len(samples) / 2:
         return None
     return powers[0][1]
 
