@@ -118,7 +118,7 @@ class LocalApi:
         """Whether the leader's Icecast serves `url` (a source is connected): the head
         only, the connection closed before any audio is read."""
         if self._session is None:
-            return True  # not started (a test of the view alone): answer as before
+            raise RuntimeError("the local API is not started")
         try:
             async with self._session.get(url) as response:
                 return response.status == 200

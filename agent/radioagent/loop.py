@@ -644,27 +644,24 @@ class Agent:
         await self.transcoders.converge(jobs)
         # A standby that keeps failing here: another node stands by (and takes over).
         for mount in self.transcoders.failing_standbys(GIVE_UP_AFTER_FAILURES):
-            if mount not in self.given_up:
-                log.error(
-                    "standby %s: Liquidsoap failed %d times in a row here: left to the other"
-                    " nodes for %g s",
-                    mount,
-                    GIVE_UP_AFTER_FAILURES,
-                    GIVE_UP_SECONDS,
-                )
-                self.given_up[mount] = self.clock()
+            self._leave_to_others(mount, "standby")
         # After the converge has stopped its Liquidsoap: never two running.
         for mount in transcoders.give_up:
-            if mount not in self.given_up:
-                log.error(
-                    "transcoder %s: Liquidsoap failed %d times in a row here: its claim is"
-                    " left to the other nodes for %g s",
-                    mount,
-                    GIVE_UP_AFTER_FAILURES,
-                    GIVE_UP_SECONDS,
-                )
-                self.given_up[mount] = self.clock()
+            self._leave_to_others(mount, "transcoder")
             await self.store.release_transcoder(mount, name)
+
+    def _leave_to_others(self, mount: str, kind: str) -> None:
+        """Its Liquidsoap keeps failing here: the mount is avoided for GIVE_UP_SECONDS
+        (logged once, when that starts)."""
+        if mount not in self.given_up:
+            log.error(
+                "%s %s: Liquidsoap failed %d times in a row here: left to the other nodes for %g s",
+                kind,
+                mount,
+                GIVE_UP_AFTER_FAILURES,
+                GIVE_UP_SECONDS,
+            )
+            self.given_up[mount] = self.clock()
 
     def _job(self, state: ClusterState, mount: MountSpec, leader: NodeStatus) -> TranscoderJob:
         templates = self.config.templates_dir

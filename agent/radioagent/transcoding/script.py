@@ -32,6 +32,11 @@ class TranscoderJob:
     # on air is no restart (TranscoderSupervisor.converge), only the way back is.
     standby: bool = False
 
+    @property
+    def kind(self) -> str:
+        """What the logs call it."""
+        return "standby" if self.standby else "programme" if self.programme else "transcoder"
+
 
 def transcoder_job(
     templates_dir: str, mount: MountSpec, leader: NodeStatus, parent_format: AudioFormat | None

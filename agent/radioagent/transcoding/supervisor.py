@@ -71,10 +71,6 @@ class Transcoder:
         if self._socket is not None:
             self._poller = loop.create_task(self._poll(self._socket), name=f"{self.job.mount} poll")
 
-    @property
-    def kind(self) -> str:
-        return "standby" if self.job.standby else "programme"
-
     async def promote(self, job: TranscoderJob) -> None:
         """A standby has won its programme: its output on, no restart. A Liquidsoap that
         does not answer yet is told by the poller; a restart starts on air (`job`)."""
@@ -186,7 +182,7 @@ class Transcoder:
                 "silent (dead air)" if self.state.silent else "has sound again",
             )
         elif what.startswith("on air ") or what == "output on":
-            log.info("%s %s: %s", self.kind, self.job.mount, what)
+            log.info("%s %s: %s", self.job.kind, self.job.mount, what)
         elif what in ("connected", "disconnected"):
             self.state.connected = what == "connected"
             log.info("transcoder %s: %s to the leader", self.job.mount, what)
@@ -256,14 +252,12 @@ class TranscoderSupervisor:
                 log.info("programme %s: the standby goes on air", mount)
                 await transcoder.promote(wanted)
             else:
-                log.info(
-                    "%s %s: stopping", "standby" if transcoder.job.standby else "transcoder", mount
-                )
+                log.info("%s %s: stopping", transcoder.job.kind, mount)
                 del self._transcoders[mount]
                 await transcoder.stop()
         for mount, job in jobs.items():
             if mount not in self._transcoders:
-                log.info("%s %s: starting", "standby" if job.standby else "transcoder", mount)
+                log.info("%s %s: starting", job.kind, mount)
                 socket = socket_path(self.run_dir, mount) if job.programme else None
                 transcoder = Transcoder(job, self._launch, socket)
                 if job.programme:
