@@ -273,6 +273,7 @@ class Agent:
             bandwidth_kbps=self._bandwidth.kbps,
             transcoders=self.transcoders.states(),
             given_up=self._given_up_lately(),
+            standbys=self.transcoders.standbys(GIVE_UP_AFTER_FAILURES),
             unclaimed_since=self.unclaimed_since,
             icecast_answered_at=self.icecast_answered_at,
             live_mounts=tuple(name for name, air in self.air.items() if air.live),
@@ -648,6 +649,9 @@ class Agent:
         # After the converge has stopped its Liquidsoap: never two running.
         for mount in transcoders.give_up:
             self._leave_to_others(mount, "transcoder")
+            await self.store.release_transcoder(mount, name)
+        for mount in transcoders.hand_over:
+            log.info("programme %s: handed over to its standby (this node leads)", mount)
             await self.store.release_transcoder(mount, name)
 
     def _leave_to_others(self, mount: str, kind: str) -> None:

@@ -471,6 +471,9 @@ class NodeStatus:
     # Transcoded mounts and programmes whose Liquidsoap kept failing here: their claims
     # were given up, and other nodes take them (transcoding/assignment.py).
     given_up: tuple[str, ...] = ()
+    # Programmes whose standby Liquidsoap runs here (not failing): this node takes them
+    # first when they come free, and an owner that leads hands them over to it.
+    standbys: tuple[str, ...] = ()
 
     def without_count_time(self) -> NodeStatus:
         return replace(self, counted_at=None)
@@ -489,6 +492,10 @@ def _is_int(value: Any) -> bool:
 
 def _is_number(value: Any) -> bool:
     return _is_int(value) or isinstance(value, float)
+
+
+def _is_name_list(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(name, str) for name in value)
 
 
 # Field checks for a node status written by any agent version: unknown keys are ignored
@@ -532,26 +539,11 @@ _STATUS_FIELDS: dict[str, tuple[Callable[[Any], bool], Any]] = {
         lambda value: value is None or (isinstance(value, str) and bool(value)),
         None,
     ),
-    "mounts": (
-        lambda value: isinstance(value, list) and all(isinstance(name, str) for name in value),
-        [],
-    ),
-    "transcoders": (
-        lambda value: isinstance(value, list) and all(isinstance(name, str) for name in value),
-        [],
-    ),
-    "silent_mounts": (
-        lambda value: isinstance(value, list) and all(isinstance(name, str) for name in value),
-        [],
-    ),
-    "live_mounts": (
-        lambda value: isinstance(value, list) and all(isinstance(name, str) for name in value),
-        [],
-    ),
-    "hls_mounts": (
-        lambda value: isinstance(value, list) and all(isinstance(name, str) for name in value),
-        [],
-    ),
+    "mounts": (_is_name_list, []),
+    "transcoders": (_is_name_list, []),
+    "silent_mounts": (_is_name_list, []),
+    "live_mounts": (_is_name_list, []),
+    "hls_mounts": (_is_name_list, []),
     "hls_numbers": (
         lambda value: (
             isinstance(value, dict)
@@ -575,10 +567,8 @@ _STATUS_FIELDS: dict[str, tuple[Callable[[Any], bool], Any]] = {
     ),
     "programmes": (programme_reports_valid, {}),
     "counted_at": (lambda value: value is None or _is_number(value), None),
-    "given_up": (
-        lambda value: isinstance(value, list) and all(isinstance(name, str) for name in value),
-        [],
-    ),
+    "given_up": (_is_name_list, []),
+    "standbys": (_is_name_list, []),
 }
 _REQUIRED_STATUS_FIELDS = ("name", "address", "icecast_port")
 
@@ -612,6 +602,7 @@ def node_status_from_json(text: str | bytes) -> NodeStatus:
     values["front_door_ports"] = tuple(values["front_door_ports"])
     values["tls_ports"] = tuple(values["tls_ports"])
     values["hls_numbers"] = {name: tuple(pair) for name, pair in values["hls_numbers"].items()}
-    for key in ("mounts", "transcoders", "silent_mounts", "live_mounts", "hls_mounts", "given_up"):
-        values[key] = tuple(values[key])
+    for key, (valid, _) in _STATUS_FIELDS.items():
+        if valid is _is_name_list:
+            values[key] = tuple(values[key])
     return NodeStatus(**values)

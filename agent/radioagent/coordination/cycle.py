@@ -71,6 +71,7 @@ class LocalFacts:
     # Mounts whose claims this node gave up (their Liquidsoap kept failing here), with
     # when (`now`'s clock): left to other nodes until GIVE_UP_SECONDS have passed.
     given_up: Mapping[str, float] = field(default_factory=dict)
+    standbys: tuple[str, ...] = ()  # programmes whose standby runs here, not failing
     # Produced mounts nobody claims, with when this node first saw them so (`now`'s clock).
     unclaimed_since: Mapping[str, float] = field(default_factory=dict)
     live_mounts: tuple[str, ...] = ()  # mounts heard live here
@@ -212,6 +213,7 @@ def node_status(
         air_changed=dict(sorted(facts.air_changed.items())),
         counted_at=facts.counted_at,
         given_up=tuple(sorted(set(facts.given_up) | failing_transcoders(facts))),
+        standbys=tuple(sorted(facts.standbys)),
         programmes={
             mount: running.programme.to_dict()
             for mount, running in sorted(facts.transcoders.items())
@@ -310,6 +312,7 @@ def plan_cycle(
             me_eligible=facts.stats is not None,  # cut off, there is no leader: no plan
             failing=failing_transcoders(facts),
             avoiding=facts.given_up,
+            standing_by=facts.standbys,
             overdue={
                 mount
                 for mount, since in facts.unclaimed_since.items()

@@ -10,9 +10,13 @@ free for a cycle, so a first taker that is slow or gone does not keep it off the
 Claims stay where they are when nodes join: moving a running transcoder costs a gap.
 A programme's first taker after its owner runs a standby: the same Liquidsoap, its inputs
 pulled and judged, its output off until it wins the claim (a takeover then costs no
-Liquidsoap start, about 2 s). Programmes leave the radio leader out while another node
-can take them: a leader's death restarts every programme (its script pulls from and pushes
-to the leader), so an owner on the leader would lose its standby's head start as well.
+Liquidsoap start, about 2 s). A node standing by (its status says so) stays the first
+taker: it claims a freed programme at once, so two programmes freed by one death each go
+to their own standby, and a standby does not move when claims change hands elsewhere.
+Programmes leave the radio leader out while another node can take them: a leader's death
+restarts every programme (its script pulls from and pushes to the leader), so an owner on
+the leader would lose its standby's head start as well. An owner that becomes the leader
+(a leader change) hands its programme over to a node standing by for it.
 A node whose Liquidsoap for a mount fails GIVE_UP_AFTER_FAILURES times in a row gives its
 claim up and leaves that mount to the others for GIVE_UP_SECONDS (its status says so), so
 a node that cannot run it (a broken package, a full disk) does not keep it off the air.
@@ -38,6 +42,8 @@ class TranscoderPlan:
     give_up: tuple[str, ...] = ()  # this node's claims whose Liquidsoap keeps failing here
     # Programmes this node would take first: owned elsewhere, or free (`claim` then).
     standby: tuple[str, ...] = ()
+    # This node's programmes to stop, then release: it leads, and a node stands by.
+    hand_over: tuple[str, ...] = ()
 
 
 def eligible_nodes(
@@ -57,13 +63,25 @@ def eligible_nodes(
     return eligible
 
 
-def taker_order(mount: str, node: str, held: int) -> tuple[int, str]:
-    """Fewest claims first, then the rendezvous hash of (mount, node)."""
-    return held, hashlib.sha256(f"{mount}\0{node}".encode()).hexdigest()
+def taker_order(mount: str, node: str, held: int, standing: bool = False) -> tuple[bool, int, str]:
+    """A node standing by for the mount first, then fewest claims, then the rendezvous
+    hash of (mount, node)."""
+    return not standing, held, hashlib.sha256(f"{mount}\0{node}".encode()).hexdigest()
 
 
-def first_taker(mount: str, takers: Iterable[str], held: Mapping[str, int]) -> str | None:
-    return min(takers, key=lambda node: taker_order(mount, node, held[node]), default=None)
+def first_taker(
+    mount: str,
+    takers: Iterable[str],
+    held: Mapping[str, int],
+    standing: Mapping[str, Iterable[str]] | None = None,
+) -> str | None:
+    """`standing`: node -> the programmes it stands by for."""
+    stands = standing or {}
+    return min(
+        takers,
+        key=lambda node: taker_order(mount, node, held[node], mount in stands.get(node, ())),
+        default=None,
+    )
 
 
 def unclaimed(mounts: Mapping[str, MountSpec], claims: Mapping[str, str]) -> set[str]:
@@ -96,14 +114,16 @@ def plan_transcoders(
     avoiding: Iterable[str] = (),
     overdue: Iterable[str] = (),
     leader: str | None = None,
+    standing_by: Iterable[str] = (),
 ) -> TranscoderPlan:
     """`claims`: mount -> owner, as read from etcd. `me_eligible`: this node may run
     transcoders now (reaches etcd, knows the leader, its Icecast answers, not draining
     for new ones is checked here). `failing`: mounts whose Liquidsoap failed here
     GIVE_UP_AFTER_FAILURES times in a row; `avoiding`: mounts this node gave up lately;
     `overdue`: free mounts their first taker has left free for a cycle (any node with
-    the fewest claims may take them); `leader`: the radio leader's name. Other nodes'
-    given-up mounts come from their statuses."""
+    the fewest claims may take them); `leader`: the radio leader's name; `standing_by`:
+    programmes whose standby runs here. Other nodes' given-up mounts and standbys come
+    from their statuses."""
     transcoded = {name for name, mount in mounts.items() if mount.produced}
     mine = sorted(mount for mount, owner in claims.items() if owner == me)
     # An avoided claim still ours: its release failed last time.
@@ -114,10 +134,13 @@ def plan_transcoders(
     eligible = eligible_nodes(nodes, draining, me, me_eligible and me not in set(draining))
     avoided_by = {name: set(status.given_up) for name, status in nodes.items()}
     avoided_by[me] = set(avoiding) | set(give_up)
+    standing = {name: set(status.standbys) for name, status in nodes.items()}
+    standing[me] = set(standing_by)
     free = sorted(transcoded - set(claims))
     late = set(overdue)
     claim = None
     standby: list[str] = []
+    hand_over: list[str] = []
     if me in eligible:
         held = {name: 0 for name in eligible}
         for mount, owner in claims.items():
@@ -138,17 +161,27 @@ def plan_transcoders(
             candidates = takers(mount)
             if me not in candidates:
                 continue
-            first = first_taker(mount, candidates, held) == me
+            first = first_taker(mount, candidates, held, standing) == me
             if first and mounts[mount].programme is not None:
                 standby.append(mount)  # kept while it claims: a lost race loses no start
             fewest = held[me] <= min(held[name] for name in candidates)
             if claim is None and (first or (mount in late and fewest)):
                 claim = mount
         for mount, owner in sorted(claims.items()):
-            if owner == me or mount not in transcoded or mounts[mount].programme is None:
+            if mount not in transcoded or mounts[mount].programme is None:
                 continue
-            if first_taker(mount, takers(mount, owner), held) == me:
+            if owner != me and first_taker(mount, takers(mount, owner), held, standing) == me:
                 standby.append(mount)
+            others_standing = [
+                name for name in takers(mount, me) if mount in standing.get(name, ())
+            ]
+            if owner == me and me == leader and mount in run and others_standing:
+                hand_over.append(mount)
     return TranscoderPlan(
-        run=run, claim=claim, release=release, give_up=give_up, standby=tuple(sorted(standby))
+        run=tuple(mount for mount in run if mount not in hand_over),
+        claim=claim,
+        release=release,
+        give_up=give_up,
+        standby=tuple(sorted(standby)),
+        hand_over=tuple(hand_over),
     )

@@ -278,6 +278,17 @@ class TranscoderSupervisor:
             if transcoder.job.standby and transcoder.state.failures >= failures
         }
 
+    def standbys(self, failures: int) -> tuple[str, ...]:
+        """Standbys ready to take over: started, not failing `failures` times in a row."""
+        failing = self.failing_standbys(failures)
+        return tuple(
+            sorted(
+                mount
+                for mount, transcoder in self._transcoders.items()
+                if transcoder.job.standby and mount not in failing
+            )
+        )
+
     def states(self) -> dict[str, TranscoderState]:
         """The jobs on air: a standby's state is not the programme's (its owner's is)."""
         return {

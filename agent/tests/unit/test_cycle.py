@@ -229,6 +229,12 @@ def test_a_transcoder_that_keeps_failing_here_is_given_up_and_the_status_says_so
     assert transcoders_of(plan_cycle(ME, state(), overdue_facts(), fresh=True)).claim == "low.mp3"
 
 
+def test_the_status_names_the_standbys_running_here() -> None:
+    plan = plan_cycle(ME, state(), facts(standbys=("radio.mp3",)), fresh=True)
+    assert plan.status.standbys == ("radio.mp3",)
+    assert node_status_from_json(plan.status.to_json()).standbys == ("radio.mp3",)
+
+
 def test_a_replica_points_transcoders_at_the_leaders_published_address() -> None:
     plan = plan_cycle(ME, state(transcoders={"low.mp3": "node1"}), facts(), fresh=True)
     assert leader_of(plan).name == "node2"

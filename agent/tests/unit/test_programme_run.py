@@ -284,3 +284,103 @@ def test_programmes_leave_the_leader_out_while_another_node_can_take_them() -> N
         plan_transcoders(mounts, {}, alone, (), "n2", me_eligible=True, leader="n2").claim
         == "radio.mp3"
     )
+
+
+SECOND = parse_mount(
+    {
+        "name": "second.mp3",
+        "source_password": "pw",
+        "programme": {"inputs": ["studio.mp3"]},
+    }
+)
+
+
+def claims_of(mounts: dict[str, MountSpec], claims: dict[str, str], nodes: dict) -> dict:
+    """What each node's plan claims now (not overdue: first takers only)."""
+    return {
+        me: plan_transcoders(
+            mounts, claims, nodes, (), me, me_eligible=True, standing_by=nodes[me].standbys
+        ).claim
+        for me in nodes
+    }
+
+
+def test_the_node_standing_by_takes_each_programme_freed_by_one_death() -> None:
+    """n1 owned both; n2 stands by for both. It claims one, then (holding more than n3)
+    still the other: its standby goes on air instead of a cold start on n3."""
+    mounts = {"studio.mp3": STUDIO, "radio.mp3": PROGRAMME, "second.mp3": SECOND}
+    survivors = {
+        "n2": node_status("n2", standbys=("radio.mp3", "second.mp3")),
+        "n3": node_status("n3"),
+    }
+    assert claims_of(mounts, {}, survivors) == {"n2": "radio.mp3", "n3": None}
+    assert claims_of(mounts, {"radio.mp3": "n2"}, survivors) == {"n2": "second.mp3", "n3": None}
+    # Without the standbys in the statuses, n3 (fewer claims) would have been first.
+    plain = {name: node_status(name) for name in survivors}
+    assert claims_of(mounts, {"radio.mp3": "n2"}, plain) == {"n2": None, "n3": "second.mp3"}
+
+
+def test_a_standby_stays_where_it_runs_when_claims_change_elsewhere() -> None:
+    mounts = {"studio.mp3": STUDIO, "radio.mp3": PROGRAMME}
+    (standby,) = standbys(mounts, {"radio.mp3": "n1"}, THREE)
+    other = next(name for name in THREE if name not in ("n1", standby))
+    # The standby's node now owns two transcoded mounts more than the other node.
+    busy = {
+        **THREE,
+        standby: node_status(standby, standbys=("radio.mp3",)),
+    }
+    low = {
+        f"low{index}.mp3": parse_mount(
+            {
+                "name": f"low{index}.mp3",
+                "source_password": "pw",
+                "transcode": {"parent": "studio.mp3", "format": {"bitrate_kbps": 64}},
+            }
+        )
+        for index in range(2)
+    }
+    claims = {"radio.mp3": "n1", **{name: standby for name in low}}
+    everything = {**mounts, **low}
+    assert standbys(everything, claims, THREE) == [other]  # by claims alone it would move
+    kept = [
+        me
+        for me in busy
+        if "radio.mp3"
+        in plan_transcoders(
+            everything, claims, busy, (), me, me_eligible=True, standing_by=busy[me].standbys
+        ).standby
+    ]
+    assert kept == [standby]
+
+
+def test_an_owner_that_leads_hands_its_programme_over_to_a_node_standing_by() -> None:
+    mounts = {"studio.mp3": STUDIO, "radio.mp3": PROGRAMME}
+    nodes = {**THREE, "n2": node_status("n2", standbys=("radio.mp3",))}
+    claims = {"radio.mp3": "n1"}
+    plan = plan_transcoders(mounts, claims, nodes, (), "n1", me_eligible=True, leader="n1")
+    assert plan.hand_over == ("radio.mp3",)
+    assert plan.run == ()  # stopped before the claim is released
+    # Not while it does not lead, nor while nobody stands by (a failing standby is not
+    # reported), nor to a node that gave the programme up.
+    for kept in (
+        plan_transcoders(mounts, claims, nodes, (), "n1", me_eligible=True, leader="n3"),
+        plan_transcoders(mounts, claims, THREE, (), "n1", me_eligible=True, leader="n1"),
+        plan_transcoders(
+            mounts,
+            claims,
+            {**nodes, "n2": node_status("n2", standbys=("radio.mp3",), given_up=("radio.mp3",))},
+            (),
+            "n1",
+            me_eligible=True,
+            leader="n1",
+        ),
+    ):
+        assert (kept.run, kept.hand_over) == (("radio.mp3",), ())
+    # Released, the programme goes to the standby at once, not back to the leader.
+    taken = {
+        me: plan_transcoders(
+            mounts, {}, nodes, (), me, me_eligible=True, leader="n1", standing_by=nodes[me].standbys
+        ).claim
+        for me in nodes
+    }
+    assert taken == {"n1": None, "n2": "radio.mp3", "n3": None}

@@ -120,10 +120,12 @@ def test_converge_promotes_a_standby_in_place_and_restarts_for_any_other_change(
             assert b"RADIO_PROGRAMME_STANDBY=1" in environment_of(standby)
             assert supervisor.states() == {}  # a standby's state is not the programme's
             assert supervisor.running_any()
+            assert supervisor.standbys(3) == ("radio.mp3",)
 
             await supervisor.converge({"radio.mp3": ON_AIR})
             assert pid() == standby  # promoted, not restarted
             assert list(supervisor.states()) == ["radio.mp3"]
+            assert supervisor.standbys(3) == ()
 
             moved = dataclasses.replace(ON_AIR, script="# another leader")
             await supervisor.converge({"radio.mp3": moved})
