@@ -273,7 +273,7 @@ class Agent:
             bandwidth_kbps=self._bandwidth.kbps,
             transcoders=self.transcoders.states(),
             given_up=self._given_up_lately(),
-            standbys=self.transcoders.standbys(GIVE_UP_AFTER_FAILURES),
+            standbys=self.transcoders.standbys(),
             unclaimed_since=self.unclaimed_since,
             icecast_answered_at=self.icecast_answered_at,
             live_mounts=tuple(name for name, air in self.air.items() if air.live),

@@ -312,13 +312,13 @@ def plan_cycle(
             me_eligible=facts.stats is not None,  # cut off, there is no leader: no plan
             failing=failing_transcoders(facts),
             avoiding=facts.given_up,
-            standing_by=facts.standbys,
             overdue={
                 mount
                 for mount, since in facts.unclaimed_since.items()
                 if facts.now - since >= timing.loop_wait
             },
             leader=leader.name,
+            epoch=acting.epoch,
         )
     served = None
     if state is not None and leading and state.handover is not None:

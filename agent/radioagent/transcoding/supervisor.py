@@ -278,14 +278,13 @@ class TranscoderSupervisor:
             if transcoder.job.standby and transcoder.state.failures >= failures
         }
 
-    def standbys(self, failures: int) -> tuple[str, ...]:
-        """Standbys ready to take over: started, not failing `failures` times in a row."""
-        failing = self.failing_standbys(failures)
+    def standbys(self) -> tuple[str, ...]:
+        """Standbys ready to take over: their Liquidsoap answers (a state read)."""
         return tuple(
             sorted(
                 mount
                 for mount, transcoder in self._transcoders.items()
-                if transcoder.job.standby and mount not in failing
+                if transcoder.job.standby and transcoder.state.programme is not None
             )
         )
 

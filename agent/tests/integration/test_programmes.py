@@ -174,6 +174,61 @@ def test_a_transcoded_mount_of_the_programme_plays_the_input_on_air_and_metrics_
         )
 
 
+def wait_for_one_standby(programme_cluster: ProgrammeCluster, programme_owner: str) -> list[str]:
+    """The nodes but the owner running a standby of the programme, once there is one.
+    (The owner's process may be a promoted standby: its environment still says so.)"""
+    cluster = programme_cluster.cluster
+
+    def standing() -> list[str]:
+        return [
+            node.name
+            for node in cluster.nodes
+            if node.name != programme_owner and standby_processes(PROGRAMME, node)
+        ]
+
+    wait_for(
+        lambda: len(standing()) == 1, timeout=10, what="one standby", explain=cluster.log_tails
+    )
+    return standing()
+
+
+def test_an_owner_made_leader_hands_the_programme_to_a_node_standing_by(
+    programme_cluster: ProgrammeCluster,
+) -> None:
+    """The leadership moves onto the owner. Every programme restarts for the new leader
+    anyway; once another node stands by for the new leader, the owner gives the programme
+    to it (its standby goes on air), so one machine's death never costs both the leader
+    and the programme's owner."""
+    cluster = programme_cluster.cluster
+    first_owner = owner(cluster, PROGRAMME)
+    assert first_owner is not None
+    on_air = programme_cluster.report()["real_output"]
+    store = cluster.store()
+    leader = store.read_state().leader
+    assert leader is not None
+    assert leader.name != first_owner  # programmes avoid the leader
+    store.request_handover(leader, first_owner, 10)
+    cluster.wait_leader(timeout=10, other_than=leader.name)
+    assert cluster.leader_name() == first_owner
+    wait_for(
+        lambda: owner(cluster, PROGRAMME) not in (None, first_owner),
+        timeout=20,
+        what="another node to take the programme from the new leader",
+        explain=cluster.log_tails,
+    )
+    new_owner = owner(cluster, PROGRAMME)
+    assert new_owner is not None
+    # Its Liquidsoap is the standby that went on air, and the leader runs none.
+    assert standby_processes(PROGRAMME, cluster.node(new_owner)), cluster.log_tails()
+    assert transcoder_processes(PROGRAMME, cluster.node(first_owner)) == []
+    programme_cluster.wait_hearing(on_air)
+    for name, listener in programme_cluster.listeners.items():
+        assert listener.error is None, (name, listener.error)
+    # And a new standby on the third node: not on the leader.
+    wait_for_one_standby(programme_cluster, new_owner)
+    assert standby_processes(PROGRAMME, cluster.node(first_owner)) == []
+
+
 def test_the_preference_survives_the_death_of_the_programmes_owner(
     programme_cluster: ProgrammeCluster,
 ) -> None:
@@ -187,14 +242,8 @@ def test_the_preference_survives_the_death_of_the_programmes_owner(
     cluster.store().set_preference(PROGRAMME, preferred)
     programme_cluster.wait_hearing(preferred)
     survivors = [node.name for node in cluster.nodes if node.name != first_owner]
-    wait_for(
-        lambda: len(standby_processes(PROGRAMME, cluster)) == 1,
-        timeout=10,
-        what="one standby",
-        explain=cluster.log_tails,
-    )
-    (standby,) = [name for name in survivors if standby_processes(PROGRAMME, cluster.node(name))]
-    standby_pid = standby_processes(PROGRAMME, cluster)[0]
+    (standby,) = wait_for_one_standby(programme_cluster, first_owner)
+    (standby_pid,) = standby_processes(PROGRAMME, cluster.node(standby))
     killed_at = time.monotonic()
     cluster.node(first_owner).kill()  # its Liquidsoap dies with it (PR_SET_PDEATHSIG)
     wait_for(

@@ -293,13 +293,18 @@ SECOND = parse_mount(
         "programme": {"inputs": ["studio.mp3"]},
     }
 )
+# n1 led; n4 leads now, and programmes leave it out while n2 or n3 can take them.
+LEADING = {"n4": node_status("n4", role="leader")}
 
 
-def claims_of(mounts: dict[str, MountSpec], claims: dict[str, str], nodes: dict) -> dict:
-    """What each node's plan claims now (not overdue: first takers only)."""
+def claims_of(
+    mounts: dict[str, MountSpec], claims: dict[str, str], nodes: dict, epoch: int = 3
+) -> dict:
+    """What each node's plan claims now (not overdue: first takers only) under n4, the
+    leader of `epoch` (the statuses' default)."""
     return {
         me: plan_transcoders(
-            mounts, claims, nodes, (), me, me_eligible=True, standing_by=nodes[me].standbys
+            mounts, claims, nodes, (), me, me_eligible=True, leader="n4", epoch=epoch
         ).claim
         for me in nodes
     }
@@ -312,23 +317,23 @@ def test_the_node_standing_by_takes_each_programme_freed_by_one_death() -> None:
     survivors = {
         "n2": node_status("n2", standbys=("radio.mp3", "second.mp3")),
         "n3": node_status("n3"),
+        **LEADING,
     }
-    assert claims_of(mounts, {}, survivors) == {"n2": "radio.mp3", "n3": None}
-    assert claims_of(mounts, {"radio.mp3": "n2"}, survivors) == {"n2": "second.mp3", "n3": None}
-    # Without the standbys in the statuses, n3 (fewer claims) would have been first.
-    plain = {name: node_status(name) for name in survivors}
-    assert claims_of(mounts, {"radio.mp3": "n2"}, plain) == {"n2": None, "n3": "second.mp3"}
+    assert claims_of(mounts, {}, survivors) == {"n2": "radio.mp3", "n3": None, "n4": None}
+    after = claims_of(mounts, {"radio.mp3": "n2"}, survivors)
+    assert after == {"n2": "second.mp3", "n3": None, "n4": None}
+    # Without the standbys in the statuses, n3 (fewer claims) would have been first...
+    plain = {**survivors, "n2": node_status("n2")}
+    assert claims_of(mounts, {"radio.mp3": "n2"}, plain)["n3"] == "second.mp3"
+    # ... and so it is while n2's status comes from before the leader change (epoch 3):
+    # its standbys were about to restart for the new leader.
+    assert claims_of(mounts, {"radio.mp3": "n2"}, survivors, epoch=4)["n3"] == "second.mp3"
 
 
 def test_a_standby_stays_where_it_runs_when_claims_change_elsewhere() -> None:
     mounts = {"studio.mp3": STUDIO, "radio.mp3": PROGRAMME}
     (standby,) = standbys(mounts, {"radio.mp3": "n1"}, THREE)
     other = next(name for name in THREE if name not in ("n1", standby))
-    # The standby's node now owns two transcoded mounts more than the other node.
-    busy = {
-        **THREE,
-        standby: node_status(standby, standbys=("radio.mp3",)),
-    }
     low = {
         f"low{index}.mp3": parse_mount(
             {
@@ -339,15 +344,17 @@ def test_a_standby_stays_where_it_runs_when_claims_change_elsewhere() -> None:
         )
         for index in range(2)
     }
+    # The standby's node now owns two transcoded mounts more than the other node.
     claims = {"radio.mp3": "n1", **{name: standby for name in low}}
     everything = {**mounts, **low}
     assert standbys(everything, claims, THREE) == [other]  # by claims alone it would move
+    busy = {**THREE, standby: node_status(standby, standbys=("radio.mp3",))}
     kept = [
         me
         for me in busy
         if "radio.mp3"
         in plan_transcoders(
-            everything, claims, busy, (), me, me_eligible=True, standing_by=busy[me].standbys
+            everything, claims, busy, (), me, me_eligible=True, leader="n1", epoch=3
         ).standby
     ]
     assert kept == [standby]
@@ -357,14 +364,15 @@ def test_an_owner_that_leads_hands_its_programme_over_to_a_node_standing_by() ->
     mounts = {"studio.mp3": STUDIO, "radio.mp3": PROGRAMME}
     nodes = {**THREE, "n2": node_status("n2", standbys=("radio.mp3",))}
     claims = {"radio.mp3": "n1"}
-    plan = plan_transcoders(mounts, claims, nodes, (), "n1", me_eligible=True, leader="n1")
+    plan = plan_transcoders(mounts, claims, nodes, (), "n1", me_eligible=True, leader="n1", epoch=3)
     assert plan.hand_over == ("radio.mp3",)
     assert plan.run == ()  # stopped before the claim is released
-    # Not while it does not lead, nor while nobody stands by (a failing standby is not
-    # reported), nor to a node that gave the programme up.
+    # Not while it does not lead, nor while nobody stands by (a standby still starting
+    # is not reported), nor to a node that gave the programme up, nor on the word of a
+    # status from before the leader change.
     for kept in (
-        plan_transcoders(mounts, claims, nodes, (), "n1", me_eligible=True, leader="n3"),
-        plan_transcoders(mounts, claims, THREE, (), "n1", me_eligible=True, leader="n1"),
+        plan_transcoders(mounts, claims, nodes, (), "n1", me_eligible=True, leader="n3", epoch=3),
+        plan_transcoders(mounts, claims, THREE, (), "n1", me_eligible=True, leader="n1", epoch=3),
         plan_transcoders(
             mounts,
             claims,
@@ -373,13 +381,15 @@ def test_an_owner_that_leads_hands_its_programme_over_to_a_node_standing_by() ->
             "n1",
             me_eligible=True,
             leader="n1",
+            epoch=3,
         ),
+        plan_transcoders(mounts, claims, nodes, (), "n1", me_eligible=True, leader="n1", epoch=4),
     ):
         assert (kept.run, kept.hand_over) == (("radio.mp3",), ())
     # Released, the programme goes to the standby at once, not back to the leader.
     taken = {
         me: plan_transcoders(
-            mounts, {}, nodes, (), me, me_eligible=True, leader="n1", standing_by=nodes[me].standbys
+            mounts, {}, nodes, (), me, me_eligible=True, leader="n1", epoch=3
         ).claim
         for me in nodes
     }
