@@ -14,7 +14,13 @@ its defaults: silence -40 dBFS for 10 s, hold 5 s. Each round:
   (owner_kill_claimed_s), its new Liquidsoap feeds the leader (owner_kill_feeding_s) and
   says the preferred input is on air (owner_kill_on_air_s, asked over its socket);
 - the same with the owner's whole machine killed (agent and Icecast: owner_crash_*),
-  which, when the owner also leads, costs a leader election too.
+  which, when the owner also leads, costs a leader election too;
+- the leadership handed to the programme's owner: every programme restarts for the new
+  leader, then the owner hands the programme to the node standing by. When the claim
+  moved (leader_onto_owner_handed_s), the silences listeners heard (the programme's
+  audio missing: leader_onto_owner_silence_s in all, the hand-over's own
+  leader_onto_owner_handover_gap_s), and in how many rounds the standby's own process
+  went on air (leader_onto_owner_promoted_rounds).
 Times run from the event to the arrival, at the last node, of the first audio of the
 new input. Liquidsoap's own start (liquidsoap_start_s: from its spawn to a script's first
 line running, the interpreter and its library loaded) is measured in the same run, for
@@ -46,7 +52,13 @@ from tests.harness.programmes import (
     input_away_from,
     programme_cluster_running,
 )
-from tests.harness.transcoders import live_on_leader, owner, transcoder_processes
+from tests.harness.tones import STEP_SECONDS
+from tests.harness.transcoders import (
+    live_on_leader,
+    owner,
+    standby_processes,
+    transcoder_processes,
+)
 from tests.harness.waiting import wait_for
 
 SILENCE_SECONDS = 10.0  # the defaults an operator gets
@@ -191,6 +203,67 @@ def owner_kill(running: ProgrammeCluster, *, crash: bool) -> tuple[dict[str, flo
     }, kept
 
 
+def silences(heard: list[tuple[float, float | None]]) -> list[tuple[float, float, float]]:
+    """Stretches with no tone: (first slice's arrival, last slice's arrival, seconds of
+    audio), counted in slices, since a burst delivers many slices at once."""
+    runs: list[tuple[float, float, float]] = []
+    count, first, last = 0, 0.0, 0.0
+    for at, tone in heard:
+        if tone is None:
+            first = at if count == 0 else first
+            count, last = count + 1, at
+        elif count:
+            runs.append((first, last, count * STEP_SECONDS))
+            count = 0
+    if count:
+        runs.append((first, last, count * STEP_SECONDS))
+    return runs
+
+
+def leadership_onto_owner(running: ProgrammeCluster) -> tuple[dict[str, float], bool]:
+    """Hand the leadership to the programme's owner; seconds until the claim moves, the
+    silences heard, the hand-over's own gap; and whether the standby's process went on
+    air (rather than a cold start)."""
+    cluster = running.cluster
+    first_owner = wait_for(lambda: owner(cluster, PROGRAMME), timeout=20, what="an owner")
+    wait_for(
+        lambda: any(
+            standby_processes(PROGRAMME, node) for node in cluster.nodes if node.name != first_owner
+        ),
+        timeout=20,
+        what="a standby",
+    )
+    on_air = on_air_at(cluster, first_owner)
+    if on_air is None:
+        raise RuntimeError(f"{first_owner} does not say what is on air")
+    store = cluster.store()
+    leader = store.read_state().leader
+    if leader is None or leader.name == first_owner:
+        raise RuntimeError(f"the owner {first_owner} should not lead: {leader}")
+    asked = time.monotonic()
+    store.request_handover(leader, first_owner, 10)
+    wait_for(
+        lambda: owner(cluster, PROGRAMME) not in (None, first_owner),
+        timeout=30,
+        what="the programme handed over",
+        interval=0.05,
+    )
+    handed = time.monotonic() - asked
+    heir = owner(cluster, PROGRAMME)
+    assert heir is not None  # noqa: S101 - waited for above
+    promoted = bool(standby_processes(PROGRAMME, cluster.node(heir)))
+    running.wait_hearing(on_air)
+    total, handover_gap = 0.0, 0.0
+    for listener in running.listeners.values():
+        runs = silences(listener.tones_since(asked, CANDIDATES))
+        total = max(total, sum(seconds for _, _, seconds in runs))
+        # The hand-over's gap: the owner stopped before it released the claim.
+        after = [seconds for _, last, seconds in runs if last >= asked + handed - 0.5]
+        handover_gap = max(handover_gap, after[0] if after else 0.0)
+    running.wait_hearing(on_air)
+    return {"handed": handed, "silence": total, "handover_gap": handover_gap}, promoted
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
@@ -209,11 +282,15 @@ def main() -> int:
             "owner_crash_recovery_s",
             "owner_crash_claimed_s",
             "owner_crash_on_air_s",
+            "leader_onto_owner_handed_s",
+            "leader_onto_owner_silence_s",
+            "leader_onto_owner_handover_gap_s",
             "liquidsoap_start_s",
         )
     }
     kept_every_time = True
     crashed_leaders = 0  # rounds whose crashed owner also led
+    promoted_rounds = 0  # hand-overs to the leader's owner that promoted the standby
     rss_mb = 0.0
     cache = ServiceDirectory("bench-holding-cache")
     try:
@@ -247,6 +324,11 @@ def main() -> int:
                 results["owner_crash_on_air_s"].append(crashed["on_air"])
                 crashed_leaders += int(crashed["led"])
                 kept_every_time = kept_every_time and kept and kept_through_crash
+                moved, promoted = leadership_onto_owner(running)
+                results["leader_onto_owner_handed_s"].append(moved["handed"])
+                results["leader_onto_owner_silence_s"].append(moved["silence"])
+                results["leader_onto_owner_handover_gap_s"].append(moved["handover_gap"])
+                promoted_rounds += int(promoted)
                 print(
                     f"round {round_number}: "
                     + ", ".join(f"{name} {values[-1]:.2f}" for name, values in results.items()),
@@ -261,6 +343,7 @@ def main() -> int:
         "hold_s": HOLD_SECONDS,
         "preference_kept": kept_every_time,
         "owner_crash_also_leader_rounds": crashed_leaders,
+        "leader_onto_owner_promoted_rounds": promoted_rounds,
         "liquidsoap_rss_mb": round(rss_mb, 1),
     }
     for name, values in results.items():

@@ -318,7 +318,6 @@ def plan_cycle(
                 if facts.now - since >= timing.loop_wait
             },
             leader=leader.name,
-            epoch=acting.epoch,
         )
     served = None
     if state is not None and leading and state.handover is not None:

@@ -84,17 +84,6 @@ def first_taker(
     )
 
 
-def standing_by(nodes: Mapping[str, NodeStatus], epoch: int | None) -> dict[str, set[str]]:
-    """Node -> the programmes it stands by for, as its status says: ready standbys, told
-    by a node that knows the leader of `epoch` (standbys pull from and push to the
-    leader, so one from before a leader change is about to restart)."""
-    return {
-        name: set(status.standbys)
-        for name, status in nodes.items()
-        if epoch is not None and status.epoch == epoch
-    }
-
-
 def unclaimed(mounts: Mapping[str, MountSpec], claims: Mapping[str, str]) -> set[str]:
     return {name for name, mount in mounts.items() if mount.produced} - set(claims)
 
@@ -125,16 +114,18 @@ def plan_transcoders(
     avoiding: Iterable[str] = (),
     overdue: Iterable[str] = (),
     leader: str | None = None,
-    epoch: int | None = None,
 ) -> TranscoderPlan:
     """`claims`: mount -> owner, as read from etcd. `me_eligible`: this node may run
     transcoders now (reaches etcd, knows the leader, its Icecast answers, not draining
     for new ones is checked here). `failing`: mounts whose Liquidsoap failed here
     GIVE_UP_AFTER_FAILURES times in a row; `avoiding`: mounts this node gave up lately;
     `overdue`: free mounts their first taker has left free for a cycle (any node with
-    the fewest claims may take them); `leader`, `epoch`: the radio leader. Other nodes'
-    given-up mounts come from their statuses, and every node's standbys, this one's too:
-    every node then agrees on the first takers."""
+    the fewest claims may take them); `leader`: the radio leader's name. Other nodes'
+    given-up mounts come from their statuses, and every node's standbys as published,
+    this one's too: every node then agrees on the first takers. At a leader change a
+    status from before it still counts: every programme restarts for the new leader
+    anyway, so an owner that now leads hands over at once, within the gap the change
+    costs, to the node that stood by."""
     transcoded = {name for name, mount in mounts.items() if mount.produced}
     mine = sorted(mount for mount, owner in claims.items() if owner == me)
     # An avoided claim still ours: its release failed last time.
@@ -145,7 +136,7 @@ def plan_transcoders(
     eligible = eligible_nodes(nodes, draining, me, me_eligible and me not in set(draining))
     avoided_by = {name: set(status.given_up) for name, status in nodes.items()}
     avoided_by[me] = set(avoiding) | set(give_up)
-    standing = standing_by(nodes, epoch)
+    standing = {name: set(status.standbys) for name, status in nodes.items()}
     free = sorted(transcoded - set(claims))
     late = set(overdue)
     claim = None

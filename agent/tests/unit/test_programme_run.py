@@ -297,15 +297,10 @@ SECOND = parse_mount(
 LEADING = {"n4": node_status("n4", role="leader")}
 
 
-def claims_of(
-    mounts: dict[str, MountSpec], claims: dict[str, str], nodes: dict, epoch: int = 3
-) -> dict:
-    """What each node's plan claims now (not overdue: first takers only) under n4, the
-    leader of `epoch` (the statuses' default)."""
+def claims_of(mounts: dict[str, MountSpec], claims: dict[str, str], nodes: dict) -> dict:
+    """What each node's plan claims now (not overdue: first takers only) under n4."""
     return {
-        me: plan_transcoders(
-            mounts, claims, nodes, (), me, me_eligible=True, leader="n4", epoch=epoch
-        ).claim
+        me: plan_transcoders(mounts, claims, nodes, (), me, me_eligible=True, leader="n4").claim
         for me in nodes
     }
 
@@ -322,12 +317,9 @@ def test_the_node_standing_by_takes_each_programme_freed_by_one_death() -> None:
     assert claims_of(mounts, {}, survivors) == {"n2": "radio.mp3", "n3": None, "n4": None}
     after = claims_of(mounts, {"radio.mp3": "n2"}, survivors)
     assert after == {"n2": "second.mp3", "n3": None, "n4": None}
-    # Without the standbys in the statuses, n3 (fewer claims) would have been first...
+    # Without the standbys in the statuses, n3 (fewer claims) would have been first.
     plain = {**survivors, "n2": node_status("n2")}
     assert claims_of(mounts, {"radio.mp3": "n2"}, plain)["n3"] == "second.mp3"
-    # ... and so it is while n2's status comes from before the leader change (epoch 3):
-    # its standbys were about to restart for the new leader.
-    assert claims_of(mounts, {"radio.mp3": "n2"}, survivors, epoch=4)["n3"] == "second.mp3"
 
 
 def test_a_standby_stays_where_it_runs_when_claims_change_elsewhere() -> None:
@@ -353,9 +345,7 @@ def test_a_standby_stays_where_it_runs_when_claims_change_elsewhere() -> None:
         me
         for me in busy
         if "radio.mp3"
-        in plan_transcoders(
-            everything, claims, busy, (), me, me_eligible=True, leader="n1", epoch=3
-        ).standby
+        in plan_transcoders(everything, claims, busy, (), me, me_eligible=True, leader="n1").standby
     ]
     assert kept == [standby]
 
@@ -364,15 +354,14 @@ def test_an_owner_that_leads_hands_its_programme_over_to_a_node_standing_by() ->
     mounts = {"studio.mp3": STUDIO, "radio.mp3": PROGRAMME}
     nodes = {**THREE, "n2": node_status("n2", standbys=("radio.mp3",))}
     claims = {"radio.mp3": "n1"}
-    plan = plan_transcoders(mounts, claims, nodes, (), "n1", me_eligible=True, leader="n1", epoch=3)
+    plan = plan_transcoders(mounts, claims, nodes, (), "n1", me_eligible=True, leader="n1")
     assert plan.hand_over == ("radio.mp3",)
     assert plan.run == ()  # stopped before the claim is released
     # Not while it does not lead, nor while nobody stands by (a standby still starting
-    # is not reported), nor to a node that gave the programme up, nor on the word of a
-    # status from before the leader change.
+    # is not reported), nor to a node that gave the programme up.
     for kept in (
-        plan_transcoders(mounts, claims, nodes, (), "n1", me_eligible=True, leader="n3", epoch=3),
-        plan_transcoders(mounts, claims, THREE, (), "n1", me_eligible=True, leader="n1", epoch=3),
+        plan_transcoders(mounts, claims, nodes, (), "n1", me_eligible=True, leader="n3"),
+        plan_transcoders(mounts, claims, THREE, (), "n1", me_eligible=True, leader="n1"),
         plan_transcoders(
             mounts,
             claims,
@@ -381,16 +370,12 @@ def test_an_owner_that_leads_hands_its_programme_over_to_a_node_standing_by() ->
             "n1",
             me_eligible=True,
             leader="n1",
-            epoch=3,
         ),
-        plan_transcoders(mounts, claims, nodes, (), "n1", me_eligible=True, leader="n1", epoch=4),
     ):
         assert (kept.run, kept.hand_over) == (("radio.mp3",), ())
     # Released, the programme goes to the standby at once, not back to the leader.
     taken = {
-        me: plan_transcoders(
-            mounts, {}, nodes, (), me, me_eligible=True, leader="n1", epoch=3
-        ).claim
+        me: plan_transcoders(mounts, {}, nodes, (), me, me_eligible=True, leader="n1").claim
         for me in nodes
     }
     assert taken == {"n1": None, "n2": "radio.mp3", "n3": None}
