@@ -274,6 +274,7 @@ class Agent:
             transcoders=self.transcoders.states(),
             given_up=self._given_up_lately(),
             standbys=self.transcoders.standbys(),
+            programme_leaders=self.transcoders.programme_leaders(),
             unclaimed_since=self.unclaimed_since,
             icecast_answered_at=self.icecast_answered_at,
             live_mounts=tuple(name for name, air in self.air.items() if air.live),

@@ -71,7 +71,9 @@ class LocalFacts:
     # Mounts whose claims this node gave up (their Liquidsoap kept failing here), with
     # when (`now`'s clock): left to other nodes until GIVE_UP_SECONDS have passed.
     given_up: Mapping[str, float] = field(default_factory=dict)
-    standbys: tuple[str, ...] = ()  # programmes whose standby runs here, not failing
+    standbys: tuple[str, ...] = ()  # programmes whose standby runs here and answers
+    # Programmes on air here -> the leader their Liquidsoap pushes to.
+    programme_leaders: Mapping[str, str] = field(default_factory=dict)
     # Produced mounts nobody claims, with when this node first saw them so (`now`'s clock).
     unclaimed_since: Mapping[str, float] = field(default_factory=dict)
     live_mounts: tuple[str, ...] = ()  # mounts heard live here
@@ -318,6 +320,11 @@ def plan_cycle(
                 if facts.now - since >= timing.loop_wait
             },
             leader=leader.name,
+            restarting={
+                mount
+                for mount, pushes_to in facts.programme_leaders.items()
+                if pushes_to != leader.name
+            },
         )
     served = None
     if state is not None and leading and state.handover is not None:

@@ -83,5 +83,10 @@ def programme_job(
         )
     )
     return TranscoderJob(
-        mount.name, script, mount.source_username, mount.source_password, programme=True
+        mount.name,
+        script,
+        mount.source_username,
+        mount.source_password,
+        programme=True,
+        leader=leader.name,
     )

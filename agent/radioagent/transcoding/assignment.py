@@ -16,7 +16,10 @@ to their own standby, and a standby does not move when claims change hands elsew
 Programmes leave the radio leader out while another node can take them: a leader's death
 restarts every programme (its script pulls from and pushes to the leader), so an owner on
 the leader would lose its standby's head start as well. An owner that becomes the leader
-(a leader change) hands its programme over to a node standing by for it.
+(a leader change) hands its programme over at once: its Liquidsoap restarts for the new
+leader anyway, and the first taker starts it as fast. An owner that leads otherwise (it
+was the only node that could) waits for a ready standby, whose promotion costs a shorter
+gap than a start.
 A node whose Liquidsoap for a mount fails GIVE_UP_AFTER_FAILURES times in a row gives its
 claim up and leaves that mount to the others for GIVE_UP_SECONDS (its status says so), so
 a node that cannot run it (a broken package, a full disk) does not keep it off the air.
@@ -114,18 +117,17 @@ def plan_transcoders(
     avoiding: Iterable[str] = (),
     overdue: Iterable[str] = (),
     leader: str | None = None,
+    restarting: Iterable[str] = (),
 ) -> TranscoderPlan:
     """`claims`: mount -> owner, as read from etcd. `me_eligible`: this node may run
     transcoders now (reaches etcd, knows the leader, its Icecast answers, not draining
     for new ones is checked here). `failing`: mounts whose Liquidsoap failed here
     GIVE_UP_AFTER_FAILURES times in a row; `avoiding`: mounts this node gave up lately;
     `overdue`: free mounts their first taker has left free for a cycle (any node with
-    the fewest claims may take them); `leader`: the radio leader's name. Other nodes'
-    given-up mounts come from their statuses, and every node's standbys as published,
-    this one's too: every node then agrees on the first takers. At a leader change a
-    status from before it still counts: every programme restarts for the new leader
-    anyway, so an owner that now leads hands over at once, within the gap the change
-    costs, to the node that stood by."""
+    the fewest claims may take them); `leader`: the radio leader's name; `restarting`:
+    programmes whose Liquidsoap here pushes to another leader (about to restart). Other
+    nodes' given-up mounts come from their statuses, and every node's standbys as
+    published, this one's too: every node then agrees on the first takers."""
     transcoded = {name for name, mount in mounts.items() if mount.produced}
     mine = sorted(mount for mount, owner in claims.items() if owner == me)
     # An avoided claim still ours: its release failed last time.
@@ -173,11 +175,14 @@ def plan_transcoders(
                 continue
             if owner != me and first_taker(mount, takers(mount, owner), held, standing) == me:
                 standby.append(mount)
-            others_standing = [
-                name for name in takers(mount, me) if mount in standing.get(name, ())
-            ]
-            if owner == me and me == leader and mount in run and others_standing:
-                hand_over.append(mount)
+            if owner == me and me == leader and mount in run:
+                # On air: to a ready standby only (a short gap). About to restart for
+                # this new leader anyway: to any other node, within that restart's gap.
+                others = takers(mount, me)
+                if any(mount in standing.get(name, ()) for name in others) or (
+                    others and mount in set(restarting)
+                ):
+                    hand_over.append(mount)
     return TranscoderPlan(
         run=tuple(mount for mount in run if mount not in hand_over),
         claim=claim,

@@ -31,6 +31,7 @@ class TranscoderJob:
     # A programme's standby: its output stays off until it is told to go on air. Going
     # on air is no restart (TranscoderSupervisor.converge), only the way back is.
     standby: bool = False
+    leader: str = ""  # the node it pulls from and pushes to
 
     @property
     def kind(self) -> str:
@@ -69,7 +70,9 @@ def transcoder_job(
             silence={"threshold_db": SILENCE_THRESHOLD_DB, "max_blank_s": SILENCE_MAX_BLANK_S},
         )
     )
-    return TranscoderJob(mount.name, script, mount.source_username, mount.source_password)
+    return TranscoderJob(
+        mount.name, script, mount.source_username, mount.source_password, leader=leader.name
+    )
 
 
 def script_path(run_dir: Path, mount: str) -> Path:

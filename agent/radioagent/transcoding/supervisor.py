@@ -288,6 +288,14 @@ class TranscoderSupervisor:
             )
         )
 
+    def programme_leaders(self) -> dict[str, str]:
+        """Programme on air here -> the leader its Liquidsoap pushes to."""
+        return {
+            mount: transcoder.job.leader
+            for mount, transcoder in self._transcoders.items()
+            if transcoder.job.programme and not transcoder.job.standby
+        }
+
     def states(self) -> dict[str, TranscoderState]:
         """The jobs on air: a standby's state is not the programme's (its owner's is)."""
         return {

@@ -229,6 +229,20 @@ def test_a_transcoder_that_keeps_failing_here_is_given_up_and_the_status_says_so
     assert transcoders_of(plan_cycle(ME, state(), overdue_facts(), fresh=True)).claim == "low.mp3"
 
 
+def test_a_programme_pushing_to_the_old_leader_is_handed_over_by_its_owner_now_leading() -> None:
+    programme = parse_mount(
+        {"name": "radio.mp3", "source_password": "pw", "programme": {"inputs": ["live.mp3"]}}
+    )
+    current = leading_state(
+        mounts={**MOUNTS, "radio.mp3": programme}, transcoders={"radio.mp3": "node1"}
+    )
+    moved = plan_cycle(ME, current, facts(programme_leaders={"radio.mp3": "node2"}), fresh=True)
+    assert transcoders_of(moved).hand_over == ("radio.mp3",)
+    kept = plan_cycle(ME, current, facts(programme_leaders={"radio.mp3": "node1"}), fresh=True)
+    assert transcoders_of(kept).hand_over == ()
+    assert transcoders_of(kept).run == ("radio.mp3",)
+
+
 def test_the_status_names_the_standbys_running_here() -> None:
     plan = plan_cycle(ME, state(), facts(standbys=("radio.mp3",)), fresh=True)
     assert plan.status.standbys == ("radio.mp3",)

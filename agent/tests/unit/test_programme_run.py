@@ -373,6 +373,23 @@ def test_an_owner_that_leads_hands_its_programme_over_to_a_node_standing_by() ->
         ),
     ):
         assert (kept.run, kept.hand_over) == (("radio.mp3",), ())
+    # Its Liquidsoap pushes to the old leader (this one just took over): it restarts
+    # anyway, so it goes to the other nodes at once, standby or not; alone, it stays.
+    moved = plan_transcoders(
+        mounts, claims, THREE, (), "n1", me_eligible=True, leader="n1", restarting={"radio.mp3"}
+    )
+    assert (moved.run, moved.hand_over) == ((), ("radio.mp3",))
+    alone = plan_transcoders(
+        mounts,
+        claims,
+        {"n1": node_status("n1")},
+        (),
+        "n1",
+        me_eligible=True,
+        leader="n1",
+        restarting={"radio.mp3"},
+    )
+    assert (alone.run, alone.hand_over) == (("radio.mp3",), ())
     # Released, the programme goes to the standby at once, not back to the leader.
     taken = {
         me: plan_transcoders(mounts, {}, nodes, (), me, me_eligible=True, leader="n1").claim
