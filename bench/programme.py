@@ -15,12 +15,13 @@ its defaults: silence -40 dBFS for 10 s, hold 5 s. Each round:
   says the preferred input is on air (owner_kill_on_air_s, asked over its socket);
 - the same with the owner's whole machine killed (agent and Icecast: owner_crash_*),
   which, when the owner also leads, costs a leader election too;
-- the leadership handed to the programme's owner: every programme restarts for the new
-  leader, then the owner hands the programme to the node standing by. When the claim
-  moved (leader_onto_owner_handed_s), the silences listeners heard (the programme's
-  audio missing: leader_onto_owner_silence_s in all, the hand-over's own
-  leader_onto_owner_handover_gap_s), and in how many rounds the standby's own process
-  went on air (leader_onto_owner_promoted_rounds).
+- the leadership handed to a node that neither owns nor stands by: every programme
+  restarts for the new leader; the seconds of the programme's audio listeners missed
+  (leader_elsewhere_silence_s, counted in 0.1 s slices of no tone);
+- the leadership handed to the programme's owner: the owner hands the programme over
+  (leader_onto_owner_handed_s: when the claim moved), the audio missed
+  (leader_onto_owner_silence_s, against the one before), and in how many rounds the new
+  owner's process had started as a standby (leader_onto_owner_promoted_rounds).
 Times run from the event to the arrival, at the last node, of the first audio of the
 new input. Liquidsoap's own start (liquidsoap_start_s: from its spawn to a script's first
 line running, the interpreter and its library loaded) is measured in the same run, for
@@ -220,10 +221,12 @@ def silences(heard: list[tuple[float, float | None]]) -> list[tuple[float, float
     return runs
 
 
-def leadership_onto_owner(running: ProgrammeCluster) -> tuple[dict[str, float], bool]:
-    """Hand the leadership to the programme's owner; seconds until the claim moves, the
-    silences heard, the hand-over's own gap; and whether the standby's process went on
-    air (rather than a cold start)."""
+def hand_leadership(
+    running: ProgrammeCluster, *, onto_owner: bool
+) -> tuple[dict[str, float], bool]:
+    """Hand the leadership to the programme's owner (`onto_owner`) or to the third node:
+    seconds until the claim moves (the owner hands it over), the programme's silence
+    heard; and whether the new owner's process started as a standby."""
     cluster = running.cluster
     first_owner = wait_for(lambda: owner(cluster, PROGRAMME), timeout=20, what="an owner")
     wait_for(
@@ -240,28 +243,54 @@ def leadership_onto_owner(running: ProgrammeCluster) -> tuple[dict[str, float], 
     leader = store.read_state().leader
     if leader is None or leader.name == first_owner:
         raise RuntimeError(f"the owner {first_owner} should not lead: {leader}")
+    third = next(node.name for node in cluster.nodes if node.name not in (first_owner, leader.name))
     asked = time.monotonic()
-    store.request_handover(leader, first_owner, 10)
-    wait_for(
-        lambda: owner(cluster, PROGRAMME) not in (None, first_owner),
-        timeout=30,
-        what="the programme handed over",
-        interval=0.05,
-    )
-    handed = time.monotonic() - asked
+    store.request_handover(leader, first_owner if onto_owner else third, 10)
+    handed = 0.0
+    if onto_owner:
+        wait_for(
+            lambda: owner(cluster, PROGRAMME) not in (None, first_owner),
+            timeout=30,
+            what="the programme handed over",
+            interval=0.05,
+        )
+        handed = time.monotonic() - asked
+    else:
+        cluster.wait_leader(timeout=10, other_than=leader.name)
     heir = owner(cluster, PROGRAMME)
-    assert heir is not None  # noqa: S101 - waited for above
-    promoted = bool(standby_processes(PROGRAMME, cluster.node(heir)))
+    promoted = heir is not None and bool(standby_processes(PROGRAMME, cluster.node(heir)))
     running.wait_hearing(on_air)
-    total, handover_gap = 0.0, 0.0
-    for listener in running.listeners.values():
-        runs = silences(listener.tones_since(asked, CANDIDATES))
-        total = max(total, sum(seconds for _, _, seconds in runs))
-        # The hand-over's gap: the owner stopped before it released the claim.
-        after = [seconds for _, last, seconds in runs if last >= asked + handed - 0.5]
-        handover_gap = max(handover_gap, after[0] if after else 0.0)
-    running.wait_hearing(on_air)
-    return {"handed": handed, "silence": total, "handover_gap": handover_gap}, promoted
+    silence = max(
+        sum(seconds for _, _, seconds in silences(listener.tones_since(asked, CANDIDATES)))
+        for listener in running.listeners.values()
+    )
+    return {"handed": handed, "silence": silence}, promoted
+
+
+def owner_kills(running: ProgrammeCluster, results: dict[str, list[float]]) -> tuple[bool, bool]:
+    """The owner's agent killed, then its machine: whether the preference was kept both
+    times, and whether the crashed owner also led."""
+    recovery, kept = owner_kill(running, crash=False)
+    results["owner_kill_recovery_s"].append(recovery["heard"])
+    results["owner_kill_claimed_s"].append(recovery["claimed"])
+    results["owner_kill_feeding_s"].append(recovery["feeding"])
+    results["owner_kill_on_air_s"].append(recovery["on_air"])
+    crashed, kept_through_crash = owner_kill(running, crash=True)
+    results["owner_crash_recovery_s"].append(crashed["heard"])
+    results["owner_crash_claimed_s"].append(crashed["claimed"])
+    results["owner_crash_on_air_s"].append(crashed["on_air"])
+    return kept and kept_through_crash, bool(crashed["led"])
+
+
+def leader_changes(running: ProgrammeCluster, results: dict[str, list[float]]) -> bool:
+    """The leadership handed elsewhere, then onto the owner: whether the new owner's
+    process had started as a standby."""
+    elsewhere, _ = hand_leadership(running, onto_owner=False)
+    results["leader_elsewhere_silence_s"].append(elsewhere["silence"])
+    moved, promoted = hand_leadership(running, onto_owner=True)
+    results["leader_onto_owner_handed_s"].append(moved["handed"])
+    results["leader_onto_owner_silence_s"].append(moved["silence"])
+    return promoted
 
 
 def main() -> int:
@@ -282,9 +311,9 @@ def main() -> int:
             "owner_crash_recovery_s",
             "owner_crash_claimed_s",
             "owner_crash_on_air_s",
+            "leader_elsewhere_silence_s",
             "leader_onto_owner_handed_s",
             "leader_onto_owner_silence_s",
-            "leader_onto_owner_handover_gap_s",
             "liquidsoap_start_s",
         )
     }
@@ -313,22 +342,10 @@ def main() -> int:
                 results["liquidsoap_start_s"].append(liquidsoap_start_seconds())
                 for pid in transcoder_processes(PROGRAMME, running.cluster):
                     rss_mb = max(rss_mb, resident_mib(pid))
-                recovery, kept = owner_kill(running, crash=False)
-                results["owner_kill_recovery_s"].append(recovery["heard"])
-                results["owner_kill_claimed_s"].append(recovery["claimed"])
-                results["owner_kill_feeding_s"].append(recovery["feeding"])
-                results["owner_kill_on_air_s"].append(recovery["on_air"])
-                crashed, kept_through_crash = owner_kill(running, crash=True)
-                results["owner_crash_recovery_s"].append(crashed["heard"])
-                results["owner_crash_claimed_s"].append(crashed["claimed"])
-                results["owner_crash_on_air_s"].append(crashed["on_air"])
-                crashed_leaders += int(crashed["led"])
-                kept_every_time = kept_every_time and kept and kept_through_crash
-                moved, promoted = leadership_onto_owner(running)
-                results["leader_onto_owner_handed_s"].append(moved["handed"])
-                results["leader_onto_owner_silence_s"].append(moved["silence"])
-                results["leader_onto_owner_handover_gap_s"].append(moved["handover_gap"])
-                promoted_rounds += int(promoted)
+                kept, crashed_leader = owner_kills(running, results)
+                kept_every_time = kept_every_time and kept
+                crashed_leaders += int(crashed_leader)
+                promoted_rounds += int(leader_changes(running, results))
                 print(
                     f"round {round_number}: "
                     + ", ".join(f"{name} {values[-1]:.2f}" for name, values in results.items()),
