@@ -81,6 +81,9 @@ log = logging.getLogger(__name__)
 # A cycle's moves in etcd come one kind at a time (lease, handover, campaign), each
 # followed by a fresh read; more than this in one cycle means something else is moving.
 MAX_MOVES_PER_CYCLE = 4
+# How often the agent asks etcd for its members: an agent whose own member dies moves on
+# to the others (store/endpoints.py), and members added later are followed.
+LEARN_MEMBERS_EVERY_S = 30.0
 
 
 @dataclass
@@ -176,6 +179,7 @@ class Agent:
         self.icecast_answered_at: float | None = None
         self.unclaimed_since: dict[str, float] = {}
         self.given_up: dict[str, float] = {}  # mount -> when (self.clock) its claim was given up
+        self._members_asked_at: float | None = None
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._icecast_lock = asyncio.Lock()
@@ -320,6 +324,12 @@ class Agent:
             await self._guarded(
                 "keep the certificate", functools.partial(self._keep_certificate, keeper, state)
             )
+        if state is not None and (
+            self._members_asked_at is None
+            or self.clock() - self._members_asked_at >= LEARN_MEMBERS_EVERY_S
+        ):
+            self._members_asked_at = self.clock()
+            await self._guarded("learn etcd members", self.store.learn_members)
         self.health.cycles += 1
         self.health.last_cycle_seconds = self.clock() - started
         self._last_cycle_at = self.clock()
@@ -550,6 +560,7 @@ class Agent:
             cycles=self.health.cycles,
             last_cycle_seconds=self.health.last_cycle_seconds,
             etcd_errors=self.health.etcd_errors,
+            etcd_endpoints=len(self.store.store.clients.endpoints),
             icecast_errors=self.health.icecast_errors,
             icecast_reloads=self.health.icecast_reloads,
             unexpected_errors=self.health.unexpected_errors,

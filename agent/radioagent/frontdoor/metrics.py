@@ -43,6 +43,11 @@ class AgentCollector(Collector):
                 "1 while the lease keepalive reaches etcd",
                 float(now.etcd_reachable),
             ),
+            (
+                "radio_etcd_endpoints",
+                "etcd endpoints this agent may use: its configured ones and etcd's members",
+                float(now.etcd_endpoints),
+            ),
             ("radio_icecast_up", "1 while the local Icecast answers", float(now.stats is not None)),
             (
                 "radio_loop_duration_seconds",

@@ -45,6 +45,7 @@ class AgentSnapshot:
     certificate_orders: dict[str, int] | None = None  # by result; None: no ACME here
     # Cluster-wide listeners of each mount, a value a minute, oldest first (None: unseen).
     listeners_last_hour: dict[str, list[int | None]] = field(default_factory=dict)
+    etcd_endpoints: int = 1  # it may use: configured, and the members etcd lists
 
     @property
     def alive(self) -> bool:

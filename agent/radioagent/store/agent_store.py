@@ -51,6 +51,11 @@ class AgentStore:
         (the lease keepalive is what proves a quorum still hears us)."""
         return await self._run(self.store.read_state, serializable=True)
 
+    async def learn_members(self) -> bool:
+        """Follow etcd's members: whether the endpoints changed."""
+        urls = await self._run(self.store.member_client_urls)
+        return self.store.clients.learn(urls)
+
     async def grant_lease(self, ttl: float) -> int:
         return await self._run(self.store.grant_lease, ttl)
 

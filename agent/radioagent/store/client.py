@@ -1,11 +1,12 @@
 """The one way to an etcd client, and the one endpoint fail-over policy.
 
 Policy: talk to the current endpoint (the local member or gateway comes first in the
-config); when a call fails because that endpoint cannot be reached, move to the next one,
-once per failed client (several calls may fail together on the same dead member). A
-caller that can afford it (radioctl, one command) tries each endpoint in turn within one
-call, a write only while its request never arrived; the agent's loop tries again on its
-next cycle instead, so its timing stays predictable.
+config, then the members etcd lists, once learnt); when a call fails because that
+endpoint cannot be reached, move to the next one, once per failed client (several
+calls may fail together on the same dead member). A caller that can afford it
+(radioctl, one command) tries each endpoint in turn within one call, a write only while
+its request never arrived; the agent's loop tries again on its next cycle instead, so
+its timing stays predictable.
 
 python-etcd3 0.12's watch thread retries a broken stream in a tight loop (it burns a core
 while etcd is down), so a broken watch closes the whole client, which ends that thread;
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TypeAlias, TypeVar
 
 import etcd3
@@ -24,6 +25,7 @@ import etcd3.exceptions
 import grpc
 
 from radioagent.config import EtcdSettings
+from radioagent.store.endpoints import index_after_change, merged_endpoints
 from radioagent.store.errors import EtcdUnavailable
 
 log = logging.getLogger(__name__)
@@ -62,13 +64,34 @@ class EtcdClients:
         self.settings = settings
         self.request_timeout = request_timeout  # applies to the next client made
         self._index = 0
+        self._endpoints = tuple(settings.endpoints)  # and the members etcd lists (learn)
         self._client: Client | None = None
         self._answered: Client | None = None  # the client that answered a status request
         self._lock = threading.Lock()
 
     @property
     def endpoint(self) -> str:
-        return self.settings.endpoints[self._index]
+        return self._endpoints[self._index]
+
+    @property
+    def endpoints(self) -> tuple[str, ...]:
+        return self._endpoints
+
+    def learn(self, member_urls: Iterable[str]) -> bool:
+        """The members' client URLs, as etcd lists them, join the configured endpoints;
+        a member gone from the list leaves them. The current client stays while its
+        endpoint is still listed. Whether the list changed."""
+        with self._lock:
+            endpoints = merged_endpoints(self.settings.endpoints, member_urls)
+            if endpoints == self._endpoints:
+                return False
+            index = index_after_change(self.endpoint, endpoints)
+            self._endpoints = endpoints
+            self._index = 0 if index is None else index
+            if index is None:
+                self._discard()
+        log.info("etcd endpoints: %s", ", ".join(endpoints))
+        return True
 
     def current(self) -> tuple[Client, str]:
         """The current client and its endpoint, made if needed."""
@@ -106,7 +129,7 @@ class EtcdClients:
         until one answers; a call that `writes` then runs once, since a write that timed
         out may have been applied."""
         failures: list[str] = []
-        tries = len(self.settings.endpoints) if every_endpoint else 1
+        tries = len(self._endpoints) if every_endpoint else 1
         while True:
             client, endpoint = self.current()
             probing = every_endpoint and client is not self._answered
@@ -136,9 +159,9 @@ class EtcdClients:
 
     def next_endpoint(self, failed_client: Client) -> None:
         with self._lock:
-            if failed_client is not self._client or len(self.settings.endpoints) == 1:
+            if failed_client is not self._client or len(self._endpoints) == 1:
                 return  # one endpoint: grpc reconnects by itself when it is back
-            self._index = (self._index + 1) % len(self.settings.endpoints)
+            self._index = (self._index + 1) % len(self._endpoints)
             log.warning("etcd: switching to endpoint %s", self.endpoint)
             self._discard()
 

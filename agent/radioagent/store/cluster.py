@@ -72,6 +72,13 @@ class ClusterStore(AcmeRecords):
         )
         return decode_cluster_state(self.layout, entries_of(response.kvs), response.header.revision)
 
+    def member_client_urls(self) -> list[str]:
+        """Every etcd member's client URLs, as the cluster lists them."""
+        return self._call(
+            "list members",
+            lambda client: [url for member in client.members for url in member.client_urls],
+        )
+
     def leader(self) -> LeaderRecord | None:
         value, metadata = self._call("read leader", lambda client: client.get(self.layout.leader))
         return None if value is None else decode_leader(entry_of(value, metadata))[0]

@@ -339,9 +339,12 @@ class RadioCluster:
         zone: str | None = None,
         certificate: ZoneCertificate | None = None,
         acme: dict[str, Any] | None = None,
+        own_member_only: bool = False,
     ) -> None:
-        """With `zone`, node N is at 127.0.0.N, as on real machines: its front door and its
-        DNS on ports that every node shares, all of them named as nameservers; with
+        """`own_member_only`: each agent's config names its own member alone (the agents
+        learn the others from etcd). With `zone`, node N is at 127.0.0.N, as on real
+        machines: its front door and its DNS on ports that every node shares, all of them
+        named as nameservers; with
         `certificate` too (one for the zone and *.zone), node N also serves HTTPS as
         nodeN.<zone>; with `acme` instead (the config's acme section), the cluster orders
         its own certificate."""
@@ -361,7 +364,9 @@ class RadioCluster:
                 f"node{index + 1}",
                 icecast,
                 # Its "local" member first, as on a real node, then the others.
-                members[index % len(members) :] + members[: index % len(members)],
+                (members[index % len(members) :] + members[: index % len(members)])[
+                    : 1 if own_member_only else None
+                ],
                 self.prefix,
                 timing=timing,
                 holding_cache_dir=holding_cache_dir,

@@ -11,7 +11,10 @@ import yaml
 
 from tests.harness.agents import TEST_TIMING, RadioCluster
 from tests.harness.etcd import EtcdCluster
+from tests.harness.icecast import IcecastServer
 from tests.harness.ports import free_port
+from tests.harness.waiting import wait_for
+from tests.integration.conftest import started
 from tests.integration.test_radioctl import run_radioctl
 
 pytestmark = pytest.mark.integration
@@ -42,6 +45,44 @@ def test_an_agent_whose_etcd_member_dies_keeps_its_leadership_through_the_next_e
     # And it still reads the cluster: a mount created now reaches its Icecast.
     radio_cluster.store().create_mount({"name": "after.mp3", "source_password": "pw-after"})
     leader.wait_serving("/after.mp3", timeout=10)
+
+
+def test_an_agent_configured_with_its_own_member_alone_learns_the_others_and_outlives_it(
+    agent_icecasts: list[IcecastServer], etcd_cluster: EtcdCluster, holding_cache_dir: Path
+) -> None:
+    """As on a node whose config names only 127.0.0.1:2379: the agent asks etcd for its
+    members, and when its own dies it carries on through another."""
+    cluster = RadioCluster(
+        etcd_cluster,
+        started(agent_icecasts),
+        holding_cache_dir=holding_cache_dir,
+        own_member_only=True,
+    )
+    try:
+        cluster.start()
+        leader_name = cluster.wait_leader()
+        leader = cluster.node(leader_name)
+        wait_for(
+            lambda: leader.metric("radio_etcd_endpoints") == len(etcd_cluster.members),
+            timeout=10,
+            what="the leader to know every etcd member",
+        )
+        before = cluster.store().leader()
+        assert before is not None
+        etcd_cluster.kill(cluster.nodes.index(leader))
+        watched_until = time.monotonic() + 3 * TEST_TIMING["ttl"]
+        samples = 0
+        while time.monotonic() < watched_until:  # bounded by the deadline
+            now = cluster.store().leader()
+            assert now is not None, "the leader key vanished"
+            assert (now.name, now.epoch) == (before.name, before.epoch)
+            samples += 1
+            time.sleep(0.2)
+        assert samples >= 10
+        cluster.store().create_mount({"name": "after.mp3", "source_password": "pw-after"})
+        leader.wait_serving("/after.mp3", timeout=10)
+    finally:
+        cluster.stop()
 
 
 def test_radioctl_moves_past_a_dead_first_endpoint(etcd: EtcdCluster, tmp_path: Path) -> None:

@@ -109,3 +109,7 @@ def test_with_icecast_down_the_node_says_so_and_counts_no_bytes() -> None:
     assert values["radio_icecast_up", ""] == 0
     assert ("radio_mount_received_bytes_total", "live.mp3") not in values
     assert values["radio_mount_listeners", "live.mp3"] == 2  # the front door's own count
+
+
+def test_a_node_says_how_many_etcd_endpoints_it_may_use() -> None:
+    assert samples(replace(SNAPSHOT, etcd_endpoints=3))["radio_etcd_endpoints", ""] == 3
