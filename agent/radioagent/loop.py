@@ -456,6 +456,16 @@ class Agent:
         status = plan.publish
         if status is not None and self.effective_leadership() == plan.acting:
             await self._guarded("publish status", lambda: self._publish(status))
+        if plan.register:
+            await self._guarded(
+                "register the node", functools.partial(self.store.register_node, self.identity.name)
+            )
+        for name in plan.mark_down:
+            await self._guarded("mark a node down", functools.partial(self._mark_down, name))
+
+    async def _mark_down(self, name: str) -> None:
+        if await self.store.mark_down(name, time.time()):
+            log.warning("node %s is down: its status expired", name)
 
     async def _keep_relayed_title(self, mount: str, title: str) -> None:
         try:

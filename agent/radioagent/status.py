@@ -44,6 +44,9 @@ def status_document(state: ClusterState) -> dict[str, Any]:
         "nodes": {
             name: json.loads(status.to_json()) for name, status in sorted(state.nodes.items())
         },
+        # Known nodes whose status expired, with since when (Unix time; None: the leader
+        # has not marked it yet), until `radioctl node forget`.
+        "down_nodes": {name: {"down_since": since} for name, since in state.down_nodes().items()},
         "mounts": {
             name: _mount_entry(state, name, totals, live, history=False)
             for name in sorted(state.mounts)

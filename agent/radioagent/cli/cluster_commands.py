@@ -45,6 +45,17 @@ def cmd_node_undrain(store: ClusterStore, arguments: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_node_forget(store: ClusterStore, arguments: argparse.Namespace) -> int:
+    """A node removed for good leaves the list of down nodes; a node that is up stays."""
+    if arguments.name in store.read_state().nodes:
+        raise ValidationError(
+            [f"node {arguments.name!r} is up: stop its agent first (remove-node.yml does)"]
+        )
+    deleted = store.forget_node(arguments.name)
+    print(f"{arguments.name}: {'forgotten' if deleted else 'was not known'}")
+    return EXIT_OK
+
+
 def cmd_leader_handover(store: ClusterStore, arguments: argparse.Namespace) -> int:
     state = store.read_state()
     if state.leader is None:
@@ -103,7 +114,7 @@ def cmd_config_set(store: ClusterStore, arguments: argparse.Namespace) -> int:
 
 
 def add_cluster_commands(commands: Any) -> None:
-    node = commands.add_parser("node", help="drain or undrain a node")
+    node = commands.add_parser("node", help="drain, undrain or forget a node")
     node_commands = node.add_subparsers(dest="node_command", required=True, metavar="ACTION")
     drain = node_commands.add_parser("drain", help="send no new listeners to the node")
     drain.add_argument("name")
@@ -111,6 +122,11 @@ def add_cluster_commands(commands: Any) -> None:
     undrain = node_commands.add_parser("undrain", help="send listeners to the node again")
     undrain.add_argument("name")
     undrain.set_defaults(run=cmd_node_undrain)
+    forget = node_commands.add_parser(
+        "forget", help="a node removed for good: no longer listed as down"
+    )
+    forget.add_argument("name")
+    forget.set_defaults(run=cmd_node_forget)
 
     leader = commands.add_parser("leader", help="hand leadership over")
     leader_commands = leader.add_subparsers(dest="leader_command", required=True, metavar="ACTION")

@@ -69,6 +69,8 @@ def status_text(state: ClusterState) -> str:
         else "nodes: none",
         "",
     ]
+    for name, since in state.down_nodes().items():
+        lines[-1:-1] = [f"{name}: DOWN since {_utc(since) if since else 'a moment ago'}"]
     lines.append(mounts_text(state) or "mounts: none")
     if programme_reports(state):
         lines += ["", programmes_text(state)]

@@ -130,6 +130,8 @@ class CyclePlan:
     drop_sources: tuple[str, ...] = ()  # stray sources on a node that does not lead
     publish: str | None = None  # the status's JSON when etcd does not hold it yet
     relay_titles: Mapping[str, str] = field(default_factory=dict)  # mount -> title to keep
+    register: bool = False  # this node's `known` record is missing or says down
+    mark_down: tuple[str, ...] = ()  # the leader's: known nodes whose status expired
 
 
 def cluster_timing(state: ClusterState | None, own: Timing) -> Timing:
@@ -355,4 +357,25 @@ def plan_cycle(
         finish_handover=served if fresh else None,
         moves=moves,
         relay_titles=relay_titles,
+        register=fresh and needs_registering(identity.name, state, facts.lease_id),
+        mark_down=nodes_to_mark_down(identity.name, state) if fresh and leading else (),
+    )
+
+
+def needs_registering(me: str, state: ClusterState | None, lease_id: int | None) -> bool:
+    """Once its status is in etcd (a mark before would be taken for down at once): its
+    `known` record is missing, or says down."""
+    if state is None or lease_id is None or me not in state.nodes:
+        return False
+    return me not in state.known or state.known[me] is not None
+
+
+def nodes_to_mark_down(me: str, state: ClusterState | None) -> tuple[str, ...]:
+    """Known nodes marked up whose status expired (their agent stopped or died)."""
+    if state is None:
+        return ()
+    return tuple(
+        name
+        for name, since in sorted(state.known.items())
+        if since is None and name not in state.nodes and name != me
     )

@@ -46,3 +46,10 @@ class ClusterState:
     acme_challenges: dict[str, str] = field(default_factory=dict)  # token -> key authorization
     acme: AcmeState = field(default_factory=AcmeState)  # the certificate, and ordering it
     preferences: dict[str, str] = field(default_factory=dict)  # programme -> preferred input
+    # Every node known to the cluster -> since when it is down (wall clock), as the
+    # leader marked it; None: up, or not marked yet.
+    known: dict[str, float | None] = field(default_factory=dict)
+
+    def down_nodes(self) -> dict[str, float | None]:
+        """Known nodes without a status (their lease expired), with since when."""
+        return {name: since for name, since in sorted(self.known.items()) if name not in self.nodes}

@@ -8,6 +8,7 @@ refreshed in place from /api/v1/status every few seconds. Pure: document in, HTM
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from jinja2 import Environment
@@ -84,6 +85,11 @@ svg.chart { display: block; margin-left: auto; stroke: #1b5e20; fill: none; }
 {%- set up = status.icecast_up %}
 <td class="{{ 'good' if up else 'bad' }}">{{ 'up' if up else 'down' }}</td>
 <td class="n">{{ status.listeners.values() | sum }}</td></tr>
+{%- endfor %}
+{%- for name, down in (down_nodes or {}).items() %}
+<tr data-node="{{ name }}"><td class="name">{{ name }}</td>
+<td class="role bad">down{% if down.down_since %} since {{ down.down_since | utc }}{% endif %}</td>
+<td class="bad">-</td><td class="n">0</td></tr>
 {%- endfor %}
 </tbody></table></div>
 <script>
@@ -170,6 +176,9 @@ document.getElementById("mounts").addEventListener("click", (event) => {
   }
   showStates();
 });
+function utc(unixTime) {
+  return new Date(unixTime * 1000).toISOString().slice(11, 19) + " UTC";
+}
 function fill(id, rows, empty) {
   const body = document.querySelector("#" + id + " tbody");
   if (!rows.length && empty) {
@@ -234,7 +243,14 @@ async function refresh() {
     cell(tr, node.icecast_up ? "up" : "down", node.icecast_up ? "good" : "bad");
     cell(tr, String(Object.values(node.listeners).reduce((a, b) => a + b, 0)), "n");
     return tr;
-  }));
+  }).concat(Object.entries(doc.down_nodes || {}).map(([name, down]) => {
+    const tr = row("node", name);
+    cell(tr, name, "name");
+    cell(tr, "down" + (down.down_since ? " since " + utc(down.down_since) : ""), "role bad");
+    cell(tr, "-", "bad");
+    cell(tr, "0", "n");
+    return tr;
+  })));
 }
 setInterval(refresh, 5000);
 </script>
@@ -269,7 +285,12 @@ def programme_input(report: dict[str, Any]) -> str:
     return "blank: no input" if report.get("is_output_blank") else "not running"
 
 
+def utc_time(unix_time: float) -> str:
+    return datetime.fromtimestamp(unix_time, UTC).strftime("%H:%M:%S UTC")
+
+
 _ENVIRONMENT = Environment(autoescape=True)
+_ENVIRONMENT.filters["utc"] = utc_time
 _ENVIRONMENT.globals["chart_line"] = chart_line
 _ENVIRONMENT.globals["programme_input"] = programme_input
 _TEMPLATE = _ENVIRONMENT.from_string(_PAGE)

@@ -56,6 +56,12 @@ class AgentStore:
         urls = await self._run(self.store.member_client_urls)
         return self.store.clients.learn(urls)
 
+    async def register_node(self, name: str) -> None:
+        await self._run(self.store.register_node, name)
+
+    async def mark_down(self, name: str, since: float) -> bool:
+        return await self._run(self.store.mark_down, name, since)
+
     async def grant_lease(self, ttl: float) -> int:
         return await self._run(self.store.grant_lease, ttl)
 

@@ -31,6 +31,7 @@ from radioagent.store.records import (
     decode_mount,
     encode_drain_mark,
     encode_handover,
+    encode_known_node,
     entries_of,
     entry_of,
     stored_settings_document,
@@ -267,6 +268,30 @@ class ClusterStore(AcmeRecords):
         self._call(
             f"put {key}", lambda client: client.put(key, encode_drain_mark(since)), writes=True
         )
+
+    def register_node(self, name: str) -> None:
+        """This node is known to the cluster, and up."""
+        key = self.layout.known_node(name)
+        self._call(f"put {key}", lambda client: client.put(key, encode_known_node(None)))
+
+    def mark_down(self, name: str, since: float) -> bool:
+        """The leader's mark on a known node whose status expired: only while it still has
+        no status and its record says up (it may have come back meanwhile)."""
+        known, status = self.layout.known_node(name), self.layout.node(name)
+        marked, _ = self._transaction(
+            f"mark {name} down",
+            lambda client: [
+                client.transactions.version(status) == 0,
+                client.transactions.value(known) == encode_known_node(None),
+            ],
+            lambda client: [client.transactions.put(known, encode_known_node(since))],
+        )
+        return bool(marked)
+
+    def forget_node(self, name: str) -> bool:
+        """False if the node was not known."""
+        key = self.layout.known_node(name)
+        return bool(self._call(f"delete {key}", lambda client: client.delete(key), writes=True))
 
     def undrain(self, name: str) -> bool:
         """False if the node was not draining."""

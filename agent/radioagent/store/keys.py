@@ -82,6 +82,15 @@ class KeyLayout:
         return f"{self.root}drain/"
 
     @property
+    def known_nodes(self) -> str:
+        """`known/<node>`: every node that ever ran an agent here, until `radioctl node
+        forget` (remove-node.yml): a node whose status expired is listed as down."""
+        return f"{self.root}known/"
+
+    def known_node(self, name: str) -> str:
+        return f"{self.known_nodes}{name}"
+
+    @property
     def handover(self) -> str:
         return f"{self.root}handover"
 

@@ -72,6 +72,22 @@ def encode_drain_mark(since: int) -> str:
     return json.dumps({"since": since})
 
 
+def encode_known_node(down_since: float | None) -> str:
+    return json.dumps({"down_since": down_since})
+
+
+def decode_known_node(value: bytes) -> float | None:
+    """Since when the node is down (None: up); ValidationError for anything else."""
+    try:
+        decoded = json.loads(value)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise ValidationError(["known node: not JSON"]) from error
+    since = decoded.get("down_since") if isinstance(decoded, dict) else "missing"
+    if since is not None and (isinstance(since, bool) or not isinstance(since, int | float)):
+        raise ValidationError([f"known node: down_since: {since!r} is not a time"])
+    return None if since is None else float(since)
+
+
 def decode_name(what: str, value: bytes) -> str:
     try:
         return value.decode()
@@ -99,6 +115,7 @@ class _Decoded:
     renewal_requested: int | None = None
     dns_challenges: dict[str, TxtChallenge] = field(default_factory=dict)
     preferences: dict[str, str] = field(default_factory=dict)
+    known: dict[str, float | None] = field(default_factory=dict)
 
     def acme(self) -> AcmeState:
         return AcmeState(
@@ -157,6 +174,8 @@ def _decode_entry(layout: KeyLayout, entry: KeyValue, decoded: _Decoded) -> None
         decoded.settings = settings_from_json(entry.value)
     elif entry.key.startswith(layout.drains):
         decoded.draining.add(entry.key.removeprefix(layout.drains))
+    elif entry.key.startswith(layout.known_nodes):
+        decoded.known[entry.key.removeprefix(layout.known_nodes)] = decode_known_node(entry.value)
     elif entry.key.startswith(layout.nodes):
         decoded.nodes[entry.key.removeprefix(layout.nodes)] = node_status_from_json(entry.value)
     elif entry.key.startswith(layout.mounts):
@@ -216,6 +235,7 @@ def decode_cluster_state(layout: KeyLayout, entries: list[KeyValue], revision: i
         decoded.acme_challenges,
         decoded.acme(),
         decoded.preferences,
+        decoded.known,
     )
 
 

@@ -506,3 +506,19 @@ def test_the_leader_keeps_a_relayed_streams_title_and_a_replica_does_not() -> No
     assert leading.relay_titles == {"ext.mp3": "Song"}
     replica = plan_cycle(ME, state(mounts=mounts), facts(stats=titled_feed("Song")), fresh=True)
     assert replica.relay_titles == {}
+
+
+def test_a_node_registers_once_its_status_is_in_etcd_and_again_after_being_down() -> None:
+    assert plan_cycle(ME, state(), facts(), fresh=True).register  # no record yet
+    assert not plan_cycle(ME, state(known={"node1": None}), facts(), fresh=True).register
+    assert plan_cycle(ME, state(known={"node1": 1234.0}), facts(), fresh=True).register
+    without_me = {name: node_status(name) for name in ("node2", "node3")}
+    assert not plan_cycle(ME, state(nodes=without_me), facts(), fresh=True).register
+    assert not plan_cycle(ME, state(), facts(), fresh=False).register
+
+
+def test_the_leader_marks_known_nodes_without_a_status_down_once() -> None:
+    known = {"node1": None, "node2": None, "node4": None, "node5": 1234.0}
+    leading = plan_cycle(ME, leading_state(known=known), facts(), fresh=True)
+    assert leading.mark_down == ("node4",)  # node5 is marked already; node2 has a status
+    assert plan_cycle(ME, state(known=known), facts(), fresh=True).mark_down == ()

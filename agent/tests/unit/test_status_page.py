@@ -87,3 +87,18 @@ def test_a_mount_hls_carries_links_its_master_playlist() -> None:
     )
     assert '<a class="hls" href="/a.mp3.m3u8">HLS</a>' in page
     assert page.count('<a class="hls"') == 1  # none for the Ogg mount
+
+
+def test_a_node_that_is_down_is_listed_as_down_since_when() -> None:
+    page = render_status_page(
+        {
+            "node": "node1",
+            "leader": {"name": "node1", "epoch": 3},
+            "nodes": {"node1": node("leader")},
+            "down_nodes": {"node3": {"down_since": 1_700_000_000}, "node4": {"down_since": None}},
+            "mounts": {},
+        }
+    )
+    assert '<tr data-node="node3"><td class="name">node3</td>' in page
+    assert '<td class="role bad">down since 22:13:20 UTC</td>' in page
+    assert '<td class="role bad">down</td>' in page  # node4: not marked yet

@@ -22,6 +22,7 @@ from radioagent.store.records import (
     decode_handover,
     encode_drain_mark,
     encode_handover,
+    encode_known_node,
     stored_settings_document,
 )
 from radioagent.validation import ValidationError
@@ -151,3 +152,20 @@ def test_a_malformed_certificate_record_is_skipped_and_named(value: bytes) -> No
     assert state.acme.certificate is None
     (problem,) = state.problems
     assert problem.startswith(f"{LAYOUT.certificate}: skipped, certificate")
+
+
+def test_a_known_node_says_since_when_it_is_down_or_is_skipped() -> None:
+    entries = [
+        KeyValue(LAYOUT.known_node("node1"), encode_known_node(None).encode(), 3, 3, 0),
+        KeyValue(LAYOUT.known_node("node2"), encode_known_node(1_700_000_000.5).encode(), 3, 4, 0),
+        KeyValue(LAYOUT.known_node("node3"), b'{"down_since": "yesterday"}', 3, 5, 0),
+        KeyValue(LAYOUT.known_node("node4"), b"[", 3, 6, 0),
+    ]
+    state = decode_cluster_state(LAYOUT, entries, 9)
+    assert state.known == {"node1": None, "node2": 1_700_000_000.5}
+    assert [problem.split(":")[0] for problem in state.problems] == [
+        LAYOUT.known_node("node3"),
+        LAYOUT.known_node("node4"),
+    ]
+    # Down: known, without a status (here no node has one).
+    assert state.down_nodes() == {"node1": None, "node2": 1_700_000_000.5}

@@ -209,3 +209,17 @@ def test_radioctl_status_shows_where_transcoders_run_and_dead_air() -> None:
     assert "TRANSCODERS" in lines[2]
     assert "a.opus, b.opus (SILENT)" in next(line for line in lines if line.startswith("n1"))
     assert next(line for line in lines if line.startswith("n2")).split()[7] == "-"
+
+
+def test_radioctl_status_lists_known_nodes_without_a_status_as_down() -> None:
+    state = ClusterState(
+        revision=1,
+        leader=None,
+        nodes={"n1": node_status("n1")},
+        mounts=MOUNTS,
+        known={"n1": None, "n2": 1_700_000_000.0, "n3": None},
+    )
+    lines = status_text(state).splitlines()
+    assert "n2: DOWN since 2023-11-14 22:13:20 UTC" in lines
+    assert "n3: DOWN since a moment ago" in lines
+    assert not any(line.startswith("n1: DOWN") for line in lines)
