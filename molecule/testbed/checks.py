@@ -537,6 +537,10 @@ def check_removed(removed: str, members: Sequence[str]) -> None:
             f"{node}'s radioctl to list exactly {', '.join(remaining)}",
         )
     print(f"check: radioctl on {', '.join(remaining)} lists just them")
+    down = status(remaining[0]).get("down_nodes", {})
+    if removed in down:
+        raise CheckFailed(f"{removed} is still listed as down after its removal: {down}")
+    print(f"check: {removed} is not listed as down (forgotten)")
     leader = wait_for(
         lambda: (name := status(remaining[0])["leader"]["name"]) in remaining and name,
         30,

@@ -23,6 +23,7 @@ from radioagent.model import NodeStatus, node_status_from_json
 from radioagent.settings import ClusterSettings
 from radioagent.store.cluster import ClusterStore
 from radioagent.store.keys import KeyLayout
+from radioagent.store.records import decode_known_node
 
 from .clients import SourceClient, connect_and_stream, is_slice_of, listen
 from .etcd import EtcdCluster, EtcdMember
@@ -460,6 +461,14 @@ class RadioCluster:
             for value, metadata in self.client().get_prefix(self.layout.nodes)
         }
 
+    def known_up(self) -> set[str]:
+        """Nodes whose `known` record says up (registered, not marked down)."""
+        return {
+            metadata.key.decode().removeprefix(self.layout.known_nodes)
+            for value, metadata in self.client().get_prefix(self.layout.known_nodes)
+            if decode_known_node(value) is None
+        }
+
     def _check_agents_alive(self) -> None:
         for node in self.nodes:
             if node.process is not None and node.process.exit_code() not in (None, 0, -9, -15):
@@ -498,14 +507,16 @@ class RadioCluster:
             self._check_agents_alive()
             running = {node.name for node in self.nodes if node.is_running()}
             statuses = self.statuses()
-            return running <= set(statuses) and any(
-                status.role == "leader" for status in statuses.values()
+            return (
+                running <= set(statuses)
+                and any(status.role == "leader" for status in statuses.values())
+                and running <= self.known_up()
             )
 
         wait_for(
             present,
             timeout=timeout,
-            what="every agent to publish its status",
+            what="every agent to publish its status and register",
             explain=self.log_tails,
         )
 

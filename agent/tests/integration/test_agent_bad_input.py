@@ -83,8 +83,14 @@ def test_a_yaml_syntax_error_names_the_line_and_never_repeats_the_password(
 
 def operator_records(cluster: RadioCluster) -> dict[str, int]:
     """Every key an operator's write could touch, with its revision. The agents' own
-    records (status, leadership, claims) change on their own while the test runs."""
-    own = (cluster.layout.nodes, cluster.layout.leader, cluster.layout.transcoders)
+    records (status, registration, leadership, claims) change on their own while the test
+    runs."""
+    own = (
+        cluster.layout.nodes,
+        cluster.layout.known_nodes,
+        cluster.layout.leader,
+        cluster.layout.transcoders,
+    )
     return {
         metadata.key.decode(): metadata.mod_revision
         for _, metadata in cluster.client().get_prefix(cluster.layout.root)

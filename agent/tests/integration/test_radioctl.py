@@ -95,6 +95,7 @@ def test_status_of_an_empty_cluster(radioctl: Radioctl) -> None:
     assert json.loads(radioctl.ok("status", "--json")) == {
         "leader": None,
         "nodes": {},
+        "down_nodes": {},
         "mounts": {},
     }
 
