@@ -630,6 +630,44 @@ def test_drain_stops_new_listeners_keeps_current_ones_and_undrain_clears_it(
     assert_refused(radioctl, "node", "drain", "node9", message="'node9' is not in the cluster")
 
 
+def test_a_node_whose_agent_died_is_listed_as_down_until_it_returns_or_is_forgotten(
+    radio_cluster: RadioCluster, tmp_path: Path
+) -> None:
+    radioctl = Radioctl(radio_cluster.etcd, tmp_path, prefix=radio_cluster.prefix)
+    leader = radio_cluster.wait_leader()
+    victim, other = [node for node in radio_cluster.nodes if node.name != leader]
+
+    def down() -> dict[str, Any]:
+        return json.loads(radioctl.ok("status", "--json"))["down_nodes"]
+
+    killed_at = time.time()
+    victim.kill()
+    wait_for(
+        lambda: (down().get(victim.name) or {}).get("down_since") is not None,
+        timeout=3 * TEST_TIMING["ttl"] + 5,
+        what=f"{victim.name} listed as down",
+    )
+    since = down()[victim.name]["down_since"]
+    assert killed_at <= since <= time.time()
+    # Every node's API says the same, and radioctl's text too.
+    document = json.loads(listen(f"{other.front_door_url}/api/v1/status", 1 << 20).body)
+    assert document["down_nodes"] == {victim.name: {"down_since": since}}
+    assert f"{victim.name}: DOWN since " in radioctl.ok("status")
+    # A node that is up cannot be forgotten.
+    refused = radioctl("node", "forget", other.name)
+    assert refused.returncode == 2, refused.stderr
+    assert "is up: stop its agent first" in refused.stderr
+    assert other.name in radio_cluster.known_up()
+
+    victim.start()
+    wait_for(lambda: victim.name not in down(), timeout=15, what=f"{victim.name} up again")
+    victim.stop()  # for good: SIGTERM revokes its lease at once
+    wait_for(lambda: victim.name in down(), timeout=15, what=f"{victim.name} down again")
+    assert radioctl.ok("node", "forget", victim.name).strip() == f"{victim.name}: forgotten"
+    assert victim.name not in down()
+    assert radioctl.ok("node", "forget", victim.name).strip() == f"{victim.name}: was not known"
+
+
 def test_handover_to_a_named_node_takes_sources_within_a_second(
     radio_cluster: RadioCluster, tmp_path: Path
 ) -> None:
