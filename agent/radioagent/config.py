@@ -55,6 +55,9 @@ class EtcdSettings:
     ca_file: str | None = None
     cert_file: str | None = None
     key_file: str | None = None
+    # The etcd member on this machine (its --name); None: the node's name, as the etcd
+    # role names members. A gateway node has none: no member bears its name.
+    member_name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -397,6 +400,7 @@ SECTIONS: dict[str, Section] = {
             "ca_file": or_null(file_name),
             "cert_file": or_null(file_name),
             "key_file": or_null(file_name),
+            "member_name": or_null(text(NODE_NAME_PATTERN, "an etcd member's name", 63)),
         },
         etcd_pair_problems,
     ),

@@ -40,6 +40,7 @@ from radioagent.coordination.cycle import (
     plan_cycle,
 )
 from radioagent.coordination.election import Leadership, Role, must_stop_leading
+from radioagent.coordination.raft import raft_move_target
 from radioagent.coordination.state import ClusterState
 from radioagent.deadair import (
     DEFAULT_DEAD_AIR_SECONDS,
@@ -84,6 +85,8 @@ MAX_MOVES_PER_CYCLE = 4
 # How often the agent asks etcd for its members: an agent whose own member dies moves on
 # to the others (store/endpoints.py), and members added later are followed.
 LEARN_MEMBERS_EVERY_S = 30.0
+# How often the radio leader checks that its own etcd member does not lead raft.
+RAFT_CHECK_EVERY_S = 5.0
 
 
 @dataclass
@@ -180,6 +183,7 @@ class Agent:
         self.unclaimed_since: dict[str, float] = {}
         self.given_up: dict[str, float] = {}  # mount -> when (self.clock) its claim was given up
         self._members_asked_at: float | None = None
+        self._raft_checked_at: float | None = None
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._icecast_lock = asyncio.Lock()
@@ -330,6 +334,12 @@ class Agent:
         ):
             self._members_asked_at = self.clock()
             await self._guarded("learn etcd members", self.store.learn_members)
+        if plan.acting.role is Role.LEADER and (
+            self._raft_checked_at is None
+            or self.clock() - self._raft_checked_at >= RAFT_CHECK_EVERY_S
+        ):
+            self._raft_checked_at = self.clock()
+            await self._guarded("keep raft leadership elsewhere", self._keep_raft_elsewhere)
         self.health.cycles += 1
         self.health.last_cycle_seconds = self.clock() - started
         self._last_cycle_at = self.clock()
@@ -462,6 +472,15 @@ class Agent:
             )
         for name in plan.mark_down:
             await self._guarded("mark a node down", functools.partial(self._mark_down, name))
+
+    async def _keep_raft_elsewhere(self) -> None:
+        raft_leader, members = await self.store.raft_view()
+        my_member = self.config.etcd.member_name or self.config.node_name
+        leading = self.effective_leadership().role is Role.LEADER
+        target = raft_move_target(leading, my_member, raft_leader, members)
+        if target is not None:
+            await self.store.move_raft_leader(target)
+            log.info("moved etcd's raft leadership from %s to %s", my_member, members[target])
 
     async def _mark_down(self, name: str) -> None:
         if await self.store.mark_down(name, time.time()):

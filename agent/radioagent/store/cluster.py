@@ -15,6 +15,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from etcd3 import etcdrpc
+
 from radioagent.config import EtcdSettings
 from radioagent.coordination.state import ClusterState, Handover, LeaderRecord
 from radioagent.model import MountSpec, cross_mount_problems, parse_mount
@@ -72,6 +74,31 @@ class ClusterStore(AcmeRecords):
             lambda client: client.get_prefix_response(self.layout.root, serializable=serializable),
         )
         return decode_cluster_state(self.layout, entries_of(response.kvs), response.header.revision)
+
+    def raft_view(self) -> tuple[int | None, dict[int, str]]:
+        """etcd's raft leader (member id) and every member (id -> name), as the current
+        endpoint sees them."""
+
+        def read(client: Client) -> tuple[int | None, dict[int, str]]:
+            members = {member.id: member.name for member in client.members}
+            leader = client.status().leader
+            return (leader.id if leader is not None else None), members
+
+        return self._call("read raft leadership", read)
+
+    def move_raft_leader(self, target: int) -> None:
+        """etcd's MoveLeader (python-etcd3 0.12 has no call for it): only the raft
+        leader, which the current endpoint is when this is called, can hand it over."""
+
+        def move(client: Client) -> None:
+            client.maintenancestub.MoveLeader(
+                etcdrpc.MoveLeaderRequest(targetID=target),
+                client.timeout,
+                credentials=client.call_credentials,
+                metadata=client.metadata,
+            )
+
+        self._call("move raft leadership", move)
 
     def member_client_urls(self) -> list[str]:
         """Every etcd member's client URLs, as the cluster lists them."""

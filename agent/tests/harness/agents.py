@@ -85,6 +85,7 @@ class AgentNode:
             "etcd": {
                 "endpoints": [f"{LOOPBACK}:{member.client_port}" for member in etcd_members],
                 "prefix": prefix,
+                "member_name": etcd_members[0].name,  # its "local" member
                 **etcd_tls_config(etcd_members[0].tls),
             },
             "icecast": {

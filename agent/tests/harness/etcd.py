@@ -189,6 +189,21 @@ class EtcdCluster:
                 return index
         raise AssertionError(f"no leader among etcd members {list(candidates)}")
 
+    def move_leader(self, to: int) -> None:
+        """etcd's MoveLeader, asked of the raft leader through its JSON gateway."""
+        leader = self.members[self.leader_index()]
+        target = self.members[to].status()["header"]["member_id"]
+        request = urllib.request.Request(
+            f"{leader.client_url}/v3/maintenance/transfer-leadership",
+            data=json.dumps({"targetID": target}).encode(),
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=5, context=leader._ssl_context()) as answer:
+            answer.read()
+
+    def raft_term(self, index: int) -> int:
+        return int(self.members[index].status()["raft_term"])
+
     def wait_leader(self, among: Sequence[int], timeout: float = 10.0) -> int:
         """Wait until one of `among` leads. Write after this when a member was lost: a
         proposal forwarded to a dead leader hangs until etcd's request timeout (5 s+)."""

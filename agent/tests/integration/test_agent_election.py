@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 import pytest
 
+from radioagent.loop import RAFT_CHECK_EVERY_S
 from tests.harness.agents import TEST_TIMING, RadioCluster, start_live_source
 from tests.harness.clients import SourceClient
 from tests.harness.media import AudioSample
@@ -97,6 +98,27 @@ def test_a_leader_whose_icecast_died_hands_over_and_does_not_campaign(
     while time.monotonic() < loops_later:
         assert radio_cluster.leader_name() == new_leader
         time.sleep(0.2)  # a polling period: the leadership must stay the whole time
+
+
+def test_the_radio_leader_hands_etcds_raft_leadership_to_another_member(
+    radio_cluster: RadioCluster,
+) -> None:
+    """One machine holding both would cost both elections at once when it dies."""
+    leader = radio_cluster.node(radio_cluster.wait_leader())
+    own = radio_cluster.nodes.index(leader)  # its "local" member
+    etcd = radio_cluster.etcd
+    # Each raft leadership change raises the term: ours (if needed), then the agent's.
+    term = etcd.raft_term(own)
+    if etcd.leader_index() != own:
+        etcd.move_leader(to=own)
+        term += 1
+    wait_for(
+        lambda: etcd.leader_index() != own and etcd.raft_term(own) > term,
+        timeout=RAFT_CHECK_EVERY_S + 10,
+        what=f"{leader.name} to hand etcd's raft leadership to another member",
+        explain=radio_cluster.log_tails,
+    )
+    assert radio_cluster.leader_name() == leader.name  # the radio leadership stays
 
 
 def test_loss_of_one_etcd_member_changes_no_leadership(radio_cluster: RadioCluster) -> None:

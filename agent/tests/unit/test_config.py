@@ -104,6 +104,7 @@ def test_missing_keys_are_named() -> None:
         ("etcd", "endpoints", "h:1", "etcd.endpoints: 'h:1' is not a list"),
         ("etcd", "prefix", "radio/", "etcd.prefix: 'radio/' is not valid"),
         ("etcd", "ca_file", 42, "etcd.ca_file: 42 is not a file name"),
+        ("etcd", "member_name", "Node 1", "etcd.member_name: 'Node 1' is not valid"),
         ("icecast", "config_path", "icecast.xml", "icecast.config_path: 'icecast.xml' is not"),
         ("icecast", "reload_command", "systemctl reload", "icecast.reload_command:"),
         ("icecast", "admin_password", "short", "icecast.admin_password: the value is not"),

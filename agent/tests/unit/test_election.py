@@ -9,6 +9,7 @@ from radioagent.coordination.election import (
     must_stop_leading,
     should_campaign,
 )
+from radioagent.coordination.raft import raft_move_target
 from radioagent.coordination.state import ClusterState, LeaderRecord
 from radioagent.model import parse_mount
 from radioagent.store.keys import KeyLayout
@@ -84,3 +85,13 @@ def test_only_leader_mount_and_config_changes_wake_the_loop() -> None:
     assert LAYOUT.wakes_the_loop("/radio/v1/mounts/live.mp3")
     assert LAYOUT.wakes_the_loop("/radio/v1/config")
     assert not LAYOUT.wakes_the_loop("/radio/v1/nodes/node1")
+
+
+def test_the_radio_leader_hands_raft_leadership_to_another_started_member() -> None:
+    members = {1: "node1", 2: "node2", 3: "node3", 4: ""}  # 4: added, not started yet
+    assert raft_move_target(True, "node2", 2, members) == 1  # the first other by name
+    assert raft_move_target(True, "node1", 2, members) is None  # raft led elsewhere
+    assert raft_move_target(False, "node2", 2, members) is None  # not the radio leader
+    assert raft_move_target(True, "node2", None, members) is None  # no raft leader now
+    assert raft_move_target(True, "gateway", 2, members) is None  # no member of its own
+    assert raft_move_target(True, "node2", 2, {2: "node2", 4: ""}) is None  # nobody to take it
