@@ -5,7 +5,12 @@ Each round builds a fresh cluster and measures:
 - crash_failover_s: leader node killed (agent and Icecast) -> a new leader takes sources;
 - graceful_failover_s: leader agent SIGTERMed -> a new leader takes sources;
 - listener_gap_s / listeners_dropped: listeners on the other nodes across both changes
-  (longest time without a byte; connections lost).
+  (longest time without a byte; connections lost);
+- raft_collocated_crash_failover_s: etcd's raft leadership moved onto the leader's own
+  member, the leader's agent moves it to another member (raft_moved_away_s), then the
+  leader's whole machine dies, etcd member included -> a new leader takes sources;
+  raft_unprotected_crash_failover_s: the same machine death a moment after the move,
+  before the agent's check (every 5 s) could undo it, for comparison in the same run.
 The last stdout line is one JSON object; bench/results/failover.json gets the same.
 """
 
@@ -218,6 +223,54 @@ def one_round(audio: AudioSample, timing: dict[str, float], mounts: int) -> dict
         etcd.stop()
 
 
+def raft_round(audio: AudioSample, timing: dict[str, float], *, protected: bool) -> dict:
+    """A fresh cluster whose leader's machine dies with its etcd member, raft leadership
+    first moved onto that member: left there (`protected` False) or after its agent
+    handed it on."""
+    etcd = EtcdCluster(3)
+    icecasts: list[IcecastServer] = []
+    cluster: RadioCluster | None = None
+    sources: list[SourceClient] = []
+    try:
+        etcd.start()
+        for _ in range(3):
+            icecast = IcecastServer(icecast_settings_for_agents())
+            icecast.start()
+            icecasts.append(icecast)
+        cluster = RadioCluster(etcd, icecasts, timing)
+        cluster.start()
+        cluster.create_served_mount({"name": "live.mp3", "source_password": DJ_CREDENTIAL})
+        leader = cluster.node(cluster.wait_leader())
+        sources.append(start_studio(leader, audio))
+        own = cluster.nodes.index(leader)  # its "local" etcd member
+        if etcd.leader_index() != own:
+            etcd.move_leader(to=own)
+        moved_away = 0.0
+        if protected:
+            moved_away = time_until(
+                lambda: etcd.leader_index() != own, timeout=20, what="raft moved away"
+            )
+        started = time.monotonic()
+        sources.pop().stop()  # the studio's connection dies with its leader
+        etcd.kill(own)
+        new_leader = cluster.crash_leader(leader, timeout=timing["ttl"] + 30)
+        wait_for(
+            lambda: new_leader.accepts_source("/_live/live.mp3", DJ_CREDENTIAL),
+            timeout=timing["ttl"] + 30,
+            what=f"{new_leader.name} to take sources",
+            interval=POLL,
+        )
+        return {"failover_s": time.monotonic() - started, "moved_away_s": moved_away}
+    finally:
+        for source in sources:
+            source.stop()
+        if cluster is not None:
+            cluster.stop()
+        for icecast in icecasts:
+            icecast.stop()
+        etcd.stop()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
@@ -241,6 +294,13 @@ def main() -> int:
         audio = make_mp3(media_dir / "noise.mp3", seconds=60)
         for number in range(arguments.rounds):
             rounds.append(one_round(audio, timing, arguments.mounts))
+            protected = raft_round(audio, timing, protected=True)
+            unprotected = raft_round(audio, timing, protected=False)
+            rounds[-1] |= {
+                "raft_collocated_crash_failover_s": protected["failover_s"],
+                "raft_moved_away_s": protected["moved_away_s"],
+                "raft_unprotected_crash_failover_s": unprotected["failover_s"],
+            }
             print(f"round {number + 1}: {json.dumps(rounds[-1])}", flush=True)
     finally:
         stop_all_started()
@@ -266,6 +326,13 @@ def main() -> int:
         "mount_propagation_max_s": round(max(propagation), 3),
         "agent_rss_mib": round(max(value for r in rounds for value in r["agent_rss_mib"]), 1),
     }
+    for name in (
+        "raft_collocated_crash_failover_s",
+        "raft_moved_away_s",
+        "raft_unprotected_crash_failover_s",
+    ):
+        summary[name] = round(statistics.median(r[name] for r in rounds), 3)
+        summary[name.removesuffix("_s") + "_max_s"] = round(max(r[name] for r in rounds), 3)
     RESULTS_FILE.parent.mkdir(parents=True, exist_ok=True)
     RESULTS_FILE.write_text(json.dumps(summary, indent=2) + "\n")
     print(json.dumps(summary))
