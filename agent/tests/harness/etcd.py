@@ -202,7 +202,7 @@ class EtcdCluster:
             answer.read()
 
     def raft_term(self, index: int) -> int:
-        return int(self.members[index].status()["raft_term"])
+        return int(self.members[index].status()["header"]["raft_term"])
 
     def wait_leader(self, among: Sequence[int], timeout: float = 10.0) -> int:
         """Wait until one of `among` leads. Write after this when a member was lost: a
