@@ -649,9 +649,19 @@ def test_a_node_whose_agent_died_is_listed_as_down_until_it_returns_or_is_forgot
     )
     since = down()[victim.name]["down_since"]
     assert killed_at <= since <= time.time()
-    # Every node's API says the same, and radioctl's text too.
-    document = json.loads(listen(f"{other.front_door_url}/api/v1/status", 1 << 20).body)
-    assert document["down_nodes"] == {victim.name: {"down_since": since}}
+
+    # Another node's API says the same once its loop read it (within a loop), and
+    # radioctl's text too.
+    def api_down() -> dict[str, Any]:
+        return json.loads(listen(f"{other.front_door_url}/api/v1/status", 1 << 20).body)[
+            "down_nodes"
+        ]
+
+    wait_for(
+        lambda: api_down() == {victim.name: {"down_since": since}},
+        timeout=3 * TEST_TIMING["loop_wait"] + 2,
+        what=f"{other.name}'s API to list {victim.name} as down",
+    )
     assert f"{victim.name}: DOWN since " in radioctl.ok("status")
     # A node that is up cannot be forgotten.
     refused = radioctl("node", "forget", other.name)
