@@ -24,8 +24,9 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 
@@ -146,12 +147,12 @@ def change_leader(
     return new_leader, time.monotonic() - started
 
 
-def one_round(audio: AudioSample, timing: dict[str, float], mounts: int) -> dict:
+@contextmanager
+def three_nodes(timing: dict[str, float]) -> Iterator[RadioCluster]:
+    """A fresh cluster: 3 etcd members, 3 Icecasts, 3 agents; all stopped at the end."""
     etcd = EtcdCluster(3)
     icecasts: list[IcecastServer] = []
     cluster: RadioCluster | None = None
-    sources: list[SourceClient] = []
-    listeners: list[StreamRecorder] = []
     try:
         etcd.start()
         for _ in range(3):
@@ -160,115 +161,125 @@ def one_round(audio: AudioSample, timing: dict[str, float], mounts: int) -> dict
             icecasts.append(icecast)
         cluster = RadioCluster(etcd, icecasts, timing)
         cluster.start()
-        ttl = timing["ttl"]
-
-        propagation = measure_propagation(cluster, mounts)
-        agent_rss = [resident_mib(agent_pid(node)) for node in cluster.nodes]
-
-        leader = cluster.node(cluster.wait_leader())
-        sources.append(start_studio(leader, audio))
-        others = [node for node in cluster.nodes if node is not leader]
-        wait_live(others, audio)
-        listeners = [
-            StreamRecorder(f"{node.icecast.base_url}/live.mp3", max_seconds=120).start()
-            for node in others
-            for _ in range(LISTENERS_PER_NODE)
-        ]
-        wait_for(
-            lambda: all(listener.arrivals for listener in listeners),
-            timeout=10,
-            what="every listener to receive audio",
-        )
-
-        crashed = time.monotonic()
-        new_leader, crash_failover = change_leader(cluster, leader, sources, ttl, crash=True)
-        sources.append(start_studio(new_leader, audio))
-        wait_live(others, audio)
-
-        remaining = [node for node in others if node is not new_leader]
-        graceful_leader, graceful_failover = change_leader(
-            cluster, new_leader, sources, ttl, crash=False
-        )
-        sources.append(
-            start_live_source(SourceClient, graceful_leader, audio, password=DJ_CREDENTIAL)
-        )
-        wait_live(remaining, audio)
-        settled = time.monotonic()
-
-        # Listeners on the node whose agent stopped lose the relay for good (no agent to
-        # redirect it); count the others, which must all stay.
-        watched = [
-            listener
-            for listener in listeners
-            if not listener.url.startswith(new_leader.icecast.base_url)
-        ]
-        return {
-            "mount_propagation_s": propagation,
-            "agent_rss_mib": agent_rss,
-            "crash_failover_s": crash_failover,
-            "graceful_failover_s": graceful_failover,
-            "listener_gap_s": max(listener.longest_gap(crashed, settled) for listener in watched),
-            "listeners_dropped": sum(not listener.connected for listener in watched),
-            "listeners_watched": len(watched),
-        }
+        yield cluster
     finally:
-        for listener in listeners:
-            listener.stop()
-        for source in sources:
-            source.stop()
         if cluster is not None:
             cluster.stop()
         for icecast in icecasts:
             icecast.stop()
         etcd.stop()
+
+
+def one_round(audio: AudioSample, timing: dict[str, float], mounts: int) -> dict:
+    sources: list[SourceClient] = []
+    listeners: list[StreamRecorder] = []
+    with three_nodes(timing) as cluster:
+        try:
+            return measured_round(
+                cluster, audio, timing, mounts=mounts, sources=sources, listeners=listeners
+            )
+        finally:
+            for listener in listeners:
+                listener.stop()
+            for source in sources:
+                source.stop()
+
+
+def measured_round(
+    cluster: RadioCluster,
+    audio: AudioSample,
+    timing: dict[str, float],
+    *,
+    mounts: int,
+    sources: list[SourceClient],
+    listeners: list[StreamRecorder],
+) -> dict:
+    """The crash and graceful failovers; `sources` and `listeners` are the caller's to
+    stop."""
+    ttl = timing["ttl"]
+
+    propagation = measure_propagation(cluster, mounts)
+    agent_rss = [resident_mib(agent_pid(node)) for node in cluster.nodes]
+
+    leader = cluster.node(cluster.wait_leader())
+    sources.append(start_studio(leader, audio))
+    others = [node for node in cluster.nodes if node is not leader]
+    wait_live(others, audio)
+    listeners.extend(
+        StreamRecorder(f"{node.icecast.base_url}/live.mp3", max_seconds=120).start()
+        for node in others
+        for _ in range(LISTENERS_PER_NODE)
+    )
+    wait_for(
+        lambda: all(listener.arrivals for listener in listeners),
+        timeout=10,
+        what="every listener to receive audio",
+    )
+
+    crashed = time.monotonic()
+    new_leader, crash_failover = change_leader(cluster, leader, sources, ttl, crash=True)
+    sources.append(start_studio(new_leader, audio))
+    wait_live(others, audio)
+
+    remaining = [node for node in others if node is not new_leader]
+    graceful_leader, graceful_failover = change_leader(
+        cluster, new_leader, sources, ttl, crash=False
+    )
+    sources.append(start_live_source(SourceClient, graceful_leader, audio, password=DJ_CREDENTIAL))
+    wait_live(remaining, audio)
+    settled = time.monotonic()
+
+    # Listeners on the node whose agent stopped lose the relay for good (no agent to
+    # redirect it); count the others, which must all stay.
+    watched = [
+        listener
+        for listener in listeners
+        if not listener.url.startswith(new_leader.icecast.base_url)
+    ]
+    return {
+        "mount_propagation_s": propagation,
+        "agent_rss_mib": agent_rss,
+        "crash_failover_s": crash_failover,
+        "graceful_failover_s": graceful_failover,
+        "listener_gap_s": max(listener.longest_gap(crashed, settled) for listener in watched),
+        "listeners_dropped": sum(not listener.connected for listener in watched),
+        "listeners_watched": len(watched),
+    }
 
 
 def raft_round(audio: AudioSample, timing: dict[str, float], *, protected: bool) -> dict:
     """A fresh cluster whose leader's machine dies with its etcd member, raft leadership
     first moved onto that member: left there (`protected` False) or after its agent
     handed it on."""
-    etcd = EtcdCluster(3)
-    icecasts: list[IcecastServer] = []
-    cluster: RadioCluster | None = None
     sources: list[SourceClient] = []
-    try:
-        etcd.start()
-        for _ in range(3):
-            icecast = IcecastServer(icecast_settings_for_agents())
-            icecast.start()
-            icecasts.append(icecast)
-        cluster = RadioCluster(etcd, icecasts, timing)
-        cluster.start()
-        cluster.create_served_mount({"name": "live.mp3", "source_password": DJ_CREDENTIAL})
-        leader = cluster.node(cluster.wait_leader())
-        sources.append(start_studio(leader, audio))
-        own = cluster.nodes.index(leader)  # its "local" etcd member
-        if etcd.leader_index() != own:
-            etcd.move_leader(to=own)
-        moved_away = 0.0
-        if protected:
-            moved_away = time_until(
-                lambda: etcd.leader_index() != own, timeout=20, what="raft moved away"
+    with three_nodes(timing) as cluster:
+        try:
+            etcd = cluster.etcd
+            cluster.create_served_mount({"name": "live.mp3", "source_password": DJ_CREDENTIAL})
+            leader = cluster.node(cluster.wait_leader())
+            sources.append(start_studio(leader, audio))
+            own = cluster.nodes.index(leader)  # its "local" etcd member
+            if etcd.leader_index() != own:
+                etcd.move_leader(to=own)
+            moved_away = 0.0
+            if protected:
+                moved_away = time_until(
+                    lambda: etcd.leader_index() != own, timeout=20, what="raft moved away"
+                )
+            started = time.monotonic()
+            sources.pop().stop()  # the studio's connection dies with its leader
+            etcd.kill(own)
+            new_leader = cluster.crash_leader(leader, timeout=timing["ttl"] + 30)
+            wait_for(
+                lambda: new_leader.accepts_source("/_live/live.mp3", DJ_CREDENTIAL),
+                timeout=timing["ttl"] + 30,
+                what=f"{new_leader.name} to take sources",
+                interval=POLL,
             )
-        started = time.monotonic()
-        sources.pop().stop()  # the studio's connection dies with its leader
-        etcd.kill(own)
-        new_leader = cluster.crash_leader(leader, timeout=timing["ttl"] + 30)
-        wait_for(
-            lambda: new_leader.accepts_source("/_live/live.mp3", DJ_CREDENTIAL),
-            timeout=timing["ttl"] + 30,
-            what=f"{new_leader.name} to take sources",
-            interval=POLL,
-        )
-        return {"failover_s": time.monotonic() - started, "moved_away_s": moved_away}
-    finally:
-        for source in sources:
-            source.stop()
-        if cluster is not None:
-            cluster.stop()
-        for icecast in icecasts:
-            icecast.stop()
-        etcd.stop()
+            return {"failover_s": time.monotonic() - started, "moved_away_s": moved_away}
+        finally:
+            for source in sources:
+                source.stop()
 
 
 def main() -> int:

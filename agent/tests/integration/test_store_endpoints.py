@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.harness.agents import TEST_TIMING, RadioCluster
+from radioagent.coordination.state import LeaderRecord
+from tests.harness.agents import TEST_TIMING, AgentNode, RadioCluster
 from tests.harness.etcd import EtcdCluster
 from tests.harness.icecast import IcecastServer
 from tests.harness.ports import free_port
@@ -27,23 +28,27 @@ def test_an_agent_whose_etcd_member_dies_keeps_its_leadership_through_the_next_e
     leader_name = radio_cluster.wait_leader()
     before = store.leader()
     assert before is not None
-    leader = radio_cluster.node(leader_name)
     # Each agent's first endpoint is "its" member (as a node's local member or gateway).
-    radio_cluster.etcd.kill(radio_cluster.nodes.index(leader))
+    assert_the_leader_outlives_its_member(radio_cluster, radio_cluster.node(leader_name), before)
 
-    # Its lease lives on through another member: same leader, same epoch, for 3 ttl.
+
+def assert_the_leader_outlives_its_member(
+    cluster: RadioCluster, leader: AgentNode, before: LeaderRecord
+) -> None:
+    """Its member killed, its lease lives on through another member (same leader, same
+    epoch, for 3 ttl), and it still reads the cluster: a mount created now reaches its
+    Icecast."""
+    cluster.etcd.kill(cluster.nodes.index(leader))
     watched_until = time.monotonic() + 3 * TEST_TIMING["ttl"]
     samples = 0
     while time.monotonic() < watched_until:  # bounded by the deadline
-        now = radio_cluster.store().leader()
+        now = cluster.store().leader()
         assert now is not None, "the leader key vanished"
         assert (now.name, now.epoch) == (before.name, before.epoch)
         samples += 1
         time.sleep(0.2)
     assert samples >= 10
-
-    # And it still reads the cluster: a mount created now reaches its Icecast.
-    radio_cluster.store().create_mount({"name": "after.mp3", "source_password": "pw-after"})
+    cluster.store().create_mount({"name": "after.mp3", "source_password": "pw-after"})
     leader.wait_serving("/after.mp3", timeout=10)
 
 
@@ -69,18 +74,7 @@ def test_an_agent_configured_with_its_own_member_alone_learns_the_others_and_out
         )
         before = cluster.store().leader()
         assert before is not None
-        etcd_cluster.kill(cluster.nodes.index(leader))
-        watched_until = time.monotonic() + 3 * TEST_TIMING["ttl"]
-        samples = 0
-        while time.monotonic() < watched_until:  # bounded by the deadline
-            now = cluster.store().leader()
-            assert now is not None, "the leader key vanished"
-            assert (now.name, now.epoch) == (before.name, before.epoch)
-            samples += 1
-            time.sleep(0.2)
-        assert samples >= 10
-        cluster.store().create_mount({"name": "after.mp3", "source_password": "pw-after"})
-        leader.wait_serving("/after.mp3", timeout=10)
+        assert_the_leader_outlives_its_member(cluster, leader, before)
     finally:
         cluster.stop()
 
