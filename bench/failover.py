@@ -9,8 +9,9 @@ Each round builds a fresh cluster and measures:
 - raft_collocated_crash_failover_s: etcd's raft leadership moved onto the leader's own
   member, the leader's agent moves it to another member (raft_moved_away_s), then the
   leader's whole machine dies, etcd member included -> a new leader takes sources;
-  raft_unprotected_crash_failover_s: the same machine death a moment after the move,
-  before the agent's check (every 5 s) could undo it, for comparison in the same run.
+  raft_unprotected_crash_failover_s: the same machine death with agents that do not
+  guard raft leadership (no `etcd.member_name`, the default), for comparison in the
+  same run.
 The last stdout line is one JSON object; bench/results/failover.json gets the same.
 """
 
@@ -148,7 +149,9 @@ def change_leader(
 
 
 @contextmanager
-def three_nodes(timing: dict[str, float]) -> Iterator[RadioCluster]:
+def three_nodes(
+    timing: dict[str, float], *, keep_raft_elsewhere: bool = False
+) -> Iterator[RadioCluster]:
     """A fresh cluster: 3 etcd members, 3 Icecasts, 3 agents; all stopped at the end."""
     etcd = EtcdCluster(3)
     icecasts: list[IcecastServer] = []
@@ -159,7 +162,7 @@ def three_nodes(timing: dict[str, float]) -> Iterator[RadioCluster]:
             icecast = IcecastServer(icecast_settings_for_agents())
             icecast.start()
             icecasts.append(icecast)
-        cluster = RadioCluster(etcd, icecasts, timing)
+        cluster = RadioCluster(etcd, icecasts, timing, keep_raft_elsewhere=keep_raft_elsewhere)
         cluster.start()
         yield cluster
     finally:
@@ -252,7 +255,7 @@ def raft_round(audio: AudioSample, timing: dict[str, float], *, protected: bool)
     first moved onto that member: left there (`protected` False) or after its agent
     handed it on."""
     sources: list[SourceClient] = []
-    with three_nodes(timing) as cluster:
+    with three_nodes(timing, keep_raft_elsewhere=protected) as cluster:
         try:
             etcd = cluster.etcd
             cluster.create_served_mount({"name": "live.mp3", "source_password": DJ_CREDENTIAL})

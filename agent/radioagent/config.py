@@ -55,8 +55,10 @@ class EtcdSettings:
     ca_file: str | None = None
     cert_file: str | None = None
     key_file: str | None = None
-    # The etcd member on this machine (its --name); None: the node's name, as the etcd
-    # role names members. A gateway node has none: no member bears its name.
+    # The etcd member on this machine (its --name). Set, the radio leader keeps etcd's
+    # raft leadership off it (coordination/raft.py); None (the default): it does not.
+    # Off by default: a CI run saw a write stall for its whole 5 s deadline right after
+    # such a move, and that needs understanding before every cluster does it.
     member_name: str | None = None
 
 

@@ -334,9 +334,13 @@ class Agent:
         ):
             self._members_asked_at = self.clock()
             await self._guarded("learn etcd members", self.store.learn_members)
-        if plan.acting.role is Role.LEADER and (
-            self._raft_checked_at is None
-            or self.clock() - self._raft_checked_at >= RAFT_CHECK_EVERY_S
+        if (
+            plan.acting.role is Role.LEADER
+            and self.config.etcd.member_name is not None
+            and (
+                self._raft_checked_at is None
+                or self.clock() - self._raft_checked_at >= RAFT_CHECK_EVERY_S
+            )
         ):
             self._raft_checked_at = self.clock()
             await self._guarded("keep raft leadership elsewhere", self._keep_raft_elsewhere)
@@ -475,7 +479,9 @@ class Agent:
 
     async def _keep_raft_elsewhere(self) -> None:
         raft_leader, members = await self.store.raft_view()
-        my_member = self.config.etcd.member_name or self.config.node_name
+        my_member = self.config.etcd.member_name
+        if my_member is None:
+            return
         leading = self.effective_leadership().role is Role.LEADER
         target = raft_move_target(leading, my_member, raft_leader, members)
         if target is not None:

@@ -70,10 +70,12 @@ class AgentNode:
         https: dict[str, Any] | None = None,
         front_door_ports: list[int] | None = None,
         acme: dict[str, Any] | None = None,
+        keep_raft_elsewhere: bool = False,
     ) -> None:
         """`listen_address`: the front door's own loopback address (127.0.0.x), also its
         public address, so that the nodes are told apart (DNS answers); `dns`: the
-        config's dns section."""
+        config's dns section; `keep_raft_elsewhere`: its config names its local member
+        (`etcd.member_name`), which it then keeps from leading raft while it leads."""
         self.name = name
         self.icecast = icecast
         self.listen_address = listen_address
@@ -85,7 +87,7 @@ class AgentNode:
             "etcd": {
                 "endpoints": [f"{LOOPBACK}:{member.client_port}" for member in etcd_members],
                 "prefix": prefix,
-                "member_name": etcd_members[0].name,  # its "local" member
+                **({"member_name": etcd_members[0].name} if keep_raft_elsewhere else {}),
                 **etcd_tls_config(etcd_members[0].tls),
             },
             "icecast": {
@@ -342,11 +344,12 @@ class RadioCluster:
         certificate: ZoneCertificate | None = None,
         acme: dict[str, Any] | None = None,
         own_member_only: bool = False,
+        keep_raft_elsewhere: bool = False,
     ) -> None:
         """`own_member_only`: each agent's config names its own member alone (the agents
-        learn the others from etcd). With `zone`, node N is at 127.0.0.N, as on real
-        machines: its front door and its DNS on ports that every node shares, all of them
-        named as nameservers; with
+        learn the others from etcd); `keep_raft_elsewhere`: see AgentNode. With `zone`,
+        node N is at 127.0.0.N, as on real machines: its front door and its DNS on ports
+        that every node shares, all of them named as nameservers; with
         `certificate` too (one for the zone and *.zone), node N also serves HTTPS as
         nodeN.<zone>; with `acme` instead (the config's acme section), the cluster orders
         its own certificate."""
@@ -392,6 +395,7 @@ class RadioCluster:
                 },
                 front_door_ports=http_ports,
                 acme=acme,
+                keep_raft_elsewhere=keep_raft_elsewhere,
             )
             for index, icecast in enumerate(icecasts)
         ]
