@@ -123,6 +123,16 @@ def every_input_usable(cluster: RadioCluster) -> bool:
     )
 
 
+def wait_new_owner(cluster: RadioCluster, old: str) -> str:
+    """The node that claims the programme after `old`, polled every 0.05 s."""
+
+    def other_owner() -> str | None:
+        name = owner(cluster, PROGRAMME)
+        return name if name != old else None
+
+    return wait_for(other_owner, timeout=30, what=f"an owner other than {old}", interval=0.05)
+
+
 def owner_kill(running: ProgrammeCluster, *, crash: bool) -> tuple[dict[str, float], bool]:
     """Prefer an input that does not stream through the owner, kill the owner's agent
     (`crash`: and its Icecast):
@@ -141,15 +151,8 @@ def owner_kill(running: ProgrammeCluster, *, crash: bool) -> tuple[dict[str, flo
         cluster.node(victim).crash()
     else:
         cluster.node(victim).kill()
-    wait_for(
-        lambda: owner(cluster, PROGRAMME) not in (None, victim),
-        timeout=30,
-        what="another owner",
-        interval=0.05,
-    )
+    heir = wait_new_owner(cluster, victim)
     claimed = time.monotonic() - killed_at
-    heir = owner(cluster, PROGRAMME)
-    assert heir is not None  # noqa: S101 - waited for above
     feeding, on_air = 0.0, 0.0
     deadline = time.monotonic() + 30
     while not (feeding and on_air) and time.monotonic() < deadline:
@@ -248,12 +251,7 @@ def hand_leadership(
     store.request_handover(leader, first_owner if onto_owner else third, 10)
     handed = 0.0
     if onto_owner:
-        wait_for(
-            lambda: owner(cluster, PROGRAMME) not in (None, first_owner),
-            timeout=30,
-            what="the programme handed over",
-            interval=0.05,
-        )
+        wait_new_owner(cluster, first_owner)
         handed = time.monotonic() - asked
     else:
         cluster.wait_leader(timeout=10, other_than=leader.name)

@@ -698,7 +698,7 @@ class Agent:
             self._leave_to_others(mount, "transcoder")
             await self.store.release_transcoder(mount, name)
         for mount in transcoders.hand_over:
-            log.info("programme %s: handed over to its standby (this node leads)", mount)
+            log.info("programme %s: left to another node (this node leads)", mount)
             await self.store.release_transcoder(mount, name)
 
     def _leave_to_others(self, mount: str, kind: str) -> None:
