@@ -26,7 +26,7 @@ from tests.harness.agents import (  # noqa: E402
 )
 from tests.harness.etcd import EtcdCluster  # noqa: E402
 from tests.harness.icecast import IcecastServer  # noqa: E402
-from tests.harness.processes import stop_all_started  # noqa: E402
+from tests.harness.processes import record_failure, stop_all_started  # noqa: E402
 
 RESULTS_DIR = REPO_DIR / "bench" / "results"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -67,6 +67,8 @@ def running_cluster(
     nodes: int,
     *,
     etcd_members: int = 1,
+    timing: Mapping[str, float] = TEST_TIMING,
+    keep_raft_elsewhere: bool = False,
     limits: dict[str, int] | None = None,
     front_door: Mapping[str, object] | None = None,
     zone: str | None = None,
@@ -74,8 +76,9 @@ def running_cluster(
     acme: dict[str, object] | None = None,
 ) -> Iterator[RadioCluster]:
     """etcd, one Icecast per node and the agents (`front_door`: settings added to each
-    agent's own; `zone`: every node answers it, see RadioCluster; `each_node`: changes
-    each node's config before it starts); all stopped on the way out."""
+    agent's own; `zone`, `keep_raft_elsewhere`: see RadioCluster; `each_node`: changes
+    each node's config before it starts); all stopped on the way out, and their logs
+    kept if the block failed."""
     etcd = EtcdCluster(etcd_members)
     icecasts: list[IcecastServer] = []
     cluster: RadioCluster | None = None
@@ -86,7 +89,13 @@ def running_cluster(
             icecast.start()
             icecasts.append(icecast)
         cluster = RadioCluster(
-            etcd, icecasts, dict(TEST_TIMING), limits=limits, zone=zone, acme=acme
+            etcd,
+            icecasts,
+            dict(timing),
+            limits=limits,
+            zone=zone,
+            acme=acme,
+            keep_raft_elsewhere=keep_raft_elsewhere,
         )
         for node in cluster.nodes:
             cast(dict, node.config["front_door"]).update(front_door or {})
@@ -94,6 +103,9 @@ def running_cluster(
                 each_node(node)
         cluster.start()
         yield cluster
+    except BaseException as error:  # the servers' logs outlive the teardown
+        record_failure(f"{Path(sys.argv[0]).stem}-{type(error).__name__}")
+        raise
     finally:
         if cluster is not None:
             cluster.stop()

@@ -18,6 +18,7 @@ The last stdout line is one JSON object; bench/results/failover.json gets the sa
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
@@ -25,26 +26,24 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 
 REPO_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_DIR / "agent"))
 
+from benchlib import agent_pid, resident_mib, running_cluster  # noqa: E402
+
 from tests.harness.agents import (  # noqa: E402
     TEST_TIMING,
     AgentNode,
     RadioCluster,
-    icecast_settings_for_agents,
     start_live_source,
 )
 from tests.harness.audio import analyse_mp3  # noqa: E402
 from tests.harness.clients import SourceClient, StreamRecorder, listen  # noqa: E402
-from tests.harness.etcd import EtcdCluster  # noqa: E402
-from tests.harness.icecast import IcecastServer  # noqa: E402
 from tests.harness.media import AudioSample, make_mp3  # noqa: E402
 from tests.harness.processes import stop_all_started  # noqa: E402
 from tests.harness.waiting import wait_for  # noqa: E402
@@ -53,21 +52,6 @@ RESULTS_FILE = REPO_DIR / "bench" / "results" / "failover.json"
 DJ_CREDENTIAL = "dj-secret"
 POLL = 0.02
 LISTENERS_PER_NODE = 4
-
-
-def resident_mib(pid: int) -> float:
-    status = Path(f"/proc/{pid}/status").read_text()
-    return (
-        next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:"))
-        / 1024
-    )
-
-
-def agent_pid(node: AgentNode) -> int:
-    """The PID of a started node's agent."""
-    if node.process is None:
-        raise RuntimeError(f"the agent of {node.name} was never started")
-    return node.process.pid
 
 
 def serves_mp3(node: AgentNode, mount: str) -> bool:
@@ -148,29 +132,13 @@ def change_leader(
     return new_leader, time.monotonic() - started
 
 
-@contextmanager
 def three_nodes(
     timing: dict[str, float], *, keep_raft_elsewhere: bool = False
-) -> Iterator[RadioCluster]:
+) -> contextlib.AbstractContextManager[RadioCluster]:
     """A fresh cluster: 3 etcd members, 3 Icecasts, 3 agents; all stopped at the end."""
-    etcd = EtcdCluster(3)
-    icecasts: list[IcecastServer] = []
-    cluster: RadioCluster | None = None
-    try:
-        etcd.start()
-        for _ in range(3):
-            icecast = IcecastServer(icecast_settings_for_agents())
-            icecast.start()
-            icecasts.append(icecast)
-        cluster = RadioCluster(etcd, icecasts, timing, keep_raft_elsewhere=keep_raft_elsewhere)
-        cluster.start()
-        yield cluster
-    finally:
-        if cluster is not None:
-            cluster.stop()
-        for icecast in icecasts:
-            icecast.stop()
-        etcd.stop()
+    return running_cluster(
+        3, etcd_members=3, timing=timing, keep_raft_elsewhere=keep_raft_elsewhere
+    )
 
 
 def one_round(audio: AudioSample, timing: dict[str, float], mounts: int) -> dict:

@@ -9,12 +9,15 @@ tier loads without etcd3 or grpc.
 from __future__ import annotations
 
 import signal
+from collections.abc import Generator
 
 import pytest
 
 from tests.harness.processes import (
+    kept_logs,
     kill_processes,
     processes_left_in_started_sessions,
+    record_failure,
     stop_all_started,
 )
 
@@ -28,6 +31,23 @@ def pytest_configure(config: pytest.Config) -> None:
     # fixture teardown and the session's final sweep still stop every service.
     for signum in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, _interrupt)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """A failure in setup, call or teardown: the services' directories keep their files."""
+    report = yield
+    if report.failed:
+        record_failure(item.nodeid)
+    return report
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    kept = kept_logs()
+    if kept is not None:
+        terminalreporter.write_line(f"logs and configs of the failed tests' services: {kept}")
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

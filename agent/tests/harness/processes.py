@@ -3,6 +3,10 @@
 Each process gets its own session (so a Ctrl-C aimed at pytest does not reach it half way),
 its output in a log file, and optionally a service user. The registry lets the session end
 stop anything a test forgot, and check that nothing it started is still alive.
+
+A directory removed after a failure (a test's, or a bench round's, recorded with
+`record_failure`) since it was made is first copied, logs and configs, under
+`kept_logs_root()`: the servers' own account of what went wrong outlives the teardown.
 """
 
 from __future__ import annotations
@@ -14,19 +18,64 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+
+from tests.paths import REPOSITORY
 
 from .waiting import StopWaiting, wait_for
 
 STOP_GRACE_SECONDS = 5.0
 LOG_TAIL_LINES = 40
+KEPT_LOGS_ENV = "RADIO_TEST_LOGS"
+KEPT_LOGS_DEFAULT = REPOSITORY / ".test-logs"  # ignored by git
+KEPT_RUNS = 5  # older runs' kept logs are pruned when a run keeps its first
+KEPT_FILE_MAX_BYTES = 8 * 1024 * 1024  # a log bigger than that is not the one to read
 
 _started: list[ManagedProcess] = []
 # Every process we start leads its own session; its children stay in that session unless
 # they daemonize on purpose, so these ids find whatever our services left behind.
 _started_session_ids: set[int] = set()
 _created_directories: list[ServiceDirectory] = []
+# What failed so far in this run, in order: a directory made before a failure keeps its
+# files when it goes.
+_failures: list[str] = []
+_run_name = time.strftime("%Y%m%d-%H%M%S") + f"-{os.getpid()}"
+
+
+def record_failure(name: str) -> None:
+    """A test or a bench round failed: the service directories alive now keep their
+    files when they are removed."""
+    _failures.append(name)
+
+
+def kept_logs_root() -> Path:
+    """Where this run keeps the files of the directories a failure touched."""
+    return Path(os.environ.get(KEPT_LOGS_ENV, KEPT_LOGS_DEFAULT)) / _run_name
+
+
+def kept_logs() -> Path | None:
+    """This run's kept logs, if a failure kept any."""
+    root = kept_logs_root()
+    return root if root.is_dir() else None
+
+
+def _keep_files(source: Path, target: Path) -> None:
+    """Copy the regular files under `source` (sockets, FIFOs and huge files left out)."""
+    for path in source.rglob("*"):
+        with contextlib.suppress(OSError):  # a file may go while we copy
+            if path.is_file() and path.stat().st_size <= KEPT_FILE_MAX_BYTES:
+                destination = target / path.relative_to(source)
+                destination.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(path, destination)
+
+
+def _prune_kept_runs(root: Path) -> None:
+    """Only the newest KEPT_RUNS runs' kept logs stay (they are named by start time)."""
+    runs = sorted(entry for entry in root.parent.iterdir() if entry.is_dir())
+    for old in runs[:-KEPT_RUNS]:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 class ManagedProcess:
@@ -224,6 +273,7 @@ class ServiceDirectory:
             account = pwd.getpwnam(owner)
             os.chown(self.path, account.pw_uid, account.pw_gid)
         self.owner = owner
+        self._failures_before = len(_failures)
         _created_directories.append(self)
 
     def write(self, name: str, text: str, mode: int = 0o640) -> Path:
@@ -237,4 +287,11 @@ class ServiceDirectory:
         return file_path
 
     def remove(self) -> None:
+        if self.path.is_dir() and len(_failures) > self._failures_before:
+            root = kept_logs_root()
+            first_run_kept = not root.exists()
+            failed = "".join(c if c.isalnum() or c in "-_." else "_" for c in _failures[-1])
+            _keep_files(self.path, root / failed[:150] / self.path.name)
+            if first_run_kept:
+                _prune_kept_runs(root)
         shutil.rmtree(self.path, ignore_errors=True)

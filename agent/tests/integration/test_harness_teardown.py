@@ -3,6 +3,7 @@ service is stopped anyway."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -59,3 +60,56 @@ def test_a_forgotten_service_fails_the_session_and_is_stopped(tmp_path: Path) ->
     assert "HARNESS TEARDOWN FAILURE" in output
     forgotten_pid = int(output.split("FORGOTTEN PID ")[1].split()[0])
     assert not Path(f"/proc/{forgotten_pid}").exists()
+
+
+KEPT_LOGS_TESTS = """
+import pytest
+from tests.harness.icecast import IcecastServer
+
+@pytest.fixture
+def icecast():
+    server = IcecastServer()
+    server.start()
+    yield server
+    server.stop()
+
+def test_fails_with_icecast_running(icecast):
+    print("KEPT DIR", icecast.directory.path)
+    assert False
+
+def test_passes_with_icecast_running(icecast):
+    print("GONE DIR", icecast.directory.path)
+"""
+
+
+def test_a_failed_tests_service_directory_is_kept_and_a_passing_ones_is_not(
+    tmp_path: Path,
+) -> None:
+    test_file = tmp_path / "test_kept.py"
+    test_file.write_text(KEPT_LOGS_TESTS)
+    kept_root = tmp_path / "kept"
+    inner = subprocess.run(
+        [
+            *(sys.executable, "-m", "pytest", "-p", "tests.conftest", "-s", "-q"),
+            *("-p", "no:cacheprovider", "--rootdir", str(tmp_path), str(test_file)),
+        ],
+        cwd=AGENT_DIR,
+        env={**os.environ, "RADIO_TEST_LOGS": str(kept_root)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    output = inner.stdout + inner.stderr
+    assert "1 failed, 1 passed" in output, output
+    kept_directory = Path(output.split("KEPT DIR ")[1].split()[0])
+    gone_directory = Path(output.split("GONE DIR ")[1].split()[0])
+    (run,) = kept_root.iterdir()
+    assert f"failed tests' services: {run}" in output
+    (failed_test,) = run.iterdir()
+    assert "test_fails_with_icecast_running" in failed_test.name
+    kept = failed_test / kept_directory.name
+    assert "<icecast>" in (kept / "icecast.xml").read_text()
+    assert (kept / "stdout.log").is_file()
+    assert not list(kept_root.rglob(gone_directory.name))
+    assert not kept_directory.exists()  # removed all the same
