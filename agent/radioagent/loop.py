@@ -415,6 +415,13 @@ class Agent:
             await self._step_down(plan.moves.step_down, plan.leadership.epoch)
             if plan.leadership.epoch is not None:
                 await self.store.resign(plan.leadership.epoch)
+        elif plan.moves.resign_previous_life is not None:
+            if await self.store.resign(plan.moves.resign_previous_life):
+                log.info(
+                    "resigned the leadership of this node's previous life (epoch %d): "
+                    "no node waits for its lease to expire",
+                    plan.moves.resign_previous_life,
+                )
         elif plan.moves.campaign and self.lease_id is not None:
             sent = self.clock()
             epoch = await self.store.campaign(name, self.lease_id)

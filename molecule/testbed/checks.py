@@ -202,6 +202,10 @@ class Listener:
         except OSError as error:
             self.error = error
 
+    def connected(self) -> bool:
+        """Still reading: the stream neither ended nor failed (nor ran out its time)."""
+        return self._thread.is_alive()
+
     def receiving(self, within: float = 5.0) -> bool:
         before = self.received
         deadline = time.monotonic() + within

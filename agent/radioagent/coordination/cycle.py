@@ -20,6 +20,7 @@ from radioagent.coordination.election import (
     Leadership,
     Role,
     leadership_from_state,
+    previous_life_epoch,
     must_hand_over,
     must_stop_leading,
     should_campaign,
@@ -103,6 +104,7 @@ class Moves:
     hand_over: Handover | None = None  # step down, then resign the leader key
     # Step down and resign unasked, for this reason: this leader cannot take sources.
     step_down: str | None = None
+    resign_previous_life: int | None = None  # the epoch of this node's former leadership
     campaign: bool = False
 
     @property
@@ -112,6 +114,7 @@ class Moves:
             self.lease is not LeaseStep.KEEP
             or self.hand_over is not None
             or self.step_down is not None
+            or self.resign_previous_life is not None
             or self.campaign
         )
 
@@ -249,6 +252,9 @@ def _moves(identity: NodeIdentity, state: ClusterState, facts: LocalFacts, timin
     if timing.ttl != facts.lease_ttl:
         mine = sorted(mount for mount, owner in state.transcoders.items() if owner == identity.name)
         return Moves(lease=LeaseStep.MOVE, move_transcoders=tuple(mine))
+    previous_life = previous_life_epoch(state, identity.name, facts.lease_id)
+    if previous_life is not None:
+        return Moves(resign_previous_life=previous_life)
     leadership = leadership_from_state(state, identity.name, facts.lease_id)
     if must_hand_over(state, leadership):
         return Moves(hand_over=state.handover)

@@ -23,13 +23,23 @@ class Leadership:
 
 def leadership_from_state(state: ClusterState, my_name: str, my_lease: int | None) -> Leadership:
     """Who leads, as etcd says. A leader key with my name but another lease is a previous
-    life of this agent: it is not mine, and it expires by itself."""
+    life of this agent: it is not mine (see previous_life_epoch)."""
     leader = state.leader
     if leader is None:
         return Leadership(Role.DETACHED)
     if leader.name == my_name and my_lease is not None and leader.lease == my_lease:
         return Leadership(Role.LEADER, my_name, leader.epoch)
     return Leadership(Role.REPLICA, leader.name, leader.epoch)
+
+
+def previous_life_epoch(state: ClusterState, my_name: str, my_lease: int | None) -> int | None:
+    """The epoch of a leadership this node held in a previous life (its agent or machine
+    restarted within the lease's ttl): nobody takes sources under it, and its lease would
+    keep every node from campaigning until it expires, so the new life resigns it at once."""
+    leader = state.leader
+    if leader is None or my_lease is None or leader.name != my_name or leader.lease == my_lease:
+        return None
+    return leader.epoch
 
 
 def should_campaign(state: ClusterState, my_lease: int | None, my_name: str = "") -> bool:

@@ -193,3 +193,38 @@ def test_a_restarted_agent_that_no_longer_leads_drops_the_source_it_still_holds(
         timeout=10,
         what="the studio's connection to be closed",
     )
+
+
+def test_a_leader_agent_restarted_at_once_resigns_its_previous_life_instead_of_waiting_the_ttl(
+    agent_icecasts: list[IcecastServer], etcd_cluster: EtcdCluster, holding_cache_dir: Path
+) -> None:
+    """A long lease (30 s): the old leader key would hold every node off for that long;
+    the restarted agent deletes it (by its epoch) and the cluster elects at once."""
+    timing = {"ttl": 30.0, "loop_wait": 1.0, "retry_timeout": 2.0}
+    cluster = RadioCluster(
+        etcd_cluster, started(agent_icecasts), timing, holding_cache_dir=holding_cache_dir
+    )
+    try:
+        cluster.start()
+        cluster.store().create_mount(MOUNT)
+        old_leader = cluster.wait_leader()
+        wait_accepting(cluster, old_leader, timeout=5)
+        old_epoch = cluster.statuses()[old_leader].epoch
+        assert old_epoch is not None
+
+        killed_at = time.monotonic()
+        cluster.node(old_leader).kill()
+        cluster.node(old_leader).start()
+
+        def new_epoch() -> bool:
+            leader = cluster.leader_name()
+            epoch = None if leader is None else cluster.statuses()[leader].epoch
+            return epoch is not None and epoch > old_epoch
+
+        wait_for(new_epoch, timeout=12, what="a new election", explain=cluster.log_tails)
+        new_leader = cluster.leader_name()
+        assert new_leader is not None
+        wait_accepting(cluster, new_leader, timeout=12 - (time.monotonic() - killed_at))
+        assert time.monotonic() - killed_at < timing["ttl"] / 2
+    finally:
+        cluster.stop()

@@ -13,6 +13,7 @@ from radioagent.coordination.cycle import (
     CyclePlan,
     LeaseStep,
     LocalFacts,
+    Moves,
     NodeIdentity,
     plan_cycle,
 )
@@ -197,11 +198,23 @@ def test_a_leader_whose_icecast_is_down_stays_when_no_other_node_could_lead() ->
     assert plan.moves.step_down is None
 
 
-def test_our_own_previous_life_is_not_our_leadership() -> None:
-    """A leader key with our name on another lease (before a restart) is not ours."""
-    plan = plan_cycle(ME, state(("node1", 999)), facts(), fresh=True)
+def test_our_own_previous_life_is_not_our_leadership_and_is_resigned_at_once() -> None:
+    """A leader key with our name on another lease (before a restart) is not ours: the
+    new life resigns it (by its epoch) so nobody waits out the old lease."""
+    plan = plan_cycle(ME, state(("node1", 999), epoch=41), facts(), fresh=True)
     assert plan.leadership.role is Role.REPLICA
     assert not icecast_of(plan).leading
+    assert plan.moves.resign_previous_life == 41
+    assert not plan.moves.campaign
+    # Without a lease of our own yet, the lease comes first; another node's key is theirs;
+    # our own current leadership is kept; a stale read resigns nothing.
+    assert plan_cycle(ME, state(("node1", 999)), facts(lease_id=None), fresh=True).moves == Moves(
+        lease=LeaseStep.GRANT
+    )
+    assert plan_cycle(ME, state(), facts(), fresh=True).moves.resign_previous_life is None
+    assert plan_cycle(ME, leading_state(), facts(), fresh=True).moves.resign_previous_life is None
+    stale = plan_cycle(ME, state(("node1", 999)), facts(), fresh=False)
+    assert stale.moves.resign_previous_life is None
 
 
 def test_the_leader_renders_a_leaders_icecast_and_publishes_itself_as_leader() -> None:

@@ -1,0 +1,250 @@
+"""A fault campaign on the systemd-nspawn testbed: seeded random faults on a cluster the
+project's own playbooks built, with a checker on the wire from outside (chaos_checker).
+
+    bench/chaos [--up] [--faults N] [--seed S] [--short] [--down]
+
+It runs on the testbed's cluster as it stands (`make demo`, or the cluster scenario's
+machines); `--up` builds one first (image, 3 machines, site.yml, radios.yml) and `--down`
+removes it after. The workload: two studios streaming through different nodes (each
+moves to the next node when its own dies, as an encoder pointed at the cluster's name),
+a listener on every node, the demo's transcoded mount. For each fault: wait for a
+healthy cluster, inject, hold, heal, then wait (bounded) until every mount is heard on
+every node; meanwhile the checker samples its invariants. `--short` is the CI campaign:
+every kind once, fixed seed.
+
+Prints JSON last (also bench/results/chaos.json) with seed, nodes, faults,
+faults_by_kind, violations, recovery_p95_s, the per-kind rows and every fault's record;
+writes the table to docs/reliability.md with `--write-doc`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import random
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+from benchlib import REPO_DIR, report, require_root
+
+sys.path.insert(0, str(REPO_DIR / "molecule" / "testbed"))
+import checks
+import demo
+import testbed
+from chaos_checker import Checker, FaultRecord, orphaned_claims, summarise, table
+from nemesis import FAULTS, Cluster, schedule
+
+SHORT_SEED = 20261206
+TTL_S = 15.0  # the agents' default lease (inventory/demo keeps the defaults)
+LIQUIDSOAP_START_S = 10.0
+RECOVERY_BOUND_S = 120.0
+HEALTHY_BOUND_S = 180.0
+MOUNTS = ("live.mp3", "chaos.mp3", "low.mp3")
+TRANSCODED = ("low.mp3",)
+ETCD_PREFIX = "/radio/v1/"
+CAMPAIGN_HOURS_MAX = 6  # listeners and studios stop by themselves after that
+DOC = REPO_DIR / "docs" / "reliability.md"
+
+
+def log(message: str) -> None:
+    print(f"chaos: {message}", flush=True)
+
+
+def running_nodes() -> tuple[str, ...]:
+    state = testbed.load_state()
+    return tuple(
+        sorted(
+            name for name, entry in state.get("nodes", {}).items() if testbed.node_running(entry)
+        )
+    )
+
+
+def radio_leader(nodes: Sequence[str]) -> str | None:
+    for node in nodes:
+        with contextlib.suppress(testbed.TestbedError, ValueError, KeyError, TypeError):
+            return str(checks.status(node)["leader"]["name"])
+    return None
+
+
+def heard_everywhere(nodes: Sequence[str]) -> list[str]:
+    """The (node, mount) pairs not heard now, each node's own stream (`/_stream/`)."""
+    pairs = [(node, mount) for node in nodes for mount in MOUNTS]
+    with ThreadPoolExecutor(max_workers=len(pairs)) as pool:
+        heard = pool.map(lambda pair: checks.plays_sound(pair[0], f"/_stream/{pair[1]}"), pairs)
+    return [f"{mount}@{node}" for (node, mount), ok in zip(pairs, heard, strict=True) if not ok]
+
+
+def healthy(nodes: Sequence[str]) -> bool:
+    """Every machine runs its services, one leader, every mount heard on every node."""
+    if running_nodes() != tuple(sorted(nodes)):
+        return False
+    if not all(checks.services_up(node) for node in nodes):
+        return False
+    if radio_leader(nodes) is None:
+        return False
+    return not heard_everywhere(nodes)
+
+
+def wait_healthy(nodes: Sequence[str], bound: float) -> float | None:
+    """Seconds until healthy, or None past `bound`."""
+    started = time.monotonic()
+    while time.monotonic() - started < bound:
+        if healthy(nodes):
+            return time.monotonic() - started
+        time.sleep(1)  # each look takes seconds of listening already
+    return None
+
+
+def ensure_mount(nodes: Sequence[str]) -> None:
+    """The second studio's mount, created once (kept across campaigns)."""
+    listed = checks.status(nodes[0])["mounts"]
+    if "chaos.mp3" not in listed:
+        testbed.run_in(
+            nodes[0],
+            [
+                "radioctl",
+                "mount",
+                "create",
+                "chaos.mp3",
+                "--set",
+                f"source_password={demo.SOURCE_PASSWORD}",
+            ],
+        )
+
+
+@contextlib.contextmanager
+def workload(nodes: Sequence[str]) -> Iterator[dict[str, checks.Listener]]:
+    """Two studios (live.mp3 through the first node, chaos.mp3 through the second), and
+    the listeners dict the campaign fills; everything stops on the way out."""
+    demo.make_tone(checks.TONE)
+    seconds = CAMPAIGN_HOURS_MAX * 3600
+    first = list(nodes)
+    second = first[1:] + first[:1]
+    studios = [
+        demo.Studio(first, "live.mp3", demo.SOURCE_PASSWORD, checks.TONE).start(seconds),
+        demo.Studio(second, "chaos.mp3", demo.SOURCE_PASSWORD, checks.TONE).start(seconds),
+    ]
+    listeners: dict[str, checks.Listener] = {}
+    try:
+        yield listeners
+    finally:
+        for studio in studios:
+            studio.stop()
+        for listener in listeners.values():
+            listener.close()
+
+
+def refill_listeners(listeners: dict[str, checks.Listener], nodes: Sequence[str]) -> None:
+    """A listener on every node that has none (or lost its own)."""
+    for node in nodes:
+        if node in listeners and listeners[node].connected():
+            continue
+        if node in listeners:
+            listeners[node].close()
+        listeners[node] = checks.Listener(node, "/_stream/live.mp3", CAMPAIGN_HOURS_MAX * 3600)
+
+
+def one_fault(
+    number: int, kind: str, nodes: Sequence[str], checker: Checker, rng: random.Random
+) -> FaultRecord:
+    leader = radio_leader(nodes) or nodes[0]
+    record = FaultRecord(number, kind, "", round(checker.now(), 2))
+    checker.current = record
+    fault = FAULTS[kind](Cluster(tuple(nodes), leader, TTL_S), rng)
+    record.victim = fault.victim
+    checker.exempt = {fault.victim}
+    log(f"fault {number}: {kind} on {fault.victim} (leader {leader}); hold {fault.hold_s:.0f} s")
+    time.sleep(fault.hold_s)  # the fault's own duration: that is the experiment
+    fault.heal()
+    healed = time.monotonic()
+    record.healed_s = round(checker.now(), 2)
+    recovered = wait_healthy(nodes, RECOVERY_BOUND_S)
+    if recovered is None:
+        checker.report("not_heard", f"after {kind}: not heard {heard_everywhere(nodes)}")
+    else:
+        record.recovered_s = round(time.monotonic() - healed, 2)
+        for orphan in orphaned_claims(nodes, ETCD_PREFIX):
+            checker.report("orphaned_claim", orphan)
+    log(
+        f"fault {number}: healed; recovered after {record.recovered_s} s; "
+        f"{len(record.violations)} violation(s)"
+    )
+    checker.forgive(fault.victim)
+    checker.current = None
+    return record
+
+
+def campaign(kinds: Sequence[str], seed: int, rng: random.Random) -> dict:
+    nodes = running_nodes()
+    if len(nodes) < 3:
+        raise testbed.TestbedError(f"the testbed runs {list(nodes)}: 3 nodes or more (--up)")
+    ensure_mount(nodes)
+    records: list[FaultRecord] = []
+    with workload(nodes) as listeners:
+        if wait_healthy(nodes, HEALTHY_BOUND_S) is None:
+            raise testbed.TestbedError(
+                f"not healthy before the first fault: {heard_everywhere(nodes)}"
+            )
+        refill_listeners(listeners, nodes)
+        checker = Checker(nodes, TRANSCODED, TTL_S + LIQUIDSOAP_START_S + 15, listeners).start()
+        try:
+            for number, kind in enumerate(kinds, start=1):
+                records.append(one_fault(number, kind, nodes, checker, rng))
+                refill_listeners(listeners, nodes)
+        finally:
+            checker.stop()
+    summary = summarise(records, checker.between, seed, len(nodes))
+    summary["samples"] = checker.samples
+    return summary
+
+
+def write_doc(summary: dict) -> None:
+    DOC.parent.mkdir(parents=True, exist_ok=True)
+    DOC.write_text(
+        "# Reliability: the fault campaign\n\n"
+        f"`bench/chaos --faults {summary['faults']} --seed {summary['seed']}` on "
+        f"{summary['nodes']} testbed machines, {time.strftime('%Y-%m-%d %H:%M')}: "
+        f"{summary['violations']} violations, recovery p95 {summary['recovery_p95_s']} s "
+        "(from the heal until every mount is heard on every node).\n\n" + table(summary) + "\n"
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="bench/chaos", description=__doc__.split("\n")[0])
+    parser.add_argument("--faults", type=int, default=len(FAULTS))
+    parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--short", action="store_true", help="every kind once, fixed seed")
+    parser.add_argument("--up", action="store_true", help="build the 3-node demo cluster first")
+    parser.add_argument("--down", action="store_true", help="remove the testbed after")
+    parser.add_argument("--write-doc", action="store_true", help=f"the table to {DOC.name}")
+    arguments = parser.parse_args(argv)
+    require_root(parser)
+    if arguments.faults < 1:
+        parser.error("--faults must be at least 1")
+    seed = SHORT_SEED if arguments.short else arguments.seed
+    if seed is None:
+        seed = random.SystemRandom().randrange(1 << 32)
+    rng = random.Random(seed)  # noqa: S311 - a replayable campaign, not a secret
+    kinds = schedule(len(FAULTS) if arguments.short else arguments.faults, rng)
+    log(f"seed {seed}: {len(kinds)} faults")
+    try:
+        if arguments.up:
+            testbed.build_image()
+            testbed.up(demo.NODES)
+            demo.playbook("site.yml")
+            demo.playbook("radios.yml")
+        demo.enter_controller_namespace()
+        summary = campaign(kinds, seed, rng)
+    finally:
+        if arguments.down:
+            testbed.down()
+    if arguments.write_doc:
+        write_doc(summary)
+    report("chaos", summary)
+    return 1 if summary["violations"] or summary["unrecovered"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,244 @@
+"""bench/chaos's checker: what it asserts from outside the machines, on the wire and in
+the host's /proc, while faults come and go.
+
+- at no sampled instant do two nodes answer `/leader` with 200;
+- a listener on a node the current fault did not touch never drops;
+- a transcoded mount's Liquidsoap never runs on two machines at once, and never on none
+  for longer than its takeover bound;
+- after a fault heals, every mount is heard on every node within the recovery bound, and
+  every transcoder claim in etcd is held by a node that runs it.
+
+The summary (violations, recoveries per fault kind) is pure: `summarise` and `table`.
+"""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import json
+import statistics
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+
+import testbed
+from checks import Listener
+from nemesis import ETCDCTL, liquidsoap_pids
+
+SAMPLE_EVERY_S = 0.5
+PROBE_TIMEOUT_S = 1.0
+
+
+@dataclass(frozen=True)
+class Violation:
+    at_s: float  # since the campaign started
+    kind: str
+    detail: str
+
+
+@dataclass
+class FaultRecord:
+    number: int
+    kind: str
+    victim: str
+    started_s: float
+    healed_s: float | None = None
+    recovered_s: float | None = None  # from the heal until everything is heard again
+    violations: list[Violation] = field(default_factory=list)
+
+
+def leads(node: str) -> bool:
+    """The node's front door says it leads (200 on /leader); silence is "no"."""
+    connection = http.client.HTTPConnection(testbed.node_address(node), 80, timeout=PROBE_TIMEOUT_S)
+    try:
+        connection.request("GET", "/leader")
+        return connection.getresponse().status == 200
+    except OSError:
+        return False
+    finally:
+        connection.close()
+
+
+def transcoder_hosts(nodes: Sequence[str], mount: str) -> list[str]:
+    """The machines that run `mount`'s transcoder, one entry per process."""
+    return [node for node in nodes for _ in liquidsoap_pids(node, f"transcoder-{mount}.liq")]
+
+
+def orphaned_claims(nodes: Sequence[str], prefix: str) -> list[str]:
+    """Transcoder claims in etcd whose owner does not run that transcoder."""
+    listed = testbed.run_in(
+        nodes[0], ["sh", "-c", ETCDCTL + f"get --prefix {prefix}transcoders/ -w json"]
+    )
+    found = []
+    for entry in json.loads(listed.stdout).get("kvs", []):
+        mount = _b64(entry["key"]).removeprefix(f"{prefix}transcoders/")
+        owner = _b64(entry["value"])
+        if owner not in transcoder_hosts(nodes, mount):
+            found.append(f"{mount} claimed by {owner}, which does not run it")
+    return found
+
+
+def _b64(text: str) -> str:
+    return base64.b64decode(text).decode()
+
+
+class Checker:
+    """Samples the invariants in a thread until `stop()`; violations go to the fault
+    the campaign says is current (`current`), or to a record of its own between faults."""
+
+    def __init__(
+        self,
+        nodes: Sequence[str],
+        transcoded: Sequence[str],
+        takeover_bound_s: float,
+        listeners: dict[str, Listener],
+    ) -> None:
+        self.nodes = tuple(nodes)
+        self.transcoded = tuple(transcoded)
+        self.takeover_bound_s = takeover_bound_s
+        self.listeners = listeners  # node -> its listener; the campaign replaces dropped ones
+        self.started = time.monotonic()
+        self.current: FaultRecord | None = None
+        self.between = FaultRecord(0, "none", "", 0.0)
+        self.exempt: set[str] = set()  # nodes the current fault touches
+        self.samples = 0
+        self._missing_since: dict[str, float] = {}
+        self._stop = threading.Event()
+        self._lock = threading.Lock()  # the listeners and the exempt nodes
+        self._pool = ThreadPoolExecutor(max_workers=len(self.nodes))
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def now(self) -> float:
+        return time.monotonic() - self.started
+
+    def report(self, kind: str, detail: str) -> None:
+        record = self.current or self.between
+        record.violations.append(Violation(round(self.now(), 2), kind, detail))
+        print(f"chaos: VIOLATION {kind}: {detail}", flush=True)
+
+    def forgive(self, node: str) -> None:
+        """The fault on `node` is over: its listener, if the fault dropped it, is the
+        campaign's to replace, not a violation."""
+        with self._lock:
+            listener = self.listeners.get(node)
+            if listener is not None and listener_dropped(listener):
+                self.listeners.pop(node)
+            self.exempt.discard(node)
+
+    def start(self) -> Checker:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(SAMPLE_EVERY_S):
+            self.sample()
+
+    def sample(self) -> None:
+        self.samples += 1
+        leading = [
+            n for n, yes in zip(self.nodes, self._pool.map(leads, self.nodes), strict=True) if yes
+        ]
+        if len(leading) > 1:
+            self.report("two_leaders", f"{', '.join(leading)} answer /leader")
+        for mount in self.transcoded:
+            hosts = transcoder_hosts(self.nodes, mount)
+            if len(hosts) > 1:
+                self.report("transcoder_twice", f"{mount} on {', '.join(hosts)}")
+            if hosts:
+                self._missing_since.pop(mount, None)
+            else:
+                since = self._missing_since.setdefault(mount, self.now())
+                if self.now() - since > self.takeover_bound_s:
+                    self.report(
+                        "transcoder_missing", f"{mount} nowhere for {self.now() - since:.0f} s"
+                    )
+                    self._missing_since[mount] = self.now()  # once per bound, not per sample
+        with self._lock:
+            for node, listener in list(self.listeners.items()):
+                if node not in self.exempt and listener_dropped(listener):
+                    self.report("listener_dropped", f"the listener on {node}: {_reason(listener)}")
+                    self.listeners.pop(node)
+
+
+def listener_dropped(listener: Listener) -> bool:
+    return not listener.connected()
+
+
+def _reason(listener: Listener) -> str:
+    return str(listener.error or "the stream ended")
+
+
+def percentile(values: Sequence[float], fraction: float) -> float | None:
+    """Nearest-rank percentile; None for no values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(fraction * len(ordered) + 0.5) - 1))]
+
+
+def summarise(records: Sequence[FaultRecord], between: FaultRecord, seed: int, nodes: int) -> dict:
+    """The campaign's JSON: the required fields first, then each fault's record."""
+    kinds: dict[str, list[FaultRecord]] = {}
+    for record in records:
+        kinds.setdefault(record.kind, []).append(record)
+    recoveries = [r.recovered_s for r in records if r.recovered_s is not None]
+    violations = [v for r in [*records, between] for v in r.violations]
+    return {
+        "seed": seed,
+        "nodes": nodes,
+        "faults": len(records),
+        "faults_by_kind": {kind: len(found) for kind, found in sorted(kinds.items())},
+        "violations": len(violations),
+        "violations_by_kind": _count(v.kind for v in violations),
+        "recovery_p50_s": _rounded(statistics.median(recoveries) if recoveries else None),
+        "recovery_p95_s": _rounded(percentile(recoveries, 0.95)),
+        "recovery_max_s": _rounded(max(recoveries, default=None)),
+        "unrecovered": sum(1 for r in records if r.recovered_s is None),
+        "per_kind": {kind: _kind_row(found) for kind, found in sorted(kinds.items())},
+        "history": [asdict(record) for record in [*records, between]],
+    }
+
+
+def _kind_row(records: Sequence[FaultRecord]) -> dict:
+    recoveries = [r.recovered_s for r in records if r.recovered_s is not None]
+    return {
+        "count": len(records),
+        "violations": sum(len(r.violations) for r in records),
+        "recovery_p50_s": _rounded(statistics.median(recoveries) if recoveries else None),
+        "recovery_p95_s": _rounded(percentile(recoveries, 0.95)),
+        "recovery_max_s": _rounded(max(recoveries, default=None)),
+        "unrecovered": len(records) - len(recoveries),
+    }
+
+
+def _count(kinds: Iterable[str]) -> dict[str, int]:
+    counted: dict[str, int] = {}
+    for kind in kinds:
+        counted[kind] = counted.get(kind, 0) + 1
+    return dict(sorted(counted.items()))
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 2)
+
+
+def table(summary: dict) -> str:
+    """The per-kind table, as Markdown."""
+    lines = [
+        "| fault | count | violations | recovery p50 (s) | p95 (s) | max (s) | unrecovered |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for kind, row in summary["per_kind"].items():
+        cells = [row[k] for k in ("count", "violations", "recovery_p50_s", "recovery_p95_s")]
+        cells += [row["recovery_max_s"], row["unrecovered"]]
+        lines.append(
+            f"| {kind} | " + " | ".join("-" if c is None else str(c) for c in cells) + " |"
+        )
+    return "\n".join(lines)
