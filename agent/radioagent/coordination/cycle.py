@@ -20,9 +20,9 @@ from radioagent.coordination.election import (
     Leadership,
     Role,
     leadership_from_state,
-    previous_life_epoch,
     must_hand_over,
     must_stop_leading,
+    previous_life_epoch,
     should_campaign,
 )
 from radioagent.coordination.state import ClusterState, Handover
@@ -247,11 +247,27 @@ def icecast_plan(state: ClusterState | None, leading: bool) -> IcecastPlan | Non
 def _moves(identity: NodeIdentity, state: ClusterState, facts: LocalFacts, timing: Timing) -> Moves:
     """One kind at a time: a lease first, then a handover, then a campaign (each needs
     what the one before it gives)."""
+    return _lease_moves(identity, state, facts, timing) or _leadership_moves(
+        identity, state, facts, timing
+    )
+
+
+def _lease_moves(
+    identity: NodeIdentity, state: ClusterState, facts: LocalFacts, timing: Timing
+) -> Moves | None:
+    """A lease to take, or to move onto the cluster's new ttl; None: ours is right."""
     if facts.lease_id is None:
         return Moves(lease=LeaseStep.GRANT)
     if timing.ttl != facts.lease_ttl:
         mine = sorted(mount for mount, owner in state.transcoders.items() if owner == identity.name)
         return Moves(lease=LeaseStep.MOVE, move_transcoders=tuple(mine))
+    return None
+
+
+def _leadership_moves(
+    identity: NodeIdentity, state: ClusterState, facts: LocalFacts, timing: Timing
+) -> Moves:
+    """With a lease of the right ttl: what leadership asks of this node."""
     previous_life = previous_life_epoch(state, identity.name, facts.lease_id)
     if previous_life is not None:
         return Moves(resign_previous_life=previous_life)

@@ -424,6 +424,11 @@ def _source(head: RequestHead, view: AgentSnapshot) -> Decision:
         return Refuse(HttpError(404, "no such mount"))
     if view.leader is None or view.epoch is None:
         return Refuse(HttpError(503, "no leader right now"), SOURCE_RETRY_AFTER_SECONDS)
+    if view.leader.role != "leader":
+        # etcd names a node that does not say it leads: a key its previous life left, or
+        # a winner that has not taken sources yet. Its Icecast would answer 401, which
+        # an encoder reads as a wrong password.
+        return Refuse(HttpError(503, "the leader is not ready"), SOURCE_RETRY_AFTER_SECONDS)
     return PipeSource(mount, view.leader, view.epoch)
 
 

@@ -300,7 +300,7 @@ def test_head_of_a_playlist_has_its_length_but_no_body() -> None:
 
 
 def test_a_source_is_piped_to_the_leader_of_the_current_epoch() -> None:
-    leader = node("boss", address="192.0.2.30")
+    leader = node("boss", address="192.0.2.30", role="leader")
     door = Door(node("here"), leader=leader, epoch=9)
     for method in (b"SOURCE", b"PUT"):
         decision = door.route(method + b" /live.mp3 HTTP/1.0\n")
@@ -310,8 +310,16 @@ def test_a_source_is_piped_to_the_leader_of_the_current_epoch() -> None:
 def test_a_source_with_no_leader_is_told_to_come_back_soon() -> None:
     door = Door(node("here"), leader=None)
     assert refused(door.route(b"SOURCE /live.mp3 HTTP/1.0\n")) == (503, 1)
-    door = Door(node("here"), leader=node("boss"), epoch=None)
+    door = Door(node("here"), leader=node("boss", role="leader"), epoch=None)
     assert refused(door.route(b"SOURCE /live.mp3 HTTP/1.0\n")) == (503, 1)
+
+
+def test_a_source_is_told_to_come_back_while_the_named_leader_does_not_say_it_leads() -> None:
+    """A leader key left by the node's previous life, or a winner not yet ready: its
+    Icecast would refuse with a 401 that encoders take for a wrong password."""
+    for role in ("replica", "detached"):
+        door = Door(node("here"), leader=node("boss", role=role), epoch=9)
+        assert refused(door.route(b"PUT /live.mp3 HTTP/1.1\n")) == (503, 1)
 
 
 def test_a_source_for_an_unknown_mount_or_before_any_state_is_not_found() -> None:
