@@ -33,8 +33,9 @@ sys.path.insert(0, str(REPO_DIR / "molecule" / "testbed"))
 import checks
 import demo
 import testbed
-from chaos_checker import Checker, FaultRecord, orphaned_claims, summarise, table
-from nemesis import FAULTS, Cluster, schedule
+from campaign import FaultRecord, schedule, summarise, table
+from chaos_checker import Checker, orphaned_claims
+from nemesis import FAULTS, Cluster
 
 SHORT_SEED = 20261206
 TTL_S = 15.0  # the agents' default lease (inventory/demo keeps the defaults)
@@ -42,6 +43,8 @@ LIQUIDSOAP_START_S = 10.0
 RECOVERY_BOUND_S = 120.0
 HEALTHY_BOUND_S = 180.0
 MOUNTS = ("live.mp3", "chaos.mp3", "low.mp3")
+BURST_BYTES = 64 * 1024  # Icecast's burst: the recent past, sent at once
+HEARD_BYTES = 16 * 1024  # then this much in real time: 1 s at 128 kbps, 2.7 s at 48
 TRANSCODED = ("low.mp3",)
 ETCD_PREFIX = "/radio/v1/"
 CAMPAIGN_HOURS_MAX = 6  # listeners and studios stop by themselves after that
@@ -68,12 +71,23 @@ def radio_leader(nodes: Sequence[str]) -> str | None:
     return None
 
 
+def heard(node: str, mount: str) -> bool:
+    """The node's own stream of `mount` (`/_stream/`, no redirect) has sound past
+    Icecast's burst of the recent past; an error status is "not yet"."""
+    try:
+        audio = checks.fetch(node, f"/_stream/{mount}", BURST_BYTES + HEARD_BYTES)
+    except (checks.CheckFailed, OSError):
+        return False
+    tail = audio[BURST_BYTES:]
+    return len(tail) == HEARD_BYTES and checks.loudness_db(tail, "mp3") > checks.LOUD_DB
+
+
 def heard_everywhere(nodes: Sequence[str]) -> list[str]:
-    """The (node, mount) pairs not heard now, each node's own stream (`/_stream/`)."""
+    """The (node, mount) pairs not heard now."""
     pairs = [(node, mount) for node in nodes for mount in MOUNTS]
     with ThreadPoolExecutor(max_workers=len(pairs)) as pool:
-        heard = pool.map(lambda pair: checks.plays_sound(pair[0], f"/_stream/{pair[1]}"), pairs)
-    return [f"{mount}@{node}" for (node, mount), ok in zip(pairs, heard, strict=True) if not ok]
+        heard_now = list(pool.map(lambda pair: heard(*pair), pairs))
+    return [f"{mount}@{node}" for (node, mount), ok in zip(pairs, heard_now, strict=True) if not ok]
 
 
 def healthy(nodes: Sequence[str]) -> bool:
@@ -227,7 +241,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if seed is None:
         seed = random.SystemRandom().randrange(1 << 32)
     rng = random.Random(seed)  # noqa: S311 - a replayable campaign, not a secret
-    kinds = schedule(len(FAULTS) if arguments.short else arguments.faults, rng)
+    kinds = schedule(list(FAULTS), len(FAULTS) if arguments.short else arguments.faults, rng)
     log(f"seed {seed}: {len(kinds)} faults")
     try:
         if arguments.up:

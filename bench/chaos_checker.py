@@ -8,7 +8,7 @@ the host's /proc, while faults come and go.
 - after a fault heals, every mount is heard on every node within the recovery bound, and
   every transcoder claim in etcd is held by a node that runs it.
 
-The summary (violations, recoveries per fault kind) is pure: `summarise` and `table`.
+What it found goes into the campaign's records (bench/campaign.py).
 """
 
 from __future__ import annotations
@@ -16,37 +16,18 @@ from __future__ import annotations
 import base64
 import http.client
 import json
-import statistics
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
 
 import testbed
+from campaign import FaultRecord, Violation
 from checks import Listener
 from nemesis import ETCDCTL, liquidsoap_pids
 
 SAMPLE_EVERY_S = 0.5
 PROBE_TIMEOUT_S = 1.0
-
-
-@dataclass(frozen=True)
-class Violation:
-    at_s: float  # since the campaign started
-    kind: str
-    detail: str
-
-
-@dataclass
-class FaultRecord:
-    number: int
-    kind: str
-    victim: str
-    started_s: float
-    healed_s: float | None = None
-    recovered_s: float | None = None  # from the heal until everything is heard again
-    violations: list[Violation] = field(default_factory=list)
 
 
 def leads(node: str) -> bool:
@@ -173,72 +154,3 @@ def listener_dropped(listener: Listener) -> bool:
 
 def _reason(listener: Listener) -> str:
     return str(listener.error or "the stream ended")
-
-
-def percentile(values: Sequence[float], fraction: float) -> float | None:
-    """Nearest-rank percentile; None for no values."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(fraction * len(ordered) + 0.5) - 1))]
-
-
-def summarise(records: Sequence[FaultRecord], between: FaultRecord, seed: int, nodes: int) -> dict:
-    """The campaign's JSON: the required fields first, then each fault's record."""
-    kinds: dict[str, list[FaultRecord]] = {}
-    for record in records:
-        kinds.setdefault(record.kind, []).append(record)
-    recoveries = [r.recovered_s for r in records if r.recovered_s is not None]
-    violations = [v for r in [*records, between] for v in r.violations]
-    return {
-        "seed": seed,
-        "nodes": nodes,
-        "faults": len(records),
-        "faults_by_kind": {kind: len(found) for kind, found in sorted(kinds.items())},
-        "violations": len(violations),
-        "violations_by_kind": _count(v.kind for v in violations),
-        "recovery_p50_s": _rounded(statistics.median(recoveries) if recoveries else None),
-        "recovery_p95_s": _rounded(percentile(recoveries, 0.95)),
-        "recovery_max_s": _rounded(max(recoveries, default=None)),
-        "unrecovered": sum(1 for r in records if r.recovered_s is None),
-        "per_kind": {kind: _kind_row(found) for kind, found in sorted(kinds.items())},
-        "history": [asdict(record) for record in [*records, between]],
-    }
-
-
-def _kind_row(records: Sequence[FaultRecord]) -> dict:
-    recoveries = [r.recovered_s for r in records if r.recovered_s is not None]
-    return {
-        "count": len(records),
-        "violations": sum(len(r.violations) for r in records),
-        "recovery_p50_s": _rounded(statistics.median(recoveries) if recoveries else None),
-        "recovery_p95_s": _rounded(percentile(recoveries, 0.95)),
-        "recovery_max_s": _rounded(max(recoveries, default=None)),
-        "unrecovered": len(records) - len(recoveries),
-    }
-
-
-def _count(kinds: Iterable[str]) -> dict[str, int]:
-    counted: dict[str, int] = {}
-    for kind in kinds:
-        counted[kind] = counted.get(kind, 0) + 1
-    return dict(sorted(counted.items()))
-
-
-def _rounded(value: float | None) -> float | None:
-    return None if value is None else round(value, 2)
-
-
-def table(summary: dict) -> str:
-    """The per-kind table, as Markdown."""
-    lines = [
-        "| fault | count | violations | recovery p50 (s) | p95 (s) | max (s) | unrecovered |",
-        "|---|---:|---:|---:|---:|---:|---:|",
-    ]
-    for kind, row in summary["per_kind"].items():
-        cells = [row[k] for k in ("count", "violations", "recovery_p50_s", "recovery_p95_s")]
-        cells += [row["recovery_max_s"], row["unrecovered"]]
-        lines.append(
-            f"| {kind} | " + " | ".join("-" if c is None else str(c) for c in cells) + " |"
-        )
-    return "\n".join(lines)

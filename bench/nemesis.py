@@ -201,11 +201,3 @@ FAULTS: dict[str, Callable[[Cluster, random.Random], Fault]] = {
     "leader_cut": leader_cut,
     "minority_cut": minority_cut,
 }
-
-
-def schedule(count: int, rng: random.Random) -> list[str]:
-    """`count` fault kinds: every kind once in a shuffled round, then random ones, so a
-    short campaign still meets each kind."""
-    kinds = list(FAULTS)
-    rng.shuffle(kinds)
-    return (kinds + [rng.choice(list(FAULTS)) for _ in range(max(0, count - len(kinds)))])[:count]

@@ -1,0 +1,107 @@
+"""bench/chaos's pure part: which faults a campaign runs, what each fault's record holds,
+and the summary (JSON and a Markdown table) made from the records."""
+
+from __future__ import annotations
+
+import math
+import random
+import statistics
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass(frozen=True)
+class Violation:
+    at_s: float  # since the campaign started
+    kind: str
+    detail: str
+
+
+@dataclass
+class FaultRecord:
+    number: int
+    kind: str
+    victim: str
+    started_s: float
+    healed_s: float | None = None
+    recovered_s: float | None = None  # from the heal until everything is heard again
+    violations: list[Violation] = field(default_factory=list)
+
+
+def schedule(kinds: Sequence[str], count: int, rng: random.Random) -> list[str]:
+    """`count` fault kinds: every kind once in a shuffled round, then random ones, so a
+    short campaign still meets each kind."""
+    first_round = list(kinds)
+    rng.shuffle(first_round)
+    more = [rng.choice(list(kinds)) for _ in range(max(0, count - len(first_round)))]
+    return (first_round + more)[:count]
+
+
+def percentile(values: Sequence[float], fraction: float) -> float | None:
+    """Nearest-rank percentile (the smallest value with `fraction` of them at or below
+    it); None for no values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(fraction * len(ordered)) - 1)]
+
+
+def summarise(records: Sequence[FaultRecord], between: FaultRecord, seed: int, nodes: int) -> dict:
+    """The campaign's JSON: the required fields first, then each fault's record."""
+    kinds: dict[str, list[FaultRecord]] = {}
+    for record in records:
+        kinds.setdefault(record.kind, []).append(record)
+    recoveries = [r.recovered_s for r in records if r.recovered_s is not None]
+    violations = [v for r in [*records, between] for v in r.violations]
+    return {
+        "seed": seed,
+        "nodes": nodes,
+        "faults": len(records),
+        "faults_by_kind": {kind: len(found) for kind, found in sorted(kinds.items())},
+        "violations": len(violations),
+        "violations_by_kind": _count(v.kind for v in violations),
+        "recovery_p50_s": _rounded(statistics.median(recoveries) if recoveries else None),
+        "recovery_p95_s": _rounded(percentile(recoveries, 0.95)),
+        "recovery_max_s": _rounded(max(recoveries, default=None)),
+        "unrecovered": sum(1 for r in records if r.recovered_s is None),
+        "per_kind": {kind: _kind_row(found) for kind, found in sorted(kinds.items())},
+        "history": [asdict(record) for record in [*records, between]],
+    }
+
+
+def _kind_row(records: Sequence[FaultRecord]) -> dict:
+    recoveries = [r.recovered_s for r in records if r.recovered_s is not None]
+    return {
+        "count": len(records),
+        "violations": sum(len(r.violations) for r in records),
+        "recovery_p50_s": _rounded(statistics.median(recoveries) if recoveries else None),
+        "recovery_p95_s": _rounded(percentile(recoveries, 0.95)),
+        "recovery_max_s": _rounded(max(recoveries, default=None)),
+        "unrecovered": len(records) - len(recoveries),
+    }
+
+
+def _count(kinds: Iterable[str]) -> dict[str, int]:
+    counted: dict[str, int] = {}
+    for kind in kinds:
+        counted[kind] = counted.get(kind, 0) + 1
+    return dict(sorted(counted.items()))
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 2)
+
+
+def table(summary: dict) -> str:
+    """The per-kind table, as Markdown."""
+    lines = [
+        "| fault | count | violations | recovery p50 (s) | p95 (s) | max (s) | unrecovered |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for kind, row in summary["per_kind"].items():
+        cells = [row[k] for k in ("count", "violations", "recovery_p50_s", "recovery_p95_s")]
+        cells += [row["recovery_max_s"], row["unrecovered"]]
+        lines.append(
+            f"| {kind} | " + " | ".join("-" if c is None else str(c) for c in cells) + " |"
+        )
+    return "\n".join(lines)
