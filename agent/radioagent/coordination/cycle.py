@@ -11,7 +11,7 @@ status always follow what etcd says after this node's own moves.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 
 from radioagent import __version__
@@ -22,6 +22,7 @@ from radioagent.coordination.election import (
     leadership_from_state,
     must_hand_over,
     must_stop_leading,
+    previous_life_claims,
     previous_life_epoch,
     should_campaign,
 )
@@ -38,6 +39,8 @@ from radioagent.transcoding.assignment import (
 from radioagent.transcoding.state import TranscoderState
 
 DETACHED = Leadership(Role.DETACHED)
+# The owner planning sees for a claim this node's previous life left (not a node's name).
+PREVIOUS_LIFE = "(a previous life of this node)"
 
 
 @dataclass(frozen=True)
@@ -329,9 +332,13 @@ def plan_cycle(
     leading = acting.role is Role.LEADER
     transcoders = None
     if state is not None and facts.lease_id is not None and leader is not None:
+        previous_life = previous_life_claims(state, identity.name, facts.lease_id)
         transcoders = plan_transcoders(
             state.mounts,
-            state.transcoders,
+            {  # held by no node that runs: taken by nobody, run by nobody, released below
+                mount: PREVIOUS_LIFE if mount in previous_life else owner
+                for mount, owner in state.transcoders.items()
+            },
             state.nodes,
             state.draining,
             identity.name,
@@ -350,6 +357,10 @@ def plan_cycle(
                 if pushes_to != leader.name
             },
         )
+        if previous_life:
+            transcoders = replace(
+                transcoders, release=tuple(sorted({*transcoders.release, *previous_life}))
+            )
     served = None
     if state is not None and leading and state.handover is not None:
         served = state.handover if state.handover.epoch != acting.epoch else None

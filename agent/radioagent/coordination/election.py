@@ -42,6 +42,19 @@ def previous_life_epoch(state: ClusterState, my_name: str, my_lease: int | None)
     return leader.epoch
 
 
+def previous_life_claims(state: ClusterState, my_name: str, my_lease: int | None) -> set[str]:
+    """Mounts claimed under this node's name on another lease: claims of its previous
+    life. Its Liquidsoap died with it; running them again would start a second one the
+    moment that lease expires and another node claims the mount, so they are released."""
+    if my_lease is None:
+        return set()
+    return {
+        mount
+        for mount, owner in state.transcoders.items()
+        if owner == my_name and state.transcoder_leases.get(mount, my_lease) != my_lease
+    }
+
+
 def should_campaign(state: ClusterState, my_lease: int | None, my_name: str = "") -> bool:
     """Nobody leads and we hold a lease; during an operator's handover only its target
     campaigns (or, with no target, anyone but the leader that stepped down)."""

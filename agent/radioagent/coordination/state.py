@@ -49,6 +49,7 @@ class ClusterState:
     # Every node known to the cluster -> since when it is down (wall clock), as the
     # leader marked it; None: up, or not marked yet.
     known: dict[str, float | None] = field(default_factory=dict)
+    transcoder_leases: dict[str, int] = field(default_factory=dict)  # mount -> its claim's lease
 
     def down_nodes(self) -> dict[str, float | None]:
         """Known nodes without a status (their lease expired), with since when."""

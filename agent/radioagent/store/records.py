@@ -105,6 +105,7 @@ class _Decoded:
     handover: Handover | None = None
     settings: ClusterSettings = field(default_factory=ClusterSettings)
     transcoders: dict[str, str] = field(default_factory=dict)
+    transcoder_leases: dict[str, int] = field(default_factory=dict)
     titles: dict[str, NowPlaying] = field(default_factory=dict)
     acme_challenges: dict[str, str] = field(default_factory=dict)
     certificate: StoredCertificate | None = None
@@ -183,7 +184,9 @@ def _decode_entry(layout: KeyLayout, entry: KeyValue, decoded: _Decoded) -> None
         decoded.mounts[mount.name] = mount
     elif entry.key.startswith(layout.transcoders):
         owner = decode_name("transcoder owner", entry.value)
-        decoded.transcoders[entry.key.removeprefix(layout.transcoders)] = owner
+        claimed = entry.key.removeprefix(layout.transcoders)
+        decoded.transcoders[claimed] = owner
+        decoded.transcoder_leases[claimed] = entry.lease
     elif entry.key.startswith(layout.preferences):
         programme = entry.key.removeprefix(layout.preferences)
         decoded.preferences[programme] = decode_name("preferred input", entry.value)
@@ -236,6 +239,7 @@ def decode_cluster_state(layout: KeyLayout, entries: list[KeyValue], revision: i
         decoded.acme(),
         decoded.preferences,
         decoded.known,
+        decoded.transcoder_leases,
     )
 
 

@@ -12,11 +12,14 @@ import signal
 import subprocess
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
 from tests.harness.agents import TEST_TIMING, AgentNode, RadioCluster, connect_source
 from tests.harness.clients import SourceClient, connect_and_stream, listen
+from tests.harness.etcd import EtcdCluster
+from tests.harness.icecast import IcecastServer
 from tests.harness.media import AudioSample, loudness_db
 from tests.harness.ports import LOOPBACK
 from tests.harness.transcoders import (
@@ -26,6 +29,7 @@ from tests.harness.transcoders import (
     transcoder_processes,
 )
 from tests.harness.waiting import wait_for
+from tests.integration.conftest import started
 
 pytestmark = pytest.mark.integration
 
@@ -276,6 +280,51 @@ def test_the_transcoder_follows_a_new_leader_by_itself(
     if transcoding != leader.name:
         assert owner(radio_cluster, "low.mp3") == transcoding  # it stayed where it was
     assert len(transcoder_processes("low.mp3", radio_cluster)) == 1
+
+
+def test_an_owner_restarted_at_once_releases_its_previous_lives_claim_and_never_runs_it_twice(
+    agent_icecasts: list[IcecastServer], etcd_cluster: EtcdCluster, holding_cache_dir: Path
+) -> None:
+    """As systemd restarts a crashed agent (1 s): the new life finds a claim with its
+    name on the old lease. Running it would make two Liquidsoaps once that lease expires
+    and another node claims the mount; the claim is released at once instead."""
+    timing = {"ttl": 10.0, "loop_wait": 1.0, "retry_timeout": 2.0}
+    cluster = RadioCluster(
+        etcd_cluster, started(agent_icecasts), timing, holding_cache_dir=holding_cache_dir
+    )
+    try:
+        cluster.start()
+        cluster.store().create_mount({"name": "live.mp3", "source_password": PASSWORD})
+        create_transcoded(cluster, "low.mp3")
+        wait_for(lambda: live_on_leader(cluster, ["low.mp3"]), timeout=20, what="transcoder")
+        victim = cluster.node(owner(cluster, "low.mp3") or "")
+        key = cluster.layout.transcoder("low.mp3")
+
+        def claim_lease() -> int | None:
+            value, metadata = cluster.client().get(key)
+            return None if value is None else metadata.lease_id
+
+        old_lease = claim_lease()
+        killed_at = time.monotonic()
+        victim.kill()  # with its Liquidsoap, as systemd ends the unit's processes
+        victim.start()
+        # Released by the new life (then claimed again, on a live lease) well before the
+        # old lease would have expired.
+        wait_for(
+            lambda: claim_lease() != old_lease,
+            timeout=timing["ttl"] / 2,
+            what="the previous life's claim released",
+            explain=cluster.log_tails,
+        )
+        most = 0
+        # Past the old lease's expiry, when a second Liquidsoap would start.
+        while time.monotonic() - killed_at < timing["ttl"] + LIQUIDSOAP_START_S:
+            most = max(most, len(transcoder_processes("low.mp3", cluster)))
+            time.sleep(0.1)  # sampling /proc: nothing to wait on
+        assert most == 1
+        wait_for(lambda: live_on_leader(cluster, ["low.mp3"]), timeout=10, what="transcoder")
+    finally:
+        cluster.stop()
 
 
 CHURN_EVENTS = 30

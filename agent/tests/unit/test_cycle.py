@@ -535,3 +535,19 @@ def test_the_leader_marks_known_nodes_without_a_status_down_once() -> None:
     leading = plan_cycle(ME, leading_state(known=known), facts(), fresh=True)
     assert leading.mark_down == ("node4",)  # node5 is marked already; node2 has a status
     assert plan_cycle(ME, state(known=known), facts(), fresh=True).mark_down == ()
+
+
+def test_a_claim_of_our_previous_life_is_neither_run_nor_taken_but_released() -> None:
+    """Our name on another lease: its Liquidsoap died with that life. Running it again
+    would make two once that lease expires and another node claims the mount."""
+    previous = state(transcoders={"low.mp3": "node1"}, transcoder_leases={"low.mp3": 999})
+    plan = plan_cycle(ME, previous, facts(), fresh=True)
+    assert transcoders_of(plan).run == ()
+    assert transcoders_of(plan).release == ("low.mp3",)
+    assert transcoders_of(plan).claim is None  # held: not free for anyone yet
+    ours = state(transcoders={"low.mp3": "node1"}, transcoder_leases={"low.mp3": MY_LEASE})
+    plan = plan_cycle(ME, ours, facts(), fresh=True)
+    assert transcoders_of(plan).run == ("low.mp3",)
+    assert transcoders_of(plan).release == ()
+    theirs = state(transcoders={"low.mp3": "node2"}, transcoder_leases={"low.mp3": 999})
+    assert transcoders_of(plan_cycle(ME, theirs, facts(), fresh=True)).release == ()
