@@ -213,7 +213,8 @@ class Agent:
         if interval is not None:
             tasks.append(
                 asyncio.create_task(
-                    watchdog.feed_forever(interval, self._seconds_since_cycle), name="watchdog"
+                    watchdog.feed_forever(interval, self._seconds_since_cycle, lambda: self.timing),
+                    name="watchdog",
                 )
             )
         ready = False

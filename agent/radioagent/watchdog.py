@@ -5,6 +5,11 @@ Fed from a task on the agent's event loop: a blocked event loop feeds nothing; a
 stuck on an await (a call that never returns) stops the feeding after STUCK_CYCLE_SECONDS.
 A slow etcd (its calls time out, the cycle goes on) is not stuck: a restart would drop
 every listener of the node for nothing, so the bound is generous.
+
+The watchdog is also the fence of a frozen agent (SIGSTOP, a VM paused): its Liquidsoaps
+run on without it, and once its lease expires another node claims their mounts. So the
+timeout follows the cluster's timing (WATCHDOG_USEC, sent at run time): systemd kills the
+frozen unit, Liquidsoaps included, before the lease can expire.
 """
 
 from __future__ import annotations
@@ -16,8 +21,21 @@ from collections.abc import Callable
 
 from systemd import daemon
 
+from radioagent.config import Timing
+
 log = logging.getLogger(__name__)
 STUCK_CYCLE_SECONDS = 60.0
+# From the watchdog's timeout to the unit's last process gone: the unit's TimeoutAbortSec
+# (2 s, after the SIGABRT a frozen process cannot act on), plus a second of slack.
+KILL_SECONDS = 3.0
+MIN_WATCHDOG_SECONDS = 3.0
+FEEDS_PER_TIMEOUT = 3
+
+
+def watchdog_seconds(timing: Timing) -> float:
+    """A lease is renewed every loop_wait, so it outlives a freeze by at least
+    ttl - loop_wait: the watchdog must fire and the kill finish within that."""
+    return max(MIN_WATCHDOG_SECONDS, timing.ttl - timing.loop_wait - KILL_SECONDS)
 
 
 def feeding_interval(environment: dict[str, str]) -> float | None:
@@ -27,7 +45,7 @@ def feeding_interval(environment: dict[str, str]) -> float | None:
     pid = environment.get("WATCHDOG_PID", "")
     if not usec.isdigit() or int(usec) == 0 or (pid and pid != str(os.getpid())):
         return None
-    return int(usec) / 1e6 / 3
+    return int(usec) / 1e6 / FEEDS_PER_TIMEOUT
 
 
 def loop_alive(seconds_since_cycle: float) -> bool:
@@ -39,9 +57,21 @@ def notify(message: str) -> None:
     daemon.notify(message)
 
 
-async def feed_forever(interval: float, seconds_since_cycle: Callable[[], float]) -> None:
+async def feed_forever(
+    interval: float,
+    seconds_since_cycle: Callable[[], float],
+    timing: Callable[[], Timing],
+) -> None:
+    """Feed every `interval` while the loop makes progress; when the cluster's timing
+    asks for another timeout, tell systemd (WATCHDOG_USEC) and feed at its pace."""
     stuck = False
+    timeout = interval * FEEDS_PER_TIMEOUT
     while True:
+        wanted = watchdog_seconds(timing())
+        if wanted != timeout:
+            notify(f"WATCHDOG_USEC={round(wanted * 1e6)}")
+            log.info("watchdog timeout %g s (the lease outlives a freeze by more)", wanted)
+            timeout, interval = wanted, wanted / FEEDS_PER_TIMEOUT
         since = seconds_since_cycle()
         if loop_alive(since):
             notify("WATCHDOG=1")

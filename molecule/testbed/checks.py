@@ -463,7 +463,7 @@ def started(nodes: Sequence[str]) -> dict[str, dict[str, str]]:
 
 def check_watchdog(node: str) -> None:
     """A frozen agent (SIGSTOP: its loop makes no progress) is killed and started again
-    by systemd's watchdog (WatchdogSec=30), and the node serves again."""
+    by systemd's watchdog (9 s with the default timing), and the node serves again."""
 
     def agent(prop: str) -> str:
         shown = testbed.run_in(node, ["systemctl", "show", "-p", prop, "--value", "radio-agent"])

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import os
 
-from radioagent.watchdog import STUCK_CYCLE_SECONDS, feeding_interval, loop_alive
+from radioagent.config import Timing
+from radioagent.watchdog import (
+    KILL_SECONDS,
+    MIN_WATCHDOG_SECONDS,
+    STUCK_CYCLE_SECONDS,
+    feeding_interval,
+    loop_alive,
+    watchdog_seconds,
+)
 
 
 def test_the_watchdog_is_fed_three_times_per_timeout() -> None:
@@ -26,3 +34,14 @@ def test_a_loop_is_stuck_only_after_a_generous_bound() -> None:
     assert loop_alive(STUCK_CYCLE_SECONDS)
     assert not loop_alive(STUCK_CYCLE_SECONDS + 0.1)
     assert STUCK_CYCLE_SECONDS >= 60
+
+
+def test_the_watchdog_kills_a_frozen_agent_before_its_lease_can_expire() -> None:
+    """Renewed every loop_wait, the lease outlives a freeze by ttl - loop_wait at least;
+    the watchdog's timeout plus the kill fit in that, for the defaults and others."""
+    for timing in (Timing(), Timing(ttl=8, loop_wait=1, retry_timeout=3), Timing(ttl=30)):
+        seconds = watchdog_seconds(timing)
+        assert seconds + KILL_SECONDS <= timing.ttl - timing.loop_wait
+        assert seconds >= MIN_WATCHDOG_SECONDS
+    assert watchdog_seconds(Timing()) == 9.0  # ttl 15, loop_wait 3
+    assert watchdog_seconds(Timing(ttl=4, loop_wait=1, retry_timeout=1.5)) == MIN_WATCHDOG_SECONDS
