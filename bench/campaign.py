@@ -26,6 +26,8 @@ class FaultRecord:
     healed_s: float | None = None
     recovered_s: float | None = None  # from the heal until everything is heard again
     violations: list[Violation] = field(default_factory=list)
+    # The longest a listener on a node the fault did not touch went without a byte.
+    listener_gap_s: float = 0.0
 
 
 def schedule(kinds: Sequence[str], count: int, rng: random.Random) -> list[str]:
@@ -78,6 +80,7 @@ def _kind_row(records: Sequence[FaultRecord]) -> dict:
         "recovery_p95_s": _rounded(percentile(recoveries, 0.95)),
         "recovery_max_s": _rounded(max(recoveries, default=None)),
         "unrecovered": len(records) - len(recoveries),
+        "listener_gap_max_s": max(r.listener_gap_s for r in records),
     }
 
 
@@ -95,12 +98,13 @@ def _rounded(value: float | None) -> float | None:
 def table(summary: dict) -> str:
     """The per-kind table, as Markdown."""
     lines = [
-        "| fault | count | violations | recovery p50 (s) | p95 (s) | max (s) | unrecovered |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| fault | count | violations | recovery p50 (s) | p95 (s) | max (s) | unrecovered "
+        "| longest listener gap (s) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for kind, row in summary["per_kind"].items():
         cells = [row[k] for k in ("count", "violations", "recovery_p50_s", "recovery_p95_s")]
-        cells += [row["recovery_max_s"], row["unrecovered"]]
+        cells += [row["recovery_max_s"], row["unrecovered"], row["listener_gap_max_s"]]
         lines.append(
             f"| {kind} | " + " | ".join("-" if c is None else str(c) for c in cells) + " |"
         )

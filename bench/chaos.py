@@ -47,6 +47,9 @@ BURST_BYTES = 64 * 1024  # Icecast's burst: the recent past, sent at once
 HEARD_BYTES = 16 * 1024  # then this much in real time: 1 s at 128 kbps, 2.7 s at 48
 TRANSCODED = ("low.mp3",)
 ETCD_PREFIX = "/radio/v1/"
+# A player keeps a stalled stream open for a while: a drop is the connection ending, and
+# the gaps are measured apart (listener_gap_s).
+LISTENER_PATIENCE_S = 30.0
 CAMPAIGN_HOURS_MAX = 6  # listeners and studios stop by themselves after that
 DOC = REPO_DIR / "docs" / "reliability.md"
 
@@ -157,7 +160,9 @@ def refill_listeners(listeners: dict[str, checks.Listener], nodes: Sequence[str]
             continue
         if node in listeners:
             listeners[node].close()
-        listeners[node] = checks.Listener(node, "/_stream/live.mp3", CAMPAIGN_HOURS_MAX * 3600)
+        listeners[node] = checks.Listener(
+            node, "/_stream/live.mp3", CAMPAIGN_HOURS_MAX * 3600, LISTENER_PATIENCE_S
+        )
 
 
 def one_fault(
@@ -166,9 +171,10 @@ def one_fault(
     leader = radio_leader(nodes) or nodes[0]
     record = FaultRecord(number, kind, "", round(checker.now(), 2))
     checker.current = record
+    checker.exempt = set(nodes)  # the victim is known once the fault has struck
     fault = FAULTS[kind](Cluster(tuple(nodes), leader, TTL_S), rng)
     record.victim = fault.victim
-    checker.exempt = {fault.victim}
+    checker.exempt = {fault.victim}  # drops elsewhere while striking are still seen
     log(f"fault {number}: {kind} on {fault.victim} (leader {leader}); hold {fault.hold_s:.0f} s")
     time.sleep(fault.hold_s)  # the fault's own duration: that is the experiment
     fault.heal()

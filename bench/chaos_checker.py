@@ -142,7 +142,11 @@ class Checker:
                     )
                     self._missing_since[mount] = self.now()  # once per bound, not per sample
         with self._lock:
+            record = self.current or self.between
             for node, listener in list(self.listeners.items()):
+                if node not in self.exempt and listener.connected():
+                    gap = round(time.monotonic() - listener.last_byte_at, 2)
+                    record.listener_gap_s = max(record.listener_gap_s, gap)
                 if node not in self.exempt and listener_dropped(listener):
                     self.report("listener_dropped", f"the listener on {node}: {_reason(listener)}")
                     self.listeners.pop(node)

@@ -181,13 +181,17 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 
 
 class Listener:
-    """A listener that stays connected and counts bytes, in a thread; stops itself."""
+    """A listener that stays connected and counts bytes, in a thread; stops itself. It
+    gives up after `patience` seconds without a byte, as a player would."""
 
-    def __init__(self, node: str, path: str, seconds: float) -> None:
+    def __init__(self, node: str, path: str, seconds: float, patience: float = 10.0) -> None:
         self.received = 0
         self.error: Exception | None = None
+        self.last_byte_at = time.monotonic()
         self._deadline = time.monotonic() + seconds
-        self._connection = http.client.HTTPConnection(testbed.node_address(node), 80, timeout=10)
+        self._connection = http.client.HTTPConnection(
+            testbed.node_address(node), 80, timeout=patience
+        )
         self._connection.request("GET", path)
         response = self._connection.getresponse()
         if response.status != 200:
@@ -199,6 +203,7 @@ class Listener:
         try:
             while time.monotonic() < self._deadline and (chunk := response.read1(16384)):
                 self.received += len(chunk)
+                self.last_byte_at = time.monotonic()
         except OSError as error:
             self.error = error
 

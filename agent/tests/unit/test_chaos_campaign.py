@@ -40,8 +40,8 @@ def test_the_percentile_is_the_nearest_rank() -> None:
 
 def test_the_summary_counts_faults_and_violations_per_kind_and_leaves_out_the_unrecovered() -> None:
     records = [
-        FaultRecord(1, "agent_kill", "node1", 0.0, 1.0, 4.0),
-        FaultRecord(2, "agent_kill", "node2", 10.0, 11.0, 6.0),
+        FaultRecord(1, "agent_kill", "node1", 0.0, 1.0, 4.0, listener_gap_s=0.5),
+        FaultRecord(2, "agent_kill", "node2", 10.0, 11.0, 6.0, listener_gap_s=2.5),
         FaultRecord(
             3, "machine_kill", "node3", 20.0, 25.0, None, [Violation(30.0, "not_heard", "x")]
         ),
@@ -59,5 +59,5 @@ def test_the_summary_counts_faults_and_violations_per_kind_and_leaves_out_the_un
     assert summary["unrecovered"] == 1
     assert summary["per_kind"]["machine_kill"]["recovery_p95_s"] is None
     rows = table(summary).splitlines()
-    assert rows[2] == "| agent_kill | 2 | 0 | 5.0 | 6.0 | 6.0 | 0 |"
-    assert rows[3] == "| machine_kill | 1 | 1 | - | - | - | 1 |"
+    assert rows[2] == "| agent_kill | 2 | 0 | 5.0 | 6.0 | 6.0 | 0 | 2.5 |"
+    assert rows[3] == "| machine_kill | 1 | 1 | - | - | - | 1 | 0.0 |"
