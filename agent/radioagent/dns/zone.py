@@ -73,6 +73,17 @@ class ZoneView:
     ready: bool = True
 
 
+def relaying_what_is_on_air(state: ClusterState) -> set[str]:
+    """Nodes that carry live every mount live on the leader: a node back from a reboot
+    serves the holding audio (or nothing) until its relays come up, and a resolver would
+    keep sending listeners there for the answer's TTL. Every node when no leader says."""
+    leader = state.nodes.get(state.leader.name) if state.leader is not None else None
+    if leader is None:
+        return set(state.nodes)
+    on_air = set(leader.live_mounts)
+    return {name for name, status in state.nodes.items() if on_air <= set(status.live_mounts)}
+
+
 def zone_view(
     zone: str,
     state: ClusterState,
@@ -85,7 +96,10 @@ def zone_view(
     """`nameservers`: the nodes that answer for the zone, with their addresses (from the
     inventory), so NS and their glue hold while one of them is down."""
     loads = [node_load(status, name in state.draining) for name, status in state.nodes.items()]
-    ranked = ranked_nodes(parse_policy(state.settings.policy), loads)
+    relaying = relaying_what_is_on_air(state)
+    ranked = ranked_nodes(
+        parse_policy(state.settings.policy), [load for load in loads if load.name in relaying]
+    )
     if not ranked:  # every node full or its Icecast restarting: an answer beats none
         ranked = sorted((load for load in loads if not load.draining), key=lambda n: n.name)
     addresses = tuple(

@@ -327,14 +327,16 @@ def test_an_owner_restarted_at_once_releases_its_previous_lives_claim_and_never_
         cluster.stop()
 
 
-CHURN_EVENTS = 30
+# On real machines, with systemd's restarts and more kinds of faults, bench/chaos --short
+# (the cluster scenario) churns too: here a dozen is enough to meet kill and stop alike.
+CHURN_EVENTS = 12
 
 
 @pytest.mark.timeout(480)
 def test_churn_never_runs_a_transcoder_twice_and_always_brings_them_back(
     radio_cluster: RadioCluster,
 ) -> None:
-    """30 random SIGKILLs and SIGTERMs of agents, each followed by a restart. Between
+    """Random SIGKILLs and SIGTERMs of agents, each followed by a restart. Between
     events, /proc is sampled: never two Liquidsoap processes for one mount."""
     radio_cluster.store().create_mount({"name": "live.mp3", "source_password": PASSWORD})
     mounts = ["low.mp3", "tiny.mp3"]

@@ -8,7 +8,7 @@ import dataclasses
 import pytest
 
 from radioagent.acme.state import AcmeState, TxtChallenge
-from radioagent.coordination.state import ClusterState
+from radioagent.coordination.state import ClusterState, LeaderRecord
 from radioagent.dns.zone import Rcode, Soa, ZoneView, answer, zone_view
 from radioagent.settings import ClusterSettings
 from tests.unit.builders import node_status
@@ -149,3 +149,21 @@ def test_an_acme_dns01_challenge_is_answered_as_txt_while_it_is_in_etcd() -> Non
     assert (other_type.rcode, other_type.answers) == (Rcode.NOERROR, ())
     gone = answer(view_of(cluster(node1={"address": "192.0.2.1"})), challenge_name, "TXT")
     assert gone.rcode is Rcode.NXDOMAIN
+
+
+def test_a_node_that_does_not_yet_relay_what_the_leader_has_on_air_is_left_out() -> None:
+    """Back from a reboot, a node serves the holding audio until its relays are up: DNS
+    leaves it out until it carries live every mount live on the leader."""
+    state = cluster(
+        node1={"address": "192.0.2.1", "live_mounts": ("a.mp3", "b.mp3")},
+        node2={"address": "192.0.2.2", "live_mounts": ("a.mp3", "b.mp3")},
+        node3={"address": "192.0.2.3", "live_mounts": ("a.mp3",)},  # b.mp3 not yet
+    )
+    led = dataclasses.replace(state, leader=LeaderRecord("node1", 7, 1))
+    assert addresses(ZONE, "A", led) == ["192.0.2.1", "192.0.2.2"]
+    assert addresses(f"node3.{ZONE}", "A", led) == ["192.0.2.3"]  # its own name stays
+    # No leader to say what is on air: no one is left out.
+    assert addresses(ZONE, "A", state) == ["192.0.2.1", "192.0.2.2", "192.0.2.3"]
+    # Nobody carries it (the leader's own report lags): an answer beats none.
+    lagging = dataclasses.replace(led, leader=LeaderRecord("node3", 7, 1))
+    assert addresses(ZONE, "A", lagging) == ["192.0.2.1", "192.0.2.2", "192.0.2.3"]
