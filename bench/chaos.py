@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import random
 import sys
 import time
@@ -221,13 +222,17 @@ def campaign(kinds: Sequence[str], seed: int, rng: random.Random) -> dict:
 
 
 def write_doc(summary: dict) -> None:
+    """The table with its seed in docs/reliability.md, every fault's record beside it."""
     DOC.parent.mkdir(parents=True, exist_ok=True)
+    history = DOC.with_suffix(".json")
+    history.write_text(json.dumps(summary, indent=1) + "\n")
     DOC.write_text(
         "# Reliability: the fault campaign\n\n"
         f"`bench/chaos --faults {summary['faults']} --seed {summary['seed']}` on "
         f"{summary['nodes']} testbed machines, {time.strftime('%Y-%m-%d %H:%M')}: "
         f"{summary['violations']} violations, recovery p95 {summary['recovery_p95_s']} s "
-        "(from the heal until every mount is heard on every node).\n\n" + table(summary) + "\n"
+        "(from the heal until every mount is heard on every node). Every fault's record: "
+        f"[{history.name}]({history.name}).\n\n" + table(summary) + "\n"
     )
 
 
