@@ -32,10 +32,11 @@ MIN_WATCHDOG_SECONDS = 3.0
 FEEDS_PER_TIMEOUT = 3
 
 
-def watchdog_seconds(timing: Timing) -> float:
+def watchdog_seconds(timing: Timing, configured: float) -> float:
     """A lease is renewed every loop_wait, so it outlives a freeze by at least
-    ttl - loop_wait: the watchdog must fire and the kill finish within that."""
-    return max(MIN_WATCHDOG_SECONDS, timing.ttl - timing.loop_wait - KILL_SECONDS)
+    ttl - loop_wait: the watchdog must fire and the kill finish within that. Only ever
+    shorter than the unit's own WatchdogSec (`configured`)."""
+    return min(configured, max(MIN_WATCHDOG_SECONDS, timing.ttl - timing.loop_wait - KILL_SECONDS))
 
 
 def feeding_interval(environment: dict[str, str]) -> float | None:
@@ -65,9 +66,9 @@ async def feed_forever(
     """Feed every `interval` while the loop makes progress; when the cluster's timing
     asks for another timeout, tell systemd (WATCHDOG_USEC) and feed at its pace."""
     stuck = False
-    timeout = interval * FEEDS_PER_TIMEOUT
+    configured = timeout = interval * FEEDS_PER_TIMEOUT
     while True:
-        wanted = watchdog_seconds(timing())
+        wanted = watchdog_seconds(timing(), configured)
         if wanted != timeout:
             notify(f"WATCHDOG_USEC={round(wanted * 1e6)}")
             log.info("watchdog timeout %g s (the lease outlives a freeze by more)", wanted)

@@ -172,6 +172,23 @@ def test_the_agent_feeds_systemds_watchdog_only_while_its_loop_runs(
         back = notifications(receiver, 2)
         assert "WATCHDOG=1" in [message for _, message in back]
 
+    # A unit's WatchdogSec longer than the lease allows: the agent shortens it at once to
+    # what kills it before its lease can expire (here ttl 4 s: the 3 s floor).
+    node.stop()
+    with notify_socket(tmp_path / "notify-long") as receiver:
+        node.environment.update(
+            NOTIFY_SOCKET=str(tmp_path / "notify-long"), WATCHDOG_USEC="30000000"
+        )
+        node.start()
+        wait_for(
+            lambda: (
+                "WATCHDOG_USEC=3000000" in [message for _, message in notifications(receiver, 0.5)]
+            ),
+            timeout=15,
+            what="the agent shortening its watchdog",
+            explain=node.log_tail,
+        )
+
 
 def test_exactly_one_node_accepts_sources_at_every_sampled_instant_under_churn(
     radio_cluster: RadioCluster,

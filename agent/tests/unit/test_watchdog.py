@@ -40,8 +40,11 @@ def test_the_watchdog_kills_a_frozen_agent_before_its_lease_can_expire() -> None
     """Renewed every loop_wait, the lease outlives a freeze by ttl - loop_wait at least;
     the watchdog's timeout plus the kill fit in that, for the defaults and others."""
     for timing in (Timing(), Timing(ttl=8, loop_wait=1, retry_timeout=3), Timing(ttl=30)):
-        seconds = watchdog_seconds(timing)
+        seconds = watchdog_seconds(timing, configured=30.0)
         assert seconds + KILL_SECONDS <= timing.ttl - timing.loop_wait
         assert seconds >= MIN_WATCHDOG_SECONDS
-    assert watchdog_seconds(Timing()) == 9.0  # ttl 15, loop_wait 3
-    assert watchdog_seconds(Timing(ttl=4, loop_wait=1, retry_timeout=1.5)) == MIN_WATCHDOG_SECONDS
+    assert watchdog_seconds(Timing(), configured=9.0) == 9.0  # ttl 15, loop_wait 3: the unit's
+    assert watchdog_seconds(Timing(ttl=8, loop_wait=1, retry_timeout=3), configured=9.0) == 4.0
+    assert watchdog_seconds(Timing(ttl=30), configured=9.0) == 9.0  # never longer
+    tiny = Timing(ttl=4, loop_wait=1, retry_timeout=1.5)
+    assert watchdog_seconds(tiny, configured=30.0) == MIN_WATCHDOG_SECONDS
