@@ -27,8 +27,11 @@ lint: setup
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/ansible-lint
 
 # --durations: CI's log says where the time goes (the whole run should stay near 45 min).
+# Two workers, a module at a time each (--dist loadfile keeps its tests and its shared
+# fixtures together): the tests wait on services far more than they compute, and every
+# service they start takes free ports and its own directories.
 test: lint
-	cd agent && ../$(BIN)/pytest --durations=30 $(PYTEST_ARGS)
+	cd agent && ../$(BIN)/pytest -n 2 --dist loadfile --durations=30 $(PYTEST_ARGS)
 	$(MAKE) molecule
 
 # Real systemd machines on this host (systemd-nspawn, see molecule/testbed/): each scenario
