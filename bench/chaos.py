@@ -1,10 +1,11 @@
 """A fault campaign on the systemd-nspawn testbed: seeded random faults on a cluster the
 project's own playbooks built, with a checker on the wire from outside (chaos_checker).
 
-    bench/chaos [--up] [--faults N] [--seed S] [--short] [--down]
+    bench/chaos [--up [--nodes N]] [--faults N] [--seed S] [--short] [--down]
 
 It runs on the testbed's cluster as it stands (`make demo`, or the cluster scenario's
-machines); `--up` builds one first (image, 3 machines, site.yml, radios.yml) and `--down`
+machines); `--up` builds one first (image, N machines, 3 by default, site.yml and
+radios.yml with inventory/demo's settings and radio, 3 etcd members) and `--down`
 removes it after. The workload: two studios streaming through different nodes (each
 moves to the next node when its own dies, as an encoder pointed at the cluster's name),
 a listener on every node, the demo's transcoded mount. For each fault: wait for a
@@ -22,11 +23,15 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import random
+import shutil
+import subprocess
 import sys
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 from benchlib import REPO_DIR, report, require_root
 
@@ -221,6 +226,46 @@ def campaign(kinds: Sequence[str], seed: int, rng: random.Random) -> dict:
     return summary
 
 
+def site_for(nodes: Sequence[str]) -> Path:
+    """inventory/demo for `nodes` (its settings and radio; PKI and credentials made anew
+    by site.yml), in the testbed's directory: its hosts as the testbed addresses them."""
+    site = testbed.BASE_DIR / "chaos-site"
+    shutil.rmtree(site, ignore_errors=True)
+    for part in ("group_vars", "radios"):
+        shutil.copytree(demo.INVENTORY / part, site / part)
+    hosts = "".join(
+        f"        {node}:\n"
+        f"          radio_node_address: 10.77.0.{10 + testbed.node_index(node)}\n"
+        "          ansible_nsenter_pid: \"{{ lookup('ansible.builtin.file', "
+        f"'/run/radio-testbed/{node}.pid') }}}}\"\n"
+        for node in nodes
+    )
+    (site / "hosts.yml").write_text(
+        "---\nall:\n  children:\n    radio_nodes:\n      hosts:\n"
+        + hosts
+        + "      vars:\n        ansible_connection: community.docker.nsenter\n"
+        "        ansible_python_interpreter: /usr/bin/python3\n"
+    )
+    return site
+
+
+def build(nodes: Sequence[str]) -> None:
+    """The testbed's machines, built by the project's own playbooks."""
+    testbed.build_image()
+    testbed.up(nodes)
+    site = demo.INVENTORY if tuple(nodes) == demo.NODES else site_for(nodes)
+    for name in ("site.yml", "radios.yml"):
+        started = time.monotonic()
+        subprocess.run(
+            [str(demo.VENV_BIN / "ansible-playbook"), "-i", str(site), f"playbooks/{name}"],
+            cwd=REPO_DIR,
+            env={**os.environ, "PATH": f"{demo.VENV_BIN}:{os.environ['PATH']}"},
+            check=True,
+            timeout=3600,
+        )
+        log(f"{name}: {time.monotonic() - started:.0f} s")
+
+
 def write_doc(summary: dict) -> None:
     """The table with its seed in docs/reliability.md, every fault's record beside it."""
     DOC.parent.mkdir(parents=True, exist_ok=True)
@@ -241,13 +286,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--faults", type=int, default=len(FAULTS))
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--short", action="store_true", help="every kind once, fixed seed")
-    parser.add_argument("--up", action="store_true", help="build the 3-node demo cluster first")
+    parser.add_argument("--up", action="store_true", help="build a cluster on the testbed first")
+    parser.add_argument("--nodes", type=int, default=3, help="with --up: how many machines")
     parser.add_argument("--down", action="store_true", help="remove the testbed after")
     parser.add_argument("--write-doc", action="store_true", help=f"the table to {DOC.name}")
     arguments = parser.parse_args(argv)
     require_root(parser)
     if arguments.faults < 1:
         parser.error("--faults must be at least 1")
+    if not 3 <= arguments.nodes <= 9:
+        parser.error("--nodes: 3 to 9 (the testbed's addresses and etcd's 3 members)")
     seed = SHORT_SEED if arguments.short else arguments.seed
     if seed is None:
         seed = random.SystemRandom().randrange(1 << 32)
@@ -256,10 +304,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     log(f"seed {seed}: {len(kinds)} faults")
     try:
         if arguments.up:
-            testbed.build_image()
-            testbed.up(demo.NODES)
-            demo.playbook("site.yml")
-            demo.playbook("radios.yml")
+            build([f"node{index}" for index in range(1, arguments.nodes + 1)])
         demo.enter_controller_namespace()
         summary = campaign(kinds, seed, rng)
     finally:
