@@ -163,6 +163,11 @@ class Timing:
     retry_timeout: float = 6
 
 
+def keepalive_interval(timing: Timing) -> float:
+    """How often the lease is refreshed: four tries before retry_timeout runs out."""
+    return max(0.1, timing.retry_timeout / 4)
+
+
 @dataclass(frozen=True)
 class Limits:
     max_listeners: int | None = None

@@ -25,7 +25,7 @@ from typing import Protocol
 
 from radioagent import __version__, watchdog
 from radioagent.acme.keeper import CertificateKeeper
-from radioagent.config import AgentConfig, Limits, Timing, ip_version
+from radioagent.config import AgentConfig, Limits, Timing, ip_version, keepalive_interval
 from radioagent.coordination.cycle import (
     CyclePlan,
     LeaseStep,
@@ -127,11 +127,6 @@ class ZoneServer(Protocol):
     def update(self, view: ZoneView) -> None: ...
     async def start(self) -> None: ...
     async def stop(self) -> None: ...
-
-
-def keepalive_interval(timing: Timing) -> float:
-    """How often the lease is refreshed: four tries before retry_timeout runs out."""
-    return max(0.1, timing.retry_timeout / 4)
 
 
 def request_timeout(timing: Timing) -> float:

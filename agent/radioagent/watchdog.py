@@ -21,7 +21,7 @@ from collections.abc import Callable
 
 from systemd import daemon
 
-from radioagent.config import Timing
+from radioagent.config import Timing, keepalive_interval
 
 log = logging.getLogger(__name__)
 STUCK_CYCLE_SECONDS = 60.0
@@ -33,10 +33,18 @@ FEEDS_PER_TIMEOUT = 3
 
 
 def watchdog_seconds(timing: Timing, configured: float) -> float:
-    """A lease is renewed every loop_wait, so it outlives a freeze by at least
-    ttl - loop_wait: the watchdog must fire and the kill finish within that. Only ever
-    shorter than the unit's own WatchdogSec (`configured`)."""
-    return min(configured, max(MIN_WATCHDOG_SECONDS, timing.ttl - timing.loop_wait - KILL_SECONDS))
+    """The lease is renewed every keepalive interval, so it outlives a freeze by at least
+    ttl less that: the watchdog must fire and the kill finish within it. Only ever
+    shorter than the unit's own WatchdogSec (`configured`); never under a floor that a
+    busy but healthy loop keeps (below it, with a very short ttl, the bound does not
+    hold, and the agent says so)."""
+    fitting = timing.ttl - keepalive_interval(timing) - KILL_SECONDS
+    return min(configured, max(MIN_WATCHDOG_SECONDS, fitting))
+
+
+def watchdog_fits(timing: Timing, seconds: float) -> bool:
+    """Whether a watchdog of `seconds` kills a frozen agent before its lease expires."""
+    return seconds + KILL_SECONDS <= timing.ttl - keepalive_interval(timing)
 
 
 def feeding_interval(environment: dict[str, str]) -> float | None:
@@ -68,11 +76,20 @@ async def feed_forever(
     stuck = False
     configured = timeout = interval * FEEDS_PER_TIMEOUT
     while True:
-        wanted = watchdog_seconds(timing(), configured)
+        now_timing = timing()
+        wanted = watchdog_seconds(now_timing, configured)
         if wanted != timeout:
             notify(f"WATCHDOG_USEC={round(wanted * 1e6)}")
-            log.info("watchdog timeout %g s (the lease outlives a freeze by more)", wanted)
             timeout, interval = wanted, wanted / FEEDS_PER_TIMEOUT
+            if watchdog_fits(now_timing, wanted):
+                log.info("watchdog timeout %g s (the lease outlives a freeze by more)", wanted)
+            else:
+                log.warning(
+                    "watchdog timeout %g s: with ttl %g s a frozen agent's lease may expire "
+                    "before the watchdog kills it (its Liquidsoaps could run beside another's)",
+                    wanted,
+                    now_timing.ttl,
+                )
         since = seconds_since_cycle()
         if loop_alive(since):
             notify("WATCHDOG=1")

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 
-from radioagent.config import Timing
+from radioagent.config import Timing, keepalive_interval
 from radioagent.watchdog import (
     KILL_SECONDS,
     MIN_WATCHDOG_SECONDS,
     STUCK_CYCLE_SECONDS,
     feeding_interval,
     loop_alive,
+    watchdog_fits,
     watchdog_seconds,
 )
 
@@ -37,14 +38,21 @@ def test_a_loop_is_stuck_only_after_a_generous_bound() -> None:
 
 
 def test_the_watchdog_kills_a_frozen_agent_before_its_lease_can_expire() -> None:
-    """Renewed every loop_wait, the lease outlives a freeze by ttl - loop_wait at least;
-    the watchdog's timeout plus the kill fit in that, for the defaults and others."""
-    for timing in (Timing(), Timing(ttl=8, loop_wait=1, retry_timeout=3), Timing(ttl=30)):
+    """Renewed every keepalive interval (retry_timeout / 4), the lease outlives a freeze
+    by ttl less that at least; the watchdog's timeout plus the kill fit in that."""
+    for timing in (
+        Timing(),
+        Timing(ttl=8, loop_wait=1, retry_timeout=3),
+        Timing(ttl=10, loop_wait=0.5, retry_timeout=4.75),  # renewal slower than a loop
+        Timing(ttl=30),
+    ):
         seconds = watchdog_seconds(timing, configured=30.0)
-        assert seconds + KILL_SECONDS <= timing.ttl - timing.loop_wait
-        assert seconds >= MIN_WATCHDOG_SECONDS
-    assert watchdog_seconds(Timing(), configured=9.0) == 9.0  # ttl 15, loop_wait 3: the unit's
-    assert watchdog_seconds(Timing(ttl=8, loop_wait=1, retry_timeout=3), configured=9.0) == 4.0
+        assert seconds + KILL_SECONDS <= timing.ttl - keepalive_interval(timing)
+        assert watchdog_fits(timing, seconds)
+    assert watchdog_seconds(Timing(), configured=9.0) == 9.0  # the unit's, for the defaults
+    assert watchdog_seconds(Timing(), configured=30.0) == 10.5  # 15 - 1.5 - 3
+    assert watchdog_seconds(Timing(ttl=8, loop_wait=1, retry_timeout=3), configured=9.0) == 4.25
     assert watchdog_seconds(Timing(ttl=30), configured=9.0) == 9.0  # never longer
     tiny = Timing(ttl=4, loop_wait=1, retry_timeout=1.5)
     assert watchdog_seconds(tiny, configured=30.0) == MIN_WATCHDOG_SECONDS
+    assert not watchdog_fits(tiny, MIN_WATCHDOG_SECONDS)  # said in the log
