@@ -7,13 +7,33 @@ connection, such as etcd members dialling each other while the cluster starts.
 
 from __future__ import annotations
 
+import os
 import random
 import socket
 from collections import deque
 
 LOOPBACK = "127.0.0.1"
-SERVICE_PORT_RANGE = (20000, 32767)
+ALL_SERVICE_PORTS = (20000, 32767)
 ATTEMPTS = 200
+
+
+def worker_port_range(
+    environment: dict[str, str], ports: tuple[int, int] = ALL_SERVICE_PORTS
+) -> tuple[int, int]:
+    """Under pytest-xdist, this worker's own slice of the range: a port handed out is
+    bound only seconds later (a config written before its service starts), and another
+    worker's probe in between would find it free."""
+    worker, count = (
+        environment.get("PYTEST_XDIST_WORKER", ""),
+        environment.get("PYTEST_XDIST_WORKER_COUNT", ""),
+    )
+    if not (worker.removeprefix("gw").isdigit() and count.isdigit() and int(count) > 1):
+        return ports
+    index, size = int(worker.removeprefix("gw")), (ports[1] - ports[0] + 1) // int(count)
+    return ports[0] + index * size, ports[0] + (index + 1) * size - 1
+
+
+SERVICE_PORT_RANGE = worker_port_range(dict(os.environ))
 
 
 def _bindable(port: int) -> bool:

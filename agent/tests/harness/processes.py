@@ -41,7 +41,16 @@ _created_directories: list[ServiceDirectory] = []
 # What failed so far in this run, in order: a directory made before a failure keeps its
 # files when it goes.
 _failures: list[str] = []
-_run_name = time.strftime("%Y%m%d-%H%M%S") + f"-{os.getpid()}"
+# One name per test run: pytest's controller sets it for its workers (conftest.py); a
+# process on its own (a bench) makes its own.
+KEPT_RUN_ENV = "RADIO_TEST_RUN"
+
+
+def new_run_name() -> str:
+    return time.strftime("%Y%m%d-%H%M%S") + f"-{os.getpid()}"
+
+
+_own_run_name = new_run_name()
 
 
 def record_failure(name: str) -> None:
@@ -52,7 +61,8 @@ def record_failure(name: str) -> None:
 
 def kept_logs_root() -> Path:
     """Where this run keeps the files of the directories a failure touched."""
-    return Path(os.environ.get(KEPT_LOGS_ENV, KEPT_LOGS_DEFAULT)) / _run_name
+    run = os.environ.get(KEPT_RUN_ENV) or _own_run_name
+    return Path(os.environ.get(KEPT_LOGS_ENV, KEPT_LOGS_DEFAULT)) / run
 
 
 def kept_logs() -> Path | None:

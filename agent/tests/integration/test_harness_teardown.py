@@ -1,5 +1,7 @@
 """The harness's own safety net: a test that forgets a service fails the session, and the
-service is stopped anyway."""
+service is stopped anyway; a failed test's services keep their files. Each as a run of
+its own, plain and with a pytest-xdist worker (as `make test` runs): a worker's output
+and exit status are not the run's, so what it finds must reach the controller."""
 
 from __future__ import annotations
 
@@ -15,18 +17,25 @@ from tests.paths import AGENT_DIR
 pytestmark = pytest.mark.integration
 
 FORGETFUL_TEST = """
+import os
+from pathlib import Path
 from tests.harness.icecast import IcecastServer
 
 def test_starts_icecast_and_forgets_it():
     server = IcecastServer()
     server.start()
-    print("FORGOTTEN PID", server.process.pid)
+    Path(os.environ["TOLD"]).write_text(str(server.process.pid))
 """
+WORKERS = pytest.mark.parametrize("workers", [[], ["-n", "1"]], ids=["plain", "xdist"])
 
 
-def test_a_forgotten_service_fails_the_session_and_is_stopped(tmp_path: Path) -> None:
+@WORKERS
+def test_a_forgotten_service_fails_the_session_and_is_stopped(
+    tmp_path: Path, workers: list[str]
+) -> None:
     test_file = tmp_path / "test_forgetful.py"
     test_file.write_text(FORGETFUL_TEST)
+    told = tmp_path / "told"
 
     # A separate pytest session with the harness loaded as a plugin, outside this tree.
     inner = subprocess.Popen(
@@ -42,9 +51,11 @@ def test_a_forgotten_service_fails_the_session_and_is_stopped(tmp_path: Path) ->
             "no:cacheprovider",
             "--rootdir",
             str(tmp_path),
+            *workers,
             str(test_file),
         ],
         cwd=AGENT_DIR,
+        env={**os.environ, "TOLD": str(told)},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -58,11 +69,13 @@ def test_a_forgotten_service_fails_the_session_and_is_stopped(tmp_path: Path) ->
     assert "1 passed" in output, output
     assert inner.returncode == 1, output
     assert "HARNESS TEARDOWN FAILURE" in output
-    forgotten_pid = int(output.split("FORGOTTEN PID ")[1].split()[0])
+    forgotten_pid = int(told.read_text())
     assert not Path(f"/proc/{forgotten_pid}").exists()
 
 
 KEPT_LOGS_TESTS = """
+import os
+from pathlib import Path
 import pytest
 from tests.harness.icecast import IcecastServer
 
@@ -74,27 +87,34 @@ def icecast():
     server.stop()
 
 def test_fails_with_icecast_running(icecast):
-    print("KEPT DIR", icecast.directory.path)
+    Path(os.environ["TOLD"], "kept").write_text(str(icecast.directory.path))
     assert False
 
 def test_passes_with_icecast_running(icecast):
-    print("GONE DIR", icecast.directory.path)
+    Path(os.environ["TOLD"], "gone").write_text(str(icecast.directory.path))
 """
 
 
+@WORKERS
 def test_a_failed_tests_service_directory_is_kept_and_a_passing_ones_is_not(
-    tmp_path: Path,
+    tmp_path: Path, workers: list[str]
 ) -> None:
     test_file = tmp_path / "test_kept.py"
     test_file.write_text(KEPT_LOGS_TESTS)
+    told = tmp_path / "told"  # what the inner tests tell (a worker's output is lost)
+    told.mkdir()
     kept_root = tmp_path / "kept"
     inner = subprocess.run(
         [
             *(sys.executable, "-m", "pytest", "-p", "tests.conftest", "-s", "-q"),
-            *("-p", "no:cacheprovider", "--rootdir", str(tmp_path), str(test_file)),
+            *("-p", "no:cacheprovider", "--rootdir", str(tmp_path), *workers, str(test_file)),
         ],
         cwd=AGENT_DIR,
-        env={**os.environ, "RADIO_TEST_LOGS": str(kept_root)},
+        env={
+            **{name: value for name, value in os.environ.items() if name != "RADIO_TEST_RUN"},
+            "RADIO_TEST_LOGS": str(kept_root),
+            "TOLD": str(told),
+        },
         capture_output=True,
         text=True,
         timeout=60,
@@ -102,8 +122,8 @@ def test_a_failed_tests_service_directory_is_kept_and_a_passing_ones_is_not(
     )
     output = inner.stdout + inner.stderr
     assert "1 failed, 1 passed" in output, output
-    kept_directory = Path(output.split("KEPT DIR ")[1].split()[0])
-    gone_directory = Path(output.split("GONE DIR ")[1].split()[0])
+    kept_directory = Path((told / "kept").read_text())
+    gone_directory = Path((told / "gone").read_text())
     (run,) = kept_root.iterdir()
     assert f"failed tests' services: {run}" in output
     (failed_test,) = run.iterdir()
