@@ -534,6 +534,7 @@ class Agent:
             {name: address for name, address in nameservers.items() if ip_version(address)},
             ttl=(state.settings if state else ClusterSettings()).dns_ttl_seconds,
             max_records=dns.max_records,
+            now=time.time(),
             ready=state is not None and not self.cut_off(),
         )
 

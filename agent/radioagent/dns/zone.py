@@ -57,6 +57,10 @@ class Answer:
     additional: tuple[Record, ...] = ()
 
 
+# How long a mount is live on the leader before DNS expects every node to relay it.
+ON_AIR_SETTLED_SECONDS = 10.0
+
+
 @dataclass(frozen=True)
 class ZoneView:
     zone: str  # lowercase, without the final dot
@@ -73,15 +77,22 @@ class ZoneView:
     ready: bool = True
 
 
-def relaying_what_is_on_air(state: ClusterState) -> set[str]:
-    """Nodes that carry live every mount live on the leader: a node back from a reboot
-    serves the holding audio (or nothing) until its relays come up, and a resolver would
-    keep sending listeners there for the answer's TTL. Every node when no leader says."""
+def relaying_what_is_on_air(state: ClusterState, now: float) -> set[str]:
+    """Nodes that carry live every mount live on the leader for ON_AIR_SETTLED_SECONDS:
+    a node back from a reboot serves the holding audio (or nothing) until its relays come
+    up, and a resolver would keep sending listeners there for the answer's TTL. A mount
+    that just came on air is left out: every relay takes a loop or two to carry it, and
+    the answer must not shrink to the leader meanwhile. Every node when no leader says
+    (`now`: wall clock, as the statuses' times)."""
     leader = state.nodes.get(state.leader.name) if state.leader is not None else None
     if leader is None:
         return set(state.nodes)
-    on_air = set(leader.live_mounts)
-    return {name for name, status in state.nodes.items() if on_air <= set(status.live_mounts)}
+    settled = {
+        mount
+        for mount in leader.live_mounts
+        if now - leader.air_changed.get(mount, now) >= ON_AIR_SETTLED_SECONDS
+    }
+    return {name for name, status in state.nodes.items() if settled <= set(status.live_mounts)}
 
 
 def zone_view(
@@ -91,12 +102,13 @@ def zone_view(
     *,
     ttl: int,
     max_records: int,
+    now: float,
     ready: bool = True,
 ) -> ZoneView:
     """`nameservers`: the nodes that answer for the zone, with their addresses (from the
     inventory), so NS and their glue hold while one of them is down."""
     loads = [node_load(status, name in state.draining) for name, status in state.nodes.items()]
-    relaying = relaying_what_is_on_air(state)
+    relaying = relaying_what_is_on_air(state, now)
     ranked = ranked_nodes(
         parse_policy(state.settings.policy), [load for load in loads if load.name in relaying]
     )

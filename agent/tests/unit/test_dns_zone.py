@@ -15,6 +15,7 @@ from tests.unit.builders import node_status
 
 ZONE = "stream.example.org"
 NAMESERVERS = {"node1": "192.0.2.1", "node2": "192.0.2.2"}
+NOW = 1_700_000_000.0
 
 
 def cluster(**nodes: dict) -> ClusterState:
@@ -27,7 +28,7 @@ def cluster(**nodes: dict) -> ClusterState:
 
 
 def view_of(state: ClusterState, max_records: int = 4) -> ZoneView:
-    return zone_view(ZONE, state, NAMESERVERS, ttl=20, max_records=max_records)
+    return zone_view(ZONE, state, NAMESERVERS, ttl=20, max_records=max_records, now=NOW)
 
 
 def addresses(name: str, rtype: str, state: ClusterState, max_records: int = 4) -> list[str]:
@@ -101,7 +102,7 @@ def test_a_type_the_name_lacks_is_an_empty_answer_with_the_soa() -> None:
 
 def test_before_the_first_state_or_cut_off_the_zone_is_servfail_not_empty() -> None:
     state = cluster(node1={"address": "192.0.2.1"})
-    unready = zone_view(ZONE, state, NAMESERVERS, ttl=20, max_records=4, ready=False)
+    unready = zone_view(ZONE, state, NAMESERVERS, ttl=20, max_records=4, now=NOW, ready=False)
     for name in (ZONE, f"node1.{ZONE}", f"nope.{ZONE}"):
         decided = answer(unready, name, "A")
         assert (decided.rcode, decided.answers, decided.authoritative) == (
@@ -154,8 +155,9 @@ def test_an_acme_dns01_challenge_is_answered_as_txt_while_it_is_in_etcd() -> Non
 def test_a_node_that_does_not_yet_relay_what_the_leader_has_on_air_is_left_out() -> None:
     """Back from a reboot, a node serves the holding audio until its relays are up: DNS
     leaves it out until it carries live every mount live on the leader."""
+    settled = {"a.mp3": NOW - 60, "b.mp3": NOW - 60}
     state = cluster(
-        node1={"address": "192.0.2.1", "live_mounts": ("a.mp3", "b.mp3")},
+        node1={"address": "192.0.2.1", "live_mounts": ("a.mp3", "b.mp3"), "air_changed": settled},
         node2={"address": "192.0.2.2", "live_mounts": ("a.mp3", "b.mp3")},
         node3={"address": "192.0.2.3", "live_mounts": ("a.mp3",)},  # b.mp3 not yet
     )
@@ -164,6 +166,16 @@ def test_a_node_that_does_not_yet_relay_what_the_leader_has_on_air_is_left_out()
     assert addresses(f"node3.{ZONE}", "A", led) == ["192.0.2.3"]  # its own name stays
     # No leader to say what is on air: no one is left out.
     assert addresses(ZONE, "A", state) == ["192.0.2.1", "192.0.2.2", "192.0.2.3"]
-    # Nobody carries it (the leader's own report lags): an answer beats none.
-    lagging = dataclasses.replace(led, leader=LeaderRecord("node3", 7, 1))
-    assert addresses(ZONE, "A", lagging) == ["192.0.2.1", "192.0.2.2", "192.0.2.3"]
+
+
+def test_a_mount_that_just_came_on_air_does_not_shrink_the_answer_to_the_leader() -> None:
+    """Every relay takes a loop or two to carry a mount that just went live on the
+    leader: until it has been live there a while, nobody is left out for it."""
+    fresh = {"a.mp3": NOW - 60, "b.mp3": NOW - 2}
+    state = cluster(
+        node1={"address": "192.0.2.1", "live_mounts": ("a.mp3", "b.mp3"), "air_changed": fresh},
+        node2={"address": "192.0.2.2", "live_mounts": ("a.mp3",)},
+        node3={"address": "192.0.2.3", "live_mounts": ()},  # nothing live: left out
+    )
+    led = dataclasses.replace(state, leader=LeaderRecord("node1", 7, 1))
+    assert addresses(ZONE, "A", led) == ["192.0.2.1", "192.0.2.2"]
