@@ -23,8 +23,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import testbed
 from campaign import FaultRecord, Violation
-from checks import Listener
-from nemesis import ETCDCTL, liquidsoap_pids
+from checks import ETCDCTL, Listener
+from nemesis import liquidsoap_pids
 
 SAMPLE_EVERY_S = 0.5
 PROBE_TIMEOUT_S = 1.0
@@ -100,13 +100,18 @@ class Checker:
         print(f"chaos: VIOLATION {kind}: {detail}", flush=True)
 
     def forgive(self, node: str) -> None:
-        """The fault on `node` is over: its listener, if the fault dropped it, is the
-        campaign's to replace, not a violation."""
+        """The fault on `node` is over: its listener (dropped, or open but silent after a
+        machine died under it) is closed, for the campaign to replace; not a violation."""
         with self._lock:
-            listener = self.listeners.get(node)
-            if listener is not None and listener_dropped(listener):
-                self.listeners.pop(node)
+            listener = self.listeners.pop(node, None)
+            if listener is not None:
+                listener.close()
             self.exempt.discard(node)
+
+    def listen(self, node: str, listener: Listener) -> None:
+        """A new listener on `node`, watched from the next sample."""
+        with self._lock:
+            self.listeners[node] = listener
 
     def start(self) -> Checker:
         self._thread.start()
@@ -149,7 +154,8 @@ class Checker:
                     record.listener_gap_s = max(record.listener_gap_s, gap)
                 if node not in self.exempt and listener_dropped(listener):
                     self.report("listener_dropped", f"the listener on {node}: {_reason(listener)}")
-                    self.listeners.pop(node)
+                    if self.listeners.get(node) is listener:
+                        self.listeners.pop(node)
 
 
 def listener_dropped(listener: Listener) -> bool:

@@ -262,7 +262,12 @@ def _lease_moves(
     if facts.lease_id is None:
         return Moves(lease=LeaseStep.GRANT)
     if timing.ttl != facts.lease_ttl:
-        mine = sorted(mount for mount, owner in state.transcoders.items() if owner == identity.name)
+        previous_life = previous_life_claims(state, identity.name, facts.lease_id)
+        mine = sorted(
+            mount
+            for mount, owner in state.transcoders.items()
+            if owner == identity.name and mount not in previous_life
+        )
         return Moves(lease=LeaseStep.MOVE, move_transcoders=tuple(mine))
     return None
 
