@@ -29,33 +29,20 @@ def test_starts_icecast_and_forgets_it():
 WORKERS = pytest.mark.parametrize("workers", [[], ["-n", "1"]], ids=["plain", "xdist"])
 
 
-@WORKERS
-def test_a_forgotten_service_fails_the_session_and_is_stopped(
-    tmp_path: Path, workers: list[str]
-) -> None:
-    test_file = tmp_path / "test_forgetful.py"
-    test_file.write_text(FORGETFUL_TEST)
-    told = tmp_path / "told"
-
-    # A separate pytest session with the harness loaded as a plugin, outside this tree.
+def inner_run(test_file: Path, workers: list[str], environment: dict[str, str]) -> tuple[int, str]:
+    """A separate pytest session with the harness loaded as a plugin, outside this tree
+    (a run of its own: not this run's name for kept logs); its exit code and output."""
     inner = subprocess.Popen(
         [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-p",
-            "tests.conftest",
-            "-s",
-            "-q",
-            "-p",
-            "no:cacheprovider",
-            "--rootdir",
-            str(tmp_path),
-            *workers,
+            *(sys.executable, "-m", "pytest", "-p", "tests.conftest", "-s", "-q"),
+            *("-p", "no:cacheprovider", "--rootdir", str(test_file.parent), *workers),
             str(test_file),
         ],
         cwd=AGENT_DIR,
-        env={**os.environ, "TOLD": str(told)},
+        env={
+            **{name: value for name, value in os.environ.items() if name != "RADIO_TEST_RUN"},
+            **environment,
+        },
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -65,9 +52,21 @@ def test_a_forgotten_service_fails_the_session_and_is_stopped(
     except subprocess.TimeoutExpired:
         inner.terminate()  # the harness turns SIGTERM into an interrupt and cleans up
         output, _ = inner.communicate(timeout=30)
+    return inner.returncode, output
+
+
+@WORKERS
+def test_a_forgotten_service_fails_the_session_and_is_stopped(
+    tmp_path: Path, workers: list[str]
+) -> None:
+    test_file = tmp_path / "test_forgetful.py"
+    test_file.write_text(FORGETFUL_TEST)
+    told = tmp_path / "told"
+
+    returncode, output = inner_run(test_file, workers, {"TOLD": str(told)})
 
     assert "1 passed" in output, output
-    assert inner.returncode == 1, output
+    assert returncode == 1, output
     assert "HARNESS TEARDOWN FAILURE" in output
     forgotten_pid = int(told.read_text())
     assert not Path(f"/proc/{forgotten_pid}").exists()
@@ -104,23 +103,9 @@ def test_a_failed_tests_service_directory_is_kept_and_a_passing_ones_is_not(
     told = tmp_path / "told"  # what the inner tests tell (a worker's output is lost)
     told.mkdir()
     kept_root = tmp_path / "kept"
-    inner = subprocess.run(
-        [
-            *(sys.executable, "-m", "pytest", "-p", "tests.conftest", "-s", "-q"),
-            *("-p", "no:cacheprovider", "--rootdir", str(tmp_path), *workers, str(test_file)),
-        ],
-        cwd=AGENT_DIR,
-        env={
-            **{name: value for name, value in os.environ.items() if name != "RADIO_TEST_RUN"},
-            "RADIO_TEST_LOGS": str(kept_root),
-            "TOLD": str(told),
-        },
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    _, output = inner_run(
+        test_file, workers, {"RADIO_TEST_LOGS": str(kept_root), "TOLD": str(told)}
     )
-    output = inner.stdout + inner.stderr
     assert "1 failed, 1 passed" in output, output
     kept_directory = Path((told / "kept").read_text())
     gone_directory = Path((told / "gone").read_text())
