@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
 import pytest
 
 from radioagent.config import AgentConfig, parse_config
 from tests.paths import TEMPLATES_DIR
+
+
+@pytest.fixture
+def short_tmp() -> Iterator[Path]:
+    """A temporary directory with a short path: a Unix socket's path must stay under 108
+    bytes, and pytest's tmp_path under its workers (popen-gw0/...) does not."""
+    with tempfile.TemporaryDirectory(prefix="rt-") as directory:
+        yield Path(directory)
 
 
 @pytest.fixture

@@ -145,15 +145,15 @@ def test_converge_promotes_a_standby_in_place_and_restarts_for_any_other_change(
     asyncio.run(scenario())
 
 
-def test_a_standby_is_reported_ready_once_its_liquidsoap_answers(tmp_path: Path) -> None:
+def test_a_standby_is_reported_ready_once_its_liquidsoap_answers(short_tmp: Path) -> None:
     """Other nodes hand a programme over to a ready standby: one still starting would
     keep the programme off the air for its start."""
 
     async def scenario() -> None:
         supervisor = TranscoderSupervisor(
-            ("sh", "-c", "exec sleep 30", "liquidsoap"), None, tmp_path
+            ("sh", "-c", "exec sleep 30", "liquidsoap"), None, short_tmp
         )
-        socket = socket_path(tmp_path, "radio.mp3")
+        socket = socket_path(short_tmp, "radio.mp3")
         socket.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         try:
             await supervisor.converge({"radio.mp3": STANDBY})
