@@ -222,7 +222,9 @@ def one_fault(
     return record
 
 
-def campaign(kinds: Sequence[str], seed: int, rng: random.Random) -> dict:
+def campaign(
+    kinds: Sequence[str], seed: int, rng: random.Random, max_minutes: float | None = None
+) -> dict:
     nodes = running_nodes()
     if len(nodes) < 3:
         raise testbed.TestbedError(f"the testbed runs {list(nodes)}: 3 nodes or more (--up)")
@@ -237,7 +239,11 @@ def campaign(kinds: Sequence[str], seed: int, rng: random.Random) -> dict:
         refill_listeners(checker, nodes)
         checker.start()
         try:
+            started = time.monotonic()
             for number, kind in enumerate(kinds, start=1):
+                if max_minutes is not None and time.monotonic() - started > max_minutes * 60:
+                    log(f"{max_minutes:g} min are up: {number - 1} faults of {len(kinds)}")
+                    break
                 records.append(one_fault(number, kind, nodes, checker, rng))
                 refill_listeners(checker, nodes)
         finally:
@@ -310,6 +316,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--up", action="store_true", help="build a cluster on the testbed first")
     parser.add_argument("--nodes", type=int, default=3, help="with --up: how many machines")
     parser.add_argument("--down", action="store_true", help="remove the testbed after")
+    parser.add_argument(
+        "--max-minutes", type=float, default=None, help="stop starting faults after that"
+    )
     parser.add_argument("--write-doc", action="store_true", help=f"the table to {DOC.name}")
     arguments = parser.parse_args(argv)
     require_root(parser)
@@ -327,7 +336,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if arguments.up:
             build([f"node{index}" for index in range(1, arguments.nodes + 1)])
         demo.enter_controller_namespace()
-        summary = campaign(kinds, seed, rng)
+        summary = campaign(kinds, seed, rng, arguments.max_minutes)
     finally:
         if arguments.down:
             testbed.down()
