@@ -300,7 +300,7 @@ def write_doc(summary: dict) -> None:
     history.write_text(json.dumps(summary, indent=1) + "\n")
     DOC.write_text(
         "# Reliability: the fault campaign\n\n"
-        f"`bench/chaos --faults {summary['faults']} --seed {summary['seed']}` on "
+        f"`{summary['command']}` ran {summary['faults']} faults on "
         f"{summary['nodes']} testbed machines, {time.strftime('%Y-%m-%d %H:%M')}: "
         f"{summary['violations']} violations, recovery p95 {summary['recovery_p95_s']} s "
         "(from the heal until every mount is heard on every node). Every fault's record: "
@@ -337,6 +337,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             build([f"node{index}" for index in range(1, arguments.nodes + 1)])
         demo.enter_controller_namespace()
         summary = campaign(kinds, seed, rng, arguments.max_minutes)
+        summary["command"] = " ".join(["bench/chaos", *(argv or sys.argv[1:])])
     finally:
         if arguments.down:
             testbed.down()
