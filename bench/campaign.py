@@ -28,6 +28,8 @@ class FaultRecord:
     violations: list[Violation] = field(default_factory=list)
     # The longest a listener on a node the fault did not touch went without a byte.
     listener_gap_s: float = 0.0
+    leader: str = ""  # the radio leader when the fault struck
+    studios: dict[str, str] = field(default_factory=dict)  # mount -> the node it came through
 
 
 def schedule(kinds: Sequence[str], count: int, rng: random.Random) -> list[str]:

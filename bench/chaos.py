@@ -138,7 +138,9 @@ def ensure_mount(nodes: Sequence[str]) -> None:
 
 
 @contextlib.contextmanager
-def workload(nodes: Sequence[str]) -> Iterator[dict[str, checks.Listener]]:
+def workload(
+    nodes: Sequence[str],
+) -> Iterator[tuple[dict[str, checks.Listener], list[demo.Studio]]]:
     """Two studios (live.mp3 through the first node, chaos.mp3 through the second), and
     the listeners dict the campaign fills; everything stops on the way out."""
     demo.make_tone(checks.TONE)
@@ -151,7 +153,7 @@ def workload(nodes: Sequence[str]) -> Iterator[dict[str, checks.Listener]]:
     ]
     listeners: dict[str, checks.Listener] = {}
     try:
-        yield listeners
+        yield listeners, studios
     finally:
         for studio in studios:
             studio.stop()
@@ -184,11 +186,17 @@ def heal_everything(nodes: Sequence[str]) -> None:
         testbed.run_in(node, ["systemctl", "kill", "--signal=SIGCONT", "radio-agent"], check=False)
 
 
-def one_fault(
-    number: int, kind: str, nodes: Sequence[str], checker: Checker, rng: random.Random
+def one_fault(  # noqa: PLR0917 - the campaign's parts, each needed here
+    number: int,
+    kind: str,
+    nodes: Sequence[str],
+    checker: Checker,
+    rng: random.Random,
+    studios: Sequence[demo.Studio],
 ) -> FaultRecord:
     leader = radio_leader(nodes) or nodes[0]
-    record = FaultRecord(number, kind, "", round(checker.now(), 2))
+    record = FaultRecord(number, kind, "", round(checker.now(), 2), leader=leader)
+    record.studios = {s.mount: s.connections[-1] for s in studios if s.connections}
     checker.current = record
     checker.exempt = set(nodes)  # the victim is known once the fault has struck
     try:
@@ -230,7 +238,7 @@ def campaign(
         raise testbed.TestbedError(f"the testbed runs {list(nodes)}: 3 nodes or more (--up)")
     ensure_mount(nodes)
     records: list[FaultRecord] = []
-    with workload(nodes) as listeners:
+    with workload(nodes) as (listeners, studios):
         if wait_healthy(nodes, HEALTHY_BOUND_S) is None:
             raise testbed.TestbedError(
                 f"not healthy before the first fault: {heard_everywhere(nodes)}"
@@ -244,7 +252,7 @@ def campaign(
                 if max_minutes is not None and time.monotonic() - started > max_minutes * 60:
                     log(f"{max_minutes:g} min are up: {number - 1} faults of {len(kinds)}")
                     break
-                records.append(one_fault(number, kind, nodes, checker, rng))
+                records.append(one_fault(number, kind, nodes, checker, rng, studios))
                 refill_listeners(checker, nodes)
         finally:
             checker.stop()
