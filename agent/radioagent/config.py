@@ -108,6 +108,14 @@ class FrontDoorSettings:
 
 
 @dataclass(frozen=True)
+class FailsafeSettings:
+    """Failsafe on quorum loss (coordination/failsafe.py): the same key on every node.
+    None (the default): a leader cut off from etcd steps down at retry_timeout."""
+
+    key: str | None = dataclasses.field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
 class DnsSettings:
     """The cluster's zone, answered by this node when `zone` is set (the nodes the
     inventory names: by default the etcd members)."""
@@ -188,6 +196,7 @@ class AgentConfig:
     transcoding: TranscodingSettings = TranscodingSettings()
     dns: DnsSettings = DnsSettings()
     acme: AcmeSettings = AcmeSettings()
+    failsafe: FailsafeSettings = FailsafeSettings()
     templates_dir: str = DEFAULT_TEMPLATES_DIR
     event_loop: str = "asyncio"  # or "uvloop" (Debian's python3-uvloop): bench/eventloop
 
@@ -386,6 +395,11 @@ IP_ADDRESS = text(HOST_PATTERN, "an IP address")
 HOST = text(HOST_PATTERN, "a host name or IP address")
 NODE_CREDENTIAL = text(NODE_CREDENTIAL_PATTERN, NODE_CREDENTIAL_DESCRIPTION, secret=True)
 LIQUIDSOAP_COMMAND = command("[liquidsoap]")
+FAILSAFE_KEY = text(
+    r"[A-Za-z0-9._~!@#$%^&*+=,;?-]{32,128}",
+    "32-128 printable characters without spaces, quotes, ':', '<' or '>'",
+    secret=True,
+)
 
 SECTIONS: dict[str, Section] = {
     "node": Section(
@@ -486,6 +500,7 @@ SECTIONS: dict[str, Section] = {
             "validation_timeout": number(5, 3600),
         },
     ),
+    "failsafe": Section(FailsafeSettings, {"key": or_null(FAILSAFE_KEY)}),
     "transcoding": Section(
         TranscodingSettings,
         {

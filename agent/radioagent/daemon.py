@@ -9,11 +9,13 @@ import logging
 import resource
 import signal
 import sys
+import time
 from pathlib import Path
 
 from radioagent import __version__
 from radioagent.acme.keeper import CertificateKeeper
 from radioagent.config import AgentConfig, load_config
+from radioagent.failsafe_link import FailsafeLink
 from radioagent.frontdoor.certificate import CertificateError, check_served, server_context
 from radioagent.frontdoor.server import FrontDoor
 from radioagent.heap import limit_arenas
@@ -125,11 +127,17 @@ def build_agent(config: AgentConfig) -> Agent:
             (icecast_local_host(config.icecast.bind_address), config.icecast.port),
             prediction_window=report_window(config.timing.loop_wait),
             store_title=store.set_title,
+            answer_failsafe=None
+            if config.failsafe.key is None
+            else lambda query: agent.answer_failsafe(query),  # noqa: PLW0108
         ),
         dns=build_dns(config),
         certificates=None
         if config.acme.directory_url is None
         else CertificateKeeper(config, store),
+        failsafe=None
+        if config.failsafe.key is None
+        else FailsafeLink(config.failsafe.key, config.node_name, time.monotonic),
     )
     agent = Agent(config, adapters)
     return agent

@@ -40,6 +40,7 @@ from radioagent.coordination.cycle import (
     plan_cycle,
 )
 from radioagent.coordination.election import Leadership, Role, must_stop_leading
+from radioagent.coordination.failsafe import cut_off_for_failsafe, peers, should_ping
 from radioagent.coordination.raft import raft_move_target
 from radioagent.coordination.state import ClusterState
 from radioagent.deadair import (
@@ -51,6 +52,7 @@ from radioagent.deadair import (
     update_air,
 )
 from radioagent.dns.zone import ZoneView, zone_view
+from radioagent.failsafe_link import FailsafeLink
 from radioagent.frontdoor.server import FrontDoor
 from radioagent.frontdoor.view import AgentSnapshot
 from radioagent.heap import TRIM_EVERY_SECONDS, release_free_memory
@@ -115,6 +117,7 @@ class Adapters:
     front_door: FrontDoor
     dns: ZoneServer | None = None  # only on nodes that answer for the cluster's zone
     certificates: CertificateKeeper | None = None  # only with ACME
+    failsafe: FailsafeLink | None = None  # only with a failsafe key
 
 
 class ZoneServer(Protocol):
@@ -152,6 +155,7 @@ class Agent:
         self.front_door = adapters.front_door
         self.dns = adapters.dns
         self.certificates = adapters.certificates
+        self.failsafe = adapters.failsafe
         self.identity = NodeIdentity(
             name=config.node_name,
             address=config.node_address,
@@ -204,6 +208,8 @@ class Agent:
             asyncio.create_task(self._keepalive_forever(), name="keepalive"),
             asyncio.create_task(self._fence_forever(), name="fence"),
         ]
+        if self.failsafe is not None:
+            tasks.append(asyncio.create_task(self._failsafe_forever(), name="failsafe"))
         interval = watchdog.feeding_interval(dict(os.environ))
         if interval is not None:
             tasks.append(
@@ -254,7 +260,26 @@ class Agent:
     # --- the cycle -----------------------------------------------------------------------
 
     def cut_off(self) -> bool:
+        """Cut off from etcd for retry_timeout, and not held by the failsafe."""
+        return self.etcd_lost() and not self.failsafe_held()
+
+    def etcd_lost(self) -> bool:
         return must_stop_leading(self.clock(), self.last_etcd_contact, self.timing.retry_timeout)
+
+    def failsafe_held(self) -> bool:
+        if self.failsafe is None:
+            return False
+        now, timing = self.clock(), self.timing
+        if self.leadership.role is Role.LEADER:
+            return self.failsafe.leader_held(now, timing)
+        return self.failsafe.replica_held(now, self.leadership, timing)
+
+    def answer_failsafe(self, query: str) -> tuple[int, bytes]:
+        """A leader's failsafe ping, answered (the front door carries it)."""
+        if self.failsafe is None:
+            return 404, b'{"error": "this node has no failsafe key"}'
+        cut_off = cut_off_for_failsafe(self.clock(), self.last_etcd_contact, self.timing)
+        return self.failsafe.answer(query, self.leadership, cut_off)
 
     def _given_up_lately(self) -> dict[str, float]:
         now = self.clock()
@@ -289,6 +314,7 @@ class Agent:
             published_status=self._published_status,
             leadership=self.leadership,
             tls_ports=self.front_door.open_tls_ports,
+            failsafe_held=self.failsafe_held(),
         )
 
     async def cycle(self) -> None:
@@ -591,7 +617,7 @@ class Agent:
             version=__version__,
             leading=leadership.role is Role.LEADER,
             epoch=leadership.epoch,
-            etcd_reachable=not self.cut_off(),
+            etcd_reachable=not self.etcd_lost(),
             state=self.state,
             stats=self.stats,
             seconds_since_cycle=self._seconds_since_cycle(),
@@ -811,6 +837,31 @@ class Agent:
                 log.warning("cut off from etcd: stopping the transcoders")
                 await self.transcoders.stop_all()
 
+    async def _failsafe_forever(self) -> None:
+        """While this node leads and etcd does not answer, ask every other node, twice a
+        keepalive interval, whether it is cut off too (coordination/failsafe.py)."""
+        failsafe = self.failsafe
+        assert failsafe is not None  # noqa: S101 - started only with one
+        while True:
+            await asyncio.sleep(self.keepalive_interval / 2)
+            leadership = self.leadership
+            if (
+                leadership.role is not Role.LEADER
+                or leadership.epoch is None
+                or not should_ping(self.clock(), self.last_etcd_contact, self.timing)
+            ):
+                failsafe.end_round()
+                continue
+            try:
+                await failsafe.ask_round(
+                    peers(self.state, self.config.node_name),
+                    leadership.epoch,
+                    timeout=self.keepalive_interval,
+                )
+            except Exception:  # this task must never die
+                log.exception("failsafe round failed")
+                self.health.unexpected_errors += 1
+
     # --- graceful stop -------------------------------------------------------------------
 
     async def _shut_down(self) -> None:
@@ -831,3 +882,5 @@ class Agent:
         if self.dns is not None:
             await self.dns.stop()
         await self.icecast.close()
+        if self.failsafe is not None:
+            await self.failsafe.close()

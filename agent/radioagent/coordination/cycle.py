@@ -90,6 +90,9 @@ class LocalFacts:
     # HTTPS ports open now: none before the node has a certificate it may serve, so no
     # node sends an HTTPS listener here before then.
     tls_ports: tuple[int, ...] = ()
+    # Cut off from etcd, but held by the failsafe: as leader, every other node
+    # acknowledged it lately; as replica, it acknowledged its leader lately.
+    failsafe_held: bool = False
 
 
 class LeaseStep(Enum):
@@ -149,7 +152,10 @@ def cluster_limits(state: ClusterState | None, own: Limits) -> Limits:
 
 
 def cut_off(facts: LocalFacts, timing: Timing) -> bool:
-    return must_stop_leading(facts.now, facts.last_etcd_contact, timing.retry_timeout)
+    """Cut off from etcd for retry_timeout, and not held by the failsafe."""
+    return not facts.failsafe_held and must_stop_leading(
+        facts.now, facts.last_etcd_contact, timing.retry_timeout
+    )
 
 
 def effective_leadership(leadership: Leadership, is_cut_off: bool) -> Leadership:

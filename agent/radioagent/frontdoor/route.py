@@ -17,6 +17,7 @@ from typing import cast
 from urllib.parse import parse_qs
 
 from radioagent.acme.http01 import CHALLENGE_PREFIX, challenge_answer
+from radioagent.coordination.failsafe import PATH as FAILSAFE_PATH
 from radioagent.frontdoor.http import (
     CORS_HEADERS,
     RETRY_AFTER_SECONDS,
@@ -132,6 +133,14 @@ class SetTitle:
 
 
 @dataclass(frozen=True, slots=True)
+class FailsafePing:
+    """A leader cut off from etcd asks whether this node acknowledges it (failsafe)."""
+
+    query: str
+    keep_alive: bool
+
+
+@dataclass(frozen=True, slots=True)
 class Page:
     """One of the pages (pages.py), rendered from a fresh snapshot."""
 
@@ -160,7 +169,16 @@ class HlsSegment:
 
 
 Decision = (
-    Reply | Refuse | Redirect | Serve | PipeSource | SetTitle | Page | HlsPlaylist | HlsSegment
+    Reply
+    | Refuse
+    | Redirect
+    | Serve
+    | PipeSource
+    | SetTitle
+    | Page
+    | HlsPlaylist
+    | HlsSegment
+    | FailsafePing
 )
 
 
@@ -183,7 +201,10 @@ def route(head: RequestHead, view: AgentSnapshot, arrival: Arrival, routing: Rou
 
 
 def _own_path(head: RequestHead, view: AgentSnapshot) -> Decision | None:
-    """The door's own paths, before any mount: pages, title updates, ACME challenges."""
+    """The door's own paths, before any mount: pages, title updates, ACME challenges,
+    the failsafe's pings."""
+    if head.path == FAILSAFE_PATH and head.method == "GET":
+        return FailsafePing(head.query, head.keep_alive)
     if page_for(head.path) is not None:
         return Page(head.path)
     if head.path in TITLE_PATHS:

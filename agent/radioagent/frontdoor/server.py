@@ -40,6 +40,7 @@ from radioagent.frontdoor.metadata import TitleUpdate, title_stored_reply
 from radioagent.frontdoor.pages import page_for
 from radioagent.frontdoor.route import (
     SOURCE_METHODS,
+    FailsafePing,
     HlsPlaylist,
     HlsSegment,
     Page,
@@ -66,6 +67,8 @@ from radioagent.traffic.prediction import report_window
 log = logging.getLogger(__name__)
 # Stores a title: (mount, title, Unix time) -> whether it changed the title.
 TitleWriter = Callable[[str, str, float], Awaitable[bool]]
+# Answers a failsafe ping's query: (HTTP status, JSON body).
+FailsafeAnswer = Callable[[str], tuple[int, bytes]]
 
 
 @dataclass
@@ -84,10 +87,12 @@ class FrontDoor:
         *,
         prediction_window: float,
         store_title: TitleWriter,
+        answer_failsafe: FailsafeAnswer | None = None,
     ) -> None:
         self.settings = settings
         self.snapshot = snapshot
         self.store_title = store_title
+        self.answer_failsafe = answer_failsafe  # None: this node takes no part
         self.counters = FrontDoorCounters()
         self.passthrough = Passthrough(*icecast_address, FanoutLimits())
         self.hls = HlsService(icecast_address)
@@ -281,6 +286,8 @@ class FrontDoor:
                 self._hls_playlist(connection, decision)
             case HlsSegment():
                 self._hls_segment(connection, decision)
+            case FailsafePing():
+                self._failsafe(connection, decision)
             case _:
                 assert_never(decision)
 
@@ -365,6 +372,18 @@ class FrontDoor:
     ) -> None:
         data = hls_response(body, content_type, cache, decision.keep_alive, decision.head_only)
         connection.reply(data, decision.keep_alive)
+
+    def _failsafe(self, connection: Connection, decision: FailsafePing) -> None:
+        if self.answer_failsafe is None:
+            connection.fail(HttpError(404, "this node has no failsafe key"))
+            return
+        status, body = self.answer_failsafe(decision.query)
+        if status != 200:
+            self.refused(status)
+        connection.reply(
+            response(status, body, content_type="application/json", keep_alive=decision.keep_alive),
+            decision.keep_alive,
+        )
 
     def _page(self, connection: Connection, head: RequestHead, path: str) -> None:
         render = page_for(path)

@@ -71,6 +71,7 @@ class AgentNode:
         front_door_ports: list[int] | None = None,
         acme: dict[str, Any] | None = None,
         keep_raft_elsewhere: bool = False,
+        failsafe_key: str | None = None,
     ) -> None:
         """`listen_address`: the front door's own loopback address (127.0.0.x), also its
         public address, so that the nodes are told apart (DNS answers); `dns`: the
@@ -109,6 +110,7 @@ class AgentNode:
             },
             **({"dns": dns} if dns is not None else {}),
             **({"acme": acme} if acme is not None else {}),
+            **({"failsafe": {"key": failsafe_key}} if failsafe_key is not None else {}),
             "limits": dict(limits or {}),
             "transcoding": {
                 "user": "liquidsoap",
@@ -345,6 +347,7 @@ class RadioCluster:
         acme: dict[str, Any] | None = None,
         own_member_only: bool = False,
         keep_raft_elsewhere: bool = False,
+        failsafe_key: str | None = None,
     ) -> None:
         """`own_member_only`: each agent's config names its own member alone (the agents
         learn the others from etcd); `keep_raft_elsewhere`: see AgentNode. With `zone`,
@@ -396,6 +399,7 @@ class RadioCluster:
                 front_door_ports=http_ports,
                 acme=acme,
                 keep_raft_elsewhere=keep_raft_elsewhere,
+                failsafe_key=failsafe_key,
             )
             for index, icecast in enumerate(icecasts)
         ]

@@ -1,0 +1,191 @@
+"""Failsafe on quorum loss, decided (as Patroni's failsafe mode). Pure: messages, their
+authentication and the rules; `failsafe_link.py` carries them.
+
+Without etcd quorum nobody can be elected, so the only way to two leaders is a leader
+cut off from a quorum that others still reach. A leader cut off from etcd therefore asks
+every other node of its last view, directly; each acknowledges only while it is cut off
+from etcd itself and knows no other leadership. With every acknowledgement in, nobody
+can elect a new leader (a lease can expire only where etcd has quorum), and the leader
+keeps taking sources; one missing, it steps down at retry_timeout as before. Acknowledged
+replicas keep following it (relays, source pipes, their transcoders).
+
+Why that is safe when quorum comes back: the leader's lease then still has its ttl (etcd
+extends every lease when raft elects a leader), every node that reaches etcd again
+refuses at once, and the leader stops holding retry_timeout after its last complete
+round at the latest: loop_wait + 2 * retry_timeout <= ttl.
+
+Messages are signed with the cluster's failsafe key (HMAC-SHA256): a forged or replayed
+ping cannot make a replica follow, and a forged acknowledgement cannot keep a leader on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from urllib.parse import parse_qs, urlencode
+
+from radioagent.config import Timing, keepalive_interval
+from radioagent.coordination.election import Leadership, Role
+from radioagent.coordination.state import ClusterState
+
+PATH = "/_cluster/failsafe"
+# A ping older or newer than this (wall clocks of two nodes) is refused as a replay.
+MAX_CLOCK_SKEW_S = 10.0
+_FIELDS = ("leader", "epoch", "to", "at", "mac")
+_NAME_MAX = 63
+_MAC_HEX = 64
+
+
+class FailsafeRefused(Exception):
+    """A ping that is not one: the HTTP status and the reason, for the asker."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Ping:
+    leader: str  # who asks: the leader of `epoch`, cut off from etcd
+    epoch: int
+    to: str  # the node asked (a ping is good for that node only)
+    at_ms: int  # the leader's wall clock, in milliseconds
+
+
+def _mac(key: bytes, *parts: object) -> str:
+    message = "\n".join(str(part) for part in parts).encode()
+    return hmac.new(key, message, hashlib.sha256).hexdigest()
+
+
+def ping_mac(key: bytes, ping: Ping) -> str:
+    return _mac(key, "ping", ping.leader, ping.epoch, ping.to, ping.at_ms)
+
+
+def ping_target(key: bytes, ping: Ping) -> str:
+    """The path and query a ping is sent as."""
+    query = urlencode(
+        {
+            "leader": ping.leader,
+            "epoch": ping.epoch,
+            "to": ping.to,
+            "at": ping.at_ms,
+            "mac": ping_mac(key, ping),
+        }
+    )
+    return f"{PATH}?{query}"
+
+
+def parse_ping(query: str, key: bytes, me: str, now_wall: float) -> Ping:
+    """The ping in a request's query, checked: well formed (400), for this node, signed
+    with our key and recent (403). Raises FailsafeRefused."""
+    fields = parse_qs(query, keep_blank_values=True, max_num_fields=len(_FIELDS) + 1)
+    if set(fields) != set(_FIELDS) or any(len(values) != 1 for values in fields.values()):
+        raise FailsafeRefused(400, f"a failsafe ping has exactly {', '.join(_FIELDS)}")
+    value = {name: values[0] for name, values in fields.items()}
+    if not all(0 < len(value[name]) <= _NAME_MAX for name in ("leader", "to")):
+        raise FailsafeRefused(400, "leader and to are node names")
+    if not (value["epoch"].isascii() and value["epoch"].isdigit() and len(value["epoch"]) < 19):
+        raise FailsafeRefused(400, "epoch is a number")
+    if not (value["at"].isascii() and value["at"].isdigit() and len(value["at"]) < 19):
+        raise FailsafeRefused(400, "at is a number of milliseconds")
+    ping = Ping(value["leader"], int(value["epoch"]), value["to"], int(value["at"]))
+    if len(value["mac"]) != _MAC_HEX or not hmac.compare_digest(value["mac"], ping_mac(key, ping)):
+        raise FailsafeRefused(403, "not signed with this cluster's failsafe key")
+    if ping.to != me:
+        raise FailsafeRefused(403, f"this ping is for {ping.to}, not for {me}")
+    if abs(now_wall - ping.at_ms / 1000) > MAX_CLOCK_SKEW_S:
+        raise FailsafeRefused(403, f"this ping is more than {MAX_CLOCK_SKEW_S:g} s off our clock")
+    return ping
+
+
+def cut_off_for_failsafe(now: float, last_etcd_contact: float, timing: Timing) -> bool:
+    """Etcd has not answered us for two keepalives: long enough that a node still in
+    touch with a quorum never says it is cut off, short enough that a leader's rounds
+    find everyone so well before its fence at retry_timeout."""
+    return now - last_etcd_contact >= 2 * keepalive_interval(timing)
+
+
+def should_ping(now: float, last_etcd_contact: float, timing: Timing) -> bool:
+    """A leader starts asking one keepalive after etcd stopped answering: a replica's own
+    keepalives lag the leader's by at most one interval, so by retry_timeout every cut-off
+    replica has acknowledged a round."""
+    return now - last_etcd_contact >= keepalive_interval(timing)
+
+
+def refusal(ping: Ping, leadership: Leadership, cut_off: bool) -> str | None:
+    """Why this node does not acknowledge `ping`; None: it does."""
+    if not cut_off:
+        return "this node still reaches etcd"
+    if leadership.role is Role.LEADER:
+        return "this node leads"
+    if leadership.leader_name is not None and leadership.leader_name != ping.leader:
+        return f"this node follows {leadership.leader_name}"
+    if leadership.epoch is not None and leadership.epoch > ping.epoch:
+        return f"this node knows a newer leadership (epoch {leadership.epoch})"
+    return None
+
+
+def answer_mac(key: bytes, node: str, ping: Ping, acknowledged: bool) -> str:
+    return _mac(key, "answer", node, ping.leader, ping.epoch, ping.at_ms, acknowledged)
+
+
+def answer_body(key: bytes, node: str, ping: Ping, why_not: str | None) -> bytes:
+    acknowledged = why_not is None
+    answer: dict[str, object] = {
+        "node": node,
+        "acknowledged": acknowledged,
+        "mac": answer_mac(key, node, ping, acknowledged),
+    }
+    if why_not is not None:
+        answer["reason"] = why_not
+    return json.dumps(answer).encode()
+
+
+def acknowledged(key: bytes, node: str, ping: Ping, body: bytes) -> bool:
+    """Whether `body` is `node`'s signed acknowledgement of exactly `ping`."""
+    try:
+        answer = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return False
+    if not isinstance(answer, dict) or answer.get("acknowledged") is not True:
+        return False
+    mac = answer.get("mac")
+    return (
+        answer.get("node") == node
+        and isinstance(mac, str)
+        and hmac.compare_digest(mac, answer_mac(key, node, ping, True))
+    )
+
+
+@dataclass(frozen=True)
+class Peer:
+    name: str
+    host: str  # the cluster-internal address
+    port: int  # its first front door port
+
+
+def peers(state: ClusterState | None, me: str) -> tuple[Peer, ...]:
+    """Every other node of the last view: all must acknowledge. A node without a front
+    door port cannot, so the leader will not hold while it is in the view."""
+    if state is None:
+        return ()
+    return tuple(
+        Peer(name, status.address, status.front_door_ports[0] if status.front_door_ports else 0)
+        for name, status in sorted(state.nodes.items())
+        if name != me
+    )
+
+
+def round_holds(answers: Mapping[str, bool], asked: tuple[Peer, ...]) -> bool:
+    """A round holds when every node asked acknowledged it."""
+    return all(answers.get(peer.name, False) for peer in asked)
+
+
+def still_held(now: float, since: float | None, timing: Timing) -> bool:
+    """A complete round (or an acknowledged ping, on a replica) holds for retry_timeout
+    from when it was sent (received): the fence's own bound."""
+    return since is not None and now - since < timing.retry_timeout

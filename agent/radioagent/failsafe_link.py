@@ -1,0 +1,148 @@
+"""Failsafe on quorum loss, carried: a leader's rounds of pings to every other node's
+front door, and a node's answers to them. The rules are coordination/failsafe.py's."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import aiohttp
+
+from radioagent.config import Timing
+from radioagent.coordination.election import Leadership, Role
+from radioagent.coordination.failsafe import (
+    FailsafeRefused,
+    Peer,
+    Ping,
+    acknowledged,
+    answer_body,
+    parse_ping,
+    ping_target,
+    refusal,
+    round_holds,
+    still_held,
+)
+from radioagent.hosts import host_port
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Followed:
+    """The last ping this node acknowledged."""
+
+    leader: str
+    epoch: int
+    at: float  # the agent's clock
+
+
+class FailsafeLink:
+    def __init__(
+        self,
+        key: str,
+        node_name: str,
+        clock: Callable[[], float],
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._key = key.encode()
+        self._me = node_name
+        self._clock = clock
+        self._wall_clock = wall_clock
+        self._session: aiohttp.ClientSession | None = None
+        self.held_since: float | None = None  # the leader's last complete round, sent at
+        self.followed: Followed | None = None
+        self.rounds: Counter[str] = Counter()  # by result: held, failed
+        self.answers: Counter[str] = Counter()  # by result: acknowledged, refused, invalid
+        self._last_missing: tuple[str, ...] | None = None
+
+    # --- the leader's side ----------------------------------------------------------------
+
+    def leader_held(self, now: float, timing: Timing) -> bool:
+        return still_held(now, self.held_since, timing)
+
+    async def ask_round(self, peers: tuple[Peer, ...], epoch: int, timeout: float) -> bool:
+        """Ask every peer at once; True (and held from the round's start) when all
+        acknowledged."""
+        sent = self._clock()
+        at_ms = int(self._wall_clock() * 1000)
+        answers = await asyncio.gather(
+            *(self._ask(peer, Ping(self._me, epoch, peer.name, at_ms), timeout) for peer in peers)
+        )
+        results = dict(zip((peer.name for peer in peers), answers, strict=True))
+        missing = tuple(name for name, ok in results.items() if not ok)
+        if round_holds(results, peers):
+            if self.held_since is None or self._last_missing != ():
+                log.warning(
+                    "failsafe: cut off from etcd, and every other node (%s) acknowledged: "
+                    "keeping the leadership",
+                    ", ".join(results) or "none",
+                )
+            self.held_since = sent
+            self.rounds["held"] += 1
+        else:
+            if missing != self._last_missing:
+                log.warning("failsafe: no acknowledgement from %s", ", ".join(missing))
+            self.rounds["failed"] += 1
+        self._last_missing = missing
+        return not missing
+
+    def end_round(self) -> None:
+        """Etcd answers again (or we no longer lead): rounds start afresh next time."""
+        self.held_since = None
+        self._last_missing = None
+
+    async def _ask(self, peer: Peer, ping: Ping, timeout: float) -> bool:
+        url = f"http://{host_port(peer.host, peer.port)}{ping_target(self._key, ping)}"
+        try:
+            async with self._http().get(
+                url, timeout=aiohttp.ClientTimeout(total=timeout), allow_redirects=False
+            ) as reply:
+                body = await reply.content.read(4096)
+        except (aiohttp.ClientError, TimeoutError, OSError):
+            return False
+        return reply.status == 200 and acknowledged(self._key, peer.name, ping, body)
+
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = aiohttp.ClientSession()
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    # --- every node's side ------------------------------------------------------------------
+
+    def answer(self, query: str, leadership: Leadership, cut_off: bool) -> tuple[int, bytes]:
+        """The HTTP status and JSON body for a ping in `query`."""
+        try:
+            ping = parse_ping(query, self._key, self._me, self._wall_clock())
+        except FailsafeRefused as refused:
+            self.answers["invalid"] += 1
+            log.warning("failsafe: refused a ping: %s", refused.reason)
+            return refused.status, json.dumps({"error": refused.reason}).encode()
+        why_not = refusal(ping, leadership, cut_off)
+        if why_not is None:
+            if self.followed is None or self.followed.leader != ping.leader:
+                log.warning("failsafe: cut off from etcd; following %s on its word", ping.leader)
+            self.followed = Followed(ping.leader, ping.epoch, self._clock())
+            self.answers["acknowledged"] += 1
+        else:
+            self.answers["refused"] += 1
+        return 200, answer_body(self._key, self._me, ping, why_not)
+
+    def replica_held(self, now: float, leadership: Leadership, timing: Timing) -> bool:
+        """This replica acknowledged its own leader lately: it goes on following it."""
+        followed = self.followed
+        return (
+            followed is not None
+            and leadership.role is Role.REPLICA
+            and leadership.leader_name == followed.leader
+            and still_held(now, followed.at, timing)
+        )

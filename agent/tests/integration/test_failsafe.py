@@ -1,0 +1,201 @@
+"""Failsafe on quorum loss: etcd without quorum while every agent is up silences no
+studio; one agent missing, the leader steps down as before; pings that are not the
+cluster's change nothing."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from urllib.parse import parse_qs, urlencode
+
+import pytest
+
+from radioagent.coordination.failsafe import PATH, Ping, ping_target
+from tests.harness.agents import TEST_TIMING, AgentNode, RadioCluster, connect_source
+from tests.harness.clients import SourceClient, StreamRecorder, listen
+from tests.harness.etcd import EtcdCluster
+from tests.harness.icecast import IcecastServer
+from tests.harness.media import AudioSample
+from tests.harness.transcoders import transcoder_processes
+from tests.harness.waiting import wait_for
+from tests.integration.conftest import started
+
+pytestmark = pytest.mark.integration
+
+KEY = "failsafe-test-key-0123456789abcdef0123"
+STUDIO = {"name": "live.mp3", "source_password": "dj-secret"}
+PROBE = {"name": "probe.mp3", "source_password": "probe-secret"}  # taken only to probe
+PROBE_LIVE = "/_live/probe.mp3"
+LOW = {
+    "name": "low.mp3",
+    "source_password": "transcoder-secret",
+    "transcode": {"parent": "live.mp3", "format": {"codec": "mp3", "bitrate_kbps": 64}},
+}
+RETRY = TEST_TIMING["retry_timeout"]
+
+
+@pytest.fixture
+def failsafe_cluster(
+    agent_icecasts: list[IcecastServer], etcd_cluster: EtcdCluster, holding_cache_dir: Path
+) -> Iterator[RadioCluster]:
+    cluster = RadioCluster(
+        etcd_cluster,
+        started(agent_icecasts),
+        holding_cache_dir=holding_cache_dir,
+        failsafe_key=KEY,
+    )
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+def ask(node: AgentNode, target: str) -> tuple[int, dict[str, object]]:
+    result = listen(f"{node.front_door_url}{target}", 4096, timeout=3)
+    return result.status, json.loads(result.body or b"{}")
+
+
+def on_air(
+    cluster: RadioCluster, make: Callable[..., SourceClient], audio: AudioSample
+) -> tuple[AgentNode, AgentNode, AgentNode, SourceClient, StreamRecorder]:
+    """The leader; a studio through one replica's front door; a listener on the other's."""
+    store = cluster.store()
+    store.create_mount(STUDIO)
+    store.create_mount(PROBE)
+    leader = cluster.leader_taking_sources(PROBE_LIVE, "probe-secret")
+    entry, other = (node for node in cluster.nodes if node is not leader)
+    studio = wait_for(
+        lambda: connect_source(entry, make, "/live.mp3", "dj-secret", audio),
+        timeout=10,
+        what="the studio to be taken through a replica",
+    )
+    listener = StreamRecorder(f"{other.front_door_url}/_stream/live.mp3").start()
+    wait_for(
+        lambda: hears_studio(listener, audio, time.monotonic() - 1),
+        timeout=10,
+        what="the studio heard on the other replica",
+    )
+    return leader, entry, other, studio, listener
+
+
+def hears_studio(listener: StreamRecorder, audio: AudioSample, since: float) -> bool:
+    """Bytes arrived since `since`, and the newest 2 KB of them are the studio's own."""
+    return listener.bytes_since(since) > 4096 and bytes(listener.body[-2048:]) in audio.data
+
+
+def test_pings_that_are_not_the_clusters_are_refused_and_change_nothing(
+    failsafe_cluster: RadioCluster,
+) -> None:
+    failsafe_cluster.store().create_mount(PROBE)
+    leader = failsafe_cluster.leader_taking_sources(PROBE_LIVE, "probe-secret")
+    replica = next(node for node in failsafe_cluster.nodes if node is not leader)
+    epoch = failsafe_cluster.statuses()[leader.name].epoch or 0
+    now_ms = int(time.time() * 1000)
+    good = ping_target(KEY.encode(), Ping(leader.name, epoch, replica.name, now_ms))
+    fields = {name: values[0] for name, values in parse_qs(good.split("?", 1)[1]).items()}
+
+    forged = ping_target(
+        b"another-key-0123456789abcdef0123456", Ping(leader.name, epoch, replica.name, now_ms)
+    )
+    assert ask(replica, forged)[0] == 403
+    stale = ping_target(KEY.encode(), Ping(leader.name, epoch, replica.name, now_ms - 60_000))
+    assert ask(replica, stale)[0] == 403
+    elsewhere = ping_target(KEY.encode(), Ping(leader.name, epoch, leader.name, now_ms))
+    assert ask(replica, elsewhere)[0] == 403  # a ping for another node, replayed here
+    missing = {name: value for name, value in fields.items() if name != "epoch"}
+    status, body = ask(replica, f"{PATH}?{urlencode(missing)}")
+    assert status == 400
+    assert "epoch" in str(body["error"])
+    assert ask(replica, f"{PATH}?{urlencode({**fields, 'epoch': 'x'})}")[0] == 400
+
+    # Well formed and signed, but the replica reaches etcd: refused, saying why.
+    status, body = ask(replica, good)
+    assert status == 200
+    assert body["acknowledged"] is False
+    assert body["reason"] == "this node still reaches etcd"
+    # None of it moved the leadership.
+    assert failsafe_cluster.accepting_nodes(PROBE_LIVE, "probe-secret") == [leader.name]
+
+
+def test_a_quorum_loss_with_every_node_up_silences_no_studio(
+    failsafe_cluster: RadioCluster,
+    source_client_factory: Callable[..., SourceClient],
+    long_mp3_audio: AudioSample,
+) -> None:
+    cluster = failsafe_cluster
+    leader, _, _, studio, listener = on_air(cluster, source_client_factory, long_mp3_audio)
+    cluster.store().create_mount(LOW)
+    (transcoder,) = wait_for(
+        lambda: transcoder_processes("low.mp3", cluster),
+        timeout=15,
+        what="low.mp3's transcoder",
+        explain=cluster.log_tails,
+    )
+    try:
+        lost_at = time.monotonic()
+        cluster.etcd.kill(0)
+        cluster.etcd.kill(1)
+        # Three leases' worth without quorum: only the leader ever takes a source.
+        window = 3 * TEST_TIMING["ttl"]
+        samples = 0
+        while time.monotonic() < lost_at + window:  # bounded by the window
+            assert cluster.accepting_nodes(PROBE_LIVE, "probe-secret") == [leader.name]
+            samples += 1
+            time.sleep(0.2)
+        assert samples >= 10
+        assert not studio.closed_by_peer()
+        assert listener.connected
+        assert hears_studio(listener, long_mp3_audio, time.monotonic() - 1)
+        assert listener.longest_gap(lost_at, time.monotonic()) < 2.0
+        # Nobody could claim it without quorum, so its owner kept it: the same process.
+        assert transcoder_processes("low.mp3", cluster) == [transcoder]
+
+        cluster.etcd.restart(0)
+        cluster.etcd.restart(1)
+        # Quorum back: the same leadership goes on, no election.
+        cluster.etcd.wait_leader(among=[0, 1, 2], timeout=15)
+        assert cluster.leader_name() == leader.name
+        assert cluster.accepting_nodes(PROBE_LIVE, "probe-secret") == [leader.name]
+        assert hears_studio(listener, long_mp3_audio, time.monotonic() - 1)
+    finally:
+        listener.stop()
+
+
+def test_without_every_acknowledgement_the_leader_steps_down_as_before(
+    failsafe_cluster: RadioCluster,
+    source_client_factory: Callable[..., SourceClient],
+    long_mp3_audio: AudioSample,
+) -> None:
+    cluster = failsafe_cluster
+    leader, _, other, _, listener = on_air(cluster, source_client_factory, long_mp3_audio)
+    try:
+        cluster.etcd.kill(0)
+        cluster.etcd.kill(1)
+        held_from = time.monotonic() + RETRY + 1
+        wait_for(lambda: time.monotonic() >= held_from, timeout=RETRY + 2, what="the fence's bound")
+        assert cluster.accepting_nodes(PROBE_LIVE, "probe-secret") == [leader.name]
+
+        other.kill()  # one agent can no longer acknowledge
+        killed_at = time.monotonic()
+        wait_for(
+            lambda: cluster.accepting_nodes(PROBE_LIVE, "probe-secret") == [],
+            timeout=RETRY + 2,
+            what="the leader to step down",
+            interval=0.05,
+        )
+        assert time.monotonic() - killed_at <= RETRY + 1.5
+
+        cluster.etcd.restart(0)
+        cluster.etcd.restart(1)
+        new_leader = cluster.wait_leader(timeout=2 * TEST_TIMING["ttl"] + 10)
+        wait_for(
+            lambda: cluster.accepting_nodes(PROBE_LIVE, "probe-secret") == [new_leader],
+            timeout=TEST_TIMING["ttl"] + 5,
+            what="one leader taking sources again",
+            explain=cluster.log_tails,
+        )
+    finally:
+        listener.stop()
