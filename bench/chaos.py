@@ -1,7 +1,7 @@
 """A fault campaign on the systemd-nspawn testbed: seeded random faults on a cluster the
 project's own playbooks built, with a checker on the wire from outside (chaos_checker).
 
-    bench/chaos [--up [--nodes N]] [--faults N] [--seed S] [--short] [--down]
+    bench/chaos [--up [--nodes N]] [--faults N] [--seed S] [--short] [--kinds K,..] [--down]
 
 It runs on the testbed's cluster as it stands (`make demo`, or the cluster scenario's
 machines); `--up` builds one first (image, N machines, 3 by default, site.yml and
@@ -328,17 +328,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--max-minutes", type=float, default=None, help="stop starting faults after that"
     )
     parser.add_argument("--write-doc", action="store_true", help=f"the table to {DOC.name}")
+    parser.add_argument(
+        "--kinds", default=None, help=f"comma-separated kinds to draw from (of {', '.join(FAULTS)})"
+    )
     arguments = parser.parse_args(argv)
     require_root(parser)
     if arguments.faults < 1:
         parser.error("--faults must be at least 1")
     if not 3 <= arguments.nodes <= 9:
         parser.error("--nodes: 3 to 9 (the testbed's addresses and etcd's 3 members)")
+    drawn = list(FAULTS) if arguments.kinds is None else arguments.kinds.split(",")
+    if unknown := [kind for kind in drawn if kind not in FAULTS]:
+        parser.error(f"--kinds: no such kind {', '.join(unknown)}")
     seed = SHORT_SEED if arguments.short else arguments.seed
     if seed is None:
         seed = random.SystemRandom().randrange(1 << 32)
     rng = random.Random(seed)  # noqa: S311 - a replayable campaign, not a secret
-    kinds = schedule(list(FAULTS), len(FAULTS) if arguments.short else arguments.faults, rng)
+    kinds = schedule(drawn, len(drawn) if arguments.short else arguments.faults, rng)
     log(f"seed {seed}: {len(kinds)} faults")
     try:
         if arguments.up:

@@ -55,6 +55,17 @@ def raft_leader(nodes: Sequence[str]) -> str | None:
     return None
 
 
+def etcd_members(nodes: Sequence[str]) -> list[str]:
+    """The nodes that run an etcd member (the others run the gateway)."""
+    for node in nodes:
+        try:
+            members = checks.etcdctl(node, "member list -w json")["members"]
+        except (testbed.TestbedError, ValueError, KeyError):
+            continue
+        return sorted(str(member["name"]) for member in members if member["name"] in nodes)
+    return []
+
+
 def liquidsoap_pids(node: str, script_part: str) -> list[int]:
     """PIDs of the node's Liquidsoap processes whose command line names `script_part`
     (the host's /proc sees the machines' processes; their cgroup says whose)."""
@@ -163,6 +174,22 @@ def minority_cut(cluster: Cluster, rng: random.Random) -> Fault:
     return link_cut(rng.choice(others), "minority_cut", cluster.ttl_s + 5)
 
 
+def etcd_majority(cluster: Cluster, rng: random.Random) -> Fault:
+    """Etcd without quorum (a majority of its members frozen past the lease) while every
+    machine, agent and link is fine: the failsafe keeps the leader taking sources. The
+    victim names the frozen members; no node is exempt from the checker."""
+    members = etcd_members(cluster.nodes) or list(cluster.nodes)
+    frozen = sorted(rng.sample(members, len(members) // 2 + 1))
+    for node in frozen:
+        systemctl_kill(node, "etcd", signal.SIGSTOP)
+
+    def thaw() -> None:
+        for node in frozen:
+            systemctl_kill(node, "etcd", signal.SIGCONT)
+
+    return Fault("etcd_majority", "+".join(frozen), cluster.ttl_s + 5, thaw)
+
+
 FAULTS: dict[str, Callable[[Cluster, random.Random], Fault]] = {
     "agent_kill": agent_kill,
     "agent_pause": agent_pause,
@@ -175,4 +202,5 @@ FAULTS: dict[str, Callable[[Cluster, random.Random], Fault]] = {
     "raft_collocated_kill": raft_collocated_kill,
     "leader_cut": leader_cut,
     "minority_cut": minority_cut,
+    "etcd_majority": etcd_majority,
 }

@@ -643,6 +643,11 @@ class Agent:
             certificate_orders=None
             if self.certificates is None
             else dict(self.certificates.orders),
+            failsafe_held=None
+            if self.failsafe is None
+            else self.etcd_lost() and self.failsafe_held(),
+            failsafe_rounds={} if self.failsafe is None else dict(self.failsafe.rounds),
+            failsafe_answers={} if self.failsafe is None else dict(self.failsafe.answers),
             listeners_last_hour={
                 mount: self.listener_history.series(mount, time.time())
                 for mount in (self.state.mounts if self.state is not None else ())

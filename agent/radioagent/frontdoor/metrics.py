@@ -166,9 +166,41 @@ class AgentCollector(Collector):
             )
             dropped.add_metric(node, now.dns_dropped)
             yield dropped
+        yield from _failsafe_families(now)
         yield from _certificate_families(now, door)
         yield from _mount_families(now, door)
         yield from _programme_families(now)
+
+
+def _failsafe_families(now: AgentSnapshot) -> Iterator[Metric]:
+    if now.failsafe_held is None:
+        return
+    held = GaugeMetricFamily(
+        "radio_failsafe_held",
+        "1 while this node is cut off from etcd and acts on the failsafe (its leader "
+        "acknowledged by every node, or acknowledging its leader)",
+        labels=["node"],
+    )
+    held.add_metric([now.node_name], float(now.failsafe_held))
+    yield held
+    for name, help_text, counts, results in (
+        (
+            "radio_failsafe_rounds",
+            "The leader's rounds of failsafe pings while cut off from etcd, by result",
+            now.failsafe_rounds,
+            ("held", "failed"),
+        ),
+        (
+            "radio_failsafe_answers",
+            "Failsafe pings this node answered, by result",
+            now.failsafe_answers,
+            ("acknowledged", "refused", "invalid"),
+        ),
+    ):
+        counter = CounterMetricFamily(name, help_text, labels=["node", "result"])
+        for result in results:
+            counter.add_metric([now.node_name, result], counts.get(result, 0))
+        yield counter
 
 
 def _certificate_families(now: AgentSnapshot, door: FrontDoorStats) -> Iterator[Metric]:

@@ -46,6 +46,11 @@ class AgentSnapshot:
     # Cluster-wide listeners of each mount, a value a minute, oldest first (None: unseen).
     listeners_last_hour: dict[str, list[int | None]] = field(default_factory=dict)
     etcd_endpoints: int = 1  # it may use: configured, and the members etcd lists
+    # None: no failsafe key here. Else: held (cut off from etcd, acting on the failsafe),
+    # the leader's rounds by result, and the pings answered by result.
+    failsafe_held: bool | None = None
+    failsafe_rounds: dict[str, int] = field(default_factory=dict)
+    failsafe_answers: dict[str, int] = field(default_factory=dict)
 
     @property
     def alive(self) -> bool:
