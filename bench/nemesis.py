@@ -133,6 +133,32 @@ def liquidsoap_kill(cluster: Cluster, rng: random.Random) -> Fault:
     return Fault("liquidsoap_kill", victim, 0.0, nothing)
 
 
+LIQUIDSOAP = "/usr/bin/liquidsoap"
+BROKEN_LIQUIDSOAP = "#!/bin/sh\necho 'liquidsoap: broken by bench/chaos' >&2\nexit 1\n"
+
+
+def liquidsoap_crash_at_start(cluster: Cluster, rng: random.Random) -> Fault:
+    """The transcoder's owner can no longer start Liquidsoap (its binary replaced by one
+    that fails at once), and its running one is killed: the agent restarts it, fails
+    three times, gives the claim up, and another node takes the mount over. The binary
+    comes back at the heal."""
+    owners = [node for node in cluster.nodes if liquidsoap_pids(node, "transcoder-")]
+    victim = rng.choice(owners or list(cluster.nodes))
+    testbed.run_in(victim, ["mv", LIQUIDSOAP, f"{LIQUIDSOAP}.real"])
+    testbed.run_in(
+        victim,
+        ["sh", "-c", f'printf %s "$0" > {LIQUIDSOAP} && chmod 755 {LIQUIDSOAP}', BROKEN_LIQUIDSOAP],
+    )
+    for pid in liquidsoap_pids(victim, "transcoder-"):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+    def mend() -> None:
+        testbed.run_in(victim, ["mv", "-f", f"{LIQUIDSOAP}.real", LIQUIDSOAP])
+
+    return Fault("liquidsoap_crash_at_start", victim, cluster.ttl_s + 15, mend)
+
+
 def machine_kill(cluster: Cluster, rng: random.Random) -> Fault:
     victim = rng.choice(cluster.nodes)
     testbed.kill_node(victim)
@@ -196,6 +222,7 @@ FAULTS: dict[str, Callable[[Cluster, random.Random], Fault]] = {
     "leader_pause": leader_pause,
     "icecast_kill": icecast_kill,
     "liquidsoap_kill": liquidsoap_kill,
+    "liquidsoap_crash_at_start": liquidsoap_crash_at_start,
     "machine_kill": machine_kill,
     "leader_machine_kill": leader_machine_kill,
     "raft_leader_kill": raft_leader_kill,

@@ -39,6 +39,7 @@ class Followed:
     leader: str
     epoch: int
     at: float  # the agent's clock
+    at_ms: int  # the ping's own time (the leader's wall clock): older ones are replays
 
 
 class FailsafeLink:
@@ -127,11 +128,13 @@ class FailsafeLink:
             self.answers["invalid"] += 1
             log.warning("failsafe: refused a ping: %s", refused.reason)
             return refused.status, json.dumps({"error": refused.reason}).encode()
-        why_not = refusal(ping, leadership, cut_off)
+        followed = self.followed
+        newest = followed.at_ms if followed is not None and followed.leader == ping.leader else None
+        why_not = refusal(ping, leadership, cut_off, newest)
         if why_not is None:
-            if self.followed is None or self.followed.leader != ping.leader:
+            if followed is None or followed.leader != ping.leader:
                 log.warning("failsafe: cut off from etcd; following %s on its word", ping.leader)
-            self.followed = Followed(ping.leader, ping.epoch, self._clock())
+            self.followed = Followed(ping.leader, ping.epoch, self._clock(), ping.at_ms)
             self.answers["acknowledged"] += 1
         else:
             self.answers["refused"] += 1

@@ -170,6 +170,8 @@ class Agent:
         self.lease_id: int | None = None
         self.lease_ttl: float | None = None
         self.last_etcd_contact = float("-inf")
+        # Since when etcd has answered without a gap a failsafe would notice (None: never).
+        self.etcd_contact_since: float | None = None
         self.leadership = Leadership(Role.DETACHED)
         self.leading_since: float | None = None  # wall clock: when this node began to lead
         # Wall clock: when each mount's live audio here last came or went (not its first
@@ -263,6 +265,12 @@ class Agent:
         """Cut off from etcd for retry_timeout, and not held by the failsafe."""
         return self.etcd_lost() and not self.failsafe_held()
 
+    def _heard_from_etcd(self, sent: float) -> None:
+        """etcd (a quorum of it) answered a request sent at `sent`."""
+        if cut_off_for_failsafe(sent, self.last_etcd_contact, self.timing):
+            self.etcd_contact_since = sent  # back after a gap, or for the first time
+        self.last_etcd_contact = max(self.last_etcd_contact, sent)
+
     def etcd_lost(self) -> bool:
         return must_stop_leading(self.clock(), self.last_etcd_contact, self.timing.retry_timeout)
 
@@ -315,6 +323,8 @@ class Agent:
             leadership=self.leadership,
             tls_ports=self.front_door.open_tls_ports,
             failsafe_held=self.failsafe_held(),
+            failsafe_on=self.failsafe is not None,
+            etcd_contact_since=self.etcd_contact_since,
         )
 
     async def cycle(self) -> None:
@@ -427,7 +437,8 @@ class Agent:
         if plan.moves.lease is LeaseStep.GRANT:
             sent = self.clock()
             self.lease_id = await self.store.grant_lease(plan.timing.ttl)
-            self.lease_ttl, self.last_etcd_contact = plan.timing.ttl, sent
+            self.lease_ttl = plan.timing.ttl
+            self._heard_from_etcd(sent)
             self._published_status = None
         elif plan.moves.lease is LeaseStep.MOVE:
             await self._move_to_new_lease(plan)
@@ -447,7 +458,7 @@ class Agent:
         elif plan.moves.campaign and self.lease_id is not None:
             sent = self.clock()
             epoch = await self.store.campaign(name, self.lease_id)
-            self.last_etcd_contact = sent
+            self._heard_from_etcd(sent)
             if epoch is not None:
                 log.info("won the election: leading with epoch %d", epoch)
 
@@ -465,7 +476,8 @@ class Agent:
             transcoders=plan.moves.move_transcoders,
             status=self._published_status,
         )
-        self.lease_id, self.lease_ttl, self.last_etcd_contact = new_lease, ttl, sent
+        self.lease_id, self.lease_ttl = new_lease, ttl
+        self._heard_from_etcd(sent)
         if old_lease is not None:
             await self.store.revoke_lease(old_lease)
         log.info("ttl now %g s: moved %d keys to a new lease", ttl, moved)
@@ -819,6 +831,9 @@ class Agent:
             if failing_since is not None:
                 log.info("lease keepalive back after %.1f s", sent - failing_since)
                 failing_since = None
+            # An answer, even "no such lease", is etcd's: a node that hears it no longer
+            # acknowledges a failsafe leader.
+            self._heard_from_etcd(sent)
             if lease_id != self.lease_id:
                 continue  # moved to a new lease meanwhile: this answer is about the old one
             if remaining_ttl <= 0:
@@ -828,8 +843,6 @@ class Agent:
                     await self._step_down("our lease expired")
                 self._set_leadership(Leadership(Role.DETACHED))
                 self.wake()
-                continue
-            self.last_etcd_contact = sent
 
     async def _fence_forever(self) -> None:
         while True:

@@ -26,6 +26,7 @@ from radioagent.coordination.election import (
     previous_life_epoch,
     should_campaign,
 )
+from radioagent.coordination.failsafe import may_campaign
 from radioagent.coordination.state import ClusterState, Handover
 from radioagent.icecast.render import IcecastPlan
 from radioagent.icecast.stats import IcecastStats
@@ -93,6 +94,8 @@ class LocalFacts:
     # Cut off from etcd, but held by the failsafe: as leader, every other node
     # acknowledged it lately; as replica, it acknowledged its leader lately.
     failsafe_held: bool = False
+    failsafe_on: bool = False  # this node has the cluster's failsafe key
+    etcd_contact_since: float | None = None  # `now`'s clock; None: etcd never answered
 
 
 class LeaseStep(Enum):
@@ -300,6 +303,7 @@ def _leadership_moves(
         should_campaign(state, facts.lease_id, identity.name)
         and not cut_off(facts, timing)
         and facts.stats is not None
+        and (not facts.failsafe_on or may_campaign(facts.now, facts.etcd_contact_since, timing))
     ):
         return Moves(campaign=True)
     return Moves()

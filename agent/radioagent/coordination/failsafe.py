@@ -82,7 +82,10 @@ def ping_target(key: bytes, ping: Ping) -> str:
 def parse_ping(query: str, key: bytes, me: str, now_wall: float) -> Ping:
     """The ping in a request's query, checked: well formed (400), for this node, signed
     with our key and recent (403). Raises FailsafeRefused."""
-    fields = parse_qs(query, keep_blank_values=True, max_num_fields=len(_FIELDS) + 1)
+    try:
+        fields = parse_qs(query, keep_blank_values=True, max_num_fields=len(_FIELDS) + 1)
+    except ValueError:  # more fields than a ping has (counted before empty ones are dropped)
+        fields = {}
     if set(fields) != set(_FIELDS) or any(len(values) != 1 for values in fields.values()):
         raise FailsafeRefused(400, f"a failsafe ping has exactly {', '.join(_FIELDS)}")
     value = {name: values[0] for name, values in fields.items()}
@@ -93,13 +96,23 @@ def parse_ping(query: str, key: bytes, me: str, now_wall: float) -> Ping:
     if not (value["at"].isascii() and value["at"].isdigit() and len(value["at"]) < 19):
         raise FailsafeRefused(400, "at is a number of milliseconds")
     ping = Ping(value["leader"], int(value["epoch"]), value["to"], int(value["at"]))
-    if len(value["mac"]) != _MAC_HEX or not hmac.compare_digest(value["mac"], ping_mac(key, ping)):
+    if not _is_mac(value["mac"]) or not hmac.compare_digest(value["mac"], ping_mac(key, ping)):
         raise FailsafeRefused(403, "not signed with this cluster's failsafe key")
     if ping.to != me:
         raise FailsafeRefused(403, f"this ping is for {ping.to}, not for {me}")
     if abs(now_wall - ping.at_ms / 1000) > MAX_CLOCK_SKEW_S:
         raise FailsafeRefused(403, f"this ping is more than {MAX_CLOCK_SKEW_S:g} s off our clock")
     return ping
+
+
+def _is_mac(text: object) -> bool:
+    """A hex SHA-256 digest's shape (compare_digest refuses non-ASCII strings)."""
+    return (
+        isinstance(text, str)
+        and len(text) == _MAC_HEX
+        and text.isascii()
+        and all(character in "0123456789abcdef" for character in text)
+    )
 
 
 def cut_off_for_failsafe(now: float, last_etcd_contact: float, timing: Timing) -> bool:
@@ -116,8 +129,25 @@ def should_ping(now: float, last_etcd_contact: float, timing: Timing) -> bool:
     return now - last_etcd_contact >= keepalive_interval(timing)
 
 
-def refusal(ping: Ping, leadership: Leadership, cut_off: bool) -> str | None:
-    """Why this node does not acknowledge `ping`; None: it does."""
+def may_campaign(now: float, contact_since: float | None, timing: Timing) -> bool:
+    """A node back in touch with etcd (after a gap, or its first contact) campaigns only
+    once no leader can still be holding on the failsafe from before: a leader holds at
+    most retry_timeout past its last complete round, which can have started up to a
+    keepalive after this node's etcd came back (one more for the clocks' steps). Without
+    it, a raft leader frozen past the ttl revokes the old leader's lease the moment it
+    wakes, and a node campaigns while the old leader still holds."""
+    return contact_since is not None and now - contact_since >= timing.retry_timeout + 2 * (
+        keepalive_interval(timing)
+    )
+
+
+def refusal(
+    ping: Ping, leadership: Leadership, cut_off: bool, newest_at_ms: int | None = None
+) -> str | None:
+    """Why this node does not acknowledge `ping`; None: it does. `newest_at_ms`: the
+    newest ping from that leader this node acknowledged; one not newer is a replay."""
+    if newest_at_ms is not None and ping.at_ms <= newest_at_ms:
+        return "not newer than a ping already acknowledged"
     if not cut_off:
         return "this node still reaches etcd"
     if leadership.role is Role.LEADER:
@@ -149,15 +179,15 @@ def acknowledged(key: bytes, node: str, ping: Ping, body: bytes) -> bool:
     """Whether `body` is `node`'s signed acknowledgement of exactly `ping`."""
     try:
         answer = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
         return False
     if not isinstance(answer, dict) or answer.get("acknowledged") is not True:
         return False
     mac = answer.get("mac")
     return (
         answer.get("node") == node
-        and isinstance(mac, str)
-        and hmac.compare_digest(mac, answer_mac(key, node, ping, True))
+        and _is_mac(mac)
+        and hmac.compare_digest(str(mac), answer_mac(key, node, ping, True))
     )
 
 
@@ -181,8 +211,9 @@ def peers(state: ClusterState | None, me: str) -> tuple[Peer, ...]:
 
 
 def round_holds(answers: Mapping[str, bool], asked: tuple[Peer, ...]) -> bool:
-    """A round holds when every node asked acknowledged it."""
-    return all(answers.get(peer.name, False) for peer in asked)
+    """A round holds when every node asked acknowledged it, and somebody was asked: a
+    leader alone in its view has nobody whose return to etcd would end its hold."""
+    return bool(asked) and all(answers.get(peer.name, False) for peer in asked)
 
 
 def still_held(now: float, since: float | None, timing: Timing) -> bool:

@@ -199,3 +199,38 @@ def test_without_every_acknowledgement_the_leader_steps_down_as_before(
         )
     finally:
         listener.stop()
+
+
+def test_a_raft_leader_frozen_past_the_ttl_never_gives_two_leaders_when_it_wakes(
+    failsafe_cluster: RadioCluster,
+) -> None:
+    """The frozen raft leader wakes still leading and revokes every lease at once (they
+    all ran out while it slept), the failsafe leader's among them: a node that hears
+    etcd again refuses to acknowledge and waits out any hold before it campaigns."""
+    cluster = failsafe_cluster
+    cluster.store().create_mount(PROBE)
+    leader = cluster.leader_taking_sources(PROBE_LIVE, "probe-secret")
+    raft_leader = cluster.etcd.leader_index([0, 1, 2])
+    frozen = [raft_leader, (raft_leader + 1) % 3]
+    for index in frozen:
+        cluster.etcd.pause(index)
+    try:
+        frozen_at = time.monotonic()
+        while time.monotonic() < frozen_at + TEST_TIMING["ttl"] + 2:  # bounded
+            assert cluster.accepting_nodes(PROBE_LIVE, "probe-secret") == [leader.name]
+            time.sleep(0.2)
+    finally:
+        for index in frozen:
+            cluster.etcd.resume(index)
+    woke_at = time.monotonic()
+    while time.monotonic() < woke_at + 3 * TEST_TIMING["ttl"]:  # bounded
+        accepting = cluster.accepting_nodes(PROBE_LIVE, "probe-secret")
+        assert len(accepting) <= 1, accepting
+        time.sleep(0.05)
+    new_leader = cluster.wait_leader(timeout=10)
+    wait_for(
+        lambda: cluster.accepting_nodes(PROBE_LIVE, "probe-secret") == [new_leader],
+        timeout=10,
+        what="one leader taking sources",
+        explain=cluster.log_tails,
+    )

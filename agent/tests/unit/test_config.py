@@ -121,6 +121,10 @@ def test_missing_keys_are_named() -> None:
         ("dns", "nameservers", {"node1": "ns.example"}, "dns.nameservers.node1: 'ns.example'"),
         ("dns", "nameservers", {"Node 1": "192.0.2.1"}, "dns.nameservers: 'Node 1' is not"),
         ("dns", "max_records", 0, "dns.max_records: 0 is out of range"),
+        ("failsafe", "key", "k" * 31, "failsafe.key: the value is not valid"),
+        ("failsafe", "key", "k" * 129, "failsafe.key: the value is not valid"),
+        ("failsafe", "key", "k" * 16 + " " + "k" * 16, "failsafe.key: the value is not valid"),
+        ("failsafe", "key", 10**40, "failsafe.key: the value is not a string"),
     ],
 )
 def test_bad_values_are_refused_naming_key_and_value(
@@ -138,6 +142,22 @@ def test_a_password_is_never_repeated_in_a_problem() -> None:
     raw["icecast"]["source_password"] = "has a space"
     (problem,) = problems_of(raw)
     assert "has a space" not in problem
+
+
+@pytest.mark.parametrize("key", ["short-failsafe-key", "failsafe key with a space in it!", 10**40])
+def test_a_failsafe_key_is_never_repeated_in_a_problem(key: object) -> None:
+    raw = {**valid_raw(), "failsafe": {"key": key}}
+    (problem,) = problems_of(raw)
+    assert problem.startswith("failsafe.key: ")
+    assert str(key) not in problem
+
+
+@pytest.mark.parametrize("key", ["k" * 32, "0123456789abcdefABCDEF._~!@#$%^&*+=,;?-", "k" * 128])
+def test_a_failsafe_key_of_32_to_128_characters_is_taken_and_never_shown(key: str) -> None:
+    assert parse_config(valid_raw()).failsafe.key is None
+    config = parse_config({**valid_raw(), "failsafe": {"key": key}})
+    assert config.failsafe.key == key
+    assert key not in repr(config)
 
 
 def test_null_means_none_where_a_key_allows_it() -> None:
