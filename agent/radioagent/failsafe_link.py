@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Followed:
-    """The last ping this node acknowledged."""
+    """The last ping this node acknowledged from a leader that held."""
 
     leader: str
     epoch: int
@@ -60,23 +60,34 @@ class FailsafeLink:
         self.rounds: Counter[str] = Counter()  # by result: held, failed
         self.answers: Counter[str] = Counter()  # by result: acknowledged, refused, invalid
         self._last_missing: tuple[str, ...] | None = None
+        # The newest ping acknowledged (leader, its at_ms): anything not newer is a replay.
+        self._newest: tuple[str, int] | None = None
+        self.acknowledged_at: float | None = None  # when this node last acknowledged
 
     # --- the leader's side ----------------------------------------------------------------
 
     def leader_held(self, now: float, timing: Timing) -> bool:
         return still_held(now, self.held_since, timing)
 
-    async def ask_round(self, peers: tuple[Peer, ...], epoch: int, timeout: float) -> bool:
+    async def ask_round(
+        self, peers: tuple[Peer, ...], epoch: int, timeout: float, timing: Timing
+    ) -> bool:
         """Ask every peer at once; True (and held from the round's start) when all
-        acknowledged."""
+        acknowledged. Each ping says whether this leader holds now, so a replica follows
+        only a leader whose rounds are complete."""
         sent = self._clock()
         at_ms = int(self._wall_clock() * 1000)
+        held = self.leader_held(sent, timing)
         answers = await asyncio.gather(
-            *(self._ask(peer, Ping(self._me, epoch, peer.name, at_ms), timeout) for peer in peers)
+            *(
+                self._ask(peer, Ping(self._me, epoch, peer.name, at_ms, held), timeout)
+                for peer in peers
+            )
         )
         results = dict(zip((peer.name for peer in peers), answers, strict=True))
         missing = tuple(name for name, ok in results.items() if not ok)
-        if round_holds(results, peers):
+        holds = round_holds(results, peers)
+        if holds:
             if self.held_since is None or self._last_missing != ():
                 log.warning(
                     "failsafe: cut off from etcd, and every other node (%s) acknowledged: "
@@ -87,10 +98,10 @@ class FailsafeLink:
             self.rounds["held"] += 1
         else:
             if missing != self._last_missing:
-                log.warning("failsafe: no acknowledgement from %s", ", ".join(missing))
+                log.warning("failsafe: no acknowledgement from %s", ", ".join(missing) or "anyone")
             self.rounds["failed"] += 1
         self._last_missing = missing
-        return not missing
+        return holds
 
     def end_round(self) -> None:
         """Etcd answers again (or we no longer lead): rounds start afresh next time."""
@@ -98,6 +109,8 @@ class FailsafeLink:
         self._last_missing = None
 
     async def _ask(self, peer: Peer, ping: Ping, timeout: float) -> bool:
+        if not peer.port:
+            return False  # known to the cluster but down: it cannot acknowledge
         url = f"http://{host_port(peer.host, peer.port)}{ping_target(self._key, ping)}"
         try:
             async with self._http().get(
@@ -125,16 +138,24 @@ class FailsafeLink:
         try:
             ping = parse_ping(query, self._key, self._me, self._wall_clock())
         except FailsafeRefused as refused:
-            self.answers["invalid"] += 1
-            log.warning("failsafe: refused a ping: %s", refused.reason)
+            self.answers["invalid"] += 1  # counted, not logged: anyone can send them
+            log.debug("failsafe: refused a ping: %s", refused.reason)
             return refused.status, json.dumps({"error": refused.reason}).encode()
-        followed = self.followed
-        newest = followed.at_ms if followed is not None and followed.leader == ping.leader else None
-        why_not = refusal(ping, leadership, cut_off, newest)
+        newest = self._newest
+        why_not = refusal(
+            ping, leadership, cut_off, newest[1] if newest and newest[0] == ping.leader else None
+        )
         if why_not is None:
-            if followed is None or followed.leader != ping.leader:
-                log.warning("failsafe: cut off from etcd; following %s on its word", ping.leader)
-            self.followed = Followed(ping.leader, ping.epoch, self._clock(), ping.at_ms)
+            now = self._clock()
+            self._newest = (ping.leader, ping.at_ms)
+            self.acknowledged_at = now
+            if ping.held:
+                followed = self.followed
+                if followed is None or followed.leader != ping.leader:
+                    log.warning(
+                        "failsafe: cut off from etcd; following %s on its word", ping.leader
+                    )
+                self.followed = Followed(ping.leader, ping.epoch, now, ping.at_ms)
             self.answers["acknowledged"] += 1
         else:
             self.answers["refused"] += 1
@@ -147,5 +168,6 @@ class FailsafeLink:
             followed is not None
             and leadership.role is Role.REPLICA
             and leadership.leader_name == followed.leader
+            and leadership.epoch in (None, followed.epoch)
             and still_held(now, followed.at, timing)
         )

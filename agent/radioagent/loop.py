@@ -266,9 +266,11 @@ class Agent:
         return self.etcd_lost() and not self.failsafe_held()
 
     def _heard_from_etcd(self, sent: float) -> None:
-        """etcd (a quorum of it) answered a request sent at `sent`."""
+        """etcd (a quorum of it) answered a request sent at `sent`: contact as of then
+        (the fence's reckoning), and back in touch as of now (the later, for the wait
+        before taking anything)."""
         if cut_off_for_failsafe(sent, self.last_etcd_contact, self.timing):
-            self.etcd_contact_since = sent  # back after a gap, or for the first time
+            self.etcd_contact_since = self.clock()  # back after a gap, or for the first time
         self.last_etcd_contact = max(self.last_etcd_contact, sent)
 
     def etcd_lost(self) -> bool:
@@ -325,6 +327,7 @@ class Agent:
             failsafe_held=self.failsafe_held(),
             failsafe_on=self.failsafe is not None,
             etcd_contact_since=self.etcd_contact_since,
+            acknowledged_at=None if self.failsafe is None else self.failsafe.acknowledged_at,
         )
 
     async def cycle(self) -> None:
@@ -875,6 +878,7 @@ class Agent:
                     peers(self.state, self.config.node_name),
                     leadership.epoch,
                     timeout=self.keepalive_interval,
+                    timing=self.timing,
                 )
             except Exception:  # this task must never die
                 log.exception("failsafe round failed")

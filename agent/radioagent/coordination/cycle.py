@@ -26,7 +26,7 @@ from radioagent.coordination.election import (
     previous_life_epoch,
     should_campaign,
 )
-from radioagent.coordination.failsafe import may_campaign
+from radioagent.coordination.failsafe import may_take
 from radioagent.coordination.state import ClusterState, Handover
 from radioagent.icecast.render import IcecastPlan
 from radioagent.icecast.stats import IcecastStats
@@ -96,6 +96,7 @@ class LocalFacts:
     failsafe_held: bool = False
     failsafe_on: bool = False  # this node has the cluster's failsafe key
     etcd_contact_since: float | None = None  # `now`'s clock; None: etcd never answered
+    acknowledged_at: float | None = None  # when this node last acknowledged a failsafe ping
 
 
 class LeaseStep(Enum):
@@ -303,10 +304,22 @@ def _leadership_moves(
         should_campaign(state, facts.lease_id, identity.name)
         and not cut_off(facts, timing)
         and facts.stats is not None
-        and (not facts.failsafe_on or may_campaign(facts.now, facts.etcd_contact_since, timing))
+        and may_take_anything(facts, timing)
     ):
         return Moves(campaign=True)
     return Moves()
+
+
+def may_take_anything(facts: LocalFacts, timing: Timing) -> bool:
+    """Campaign, claim a transcoder: with the failsafe, not while a leader this node
+    acknowledged may still hold (coordination/failsafe.py)."""
+    return not facts.failsafe_on or may_take(
+        facts.now,
+        facts.last_etcd_contact,
+        facts.etcd_contact_since,
+        facts.acknowledged_at,
+        timing,
+    )
 
 
 def icecast_silent_for(facts: LocalFacts) -> float:
@@ -376,6 +389,8 @@ def plan_cycle(
             transcoders = replace(
                 transcoders, release=tuple(sorted({*transcoders.release, *previous_life}))
             )
+        if transcoders.claim is not None and not may_take_anything(facts, timing):
+            transcoders = replace(transcoders, claim=None)  # its owner may still run it
     served = None
     if state is not None and leading and state.handover is not None:
         served = state.handover if state.handover.epoch != acting.epoch else None

@@ -34,7 +34,7 @@ from radioagent.coordination.state import ClusterState
 PATH = "/_cluster/failsafe"
 # A ping older or newer than this (wall clocks of two nodes) is refused as a replay.
 MAX_CLOCK_SKEW_S = 10.0
-_FIELDS = ("leader", "epoch", "to", "at", "mac")
+_FIELDS = ("leader", "epoch", "to", "at", "held", "mac")
 _NAME_MAX = 63
 _MAC_HEX = 64
 
@@ -54,6 +54,9 @@ class Ping:
     epoch: int
     to: str  # the node asked (a ping is good for that node only)
     at_ms: int  # the leader's wall clock, in milliseconds
+    # The leader holds now (its last round was complete): only then does an acknowledging
+    # replica go on following it; a leader whose rounds fail is stepping down.
+    held: bool = False
 
 
 def _mac(key: bytes, *parts: object) -> str:
@@ -62,7 +65,7 @@ def _mac(key: bytes, *parts: object) -> str:
 
 
 def ping_mac(key: bytes, ping: Ping) -> str:
-    return _mac(key, "ping", ping.leader, ping.epoch, ping.to, ping.at_ms)
+    return _mac(key, "ping", ping.leader, ping.epoch, ping.to, ping.at_ms, int(ping.held))
 
 
 def ping_target(key: bytes, ping: Ping) -> str:
@@ -73,6 +76,7 @@ def ping_target(key: bytes, ping: Ping) -> str:
             "epoch": ping.epoch,
             "to": ping.to,
             "at": ping.at_ms,
+            "held": int(ping.held),
             "mac": ping_mac(key, ping),
         }
     )
@@ -95,7 +99,11 @@ def parse_ping(query: str, key: bytes, me: str, now_wall: float) -> Ping:
         raise FailsafeRefused(400, "epoch is a number")
     if not (value["at"].isascii() and value["at"].isdigit() and len(value["at"]) < 19):
         raise FailsafeRefused(400, "at is a number of milliseconds")
-    ping = Ping(value["leader"], int(value["epoch"]), value["to"], int(value["at"]))
+    if value["held"] not in ("0", "1"):
+        raise FailsafeRefused(400, "held is 0 or 1")
+    ping = Ping(
+        value["leader"], int(value["epoch"]), value["to"], int(value["at"]), value["held"] == "1"
+    )
     if not _is_mac(value["mac"]) or not hmac.compare_digest(value["mac"], ping_mac(key, ping)):
         raise FailsafeRefused(403, "not signed with this cluster's failsafe key")
     if ping.to != me:
@@ -127,6 +135,25 @@ def should_ping(now: float, last_etcd_contact: float, timing: Timing) -> bool:
     keepalives lag the leader's by at most one interval, so by retry_timeout every cut-off
     replica has acknowledged a round."""
     return now - last_etcd_contact >= keepalive_interval(timing)
+
+
+def may_take(
+    now: float,
+    last_etcd_contact: float,
+    contact_since: float | None,
+    acknowledged_at: float | None,
+    timing: Timing,
+) -> bool:
+    """Whether a node of a cluster with the failsafe may take anything (campaign, claim a
+    transcoder): it hears etcd now (not in a gap, whatever a hold says), has heard it
+    long enough, and acknowledged no leader lately: that leader may still hold for
+    retry_timeout after the round this node acknowledged."""
+    settle = timing.retry_timeout + 2 * keepalive_interval(timing)
+    return (
+        not cut_off_for_failsafe(now, last_etcd_contact, timing)
+        and may_campaign(now, contact_since, timing)
+        and (acknowledged_at is None or now - acknowledged_at >= settle)
+    )
 
 
 def may_campaign(now: float, contact_since: float | None, timing: Timing) -> bool:
@@ -199,15 +226,21 @@ class Peer:
 
 
 def peers(state: ClusterState | None, me: str) -> tuple[Peer, ...]:
-    """Every other node of the last view: all must acknowledge. A node without a front
-    door port cannot, so the leader will not hold while it is in the view."""
+    """Every other node of the last view, those known but down too: all must acknowledge.
+    A node that is not up could campaign on a side that has quorum once it comes back;
+    it cannot acknowledge (no address, port 0), so the leader holds only while every
+    node the cluster knows is up."""
     if state is None:
         return ()
-    return tuple(
-        Peer(name, status.address, status.front_door_ports[0] if status.front_door_ports else 0)
-        for name, status in sorted(state.nodes.items())
-        if name != me
-    )
+    names = sorted((set(state.nodes) | set(state.known)) - {me})
+    return tuple(_peer(name, state) for name in names)
+
+
+def _peer(name: str, state: ClusterState) -> Peer:
+    status = state.nodes.get(name)
+    if status is None:
+        return Peer(name, "", 0)
+    return Peer(name, status.address, status.front_door_ports[0] if status.front_door_ports else 0)
 
 
 def round_holds(answers: Mapping[str, bool], asked: tuple[Peer, ...]) -> bool:

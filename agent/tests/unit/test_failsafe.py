@@ -32,13 +32,22 @@ from radioagent.coordination.failsafe import (
 )
 from radioagent.failsafe_link import FailsafeLink, Followed
 from tests.unit.builders import node_status
-from tests.unit.test_cycle import ME, NOW, TIMING, facts, icecast_of, leading_state, state
+from tests.unit.test_cycle import (
+    ME,
+    NOW,
+    TIMING,
+    facts,
+    icecast_of,
+    leading_state,
+    overdue_facts,
+    state,
+)
 
 KEY_TEXT = "failsafe-test-key-0123456789abcdef"
 KEY = KEY_TEXT.encode()
 OTHER_KEY = b"another-clusters-key-0123456789abc"
 WALL = 1_700_000_000.0  # the wall clock, in seconds
-PING = Ping("node1", 7, "node2", int(WALL * 1000))
+PING = Ping("node1", 7, "node2", int(WALL * 1000), held=True)
 NOBODY = Leadership(Role.DETACHED)  # a detached node that knows no leader
 FOLLOWING_NODE1 = Leadership(Role.REPLICA, "node1", 7)
 
@@ -401,7 +410,7 @@ def test_a_replayed_ping_is_refused_and_does_not_extend_the_following() -> None:
     assert not acknowledged(KEY, "node2", PING, body)
     assert json.loads(body)["reason"] == "not newer than a ping already acknowledged"
     assert answering.followed == Followed("node1", 7, 500.0, PING.at_ms)
-    newer = Ping("node1", 7, "node2", PING.at_ms + 1)
+    newer = Ping("node1", 7, "node2", PING.at_ms + 1, held=True)
     assert acknowledged(
         KEY, "node2", newer, answering.answer(query(newer), FOLLOWING_NODE1, cut_off=True)[1]
     )
@@ -441,3 +450,62 @@ def test_with_the_failsafe_a_node_just_back_does_not_campaign_yet(
         fresh=True,
     )
     assert plan.moves.campaign is campaigns
+
+
+def test_a_ping_from_a_leader_not_yet_holding_is_acknowledged_but_not_followed() -> None:
+    answering = link(monotonic=500.0)
+    not_held = Ping("node1", 7, "node2", PING.at_ms, held=False)
+    status, body = answering.answer(query(not_held), FOLLOWING_NODE1, cut_off=True)
+    assert status == 200
+    assert acknowledged(KEY, "node2", not_held, body)
+    assert answering.acknowledged_at == 500.0
+    assert answering.followed is None
+    assert not answering.replica_held(500.0, FOLLOWING_NODE1, TIMING)
+
+
+def test_the_held_flag_is_signed() -> None:
+    flipped = query(Ping("node1", 7, "node2", PING.at_ms, held=False)).replace("held=0", "held=1")
+    assert refused(flipped).status == 403
+
+
+def test_peers_include_known_nodes_that_are_down_with_no_way_to_reach_them() -> None:
+    view = state(known={"node1": None, "node2": None, "node3": None, "node4": 1000.0})
+    assert [peer for peer in peers(view, "node1") if peer.name == "node4"] == [Peer("node4", "", 0)]
+
+
+@pytest.mark.parametrize(
+    ("fields", "campaigns"),
+    [
+        ({}, True),
+        # Held by the failsafe but in a gap: a hold never lets a node take anything.
+        ({"failsafe_held": True, "last_etcd_contact": NOW - 15}, False),
+        ({"last_etcd_contact": NOW - 2 * keepalive_interval(TIMING)}, False),
+        # Acknowledged a leader lately: it may still hold.
+        ({"acknowledged_at": NOW - 1}, False),
+        ({"acknowledged_at": NOW - TIMING.retry_timeout - 2 * keepalive_interval(TIMING)}, True),
+    ],
+)
+def test_with_the_failsafe_nothing_is_taken_while_an_old_leader_may_hold(
+    fields: dict[str, object], campaigns: bool
+) -> None:
+    values: dict[str, object] = {"failsafe_on": True, "etcd_contact_since": NOW - 3600, **fields}
+    plan = plan_cycle(ME, state(None), facts(**values), fresh=True)
+    assert plan.moves.campaign is campaigns
+
+
+@pytest.mark.parametrize(("acknowledged_ago", "claims"), [(1.0, False), (3600.0, True)])
+def test_with_the_failsafe_no_transcoder_is_claimed_while_an_old_leader_may_hold(
+    acknowledged_ago: float, claims: bool
+) -> None:
+    plan = plan_cycle(
+        ME,
+        state(),
+        overdue_facts(
+            failsafe_on=True,
+            etcd_contact_since=NOW - 3600,
+            acknowledged_at=NOW - acknowledged_ago,
+        ),
+        fresh=True,
+    )
+    assert plan.transcoders is not None
+    assert (plan.transcoders.claim == "low.mp3") is claims
