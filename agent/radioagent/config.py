@@ -113,6 +113,9 @@ class FailsafeSettings:
     None (the default): a leader cut off from etcd steps down at retry_timeout."""
 
     key: str | None = dataclasses.field(default=None, repr=False)
+    # When this node last acknowledged a ping, kept across restarts: a new life must not
+    # take anything while a hold may still rest on its previous life's word.
+    state_file: str = "/var/lib/radio-agent/failsafe-acknowledged"
 
 
 @dataclass(frozen=True)
@@ -500,7 +503,9 @@ SECTIONS: dict[str, Section] = {
             "validation_timeout": number(5, 3600),
         },
     ),
-    "failsafe": Section(FailsafeSettings, {"key": or_null(FAILSAFE_KEY)}),
+    "failsafe": Section(
+        FailsafeSettings, {"key": or_null(FAILSAFE_KEY), "state_file": absolute_path}
+    ),
     "transcoding": Section(
         TranscodingSettings,
         {

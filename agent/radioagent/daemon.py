@@ -137,7 +137,12 @@ def build_agent(config: AgentConfig) -> Agent:
         else CertificateKeeper(config, store),
         failsafe=None
         if config.failsafe.key is None
-        else FailsafeLink(config.failsafe.key, config.node_name, time.monotonic),
+        else FailsafeLink(
+            config.failsafe.key,
+            config.node_name,
+            time.monotonic,
+            state_file=Path(config.failsafe.state_file),
+        ),
     )
     agent = Agent(config, adapters)
     return agent

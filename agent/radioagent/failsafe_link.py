@@ -6,10 +6,12 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import aiohttp
 
@@ -49,8 +51,12 @@ class FailsafeLink:
         node_name: str,
         clock: Callable[[], float],
         wall_clock: Callable[[], float] = time.time,
+        state_file: Path | None = None,
     ) -> None:
+        """`state_file`: where the last acknowledgement's time is kept across restarts;
+        None: nowhere (tests of the protocol alone)."""
         self._key = key.encode()
+        self._state_file = state_file
         self._me = node_name
         self._clock = clock
         self._wall_clock = wall_clock
@@ -62,7 +68,46 @@ class FailsafeLink:
         self._last_missing: tuple[str, ...] | None = None
         # The newest ping acknowledged (leader, its at_ms): anything not newer is a replay.
         self._newest: tuple[str, int] | None = None
-        self.acknowledged_at: float | None = None  # when this node last acknowledged
+        # When this node last acknowledged a ping (the agent's clock), this life or the
+        # one before: nothing is taken for a while after (coordination/failsafe.py).
+        self.acknowledged_at: float | None = self._previous_life()
+
+    # --- the acknowledgement kept on disk ---------------------------------------------------
+
+    def _previous_life(self) -> float | None:
+        """The previous life's last acknowledgement on our clock. Unknown (unreadable, or
+        the file cannot be written this life): as if acknowledged now, so nothing is
+        taken before any hold resting on it has run out."""
+        if self._state_file is None:
+            return None
+        try:
+            stored: float | None = float(self._state_file.read_text())
+        except FileNotFoundError:
+            stored = None
+        except (OSError, ValueError) as error:
+            log.warning(
+                "failsafe: %s unreadable (%s): waiting as if just acknowledged",
+                self._state_file,
+                error,
+            )
+            return self._clock()
+        if not self._record(stored or 0.0):
+            return self._clock()
+        if stored is None:
+            return None
+        return self._clock() - max(0.0, self._wall_clock() - stored)
+
+    def _record(self, wall: float) -> bool:
+        """Keep `wall` (the wall clock of an acknowledgement) in the state file."""
+        assert self._state_file is not None  # noqa: S101 - called only with one
+        partial = self._state_file.with_name(self._state_file.name + ".new")
+        try:
+            partial.write_text(f"{wall:.3f}\n")
+            os.replace(partial, self._state_file)
+        except OSError as error:
+            log.warning("failsafe: cannot keep acknowledgements in %s: %s", self._state_file, error)
+            return False
+        return True
 
     # --- the leader's side ----------------------------------------------------------------
 
@@ -145,6 +190,12 @@ class FailsafeLink:
         why_not = refusal(
             ping, leadership, cut_off, newest[1] if newest and newest[0] == ping.leader else None
         )
+        if (
+            why_not is None
+            and self._state_file is not None
+            and not self._record(self._wall_clock())
+        ):
+            why_not = "this node cannot keep its acknowledgement on disk"
         if why_not is None:
             now = self._clock()
             self._newest = (ping.leader, ping.at_ms)

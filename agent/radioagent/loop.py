@@ -170,8 +170,6 @@ class Agent:
         self.lease_id: int | None = None
         self.lease_ttl: float | None = None
         self.last_etcd_contact = float("-inf")
-        # Since when etcd has answered without a gap a failsafe would notice (None: never).
-        self.etcd_contact_since: float | None = None
         self.leadership = Leadership(Role.DETACHED)
         self.leading_since: float | None = None  # wall clock: when this node began to lead
         # Wall clock: when each mount's live audio here last came or went (not its first
@@ -266,11 +264,7 @@ class Agent:
         return self.etcd_lost() and not self.failsafe_held()
 
     def _heard_from_etcd(self, sent: float) -> None:
-        """etcd (a quorum of it) answered a request sent at `sent`: contact as of then
-        (the fence's reckoning), and back in touch as of now (the later, for the wait
-        before taking anything)."""
-        if cut_off_for_failsafe(sent, self.last_etcd_contact, self.timing):
-            self.etcd_contact_since = self.clock()  # back after a gap, or for the first time
+        """etcd (a quorum of it) answered a request sent at `sent`: contact as of then."""
         self.last_etcd_contact = max(self.last_etcd_contact, sent)
 
     def etcd_lost(self) -> bool:
@@ -326,7 +320,6 @@ class Agent:
             tls_ports=self.front_door.open_tls_ports,
             failsafe_held=self.failsafe_held(),
             failsafe_on=self.failsafe is not None,
-            etcd_contact_since=self.etcd_contact_since,
             acknowledged_at=None if self.failsafe is None else self.failsafe.acknowledged_at,
         )
 

@@ -95,7 +95,6 @@ class LocalFacts:
     # acknowledged it lately; as replica, it acknowledged its leader lately.
     failsafe_held: bool = False
     failsafe_on: bool = False  # this node has the cluster's failsafe key
-    etcd_contact_since: float | None = None  # `now`'s clock; None: etcd never answered
     acknowledged_at: float | None = None  # when this node last acknowledged a failsafe ping
 
 
@@ -314,11 +313,7 @@ def may_take_anything(facts: LocalFacts, timing: Timing) -> bool:
     """Campaign, claim a transcoder: with the failsafe, not while a leader this node
     acknowledged may still hold (coordination/failsafe.py)."""
     return not facts.failsafe_on or may_take(
-        facts.now,
-        facts.last_etcd_contact,
-        facts.etcd_contact_since,
-        facts.acknowledged_at,
-        timing,
+        facts.now, facts.last_etcd_contact, facts.acknowledged_at, timing
     )
 
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from urllib.parse import parse_qs, urlencode
 
 from radioagent.config import Timing, keepalive_interval
-from radioagent.coordination.election import Leadership, Role
+from radioagent.coordination.election import Leadership, Role, must_stop_leading
 from radioagent.coordination.state import ClusterState
 
 PATH = "/_cluster/failsafe"
@@ -138,33 +138,18 @@ def should_ping(now: float, last_etcd_contact: float, timing: Timing) -> bool:
 
 
 def may_take(
-    now: float,
-    last_etcd_contact: float,
-    contact_since: float | None,
-    acknowledged_at: float | None,
-    timing: Timing,
+    now: float, last_etcd_contact: float, acknowledged_at: float | None, timing: Timing
 ) -> bool:
     """Whether a node of a cluster with the failsafe may take anything (campaign, claim a
-    transcoder): it hears etcd now (not in a gap, whatever a hold says), has heard it
-    long enough, and acknowledged no leader lately: that leader may still hold for
-    retry_timeout after the round this node acknowledged."""
+    transcoder). A leader holds only on every known node's acknowledgement, for at most
+    retry_timeout after the round it acknowledged; so a node takes nothing while a hold
+    could still rest on its own word: within retry_timeout + 2 keepalives (one for the
+    round's start, one for the clocks' steps) of the last ping it acknowledged, in this
+    life or the one before (failsafe_link.py keeps it on disk). And, as without the
+    failsafe, not while etcd has been silent for retry_timeout, whatever a hold says."""
     settle = timing.retry_timeout + 2 * keepalive_interval(timing)
-    return (
-        not cut_off_for_failsafe(now, last_etcd_contact, timing)
-        and may_campaign(now, contact_since, timing)
-        and (acknowledged_at is None or now - acknowledged_at >= settle)
-    )
-
-
-def may_campaign(now: float, contact_since: float | None, timing: Timing) -> bool:
-    """A node back in touch with etcd (after a gap, or its first contact) campaigns only
-    once no leader can still be holding on the failsafe from before: a leader holds at
-    most retry_timeout past its last complete round, which can have started up to a
-    keepalive after this node's etcd came back (one more for the clocks' steps). Without
-    it, a raft leader frozen past the ttl revokes the old leader's lease the moment it
-    wakes, and a node campaigns while the old leader still holds."""
-    return contact_since is not None and now - contact_since >= timing.retry_timeout + 2 * (
-        keepalive_interval(timing)
+    return not must_stop_leading(now, last_etcd_contact, timing.retry_timeout) and (
+        acknowledged_at is None or now - acknowledged_at >= settle
     )
 
 

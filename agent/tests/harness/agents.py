@@ -110,7 +110,16 @@ class AgentNode:
             },
             **({"dns": dns} if dns is not None else {}),
             **({"acme": acme} if acme is not None else {}),
-            **({"failsafe": {"key": failsafe_key}} if failsafe_key is not None else {}),
+            **(
+                {
+                    "failsafe": {
+                        "key": failsafe_key,
+                        "state_file": str(self.directory.path / "failsafe-acknowledged"),
+                    }
+                }
+                if failsafe_key is not None
+                else {}
+            ),
             "limits": dict(limits or {}),
             "transcoding": {
                 "user": "liquidsoap",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from pathlib import Path
 from urllib.parse import parse_qs, urlencode
 
 import pytest
@@ -21,7 +22,7 @@ from radioagent.coordination.failsafe import (
     acknowledged,
     answer_body,
     cut_off_for_failsafe,
-    may_campaign,
+    may_take,
     parse_ping,
     peers,
     ping_target,
@@ -416,37 +417,71 @@ def test_a_replayed_ping_is_refused_and_does_not_extend_the_following() -> None:
     )
 
 
+SETTLE = TIMING.retry_timeout + 2 * keepalive_interval(TIMING)
+
+
 @pytest.mark.parametrize(
-    ("back_for", "allowed"),
-    [
-        (None, False),  # etcd never answered
-        (0.0, False),
-        (TIMING.retry_timeout + 2 * keepalive_interval(TIMING) - 0.01, False),
-        (TIMING.retry_timeout + 2 * keepalive_interval(TIMING), True),
-    ],
+    ("acknowledged_ago", "allowed"),
+    [(None, True), (0.0, False), (SETTLE - 0.01, False), (SETTLE, True)],
 )
-def test_a_node_back_in_touch_waits_out_any_failsafe_hold_before_campaigning(
-    back_for: float | None, allowed: bool
+def test_nothing_is_taken_while_a_hold_may_rest_on_this_nodes_word(
+    acknowledged_ago: float | None, allowed: bool
 ) -> None:
-    since = None if back_for is None else NOW - back_for
-    assert may_campaign(NOW, since, TIMING) is allowed
+    acknowledged_at = None if acknowledged_ago is None else NOW - acknowledged_ago
+    assert may_take(NOW, NOW - 1, acknowledged_at, TIMING) is allowed
+
+
+def test_an_acknowledgement_is_kept_on_disk_for_the_next_life(short_tmp: Path) -> None:
+    state = short_tmp / "acknowledged"
+    first = FailsafeLink(
+        KEY_TEXT, "node2", clock=Clock(500.0), wall_clock=Clock(WALL), state_file=state
+    )
+    assert first.acknowledged_at is None  # no previous life
+    assert first.answer(query(), FOLLOWING_NODE1, cut_off=True)[0] == 200
+    assert float(state.read_text()) == WALL
+    # Restarted 2 s later (wall clock), on a fresh monotonic clock.
+    second = FailsafeLink(
+        KEY_TEXT, "node2", clock=Clock(10.0), wall_clock=Clock(WALL + 2), state_file=state
+    )
+    assert second.acknowledged_at == pytest.approx(8.0)
+
+
+def test_a_node_that_cannot_keep_its_acknowledgement_does_not_give_it(short_tmp: Path) -> None:
+    state = short_tmp / "missing-directory" / "acknowledged"
+    answering = FailsafeLink(
+        KEY_TEXT, "node2", clock=Clock(500.0), wall_clock=Clock(WALL), state_file=state
+    )
+    assert answering.acknowledged_at == 500.0  # unknown: as if it had just acknowledged
+    status, body = answering.answer(query(), FOLLOWING_NODE1, cut_off=True)
+    assert status == 200
+    assert not acknowledged(KEY, "node2", PING, body)
+    assert json.loads(body)["reason"] == "this node cannot keep its acknowledgement on disk"
+
+
+def test_an_unreadable_previous_acknowledgement_counts_as_just_given(short_tmp: Path) -> None:
+    state = short_tmp / "acknowledged"
+    state.write_text("not a time\n")
+    answering = FailsafeLink(
+        KEY_TEXT, "node2", clock=Clock(500.0), wall_clock=Clock(WALL), state_file=state
+    )
+    assert answering.acknowledged_at == 500.0
 
 
 @pytest.mark.parametrize(
-    ("failsafe_on", "back_for", "campaigns"),
+    ("failsafe_on", "acknowledged_ago", "campaigns"),
     [
         (False, 0.5, True),  # no failsafe in the cluster: nothing to wait out
         (True, 0.5, False),
-        (True, TIMING.retry_timeout + 2 * keepalive_interval(TIMING), True),
+        (True, SETTLE, True),
     ],
 )
-def test_with_the_failsafe_a_node_just_back_does_not_campaign_yet(
-    failsafe_on: bool, back_for: float, campaigns: bool
+def test_with_the_failsafe_a_node_that_just_acknowledged_does_not_campaign_yet(
+    failsafe_on: bool, acknowledged_ago: float, campaigns: bool
 ) -> None:
     plan = plan_cycle(
         ME,
         state(None),
-        facts(failsafe_on=failsafe_on, etcd_contact_since=NOW - back_for),
+        facts(failsafe_on=failsafe_on, acknowledged_at=NOW - acknowledged_ago),
         fresh=True,
     )
     assert plan.moves.campaign is campaigns
@@ -479,7 +514,9 @@ def test_peers_include_known_nodes_that_are_down_with_no_way_to_reach_them() -> 
         ({}, True),
         # Held by the failsafe but in a gap: a hold never lets a node take anything.
         ({"failsafe_held": True, "last_etcd_contact": NOW - 15}, False),
-        ({"last_etcd_contact": NOW - 2 * keepalive_interval(TIMING)}, False),
+        # A short gap without any acknowledgement: as without the failsafe.
+        ({"last_etcd_contact": NOW - 2 * keepalive_interval(TIMING)}, True),
+        ({"last_etcd_contact": NOW - TIMING.retry_timeout}, False),
         # Acknowledged a leader lately: it may still hold.
         ({"acknowledged_at": NOW - 1}, False),
         ({"acknowledged_at": NOW - TIMING.retry_timeout - 2 * keepalive_interval(TIMING)}, True),
@@ -488,7 +525,7 @@ def test_peers_include_known_nodes_that_are_down_with_no_way_to_reach_them() -> 
 def test_with_the_failsafe_nothing_is_taken_while_an_old_leader_may_hold(
     fields: dict[str, object], campaigns: bool
 ) -> None:
-    values: dict[str, object] = {"failsafe_on": True, "etcd_contact_since": NOW - 3600, **fields}
+    values: dict[str, object] = {"failsafe_on": True, **fields}
     plan = plan_cycle(ME, state(None), facts(**values), fresh=True)
     assert plan.moves.campaign is campaigns
 
@@ -502,7 +539,6 @@ def test_with_the_failsafe_no_transcoder_is_claimed_while_an_old_leader_may_hold
         state(),
         overdue_facts(
             failsafe_on=True,
-            etcd_contact_since=NOW - 3600,
             acknowledged_at=NOW - acknowledged_ago,
         ),
         fresh=True,
