@@ -3,16 +3,18 @@ authentication and the rules; `failsafe_link.py` carries them.
 
 Without etcd quorum nobody can be elected, so the only way to two leaders is a leader
 cut off from a quorum that others still reach. A leader cut off from etcd therefore asks
-every other node of its last view, directly; each acknowledges only while it is cut off
+every node the cluster knows (those down too), directly; each acknowledges only while it is cut off
 from etcd itself and knows no other leadership. With every acknowledgement in, nobody
 can elect a new leader (a lease can expire only where etcd has quorum), and the leader
 keeps taking sources; one missing, it steps down at retry_timeout as before. Acknowledged
 replicas keep following it (relays, source pipes, their transcoders).
 
-Why that is safe when quorum comes back: the leader's lease then still has its ttl (etcd
-extends every lease when raft elects a leader), every node that reaches etcd again
-refuses at once, and the leader stops holding retry_timeout after its last complete
-round at the latest: loop_wait + 2 * retry_timeout <= ttl.
+When quorum comes back the leader's lease may already be gone (a raft leader frozen
+past the ttl revokes every lease as it wakes), so safety does not rest on the lease:
+every node that hears etcd again refuses at once, the leader stops holding
+retry_timeout after its last complete round at the latest, and no node takes anything
+(leadership, a transcoder) within retry_timeout + 2 keepalives of the last ping it
+acknowledged (`may_take`), which outlasts any hold resting on its word.
 
 Messages are signed with the cluster's failsafe key (HMAC-SHA256): a forged or replayed
 ping cannot make a replica follow, and a forged acknowledgement cannot keep a leader on.
