@@ -189,8 +189,10 @@ class EtcdCluster:
                 return index
         raise AssertionError(f"no leader among etcd members {list(candidates)}")
 
-    def move_leader(self, to: int) -> None:
-        """etcd's MoveLeader, asked of the raft leader through its JSON gateway."""
+    def move_leader(self, to: int, timeout: float = 5.0) -> None:
+        """etcd's MoveLeader, asked of the raft leader through its JSON gateway. etcd answers
+        only once it sees `to` lead: a transfer it aborts, or a leadership that moves on again
+        within one tick, leaves the call to time out (TimeoutError)."""
         leader = self.members[self.leader_index()]
         target = self.members[to].status()["header"]["member_id"]
         request = urllib.request.Request(
@@ -198,7 +200,8 @@ class EtcdCluster:
             data=json.dumps({"targetID": target}).encode(),
             method="POST",
         )
-        with urllib.request.urlopen(request, timeout=5, context=leader._ssl_context()) as answer:
+        context = leader._ssl_context()
+        with urllib.request.urlopen(request, timeout=timeout, context=context) as answer:
             answer.read()
 
     def raft_term(self, index: int) -> int:

@@ -127,17 +127,33 @@ def raft_moves_off_the_leaders_member(radio_cluster: RadioCluster) -> None:
     own = radio_cluster.nodes.index(leader)  # its "local" member
     etcd = radio_cluster.etcd
     # Each raft leadership change raises the term: ours (if needed), then the agent's.
-    term = etcd.raft_term(own)
-    if etcd.leader_index() != own:
-        etcd.move_leader(to=own)
-        term += 1
+    term_with_own_leading = raft_leadership_put_on(etcd, own)
     wait_for(
-        lambda: etcd.leader_index() != own and etcd.raft_term(own) > term,
+        lambda: etcd.leader_index() != own and etcd.raft_term(own) > term_with_own_leading,
         timeout=RAFT_CHECK_EVERY_S + 10,
         what=f"{leader.name} to hand etcd's raft leadership to another member",
         explain=radio_cluster.log_tails,
     )
     assert radio_cluster.leader_name() == leader.name  # the radio leadership stays
+
+
+def raft_leadership_put_on(etcd: EtcdCluster, member: int, attempts: int = 3) -> int:
+    """Make `member` etcd's raft leader; the raft term it led in (a lower bound). The agent
+    under test may move it away again at once, which leaves etcd's MoveLeader waiting for a
+    leader it never sees (CI: 5 s timeout): then the term has risen by two, and that is the
+    agent's move already."""
+    term_before = etcd.raft_term(member)
+    for _ in range(attempts):
+        if etcd.leader_index() == member:
+            return etcd.raft_term(member)
+        try:
+            etcd.move_leader(to=member, timeout=3)
+        except TimeoutError:
+            if etcd.raft_term(member) >= term_before + 2:
+                return term_before + 1
+            continue  # etcd aborted the transfer: the term did not move, ask again
+        return term_before + 1
+    raise AssertionError(f"etcd member {member} never took the raft leadership in {attempts} tries")
 
 
 def test_loss_of_one_etcd_member_changes_no_leadership(radio_cluster: RadioCluster) -> None:
