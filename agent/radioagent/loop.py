@@ -39,7 +39,13 @@ from radioagent.coordination.cycle import (
     node_status,
     plan_cycle,
 )
-from radioagent.coordination.election import Leadership, Role, must_stop_leading
+from radioagent.coordination.election import (
+    Leadership,
+    LeaseLoss,
+    Role,
+    must_stop_leading,
+    settle_seconds,
+)
 from radioagent.coordination.failsafe import cut_off_for_failsafe, peers, should_ping
 from radioagent.coordination.raft import raft_move_target
 from radioagent.coordination.state import ClusterState
@@ -170,6 +176,7 @@ class Agent:
         self.lease_id: int | None = None
         self.lease_ttl: float | None = None
         self.last_etcd_contact = float("-inf")
+        self.lease_lost: LeaseLoss | None = None
         self.leadership = Leadership(Role.DETACHED)
         self.leading_since: float | None = None  # wall clock: when this node began to lead
         # Wall clock: when each mount's live audio here last came or went (not its first
@@ -321,6 +328,7 @@ class Agent:
             failsafe_held=self.failsafe_held(),
             failsafe_on=self.failsafe is not None,
             acknowledged_at=None if self.failsafe is None else self.failsafe.acknowledged_at,
+            lease_lost=self.lease_lost,
         )
 
     async def cycle(self) -> None:
@@ -833,8 +841,16 @@ class Agent:
             if lease_id != self.lease_id:
                 continue  # moved to a new lease meanwhile: this answer is about the old one
             if remaining_ttl <= 0:
-                log.warning("lease %x expired; taking a new one", lease_id)
+                led = self.leadership.role is Role.LEADER
+                log.warning(
+                    "lease %x expired; taking a new one, and no transcoder%s for %.1f s "
+                    "(other nodes' leases may have gone with it)",
+                    lease_id,
+                    "" if led else " nor leadership",
+                    settle_seconds(self.timing),
+                )
                 self.lease_id = None
+                self.lease_lost = LeaseLoss(sent, led=led)
                 if self.leadership.role is Role.LEADER:
                     await self._step_down("our lease expired")
                 self._set_leadership(Leadership(Role.DETACHED))

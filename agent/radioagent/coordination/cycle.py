@@ -18,12 +18,14 @@ from radioagent import __version__
 from radioagent.config import Limits, Timing
 from radioagent.coordination.election import (
     Leadership,
+    LeaseLoss,
     Role,
     leadership_from_state,
     must_hand_over,
     must_stop_leading,
     previous_life_claims,
     previous_life_epoch,
+    settled_after_lease_loss,
     should_campaign,
 )
 from radioagent.coordination.failsafe import may_take
@@ -96,6 +98,7 @@ class LocalFacts:
     failsafe_held: bool = False
     failsafe_on: bool = False  # this node has the cluster's failsafe key
     acknowledged_at: float | None = None  # when this node last acknowledged a failsafe ping
+    lease_lost: LeaseLoss | None = None  # the last time this node found its lease gone
 
 
 class LeaseStep(Enum):
@@ -303,15 +306,32 @@ def _leadership_moves(
         should_campaign(state, facts.lease_id, identity.name)
         and not cut_off(facts, timing)
         and facts.stats is not None
-        and may_take_anything(facts, timing)
+        and may_campaign(facts, timing)
     ):
         return Moves(campaign=True)
     return Moves()
 
 
-def may_take_anything(facts: LocalFacts, timing: Timing) -> bool:
-    """Campaign, claim a transcoder: with the failsafe, not while a leader this node
-    acknowledged may still hold (coordination/failsafe.py)."""
+def may_campaign(facts: LocalFacts, timing: Timing) -> bool:
+    """Not while another node may still lead unaware: a leader this node acknowledged
+    (coordination/failsafe.py), or one whose lease went with ours (a mass revocation).
+    A node whose own lost lease held the leadership campaigns at once: the only leader
+    the others could still follow was itself."""
+    loss = facts.lease_lost
+    return failsafe_may_take(facts, timing) and (
+        loss is None or loss.led or settled_after_lease_loss(facts.now, loss, timing)
+    )
+
+
+def may_claim(facts: LocalFacts, timing: Timing) -> bool:
+    """Not while the owner of a freed transcoder may still run it unaware: its lease may
+    have gone with ours, or it runs on under a failsafe hold."""
+    return failsafe_may_take(facts, timing) and settled_after_lease_loss(
+        facts.now, facts.lease_lost, timing
+    )
+
+
+def failsafe_may_take(facts: LocalFacts, timing: Timing) -> bool:
     return not facts.failsafe_on or may_take(
         facts.now, facts.last_etcd_contact, facts.acknowledged_at, timing
     )
@@ -384,7 +404,7 @@ def plan_cycle(
             transcoders = replace(
                 transcoders, release=tuple(sorted({*transcoders.release, *previous_life}))
             )
-        if transcoders.claim is not None and not may_take_anything(facts, timing):
+        if transcoders.claim is not None and not may_claim(facts, timing):
             transcoders = replace(transcoders, claim=None)  # its owner may still run it
     served = None
     if state is not None and leading and state.handover is not None:

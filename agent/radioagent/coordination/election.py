@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
+from radioagent.config import Timing, keepalive_interval
 from radioagent.coordination.state import ClusterState
 
 
@@ -82,3 +83,27 @@ def must_stop_leading(now: float, last_etcd_contact: float, retry_timeout: float
     """Cut off from etcd for retry_timeout: step down while the lease is surely still
     alive (loop_wait + 2 * retry_timeout <= ttl), so no other node leads yet."""
     return now - last_etcd_contact >= retry_timeout
+
+
+def settle_seconds(timing: Timing) -> float:
+    """How long a node may go on acting on what it no longer holds, from the moment etcd
+    could first have told it: retry_timeout (its fence, or a failsafe hold), one keepalive
+    for the answer that tells it, one for the clocks' steps."""
+    return timing.retry_timeout + 2 * keepalive_interval(timing)
+
+
+@dataclass(frozen=True)
+class LeaseLoss:
+    """This node's lease found gone (keepalive: "no such lease") while the agent ran."""
+
+    at: float  # the agent's clock
+    led: bool  # the lease held the leadership
+
+
+def settled_after_lease_loss(now: float, loss: LeaseLoss | None, timing: Timing) -> bool:
+    """Whether what other nodes held on their leases may be taken again. A lease expires
+    on its own only after its holder's fence stopped it; but a raft leader frozen past the
+    ttl revokes every lease as it wakes (etcd-io/etcd#15247, in Debian 12's etcd 3.4.23),
+    and the other holders learn it only at their next keepalive, or when a failsafe hold
+    they gave ends. A node that finds its own lease gone assumes everyone's went with it."""
+    return loss is None or now - loss.at >= settle_seconds(timing)

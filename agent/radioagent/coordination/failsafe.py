@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from urllib.parse import parse_qs, urlencode
 
 from radioagent.config import Timing, keepalive_interval
-from radioagent.coordination.election import Leadership, Role, must_stop_leading
+from radioagent.coordination.election import Leadership, Role, must_stop_leading, settle_seconds
 from radioagent.coordination.state import ClusterState
 
 PATH = "/_cluster/failsafe"
@@ -149,9 +149,8 @@ def may_take(
     round's start, one for the clocks' steps) of the last ping it acknowledged, in this
     life or the one before (failsafe_link.py keeps it on disk). And, as without the
     failsafe, not while etcd has been silent for retry_timeout, whatever a hold says."""
-    settle = timing.retry_timeout + 2 * keepalive_interval(timing)
     return not must_stop_leading(now, last_etcd_contact, timing.retry_timeout) and (
-        acknowledged_at is None or now - acknowledged_at >= settle
+        acknowledged_at is None or now - acknowledged_at >= settle_seconds(timing)
     )
 
 

@@ -3,6 +3,8 @@ their audio on the wire. Shared by the tests and bench/transcoder."""
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
 
 from .agents import AgentNode, RadioCluster
@@ -17,10 +19,18 @@ def transcoder_processes(mount: str, scope: RadioCluster | AgentNode) -> list[in
     the agents of `scope` (a whole cluster or one node): their scripts live under their
     directories. Scoped so that other clusters on the machine (another test run, the
     testbed's machines, whose processes this host's /proc shows too) never count."""
-    script = f"transcoder-{mount}.liq".encode()
+    return transcoder_processes_by_mount([mount], scope)[mount]
+
+
+def transcoder_processes_by_mount(
+    mounts: list[str], scope: RadioCluster | AgentNode
+) -> dict[str, list[int]]:
+    """transcoder_processes of several mounts, from one pass over /proc (a few ms: fast
+    enough to see an overlap of two Liquidsoaps that lasts a tenth of a second)."""
+    scripts = {f"transcoder-{mount}.liq".encode(): mount for mount in mounts}
     nodes = scope.nodes if isinstance(scope, RadioCluster) else [scope]
     where = tuple(str(node.directory.path).encode() for node in nodes)
-    found = []
+    found: dict[str, list[int]] = {mount: [] for mount in mounts}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -28,10 +38,13 @@ def transcoder_processes(mount: str, scope: RadioCluster | AgentNode) -> list[in
             argv = (entry / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if argv[0].endswith(b"liquidsoap") and any(
-            part.endswith(script) and part.startswith(where) for part in argv
-        ):
-            found.append(int(entry.name))
+        if not argv[0].endswith(b"liquidsoap"):
+            continue
+        for part in argv:
+            mount = scripts.get(part.rsplit(b"/", 1)[-1])
+            if mount is not None and part.startswith(where):
+                found[mount].append(int(entry.name))
+                break
     return found
 
 
@@ -80,3 +93,36 @@ def plays_sound(
         return None
     judged = received.body[-nbytes:]
     return judged if loudness_db(judged, container) > LOUD_DB else None
+
+
+class TranscoderCensus:
+    """Counts each mount's Liquidsoaps in a thread, pass after pass over /proc for at most
+    `seconds` (a bound, stopped earlier on leaving the `with`): `doubled` keeps the first
+    pair of PIDs seen running one mount at once."""
+
+    def __init__(self, mounts: list[str], scope: RadioCluster, seconds: float) -> None:
+        self._mounts, self._scope, self._seconds = mounts, scope, seconds
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._count, name="transcoder-census")
+        self.passes = 0
+        self.seen: set[str] = set()  # mounts seen running at all
+        self.doubled: dict[str, list[int]] = {}
+
+    def __enter__(self) -> TranscoderCensus:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _count(self) -> None:
+        deadline = time.monotonic() + self._seconds
+        while not self._stop.is_set() and time.monotonic() < deadline:
+            for mount, pids in transcoder_processes_by_mount(self._mounts, self._scope).items():
+                if pids:
+                    self.seen.add(mount)
+                if len(pids) > 1:
+                    self.doubled.setdefault(mount, pids)
+            self.passes += 1
+            self._stop.wait(0.002)  # a breath for the agents on a 2-core machine
