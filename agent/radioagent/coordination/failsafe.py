@@ -14,7 +14,10 @@ past the ttl revokes every lease as it wakes), so safety does not rest on the le
 every node that hears etcd again refuses at once, the leader stops holding
 retry_timeout after its last complete round at the latest, and no node takes anything
 (leadership, a transcoder) within retry_timeout + 2 keepalives of the last ping it
-acknowledged (`may_take`), which outlasts any hold resting on its word.
+acknowledged (`may_take`), which outlasts any hold resting on its word. The leader never
+acknowledges; what keeps it from taking a replica's transcoder while that replica runs
+on unaware is the same wait after it finds its own lease gone
+(`election.settled_after_lease_loss`).
 
 Messages are signed with the cluster's failsafe key (HMAC-SHA256): a forged or replayed
 ping cannot make a replica follow, and a forged acknowledgement cannot keep a leader on.
