@@ -740,7 +740,7 @@ class Agent:
             jobs[mount] = dataclasses.replace(
                 self._job(state, state.mounts[mount], leader), standby=True
             )
-        await self.transcoders.converge(jobs)
+        await self.transcoders.converge(jobs, allowed=lambda: not self.cut_off())
         # A standby that keeps failing here: another node stands by (and takes over).
         for mount in self.transcoders.failing_standbys(GIVE_UP_AFTER_FAILURES):
             self._leave_to_others(mount, "standby")

@@ -31,6 +31,7 @@ BACKOFF_FIRST_S = 1.0
 BACKOFF_MAX_S = 30.0
 STABLE_AFTER_S = 30.0  # a run this long resets the backoff
 STOP_GRACE_S = 2.0
+OUTPUT_DRAIN_S = 0.5  # after it exits, for its output's end
 PROGRAMME_POLL_S = 1.0  # how fresh a programme's state is (its loudness is a 3 s window)
 AIR_RETRY_S = 0.2  # a promoted standby still starting: how soon it is told again
 
@@ -199,6 +200,10 @@ class Transcoder:
                 with contextlib.suppress(ProcessLookupError):
                     process.kill()
                 await process.wait()
+            if self._task is not None:
+                # Its last lines, up to the end of its output (a child of it may hold the
+                # pipe open: bounded), so nothing of this process outlives the stop.
+                await asyncio.wait([self._task], timeout=OUTPUT_DRAIN_S)
         tasks = [task for task in (self._task, self._poller) if task is not None]
         for task in tasks:
             task.cancel()
@@ -214,6 +219,9 @@ class TranscoderSupervisor:
         self.run_dir = run_dir
         self._transcoders: dict[str, Transcoder] = {}
         self._preferences: dict[str, str] = {}
+        # The cycle and the fence (stop_all when cut off) converge from two tasks: one at
+        # a time, or the second stops what the first is already stopping.
+        self._converging = asyncio.Lock()
 
     def set_preferences(self, preferences: dict[str, str]) -> None:
         """Each programme's preferred input ("": automatic): kept in a file its Liquidsoap
@@ -238,8 +246,16 @@ class TranscoderSupervisor:
         except OSError as error:
             log.error("programme %s: cannot keep its preferred input in %s: %s", mount, path, error)
 
-    async def converge(self, jobs: dict[str, TranscoderJob]) -> None:
-        """Run exactly `jobs`: stop what is not wanted or changed (first), start the rest."""
+    async def converge(
+        self, jobs: dict[str, TranscoderJob], allowed: Callable[[], bool] = lambda: True
+    ) -> None:
+        """Run exactly `jobs`: stop what is not wanted or changed (first), start the rest.
+        `allowed`, asked once the other converge (if any) is done: False runs nothing (the
+        node was cut off from etcd while this one waited)."""
+        async with self._converging:
+            await self._converge(jobs if allowed() else {})
+
+    async def _converge(self, jobs: dict[str, TranscoderJob]) -> None:
         for mount, transcoder in list(self._transcoders.items()):
             wanted = jobs.get(mount)
             if wanted == transcoder.job:

@@ -97,8 +97,10 @@ def plays_sound(
 
 class TranscoderCensus:
     """Counts each mount's Liquidsoaps in a thread, pass after pass over /proc for at most
-    `seconds` (a bound, stopped earlier on leaving the `with`): `doubled` keeps the first
-    pair of PIDs seen running one mount at once."""
+    `seconds` (a bound, stopped earlier on leaving the `with`): `doubled` keeps, for the
+    first time a mount was seen running twice, each process's PID, parent, start (clock
+    ticks since boot) and script path: enough to tell which nodes, and whether one was a
+    fork of the other."""
 
     def __init__(self, mounts: list[str], scope: RadioCluster, seconds: float) -> None:
         self._mounts, self._scope, self._seconds = mounts, scope, seconds
@@ -106,7 +108,7 @@ class TranscoderCensus:
         self._thread = threading.Thread(target=self._count, name="transcoder-census")
         self.passes = 0
         self.seen: set[str] = set()  # mounts seen running at all
-        self.doubled: dict[str, list[int]] = {}
+        self.doubled: dict[str, list[str]] = {}
 
     def __enter__(self) -> TranscoderCensus:
         self._thread.start()
@@ -122,7 +124,20 @@ class TranscoderCensus:
             for mount, pids in transcoder_processes_by_mount(self._mounts, self._scope).items():
                 if pids:
                     self.seen.add(mount)
-                if len(pids) > 1:
-                    self.doubled.setdefault(mount, pids)
+                if len(pids) > 1 and mount not in self.doubled:
+                    self.doubled[mount] = [describe_process(pid) for pid in pids]
             self.passes += 1
             self._stop.wait(0.002)  # a breath for the agents on a 2-core machine
+
+
+def describe_process(pid: int) -> str:
+    """PID, parent, start time and the script path of a Liquidsoap (for a failure's
+    message); what could not be read says so."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        fields = stat[stat.rindex(")") + 2 :].split()
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except (OSError, ValueError) as error:
+        return f"{pid} ({error})"
+    script = next((part.decode() for part in argv if part.endswith(b".liq")), "?")
+    return f"{pid} parent {fields[1]} started {fields[19]} {script}"
