@@ -3,8 +3,10 @@ their audio on the wire. Shared by the tests and bench/transcoder."""
 
 from __future__ import annotations
 
+import os
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from .agents import AgentNode, RadioCluster
@@ -26,7 +28,9 @@ def transcoder_processes_by_mount(
     mounts: list[str], scope: RadioCluster | AgentNode
 ) -> dict[str, list[int]]:
     """transcoder_processes of several mounts, from one pass over /proc (a few ms: fast
-    enough to see an overlap of two Liquidsoaps that lasts a tenth of a second)."""
+    enough to see an overlap of two Liquidsoaps that lasts a tenth of a second). A child
+    Liquidsoap forks (to run a command) shows its parent's command line until it execs:
+    it is not a second transcoder, and is left out."""
     scripts = {f"transcoder-{mount}.liq".encode(): mount for mount in mounts}
     nodes = scope.nodes if isinstance(scope, RadioCluster) else [scope]
     where = tuple(str(node.directory.path).encode() for node in nodes)
@@ -45,7 +49,17 @@ def transcoder_processes_by_mount(
             if mount is not None and part.startswith(where):
                 found[mount].append(int(entry.name))
                 break
-    return found
+    return {
+        mount: [pid for pid in pids if parent_of(pid) not in pids] for mount, pids in found.items()
+    }
+
+
+def parent_of(pid: int) -> int | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None  # gone meanwhile
+    return int(stat[stat.rindex(")") + 2 :].split()[1])
 
 
 def standby_processes(mount: str, scope: RadioCluster | AgentNode) -> list[int]:
@@ -95,20 +109,29 @@ def plays_sound(
     return judged if loudness_db(judged, container) > LOUD_DB else None
 
 
+@dataclass
+class Life:
+    """A Liquidsoap's life as seen: seconds since boot (CLOCK_BOOTTIME's clock)."""
+
+    start: float
+    last_seen: float
+    script: str
+
+
 class TranscoderCensus:
-    """Counts each mount's Liquidsoaps in a thread, pass after pass over /proc for at most
-    `seconds` (a bound, stopped earlier on leaving the `with`): `doubled` keeps, for the
-    first time a mount was seen running twice, each process's PID, parent, start (clock
-    ticks since boot) and script path: enough to tell which nodes, and whether one was a
-    fork of the other."""
+    """Watches each mount's Liquidsoaps in a thread, pass after pass over /proc for at
+    most `seconds` (a bound, stopped earlier on leaving the `with`). Each process's life
+    is known from its start (the kernel's, exact to a clock tick) to the last pass that
+    saw it, so two lives of one mount that overlapped are found even when no single pass
+    fell inside the overlap (a pass takes tens of ms; an overlap may be as short).
+    `overlaps`: per mount, the first pair found, each as PID, script and life."""
 
     def __init__(self, mounts: list[str], scope: RadioCluster, seconds: float) -> None:
         self._mounts, self._scope, self._seconds = mounts, scope, seconds
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._count, name="transcoder-census")
         self.passes = 0
-        self.seen: set[str] = set()  # mounts seen running at all
-        self.doubled: dict[str, list[str]] = {}
+        self.lives: dict[str, dict[int, Life]] = {mount: {} for mount in mounts}
 
     def __enter__(self) -> TranscoderCensus:
         self._thread.start()
@@ -118,26 +141,55 @@ class TranscoderCensus:
         self._stop.set()
         self._thread.join()
 
+    @property
+    def seen(self) -> set[str]:
+        """Mounts seen running at all."""
+        return {mount for mount, lives in self.lives.items() if lives}
+
+    @property
+    def overlaps(self) -> dict[str, str]:
+        found = {}
+        for mount, lives in self.lives.items():
+            earlier: tuple[int, Life] | None = None  # the one seen last, of those started
+            for pid, life in sorted(lives.items(), key=lambda item: item[1].start):
+                if earlier is not None and life.start < earlier[1].last_seen:
+                    found[mount] = f"{earlier[0]} {earlier[1]} and {pid} {life}"
+                    break
+                if earlier is None or life.last_seen > earlier[1].last_seen:
+                    earlier = (pid, life)
+        return found
+
     def _count(self) -> None:
         deadline = time.monotonic() + self._seconds
         while not self._stop.is_set() and time.monotonic() < deadline:
-            for mount, pids in transcoder_processes_by_mount(self._mounts, self._scope).items():
-                if pids:
-                    self.seen.add(mount)
-                if len(pids) > 1 and mount not in self.doubled:
-                    self.doubled[mount] = [describe_process(pid) for pid in pids]
+            running = transcoder_processes_by_mount(self._mounts, self._scope)
+            now = time.clock_gettime(time.CLOCK_BOOTTIME)
+            for mount, pids in running.items():
+                for pid in pids:
+                    life = self.lives[mount].get(pid)
+                    if life is not None:
+                        life.last_seen = now
+                        continue
+                    start = started_at(pid)
+                    if start is not None:
+                        self.lives[mount][pid] = Life(start, now, script_of(pid))
             self.passes += 1
             self._stop.wait(0.002)  # a breath for the agents on a 2-core machine
 
 
-def describe_process(pid: int) -> str:
-    """PID, parent, start time and the script path of a Liquidsoap (for a failure's
-    message); what could not be read says so."""
+def started_at(pid: int) -> float | None:
+    """When the process began, in seconds since boot (CLOCK_BOOTTIME's clock)."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
-        fields = stat[stat.rindex(")") + 2 :].split()
+    except OSError:
+        return None
+    ticks = int(stat[stat.rindex(")") + 2 :].split()[19])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def script_of(pid: int) -> str:
+    try:
         argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except (OSError, ValueError) as error:
-        return f"{pid} ({error})"
-    script = next((part.decode() for part in argv if part.endswith(b".liq")), "?")
-    return f"{pid} parent {fields[1]} started {fields[19]} {script}"
+    except OSError:
+        return "?"
+    return next((part.decode() for part in argv if part.endswith(b".liq")), "?")
