@@ -226,15 +226,36 @@ class Listener:
 
 
 def source_heard_through(entry: str, listeners: Sequence[str]) -> None:
-    """A studio streams through `entry`; a listener on each of `listeners` hears it."""
+    """A studio streams through `entry`, reconnecting as an encoder does (ffmpeg alone
+    gives up on its first refusal, such as one during an election); a listener on each
+    of `listeners` hears it. On failure, the agents' journals say why."""
     make_tone(TONE)
-    source = start_source(entry)
+    studio = Studio([entry], "live.mp3", SOURCE_PASSWORD, TONE).start(120)
     try:
         for node in listeners:
             wait_for(partial(plays_sound, node, "/live.mp3"), 30, f"audio via {node}")
-        print(f"check: a source's audio through {entry} reaches {', '.join(listeners)}")
+    except CheckFailed:
+        print(f"the studio connected {len(studio.connections)} time(s)", file=sys.stderr)
+        for node in sorted({entry, *listeners}):
+            print(agent_journal(node), file=sys.stderr)
+        raise
     finally:
-        stop(source)
+        studio.stop()
+    print(
+        f"check: a source's audio through {entry} reaches {', '.join(listeners)} "
+        f"(studio connections: {len(studio.connections)})"
+    )
+
+
+def agent_journal(node: str, lines: int = 60) -> str:
+    """The last lines of `node`'s agent journal, or why they could not be read."""
+    try:
+        result = testbed.run_in(
+            node, ["journalctl", "-u", "radio-agent", "-n", str(lines), "--no-pager"], check=False
+        )
+    except (OSError, subprocess.SubprocessError, testbed.TestbedError) as error:
+        return f"--- {node}: no journal: {error}"
+    return f"--- {node}\n{result.stdout}"
 
 
 def services_up(node: str) -> bool:
