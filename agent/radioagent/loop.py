@@ -177,6 +177,10 @@ class Agent:
         self.lease_ttl: float | None = None
         self.last_etcd_contact = float("-inf")
         self.lease_lost: LeaseLoss | None = None
+        # The lease this node led on, until it sees another node lead: a revocation deletes
+        # the leader key, and a read may show that (detached) before the keepalive says the
+        # lease itself is gone; the node still was the last leader.
+        self._led_on_lease: int | None = None
         self.leadership = Leadership(Role.DETACHED)
         self.leading_since: float | None = None  # wall clock: when this node began to lead
         # Wall clock: when each mount's live audio here last came or went (not its first
@@ -551,6 +555,10 @@ class Agent:
         self._published_status = status
 
     def _set_leadership(self, leadership: Leadership) -> None:
+        if leadership.role is Role.LEADER:
+            self._led_on_lease = self.lease_id
+        elif leadership.role is Role.REPLICA:  # another node led after us
+            self._led_on_lease = None
         if leadership.role is not Role.LEADER:
             self.leading_since = None
         elif leadership != self.leadership:  # a new term, ours
@@ -841,7 +849,7 @@ class Agent:
             if lease_id != self.lease_id:
                 continue  # moved to a new lease meanwhile: this answer is about the old one
             if remaining_ttl <= 0:
-                led = self.leadership.role is Role.LEADER
+                led = self.leadership.role is Role.LEADER or self._led_on_lease == lease_id
                 log.warning(
                     "lease %x expired; taking a new one, and no transcoder%s for %.1f s "
                     "(other nodes' leases may have gone with it)",
