@@ -849,7 +849,7 @@ class Agent:
             if lease_id != self.lease_id:
                 continue  # moved to a new lease meanwhile: this answer is about the old one
             if remaining_ttl <= 0:
-                led = self.leadership.role is Role.LEADER or self._led_on_lease == lease_id
+                led = self._led_on_lease == lease_id  # set while leading, so leading counts
                 log.warning(
                     "lease %x expired; taking a new one, and no transcoder%s for %.1f s "
                     "(other nodes' leases may have gone with it)",
