@@ -28,8 +28,27 @@ class FaultRecord:
     violations: list[Violation] = field(default_factory=list)
     # The longest a listener on a node the fault did not touch went without a byte.
     listener_gap_s: float = 0.0
+    # The longest no node answered /leader (took sources), from a stretch's first sample
+    # without one to the first with one: what a leader's loss costs studios.
+    leaderless_s: float = 0.0
     leader: str = ""  # the radio leader when the fault struck
     studios: dict[str, str] = field(default_factory=dict)  # mount -> the node it came through
+
+
+@dataclass
+class Stretch:
+    """How long a condition has held without a break, sample after sample."""
+
+    since: float | None = None
+
+    def observe(self, holds: bool, now: float) -> float:
+        """The stretch's length as of this sample (0 when the condition does not hold)."""
+        if not holds:
+            self.since = None
+            return 0.0
+        if self.since is None:
+            self.since = now
+        return round(now - self.since, 2)
 
 
 def schedule(kinds: Sequence[str], count: int, rng: random.Random) -> list[str]:
@@ -83,6 +102,7 @@ def _kind_row(records: Sequence[FaultRecord]) -> dict:
         "recovery_max_s": _rounded(max(recoveries, default=None)),
         "unrecovered": len(records) - len(recoveries),
         "listener_gap_max_s": max(r.listener_gap_s for r in records),
+        "leaderless_max_s": max(r.leaderless_s for r in records),
     }
 
 
@@ -101,12 +121,13 @@ def table(summary: dict) -> str:
     """The per-kind table, as Markdown."""
     lines = [
         "| fault | count | violations | recovery p50 (s) | p95 (s) | max (s) | unrecovered "
-        "| longest listener gap (s) |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| longest listener gap (s) | longest without a leader (s) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for kind, row in summary["per_kind"].items():
         cells = [row[k] for k in ("count", "violations", "recovery_p50_s", "recovery_p95_s")]
         cells += [row["recovery_max_s"], row["unrecovered"], row["listener_gap_max_s"]]
+        cells += [row["leaderless_max_s"]]
         lines.append(
             f"| {kind} | " + " | ".join("-" if c is None else str(c) for c in cells) + " |"
         )

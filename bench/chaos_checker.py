@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import testbed
-from campaign import FaultRecord, Violation
+from campaign import FaultRecord, Stretch, Violation
 from checks import ETCDCTL, Listener
 from nemesis import liquidsoap_pids
 
@@ -86,6 +86,7 @@ class Checker:
         self.exempt: set[str] = set()  # nodes the current fault touches
         self.samples = 0
         self._missing_since: dict[str, float] = {}
+        self._leaderless = Stretch()
         self._stop = threading.Event()
         self._lock = threading.Lock()  # the listeners and the exempt nodes
         self._pool = ThreadPoolExecutor(max_workers=len(self.nodes))
@@ -133,6 +134,7 @@ class Checker:
         ]
         if len(leading) > 1:
             self.report("two_leaders", f"{', '.join(leading)} answer /leader")
+        leaderless_for = self._leaderless.observe(not leading, self.now())
         for mount in self.transcoded:
             hosts = transcoder_hosts(self.nodes, mount)
             if len(hosts) > 1:
@@ -148,6 +150,7 @@ class Checker:
                     self._missing_since[mount] = self.now()  # once per bound, not per sample
         with self._lock:
             record = self.current or self.between
+            record.leaderless_s = max(record.leaderless_s, leaderless_for)
             for node, listener in list(self.listeners.items()):
                 if node not in self.exempt and listener.connected():
                     gap = round(time.monotonic() - listener.last_byte_at, 2)

@@ -10,6 +10,7 @@ from tests.paths import REPOSITORY
 sys.path.insert(0, str(REPOSITORY / "bench"))
 from campaign import (
     FaultRecord,
+    Stretch,
     Violation,
     percentile,
     schedule,
@@ -40,7 +41,7 @@ def test_the_percentile_is_the_nearest_rank() -> None:
 
 def test_the_summary_counts_faults_and_violations_per_kind_and_leaves_out_the_unrecovered() -> None:
     records = [
-        FaultRecord(1, "agent_kill", "node1", 0.0, 1.0, 4.0, listener_gap_s=0.5),
+        FaultRecord(1, "agent_kill", "node1", 0.0, 1.0, 4.0, listener_gap_s=0.5, leaderless_s=7.5),
         FaultRecord(2, "agent_kill", "node2", 10.0, 11.0, 6.0, listener_gap_s=2.5),
         FaultRecord(
             3, "machine_kill", "node3", 20.0, 25.0, None, [Violation(30.0, "not_heard", "x")]
@@ -59,5 +60,15 @@ def test_the_summary_counts_faults_and_violations_per_kind_and_leaves_out_the_un
     assert summary["unrecovered"] == 1
     assert summary["per_kind"]["machine_kill"]["recovery_p95_s"] is None
     rows = table(summary).splitlines()
-    assert rows[2] == "| agent_kill | 2 | 0 | 5.0 | 6.0 | 6.0 | 0 | 2.5 |"
-    assert rows[3] == "| machine_kill | 1 | 1 | - | - | - | 1 | 0.0 |"
+    assert rows[2] == "| agent_kill | 2 | 0 | 5.0 | 6.0 | 6.0 | 0 | 2.5 | 7.5 |"
+    assert rows[3] == "| machine_kill | 1 | 1 | - | - | - | 1 | 0.0 | 0.0 |"
+
+
+def test_a_stretch_runs_from_its_first_sample_and_ends_at_the_first_break() -> None:
+    leaderless = Stretch()
+    assert leaderless.observe(False, 1.0) == 0.0
+    assert leaderless.observe(True, 2.0) == 0.0
+    assert leaderless.observe(True, 2.5) == 0.5
+    assert leaderless.observe(True, 9.75) == 7.75
+    assert leaderless.observe(False, 10.0) == 0.0
+    assert leaderless.observe(True, 12.0) == 0.0  # a new stretch, not 10 s
