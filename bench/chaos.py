@@ -44,7 +44,7 @@ from chaos_checker import Checker, orphaned_claims
 from nemesis import FAULTS, Cluster, Fault
 
 SHORT_SEED = 20261206
-TTL_S = 15.0  # the agents' default lease (inventory/demo keeps the defaults)
+TTL_S = checks.TTL_S  # the agents' default lease (inventory/demo keeps the defaults)
 LIQUIDSOAP_START_S = 10.0
 RECOVERY_BOUND_S = 120.0
 HEALTHY_BOUND_S = 180.0

@@ -167,11 +167,19 @@ class HoldingSettings:
 @dataclass(frozen=True)
 class Timing:
     """Seconds. loop_wait + 2 * retry_timeout <= ttl, so a node that loses etcd demotes
-    itself before its lease can expire and another node takes over."""
+    itself before its lease can expire and another node takes over.
 
-    ttl: float = 15
-    loop_wait: float = 3
-    retry_timeout: float = 6
+    The defaults are sized for a crash failover within 10 s (the leader's lease, then a
+    campaign and Icecast's 1 s reload cycle), with the etcd role's WAN settings
+    (heartbeat 250 ms, election timeout 2.5 s): a keepalive every 0.75 s gets four tries
+    at a link with a few hundred ms of round trip before retry_timeout; a raft election
+    (2.5 to 5 s) may outlast retry_timeout, and then the failsafe, on by default, holds
+    a leader every other agent still reaches; etcd's floor for a lease (3.75 s with
+    those settings) is far below the ttl."""
+
+    ttl: float = 8
+    loop_wait: float = 2
+    retry_timeout: float = 3
 
 
 def keepalive_interval(timing: Timing) -> float:

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from radioagent.config import EtcdSettings
+from radioagent.config import EtcdSettings, Timing
 from radioagent.store.cluster import ClusterStore
 from tests.harness.agents import TEST_TIMING, AgentNode, RadioCluster
 from tests.harness.clients import StreamRecorder, listen
@@ -549,7 +549,7 @@ def test_cluster_limits_and_timing_reach_every_agent_live(
         what="every node to take the cluster's listener limit",
     )
 
-    # From unset, one timing key brings the defaults for the others (ttl 15, loop_wait 3).
+    # From unset, one timing key brings the defaults for the others (loop_wait among them).
     radioctl.ok("config", "set", "timing.ttl", "20")
     wait_for(
         lambda: all(ttl == 20 for _, ttl in leases(radio_cluster).values()),
@@ -561,7 +561,9 @@ def test_cluster_limits_and_timing_reach_every_agent_live(
         f"/v1/nodes/{node.name}" for node in radio_cluster.nodes
     }
     assert held["/v1/transcoders/low.mp3"][0] == held[f"/v1/nodes/{transcoding}"][0]
-    assert all(timing_metric(node, "loop_wait") == 3 for node in radio_cluster.nodes)
+    assert all(
+        timing_metric(node, "loop_wait") == Timing().loop_wait for node in radio_cluster.nodes
+    )
     # Nothing moved: same leader and epoch, same transcoder owner and process.
     assert radio_cluster.leader_name() == leader
     assert radio_cluster.statuses()[leader].epoch == epoch

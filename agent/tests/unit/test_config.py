@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib
+import sys
 from pathlib import Path
 
 import pytest
@@ -10,13 +12,14 @@ import yaml
 
 from radioagent.config import (
     SECTIONS,
+    Timing,
     file_problems,
     load_config,
     load_etcd_settings,
     parse_config,
 )
 from radioagent.validation import ValidationError
-from tests.paths import EXAMPLE_CONFIG
+from tests.paths import EXAMPLE_CONFIG, REPOSITORY
 
 
 def valid_raw() -> dict:
@@ -176,6 +179,16 @@ def test_timing_that_lets_a_lease_expire_before_demotion_is_refused() -> None:
     raw["timing"] = {"ttl": 10, "loop_wait": 3, "retry_timeout": 4}
     (problem,) = problems_of(raw)
     assert problem.startswith("timing: loop_wait + 2 * retry_timeout = 11 exceeds ttl = 10")
+
+
+def test_the_example_and_the_testbed_checks_say_the_default_timing() -> None:
+    """The testbed's checks run on the host's Python, without the agent's dependencies,
+    so they cannot import the default; the example config shows it to operators."""
+    sys.path.insert(0, str(REPOSITORY / "molecule" / "testbed"))
+    checks = importlib.import_module("checks")
+    assert Timing().ttl == checks.TTL_S
+    example = yaml.safe_load(EXAMPLE_CONFIG.read_text())
+    assert Timing(**example["timing"]) == Timing()
 
 
 def test_cert_without_key_is_refused() -> None:

@@ -49,7 +49,7 @@ def test_setting_values_are_validated_and_timing_kept_consistent() -> None:
     assert settings.timing is not None
     assert settings.timing.ttl == 20
     with pytest.raises(ValidationError, match="exceeds ttl"):
-        with_setting(settings, "timing.retry_timeout", "9")
+        with_setting(settings, "timing.retry_timeout", "10")
     with pytest.raises(ValidationError, match="unknown setting"):
         with_setting(settings, "colour", "blue")
     with pytest.raises(ValidationError, match="proxy_everything"):
@@ -145,8 +145,8 @@ def test_a_nodes_own_limit_wins_over_the_clusters() -> None:
 
 
 def test_one_timing_key_set_brings_the_other_two_and_none_hands_timing_back() -> None:
-    settings = with_setting(ClusterSettings(), "timing.loop_wait", "2")
-    assert settings.timing == Timing(ttl=15, loop_wait=2, retry_timeout=6)
+    settings = with_setting(ClusterSettings(), "timing.loop_wait", "1")
+    assert settings.timing == Timing(ttl=8, loop_wait=1, retry_timeout=3)
     assert settings.timing_for(Timing(ttl=6, loop_wait=1, retry_timeout=2)) == settings.timing
     assert with_setting(settings, "timing", "none").timing is None
     with pytest.raises(ValidationError, match="only 'none'"):

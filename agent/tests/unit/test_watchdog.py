@@ -49,9 +49,10 @@ def test_the_watchdog_kills_a_frozen_agent_before_its_lease_can_expire() -> None
         seconds = watchdog_seconds(timing, configured=30.0)
         assert seconds + KILL_SECONDS <= timing.ttl - keepalive_interval(timing)
         assert watchdog_fits(timing, seconds)
-    assert watchdog_seconds(Timing(), configured=9.0) == 9.0  # the unit's, for the defaults
-    assert watchdog_seconds(Timing(), configured=30.0) == 10.5  # 15 - 1.5 - 3
-    assert watchdog_seconds(Timing(ttl=8, loop_wait=1, retry_timeout=3), configured=9.0) == 4.25
+    assert watchdog_seconds(Timing(), configured=9.0) == 4.25  # 8 - 0.75 - 3, the defaults
+    slower = Timing(ttl=15, loop_wait=3, retry_timeout=6)
+    assert watchdog_seconds(slower, configured=9.0) == 9.0  # the unit's
+    assert watchdog_seconds(slower, configured=30.0) == 10.5  # 15 - 1.5 - 3
     assert watchdog_seconds(Timing(ttl=30), configured=9.0) == 9.0  # never longer
     tiny = Timing(ttl=4, loop_wait=1, retry_timeout=1.5)
     assert watchdog_seconds(tiny, configured=30.0) == MIN_WATCHDOG_SECONDS
