@@ -159,6 +159,27 @@ def liquidsoap_crash_at_start(cluster: Cluster, rng: random.Random) -> Fault:
     return Fault("liquidsoap_crash_at_start", victim, cluster.ttl_s + 15, mend)
 
 
+FILLER = "/var/radio-testbed-filler"
+
+
+def disk_full(cluster: Cluster, rng: random.Random) -> Fault:
+    """The node's /var (state and logs: etcd's data, the agent's state, the journal; a
+    filesystem of its own on the testbed) filled to its last block while everything
+    runs, past the lease; the heal deletes the filler."""
+    victim = rng.choice(cluster.nodes)
+    free = "$(( $(stat -f -c '%a * %S' /var) ))"
+    testbed.run_in(
+        victim,
+        ["sh", "-c", f"fallocate -l {free} {FILLER}; dd if=/dev/zero of={FILLER}.rest bs=4k"],
+        check=False,  # dd ends on ENOSPC: that is the point
+    )
+
+    def empty() -> None:
+        testbed.run_in(victim, ["rm", "-f", FILLER, f"{FILLER}.rest"])
+
+    return Fault("disk_full", victim, cluster.ttl_s + 15, empty)
+
+
 def machine_kill(cluster: Cluster, rng: random.Random) -> Fault:
     victim = rng.choice(cluster.nodes)
     testbed.kill_node(victim)
@@ -166,8 +187,10 @@ def machine_kill(cluster: Cluster, rng: random.Random) -> Fault:
 
 
 def leader_machine_kill(cluster: Cluster, rng: random.Random) -> Fault:
+    """Down past its lease: a machine back sooner resigns its previous life's leadership
+    at once, which would hide the crash failover's cost."""
     testbed.kill_node(cluster.leader)
-    return Fault("leader_machine_kill", cluster.leader, 5.0, boot(cluster.nodes))
+    return Fault("leader_machine_kill", cluster.leader, cluster.ttl_s + 5, boot(cluster.nodes))
 
 
 def raft_leader_kill(cluster: Cluster, rng: random.Random) -> Fault:
@@ -178,10 +201,11 @@ def raft_leader_kill(cluster: Cluster, rng: random.Random) -> Fault:
 
 
 def raft_collocated_kill(cluster: Cluster, rng: random.Random) -> Fault:
-    """The radio leader's machine while it also leads etcd's raft (moved there first)."""
+    """The radio leader's machine while it also leads etcd's raft (moved there first, and
+    killed before its agent's guard can move it off), down past its lease."""
     checks.make_etcd_leader(cluster.leader)
     testbed.kill_node(cluster.leader)
-    return Fault("raft_collocated_kill", cluster.leader, 5.0, boot(cluster.nodes))
+    return Fault("raft_collocated_kill", cluster.leader, cluster.ttl_s + 5, boot(cluster.nodes))
 
 
 def link_cut(victim: str, kind: str, hold_s: float) -> Fault:
@@ -223,6 +247,7 @@ FAULTS: dict[str, Callable[[Cluster, random.Random], Fault]] = {
     "icecast_kill": icecast_kill,
     "liquidsoap_kill": liquidsoap_kill,
     "liquidsoap_crash_at_start": liquidsoap_crash_at_start,
+    "disk_full": disk_full,
     "machine_kill": machine_kill,
     "leader_machine_kill": leader_machine_kill,
     "raft_leader_kill": raft_leader_kill,

@@ -533,8 +533,8 @@ class Agent:
             return
         leading = self.effective_leadership().role is Role.LEADER
         target = raft_move_target(leading, my_member, raft_leader, members)
-        if target is not None:
-            await self.store.move_raft_leader(target)
+        if target is not None and raft_leader is not None:
+            await self.store.move_raft_leader(raft_leader, target)
             log.info("moved etcd's raft leadership from %s to %s", my_member, members[target])
 
     async def _mark_down(self, name: str) -> None:

@@ -35,6 +35,8 @@ SUITE = "bookworm"
 BASE_DIR = Path("/var/lib/radio-testbed")
 IMAGE_DIR = BASE_DIR / "image"
 NODES_DIR = BASE_DIR / "nodes"
+# A node's /var: etcd's data (64 MB WAL segments) and the journal fill about 200 MB.
+VAR_DISK_MB = 768
 LOCK_FILE = BASE_DIR / "lock"
 RUN_DIR = Path("/run/radio-testbed")
 STATE_FILE = RUN_DIR / "state.json"
@@ -596,7 +598,34 @@ def machine_id(name: str) -> str:
 
 def node_paths(name: str) -> dict[str, str]:
     base = NODES_DIR / name
-    return {"dir": str(base), "upper": str(base / "upper"), "log": str(base / "console.log")}
+    return {
+        "dir": str(base),
+        "upper": str(base / "upper"),
+        "log": str(base / "console.log"),
+        "var_image": str(base / "var.img"),
+        "var_mount": str(base / "var"),
+    }
+
+
+def var_upper(name: str) -> Path:
+    """The node's /var (state and logs: etcd's data, the agent's, the journal) on a
+    filesystem of its own, an ext4 image on a loop device: a full-disk fault fills that
+    and never the host's disk, and fsync still reaches a disk. No blocks reserved for
+    root: full is full for every service. Kept mounted across the node's restarts."""
+    paths = node_paths(name)
+    mount = Path(paths["var_mount"])
+    if not os.path.ismount(mount):
+        image = Path(paths["var_image"])
+        if not image.exists():
+            mount.parent.mkdir(parents=True, exist_ok=True)
+            with open(image, "wb") as sparse:
+                sparse.truncate(VAR_DISK_MB * 1024 * 1024)
+            run(["mkfs.ext4", "-q", "-F", "-m", "0", str(image)])
+        mount.mkdir(parents=True, exist_ok=True)
+        run(["mount", "-o", "loop", str(image), str(mount)])
+    upper = mount / "upper"
+    upper.mkdir(exist_ok=True)
+    return upper
 
 
 def start_node(name: str, hosts: str) -> int:
@@ -612,6 +641,7 @@ def start_node(name: str, hosts: str) -> int:
         "systemd-nspawn",
         f"--directory={IMAGE_DIR}",
         f"--overlay={IMAGE_DIR}:{upper}:/",
+        f"--overlay={IMAGE_DIR}/var:{var_upper(name)}:/var",
         f"--machine={name}",
         f"--hostname={name}",
         "--boot",

@@ -97,20 +97,24 @@ class EtcdClients:
         """The current client and its endpoint, made if needed."""
         with self._lock:
             if self._client is None:
-                host, _, port = self.endpoint.rpartition(":")
-                try:
-                    # Reads the TLS files, which may be mid-rotation or unreadable.
-                    self._client = etcd3.client(
-                        host=host.strip("[]"),
-                        port=int(port),
-                        ca_cert=self.settings.ca_file,
-                        cert_cert=self.settings.cert_file,
-                        cert_key=self.settings.key_file,
-                        timeout=self.request_timeout,
-                    )
-                except (OSError, ValueError) as error:
-                    raise EtcdUnavailable(f"cannot make an etcd client: {error}") from error
+                self._client = self.client_of(self.endpoint, self.request_timeout)
             return self._client, self.endpoint
+
+    def client_of(self, endpoint: str, timeout: float) -> Client:
+        """A new client of `endpoint`, outside the policy: the caller closes it."""
+        host, _, port = endpoint.rpartition(":")
+        try:
+            # Reads the TLS files, which may be mid-rotation or unreadable.
+            return etcd3.client(
+                host=host.strip("[]"),
+                port=int(port),
+                ca_cert=self.settings.ca_file,
+                cert_cert=self.settings.cert_file,
+                cert_key=self.settings.key_file,
+                timeout=timeout,
+            )
+        except (OSError, ValueError) as error:
+            raise EtcdUnavailable(f"cannot make an etcd client: {error}") from error
 
     def is_current(self, client: Client) -> bool:
         return client is self._client

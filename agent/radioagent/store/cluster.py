@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+import grpc
 from etcd3 import etcdrpc
 
 from radioagent.config import EtcdSettings
@@ -24,8 +25,9 @@ from radioagent.nowplaying import NowPlaying, now_playing_from_json, with_title
 from radioagent.radios import MountChange
 from radioagent.settings import ClusterSettings, settings_from_json
 from radioagent.store.acme import AcmeRecords
-from radioagent.store.client import Client, EtcdClients
-from radioagent.store.errors import Conflict, NoSuchMount
+from radioagent.store.client import Client, EtcdClients, describe
+from radioagent.store.endpoints import endpoint_from_url
+from radioagent.store.errors import Conflict, EtcdUnavailable, NoSuchMount
 from radioagent.store.keys import KeyLayout
 from radioagent.store.records import (
     decode_cluster_state,
@@ -43,6 +45,9 @@ from radioagent.validation import ValidationError
 # etcd refuses transactions of more than 128 operations by default.
 TRANSACTION_OPERATIONS = 100
 TITLE_WRITE_TRIES = 3  # a title races only with other titles of the same mount
+# etcd aborts a leadership transfer after its election timeout (2.5 s with the etcd
+# role's settings), and MoveLeader answers only once it sees the target lead.
+RAFT_MOVE_TIMEOUT_S = 5.0
 WatchCallback = Callable[[Client, Any], None]
 
 
@@ -86,19 +91,32 @@ class ClusterStore(AcmeRecords):
 
         return self._call("read raft leadership", read)
 
-    def move_raft_leader(self, target: int) -> None:
-        """etcd's MoveLeader (python-etcd3 0.12 has no call for it): only the raft
-        leader, which the current endpoint is when this is called, can hand it over."""
-
-        def move(client: Client) -> None:
+    def move_raft_leader(self, leader: int, target: int) -> None:
+        """etcd's MoveLeader (python-etcd3 0.12 has no call for it), sent to the raft
+        leader itself, the only member that can hand leadership over: the current
+        endpoint may be another member (an agent stays on the one it moved on to when its
+        own stopped answering). Given etcd's whole transfer bound to answer."""
+        urls = self._call(
+            "list members",
+            lambda client: {member.id: list(member.client_urls) for member in client.members},
+        )
+        endpoint = next(filter(None, map(endpoint_from_url, urls.get(leader, []))), None)
+        if endpoint is None:
+            raise EtcdUnavailable(f"move raft leadership: member {leader:x} lists no client URL")
+        client = self.clients.client_of(endpoint, RAFT_MOVE_TIMEOUT_S)
+        try:
             client.maintenancestub.MoveLeader(
                 etcdrpc.MoveLeaderRequest(targetID=target),
                 client.timeout,
                 credentials=client.call_credentials,
                 metadata=client.metadata,
             )
-
-        self._call("move raft leadership", move)
+        except grpc.RpcError as error:
+            raise EtcdUnavailable(
+                f"move raft leadership via {endpoint}: {describe(error)}"
+            ) from error
+        finally:
+            client.close()
 
     def member_client_urls(self) -> list[str]:
         """Every etcd member's client URLs, as the cluster lists them."""

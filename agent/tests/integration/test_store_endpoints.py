@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from radioagent.config import EtcdSettings
 from radioagent.coordination.state import LeaderRecord
+from radioagent.store.cluster import ClusterStore
 from tests.harness.agents import TEST_TIMING, AgentNode, RadioCluster
 from tests.harness.etcd import EtcdCluster
 from tests.harness.icecast import IcecastServer
@@ -112,3 +114,26 @@ def test_radioctl_writes_through_the_next_endpoint_when_the_first_hangs(
     finally:
         etcd_cluster.resume(0)
     assert [mount["name"] for mount in yaml.safe_load(listed.stdout)] == ["through.mp3"]
+
+
+def test_raft_leadership_is_handed_over_by_the_raft_leader_whatever_the_current_endpoint(
+    etcd_cluster: EtcdCluster,
+) -> None:
+    """An agent stays on the endpoint it moved on to when its own member stopped
+    answering; that member may lead raft later. Only the raft leader can hand leadership
+    over (another member answers "not leader"), so the move goes to it."""
+    members = etcd_cluster.members
+    leader = etcd_cluster.leader_index()
+    current, target = (index for index in range(len(members)) if index != leader)
+    store = ClusterStore(
+        EtcdSettings(endpoints=(f"127.0.0.1:{members[current].client_port}",), prefix="/move"),
+        request_timeout=1,
+    )
+    try:
+        raft_leader, names = store.raft_view()
+        ids = {name: member_id for member_id, name in names.items()}
+        assert raft_leader == ids[members[leader].name]
+        store.move_raft_leader(raft_leader, ids[members[target].name])
+    finally:
+        store.close()
+    assert etcd_cluster.leader_index() == target  # MoveLeader answers once it sees it lead
