@@ -132,3 +132,20 @@ def table(summary: dict) -> str:
             f"| {kind} | " + " | ".join("-" if c is None else str(c) for c in cells) + " |"
         )
     return "\n".join(lines)
+
+
+DOC_TITLE = "# Reliability: the fault campaign"
+
+
+def doc_with_section(existing: str, nodes: int, section: str) -> str:
+    """docs/reliability.md with the campaign on `nodes` machines replaced by `section`
+    (a `## <nodes> machines` heading and its text); the other sizes' sections stay, in
+    order of size. A document without sections (the first campaign's) is replaced."""
+    sections: dict[int, str] = {}
+    for part in existing.split("\n## ")[1:]:
+        heading, _, _ = part.partition("\n")
+        count = heading.split(" ")[0]
+        if count.isdigit():
+            sections[int(count)] = "## " + part.strip() + "\n"
+    sections[nodes] = f"## {nodes} machines\n\n{section.strip()}\n"
+    return DOC_TITLE + "\n\n" + "\n".join(sections[size] for size in sorted(sections))

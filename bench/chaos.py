@@ -39,7 +39,7 @@ sys.path.insert(0, str(REPO_DIR / "molecule" / "testbed"))
 import checks
 import demo
 import testbed
-from campaign import FaultRecord, schedule, summarise, table
+from campaign import FaultRecord, doc_with_section, schedule, summarise, table
 from chaos_checker import Checker, orphaned_claims
 from nemesis import FAULTS, Cluster, Fault
 
@@ -302,18 +302,20 @@ def build(nodes: Sequence[str]) -> None:
 
 
 def write_doc(summary: dict) -> None:
-    """The table with its seed in docs/reliability.md, every fault's record beside it."""
+    """The table with its seed in docs/reliability.md, in the section of its cluster's
+    size, every fault's record beside it."""
     DOC.parent.mkdir(parents=True, exist_ok=True)
-    history = DOC.with_suffix(".json")
+    history = DOC.with_name(f"reliability-{summary['nodes']}-nodes.json")
     history.write_text(json.dumps(summary, indent=1) + "\n")
-    DOC.write_text(
-        "# Reliability: the fault campaign\n\n"
+    section = (
         f"`{summary['command']}` ran {summary['faults']} faults on "
         f"{summary['nodes']} testbed machines, {time.strftime('%Y-%m-%d %H:%M')}: "
         f"{summary['violations']} violations, recovery p95 {summary['recovery_p95_s']} s "
         "(from the heal until every mount is heard on every node). Every fault's record: "
-        f"[{history.name}]({history.name}).\n\n" + table(summary) + "\n"
+        f"[{history.name}]({history.name}).\n\n" + table(summary)
     )
+    existing = DOC.read_text() if DOC.exists() else ""
+    DOC.write_text(doc_with_section(existing, summary["nodes"], section))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -12,6 +12,7 @@ from campaign import (
     FaultRecord,
     Stretch,
     Violation,
+    doc_with_section,
     percentile,
     schedule,
     summarise,
@@ -72,3 +73,14 @@ def test_a_stretch_runs_from_its_first_sample_and_ends_at_the_first_break() -> N
     assert leaderless.observe(True, 9.75) == 7.75
     assert leaderless.observe(False, 10.0) == 0.0
     assert leaderless.observe(True, 12.0) == 0.0  # a new stretch, not 10 s
+
+
+def test_the_document_keeps_one_section_per_cluster_size_and_replaces_its_own() -> None:
+    first = doc_with_section("# Old\n\nA campaign without sections.\n", 5, "five, first")
+    assert first == "# Reliability: the fault campaign\n\n## 5 machines\n\nfive, first\n"
+    both = doc_with_section(first, 3, "three\n\n| table |")
+    assert both.index("## 3 machines") < both.index("## 5 machines")
+    again = doc_with_section(both, 5, "five, second")
+    assert "five, first" not in again
+    assert again.count("## 5 machines") == 1
+    assert "three\n\n| table |\n" in again
