@@ -42,13 +42,14 @@ class Stretch:
     since: float | None = None
 
     def observe(self, holds: bool, now: float) -> float:
-        """The stretch's length as of this sample (0 when the condition does not hold)."""
-        if not holds:
-            self.since = None
-            return 0.0
-        if self.since is None:
-            self.since = now
-        return round(now - self.since, 2)
+        """The stretch's length as of this sample: from its first sample to this one, the
+        first that ends it included (0 when no stretch runs or ends here)."""
+        since = self.since
+        if holds:
+            self.since = now if since is None else since
+            return round(now - self.since, 2)
+        self.since = None
+        return 0.0 if since is None else round(now - since, 2)
 
 
 def schedule(kinds: Sequence[str], count: int, rng: random.Random) -> list[str]:

@@ -47,7 +47,7 @@ from radioagent.coordination.election import (
     settle_seconds,
 )
 from radioagent.coordination.failsafe import cut_off_for_failsafe, peers, should_ping
-from radioagent.coordination.raft import raft_move_target
+from radioagent.coordination.raft import raft_move_targets
 from radioagent.coordination.state import ClusterState
 from radioagent.deadair import (
     DEFAULT_DEAD_AIR_SECONDS,
@@ -532,9 +532,13 @@ class Agent:
         if my_member is None:
             return
         leading = self.effective_leadership().role is Role.LEADER
-        target = raft_move_target(leading, my_member, raft_leader, members)
-        if target is not None and raft_leader is not None:
-            await self.store.move_raft_leader(raft_leader, target)
+        targets = raft_move_targets(leading, my_member, raft_leader, members)
+        if not targets or raft_leader is None:
+            return
+        target = await self.store.move_raft_leader(raft_leader, targets)
+        if target is None:
+            log.warning("etcd's raft leadership stays on %s: no other member is ready", my_member)
+        else:
             log.info("moved etcd's raft leadership from %s to %s", my_member, members[target])
 
     async def _mark_down(self, name: str) -> None:

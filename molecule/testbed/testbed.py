@@ -616,11 +616,13 @@ def var_upper(name: str) -> Path:
     mount = Path(paths["var_mount"])
     if not os.path.ismount(mount):
         image = Path(paths["var_image"])
-        if not image.exists():
+        if not image.exists():  # made under another name: a failed mkfs leaves no image
             mount.parent.mkdir(parents=True, exist_ok=True)
-            with open(image, "wb") as sparse:
+            staging = image.with_name(image.name + ".new")
+            with open(staging, "wb") as sparse:
                 sparse.truncate(VAR_DISK_MB * 1024 * 1024)
-            run(["mkfs.ext4", "-q", "-F", "-m", "0", str(image)])
+            run(["mkfs.ext4", "-q", "-F", "-m", "0", str(staging)])
+            staging.rename(image)
         mount.mkdir(parents=True, exist_ok=True)
         run(["mount", "-o", "loop", str(image), str(mount)])
     upper = mount / "upper"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -59,8 +59,8 @@ class AgentStore:
     async def raft_view(self) -> tuple[int | None, dict[int, str]]:
         return await self._run(self.store.raft_view)
 
-    async def move_raft_leader(self, leader: int, target: int) -> None:
-        await self._run(self.store.move_raft_leader, leader, target)
+    async def move_raft_leader(self, leader: int, targets: Sequence[int]) -> int | None:
+        return await self._run(self.store.move_raft_leader, leader, targets)
 
     async def register_node(self, name: str) -> None:
         await self._run(self.store.register_node, name)

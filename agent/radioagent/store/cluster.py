@@ -8,10 +8,11 @@ so two operators (or an operator and an agent) cannot silently overwrite each ot
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +20,7 @@ import grpc
 from etcd3 import etcdrpc
 
 from radioagent.config import EtcdSettings
+from radioagent.coordination.raft import ready_to_lead
 from radioagent.coordination.state import ClusterState, Handover, LeaderRecord
 from radioagent.model import MountSpec, cross_mount_problems, parse_mount
 from radioagent.nowplaying import NowPlaying, now_playing_from_json, with_title
@@ -48,6 +50,7 @@ TITLE_WRITE_TRIES = 3  # a title races only with other titles of the same mount
 # etcd aborts a leadership transfer after its election timeout (2.5 s with the etcd
 # role's settings), and MoveLeader answers only once it sees the target lead.
 RAFT_MOVE_TIMEOUT_S = 5.0
+RAFT_STATUS_TIMEOUT_S = 1.0  # a target that cannot answer within this is not offered it
 WatchCallback = Callable[[Client, Any], None]
 
 
@@ -91,32 +94,76 @@ class ClusterStore(AcmeRecords):
 
         return self._call("read raft leadership", read)
 
-    def move_raft_leader(self, leader: int, target: int) -> None:
-        """etcd's MoveLeader (python-etcd3 0.12 has no call for it), sent to the raft
-        leader itself, the only member that can hand leadership over: the current
-        endpoint may be another member (an agent stays on the one it moved on to when its
-        own stopped answering). Given etcd's whole transfer bound to answer."""
+    def move_raft_leader(self, leader: int, targets: Sequence[int]) -> int | None:
+        """etcd's MoveLeader (python-etcd3 0.12 has no call for it) to the first of
+        `targets` that answers and is ready to lead (coordination/raft.py); the member it
+        went to, or None when none is. Sent to the raft leader itself, the only member
+        that can hand leadership over: the current endpoint may be another member (an
+        agent stays on the one it moved on to when its own stopped answering)."""
         urls = self._call(
             "list members",
             lambda client: {member.id: list(member.client_urls) for member in client.members},
         )
-        endpoint = next(filter(None, map(endpoint_from_url, urls.get(leader, []))), None)
-        if endpoint is None:
-            raise EtcdUnavailable(f"move raft leadership: member {leader:x} lists no client URL")
-        client = self.clients.client_of(endpoint, RAFT_MOVE_TIMEOUT_S)
+        with self._member_client(leader, urls, RAFT_MOVE_TIMEOUT_S) as (client, endpoint):
+            leader_index = self._member_status(client, endpoint).raftIndex
+            target = next(
+                (
+                    member
+                    for member in targets
+                    if self._ready_to_lead(member, urls, leader, leader_index)
+                ),
+                None,
+            )
+            if target is None:
+                return None
+            try:
+                client.maintenancestub.MoveLeader(
+                    etcdrpc.MoveLeaderRequest(targetID=target),
+                    client.timeout,
+                    credentials=client.call_credentials,
+                    metadata=client.metadata,
+                )
+            except grpc.RpcError as error:
+                raise EtcdUnavailable(
+                    f"move raft leadership via {endpoint}: {describe(error)}"
+                ) from error
+        return target
+
+    def _ready_to_lead(
+        self, member: int, urls: dict[int, list[str]], leader: int, leader_index: int
+    ) -> bool:
         try:
-            client.maintenancestub.MoveLeader(
-                etcdrpc.MoveLeaderRequest(targetID=target),
+            with self._member_client(member, urls, RAFT_STATUS_TIMEOUT_S) as (client, endpoint):
+                status = self._member_status(client, endpoint)
+        except EtcdUnavailable:
+            return False  # down or unreachable: not a target
+        return ready_to_lead(leader, leader_index, status.leader, status.raftIndex)
+
+    @contextlib.contextmanager
+    def _member_client(
+        self, member: int, urls: dict[int, list[str]], timeout: float
+    ) -> Iterator[tuple[Client, str]]:
+        """A client of that member's own endpoint, outside the endpoint policy."""
+        endpoint = next(filter(None, map(endpoint_from_url, urls.get(member, []))), None)
+        if endpoint is None:
+            raise EtcdUnavailable(f"etcd member {member:x} lists no client URL")
+        client = self.clients.client_of(endpoint, timeout)
+        try:
+            yield client, endpoint
+        finally:
+            client.close()
+
+    @staticmethod
+    def _member_status(client: Client, endpoint: str) -> Any:
+        try:
+            return client.maintenancestub.Status(
+                etcdrpc.StatusRequest(),
                 client.timeout,
                 credentials=client.call_credentials,
                 metadata=client.metadata,
             )
         except grpc.RpcError as error:
-            raise EtcdUnavailable(
-                f"move raft leadership via {endpoint}: {describe(error)}"
-            ) from error
-        finally:
-            client.close()
+            raise EtcdUnavailable(f"status of {endpoint}: {describe(error)}") from error
 
     def member_client_urls(self) -> list[str]:
         """Every etcd member's client URLs, as the cluster lists them."""

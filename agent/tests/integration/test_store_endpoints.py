@@ -133,7 +133,38 @@ def test_raft_leadership_is_handed_over_by_the_raft_leader_whatever_the_current_
         raft_leader, names = store.raft_view()
         ids = {name: member_id for member_id, name in names.items()}
         assert raft_leader == ids[members[leader].name]
-        store.move_raft_leader(raft_leader, ids[members[target].name])
+        moved_to = store.move_raft_leader(raft_leader, (ids[members[target].name],))
     finally:
         store.close()
+    assert moved_to == ids[members[target].name]
     assert etcd_cluster.leader_index() == target  # MoveLeader answers once it sees it lead
+
+
+def test_raft_leadership_goes_to_a_member_that_answers_and_stays_without_one(
+    etcd_cluster: EtcdCluster,
+) -> None:
+    """A dead target would keep etcd refusing writes for its whole transfer, again at each
+    try: the move skips it, and with no other member ready it does not try at all."""
+    members = etcd_cluster.members
+    leader = etcd_cluster.leader_index()
+    dead, alive = (index for index in range(len(members)) if index != leader)
+    store = ClusterStore(
+        EtcdSettings(endpoints=(f"127.0.0.1:{members[leader].client_port}",), prefix="/move"),
+        request_timeout=1,
+    )
+    try:
+        raft_leader, names = store.raft_view()
+        assert raft_leader is not None
+        ids = {name: member_id for member_id, name in names.items()}
+        etcd_cluster.kill(dead)
+        term = etcd_cluster.raft_term(leader)
+        assert store.move_raft_leader(raft_leader, (ids[members[dead].name],)) is None
+        assert etcd_cluster.leader_index() == leader
+        assert etcd_cluster.raft_term(leader) == term  # no transfer was even tried
+        to = store.move_raft_leader(
+            raft_leader, (ids[members[dead].name], ids[members[alive].name])
+        )
+    finally:
+        store.close()
+    assert to == ids[members[alive].name]
+    assert etcd_cluster.leader_index(among=[leader, alive]) == alive

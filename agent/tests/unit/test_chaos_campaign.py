@@ -71,8 +71,10 @@ def test_a_stretch_runs_from_its_first_sample_and_ends_at_the_first_break() -> N
     assert leaderless.observe(True, 2.0) == 0.0
     assert leaderless.observe(True, 2.5) == 0.5
     assert leaderless.observe(True, 9.75) == 7.75
-    assert leaderless.observe(False, 10.0) == 0.0
+    assert leaderless.observe(False, 10.0) == 8.0  # ended by this sample
+    assert leaderless.observe(False, 10.5) == 0.0
     assert leaderless.observe(True, 12.0) == 0.0  # a new stretch, not 10 s
+    assert leaderless.observe(False, 12.5) == 0.5  # one sample long
 
 
 def test_the_document_keeps_one_section_per_cluster_size_and_replaces_its_own() -> None:

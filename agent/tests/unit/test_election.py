@@ -9,7 +9,7 @@ from radioagent.coordination.election import (
     must_stop_leading,
     should_campaign,
 )
-from radioagent.coordination.raft import raft_move_target
+from radioagent.coordination.raft import MAX_RAFT_LAG, raft_move_targets, ready_to_lead
 from radioagent.coordination.state import ClusterState, LeaderRecord
 from radioagent.model import parse_mount
 from radioagent.store.keys import KeyLayout
@@ -89,9 +89,17 @@ def test_only_leader_mount_and_config_changes_wake_the_loop() -> None:
 
 def test_the_radio_leader_hands_raft_leadership_to_another_started_member() -> None:
     members = {1: "node1", 2: "node2", 3: "node3", 4: ""}  # 4: added, not started yet
-    assert raft_move_target(True, "node2", 2, members) == 1  # the first other by name
-    assert raft_move_target(True, "node1", 2, members) is None  # raft led elsewhere
-    assert raft_move_target(False, "node2", 2, members) is None  # not the radio leader
-    assert raft_move_target(True, "node2", None, members) is None  # no raft leader now
-    assert raft_move_target(True, "gateway", 2, members) is None  # no member of its own
-    assert raft_move_target(True, "node2", 2, {2: "node2", 4: ""}) is None  # nobody to take it
+    assert raft_move_targets(True, "node2", 2, members) == (1, 3)  # the others, by name
+    assert raft_move_targets(True, "node1", 2, members) == ()  # raft led elsewhere
+    assert raft_move_targets(False, "node2", 2, members) == ()  # not the radio leader
+    assert raft_move_targets(True, "node2", None, members) == ()  # no raft leader now
+    assert raft_move_targets(True, "gateway", 2, members) == ()  # no member of its own
+    assert raft_move_targets(True, "node2", 2, {2: "node2", 4: ""}) == ()  # nobody to take it
+
+
+def test_only_a_member_that_follows_the_leader_with_its_log_caught_up_is_offered_it() -> None:
+    assert ready_to_lead(leader=2, leader_index=500, follows=2, index=500)
+    assert ready_to_lead(leader=2, leader_index=500, follows=2, index=500 - MAX_RAFT_LAG)
+    assert not ready_to_lead(leader=2, leader_index=500, follows=2, index=499 - MAX_RAFT_LAG)
+    assert not ready_to_lead(leader=2, leader_index=500, follows=0, index=500)  # electing
+    assert not ready_to_lead(leader=2, leader_index=500, follows=3, index=500)  # other view
