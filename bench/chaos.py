@@ -219,8 +219,11 @@ def one_fault(  # noqa: PLR0917 - the campaign's parts, each needed here
         checker.report("not_heard", f"after {kind}: not heard {heard_everywhere(nodes)}")
     else:
         record.recovered_s = round(time.monotonic() - healed, 2)
-        for orphan in orphaned_claims(nodes, ETCD_PREFIX):
-            checker.report("orphaned_claim", orphan)
+        try:
+            for orphan in orphaned_claims(nodes, ETCD_PREFIX):
+                checker.report("orphaned_claim", orphan)
+        except testbed.TestbedError as error:
+            checker.report("claims_unreadable", f"after {kind}: {error}")
     log(
         f"fault {number}: healed; recovered after {record.recovered_s} s; "
         f"{len(record.violations)} violation(s)"
@@ -252,7 +255,12 @@ def campaign(
                 if max_minutes is not None and time.monotonic() - started > max_minutes * 60:
                     log(f"{max_minutes:g} min are up: {number - 1} faults of {len(kinds)}")
                     break
-                records.append(one_fault(number, kind, nodes, checker, rng, studios))
+                try:
+                    records.append(one_fault(number, kind, nodes, checker, rng, studios))
+                except (testbed.TestbedError, checks.CheckFailed) as error:
+                    # The harness itself failed: what ran so far is still reported.
+                    checker.report("harness_failed", f"fault {number} ({kind}): {error}")
+                    break
                 refill_listeners(checker, nodes)
         finally:
             checker.stop()

@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import http.client
 import json
+import subprocess
 import threading
 import time
 from collections.abc import Sequence
@@ -48,9 +49,10 @@ def transcoder_hosts(nodes: Sequence[str], mount: str) -> list[str]:
 
 
 def orphaned_claims(nodes: Sequence[str], prefix: str) -> list[str]:
-    """Transcoder claims in etcd whose owner does not run that transcoder."""
-    listed = testbed.run_in(
-        nodes[0], ["sh", "-c", ETCDCTL + f"get --prefix {prefix}transcoders/ -w json"]
+    """Transcoder claims in etcd whose owner does not run that transcoder. Read through
+    the first node whose etcd answers (a member may still be rejoining after the heal)."""
+    listed = _first_answer(
+        nodes, ["sh", "-c", ETCDCTL + f"get --prefix {prefix}transcoders/ -w json"]
     )
     found = []
     for entry in json.loads(listed.stdout).get("kvs", []):
@@ -59,6 +61,19 @@ def orphaned_claims(nodes: Sequence[str], prefix: str) -> list[str]:
         if owner not in transcoder_hosts(nodes, mount):
             found.append(f"{mount} claimed by {owner}, which does not run it")
     return found
+
+
+def _first_answer(nodes: Sequence[str], argv: list[str]) -> subprocess.CompletedProcess[str]:
+    """`argv` in each node in turn, up to 3 rounds; the last failure if none answers."""
+    failure: testbed.TestbedError | None = None
+    for _ in range(3):
+        for node in nodes:
+            try:
+                return testbed.run_in(node, argv)
+            except testbed.TestbedError as error:
+                failure = error
+    assert failure is not None  # noqa: S101 - nodes is never empty
+    raise failure
 
 
 def _b64(text: str) -> str:
