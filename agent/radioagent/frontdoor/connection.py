@@ -14,6 +14,7 @@ from enum import Enum
 from typing import Protocol, cast
 
 from radioagent.frontdoor.fanout import MountHub, Passthrough
+from radioagent.frontdoor.handover import ResumePoint
 from radioagent.frontdoor.http import (
     MAX_HEAD_BYTES,
     RETRY_AFTER_SECONDS,
@@ -136,6 +137,16 @@ class Connection(asyncio.Protocol):
 
     def become_listener(self, passthrough: Passthrough, path: str, icy: bool) -> None:
         """From now on the connection only receives the mount's audio."""
+        self._listen()
+        self._hub = passthrough.join(path, icy, self)
+
+    def resume_listener(self, passthrough: Passthrough, point: ResumePoint) -> None:
+        """A listener the last agent process handed over, its answer long sent: it goes
+        on where it was in the stream."""
+        self._listen()
+        self._hub = passthrough.resume(point, self)
+
+    def _listen(self) -> None:
         self._cancel_timer()
         self._mode = Mode.LISTENER
         self._buffer.clear()
@@ -144,7 +155,6 @@ class Connection(asyncio.Protocol):
         sock = self.transport.get_extra_info("socket")
         if sock is not None:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, LISTENER_SEND_BUFFER)
-        self._hub = passthrough.join(path, icy, self)
 
     def become_source(self, pipe: StudioPipe) -> None:
         """From now on what the studio sends goes to `pipe` (what came with the head too)."""

@@ -22,7 +22,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol, cast
 
-from radioagent.frontdoor.framing import Burst, Framer, Piece, framer_for
+from radioagent.frontdoor.framing import Burst, Framer, IcyFramer, OggFramer, Piece, framer_for
+from radioagent.frontdoor.handover import TAIL_BYTES, Resume, ResumePoint
 from radioagent.frontdoor.http import (
     MAX_HEAD_BYTES,
     HttpError,
@@ -61,6 +62,9 @@ class FanoutLimits:
 class FanoutCounters:
     bytes_by_path: dict[str, int] = field(default_factory=dict)  # audio written, per mount
     slow_listeners_dropped: int = 0
+    # Listeners handed over by the last process: where they left off, or live after a gap.
+    resumed_in_place: int = 0
+    resumed_with_gap: int = 0
 
     @property
     def bytes_out(self) -> int:
@@ -98,11 +102,14 @@ class MountHub(asyncio.Protocol):
         self._deadline: asyncio.TimerHandle | None = None
         self._priming: asyncio.TimerHandle | None = None
         self._primed_yet = False  # Icecast's burst has come and gone to the first listeners
+        self._tail = b""  # the last audio bytes out (every streaming listener's last)
+        self._resumes: dict[ResumePoint, tuple[Resume, set[Listener]]] = {}
         self.closed = False
 
     @property
     def listener_count(self) -> int:
-        return len(self.listeners) + len(self._pending) + len(self._waiting)
+        resumed = sum(len(listeners) for _, listeners in self._resumes.values())
+        return len(self.listeners) + len(self._pending) + len(self._waiting) + resumed
 
     async def connect(self, host: str, port: int) -> None:
         loop = asyncio.get_running_loop()
@@ -139,6 +146,10 @@ class MountHub(asyncio.Protocol):
             return
         for framed in pieces:
             piece = self._titled(framed) if framed.metadata else framed
+            if not (piece.metadata or piece.header):
+                self._tail = (self._tail + piece.data)[-TAIL_BYTES:]
+                if self._resumes:
+                    self._resume_with(piece.data)
             self._burst.add(piece)
             if not self._primed_yet:
                 self._start_priming()
@@ -169,11 +180,49 @@ class MountHub(asyncio.Protocol):
             )
             self.listeners.add(listener)
 
+    def resume(self, listener: Listener, point: ResumePoint) -> None:
+        """A listener the last process handed over: it goes on where it was (handover.py)."""
+        if self._linger is not None:
+            self._linger.cancel()
+            self._linger = None
+        if point not in self._resumes:
+            resume = Resume(point)
+            if self._primed_yet:  # Icecast's burst went by: nothing left to find it in
+                resume.give_up()
+            self._resumes[point] = (resume, set())
+        self._resumes[point][1].add(listener)
+
+    def hand_over(self) -> list[tuple[ResumePoint, list[Listener]]]:
+        """Stop reading upstream; the listeners that can go on in the next process, by
+        where they are. Not Ogg's: a stream taken up again would need its headers anew."""
+        framer = self._framer
+        if self.closed or framer is None or isinstance(framer, OggFramer):
+            return []
+        if self._transport is not None:
+            self._transport.pause_reading()
+        metaint = framer.metaint if isinstance(framer, IcyFramer) else None
+        phase = framer.audio_since_slot if isinstance(framer, IcyFramer) else 0
+        handed = []
+        if self.listeners and self._tail:
+            point = ResumePoint(self.path, self.icy, phase, self._tail)
+            handed.append((point, list(self.listeners)))
+        for resume, listeners in self._resumes.values():
+            if listeners and resume.started:
+                point = ResumePoint(self.path, self.icy, resume.phase(metaint), resume.tail)
+                handed.append((point, list(listeners)))
+            elif listeners:  # not started again yet: still where the last process left them
+                handed.append((resume.point, list(listeners)))
+        return handed
+
     def leave(self, listener: Listener) -> None:
         self.listeners.discard(listener)
         for queue in (self._pending, self._waiting):
             with contextlib.suppress(ValueError):
                 queue.remove(listener)
+        for point, (_, listeners) in list(self._resumes.items()):
+            listeners.discard(listener)
+            if not listeners:
+                del self._resumes[point]
         if not self.closed and self.listener_count == 0 and self._linger is None:
             self._linger = asyncio.get_running_loop().call_later(self.limits.linger, self.close)
 
@@ -187,11 +236,13 @@ class MountHub(asyncio.Protocol):
                 timer.cancel()
         if self._transport is not None:
             self._transport.close()
-        for listener in [*self.listeners, *self._pending, *self._waiting]:
+        resumed = [listener for _, listeners in self._resumes.values() for listener in listeners]
+        for listener in [*self.listeners, *self._pending, *self._waiting, *resumed]:
             listener.transport.close()
         self.listeners.clear()
         self._pending.clear()
         self._waiting.clear()
+        self._resumes.clear()
         self.on_closed(self)
 
     # --- internals -----------------------------------------------------------------------
@@ -256,6 +307,7 @@ class MountHub(asyncio.Protocol):
         place to start."""
         self._priming = None
         self._primed_yet = True
+        self._give_up_resuming()
         if self._burst.empty:
             return
         contents = self._framer_headers() + self._burst.contents()
@@ -272,11 +324,42 @@ class MountHub(asyncio.Protocol):
             self.listeners.add(listener)
         self._waiting.clear()
 
+    def _resume_with(self, audio: bytes) -> None:
+        framer = self._framer
+        metaint = framer.metaint if isinstance(framer, IcyFramer) else None
+        for resume, listeners in list(self._resumes.values()):
+            data = resume.feed(audio, metaint, self._slot_block)
+            if data:
+                self._send(listeners, data)
+
+    def _slot_block(self) -> bytes:
+        framer = self._framer
+        return self._titled(framer.slot()).data if isinstance(framer, IcyFramer) else b""
+
+    def _give_up_resuming(self) -> None:
+        """Icecast's burst is in: listeners whose place was not in it start live."""
+        for resume, listeners in self._resumes.values():
+            if resume.found:
+                self.counters.resumed_in_place += len(listeners)
+            else:
+                resume.give_up()
+                self.counters.resumed_with_gap += len(listeners)
+        if self._resumes:
+            log.info(
+                "listeners handed over, %s: %d where they left off, %d live after a gap",
+                self.path,
+                sum(len(ls) for resume, ls in self._resumes.values() if resume.found),
+                sum(len(ls) for resume, ls in self._resumes.values() if resume.gave_up),
+            )
+
     def _broadcast(self, data: bytes) -> None:
+        self._send(self.listeners, data)
+
+    def _send(self, listeners: set[Listener], data: bytes) -> None:
         slow = []
         written = 0
         limit = self.limits.write_limit
-        for listener in self.listeners:
+        for listener in listeners:
             transport = listener.transport
             if transport.get_write_buffer_size() > limit:
                 slow.append(listener)
@@ -287,7 +370,7 @@ class MountHub(asyncio.Protocol):
         by_path[self.path] = by_path.get(self.path, 0) + written * len(data)
         for listener in slow:
             self.counters.slow_listeners_dropped += 1
-            self.listeners.discard(listener)
+            listeners.discard(listener)
             listener.transport.abort()
 
     def _fail(self, error: HttpError) -> None:
@@ -313,6 +396,19 @@ class Passthrough:
         self._tasks: set[asyncio.Task[None]] = set()
 
     def join(self, path: str, icy: bool, listener: Listener) -> MountHub:
+        hub = self._hub_for(path, icy)
+        hub.join(listener)
+        return hub
+
+    def resume(self, point: ResumePoint, listener: Listener) -> MountHub:
+        hub = self._hub_for(point.path, point.icy)
+        hub.resume(listener, point)
+        return hub
+
+    def hand_over(self) -> list[tuple[ResumePoint, list[Listener]]]:
+        return [handed for hub in self._hubs.values() for handed in hub.hand_over()]
+
+    def _hub_for(self, path: str, icy: bool) -> MountHub:
         hub = self._hubs.get((path, icy))
         if hub is None or hub.closed:
             hub = MountHub(
@@ -322,7 +418,6 @@ class Passthrough:
             task = asyncio.get_running_loop().create_task(hub.connect(self.host, self.port))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
-        hub.join(listener)
         return hub
 
     def titles_of(self, path: str) -> IcyTitles | None:

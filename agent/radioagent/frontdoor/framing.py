@@ -159,7 +159,7 @@ class IcyFramer:
         position = 0
         while position < len(data):
             if self._slot_due:
-                pieces.append(self._slot())
+                pieces.append(self.slot())
                 self._slot_due = False
                 self._out_left = self.metaint
             taken = min(self._out_left, len(data) - position)
@@ -168,7 +168,12 @@ class IcyFramer:
             position += taken
             self._slot_due = self._out_left == 0
 
-    def _slot(self) -> Piece:
+    @property
+    def audio_since_slot(self) -> int:
+        """Audio bytes out since our last slot (metaint: a slot is due next)."""
+        return self.metaint - self._out_left
+
+    def slot(self) -> Piece:
         """What Icecast would have sent there: its title (whole, so a listener joining
         later has it too), or no change."""
         block = self.upstream_block if self.upstream_block is not None else NO_TITLE_CHANGE

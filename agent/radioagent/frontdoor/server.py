@@ -26,6 +26,7 @@ from typing import Any, assert_never
 
 from radioagent.certfacts import CertificateFacts
 from radioagent.config import FrontDoorSettings
+from radioagent.frontdoor import restart
 from radioagent.frontdoor.certificate import Certificate, small_tls_buffers
 from radioagent.frontdoor.connection import Connection
 from radioagent.frontdoor.fanout import FanoutLimits, Passthrough
@@ -100,6 +101,7 @@ class FrontDoor:
         self.sources = SourcePipes(on_title=self._title_in_stream)
         self._routing = Routing(self.director, self.listeners_by_mount, settings.public_name)
         self._servers: list[asyncio.Server] = []
+        self._inherited = restart.Inherited()  # what the last process left: see restart.py
         self._view: AgentSnapshot  # the snapshot of the last loop: see update()
         self._titles_from: object = None  # the state the fan-out's titles were made from
         self._tasks: set[asyncio.Task[None]] = set()
@@ -108,14 +110,15 @@ class FrontDoor:
 
     async def start(self) -> None:
         self.update()
-        loop = asyncio.get_running_loop()
-        timeout = self.settings.header_timeout
         settings = self.settings
+        self._inherited = restart.take_inherited(
+            settings.bind_address, (*settings.ports, *settings.tls_ports)
+        )
         for port in settings.ports:
-            server = await loop.create_server(
-                lambda: Connection(self, timeout), settings.bind_address, port, backlog=1024
+            self._servers += await restart.serve(
+                self._connection, settings.bind_address, port, self._inherited
             )
-            self._servers.append(server)
+        await restart.resume_listeners(self._inherited, self._connection, self.passthrough)
         if settings.tls_cert_file and os.path.exists(settings.tls_cert_file):
             await self.open_tls()
         # else the cluster has no certificate yet (ACME): the agent opens them once it has
@@ -138,21 +141,23 @@ class FrontDoor:
             settings.tls_cert_file, settings.tls_key_file, settings.https_name, facts
         )
         small_tls_buffers()
-        loop = asyncio.get_running_loop()
         for port in settings.tls_ports:
-            server = await loop.create_server(
-                lambda: Connection(self, settings.header_timeout),
+            self._servers += await restart.serve(
+                self._connection,
                 settings.bind_address,
                 port,
-                backlog=1024,
+                self._inherited,
                 ssl=self.certificate.context,
                 ssl_handshake_timeout=settings.header_timeout,
             )
-            self._servers.append(server)
+
+    def _connection(self) -> Connection:
+        return Connection(self, self.settings.header_timeout)
 
     async def stop(self) -> None:
         for server in self._servers:
             server.close()
+        await restart.hand_over_listeners(self.passthrough)
         self.passthrough.close()
         self.hls.close()
         self.sources.close()
