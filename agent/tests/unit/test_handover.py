@@ -31,7 +31,9 @@ def stream(length: int, seed: int = 7) -> bytes:
 def test_a_point_survives_its_name() -> None:
     point = ResumePoint("/live.mp3", True, 12345, bytes(range(TAIL_BYTES)))
     name = listener_fd_name(point)
-    assert name is not None and ":" not in name and len(name) <= MAX_FD_NAME
+    assert name is not None
+    assert ":" not in name
+    assert len(name) <= MAX_FD_NAME
     assert parse_listener_fd_name(name) == point
 
 
