@@ -65,7 +65,7 @@ class Connection(asyncio.Protocol):
         self._header_timeout = header_timeout
         self._mode = Mode.HEAD
         self._buffer = bytearray()
-        self._hub: MountHub | None = None
+        self.hub: MountHub | None = None
         self._pipe: StudioPipe | None = None
         self._ignored = 0
         self._loop = asyncio.get_running_loop()
@@ -103,8 +103,8 @@ class Connection(asyncio.Protocol):
         self._door.connection_closed()
         self._mode = Mode.CLOSED
         self._cancel_timer()
-        if self._hub is not None:
-            self._hub.leave(self)
+        if self.hub is not None:
+            self.hub.leave(self)
         if self._pipe is not None:
             self._pipe.client_gone()
 
@@ -138,13 +138,13 @@ class Connection(asyncio.Protocol):
     def become_listener(self, passthrough: Passthrough, path: str, icy: bool) -> None:
         """From now on the connection only receives the mount's audio."""
         self._listen()
-        self._hub = passthrough.join(path, icy, self)
+        self.hub = passthrough.join(path, icy, self)
 
     def resume_listener(self, passthrough: Passthrough, point: ResumePoint) -> None:
         """A listener the last agent process handed over, its answer long sent: it goes
         on where it was in the stream."""
         self._listen()
-        self._hub = passthrough.resume(point, self)
+        self.hub = passthrough.resume(point, self)
 
     def _listen(self) -> None:
         self._cancel_timer()

@@ -39,6 +39,7 @@ EMPTY_TITLE_BLOCK = icy_block("")
 
 class Listener(Protocol):
     transport: asyncio.Transport
+    hub: MountHub | None  # the one it leaves when it hangs up
 
     def start_stream(self, data: bytes) -> None: ...
 
@@ -56,6 +57,10 @@ class FanoutLimits:
     # this long after that, then start as late joiners do: with the recent audio the
     # burst keeps (for Ogg, the current chain).
     prime_seconds: float = 0.3
+    # Listeners handed over by a restarting agent whose mount the node's Icecast does not
+    # serve (it led, and relays only once the agent says so) try again this often, this long.
+    resume_retry: float = 0.5
+    resume_patience: float = 15.0
 
 
 @dataclass
@@ -83,8 +88,10 @@ class MountHub(asyncio.Protocol):
         on_closed: Callable[[MountHub], None],
         *,
         titles: Callable[[str], IcyTitles | None] = lambda path: None,
+        on_stranded: Callable[[list[tuple[ResumePoint, list[Listener]]]], None] = lambda _: None,
     ) -> None:
         self.path = path
+        self.on_stranded = on_stranded  # listeners handed over, before their first byte
         self.icy = icy
         self.titles = titles  # what to write in a path's metadata blocks
         self.limits = limits
@@ -374,9 +381,20 @@ class MountHub(asyncio.Protocol):
             listener.transport.abort()
 
     def _fail(self, error: HttpError) -> None:
-        """Upstream failed: listeners still waiting get the error, streaming ones a hang-up."""
+        """Upstream failed: listeners still waiting get the error, streaming ones a hang-up,
+        and those handed over by the last process that got nothing yet wait on (the node's
+        Icecast may serve the mount again in a moment: a leader that stopped)."""
         if self.closed:
             return
+        stranded = [
+            (resume.point, list(listeners))
+            for resume, listeners in self._resumes.values()
+            if listeners and not resume.started
+        ]
+        for point, _ in stranded:
+            del self._resumes[point]
+        if stranded:
+            self.on_stranded(stranded)
         pending, self._pending = self._pending, []
         for listener in pending:
             listener.fail(error, retry_after=2)
@@ -394,6 +412,7 @@ class Passthrough:
         self.titles: dict[str, IcyTitles] = {}  # by Icecast path
         self._hubs: dict[tuple[str, bool], MountHub] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._resume_deadlines: dict[ResumePoint, float] = {}
 
     def join(self, path: str, icy: bool, listener: Listener) -> MountHub:
         hub = self._hub_for(path, icy)
@@ -408,11 +427,35 @@ class Passthrough:
     def hand_over(self) -> list[tuple[ResumePoint, list[Listener]]]:
         return [handed for hub in self._hubs.values() for handed in hub.hand_over()]
 
+    def _try_again_later(self, stranded: list[tuple[ResumePoint, list[Listener]]]) -> None:
+        loop = asyncio.get_running_loop()
+        for point, listeners in stranded:
+            given_up_at = self._resume_deadlines.setdefault(
+                point, loop.time() + self.limits.resume_patience
+            )
+            if loop.time() >= given_up_at:
+                log.info("%d listeners handed over waited too long: %s", len(listeners), point.path)
+                for listener in listeners:
+                    listener.transport.close()
+                continue
+            loop.call_later(self.limits.resume_retry, self._resume_again, point, listeners)
+
+    def _resume_again(self, point: ResumePoint, listeners: list[Listener]) -> None:
+        for listener in listeners:
+            if not listener.transport.is_closing():
+                listener.hub = self.resume(point, listener)
+
     def _hub_for(self, path: str, icy: bool) -> MountHub:
         hub = self._hubs.get((path, icy))
         if hub is None or hub.closed:
             hub = MountHub(
-                path, icy, self.limits, self.counters, self._forget, titles=self.titles_of
+                path,
+                icy,
+                self.limits,
+                self.counters,
+                self._forget,
+                titles=self.titles_of,
+                on_stranded=self._try_again_later,
             )
             self._hubs[(path, icy)] = hub
             task = asyncio.get_running_loop().create_task(hub.connect(self.host, self.port))
