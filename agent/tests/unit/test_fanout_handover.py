@@ -77,12 +77,13 @@ class FakeTransport(asyncio.Transport):
 
 class FakeListener:
     def __init__(self) -> None:
-        self.transport = FakeTransport()
+        self.fake = FakeTransport()
+        self.transport: asyncio.Transport = self.fake
         self.hub: MountHub | None = None
         self.failed: HttpError | None = None
 
     def start_stream(self, data: bytes) -> None:
-        self.transport.write(data)
+        self.fake.write(data)
 
     def fail(self, error: HttpError, retry_after: int | None = None) -> None:
         self.failed = error
@@ -106,7 +107,7 @@ async def primed() -> None:
 
 
 def body_of(listener: FakeListener) -> bytes:
-    return bytes(listener.transport.written).partition(b"\r\n\r\n")[2]
+    return bytes(listener.fake.written).partition(b"\r\n\r\n")[2]
 
 
 def across_a_restart(icy: bool) -> tuple[bytes, bytes, bytes, MountHub]:
@@ -134,7 +135,7 @@ def across_a_restart(icy: bool) -> tuple[bytes, bytes, bytes, MountHub]:
         burst = audio[10 * FRAME_BYTES :]
         new.data_received(head(icy) + (with_icy(burst) if icy else burst))
         await primed()
-        return before, bytes(successor.transport.written), new
+        return before, bytes(successor.fake.written), new
 
     before, after, new = asyncio.run(scenario())
     if icy:
@@ -168,8 +169,8 @@ def test_a_place_not_in_the_burst_starts_live_after_priming() -> None:
         return listener, hub
 
     listener, hub = asyncio.run(scenario())
-    assert listener.transport.written.startswith(FRAME_HEADER)  # live, from a frame
-    assert not listener.transport.closed
+    assert listener.fake.written.startswith(FRAME_HEADER)  # live, from a frame
+    assert not listener.fake.closed
     assert hub.counters.resumed_with_gap == 1
 
 
@@ -188,7 +189,7 @@ def test_listeners_handed_over_wait_when_the_mount_is_not_served_yet() -> None:
 
     listener = asyncio.run(scenario())
     assert [handed for _, handed in stranded] == [[listener]]
-    assert not listener.transport.closed
+    assert not listener.fake.closed
     assert listener.failed is None
 
 
