@@ -208,7 +208,8 @@ def one_fault(  # noqa: PLR0917 - the campaign's parts, each needed here
         heal_everything(nodes)
         fault = Fault(kind, "", 0.0, lambda: None)
     record.victim = fault.victim
-    checker.exempt = {fault.victim}  # drops elsewhere while striking are still seen
+    # Drops elsewhere while striking are still seen; an agent restart exempts nobody.
+    checker.exempt = {fault.victim} if fault.exempt else set()
     log(f"fault {number}: {kind} on {fault.victim} (leader {leader}); hold {fault.hold_s:.0f} s")
     time.sleep(fault.hold_s)  # the fault's own duration: that is the experiment
     fault.heal()

@@ -35,6 +35,7 @@ class Fault:
     victim: str
     hold_s: float
     heal: Callable[[], None]
+    exempt: bool = True  # the victim's listener may drop (False: not even there)
 
 
 def systemctl_kill(node: str, unit: str, signum: int, whom: str = "main") -> None:
@@ -95,6 +96,14 @@ def agent_kill(cluster: Cluster, rng: random.Random) -> Fault:
     victim = rng.choice(cluster.nodes)
     systemctl_kill(victim, "radio-agent", signal.SIGKILL)
     return Fault("agent_kill", victim, 0.0, nothing)
+
+
+def agent_restart(cluster: Cluster, rng: random.Random) -> Fault:
+    """`systemctl restart radio-agent`, as an upgrade or a changed setting does: the
+    agent hands its listeners to the next process, so not even the victim's may drop."""
+    victim = rng.choice(cluster.nodes)
+    testbed.run_in(victim, ["systemctl", "restart", "radio-agent"])
+    return Fault("agent_restart", victim, 0.0, nothing, exempt=False)
 
 
 def agent_pause(cluster: Cluster, rng: random.Random) -> Fault:
@@ -242,6 +251,7 @@ def etcd_majority(cluster: Cluster, rng: random.Random) -> Fault:
 
 FAULTS: dict[str, Callable[[Cluster, random.Random], Fault]] = {
     "agent_kill": agent_kill,
+    "agent_restart": agent_restart,
     "agent_pause": agent_pause,
     "leader_pause": leader_pause,
     "icecast_kill": icecast_kill,
