@@ -908,8 +908,10 @@ class Agent:
     # --- graceful stop -------------------------------------------------------------------
 
     async def _shut_down(self) -> None:
-        """Stop leading first, then revoke the lease: the leader key and this node's
-        claims vanish at once and another node takes over well under a second."""
+        """Listeners to the next process first (a restart drops none); then stop leading,
+        then revoke the lease: the leader key and this node's claims vanish at once and
+        another node takes over well under a second."""
+        await self.front_door.hand_over()
         if self.leadership.role is Role.LEADER:
             await self._step_down("stopping")
         await self.transcoders.stop_all()

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol, cast
@@ -57,8 +58,9 @@ class FanoutLimits:
     # this long after that, then start as late joiners do: with the recent audio the
     # burst keeps (for Ogg, the current chain).
     prime_seconds: float = 0.3
-    # Listeners handed over by a restarting agent whose mount the node's Icecast does not
-    # serve (it led, and relays only once the agent says so) try again this often, this long.
+    # Listeners handed over by a restarting agent whose upstream fails (the agent that
+    # stopped had led: its Icecast relays the mount only once the new one says so) start
+    # again where they are, this often, for this long after the hand-over.
     resume_retry: float = 0.5
     resume_patience: float = 15.0
 
@@ -207,19 +209,26 @@ class MountHub(asyncio.Protocol):
             return []
         if self._transport is not None:
             self._transport.pause_reading()
-        metaint = framer.metaint if isinstance(framer, IcyFramer) else None
         phase = framer.audio_since_slot if isinstance(framer, IcyFramer) else 0
         handed = []
         if self.listeners and self._tail:
             point = ResumePoint(self.path, self.icy, phase, self._tail)
             handed.append((point, list(self.listeners)))
+        return handed + self._resumed_points()
+
+    def _resumed_points(self) -> list[tuple[ResumePoint, list[Listener]]]:
+        """Where the listeners handed over to this hub are now: where the last process
+        left them, or as far as this hub took them."""
+        framer = self._framer
+        metaint = framer.metaint if isinstance(framer, IcyFramer) else None
+        points = []
         for resume, listeners in self._resumes.values():
             if listeners and resume.started:
                 point = ResumePoint(self.path, self.icy, resume.phase(metaint), resume.tail)
-                handed.append((point, list(listeners)))
-            elif listeners:  # not started again yet: still where the last process left them
-                handed.append((resume.point, list(listeners)))
-        return handed
+                points.append((point, list(listeners)))
+            elif listeners:
+                points.append((resume.point, list(listeners)))
+        return points
 
     def leave(self, listener: Listener) -> None:
         self.listeners.discard(listener)
@@ -382,17 +391,13 @@ class MountHub(asyncio.Protocol):
 
     def _fail(self, error: HttpError) -> None:
         """Upstream failed: listeners still waiting get the error, streaming ones a hang-up,
-        and those handed over by the last process that got nothing yet wait on (the node's
-        Icecast may serve the mount again in a moment: a leader that stopped)."""
+        and those handed over by the last process go to `on_stranded`, which may start
+        them again where they are (the node's Icecast serves their mount again a moment
+        later when the agent that stopped had led: it relays only once its agent says so)."""
         if self.closed:
             return
-        stranded = [
-            (resume.point, list(listeners))
-            for resume, listeners in self._resumes.values()
-            if listeners and not resume.started
-        ]
-        for point, _ in stranded:
-            del self._resumes[point]
+        stranded = self._resumed_points()
+        self._resumes.clear()
         if stranded:
             self.on_stranded(stranded)
         pending, self._pending = self._pending, []
@@ -412,7 +417,10 @@ class Passthrough:
         self.titles: dict[str, IcyTitles] = {}  # by Icecast path
         self._hubs: dict[tuple[str, bool], MountHub] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        self._resume_deadlines: dict[ResumePoint, float] = {}
+        # Until when a listener handed over is tried again when its upstream fails.
+        self._resume_deadlines: weakref.WeakKeyDictionary[Listener, float] = (
+            weakref.WeakKeyDictionary()
+        )
 
     def join(self, path: str, icy: bool, listener: Listener) -> MountHub:
         hub = self._hub_for(path, icy)
@@ -420,6 +428,10 @@ class Passthrough:
         return hub
 
     def resume(self, point: ResumePoint, listener: Listener) -> MountHub:
+        """A listener handed over: its stream may be tried again (its mount's upstream
+        failing) for `resume_patience` from the first time."""
+        deadline = asyncio.get_running_loop().time() + self.limits.resume_patience
+        self._resume_deadlines.setdefault(listener, deadline)
         hub = self._hub_for(point.path, point.icy)
         hub.resume(listener, point)
         return hub
@@ -430,15 +442,11 @@ class Passthrough:
     def _try_again_later(self, stranded: list[tuple[ResumePoint, list[Listener]]]) -> None:
         loop = asyncio.get_running_loop()
         for point, listeners in stranded:
-            given_up_at = self._resume_deadlines.setdefault(
-                point, loop.time() + self.limits.resume_patience
-            )
-            if loop.time() >= given_up_at:
-                log.info("%d listeners handed over waited too long: %s", len(listeners), point.path)
-                for listener in listeners:
-                    listener.transport.close()
-                continue
-            loop.call_later(self.limits.resume_retry, self._resume_again, point, listeners)
+            waiting = [ls for ls in listeners if loop.time() < self._resume_deadlines.get(ls, 0)]
+            for listener in set(listeners) - set(waiting):
+                listener.transport.close()  # too long since the hand-over: as any listener
+            if waiting:
+                loop.call_later(self.limits.resume_retry, self._resume_again, point, waiting)
 
     def _resume_again(self, point: ResumePoint, listeners: list[Listener]) -> None:
         for listener in listeners:

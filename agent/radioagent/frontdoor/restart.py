@@ -108,12 +108,16 @@ async def resume_listeners(
     return resumed
 
 
+def can_hand_over() -> bool:
+    return fdstore.available()
+
+
 async def hand_over_listeners(passthrough: Passthrough) -> int:
     """Leave this node's listeners to the next process: upstreams stop, what was sent
     reaches the sockets (a listener that takes nothing for DRAIN_SECONDS is left out),
     then each socket goes to the store and this process lets go of it without a word
     to the client. With no service manager, nothing is handed over."""
-    if not fdstore.available():
+    if not can_hand_over():
         return 0
     handed = [
         (point, [listener for listener in listeners if _movable(listener)])

@@ -154,10 +154,20 @@ class FrontDoor:
     def _connection(self) -> Connection:
         return Connection(self, self.settings.header_timeout)
 
-    async def stop(self) -> None:
+    async def hand_over(self) -> None:
+        """The first step of a stop: the listeners to the next process (restart.py), before
+        the rest of the stop (leadership handed on, the holding feeds ended) can end their
+        streams here. New connections wait in the listening sockets' backlog for it.
+        Without a service manager to keep them, nothing changes."""
+        if not restart.can_hand_over():
+            return
         for server in self._servers:
             server.close()
         await restart.hand_over_listeners(self.passthrough)
+
+    async def stop(self) -> None:
+        for server in self._servers:
+            server.close()
         self.passthrough.close()
         self.hls.close()
         self.sources.close()

@@ -202,3 +202,26 @@ def test_an_ogg_stream_hands_no_listener_over() -> None:
         return hub.hand_over()
 
     assert asyncio.run(scenario()) == []
+
+
+def test_a_resumed_listener_whose_upstream_ends_is_given_back_where_it_is() -> None:
+    """The node had led: its Icecast's stream ends again when the new agent makes it relay
+    the new leader. The listener is not hung up on; it goes back with its new place."""
+    stranded: list[Any] = []
+
+    async def scenario() -> tuple[FakeListener, bytes]:
+        hub = new_hub(icy=False, stranded=stranded)
+        listener = FakeListener()
+        audio = b"".join(frames(20))
+        hub.resume(listener, ResumePoint("/live.mp3", False, 0, audio[2000:2032]))
+        hub.data_received(head(False) + audio)
+        await primed()
+        hub.connection_lost(None)
+        return listener, bytes(listener.fake.written)
+
+    listener, got = asyncio.run(scenario())
+    [(point, handed)] = stranded
+    assert handed == [listener]
+    assert not listener.fake.closed
+    assert got
+    assert point.tail == got[-32:]
