@@ -214,6 +214,8 @@ class MountHub(asyncio.Protocol):
         if self.listeners and self._tail:
             point = ResumePoint(self.path, self.icy, phase, self._tail)
             handed.append((point, list(self.listeners)))
+        if self._waiting:  # answered, no audio yet: the next process starts them live
+            handed.append((ResumePoint(self.path, self.icy, 0, b""), list(self._waiting)))
         return handed + self._resumed_points()
 
     def _resumed_points(self) -> list[tuple[ResumePoint, list[Listener]]]:

@@ -140,7 +140,11 @@ async def hand_over_listeners(passthrough: Passthrough) -> int:
             for listener in ready:
                 listener.transport.abort()  # closes our descriptor: the store keeps its own
             count += len(ready)
-    log.info("handed %d listeners over to the next agent process", count)
+    log.info(
+        "handed %d listeners over to the next agent process (of %d on the fan-out)",
+        count,
+        sum(passthrough.listeners_by_path().values()),
+    )
     return count
 
 

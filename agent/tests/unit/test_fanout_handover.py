@@ -8,7 +8,7 @@ import random
 from typing import Any
 
 from radioagent.frontdoor.fanout import FanoutCounters, FanoutLimits, MountHub
-from radioagent.frontdoor.handover import ResumePoint
+from radioagent.frontdoor.handover import ResumePoint, listener_fd_name, parse_listener_fd_name
 from radioagent.frontdoor.http import HttpError
 
 FRAME_HEADER = bytes.fromhex("fffb9064")  # MPEG-1 layer III, 128 kbps, 44.1 kHz: 417 bytes
@@ -225,3 +225,18 @@ def test_a_resumed_listener_whose_upstream_ends_is_given_back_where_it_is() -> N
     assert not listener.fake.closed
     assert got
     assert point.tail == got[-32:]
+
+
+def test_a_listener_answered_but_not_started_is_handed_over_to_start_live() -> None:
+    async def scenario() -> tuple[FakeListener, list[Any]]:
+        hub = new_hub(icy=True)
+        listener = FakeListener()
+        hub.join(listener)
+        hub.data_received(head(True))  # answered; no audio yet
+        return listener, hub.hand_over()
+
+    listener, handed = asyncio.run(scenario())
+    assert handed == [(ResumePoint("/live.mp3", True, 0, b""), [listener])]
+    name = listener_fd_name(handed[0][0])
+    assert name is not None
+    assert parse_listener_fd_name(name) == handed[0][0]
