@@ -45,7 +45,7 @@ from demo import SOURCE_PASSWORD, TONE_SECONDS, Studio, enter_controller_namespa
 
 # The agent's test harness measures loudness the same way for the integration tests.
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "agent"))
-from tests.harness.audio import analyse_mp3
+from tests.harness.audio import analyse_mp3, strip_icy
 from tests.harness.media import loudness_db
 
 T = TypeVar("T")
@@ -581,24 +581,6 @@ class RecordingListener:
             body, problems = strip_icy(body, int(headers.get("icy-metaint", "0")))
         report = analyse_mp3(body)
         return problems + [p for p in report.problems(100) if "broke" not in p], report.resyncs
-
-
-def strip_icy(data: bytes, metaint: int) -> tuple[bytes, list[str]]:
-    """The audio of an ICY stream, read strictly: a block that is not a title is a
-    listener out of step."""
-    if metaint <= 0:
-        return data, ["no icy-metaint"]
-    audio = bytearray()
-    position = 0
-    while position + metaint < len(data):
-        audio += data[position : position + metaint]
-        length = data[position + metaint] * 16
-        block = data[position + metaint + 1 : position + metaint + 1 + length]
-        if length and not block.startswith(b"StreamTitle="):
-            return bytes(audio), [f"an ICY block out of step at byte {position + metaint}"]
-        position += metaint + 1 + length
-    audio += data[position:]
-    return bytes(audio), []
 
 
 def check_restart(node: str) -> None:

@@ -265,3 +265,21 @@ def analyse_ogg(data: bytes) -> OggReport:
         position += length
     report.trailing_bytes = len(data) - position
     return report
+
+
+def strip_icy(data: bytes, metaint: int) -> tuple[bytes, list[str]]:
+    """The audio of an ICY stream, read strictly: a block that is not a title is a
+    listener out of step."""
+    if metaint <= 0:
+        return data, ["no icy-metaint"]
+    audio = bytearray()
+    position = 0
+    while position + metaint < len(data):
+        audio += data[position : position + metaint]
+        length = data[position + metaint] * 16
+        block = data[position + metaint + 1 : position + metaint + 1 + length]
+        if length and not block.startswith(b"StreamTitle="):
+            return bytes(audio), [f"an ICY block out of step at byte {position + metaint}"]
+        position += metaint + 1 + length
+    audio += data[position:]
+    return bytes(audio), []

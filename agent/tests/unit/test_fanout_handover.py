@@ -10,6 +10,7 @@ from typing import Any
 from radioagent.frontdoor.fanout import FanoutCounters, FanoutLimits, MountHub
 from radioagent.frontdoor.handover import ResumePoint, listener_fd_name, parse_listener_fd_name
 from radioagent.frontdoor.http import HttpError
+from tests.harness.audio import strip_icy
 
 FRAME_HEADER = bytes.fromhex("fffb9064")  # MPEG-1 layer III, 128 kbps, 44.1 kHz: 417 bytes
 FRAME_BYTES = 417
@@ -27,18 +28,11 @@ def with_icy(audio: bytes, metaint: int = METAINT) -> bytes:
     return b"".join(audio[i : i + metaint] + b"\x00" for i in range(0, len(audio), metaint))
 
 
-def read_icy(data: bytes, metaint: int = METAINT) -> bytes:
-    """The audio, read strictly as an ICY player reads: a block that is not a title is
-    an AssertionError."""
-    audio = bytearray()
-    position = 0
-    while position + metaint < len(data):
-        audio += data[position : position + metaint]
-        length = data[position + metaint] * 16
-        block = data[position + metaint + 1 : position + metaint + 1 + length]
-        assert not length or block.startswith(b"StreamTitle="), f"out of step at {position}"
-        position += metaint + 1 + length
-    return bytes(audio + data[position:])
+def read_icy(data: bytes) -> bytes:
+    """The audio, read strictly as an ICY player reads (AssertionError when out of step)."""
+    audio, problems = strip_icy(data, METAINT)
+    assert not problems
+    return audio
 
 
 def head(icy: bool) -> bytes:
