@@ -93,7 +93,7 @@ class MountHub(asyncio.Protocol):
         on_stranded: Callable[[list[tuple[ResumePoint, list[Listener]]]], None] = lambda _: None,
     ) -> None:
         self.path = path
-        self.on_stranded = on_stranded  # listeners handed over, before their first byte
+        self.on_stranded = on_stranded  # listeners handed over, when the upstream fails
         self.icy = icy
         self.titles = titles  # what to write in a path's metadata blocks
         self.limits = limits
@@ -156,7 +156,7 @@ class MountHub(asyncio.Protocol):
         for framed in pieces:
             piece = self._titled(framed) if framed.metadata else framed
             if not (piece.metadata or piece.header):
-                self._tail = (self._tail + piece.data)[-TAIL_BYTES:]
+                self._tail = (self._tail + piece.data[-TAIL_BYTES:])[-TAIL_BYTES:]
                 if self._resumes:
                     self._resume_with(piece.data)
             self._burst.add(piece)

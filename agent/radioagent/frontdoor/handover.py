@@ -108,7 +108,7 @@ class Resume:
                 return b""
         if not audio:
             return b""
-        self.tail = (self.tail + audio)[-TAIL_BYTES:]
+        self.tail = (self.tail + audio[-TAIL_BYTES:])[-TAIL_BYTES:]
         return audio if metaint is None else self._with_slots(audio, metaint, slot)
 
     def _search(self, audio: bytes) -> bytes:

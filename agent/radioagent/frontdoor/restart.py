@@ -116,9 +116,7 @@ async def hand_over_listeners(passthrough: Passthrough) -> int:
     """Leave this node's listeners to the next process: upstreams stop, what was sent
     reaches the sockets (a listener that takes nothing for DRAIN_SECONDS is left out),
     then each socket goes to the store and this process lets go of it without a word
-    to the client. With no service manager, nothing is handed over."""
-    if not can_hand_over():
-        return 0
+    to the client. The caller checks `can_hand_over` first."""
     handed = [
         (point, [listener for listener in listeners if _movable(listener)])
         for point, listeners in passthrough.hand_over()
