@@ -93,6 +93,9 @@ MAX_MOVES_PER_CYCLE = 4
 # How often the agent asks etcd for its members: an agent whose own member dies moves on
 # to the others (store/endpoints.py), and members added later are followed.
 LEARN_MEMBERS_EVERY_S = 30.0
+# How often an agent on another node's etcd endpoint asks its own whether it may go back
+# (store/client.py) once its member serves a quorum again.
+GO_HOME_EVERY_S = 5.0
 # How often the radio leader checks that its own etcd member does not lead raft.
 RAFT_CHECK_EVERY_S = 5.0
 
@@ -194,6 +197,7 @@ class Agent:
         self.given_up: dict[str, float] = {}  # mount -> when (self.clock) its claim was given up
         self._members_asked_at: float | None = None
         self._raft_checked_at: float | None = None
+        self._home_asked_at: float | None = None
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._icecast_lock = asyncio.Lock()
@@ -373,7 +377,15 @@ class Agent:
             or self.clock() - self._members_asked_at >= LEARN_MEMBERS_EVERY_S
         ):
             self._members_asked_at = self.clock()
-            await self._guarded("learn etcd members", self.store.learn_members)
+            await self._guarded(
+                "learn etcd members",
+                functools.partial(self.store.learn_members, self.config.etcd.member_name),
+            )
+        if self.store.away and (
+            self._home_asked_at is None or self.clock() - self._home_asked_at >= GO_HOME_EVERY_S
+        ):
+            self._home_asked_at = self.clock()
+            await self._guarded("go back to the own etcd endpoint", self.store.go_home)
         if (
             plan.acting.role is Role.LEADER
             and self.config.etcd.member_name is not None
@@ -654,6 +666,7 @@ class Agent:
             last_cycle_seconds=self.health.last_cycle_seconds,
             etcd_errors=self.health.etcd_errors,
             etcd_endpoints=len(self.store.store.clients.endpoints),
+            etcd_away=self.store.away,
             icecast_errors=self.health.icecast_errors,
             icecast_reloads=self.health.icecast_reloads,
             unexpected_errors=self.health.unexpected_errors,

@@ -48,6 +48,12 @@ class AgentCollector(Collector):
                 "etcd endpoints this agent may use: its configured ones and etcd's members",
                 float(now.etcd_endpoints),
             ),
+            (
+                "radio_etcd_own_endpoint",
+                "1 while the agent talks to its own (first configured) etcd endpoint, 0 while "
+                "to another node's member",
+                float(not now.etcd_away),
+            ),
             ("radio_icecast_up", "1 while the local Icecast answers", float(now.stats is not None)),
             (
                 "radio_loop_duration_seconds",

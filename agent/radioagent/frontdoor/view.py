@@ -46,6 +46,7 @@ class AgentSnapshot:
     # Cluster-wide listeners of each mount, a value a minute, oldest first (None: unseen).
     listeners_last_hour: dict[str, list[int | None]] = field(default_factory=dict)
     etcd_endpoints: int = 1  # it may use: configured, and the members etcd lists
+    etcd_away: bool = False  # on another node's member, its own having failed
     # None: no failsafe key here. Else: held (cut off from etcd, acting on the failsafe),
     # the leader's rounds by result, and the pings answered by result.
     failsafe_held: bool | None = None

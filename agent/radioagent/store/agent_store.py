@@ -51,10 +51,19 @@ class AgentStore:
         (the lease keepalive is what proves a quorum still hears us)."""
         return await self._run(self.store.read_state, serializable=True)
 
-    async def learn_members(self) -> bool:
-        """Follow etcd's members: whether the endpoints changed."""
-        urls = await self._run(self.store.member_client_urls)
+    async def learn_members(self, own_member: str | None) -> bool:
+        """Follow etcd's members (but the node's own, its first endpoint already): whether
+        the endpoints changed."""
+        urls = await self._run(self.store.member_client_urls, own_member)
         return self.store.clients.learn(urls)
+
+    @property
+    def away(self) -> bool:
+        """On another node's etcd endpoint."""
+        return self.store.clients.away
+
+    async def go_home(self) -> bool:
+        return await self._run(self.store.go_home)
 
     async def raft_view(self) -> tuple[int | None, dict[int, str]]:
         return await self._run(self.store.raft_view)

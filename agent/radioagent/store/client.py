@@ -3,10 +3,12 @@
 Policy: talk to the current endpoint (the local member or gateway comes first in the
 config, then the members etcd lists, once learnt); when a call fails because that
 endpoint cannot be reached, move to the next one, once per failed client (several
-calls may fail together on the same dead member). A caller that can afford it
-(radioctl, one command) tries each endpoint in turn within one call, a write only while
-its request never arrived; the agent's loop tries again on its next cycle instead, so
-its timing stays predictable.
+calls may fail together on the same dead member). Away from the first endpoint, go back
+to it once it serves a quorum read again (`go_home`): an agent left on another machine's
+member shares that machine's links, and cutting that machine off would cut it off too.
+A caller that can afford it (radioctl, one command) tries each endpoint in turn within
+one call, a write only while its request never arrived; the agent's loop tries again on
+its next cycle instead, so its timing stays predictable.
 
 python-etcd3 0.12's watch thread retries a broken stream in a tight loop (it burns a core
 while etcd is down), so a broken watch closes the whole client, which ends that thread;
@@ -160,6 +162,33 @@ class EtcdClients:
                         f"no etcd endpoint answers ({'; '.join(failures)})"
                     ) from error
                 raise EtcdUnavailable(f"{what} via {failures[0]}") from error
+
+    @property
+    def away(self) -> bool:
+        """On another endpoint than the first one configured (the node's own)."""
+        return self._index != 0
+
+    def go_home(self, check: Callable[[Client], object], timeout: float) -> bool:
+        """Back to the first endpoint when `check` passes on a client of it made with
+        `timeout`; whether the policy moved. The probe's client is closed: the next call
+        makes one with the usual request timeout."""
+        if not self.away:
+            return False
+        home = self._endpoints[0]
+        probe = self.client_of(home, timeout)
+        try:
+            check(probe)
+        except (etcd3.exceptions.Etcd3Exception, grpc.RpcError, ValueError):
+            return False
+        finally:
+            probe.close()
+        with self._lock:
+            if not self.away or self._endpoints[0] != home:
+                return False
+            self._index = 0
+            self._discard()
+        log.info("etcd: back on endpoint %s", home)
+        return True
 
     def next_endpoint(self, failed_client: Client) -> None:
         with self._lock:

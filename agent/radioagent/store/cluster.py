@@ -51,6 +51,7 @@ TITLE_WRITE_TRIES = 3  # a title races only with other titles of the same mount
 # role's settings), and MoveLeader answers only once it sees the target lead.
 RAFT_MOVE_TIMEOUT_S = 5.0
 RAFT_STATUS_TIMEOUT_S = 1.0  # a target that cannot answer within this is not offered it
+HOME_PROBE_S = 1.0  # the node's own etcd endpoint, asked whether the agent may go back to it
 WatchCallback = Callable[[Client, Any], None]
 
 
@@ -165,12 +166,23 @@ class ClusterStore(AcmeRecords):
         except grpc.RpcError as error:
             raise EtcdUnavailable(f"status of {endpoint}: {describe(error)}") from error
 
-    def member_client_urls(self) -> list[str]:
-        """Every etcd member's client URLs, as the cluster lists them."""
+    def member_client_urls(self, leaving_out: str | None = None) -> list[str]:
+        """Every etcd member's client URLs, as the cluster lists them, but those of the
+        member named `leaving_out` (the node's own, already its first endpoint)."""
         return self._call(
             "list members",
-            lambda client: [url for member in client.members for url in member.client_urls],
+            lambda client: [
+                url
+                for member in client.members
+                if member.name != leaving_out
+                for url in member.client_urls
+            ],
         )
+
+    def go_home(self) -> bool:
+        """The endpoint policy back on the node's own endpoint once that serves a
+        linearizable read (it is with a quorum again); whether it moved."""
+        return self.clients.go_home(lambda client: client.get(self.layout.leader), HOME_PROBE_S)
 
     def leader(self) -> LeaderRecord | None:
         value, metadata = self._call("read leader", lambda client: client.get(self.layout.leader))

@@ -58,7 +58,9 @@ def test_an_agent_configured_with_its_own_member_alone_learns_the_others_and_out
     agent_icecasts: list[IcecastServer], etcd_cluster: EtcdCluster, holding_cache_dir: Path
 ) -> None:
     """As on a node whose config names only 127.0.0.1:2379: the agent asks etcd for its
-    members, and when its own dies it carries on through another."""
+    members, and when its own dies it carries on through another; once its own is back
+    with the quorum it returns to it (left on another machine's member, it would share
+    that machine's partitions)."""
     cluster = RadioCluster(
         etcd_cluster,
         started(agent_icecasts),
@@ -76,7 +78,32 @@ def test_an_agent_configured_with_its_own_member_alone_learns_the_others_and_out
         )
         before = cluster.store().leader()
         assert before is not None
+        assert leader.metric("radio_etcd_own_endpoint") == 1
         assert_the_leader_outlives_its_member(cluster, leader, before)
+        assert leader.metric("radio_etcd_own_endpoint") == 0
+        member = cluster.nodes.index(leader)
+        etcd_cluster.restart(member)
+        wait_for(
+            lambda: leader.metric("radio_etcd_own_endpoint") == 1,
+            timeout=15,
+            what="the leader back on its own etcd member",
+        )
+        # Its own member is the one it uses now: pausing another (not raft's leader, whose
+        # election would time out every member's calls) changes nothing for it.
+        raft_leader = etcd_cluster.leader_index()
+        other = next(
+            index
+            for index in range(len(etcd_cluster.members))
+            if index not in (member, raft_leader)
+        )
+        etcd_cluster.pause(other)
+        try:
+            watched_until = time.monotonic() + TEST_TIMING["ttl"]
+            while time.monotonic() < watched_until:  # bounded by the deadline
+                assert leader.metric("radio_etcd_own_endpoint") == 1
+                time.sleep(0.5)
+        finally:
+            etcd_cluster.resume(other)
     finally:
         cluster.stop()
 

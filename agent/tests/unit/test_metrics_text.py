@@ -113,3 +113,8 @@ def test_with_icecast_down_the_node_says_so_and_counts_no_bytes() -> None:
 
 def test_a_node_says_how_many_etcd_endpoints_it_may_use() -> None:
     assert samples(replace(SNAPSHOT, etcd_endpoints=3))["radio_etcd_endpoints", ""] == 3
+
+
+def test_a_node_says_whether_it_talks_to_its_own_etcd_endpoint() -> None:
+    assert samples(SNAPSHOT)["radio_etcd_own_endpoint", ""] == 1
+    assert samples(replace(SNAPSHOT, etcd_away=True))["radio_etcd_own_endpoint", ""] == 0
