@@ -32,6 +32,7 @@ from radioagent.coordination.failsafe import (
 from radioagent.hosts import host_port
 
 log = logging.getLogger(__name__)
+RECORD_BYTES = 32  # the state file's one record: a wall-clock time, padded, and a newline
 
 
 @dataclass(frozen=True)
@@ -98,12 +99,22 @@ class FailsafeLink:
         return self._clock() - max(0.0, self._wall_clock() - stored)
 
     def _record(self, wall: float) -> bool:
-        """Keep `wall` (the wall clock of an acknowledgement) in the state file."""
+        """Keep `wall` (the wall clock of an acknowledgement) in the state file, rewritten
+        in place at a fixed width: a full /var (the journal, etcd's data) must not stop
+        this node from acknowledging, and bytes the file already has need no free block.
+        One short write at offset 0 is whole or absent to a reader after a process death;
+        a torn or unreadable one reads as "just acknowledged" (`_previous_life`)."""
         assert self._state_file is not None  # noqa: S101 - called only with one
-        partial = self._state_file.with_name(self._state_file.name + ".new")
+        record = f"{wall:.3f}".rjust(RECORD_BYTES - 1).encode() + b"\n"
         try:
-            partial.write_text(f"{wall:.3f}\n")
-            os.replace(partial, self._state_file)
+            descriptor = os.open(self._state_file, os.O_WRONLY | os.O_CREAT, 0o600)
+            try:
+                if os.pwrite(descriptor, record, 0) != len(record):
+                    raise OSError("short write")
+                if os.fstat(descriptor).st_size > len(record):  # an older, longer record
+                    os.ftruncate(descriptor, len(record))
+            finally:
+                os.close(descriptor)
         except OSError as error:
             log.warning("failsafe: cannot keep acknowledgements in %s: %s", self._state_file, error)
             return False

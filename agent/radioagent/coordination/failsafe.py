@@ -136,10 +136,12 @@ def cut_off_for_failsafe(now: float, last_etcd_contact: float, timing: Timing) -
 
 
 def should_ping(now: float, last_etcd_contact: float, timing: Timing) -> bool:
-    """A leader starts asking one keepalive after etcd stopped answering: a replica's own
-    keepalives lag the leader's by at most one interval, so by retry_timeout every cut-off
-    replica has acknowledged a round."""
-    return now - last_etcd_contact >= keepalive_interval(timing)
+    """A leader starts asking once a keepalive is half an interval late: one merely due
+    (its answer on the way) is every interval's normal state, and asking then would ping
+    every node each interval in a healthy cluster. A replica becomes cut off two intervals
+    after its own last contact, which lags the leader's by at most one interval, so every
+    cut-off replica has acknowledged a round, asked twice an interval, by retry_timeout."""
+    return now - last_etcd_contact >= 1.5 * keepalive_interval(timing)
 
 
 def may_take(

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import functools
 import json
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -284,3 +286,63 @@ def test_a_raft_leader_frozen_past_the_ttl_never_gives_two_leaders_nor_transcode
         what="one leader taking sources, every transcoder pushing to it",
         explain=cluster.log_tails,
     )
+
+
+ACKNOWLEDGE_ON_A_FULL_DISK = r"""
+import json, sys, time
+from pathlib import Path
+from radioagent.coordination.election import Leadership, Role
+from radioagent.coordination.failsafe import Ping, ping_target
+from radioagent.failsafe_link import FailsafeLink
+key, state = sys.argv[1], Path(sys.argv[2])
+link = FailsafeLink(key, "node2", clock=time.monotonic, state_file=state)  # made: disk not full
+filler, block = state.with_name("filler"), b"\0" * 4096
+with filler.open("wb", buffering=0) as out:
+    for _ in range(4096):  # bounded: the tmpfs holds far fewer blocks
+        try:
+            out.write(block)
+        except OSError:
+            break
+    else:
+        sys.exit("the filesystem never filled up")
+ping = Ping("node1", 7, "node2", int(time.time() * 1000), held=True)
+query = ping_target(key.encode(), ping).partition("?")[2]
+status, body = link.answer(query, Leadership(Role.REPLICA, "node1", 7), cut_off=True)
+print(json.dumps({"status": status, "body": json.loads(body), "state": state.read_text()}))
+"""
+
+
+def test_a_node_whose_disk_is_full_still_acknowledges(tmp_path: Path) -> None:
+    """A full /var (the journal, etcd's data) must not turn this node's acknowledgements
+    into refusals, which would make the leader step down: the state file made at start is
+    rewritten in place. On a real filesystem, filled up: a 64 KiB tmpfs in a mount
+    namespace of the test's own (gone with its process)."""
+    mount = tmp_path / "var"
+    mount.mkdir()
+    script = (
+        f"mount -t tmpfs -o size=64k tmpfs {mount} && "
+        f'exec "$0" -c "$1" {KEY} {mount}/failsafe-acknowledged'
+    )
+    answered = subprocess.run(
+        [
+            "unshare",
+            "--mount",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            script,
+            sys.executable,
+            ACKNOWLEDGE_ON_A_FULL_DISK,
+        ],
+        cwd=Path(__file__).parents[2],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert answered.returncode == 0, answered.stderr
+    result = json.loads(answered.stdout)
+    assert result["status"] == 200
+    assert result["body"]["acknowledged"] is True, result["body"]
+    assert abs(float(result["state"]) - time.time()) < 30

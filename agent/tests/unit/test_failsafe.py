@@ -286,9 +286,15 @@ def test_a_round_holds_for_less_than_retry_timeout(
 
 @pytest.mark.parametrize(
     ("silent_for", "pings", "is_cut_off"),
-    [(1.4, False, False), (1.5, True, False), (2.9, True, False), (3.0, True, True)],
+    [
+        (1.5, False, False),  # a keepalive due: its answer is on the way
+        (2.2, False, False),
+        (2.25, True, False),  # half an interval late
+        (2.9, True, False),
+        (3.0, True, True),
+    ],
 )
-def test_a_leader_pings_after_one_keepalive_and_a_node_is_cut_off_after_two(
+def test_a_leader_pings_once_a_keepalive_is_late_and_a_node_is_cut_off_after_two(
     silent_for: float, pings: bool, is_cut_off: bool
 ) -> None:
     # TIMING's keepalive interval: retry_timeout / 4 = 1.5 s
