@@ -18,7 +18,7 @@ import pytest
 
 from radioagent.acme.state import AcmeFailure
 from tests.harness.agents import AgentNode, RadioCluster
-from tests.harness.clients import Https, SourceClient, StreamRecorder, open_connection
+from tests.harness.clients import Https, SourceClient, StreamRecorder, listen, open_connection
 from tests.harness.media import AudioSample
 from tests.harness.pebble import Pebble
 from tests.harness.waiting import wait_for
@@ -147,6 +147,21 @@ def test_the_cluster_orders_serves_and_renews_its_certificate(
         assert (node.metric("radio_tls_certificate_reloads_total", node=node.name) or 0) >= 1
     issued = sum(n.metric("radio_acme_orders_total", result="issued") or 0 for n in cluster.nodes)
     assert issued == 2 if challenge == "dns-01" else issued >= 2
+
+    # The key is in etcd and in each node's file, and nowhere an operator or a scraper
+    # reads: not in any node's log, status API, status page or metrics.
+    key_lines = renewed_certificate.key_pem.strip().splitlines()[1:-1]
+    assert len(key_lines) >= 2
+    for node in cluster.nodes:
+        for what, text in [
+            ("log", node.log_tail(1_000_000)),
+            *(
+                (path, listen(node.front_door_url + path, 1 << 22, timeout=5).body.decode())
+                for path in ("/api/v1/status", "/status", "/metrics")
+            ),
+        ]:
+            assert "PRIVATE KEY" not in text, f"{node.name}'s {what}"
+            assert not any(line in text for line in key_lines), f"{node.name}'s {what}"
 
 
 def renew_under_listeners(
