@@ -84,6 +84,7 @@ CACHED_PACKAGES = (
     "python3-dnslib",
     "python3-systemd",
     "python3-acme",
+    "python3-uvloop",  # radio_agent_event_loop: uvloop
     "nftables",
     "curl",
     "ca-certificates",
