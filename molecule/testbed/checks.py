@@ -27,6 +27,7 @@ import http.client
 import itertools
 import json
 import os
+import re
 import socket
 import ssl
 import subprocess
@@ -625,14 +626,29 @@ def check_restart(node: str) -> None:
         failures += [f"{kind} listener {number}: {problem}" for problem in problems]
         gaps.append(listener.longest_gap())
         resyncs.append(broke)
+    # The new process says so itself: every one taken over, where it was or after a gap.
+    resumed = resumed_listeners(node)
+    if sum(resumed.values()) != len(listeners):
+        failures.append(f"radio_listeners_resumed_total says {resumed}, not {len(listeners)}")
     if failures:
         print(agent_journal(node), file=sys.stderr)
         raise CheckFailed("; ".join(failures))
     print(
         f"check: {node}: 0 of {len(listeners)} listeners (3 ICY) dropped by an agent restart "
         f"({took:.1f} s); longest wait for a byte {max(gaps):.2f} s; MP3 frame chain "
-        f"broken {sum(resyncs)} times in all"
+        f"broken {sum(resyncs)} times in all; taken over {resumed}"
     )
+
+
+def resumed_listeners(node: str) -> dict[str, float]:
+    """radio_listeners_resumed_total by `how`, from the node's own /metrics."""
+    text = testbed.run_in(node, ["curl", "-sf", "-m", "5", "http://127.0.0.1/metrics"]).stdout
+    return {
+        how: float(value)
+        for how, value in re.findall(
+            r'^radio_listeners_resumed_total\{[^}]*how="([a-z_]+)"[^}]*\} (\S+)$', text, re.M
+        )
+    }
 
 
 def check_added(node: str) -> None:

@@ -148,6 +148,15 @@ class AgentCollector(Collector):
         for outcome in ("here", "redirect", "unavailable"):
             redirects.add_metric([now.node_name, outcome], door.directions.get(outcome, 0))
         yield redirects
+        resumed = CounterMetricFamily(
+            "radio_listeners_resumed",
+            "Listeners taken over from the agent's previous process (a restart): in_place "
+            "(on at the next byte) or after_gap (its place was no longer in the burst)",
+            labels=["node", "how"],
+        )
+        resumed.add_metric([now.node_name, "in_place"], door.resumed_in_place)
+        resumed.add_metric([now.node_name, "after_gap"], door.resumed_after_gap)
+        yield resumed
         refused = CounterMetricFamily(
             "radio_http_refused",
             "Requests answered with an error, by status",

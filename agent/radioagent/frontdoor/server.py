@@ -217,6 +217,8 @@ class FrontDoor:
                 path.lstrip("/"): count for path, count in fanout.bytes_by_path.items()
             },
             slow_listeners_dropped=fanout.slow_listeners_dropped,
+            resumed_in_place=fanout.resumed_in_place,
+            resumed_after_gap=fanout.resumed_with_gap,
             sources_opened=self.sources.opened,
             sources_failed=self.sources.failed,
             sources_active=len(self.sources),

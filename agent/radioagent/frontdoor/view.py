@@ -92,3 +92,6 @@ class FrontDoorStats:
     hls_bytes_by_mount: dict[str, int] = field(default_factory=dict)  # segment bytes sent
     hls_held_bytes: int = 0  # segments kept in memory, every mount
     certificate: CertificateStats | None = None  # None: no HTTPS here (yet)
+    # Listeners taken over from the previous process: on at the next byte, or after a gap.
+    resumed_in_place: int = 0
+    resumed_after_gap: int = 0

@@ -118,3 +118,14 @@ def test_a_node_says_how_many_etcd_endpoints_it_may_use() -> None:
 def test_a_node_says_whether_it_talks_to_its_own_etcd_endpoint() -> None:
     assert samples(SNAPSHOT)["radio_etcd_own_endpoint", ""] == 1
     assert samples(replace(SNAPSHOT, etcd_away=True))["radio_etcd_own_endpoint", ""] == 0
+
+
+def test_a_node_counts_the_listeners_it_took_over_from_its_previous_process() -> None:
+    text = metrics_text(SNAPSHOT, replace(DOOR, resumed_in_place=5, resumed_after_gap=1))
+    resumed = {
+        sample.labels["how"]: sample.value
+        for family in text_string_to_metric_families(text.decode())
+        for sample in family.samples
+        if sample.name == "radio_listeners_resumed_total"
+    }
+    assert resumed == {"in_place": 5, "after_gap": 1}
