@@ -48,6 +48,7 @@ from demo import SOURCE_PASSWORD, TONE_SECONDS, Studio, enter_controller_namespa
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "agent"))
 from tests.harness.audio import analyse_mp3, strip_icy
 from tests.harness.media import loudness_db
+from tests.harness.rawstream import RawStream
 
 T = TypeVar("T")
 SERVICES = ("etcd", "icecast2", "icecast2-reload.path", "radio-agent", "nftables")
@@ -529,33 +530,20 @@ class RecordingListener:
     def __init__(self, node: str, mount: str, icy: bool, seconds: float) -> None:
         self.icy = icy
         self.chunks: list[tuple[float, bytes]] = []
-        self.ended: str | None = None  # why the stream ended before we stopped it
-        self._stop = threading.Event()
-        self._socket = socket.create_connection((testbed.node_address(node), 80), timeout=5)
-        icy_header = "Icy-MetaData: 1\r\n" if icy else ""
-        self._socket.sendall(
-            f"GET /_stream/{mount} HTTP/1.0\r\nUser-Agent: check\r\n{icy_header}\r\n".encode()
+        self._stream = RawStream(
+            testbed.node_address(node),
+            80,
+            f"/_stream/{mount}",
+            icy=icy,
+            user_agent="check",
+            seconds=seconds,
+            on_piece=lambda piece: self.chunks.append((time.monotonic(), piece)),
         )
-        self._thread = threading.Thread(target=self._read, args=(seconds,), daemon=True)
-        self._thread.start()
 
-    def _read(self, seconds: float) -> None:
-        deadline = time.monotonic() + seconds
-        self._socket.settimeout(0.2)
-        try:
-            while not self._stop.is_set() and time.monotonic() < deadline:
-                try:
-                    chunk = self._socket.recv(65536)
-                except TimeoutError:
-                    continue
-                if not chunk:
-                    self.ended = "the node closed the connection"
-                    return
-                self.chunks.append((time.monotonic(), chunk))
-        except OSError as error:
-            self.ended = str(error)
-        finally:
-            self._socket.close()
+    @property
+    def ended(self) -> str | None:
+        """Why the stream ended before we stopped it."""
+        return self._stream.ended
 
     def received_since(self, moment: float) -> int:
         return sum(len(chunk) for at, chunk in list(self.chunks) if at >= moment)
@@ -565,8 +553,7 @@ class RecordingListener:
         return max((b - a for a, b in itertools.pairwise(times)), default=0.0)
 
     def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
+        self._stream.stop()
 
     def stream_problems(self) -> tuple[list[str], int]:
         """What a player would stumble on (an ICY block out of step, an answer that is not

@@ -7,14 +7,12 @@ an ICY stream out of step (a length byte where audio should be) is recorded as a
 
 from __future__ import annotations
 
-import contextlib
 import re
-import socket
-import threading
 import time
 from dataclasses import dataclass
 from urllib.parse import urlparse
 
+from .rawstream import RawStream
 from .waiting import wait_for
 
 STREAM_TITLE = re.compile(rb"StreamTitle='(.*?)';", re.DOTALL)
@@ -37,35 +35,26 @@ class TitleListener:
         self.problems: list[str] = []
         self.headers: dict[str, str] = {}
         self.bytes_read = 0
-        self._stop = threading.Event()
+        self._buffer = bytearray()
         parsed = urlparse(url)
-        self._socket = socket.create_connection((parsed.hostname, parsed.port or 80), timeout=5)
-        icy_header = "Icy-MetaData: 1\r\n" if icy else ""
-        self._socket.sendall(
-            f"GET {parsed.path} HTTP/1.0\r\nUser-Agent: title-listener\r\n{icy_header}\r\n".encode()
+        self._stream = RawStream(
+            parsed.hostname or "",
+            parsed.port or 80,
+            parsed.path,
+            icy=icy,
+            user_agent="title-listener",
+            seconds=max_seconds,
+            on_piece=self._take,
         )
-        self._thread = threading.Thread(target=self._run, args=(max_seconds,), daemon=True)
-        self._thread.start()
 
-    def _run(self, max_seconds: float) -> None:
-        deadline = time.monotonic() + max_seconds
-        buffer = bytearray()
-        with contextlib.suppress(OSError):
-            self._socket.settimeout(0.2)
-            while not self._stop.is_set() and time.monotonic() < deadline:
-                try:
-                    chunk = self._socket.recv(65536)
-                except TimeoutError:
-                    continue
-                if not chunk:
-                    break
-                self.bytes_read += len(chunk)
-                buffer += chunk
-                if not self.headers:
-                    buffer = self._read_head(buffer)
-                    if not self.headers:
-                        continue
-                buffer = self._read_titles(buffer)
+    def _take(self, piece: bytes) -> None:
+        self.bytes_read += len(piece)
+        self._buffer += piece
+        if not self.headers:
+            self._buffer = self._read_head(self._buffer)
+            if not self.headers:
+                return
+        self._buffer = self._read_titles(self._buffer)
 
     def _read_head(self, buffer: bytearray) -> bytearray:
         end = buffer.find(b"\r\n\r\n")
@@ -87,7 +76,7 @@ class TitleListener:
         metaint = int(self.headers.get("icy-metaint", "0"))
         if metaint <= 0:
             self.problems.append("no icy-metaint in the answer")
-            self._stop.set()
+            self._stream.halt()
             return buffer
         while len(buffer) > metaint:
             length = buffer[metaint] * 16
@@ -100,7 +89,7 @@ class TitleListener:
             found = STREAM_TITLE.match(block)
             if found is None:
                 self.problems.append(f"a metadata block out of step: {block[:40]!r}")
-                self._stop.set()
+                self._stream.halt()
                 return buffer
             self._note(found.group(1).decode("utf-8", errors="replace"))
         return buffer
@@ -162,9 +151,7 @@ class TitleListener:
         )
 
     def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-        self._socket.close()
+        self._stream.stop()
 
 
 def _comment_title(packet: bytes) -> str | None:
