@@ -211,6 +211,34 @@ def wait_heard(port: int, path: str, timeout: float = 60.0) -> None:
         time.sleep(1)  # polling a stream URL: nothing to wait on but the answer
 
 
+def check_playlist(port: int, mount: str) -> str:
+    """The mount's .m3u as this host fetches it points at a URL this host can play."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        connection.request("GET", f"/{mount}.m3u")
+        response = connection.getresponse()
+        body = response.read(65536).decode()
+    finally:
+        connection.close()
+    urls = [line for line in body.splitlines() if line and not line.startswith("#")]
+    expected = f"http://127.0.0.1:{port}/{mount}"
+    if response.status != 200 or not urls or urls[0] != expected:
+        raise testbed.TestbedError(f"/{mount}.m3u from 127.0.0.1:{port}: {body!r}, not {expected}")
+    return urls[0]
+
+
+def operating_notes() -> list[str]:
+    """What the end of `make demo` tells a newcomer: the commands that operate the demo."""
+    testbed_py = "python3 molecule/testbed/testbed.py"
+    return [
+        f"operate it:  {testbed_py} exec node1 -- radioctl status   (any node, any radioctl",
+        "             command: mount list, config show, node drain node2, leader handover ...)",
+        f"crash node2: {testbed_py} kill node2; bring it back: {testbed_py} up --nodes node2",
+        f"logs:        {testbed_py} exec node1 -- journalctl -u radio-agent -u icecast2 -u etcd"
+        " -n 50   (transcoders log into radio-agent's journal)",
+    ]
+
+
 def cmd_up() -> int:
     started = time.monotonic()
     testbed.build_image()
@@ -227,11 +255,15 @@ def cmd_up() -> int:
     listen = f"http://127.0.0.1:{FIRST_LOCAL_PORT}/live.mp3"
     wait_heard(FIRST_LOCAL_PORT, "/live.mp3")
     wait_heard(FIRST_LOCAL_PORT + 2, "/low.mp3")
+    playlist = check_playlist(FIRST_LOCAL_PORT + 1, "live.mp3")
     log(f"up in {time.monotonic() - started:.0f} s; a 440 Hz tone plays into live.mp3")
     for index, node in enumerate(NODES):
         port = FIRST_LOCAL_PORT + index
         log(f"{node}: listen http://127.0.0.1:{port}/live.mp3 (or /low.mp3, 48 kbps)")
+    log(f"playlists: http://127.0.0.1:{FIRST_LOCAL_PORT + 1}/live.mp3.m3u points at {playlist}")
     log(f"status page: http://127.0.0.1:{FIRST_LOCAL_PORT}/  (every node has one)")
+    for line in operating_notes():
+        log(line)
     log(f"e.g. mpv {listen}   |   tear down: make demo-down")
     return 0
 

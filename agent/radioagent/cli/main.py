@@ -142,8 +142,9 @@ def cmd_mount_create(store: ClusterStore, arguments: argparse.Namespace) -> int:
         fields["source_password"] = new_source_password()
     mount = store.create_mount({**fields, "name": arguments.name})
     print(f"created {mount.path}")
-    if generated:
-        # Printed once, on the terminal only: it is nowhere else but in etcd.
+    if generated and not mount.produced:
+        # Printed once, on the terminal only: it is nowhere else but in etcd. A mount the
+        # cluster makes (transcode, programme) needs no studio, so its password stays unsaid.
         print(f"source password (shown once): {mount.source_password}")
     return EXIT_OK
 

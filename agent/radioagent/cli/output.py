@@ -172,6 +172,17 @@ def _utc(unix_time: float) -> str:
     return datetime.fromtimestamp(unix_time, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+def _created_note(mount: MountSpec, change: MountChange, dry_run: bool) -> str:
+    """A studio's mount shows the password made for it, once. A mount the cluster makes
+    itself (a transcode, a programme) has one too, but only its Liquidsoap uses it: no
+    studio needs it, so it is not shown."""
+    if mount.produced:
+        return f" (made in the cluster from {', '.join(f'/{name}' for name in mount.made_from)})"
+    if change.password_generated and not dry_run:
+        return f" (source password, shown once: {mount.source_password})"
+    return ""
+
+
 def change_lines(radio: str, changes: list[MountChange], *, dry_run: bool) -> list[str]:
     verb = {"create": "would create", "update": "would update", "delete": "would delete"}
     lines = []
@@ -186,13 +197,7 @@ def change_lines(radio: str, changes: list[MountChange], *, dry_run: bool) -> li
             }.get(change.action, change.action)
         )
         if change.action == "create" and change.after is not None:
-            secret = (
-                change.after.source_password if change.password_generated and not dry_run else None
-            )
-            lines.append(
-                f"{action} /{change.name}"
-                + (f" (source password, shown once: {secret})" if secret else "")
-            )
+            lines.append(f"{action} /{change.name}{_created_note(change.after, change, dry_run)}")
         elif change.action == "update":
             lines.append(f"{action} /{change.name}: {', '.join(change.changed_fields)}")
         elif change.action == "delete":

@@ -6,9 +6,10 @@ from typing import Any
 
 import pytest
 
-from radioagent.cli.output import status_text
+from radioagent.cli.output import change_lines, status_text
 from radioagent.coordination.state import ClusterState
 from radioagent.model import AudioFormat, MountSpec, encodable_problems, parse_mount
+from radioagent.radios import MountChange
 from radioagent.transcoding.assignment import first_taker, plan_transcoders
 from radioagent.transcoding.script import transcoder_job
 from radioagent.validation import ValidationError
@@ -223,3 +224,26 @@ def test_radioctl_status_lists_known_nodes_without_a_status_as_down() -> None:
     assert "n2: DOWN since 2023-11-14 22:13:20 UTC" in lines
     assert "n3: DOWN since a moment ago" in lines
     assert not any(line.startswith("n1: DOWN") for line in lines)
+
+
+def test_a_created_transcode_names_its_parent_and_never_shows_its_password() -> None:
+    studio = parse_mount({"name": "live.mp3", "source_password": "studio-secret"})
+    low = parse_mount(
+        {
+            "name": "low.mp3",
+            "source_password": "liquidsoap-secret",
+            "transcode": {"parent": "live.mp3", "format": {"codec": "mp3", "bitrate_kbps": 48}},
+        }
+    )
+    changes = [
+        MountChange("create", "live.mp3", None, studio, password_generated=True),
+        MountChange("create", "low.mp3", None, low, password_generated=True),
+    ]
+    assert change_lines("demo", changes, dry_run=False) == [
+        "created /live.mp3 (source password, shown once: studio-secret)",
+        "created /low.mp3 (made in the cluster from /live.mp3)",
+    ]
+    assert change_lines("demo", changes, dry_run=True) == [
+        "would create /live.mp3",
+        "would create /low.mp3 (made in the cluster from /live.mp3)",
+    ]
