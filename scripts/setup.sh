@@ -15,7 +15,7 @@ debian_packages=(
   ffmpeg wrk nginx-light iproute2 procps make git
   debootstrap systemd-container iputils-ping openssl
   prometheus chromium chromium-driver python3-selenium
-  bind9-dnsutils python3-dnspython dnsperf libnss3-tools python3-uvloop pebble
+  bind9-dnsutils python3-dnspython dnsperf libnss3-tools python3-uvloop pebble faketime
 )
 
 if [[ ${EUID} -ne 0 ]]; then

@@ -88,6 +88,7 @@ CACHED_PACKAGES = (
     "nftables",
     "curl",
     "ca-certificates",
+    "systemd-timesyncd",  # the base role's time daemon (installed, skipped in containers)
     # The monitoring role (the default scenario runs it on node1).
     "prometheus",
     "prometheus-alertmanager",

@@ -178,10 +178,12 @@ def test_a_good_inventory_passes_the_preflight(
 ) -> None:
     result = run_playbook(write_site(tmp_path, THREE, group_vars), "site.yml")
     output = result.stdout + result.stderr
-    # Past the preflight, the run meets the unreachable nodes: proof it got that far.
-    assert "PLAY [Build every node]" in output, output
-    assert "UNREACHABLE" in output, output
-    assert "failed=1" not in output.split("PLAY [Build every node]")[0], output
+    # Past the inventory's checks, the run meets the unreachable nodes at the first task
+    # that connects (the clock's): proof it got that far.
+    first_on_nodes = "TASK [preflight : Read the node's clock]"
+    assert first_on_nodes in output, output
+    assert "UNREACHABLE" in output.split(first_on_nodes)[1], output
+    assert "FAILED" not in output.split(first_on_nodes)[0], output
 
 
 def test_remove_node_refuses_an_unknown_node(tmp_path: Path) -> None:
@@ -197,3 +199,66 @@ def test_remove_node_refuses_an_unknown_node(tmp_path: Path) -> None:
 def test_every_playbook_passes_the_syntax_check(playbook: str) -> None:
     result = run_playbook(REPOSITORY / "inventory" / "example", playbook, "--syntax-check")
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+CLOCK_PLAYBOOK = """
+- name: The clock preflight alone, on this machine
+  hosts: radio_nodes
+  gather_facts: false
+  environment: "{{ clock_environment }}"
+  tasks:
+    - name: Check the clock
+      ansible.builtin.import_role:
+        name: preflight
+        tasks_from: clock
+"""
+LIBFAKETIME = Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1")
+
+
+@pytest.mark.parametrize(
+    ("offset", "message"),
+    [
+        (None, None),
+        ("+2s", None),
+        ("+90s", "node1: its clock is 90.0 s ahead of the controller's"),
+        ("-1h", "node1: its clock is 3600.0 s behind the controller's"),
+    ],
+    ids=["same-clock", "2s-ahead", "90s-ahead", "1h-behind"],
+)
+def test_the_clock_preflight_refuses_a_node_whose_clock_is_off(
+    tmp_path: Path, offset: str | None, message: str | None
+) -> None:
+    """The node is this machine (local connection), its `date` run under libfaketime: a
+    real clock read, shifted for that node's commands only, never for the controller."""
+    environment = (
+        {"LD_PRELOAD": str(LIBFAKETIME), "FAKETIME": offset, "FAKETIME_DONT_FAKE_MONOTONIC": "1"}
+        if offset
+        else {}
+    )
+    inventory = {
+        "all": {
+            "hosts": {"node1": {"ansible_connection": "local"}},
+            "children": {"radio_nodes": {"hosts": {"node1": {}}}},
+            "vars": {
+                "ansible_python_interpreter": sys.executable,
+                "clock_environment": environment,
+            },
+        }
+    }
+    (tmp_path / "hosts.yml").write_text(yaml.safe_dump(inventory))
+    playbook = tmp_path / "clock.yml"
+    playbook.write_text(CLOCK_PLAYBOOK)
+    result = run_playbook(tmp_path / "hosts.yml", str(playbook))  # an absolute path
+    output = result.stdout + result.stderr
+    if message is None:
+        assert result.returncode == 0, output
+        checked = output.split("TASK [preflight : Check that the node's clock agrees")[1]
+        assert "ok: [node1]" in checked.split("PLAY RECAP")[0], output
+    else:
+        assert result.returncode == 2, output
+        # The measured offset, to the tenth, within the run's own second of slack.
+        measured = output.split("its clock is ")[1].split(" s ")[0]
+        expected = message.split("its clock is ")[1].split(" s ")[0]
+        assert abs(float(measured) - float(expected)) <= 1.0, output
+        assert message.split(" s ")[1] in output, output
+        assert "preflight_clock_max_offset_s: 5" in output, output
