@@ -20,7 +20,7 @@ setup:
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	cd agent && ../$(BIN)/mypy radioagent tests ../bench ../scripts
+	cd agent && ../$(BIN)/mypy radioagent tests ../bench ../scripts ../plugins/filter
 	cd agent && ../$(BIN)/mypy --no-site-packages ../molecule/testbed
 	$(MAKE) unit
 	$(BIN)/yamllint --strict .

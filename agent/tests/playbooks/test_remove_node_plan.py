@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.paths import etcd_members_filter
 from tests.playbooks.test_preflight import run_playbook, write_site
 
 
 def role_members(nodes: list[str], member_count: int) -> list[str]:
-    """The etcd role's default (roles/etcd/defaults/main.yml, vars/main.yml)."""
-    slots = min(member_count, len(nodes))
-    return nodes[: slots - 1 if slots % 2 == 0 else slots]
+    """The etcd role's default: the etcd_members filter, the rule's one copy."""
+    return etcd_members_filter().etcd_members(nodes, member_count)
 
 
 @pytest.mark.parametrize(
