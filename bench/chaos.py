@@ -162,19 +162,22 @@ def workload(
 
 
 def refill_listeners(checker: Checker, nodes: Sequence[str]) -> None:
-    """A listener on every node that has none (or lost its own)."""
+    """A listener on every node that has none (or lost its own). A node that refuses one
+    is a violation of its own, and the campaign goes on (the next refill tries again)."""
     for node in nodes:
         current = checker.listeners.get(node)
         if current is not None and current.connected():
             continue
         if current is not None:
             current.close()
-        checker.listen(
-            node,
-            checks.Listener(
+        try:
+            listener = checks.Listener(
                 node, "/_stream/live.mp3", CAMPAIGN_HOURS_MAX * 3600, LISTENER_PATIENCE_S
-            ),
-        )
+            )
+        except checks.CheckFailed as error:
+            checker.report("listener_refused", str(error))
+            continue
+        checker.listen(node, listener)
 
 
 def heal_everything(nodes: Sequence[str]) -> None:

@@ -132,6 +132,15 @@ def icecast_kill(cluster: Cluster, rng: random.Random) -> Fault:
     return Fault("icecast_kill", victim, 0.0, nothing)
 
 
+def icecast_hang(cluster: Cluster, rng: random.Random) -> Fault:
+    """Icecast stops answering but keeps its port (SIGSTOP, never resumed): what Icecast
+    2.4.4's reload deadlock does (icecast/hang.py). systemd sees nothing wrong; the
+    node's agent must have it restarted, or the node's listeners hear nothing forever."""
+    victim = rng.choice(cluster.nodes)
+    systemctl_kill(victim, "icecast2", signal.SIGSTOP)
+    return Fault("icecast_hang", victim, 0.0, nothing)
+
+
 def liquidsoap_kill(cluster: Cluster, rng: random.Random) -> Fault:
     """The transcoder's Liquidsoap, wherever it runs (any node if none runs now)."""
     owners = [node for node in cluster.nodes if liquidsoap_pids(node, "transcoder-")]
@@ -259,6 +268,7 @@ FAULTS: dict[str, Callable[[Cluster, random.Random], Fault]] = {
     "agent_pause": agent_pause,
     "leader_pause": leader_pause,
     "icecast_kill": icecast_kill,
+    "icecast_hang": icecast_hang,
     "liquidsoap_kill": liquidsoap_kill,
     "liquidsoap_crash_at_start": liquidsoap_crash_at_start,
     "disk_full": disk_full,

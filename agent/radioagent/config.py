@@ -38,12 +38,19 @@ DEFAULT_TEMPLATES_DIR = "/usr/share/radio-agent/templates"
 ICECAST_TEMPLATE = "icecast.xml.j2"
 
 
+# The filesystems whose free space the agent publishes (radio_disk_*): its own state,
+# etcd's data, the logs. A path that does not exist (a gateway's etcd) is left out.
+DEFAULT_DISK_PATHS = ("/var/lib/radio-agent", "/var/lib/etcd", "/var/log")
+
+
 @dataclass(frozen=True)
 class _NodeSettings:
-    """The `node` section; AgentConfig holds its values as node_name and node_address."""
+    """The `node` section; AgentConfig holds its values as node_name, node_address and
+    disk_paths."""
 
     name: str
     address: str
+    disk_paths: tuple[str, ...] = DEFAULT_DISK_PATHS
 
 
 @dataclass(frozen=True)
@@ -60,6 +67,10 @@ class EtcdSettings:
     # Off by default: a CI run saw a write stall for its whole 5 s deadline right after
     # such a move, and that needs understanding before every cluster does it.
     member_name: str | None = None
+    # The local member's metrics page (etcd's --listen-metrics-urls plus /metrics): the
+    # agent reads it every 15 s and passes the alert rules' families on in its /metrics.
+    # None (a gateway node, or not wanted): it does not.
+    metrics_url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -75,6 +86,10 @@ class IcecastSettings:
     bind_address: str = "0.0.0.0"  # noqa: S104 - other nodes relay from this port
     log_dir: str = "/var/log/icecast2"
     max_clients: int = 2000
+    # Written when Icecast has not answered for hung_restart_seconds, every read timing
+    # out (icecast/hang.py): a path unit restarts it. None: no restart is asked for.
+    restart_request_file: str | None = None
+    hung_restart_seconds: float = 15.0
 
 
 @dataclass(frozen=True)
@@ -211,6 +226,7 @@ class AgentConfig:
     failsafe: FailsafeSettings = FailsafeSettings()
     templates_dir: str = DEFAULT_TEMPLATES_DIR
     event_loop: str = "asyncio"  # or "uvloop" (Debian's python3-uvloop): bench/eventloop
+    disk_paths: tuple[str, ...] = DEFAULT_DISK_PATHS
 
 
 # --- Checks: each takes the field's dotted name and the given value, and returns a problem
@@ -242,6 +258,15 @@ def or_null(check: Check) -> Check:
 def absolute_path(field: str, value: Any) -> str | None:
     if not isinstance(value, str) or not Path(value).is_absolute():
         return f"{field}: {value!r} is not an absolute path"
+    return None
+
+
+def absolute_paths(field: str, value: Any) -> str | None:
+    if not isinstance(value, list) or len(value) > 16:
+        return f"{field}: {value!r} is not a list of at most 16 absolute paths"
+    for index, path in enumerate(value):
+        if problem := absolute_path(f"{field}[{index}]", path):
+            return problem
     return None
 
 
@@ -421,6 +446,7 @@ SECTIONS: dict[str, Section] = {
                 NODE_NAME_PATTERN, "1-63 of a-z 0-9 -, starting with a letter or digit", 63
             ),
             "address": text(HOST_PATTERN, "an IP address or host name"),
+            "disk_paths": absolute_paths,
         },
     ),
     "etcd": Section(
@@ -434,6 +460,7 @@ SECTIONS: dict[str, Section] = {
             "cert_file": or_null(file_name),
             "key_file": or_null(file_name),
             "member_name": or_null(text(NODE_NAME_PATTERN, "an etcd member's name", 63)),
+            "metrics_url": or_null(text(r"https?://[^\s]+", "an http:// or https:// URL", 1000)),
         },
         etcd_pair_problems,
     ),
@@ -449,6 +476,8 @@ SECTIONS: dict[str, Section] = {
             "bind_address": IP_ADDRESS,
             "log_dir": absolute_path,
             "max_clients": integer(1, 1_000_000),
+            "restart_request_file": or_null(absolute_path),
+            "hung_restart_seconds": number(3, 3600),
         },
     ),
     "timing": Section(
@@ -578,7 +607,13 @@ def parse_config(raw: Any) -> AgentConfig:
     if problems:
         raise ValidationError(problems)
     node = sections.pop("node")
-    return AgentConfig(node_name=node.name, node_address=node.address, **sections, **optional)
+    return AgentConfig(
+        node_name=node.name,
+        node_address=node.address,
+        disk_paths=node.disk_paths,
+        **sections,
+        **optional,
+    )
 
 
 def _file_problem(field: str, name: str | None) -> str | None:

@@ -57,13 +57,16 @@ from radioagent.deadair import (
     live_ages,
     update_air,
 )
+from radioagent.diskspace import disk_space
 from radioagent.dns.zone import ZoneView, zone_view
+from radioagent.etcd_member_metrics import MemberMetrics, read_forever
 from radioagent.failsafe_link import FailsafeLink
 from radioagent.frontdoor.server import FrontDoor
 from radioagent.frontdoor.view import AgentSnapshot
 from radioagent.heap import TRIM_EVERY_SECONDS, release_free_memory
 from radioagent.holding.feeder import HoldingFeeds
-from radioagent.icecast.control import IcecastControl, IcecastError
+from radioagent.icecast.control import IcecastControl, IcecastError, IcecastUnresponsive
+from radioagent.icecast.hang import restart_due
 from radioagent.icecast.render import render_icecast_config
 from radioagent.icecast.stats import IcecastStats
 from radioagent.listenerhistory import ListenerHistory
@@ -108,6 +111,7 @@ class AgentHealth:
     icecast_errors: int = 0
     unexpected_errors: int = 0
     icecast_reloads: int = 0
+    icecast_restarts_asked: int = 0
     cycles: int = 0
     last_cycle_seconds: float = 0.0
     state_problems: tuple[str, ...] = ()
@@ -193,6 +197,8 @@ class Agent:
         self.air: dict[str, MountAir] = {}
         self._published_status: str | None = None
         self.icecast_answered_at: float | None = None
+        self.icecast_unresponsive_since: float | None = None  # the run of timed-out reads
+        self.icecast_restart_asked_at: float | None = None
         self.unclaimed_since: dict[str, float] = {}
         self.given_up: dict[str, float] = {}  # mount -> when (self.clock) its claim was given up
         self._members_asked_at: float | None = None
@@ -205,6 +211,7 @@ class Agent:
         self._heap_trimmed_at: float | None = None
         self._bandwidth = BandwidthMeter(clock)
         self.listener_history = ListenerHistory()
+        self.etcd_member_metrics = MemberMetrics()
 
     # --- entry points --------------------------------------------------------------------
 
@@ -225,6 +232,10 @@ class Agent:
         ]
         if self.failsafe is not None:
             tasks.append(asyncio.create_task(self._failsafe_forever(), name="failsafe"))
+        if self.config.etcd.metrics_url is not None:
+            url, kept = self.config.etcd.metrics_url, self.etcd_member_metrics
+            reading = read_forever(url, kept, self.clock)
+            tasks.append(asyncio.create_task(reading, name="etcd member metrics"))
         interval = watchdog.feeding_interval(dict(os.environ))
         if interval is not None:
             tasks.append(
@@ -669,6 +680,7 @@ class Agent:
             etcd_away=self.store.away,
             icecast_errors=self.health.icecast_errors,
             icecast_reloads=self.health.icecast_reloads,
+            icecast_restarts_asked=self.health.icecast_restarts_asked,
             unexpected_errors=self.health.unexpected_errors,
             sources_allowed=self.local_api.sources_allowed,
             sources_refused=self.local_api.sources_refused,
@@ -689,6 +701,8 @@ class Agent:
             else self.etcd_lost() and self.failsafe_held(),
             failsafe_rounds={} if self.failsafe is None else dict(self.failsafe.rounds),
             failsafe_answers={} if self.failsafe is None else dict(self.failsafe.answers),
+            disks=disk_space(self.config.disk_paths),
+            etcd_member_metrics=self.etcd_member_metrics.fresh(self.clock()),
             listeners_last_hour={
                 mount: self.listener_history.series(mount, time.time())
                 for mount in (self.state.mounts if self.state is not None else ())
@@ -827,8 +841,16 @@ class Agent:
         try:
             self.stats = await self.icecast.read_stats()
             self.icecast_answered_at = self.clock()
+            self.icecast_unresponsive_since = None
+        except IcecastUnresponsive:
+            self.stats = None
+            if self.icecast_unresponsive_since is None:
+                self.icecast_unresponsive_since = self.clock()
+            self._restart_icecast_if_hung()
+            raise
         except IcecastError:
             self.stats = None
+            self.icecast_unresponsive_since = None
             raise
         finally:
             mounts = list(self.state.mounts.values()) if self.state is not None else []
@@ -837,6 +859,17 @@ class Agent:
             self.air = update_air(before, [mount.name for mount in mounts], live, self.clock())
             self.air_changed = air_changes(
                 self.air_changed, before, self.air, self.clock(), time.time()
+            )
+
+    def _restart_icecast_if_hung(self) -> None:
+        since, asked = self.icecast_unresponsive_since, self.icecast_restart_asked_at
+        hung_after = self.config.icecast.hung_restart_seconds
+        if restart_due(since, asked, self.clock(), hung_after) and self.icecast.request_restart():
+            self.icecast_restart_asked_at = self.clock()
+            self.health.icecast_restarts_asked += 1
+            log.error(
+                "icecast: no answer for %.0f s, every read timing out: asked for its restart",
+                self.clock() - (since or 0.0),
             )
 
     # --- keepalive and fence -------------------------------------------------------------

@@ -336,6 +336,11 @@ def prometheus_api(node: str, path: str) -> dict:
     return json.loads(testbed.run_in(node, ["curl", "-fsS", "--max-time", "5", url]).stdout)
 
 
+def query_result(node: str, query: str) -> list[dict]:
+    """The samples of an instant query to Prometheus on `node` (empty: none yet)."""
+    return list(prometheus_api(node, f"query?query={query}")["data"]["result"])
+
+
 def check_monitoring(node: str) -> None:
     """Prometheus on `node` scrapes its agent, loaded the alert rules, and sees live.mp3."""
     result = testbed.run_in(node, ["systemctl", "is-active", *MONITORING_SERVICES], check=False)
@@ -357,9 +362,18 @@ def check_monitoring(node: str) -> None:
         60,
         "radio_mount_source_connected in Prometheus",
     )
+    # The machine's own health, through the agent: its disks and its etcd member's figures.
+    machine = {
+        name: wait_for(partial(query_result, node, name), 60, f"{name} in Prometheus")
+        for name in ("radio_disk_free_bytes", "etcd_mvcc_db_total_size_in_bytes")
+    }
+    if "RadioEtcdSlowFsync" not in alerts or "RadioDiskFull" not in alerts:
+        raise CheckFailed(f"{node}: the machine alerts are not loaded: {sorted(alerts)}")
+    database = float(machine["etcd_mvcc_db_total_size_in_bytes"][0]["value"][1])
+    paths = sorted(sample["metric"]["path"] for sample in machine["radio_disk_free_bytes"])
     print(
         f"check: {node}: Prometheus scrapes {len(agents)} agent(s), {len(alerts)} alert rules,"
-        f" {len(series)} mount series"
+        f" {len(series)} mount series; disks {paths}, etcd database {database / 1e6:.1f} MB"
     )
 
 

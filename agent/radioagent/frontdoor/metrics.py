@@ -14,6 +14,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
+from radioagent.etcd_member_metrics import labelled
 from radioagent.frontdoor.view import AgentSnapshot, FrontDoorStats
 from radioagent.nowplaying import mount_now_playing
 from radioagent.status import listeners_by_mount, programme_reports
@@ -100,6 +101,11 @@ class AgentCollector(Collector):
             ),
             ("radio_icecast_reloads", "Icecast configuration reloads", now.icecast_reloads),
             (
+                "radio_icecast_restarts_asked",
+                "Restarts of a hung Icecast asked of systemd (no answer, every read timing out)",
+                now.icecast_restarts_asked,
+            ),
+            (
                 "radio_unexpected_errors",
                 "Loop steps that failed unexpectedly (see the log)",
                 now.unexpected_errors,
@@ -183,6 +189,7 @@ class AgentCollector(Collector):
             yield dropped
         yield from _failsafe_families(now)
         yield from _certificate_families(now, door)
+        yield from _host_families(now)
         yield from _mount_families(now, door)
         yield from _programme_families(now)
 
@@ -216,6 +223,25 @@ def _failsafe_families(now: AgentSnapshot) -> Iterator[Metric]:
         for result in results:
             counter.add_metric([now.node_name, result], counts.get(result, 0))
         yield counter
+
+
+def _host_families(now: AgentSnapshot) -> Iterator[Metric]:
+    """Free space where the node keeps what it cannot lose, and the local etcd member's
+    own families (etcd_*, relabelled with the node), for the disk and etcd alerts."""
+    free = GaugeMetricFamily(
+        "radio_disk_free_bytes",
+        "Space an unprivileged writer may still use on the filesystem holding the path",
+        labels=["node", "path"],
+    )
+    size = GaugeMetricFamily(
+        "radio_disk_size_bytes", "Size of the filesystem holding the path", labels=["node", "path"]
+    )
+    for disk in now.disks:
+        free.add_metric([now.node_name, disk.path], disk.free_bytes)
+        size.add_metric([now.node_name, disk.path], disk.size_bytes)
+    yield free
+    yield size
+    yield from labelled(now.etcd_member_metrics, now.node_name)
 
 
 def _certificate_families(now: AgentSnapshot, door: FrontDoorStats) -> Iterator[Metric]:

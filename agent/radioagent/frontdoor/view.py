@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from prometheus_client.core import Metric
+
 from radioagent.config import Timing
 from radioagent.coordination.state import ClusterState
 from radioagent.deadair import AirReport
+from radioagent.diskspace import DiskSpace
 from radioagent.icecast.stats import IcecastStats
 from radioagent.model import NodeStatus
 from radioagent.transcoding.state import TranscoderState
@@ -52,6 +55,9 @@ class AgentSnapshot:
     failsafe_held: bool | None = None
     failsafe_rounds: dict[str, int] = field(default_factory=dict)
     failsafe_answers: dict[str, int] = field(default_factory=dict)
+    disks: tuple[DiskSpace, ...] = ()
+    icecast_restarts_asked: int = 0  # hung Icecasts (icecast/hang.py)
+    etcd_member_metrics: tuple[Metric, ...] = ()  # the local member's, as etcd gives them
 
     @property
     def alive(self) -> bool:

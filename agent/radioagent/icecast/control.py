@@ -4,9 +4,11 @@ read its stats, disconnect sources. Thin I/O around render.py and stats.py."""
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import os
 import tempfile
+import time
 from pathlib import Path
 
 import aiohttp
@@ -21,6 +23,11 @@ ADMIN_TIMEOUT_SECONDS = 2.0
 
 class IcecastError(Exception):
     """Icecast could not be reloaded or did not answer; the message says what failed."""
+
+
+class IcecastUnresponsive(IcecastError):
+    """Icecast took the connection, or left it pending, and did not answer in time: hung
+    or overloaded, as opposed to refusing (not running)."""
 
 
 class IcecastControl:
@@ -106,7 +113,15 @@ class IcecastControl:
                 if response.status != 200:
                     raise IcecastError(f"admin stats answered {response.status}")
                 return parse_admin_stats(await response.read())
-        except (aiohttp.ClientError, TimeoutError, ValueError) as error:
+        except TimeoutError as error:
+            message = f"admin stats: no answer in {ADMIN_TIMEOUT_SECONDS} s"
+            raise IcecastUnresponsive(message) from error
+        except aiohttp.ClientConnectorError as error:
+            # A connect that timed out: the accept queue is full, nobody takes from it.
+            if error.os_error.errno == errno.ETIMEDOUT:
+                raise IcecastUnresponsive(f"admin stats: {error}") from error
+            raise IcecastError(f"admin stats: {type(error).__name__} {error}") from error
+        except (aiohttp.ClientError, ValueError) as error:
             raise IcecastError(f"admin stats: {type(error).__name__} {error}") from error
 
     async def kill_source(self, mount_path: str) -> bool:
@@ -124,6 +139,19 @@ class IcecastControl:
         if response.status in (400, 404) and "does not exist" in body.lower():
             return False
         raise IcecastError(f"killsource {mount_path} answered {response.status}: {body[:120]}")
+
+    def request_restart(self) -> bool:
+        """Ask for Icecast's restart by writing the file a path unit watches (False: no
+        file is configured, or it cannot be written)."""
+        name = self.settings.restart_request_file
+        if name is None:
+            return False
+        try:
+            Path(name).write_text(f"{time.time():.3f}\n")
+        except OSError as error:
+            log.error("icecast: cannot ask for a restart through %s: %s", name, error)
+            return False
+        return True
 
     async def close(self) -> None:
         if self._session is not None:

@@ -41,6 +41,7 @@ AGENT_ENVIRONMENT = {**os.environ, "PYTHONPATH": str(REPO_DIR / "agent")}
 # Short, to keep failover tests short; loop_wait + 2 * retry_timeout <= ttl.
 TEST_TIMING = {"ttl": 4, "loop_wait": 1, "retry_timeout": 1.5}
 FRONT_DOOR_HEADER_TIMEOUT = 2.0
+ICECAST_HUNG_RESTART_S = 5.0  # the agents ask for a hung Icecast's restart after this
 
 
 def etcd_tls_config(tls: TlsFiles | None) -> dict[str, str]:
@@ -82,12 +83,25 @@ class AgentNode:
         self.listen_address = listen_address
         self.etcd_member = etcd_members[0]  # its local member; the others are fallbacks
         self.directory = ServiceDirectory(f"agent-{name}")
+        self.restart_request_file = self.directory.path / "icecast-restart"
         self.front_door_ports = front_door_ports or free_ports(2)
         self.config = {
-            "node": {"name": name, "address": LOOPBACK},
+            # Its own directory's filesystem, and one every machine has.
+            "node": {
+                "name": name,
+                "address": LOOPBACK,
+                "disk_paths": [str(self.directory.path), "/var/log"],
+            },
             "etcd": {
                 "endpoints": [f"{LOOPBACK}:{member.client_port}" for member in etcd_members],
                 "prefix": prefix,
+                # Without --listen-metrics-urls etcd serves /metrics on its client URL
+                # (which asks for a client certificate under TLS: then none is read).
+                **(
+                    {"metrics_url": f"{etcd_members[0].client_url}/metrics"}
+                    if etcd_members[0].tls is None
+                    else {}
+                ),
                 **({"member_name": etcd_members[0].name} if keep_raft_elsewhere else {}),
                 **etcd_tls_config(etcd_members[0].tls),
             },
@@ -99,6 +113,9 @@ class AgentNode:
                 "config_path": str(icecast.config_path),
                 "reload_command": ["kill", "-HUP", str(icecast.process.pid)],
                 "log_dir": str(icecast.directory.path),
+                # What systemd's path unit watches on a node; here only written.
+                "restart_request_file": str(self.restart_request_file),
+                "hung_restart_seconds": ICECAST_HUNG_RESTART_S,
             },
             "local_api": {"port": free_port(), "bind_address": LOOPBACK},
             "front_door": {

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import time
 from collections.abc import Callable
 
@@ -133,3 +134,33 @@ def test_a_studio_that_leaves_is_dead_air_in_every_nodes_metrics_within_the_set_
         what="off air in the status",
     )
     assert mount_status(radio_cluster)["live_on"] == []
+
+
+def test_the_agent_passes_on_its_etcd_members_health_and_its_disks_free_space(
+    radio_cluster: RadioCluster,
+) -> None:
+    """From a real etcd member's own metrics page (the alert rules' etcd families, with the
+    node's label) and statvfs of the configured paths."""
+    node = radio_cluster.nodes[0]
+    db_size = wait_for(
+        lambda: node.metric("etcd_mvcc_db_total_size_in_bytes"),
+        timeout=10,
+        what=f"etcd's database size in {node.name}'s metrics",
+    )
+    assert db_size > 0
+    metrics = node.metrics()
+    fsync_count = metrics[
+        ("etcd_disk_wal_fsync_duration_seconds_count", frozenset({("node", node.name)}))
+    ]
+    assert fsync_count > 0  # the cluster's writes so far were each fsynced
+    assert metrics[("etcd_server_has_leader", frozenset({("node", node.name)}))] == 1
+    assert node.metric("etcd_server_quota_backend_bytes") == 2 * 1024**3  # etcd's default
+    kept = {name.split("_bucket")[0] for name, _ in metrics if name.startswith("etcd_")}
+    assert "etcd_network_peer_sent_bytes_total" not in kept  # only the alerts' families
+    directory = str(node.directory.path)
+    stats = os.statvfs(directory)
+    assert node.metric("radio_disk_size_bytes", path=directory) == stats.f_blocks * stats.f_frsize
+    free = node.metric("radio_disk_free_bytes", path=directory)
+    assert free is not None
+    assert abs(free - stats.f_bavail * stats.f_frsize) < 256 * 1024**2  # others write too
+    assert node.metric("radio_disk_free_bytes", path="/var/log") is not None
