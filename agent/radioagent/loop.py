@@ -842,6 +842,7 @@ class Agent:
             self.stats = await self.icecast.read_stats()
             self.icecast_answered_at = self.clock()
             self.icecast_unresponsive_since = None
+            self.icecast_restart_asked_at = None  # a hang after this is a new one
         except IcecastUnresponsive:
             self.stats = None
             if self.icecast_unresponsive_since is None:

@@ -11,7 +11,8 @@ through a file a path unit watches (the icecast role's icecast2-restart.path).""
 from __future__ import annotations
 
 HUNG_AFTER_S = 15.0  # no answer for this long, every try timing out: hung
-RESTART_AGAIN_AFTER_S = 60.0  # a restart takes seconds; asking again sooner helps nothing
+# Within one hang (no answer since): a restart takes seconds, asking sooner helps nothing.
+RESTART_AGAIN_AFTER_S = 60.0
 
 
 def restart_due(
@@ -22,7 +23,8 @@ def restart_due(
 ) -> bool:
     """Whether to ask for a restart now. `unresponsive_since`: when the run of timed-out
     reads began (None: it answered, or refused, last time; a refusal is a stopped or
-    restarting Icecast, which systemd or the operator handles)."""
+    restarting Icecast, which systemd or the operator handles). `last_request_at`: the
+    request made in this run, if any (an answer in between starts a new run)."""
     if unresponsive_since is None or now - unresponsive_since < hung_after:
         return False
     return last_request_at is None or now - last_request_at >= RESTART_AGAIN_AFTER_S
