@@ -409,6 +409,54 @@ def check_backed_up(node: str, backup_dir: str) -> None:
     print(f"check: {node} takes listeners after upgrade.yml")
 
 
+def backup_export(backup_dir: str) -> dict:
+    """backup.yml's one export (mounts with their passwords, settings)."""
+    (export,) = sorted(Path(backup_dir).glob("radio-*.json"))
+    return dict(json.loads(export.read_text()))
+
+
+def node_backup(node: str) -> dict:
+    """What `radioctl backup` on `node` holds now."""
+    return dict(json.loads(testbed.run_in(node, ["radioctl", "backup"]).stdout))
+
+
+def check_forgotten(node: str, backup_dir: str) -> None:
+    """Every mount of the backup deleted and a setting changed: what the backup holds is
+    gone from the cluster (restore.yml must bring it all back)."""
+    export = backup_export(backup_dir)
+    for mount in export["mounts"]:
+        testbed.run_in(node, ["radioctl", "mount", "delete", "--force", mount["name"]])
+    changed = int(export["settings"].get("dead_air_seconds", 30)) + 7
+    testbed.run_in(node, ["radioctl", "config", "set", "dead_air_seconds", str(changed)])
+    now = node_backup(node)
+    if now["mounts"] or now["settings"] == export["settings"]:
+        raise CheckFailed(f"{node}: the backup's data is still there: {now['settings']}")
+    print(f"check: {node}: {len(export['mounts'])} mount(s) deleted, dead_air_seconds {changed}")
+
+
+def check_restored(node: str, backup_dir: str) -> None:
+    """restore.yml put back every mount of the backup as it was, passwords included, and
+    its settings; a studio with the backup's password for live.mp3 is heard again."""
+    export, now = backup_export(backup_dir), node_backup(node)
+    if now["mounts"] != export["mounts"]:
+        names = [mount["name"] for mount in now["mounts"]]
+        raise CheckFailed(f"{node}: mounts after the restore differ from the backup's: {names}")
+    if now["settings"] != export["settings"]:
+        raise CheckFailed(f"{node}: settings {now['settings']}, backed up {export['settings']}")
+    (live,) = [mount for mount in export["mounts"] if mount["name"] == "live.mp3"]
+    if live["source_password"] != SOURCE_PASSWORD:
+        raise CheckFailed(f"{node}: live.mp3's password in the backup is not the studio's")
+    studio = start_source(node)
+    try:
+        wait_for(partial(plays_sound, node, "/live.mp3"), 30, f"the restored live.mp3 on {node}")
+    finally:
+        stop(studio)
+    print(
+        f"check: {node}: restore.yml put back {len(now['mounts'])} mount(s) with their "
+        "passwords and the settings; the studio is heard again"
+    )
+
+
 def check_cluster(nodes: Sequence[str]) -> None:
     for node in nodes:
         services_running(node)
@@ -736,6 +784,8 @@ def check_https_nodes(nodes: Sequence[str]) -> None:
 COMMANDS: dict[str, tuple[str, Callable[..., object]]] = {
     "single": ("1", check_single),
     "backed-up": ("2", check_backed_up),
+    "forgotten": ("2", check_forgotten),
+    "restored": ("2", check_restored),
     "https": ("1", lambda node: check_https(node, frozenset({ZONE, f"*.{ZONE}"}))),
     "https-nodes": ("1+", lambda *nodes: check_https_nodes(nodes)),
     "monitoring": ("1", check_monitoring),

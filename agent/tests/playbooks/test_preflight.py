@@ -262,3 +262,20 @@ def test_the_clock_preflight_refuses_a_node_whose_clock_is_off(
         assert abs(float(measured) - float(expected)) <= 1.0, output
         assert message.split(" s ")[1] in output, output
         assert "preflight_clock_max_offset_s: 5" in output, output
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ((), "no radio-*.json in "),
+        (("-e", "restore_file=/nonexistent/radio-x.json"), "restore_file: /nonexistent/radio-x"),
+    ],
+    ids=["no-backup", "missing-file"],
+)
+def test_restore_refuses_without_a_backup_before_any_node_is_touched(
+    tmp_path: Path, extra: tuple[str, ...], message: str
+) -> None:
+    result = run_playbook(write_site(tmp_path, THREE), "restore.yml", *extra)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert message in result.stdout, result.stdout
+    assert "UNREACHABLE" not in result.stdout  # the hosts were never contacted
