@@ -426,6 +426,8 @@ def check_forgotten(node: str, backup_dir: str) -> None:
     export = backup_export(backup_dir)
     for mount in export["mounts"]:
         testbed.run_in(node, ["radioctl", "mount", "delete", "--force", mount["name"]])
+    if not export["settings"]:
+        raise CheckFailed(f"{backup_dir}: the backup holds no settings to restore")
     changed = int(export["settings"].get("dead_air_seconds", 30)) + 7
     testbed.run_in(node, ["radioctl", "config", "set", "dead_air_seconds", str(changed)])
     now = node_backup(node)
