@@ -67,9 +67,20 @@ def etcd_members(nodes: Sequence[str]) -> list[str]:
     return []
 
 
+def parent_pid(pid: int) -> int | None:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    return next((int(line.split()[1]) for line in status.splitlines() if line[:5] == "PPid:"), None)
+
+
 def liquidsoap_pids(node: str, script_part: str) -> list[int]:
     """PIDs of the node's Liquidsoap processes whose command line names `script_part`
-    (the host's /proc sees the machines' processes; their cgroup says whose)."""
+    (the host's /proc sees the machines' processes; their cgroup says whose). A child a
+    Liquidsoap forked is the same one: between its fork and its exec it still has
+    Liquidsoap's command line (at start Liquidsoap forks GStreamer's plugin scanner and
+    a shell, which once made one transcoder count twice)."""
     found = []
     for pid in testbed.cgroup_pids(node):
         try:
@@ -78,7 +89,7 @@ def liquidsoap_pids(node: str, script_part: str) -> list[int]:
             continue
         if argv[0].endswith(b"liquidsoap") and any(script_part.encode() in a for a in argv):
             found.append(pid)
-    return found
+    return [pid for pid in found if parent_pid(pid) not in found]
 
 
 def boot(nodes: Sequence[str]) -> Callable[[], None]:
