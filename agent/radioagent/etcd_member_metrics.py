@@ -79,4 +79,7 @@ async def read_forever(
             except (aiohttp.ClientError, TimeoutError, ValueError) as error:
                 metrics.failures += 1
                 log.warning("etcd member metrics at %s: %s", url, error or type(error).__name__)
+            except Exception:  # a page nobody foresaw must not end the agent's run (loop.py)
+                metrics.failures += 1
+                log.exception("etcd member metrics at %s: unreadable", url)
             await asyncio.sleep(every)
