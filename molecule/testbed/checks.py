@@ -448,15 +448,13 @@ def check_restored(node: str, backup_dir: str) -> None:
     (live,) = [mount for mount in export["mounts"] if mount["name"] == "live.mp3"]
     if live["source_password"] != SOURCE_PASSWORD:
         raise CheckFailed(f"{node}: live.mp3's password in the backup is not the studio's")
-    studio = start_source(node)
-    try:
-        wait_for(partial(plays_sound, node, "/live.mp3"), 30, f"the restored live.mp3 on {node}")
-    finally:
-        stop(studio)
     print(
         f"check: {node}: restore.yml put back {len(now['mounts'])} mount(s) with their "
-        "passwords and the settings; the studio is heard again"
+        "passwords and the settings"
     )
+    # A studio that reconnects as encoders do: the mount is new to Icecast, whose reload
+    # may come after the studio's first try.
+    source_heard_through(node, [node])
 
 
 def check_cluster(nodes: Sequence[str]) -> None:
