@@ -373,7 +373,7 @@ def check_monitoring(node: str) -> None:
     paths = sorted(sample["metric"]["path"] for sample in machine["radio_disk_free_bytes"])
     print(
         f"check: {node}: Prometheus scrapes {len(agents)} agent(s), {len(alerts)} alert rules,"
-        f" {len(series)} mount series; disks {paths}, etcd database {database / 1e6:.1f} MB"
+        f" {len(series)} mount series; disks {paths}, etcd database {database / 1024:.0f} KiB"
     )
 
 
