@@ -57,7 +57,7 @@ from radioagent.deadair import (
     live_ages,
     update_air,
 )
-from radioagent.diskspace import disk_space
+from radioagent.diskspace import DiskSpace, disk_space
 from radioagent.dns.zone import ZoneView, zone_view
 from radioagent.etcd_member_metrics import MemberMetrics, read_forever
 from radioagent.failsafe_link import FailsafeLink
@@ -212,6 +212,7 @@ class Agent:
         self._bandwidth = BandwidthMeter(clock)
         self.listener_history = ListenerHistory()
         self.etcd_member_metrics = MemberMetrics()
+        self.disks: tuple[DiskSpace, ...] = ()
 
     # --- entry points --------------------------------------------------------------------
 
@@ -371,6 +372,7 @@ class Agent:
         # Icecast after etcd: an Icecast slow to answer must not delay a campaign.
         await self._guarded("read icecast stats", self._read_icecast_stats)
         self._bandwidth.measure(self.front_door.bytes_out)
+        self.disks = disk_space(self.config.disk_paths)  # once a loop, not per snapshot
         plan = self._plan(state)
         # No await between the plan's facts and this: the keepalive may have seen our lease
         # expire meanwhile, and a stale leadership must not overwrite that.
@@ -701,7 +703,7 @@ class Agent:
             else self.etcd_lost() and self.failsafe_held(),
             failsafe_rounds={} if self.failsafe is None else dict(self.failsafe.rounds),
             failsafe_answers={} if self.failsafe is None else dict(self.failsafe.answers),
-            disks=disk_space(self.config.disk_paths),
+            disks=self.disks,
             etcd_member_metrics=self.etcd_member_metrics.fresh(self.clock()),
             listeners_last_hour={
                 mount: self.listener_history.series(mount, time.time())

@@ -10,7 +10,7 @@ through a file a path unit watches (the icecast role's icecast2-restart.path).""
 
 from __future__ import annotations
 
-HUNG_AFTER_S = 15.0  # no answer for this long, every try timing out: hung
+# How long counts as hung is the config's icecast.hung_restart_seconds (15 s by default).
 # Within one hang (no answer since): a restart takes seconds, asking sooner helps nothing.
 RESTART_AGAIN_AFTER_S = 60.0
 
@@ -19,7 +19,7 @@ def restart_due(
     unresponsive_since: float | None,
     last_request_at: float | None,
     now: float,
-    hung_after: float = HUNG_AFTER_S,
+    hung_after: float,
 ) -> bool:
     """Whether to ask for a restart now. `unresponsive_since`: when the run of timed-out
     reads began (None: it answered, or refused, last time; a refusal is a stopped or
