@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: help setup lint test unit molecule demo demo-down
+.PHONY: help setup lint test unit molecule demo demo-down deb collection
 
 help:
 	@echo "make demo       bring up a local demo cluster and play a stream from it"
@@ -13,6 +13,8 @@ help:
 	@echo "make lint       ruff, mypy, the hermetic unit tier, yamllint, ansible-lint (production)"
 	@echo "make unit       unit tests only (no services, no etcd3 or grpc importable)"
 	@echo "make molecule   the Molecule scenarios on systemd-nspawn machines"
+	@echo "make deb        the agent's Debian package, in build/ (the radio_agent role installs it)"
+	@echo "make collection the Ansible collection radio.cluster, in build/, the package inside"
 
 setup:
 	bash scripts/setup.sh
@@ -24,7 +26,11 @@ lint: setup
 	cd agent && ../$(BIN)/mypy --no-site-packages ../molecule/testbed
 	$(MAKE) unit
 	$(BIN)/yamllint --strict .
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/ansible-lint
+	# The default scenario imports the collection's playbooks (radio.cluster.site): lint
+	# finds the collection as this checkout, through a link under .cache (which it skips).
+	mkdir -p .cache/collections/lint/ansible_collections/radio
+	ln -sfn ../../../../.. .cache/collections/lint/ansible_collections/radio/cluster
+	PATH="$(CURDIR)/$(BIN):$$PATH" ANSIBLE_COLLECTIONS_PATH="$(CURDIR)/.cache/collections/lint" $(BIN)/ansible-lint
 
 # --durations: CI's log says where the time goes (the whole run should stay near 45 min).
 # Two workers, a module at a time each (--dist loadfile keeps its tests and its shared
@@ -36,7 +42,7 @@ test: lint
 
 # Real systemd machines on this host (systemd-nspawn, see molecule/testbed/): each scenario
 # creates, converges, checks idempotence, verifies on the wire and destroys.
-molecule: setup
+molecule: setup deb
 	PATH="$(CURDIR)/$(BIN):$$PATH" scripts/molecule-test default
 	PATH="$(CURDIR)/$(BIN):$$PATH" scripts/molecule-test cluster
 	PATH="$(CURDIR)/$(BIN):$$PATH" scripts/molecule-test add-node
@@ -46,8 +52,15 @@ molecule: setup
 unit: setup
 	cd agent && PYTHONPATH=tests/hermetic ../$(BIN)/pytest tests/unit -p no:cacheprovider $(PYTEST_ARGS)
 
-demo: setup
+demo: setup deb
 	/usr/bin/python3 molecule/testbed/demo.py up
+
+# Built again only when what it packages changed (the version names the tree).
+deb: setup
+	scripts/build-deb >/dev/null
+
+collection: setup
+	scripts/build-collection >/dev/null
 
 demo-down:
 	/usr/bin/python3 molecule/testbed/demo.py down

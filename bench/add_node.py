@@ -24,6 +24,7 @@ from pathlib import Path
 from benchlib import REPO_DIR, report, require_root
 
 sys.path.insert(0, str(REPO_DIR / "molecule" / "testbed"))
+import demo
 import testbed
 
 SCENARIO = REPO_DIR / "molecule" / "add-node"
@@ -32,6 +33,7 @@ SERVICES = ("etcd", "etcd-gateway", "icecast2", "radio-agent")
 
 
 def playbook(inventory: str, name: str, site: Path, *extra: str) -> tuple[float, str]:
+    demo.build_agent_package()
     started = time.monotonic()
     result = subprocess.run(
         [

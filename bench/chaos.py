@@ -301,6 +301,7 @@ def build(nodes: Sequence[str]) -> None:
     testbed.build_image()
     testbed.up(nodes)
     site = demo.INVENTORY if tuple(nodes) == demo.NODES else site_for(nodes)
+    demo.build_agent_package()
     for name in ("site.yml", "radios.yml"):
         started = time.monotonic()
         subprocess.run(

@@ -6,8 +6,9 @@ upgrade dropped (the target is 0: a restarting agent hands its listeners to the 
 It runs on the testbed's three machines built from inventory/demo as they stand (`make
 demo`, or `bench/chaos --up` without `--down`); `--up` builds them first. The agents get a
 new version for the run, as an upgrade brings: a marker line appended to the agent's
-`__init__.py` (taken back after, also on failure), so `upgrade.yml`'s copy of the agent
-changes and its handler restarts each agent in turn. A studio streams live.mp3 through
+`__init__.py` (taken back after, also on failure), so the agent's package gets a new
+version and `upgrade.yml` installs it on each node in turn, whose upgrade restarts the
+agent. A studio streams live.mp3 through
 the nodes; N listeners per node (half of them ICY) read `/_stream/live.mp3` from outside
 from before the upgrade until 10 s after it.
 
@@ -66,6 +67,7 @@ def agent_pids(nodes: Sequence[str]) -> dict[str, str]:
 
 def upgrade() -> float:
     started = time.monotonic()
+    demo.build_agent_package()  # the new version's package, as a release would bring
     subprocess.run(
         [str(demo.VENV_BIN / "ansible-playbook"), "-i", str(demo.INVENTORY), PLAYBOOK],
         cwd=REPO_DIR,

@@ -7,7 +7,8 @@ set -euo pipefail
 repo_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv_dir="${repo_dir}/.venv"
 
-# What nodes run (services and the agent's Python dependencies), plus test and bench tools.
+# What nodes run (services and the agent's Python dependencies), plus test, bench and
+# packaging tools.
 debian_packages=(
   etcd-server etcd-client icecast2 liquidsoap
   python3-etcd3 python3-aiohttp python3-jinja2 python3-prometheus-client python3-yaml
@@ -16,6 +17,8 @@ debian_packages=(
   debootstrap systemd-container iputils-ping openssl
   prometheus chromium chromium-driver python3-selenium
   bind9-dnsutils python3-dnspython dnsperf libnss3-tools python3-uvloop pebble faketime
+  # make deb: the agent's Debian package, and its check
+  debhelper dh-python pybuild-plugin-pyproject python3-all python3-setuptools lintian fakeroot
 )
 
 if [[ ${EUID} -ne 0 ]]; then

@@ -286,8 +286,40 @@ def services_running(node: str) -> None:
     print(f"check: {node}: {', '.join(SERVICES)} active")
 
 
+def check_package(node: str) -> None:
+    """The agent runs from its Debian package (make deb): the version dpkg has installed
+    is the one radio-agent --version and /metrics show, the unit is the package's with
+    the role's drop-in, and nothing is left of the agent as files the role copied."""
+    installed = testbed.run_in(
+        node, ["dpkg-query", "-W", "-f=${db:Status-Abbrev}|${Version}", "radio-agent"], check=False
+    ).stdout
+    status, _, version = installed.partition("|")
+    if status.strip() != "ii" or not version:
+        raise CheckFailed(f"{node}: the radio-agent package is not installed ({installed!r})")
+    said = testbed.run_in(node, ["radio-agent", "--version"]).stdout.strip()
+    if said != f"radio-agent {version}":
+        raise CheckFailed(f"{node}: radio-agent --version says {said!r}, the package is {version}")
+    metrics = testbed.run_in(node, ["curl", "-sf", "-m", "5", "http://127.0.0.1/metrics"]).stdout
+    if f'version="{version}"' not in next(
+        (line for line in metrics.splitlines() if line.startswith("radio_agent_build_info{")), ""
+    ):
+        raise CheckFailed(f"{node}: /metrics' radio_agent_build_info does not name {version}")
+    unit = testbed.run_in(
+        node, ["systemctl", "show", "-p", "FragmentPath", "-p", "DropInPaths", AGENT]
+    ).stdout
+    if "FragmentPath=/lib/systemd/system/radio-agent.service" not in unit or (
+        "radio-agent.service.d/inventory.conf" not in unit
+    ):
+        raise CheckFailed(f"{node}: the agent's unit is not the package's and drop-in: {unit!r}")
+    leftovers = testbed.run_in(node, ["ls", "-d", "/usr/lib/radio-agent"], check=False)
+    if leftovers.returncode == 0:
+        raise CheckFailed(f"{node}: /usr/lib/radio-agent, the copied agent, is still there")
+    print(f"check: {node}: the agent is the package radio-agent {version}")
+
+
 def check_single(node: str) -> None:
     services_running(node)
+    check_package(node)
     source_heard_through(node, [node])
 
 

@@ -52,7 +52,19 @@ def log(message: str) -> None:
     print(f"demo: {message}", flush=True)
 
 
+def build_agent_package() -> None:
+    """The agent's Debian package from this checkout (make deb), which the role installs:
+    built again only when the packaged files changed."""
+    subprocess.run(
+        [str(REPOSITORY / "scripts" / "build-deb")],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        timeout=600,
+    )
+
+
 def playbook(name: str) -> None:
+    build_agent_package()
     started = time.monotonic()
     subprocess.run(
         [str(VENV_BIN / "ansible-playbook"), "-i", str(INVENTORY), f"playbooks/{name}"],

@@ -1,0 +1,1 @@
+../../plugins/filter/etcd_members.py
