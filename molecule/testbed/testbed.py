@@ -31,9 +31,14 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
-SUITE = "bookworm"
+HOST_SUITE = "bookworm"  # this machine's Debian: its apt sources name it
+SUITES = ("bookworm", "trixie")  # the nodes' Debian, chosen by RADIO_TESTBED_SUITE
+SUITE = os.environ.get("RADIO_TESTBED_SUITE") or HOST_SUITE
+if SUITE not in SUITES:
+    raise SystemExit(f"RADIO_TESTBED_SUITE={SUITE!r}: the testbed builds {' or '.join(SUITES)}")
 BASE_DIR = Path("/var/lib/radio-testbed")
-IMAGE_DIR = BASE_DIR / "image"
+# One image per suite; bookworm's keeps the name it always had.
+IMAGE_DIR = BASE_DIR / ("image" if SUITE == HOST_SUITE else f"image-{SUITE}")
 NODES_DIR = BASE_DIR / "nodes"
 # A node's /var: etcd's data (64 MB WAL segments) and the journal fill about 200 MB.
 VAR_DISK_MB = 768
@@ -150,7 +155,8 @@ def write_text(path: Path, text: str) -> None:
 
 
 def host_apt_sources() -> list[dict[str, list[str]]]:
-    """Every enabled `deb` entry for SUITE* in the host's sources (deb822 and one-line)."""
+    """Every enabled `deb` entry for HOST_SUITE* in the host's sources (deb822 and
+    one-line)."""
     entries: list[dict[str, list[str]]] = []
     apt_dir = Path("/etc/apt")
     files = [apt_dir / "sources.list", *sorted((apt_dir / "sources.list.d").glob("*"))]
@@ -162,7 +168,18 @@ def host_apt_sources() -> list[dict[str, list[str]]]:
         elif path.suffix == ".list" or path.name == "sources.list":
             entries += _parse_one_line(path.read_text())
     return [
-        e for e in entries if "deb" in e["types"] and any(s.startswith(SUITE) for s in e["suites"])
+        e
+        for e in entries
+        if "deb" in e["types"] and any(s.startswith(HOST_SUITE) for s in e["suites"])
+    ]
+
+
+def node_apt_sources() -> list[dict[str, list[str]]]:
+    """The host's entries with SUITE for HOST_SUITE (bookworm-security: trixie-security):
+    the same mirrors serve every suite."""
+    return [
+        {**entry, "suites": [SUITE + s.removeprefix(HOST_SUITE) for s in entry["suites"]]}
+        for entry in host_apt_sources()
     ]
 
 
@@ -208,16 +225,16 @@ def _parse_one_line(text: str) -> list[dict[str, list[str]]]:
 
 def host_mirror() -> str:
     """The host's mirror for the plain SUITE (not -security, not -updates)."""
-    for entry in host_apt_sources():
+    for entry in node_apt_sources():
         if SUITE in entry["suites"]:
             return entry["uris"][0]
     raise TestbedError(f"no '{SUITE}' deb source in /etc/apt/sources.list(.d)")
 
 
 def image_sources_text(image: Path) -> str:
-    """deb822 sources for the image, copied from the host's SUITE entries at build time."""
+    """deb822 sources for the image, from the host's entries at build time."""
     stanzas = []
-    for entry in host_apt_sources():
+    for entry in node_apt_sources():
         lines = [
             "Types: deb",
             "URIs: " + " ".join(entry["uris"]),
