@@ -808,10 +808,15 @@ class Agent:
 
     def _job(self, state: ClusterState, mount: MountSpec, leader: NodeStatus) -> TranscoderJob:
         templates = self.config.templates_dir
+        version = self.transcoders.liquidsoap_version
         if mount.programme is not None:
-            return programme_job(templates, mount, leader, self.transcoders.run_dir, state.mounts)
+            run_dir = self.transcoders.run_dir
+            return programme_job(
+                templates, mount, leader, run_dir, state.mounts, liquidsoap_version=version
+            )
         parent = state.mounts.get(mount.transcode.parent) if mount.transcode is not None else None
-        return transcoder_job(templates, mount, leader, parent.format if parent else None)
+        parent_format = parent.format if parent else None
+        return transcoder_job(templates, mount, leader, parent_format, liquidsoap_version=version)
 
     async def _drop_live_sources(self, paths: list[str]) -> None:
         """Disconnect sources (a reload leaves them connected); they reconnect and find

@@ -7,7 +7,12 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from radioagent.hosts import host_port
-from radioagent.liquidsoap import liquidsoap_encoder, liquidsoap_templates
+from radioagent.liquidsoap import (
+    OLDEST_LIQUIDSOAP,
+    LiquidsoapVersion,
+    liquidsoap_encoder,
+    liquidsoap_templates,
+)
 from radioagent.model import LIVE_MOUNT_PREFIX, MountSpec, NodeStatus
 from radioagent.transcoding.script import TranscoderJob
 
@@ -40,17 +45,20 @@ def programme_job(
     leader: NodeStatus,
     run_dir: Path,
     mounts: Mapping[str, MountSpec],
+    *,
+    liquidsoap_version: LiquidsoapVersion = OLDEST_LIQUIDSOAP,
 ) -> TranscoderJob:
     """The job of the programme's Liquidsoap. The preferred input is not in it: changing
     it must not restart the process (it is sent over the socket and kept in a file).
     `mounts`: the cluster's, for what each input carries (its radio file says so); an
-    input missing there (its record is unreadable) is probed by ffmpeg."""
+    input missing there (its record is unreadable) is probed by ffmpeg.
+    `liquidsoap_version`: the node's, which the script is written for."""
     programme = mount.programme
     if programme is None:
         raise ValueError(f"{mount.name} is not a programme")
     leader_url = f"http://{host_port(leader.address, leader.icecast_port)}{LIVE_MOUNT_PREFIX}"
     script = (
-        liquidsoap_templates(templates_dir)
+        liquidsoap_templates(templates_dir, liquidsoap_version)
         .get_template("programme.liq.j2")
         .render(
             programme=mount.name,

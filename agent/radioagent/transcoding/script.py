@@ -6,7 +6,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from radioagent.hosts import host_port
-from radioagent.liquidsoap import liquidsoap_encoder, liquidsoap_templates
+from radioagent.liquidsoap import (
+    OLDEST_LIQUIDSOAP,
+    LiquidsoapVersion,
+    liquidsoap_encoder,
+    liquidsoap_templates,
+)
 from radioagent.model import (
     CODEC_CONTENT_TYPES,
     LIVE_MOUNT_PREFIX,
@@ -40,15 +45,21 @@ class TranscoderJob:
 
 
 def transcoder_job(
-    templates_dir: str, mount: MountSpec, leader: NodeStatus, parent_format: AudioFormat | None
+    templates_dir: str,
+    mount: MountSpec,
+    leader: NodeStatus,
+    parent_format: AudioFormat | None,
+    *,
+    liquidsoap_version: LiquidsoapVersion = OLDEST_LIQUIDSOAP,
 ) -> TranscoderJob:
     """`parent_format`: what the parent mount carries (its radio file says so); None
-    (the parent's record is unreadable) lets ffmpeg probe."""
+    (the parent's record is unreadable) lets ffmpeg probe. `liquidsoap_version`: the
+    node's, which the script is written for."""
     if mount.transcode is None:
         raise ValueError(f"{mount.name} is not a transcoded mount")
     output_format = mount.transcode.format
     script = (
-        liquidsoap_templates(templates_dir)
+        liquidsoap_templates(templates_dir, liquidsoap_version)
         .get_template("transcoder.liq.j2")
         .render(
             mount=mount.name,

@@ -15,10 +15,12 @@ import logging
 import os
 import pwd
 import signal
+import subprocess
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+from radioagent.liquidsoap import OLDEST_LIQUIDSOAP, LiquidsoapVersion, liquidsoap_version
 from radioagent.programmes.control import ControlError, go_on_air, prefer, read_state
 from radioagent.programmes.script import preference_path, socket_directory, socket_path
 from radioagent.transcoding.script import TranscoderJob, script_path
@@ -212,9 +214,29 @@ class Transcoder:
         self.state.programme = None
 
 
+def installed_liquidsoap_version(command: tuple[str, ...]) -> LiquidsoapVersion:
+    """What `command --version` says (0.15 s with 2.1); the oldest version the scripts
+    are written for when it says nothing usable."""
+    try:
+        said = subprocess.run(
+            [*command, "--version"], capture_output=True, text=True, timeout=30, check=False
+        ).stdout
+    except (OSError, subprocess.TimeoutExpired) as error:
+        log.warning("liquidsoap --version failed (%s): scripts for %s", error, OLDEST_LIQUIDSOAP)
+        return OLDEST_LIQUIDSOAP
+    version = liquidsoap_version(said)
+    if version is None:
+        log.warning("liquidsoap --version names no version: scripts for %s", OLDEST_LIQUIDSOAP)
+        return OLDEST_LIQUIDSOAP
+    return version
+
+
 class TranscoderSupervisor:
     def __init__(self, command: tuple[str, ...], user: str | None, run_dir: Path) -> None:
         self.command = command
+        # Read once: the scripts are written for it (a Liquidsoap upgrade restarts the
+        # agent, as the package's does).
+        self.liquidsoap_version = installed_liquidsoap_version(command)
         self.user = user if os.geteuid() == 0 else None  # only root can switch users
         self.run_dir = run_dir
         self._transcoders: dict[str, Transcoder] = {}
