@@ -46,6 +46,8 @@ molecule: setup deb
 	PATH="$(CURDIR)/$(BIN):$$PATH" scripts/molecule-test default
 	PATH="$(CURDIR)/$(BIN):$$PATH" scripts/molecule-test cluster
 	PATH="$(CURDIR)/$(BIN):$$PATH" scripts/molecule-test add-node
+	# Debian 13 nodes (Liquidsoap 2.3, etcd 3.5, Python 3.13): the same scenario on a trixie image.
+	RADIO_TESTBED_SUITE=trixie PATH="$(CURDIR)/$(BIN):$$PATH" scripts/molecule-test default
 
 # tests/hermetic shadows etcd3 and grpc with packages that refuse to import: the unit tier
 # proves on every run that it needs neither.

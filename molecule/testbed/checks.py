@@ -307,9 +307,10 @@ def check_package(node: str) -> None:
     unit = testbed.run_in(
         node, ["systemctl", "show", "-p", "FragmentPath", "-p", "DropInPaths", AGENT]
     ).stdout
-    if "FragmentPath=/lib/systemd/system/radio-agent.service" not in unit or (
-        "radio-agent.service.d/inventory.conf" not in unit
-    ):
+    # /lib is /usr/lib on merged-/usr systems: systemd names either.
+    if not re.search(
+        r"^FragmentPath=(/usr)?/lib/systemd/system/radio-agent\.service$", unit, re.M
+    ) or ("radio-agent.service.d/inventory.conf" not in unit):
         raise CheckFailed(f"{node}: the agent's unit is not the package's and drop-in: {unit!r}")
     leftovers = testbed.run_in(node, ["ls", "-d", "/usr/lib/radio-agent"], check=False)
     if leftovers.returncode == 0:
