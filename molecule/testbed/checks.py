@@ -58,6 +58,7 @@ TONE = testbed.BASE_DIR / "demo" / "tone.mp3"
 # checks run on the host's own Python, without the agent's dependencies).
 TTL_S = 8.0
 AGENT = "radio-agent"
+AGENT_MAX_EXPOSURE = 3.0  # systemd-analyze security's score of the agent's unit
 ZONE = "stream.radio.test"  # inventory/demo's radio_dns_zone
 
 
@@ -289,7 +290,8 @@ def services_running(node: str) -> None:
 def check_package(node: str) -> None:
     """The agent runs from its Debian package (make deb): the version dpkg has installed
     is the one radio-agent --version and /metrics show, the unit is the package's with
-    the role's drop-in, and nothing is left of the agent as files the role copied."""
+    the role's drop-in and systemd-analyze security scores it at most 3.0, and nothing is
+    left of the agent as files the role copied."""
     installed = testbed.run_in(
         node, ["dpkg-query", "-W", "-f=${db:Status-Abbrev}|${Version}", "radio-agent"], check=False
     ).stdout
@@ -312,10 +314,19 @@ def check_package(node: str) -> None:
         r"^FragmentPath=(/usr)?/lib/systemd/system/radio-agent\.service$", unit, re.M
     ) or ("radio-agent.service.d/inventory.conf" not in unit):
         raise CheckFailed(f"{node}: the agent's unit is not the package's and drop-in: {unit!r}")
+    exposure = testbed.run_in(node, ["systemd-analyze", "security", AGENT]).stdout
+    score = re.search(r"Overall exposure level for radio-agent\.service: ([0-9.]+)", exposure)
+    if score is None or float(score[1]) > AGENT_MAX_EXPOSURE:
+        raise CheckFailed(
+            f"{node}: the agent's unit exposure is over {AGENT_MAX_EXPOSURE}: {exposure[-300:]!r}"
+        )
     leftovers = testbed.run_in(node, ["ls", "-d", "/usr/lib/radio-agent"], check=False)
     if leftovers.returncode == 0:
         raise CheckFailed(f"{node}: /usr/lib/radio-agent, the copied agent, is still there")
-    print(f"check: {node}: the agent is the package radio-agent {version}")
+    print(
+        f"check: {node}: the agent is the package radio-agent {version},"
+        f" systemd-analyze security exposure {score[1]}"
+    )
 
 
 def check_single(node: str) -> None:
