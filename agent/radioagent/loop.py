@@ -808,7 +808,7 @@ class Agent:
 
     def _job(self, state: ClusterState, mount: MountSpec, leader: NodeStatus) -> TranscoderJob:
         templates = self.config.templates_dir
-        version = self.transcoders.liquidsoap_version
+        version = self.transcoders.liquidsoap_version()
         if mount.programme is not None:
             run_dir = self.transcoders.run_dir
             return programme_job(

@@ -9,7 +9,7 @@ from types import ModuleType
 
 AGENT_DIR = Path(__file__).resolve().parents[1]
 REPOSITORY = AGENT_DIR.parent
-TEMPLATES_DIR = REPOSITORY / "templates"  # the product's templates, as the role installs them
+TEMPLATES_DIR = REPOSITORY / "templates"  # the product's templates, as the package holds them
 EXAMPLE_CONFIG = AGENT_DIR / "config.example.yml"
 FILTER_PLUGINS_DIR = REPOSITORY / "plugins" / "filter"  # the Ansible filters (ansible.cfg)
 

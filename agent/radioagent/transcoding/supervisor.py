@@ -14,6 +14,7 @@ import dataclasses
 import logging
 import os
 import pwd
+import shutil
 import signal
 import subprocess
 import time
@@ -214,12 +215,19 @@ class Transcoder:
         self.state.programme = None
 
 
+VERSION_TIMEOUT_S = 5.0  # `liquidsoap --version` takes 0.15 s with 2.1
+
+
 def installed_liquidsoap_version(command: tuple[str, ...]) -> LiquidsoapVersion:
-    """What `command --version` says (0.15 s with 2.1); the oldest version the scripts
-    are written for when it says nothing usable."""
+    """What `command --version` says; the oldest version the scripts are written for when
+    it says nothing usable."""
     try:
         said = subprocess.run(
-            [*command, "--version"], capture_output=True, text=True, timeout=30, check=False
+            [*command, "--version"],
+            capture_output=True,
+            text=True,
+            timeout=VERSION_TIMEOUT_S,
+            check=False,
         ).stdout
     except (OSError, subprocess.TimeoutExpired) as error:
         log.warning("liquidsoap --version failed (%s): scripts for %s", error, OLDEST_LIQUIDSOAP)
@@ -231,12 +239,36 @@ def installed_liquidsoap_version(command: tuple[str, ...]) -> LiquidsoapVersion:
     return version
 
 
+class LiquidsoapVersionProbe:
+    """The installed Liquidsoap's version, asked when a script is first written and again
+    whenever the binary changed (a Debian upgrade replaces it under a running agent)."""
+
+    def __init__(self, command: tuple[str, ...]) -> None:
+        self.command = command
+        self._binary_seen: tuple[int, int] | None = None
+        self._version: LiquidsoapVersion | None = None
+
+    def __call__(self) -> LiquidsoapVersion:
+        binary = self._binary_identity()
+        if self._version is None or binary != self._binary_seen:
+            self._binary_seen = binary
+            self._version = installed_liquidsoap_version(self.command)
+            log.info("Liquidsoap %d.%d: scripts written for it", *self._version)
+        return self._version
+
+    def _binary_identity(self) -> tuple[int, int] | None:
+        found = shutil.which(self.command[0])
+        try:
+            status = os.stat(found) if found else None
+        except OSError:
+            return None
+        return None if status is None else (status.st_ino, status.st_mtime_ns)
+
+
 class TranscoderSupervisor:
     def __init__(self, command: tuple[str, ...], user: str | None, run_dir: Path) -> None:
         self.command = command
-        # Read once: the scripts are written for it (a Liquidsoap upgrade restarts the
-        # agent, as the package's does).
-        self.liquidsoap_version = installed_liquidsoap_version(command)
+        self.liquidsoap_version = LiquidsoapVersionProbe(command)
         self.user = user if os.geteuid() == 0 else None  # only root can switch users
         self.run_dir = run_dir
         self._transcoders: dict[str, Transcoder] = {}

@@ -93,10 +93,14 @@ def test_the_package_holds_the_agent_its_templates_unit_and_account(built: Path)
         "/usr/share/radio-agent/templates/icecast.xml.j2",
         "/usr/share/radio-agent/templates/transcoder.liq.j2",
         "/usr/share/radio-agent/templates/programme.liq.j2",
-        "/lib/systemd/system/radio-agent.service",
         "/usr/lib/sysusers.d/radio-agent.conf",
     ):
         assert path in files
+    # debhelper puts units in /lib on Debian 12, /usr/lib from Debian 13 on.
+    assert files & {
+        "/lib/systemd/system/radio-agent.service",
+        "/usr/lib/systemd/system/radio-agent.service",
+    }
     assert not [path for path in files if "/tests/" in path or "__pycache__" in path]
     depends = {name.strip().split()[0] for name in field(built, "Depends").split(",")}
     assert {
@@ -139,6 +143,21 @@ def test_a_changed_tree_is_another_version(clone: Path, built: Path) -> None:
     newer = ["dpkg", "--compare-versions", field(changed, "Version"), "gt", built_version]
     assert subprocess.run(newer, check=False).returncode == 0
     assert not built.exists()  # build/ keeps the one package the roles will install
+    # Back to the committed tree: its package again, though its version is the lower one.
+    again = build(clone)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert Path(again.stdout.strip().splitlines()[-1]) == built
+    assert not changed.exists()
+
+
+def test_the_version_a_tree_would_have_is_printed_without_a_build(clone: Path, built: Path) -> None:
+    printed = subprocess.run(
+        [str(clone / "scripts" / "build-deb"), "--print-version"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert printed == field(built, "Version")
 
 
 def test_a_tree_without_a_version_is_refused(clone: Path) -> None:

@@ -10,7 +10,7 @@ import pytest
 from radioagent.liquidsoap import OLDEST_LIQUIDSOAP, liquidsoap_version
 from radioagent.programmes.script import programme_job
 from radioagent.transcoding.script import transcoder_job
-from radioagent.transcoding.supervisor import installed_liquidsoap_version
+from radioagent.transcoding.supervisor import LiquidsoapVersionProbe, installed_liquidsoap_version
 from tests.unit import test_programme_run as programmes
 from tests.unit import test_transcoding as transcoding
 
@@ -82,3 +82,21 @@ def test_the_version_comes_from_the_command_it_runs(tmp_path: Path) -> None:
     stand_in.write_text('#!/bin/sh\n[ "$1" = --version ] && echo "Liquidsoap 2.3.2+dev"\n')
     stand_in.chmod(0o755)
     assert installed_liquidsoap_version((str(stand_in),)) == (2, 3)
+
+
+def test_the_version_is_asked_again_only_when_the_binary_changes(tmp_path: Path) -> None:
+    stand_in = tmp_path / "liquidsoap"
+    asked = tmp_path / "asked"
+    stand_in.write_text(f'#!/bin/sh\necho >> {asked}\necho "Liquidsoap 2.1.3"\n')
+    stand_in.chmod(0o755)
+    probe = LiquidsoapVersionProbe((str(stand_in),))
+    assert not asked.exists()  # nothing asked until a script is written
+    assert probe() == (2, 1)
+    assert probe() == (2, 1)
+    assert asked.read_text().count("\n") == 1
+    replaced = tmp_path / "liquidsoap.new"
+    replaced.write_text(f'#!/bin/sh\necho >> {asked}\necho "Liquidsoap 2.3.2+dev"\n')
+    replaced.chmod(0o755)
+    replaced.replace(stand_in)  # as dpkg installs a new binary: a new file
+    assert probe() == (2, 3)
+    assert asked.read_text().count("\n") == 2

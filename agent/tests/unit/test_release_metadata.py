@@ -44,3 +44,16 @@ def test_the_playbooks_find_the_etcd_rule_where_the_collection_keeps_it() -> Non
     linked = REPOSITORY / "playbooks" / "filter_plugins" / "etcd_members.py"
     assert linked.is_symlink()
     assert linked.resolve() == (REPOSITORY / "plugins" / "filter" / "etcd_members.py").resolve()
+
+
+def test_every_playbook_has_a_name_the_collection_can_call() -> None:
+    # radio.cluster.<name>: letters, digits and underscores only; a hyphenated playbook
+    # is reached through its underscored twin, which imports it.
+    playbooks = REPOSITORY / "playbooks"
+    names = {path.stem for path in playbooks.glob("*.yml")}
+    callable_names = {name for name in names if re.fullmatch(r"[a-z_][a-z0-9_]*", name)}
+    for name in names - callable_names:
+        twin = playbooks / f"{name.replace('-', '_')}.yml"
+        assert twin.stem in callable_names, name
+        assert f"import_playbook: {name}.yml" in twin.read_text()
+    assert {"site", "add_node", "remove_node", "upgrade", "restore"} <= callable_names
