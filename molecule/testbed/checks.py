@@ -234,15 +234,20 @@ class Listener:
         self._connection.close()
 
 
-def source_heard_through(entry: str, listeners: Sequence[str]) -> None:
+def source_heard_through(
+    entry: str, listeners: Sequence[str], made_from_it: Sequence[str] = ()
+) -> None:
     """A studio streams through `entry`, reconnecting as an encoder does (ffmpeg alone
     gives up on its first refusal, such as one during an election); a listener on each
-    of `listeners` hears it. On failure, the agents' journals say why."""
+    of `listeners` hears it, and the mounts `made_from_it` (a transcoder's, a
+    programme's: Liquidsoap runs them). On failure, the agents' journals say why."""
     make_tone(TONE)
     studio = Studio([entry], "live.mp3", SOURCE_PASSWORD, TONE).start(120)
     try:
         for node in listeners:
             wait_for(partial(plays_sound, node, "/live.mp3"), 30, f"audio via {node}")
+            for mount in made_from_it:
+                wait_for(partial(plays_sound, node, mount), 60, f"{mount} via {node}")
     except CheckFailed:
         print(f"the studio connected {len(studio.connections)} time(s)", file=sys.stderr)
         for node in sorted({entry, *listeners}):
@@ -251,8 +256,9 @@ def source_heard_through(entry: str, listeners: Sequence[str]) -> None:
     finally:
         studio.stop()
     print(
-        f"check: a source's audio through {entry} reaches {', '.join(listeners)} "
-        f"(studio connections: {len(studio.connections)})"
+        f"check: a source's audio through {entry} reaches {', '.join(listeners)}"
+        + (f", and {', '.join(made_from_it)} made from it" if made_from_it else "")
+        + f" (studio connections: {len(studio.connections)})"
     )
 
 
@@ -332,7 +338,7 @@ def check_package(node: str) -> None:
 def check_single(node: str) -> None:
     services_running(node)
     check_package(node)
-    source_heard_through(node, [node])
+    source_heard_through(node, [node], made_from_it=["/low.mp3", "/show.mp3"])
 
 
 def check_https(node: str, names: frozenset[str]) -> None:
