@@ -1,7 +1,7 @@
 """Liquidsoap processes of the transcoders this node owns: started, restarted with
 backoff, stopped the moment ownership is lost, logged into the agent's log.
 
-Each process gets SIGKILL from the kernel if the agent dies (PR_SET_PDEATHSIG), so a
+Each process gets SIGKILL from the kernel if the agent dies (setpriv --pdeathsig), so a
 crashed agent never leaves a transcoder pushing while another node takes over.
 """
 
@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import dataclasses
 import logging
 import os
 import pwd
 import shutil
-import signal
 import subprocess
 import time
 from collections.abc import Awaitable, Callable
@@ -29,7 +27,6 @@ from radioagent.transcoding.state import TranscoderState
 
 log = logging.getLogger(__name__)
 REPORT_PREFIX = "radio-agent: "
-PR_SET_PDEATHSIG = 1
 BACKOFF_FIRST_S = 1.0
 BACKOFF_MAX_S = 30.0
 STABLE_AFTER_S = 30.0  # a run this long resets the backoff
@@ -42,10 +39,12 @@ AIR_RETRY_S = 0.2  # a promoted standby still starting: how soon it is told agai
 Launch = Callable[[TranscoderJob], Awaitable[asyncio.subprocess.Process]]
 
 
-def _die_with_parent() -> None:
-    """In the child, before exec: the kernel kills it when the agent's thread dies."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+# The kernel kills a Liquidsoap when the agent's thread that started it dies: util-linux's
+# setpriv (Essential in Debian) sets that, then execs it. Not a preexec_fn: with one,
+# Python forks instead of vforking, and a fork runs gRPC's fork handler, which on Debian
+# 13's build waits for gRPC's busy thread pool: the loop froze past the watchdog at
+# every Liquidsoap start.
+DIE_WITH_THE_AGENT = ("setpriv", "--pdeathsig", "KILL", "--")
 
 
 class Transcoder:
@@ -393,6 +392,7 @@ class TranscoderSupervisor:
             if account is not None:  # root runs Liquidsoap as another user: its directory
                 os.chown(sockets, account.pw_uid, account.pw_gid)
         return await asyncio.create_subprocess_exec(
+            *DIE_WITH_THE_AGENT,
             *self.command,
             str(path),
             stdin=asyncio.subprocess.DEVNULL,
@@ -408,6 +408,5 @@ class TranscoderSupervisor:
             user=self.user,
             group=group,
             extra_groups=extra_groups,
-            preexec_fn=_die_with_parent,
             start_new_session=True,
         )
