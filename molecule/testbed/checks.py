@@ -470,20 +470,40 @@ def node_backup(node: str) -> dict:
     return dict(json.loads(testbed.run_in(node, ["radioctl", "backup"]).stdout))
 
 
-def check_forgotten(node: str, backup_dir: str) -> None:
-    """Every mount of the backup deleted and a setting changed: what the backup holds is
-    gone from the cluster (restore.yml must bring it all back)."""
+def etcd_cluster_id(node: str) -> int:
+    """The id of the etcd cluster `node`'s member belongs to (a new cluster: a new id)."""
+    return int(
+        etcdctl(node, "endpoint", "status", "-w", "json")[0]["Status"]["header"]["cluster_id"]
+    )
+
+
+def check_wipe(node: str, state_file: str) -> None:
+    """The node loses its cluster, as a machine that is replaced does: its agent and etcd
+    stop, etcd's data and the agent's state go (the configs and certificates stay, as
+    site.yml would write them again). site.yml then builds a new cluster there."""
+    Path(state_file).write_text(json.dumps({"cluster_id": etcd_cluster_id(node)}))
+    testbed.run_in(node, ["systemctl", "stop", AGENT, "etcd"])
+    testbed.run_in(node, ["sh", "-c", f"rm -rf /var/lib/etcd/{node} /var/lib/radio-agent/*"])
+    print(f"check: {node}: agent and etcd stopped, etcd's data and the agent's state removed")
+
+
+def check_new_cluster(node: str, backup_dir: str, state_file: str) -> None:
+    """site.yml made a new cluster on the wiped node: another etcd cluster id, no mount,
+    not the backup's settings (restore.yml must bring it all back)."""
+    before = json.loads(Path(state_file).read_text())["cluster_id"]
+    now_id = etcd_cluster_id(node)
+    if now_id == before:
+        raise CheckFailed(f"{node}: still etcd cluster {before:x}: not a new cluster")
     export = backup_export(backup_dir)
-    for mount in export["mounts"]:
-        testbed.run_in(node, ["radioctl", "mount", "delete", "--force", mount["name"]])
-    if not export["settings"]:
-        raise CheckFailed(f"{backup_dir}: the backup holds no settings to restore")
-    changed = int(export["settings"].get("dead_air_seconds", 30)) + 7
-    testbed.run_in(node, ["radioctl", "config", "set", "dead_air_seconds", str(changed)])
+    if not export["mounts"] or not export["settings"]:
+        raise CheckFailed(f"{backup_dir}: the backup holds no mounts or settings to restore")
     now = node_backup(node)
     if now["mounts"] or now["settings"] == export["settings"]:
-        raise CheckFailed(f"{node}: the backup's data is still there: {now['settings']}")
-    print(f"check: {node}: {len(export['mounts'])} mount(s) deleted, dead_air_seconds {changed}")
+        raise CheckFailed(f"{node}: the new cluster holds the backup's data: {now}")
+    print(
+        f"check: {node}: a new cluster (etcd cluster {now_id:x}, was {before:x}), "
+        f"no mount, not the backup's settings"
+    )
 
 
 def check_restored(node: str, backup_dir: str) -> None:
@@ -834,7 +854,8 @@ def check_https_nodes(nodes: Sequence[str]) -> None:
 COMMANDS: dict[str, tuple[str, Callable[..., object]]] = {
     "single": ("1", check_single),
     "backed-up": ("2", check_backed_up),
-    "forgotten": ("2", check_forgotten),
+    "wipe": ("2", check_wipe),
+    "new-cluster": ("3", check_new_cluster),
     "restored": ("2", check_restored),
     "https": ("1", lambda node: check_https(node, frozenset({ZONE, f"*.{ZONE}"}))),
     "https-nodes": ("1+", lambda *nodes: check_https_nodes(nodes)),
