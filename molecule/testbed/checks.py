@@ -470,30 +470,31 @@ def node_backup(node: str) -> dict:
     return dict(json.loads(testbed.run_in(node, ["radioctl", "backup"]).stdout))
 
 
-def etcd_cluster_id(node: str) -> int:
-    """The id of the etcd cluster `node`'s member belongs to (a new cluster: a new id)."""
-    return int(
-        etcdctl(node, "endpoint", "status", "-w", "json")[0]["Status"]["header"]["cluster_id"]
-    )
+def etcd_revision(node: str) -> int:
+    """The revision of the etcd store `node`'s member serves. It never goes down in one
+    cluster, so a lower one is a new store (the cluster id would not tell: etcd derives
+    it from the members' names and addresses, which a rebuilt node keeps)."""
+    return int(etcdctl(node, "endpoint", "status", "-w", "json")[0]["Status"]["header"]["revision"])
 
 
 def check_wipe(node: str, state_file: str) -> None:
     """The node loses its cluster, as a machine that is replaced does: its agent and etcd
     stop, etcd's data and the agent's state go (the configs and certificates stay, as
     site.yml would write them again). site.yml then builds a new cluster there."""
-    Path(state_file).write_text(json.dumps({"cluster_id": etcd_cluster_id(node)}))
+    Path(state_file).write_text(json.dumps({"revision": etcd_revision(node)}))
     testbed.run_in(node, ["systemctl", "stop", AGENT, "etcd"])
     testbed.run_in(node, ["sh", "-c", f"rm -rf /var/lib/etcd/{node} /var/lib/radio-agent/*"])
     print(f"check: {node}: agent and etcd stopped, etcd's data and the agent's state removed")
 
 
 def check_new_cluster(node: str, backup_dir: str, state_file: str) -> None:
-    """site.yml made a new cluster on the wiped node: another etcd cluster id, no mount,
-    not the backup's settings (restore.yml must bring it all back)."""
-    before = json.loads(Path(state_file).read_text())["cluster_id"]
-    now_id = etcd_cluster_id(node)
-    if now_id == before:
-        raise CheckFailed(f"{node}: still etcd cluster {before:x}: not a new cluster")
+    """site.yml made a new cluster on the wiped node: a new etcd store (its revision below
+    the old one's), no mount, not the backup's settings (restore.yml must bring it all
+    back)."""
+    before = json.loads(Path(state_file).read_text())["revision"]
+    revision = etcd_revision(node)
+    if revision >= before:
+        raise CheckFailed(f"{node}: etcd at revision {revision}, was {before}: not a new store")
     export = backup_export(backup_dir)
     if not export["mounts"] or not export["settings"]:
         raise CheckFailed(f"{backup_dir}: the backup holds no mounts or settings to restore")
@@ -501,7 +502,7 @@ def check_new_cluster(node: str, backup_dir: str, state_file: str) -> None:
     if now["mounts"] or now["settings"] == export["settings"]:
         raise CheckFailed(f"{node}: the new cluster holds the backup's data: {now}")
     print(
-        f"check: {node}: a new cluster (etcd cluster {now_id:x}, was {before:x}), "
+        f"check: {node}: a new cluster (etcd at revision {revision}, was {before}), "
         f"no mount, not the backup's settings"
     )
 
