@@ -69,6 +69,7 @@ from radioagent.icecast.control import IcecastControl, IcecastError, IcecastUnre
 from radioagent.icecast.hang import restart_due
 from radioagent.icecast.render import render_icecast_config
 from radioagent.icecast.stats import IcecastStats
+from radioagent.liquidsoap import OLDEST_LIQUIDSOAP, LiquidsoapVersion
 from radioagent.listenerhistory import ListenerHistory
 from radioagent.localapi import RELAY_HOLD_S, LocalApi, LocalView
 from radioagent.model import MountSpec, NodeStatus
@@ -776,10 +777,18 @@ class Agent:
         }
         # First: a programme started now must start with the preferred input.
         self.transcoders.set_preferences(preferred_inputs(programmes, state.preferences))
-        jobs = {mount: self._job(state, state.mounts[mount], leader) for mount in run}
-        for mount in set(transcoders.standby) - set(run):
+        standbys = set(transcoders.standby) - set(run)
+        # Asked once per cycle, and only when a script is to be written (a path lookup
+        # and a stat; the command itself only when the binary changed).
+        version = (
+            await self.transcoders.liquidsoap_version.current()
+            if run or standbys
+            else OLDEST_LIQUIDSOAP
+        )
+        jobs = {mount: self._job(state, state.mounts[mount], leader, version) for mount in run}
+        for mount in standbys:
             jobs[mount] = dataclasses.replace(
-                self._job(state, state.mounts[mount], leader), standby=True
+                self._job(state, state.mounts[mount], leader, version), standby=True
             )
         await self.transcoders.converge(jobs, allowed=lambda: not self.cut_off())
         # A standby that keeps failing here: another node stands by (and takes over).
@@ -806,9 +815,14 @@ class Agent:
             )
             self.given_up[mount] = self.clock()
 
-    def _job(self, state: ClusterState, mount: MountSpec, leader: NodeStatus) -> TranscoderJob:
+    def _job(
+        self,
+        state: ClusterState,
+        mount: MountSpec,
+        leader: NodeStatus,
+        version: LiquidsoapVersion,
+    ) -> TranscoderJob:
         templates = self.config.templates_dir
-        version = self.transcoders.liquidsoap_version()
         if mount.programme is not None:
             run_dir = self.transcoders.run_dir
             return programme_job(

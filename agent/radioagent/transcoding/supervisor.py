@@ -14,7 +14,6 @@ import logging
 import os
 import pwd
 import shutil
-import subprocess
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -217,21 +216,34 @@ class Transcoder:
 VERSION_TIMEOUT_S = 5.0  # `liquidsoap --version` takes 0.15 s with 2.1
 
 
-def installed_liquidsoap_version(command: tuple[str, ...]) -> LiquidsoapVersion:
+async def installed_liquidsoap_version(command: tuple[str, ...]) -> LiquidsoapVersion:
     """What `command --version` says; the oldest version the scripts are written for when
-    it says nothing usable."""
+    it says nothing usable. A child process awaited, never a blocking run: the agent's loop
+    keeps renewing its lease meanwhile."""
     try:
-        said = subprocess.run(
-            [*command, "--version"],
-            capture_output=True,
-            text=True,
-            timeout=VERSION_TIMEOUT_S,
-            check=False,
-        ).stdout
-    except (OSError, subprocess.TimeoutExpired) as error:
+        process = await asyncio.create_subprocess_exec(
+            *command,
+            "--version",
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+    except OSError as error:
         log.warning("liquidsoap --version failed (%s): scripts for %s", error, OLDEST_LIQUIDSOAP)
         return OLDEST_LIQUIDSOAP
-    version = liquidsoap_version(said)
+    try:
+        said, _ = await asyncio.wait_for(process.communicate(), VERSION_TIMEOUT_S)
+    except TimeoutError:
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()
+        await process.wait()
+        log.warning(
+            "liquidsoap --version gave no answer in %g s: scripts for %s",
+            VERSION_TIMEOUT_S,
+            OLDEST_LIQUIDSOAP,
+        )
+        return OLDEST_LIQUIDSOAP
+    version = liquidsoap_version(said.decode("utf-8", "replace"))
     if version is None:
         log.warning("liquidsoap --version names no version: scripts for %s", OLDEST_LIQUIDSOAP)
         return OLDEST_LIQUIDSOAP
@@ -247,11 +259,11 @@ class LiquidsoapVersionProbe:
         self._binary_seen: tuple[int, int] | None = None
         self._version: LiquidsoapVersion | None = None
 
-    def __call__(self) -> LiquidsoapVersion:
+    async def current(self) -> LiquidsoapVersion:
         binary = self._binary_identity()
         if self._version is None or binary != self._binary_seen:
             self._binary_seen = binary
-            self._version = installed_liquidsoap_version(self.command)
+            self._version = await installed_liquidsoap_version(self.command)
             log.info("Liquidsoap %d.%d: scripts written for it", *self._version)
         return self._version
 

@@ -3,12 +3,14 @@ how a script reads its environment and in input.harbor's clock_safe."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
 
-from radioagent.liquidsoap import OLDEST_LIQUIDSOAP, liquidsoap_version
+from radioagent.liquidsoap import OLDEST_LIQUIDSOAP, LiquidsoapVersion, liquidsoap_version
 from radioagent.programmes.script import programme_job
+from radioagent.transcoding import supervisor
 from radioagent.transcoding.script import transcoder_job
 from radioagent.transcoding.supervisor import LiquidsoapVersionProbe, installed_liquidsoap_version
 from tests.unit import test_programme_run as programmes
@@ -73,15 +75,43 @@ def test_only_liquidsoap_2_1_is_given_clock_safe() -> None:
 
 
 def test_a_command_that_names_no_version_gets_the_oldest_scripts() -> None:
-    assert installed_liquidsoap_version(("true",)) == OLDEST_LIQUIDSOAP
-    assert installed_liquidsoap_version(("/nonexistent/liquidsoap",)) == OLDEST_LIQUIDSOAP
+    assert asyncio.run(installed_liquidsoap_version(("true",))) == OLDEST_LIQUIDSOAP
+    missing = ("/nonexistent/liquidsoap",)
+    assert asyncio.run(installed_liquidsoap_version(missing)) == OLDEST_LIQUIDSOAP
+
+
+def test_a_command_that_hangs_is_bounded_and_the_loop_keeps_running(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(supervisor, "VERSION_TIMEOUT_S", 0.5)
+    stand_in = tmp_path / "liquidsoap"
+    stand_in.write_text("#!/bin/sh\nexec sleep 30\n")
+    stand_in.chmod(0o755)
+
+    async def probe_beside_a_ticker() -> tuple[LiquidsoapVersion, int]:
+        ticks = 0
+
+        async def tick() -> None:
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.05)
+                ticks += 1
+
+        ticker = asyncio.create_task(tick())
+        version = await installed_liquidsoap_version((str(stand_in),))
+        ticker.cancel()
+        return version, ticks
+
+    version, ticks = asyncio.run(probe_beside_a_ticker())
+    assert version == OLDEST_LIQUIDSOAP
+    assert ticks >= 5  # the loop ran while the command hung
 
 
 def test_the_version_comes_from_the_command_it_runs(tmp_path: Path) -> None:
     stand_in = tmp_path / "liquidsoap"
     stand_in.write_text('#!/bin/sh\n[ "$1" = --version ] && echo "Liquidsoap 2.3.2+dev"\n')
     stand_in.chmod(0o755)
-    assert installed_liquidsoap_version((str(stand_in),)) == (2, 3)
+    assert asyncio.run(installed_liquidsoap_version((str(stand_in),))) == (2, 3)
 
 
 def test_the_version_is_asked_again_only_when_the_binary_changes(tmp_path: Path) -> None:
@@ -91,12 +121,12 @@ def test_the_version_is_asked_again_only_when_the_binary_changes(tmp_path: Path)
     stand_in.chmod(0o755)
     probe = LiquidsoapVersionProbe((str(stand_in),))
     assert not asked.exists()  # nothing asked until a script is written
-    assert probe() == (2, 1)
-    assert probe() == (2, 1)
+    assert asyncio.run(probe.current()) == (2, 1)
+    assert asyncio.run(probe.current()) == (2, 1)
     assert asked.read_text().count("\n") == 1
     replaced = tmp_path / "liquidsoap.new"
     replaced.write_text(f'#!/bin/sh\necho >> {asked}\necho "Liquidsoap 2.3.2+dev"\n')
     replaced.chmod(0o755)
     replaced.replace(stand_in)  # as dpkg installs a new binary: a new file
-    assert probe() == (2, 3)
+    assert asyncio.run(probe.current()) == (2, 3)
     assert asked.read_text().count("\n") == 2
