@@ -19,6 +19,9 @@ from the controller namespace, a studio (ffmpeg, PUT through a front door) and l
     checks.py rejoined NODE...# services up on each, and the cluster lists them all
     checks.py restart NODE    # an agent restart drops none of the node's listeners
     checks.py removed NODE    # the others lead and serve without it; etcd is healthy
+    checks.py hardened NODE UNIT...  # each unit runs with an exposure of at most 4.5
+    checks.py firewall NODE   # the firewall's table has its rules, an operator's table
+                              # survived site.yml, a reload and a restart of it
 """
 
 from __future__ import annotations
@@ -51,7 +54,7 @@ from tests.harness.media import loudness_db
 from tests.harness.rawstream import RawStream
 
 T = TypeVar("T")
-SERVICES = ("etcd", "icecast2", "icecast2-reload.path", "radio-agent", "nftables")
+SERVICES = ("etcd", "icecast2", "icecast2-reload.path", "radio-agent", "radio-firewall")
 LOUD_DB = -50.0  # a tone is about -25 dB; holding silence is digital silence (-91 dB)
 TONE = testbed.BASE_DIR / "demo" / "tone.mp3"
 # The agents' default lease (radioagent.config.Timing; a unit test keeps them equal: the
@@ -59,6 +62,13 @@ TONE = testbed.BASE_DIR / "demo" / "tone.mp3"
 TTL_S = 8.0
 AGENT = "radio-agent"
 AGENT_MAX_EXPOSURE = 3.0  # systemd-analyze security's score of the agent's unit
+# ... and of Icecast's, etcd's and the etcd gateway's units (the roles' sandboxes).
+SERVICE_MAX_EXPOSURE = 4.5
+FIREWALL_TABLE = "radio_cluster"  # the firewall role's only nftables table
+# A table of the operator's own, made on the node before the firewall role runs
+# (molecule/default/converge.yml): the role must never flush it.
+OPERATOR_TABLE = "operator_own"
+OPERATOR_RULE = 'comment "the operator\'s own"'
 ZONE = "stream.radio.test"  # inventory/demo's radio_dns_zone
 
 
@@ -616,7 +626,7 @@ def check_rejoined(nodes: Sequence[str]) -> None:
     print(f"check: {', '.join(nodes)} all in the cluster again")
 
 
-RESTART_WATCHED = ("etcd", "etcd-gateway", "icecast2", "radio-agent", "nftables")
+RESTART_WATCHED = ("etcd", "etcd-gateway", "icecast2", "radio-agent", "radio-firewall")
 
 
 def started(nodes: Sequence[str]) -> dict[str, dict[str, str]]:
@@ -851,6 +861,76 @@ def check_https_nodes(nodes: Sequence[str]) -> None:
         check_https(node, names)
 
 
+def exposure(node: str, unit: str) -> float:
+    """systemd-analyze security's overall exposure of `unit` on `node`."""
+    shown = testbed.run_in(node, ["systemd-analyze", "security", unit]).stdout
+    name = unit if "." in unit else f"{unit}.service"
+    score = re.search(rf"Overall exposure level for {re.escape(name)}: ([0-9.]+)", shown)
+    if score is None:
+        raise CheckFailed(f"{node}: no exposure level for {name}: {shown[-300:]!r}")
+    return float(score[1])
+
+
+def check_hardened(node: str, units: Sequence[str]) -> None:
+    """Each unit runs, and systemd-analyze security scores it at most 4.5 (the roles'
+    sandboxes: Icecast, etcd, the etcd gateway)."""
+    scores = {}
+    for unit in units:
+        state = testbed.run_in(node, ["systemctl", "is-active", unit], check=False).stdout.strip()
+        if state != "active":
+            raise CheckFailed(f"{node}: {unit} is {state}")
+        scores[unit] = exposure(node, unit)
+    over = {unit: score for unit, score in scores.items() if score > SERVICE_MAX_EXPOSURE}
+    if over:
+        raise CheckFailed(f"{node}: exposure over {SERVICE_MAX_EXPOSURE}: {over}")
+    shown = ", ".join(f"{unit} {score}" for unit, score in scores.items())
+    print(f"check: {node}: systemd-analyze security exposure {shown}")
+
+
+def nft_tables(node: str) -> list[str]:
+    listed = testbed.run_in(node, ["nft", "list", "tables"]).stdout
+    return [line.split()[-1] for line in listed.splitlines() if line.startswith("table inet ")]
+
+
+def firewall_intact(node: str, after: str) -> None:
+    """The operator's table is there with its rule, and the cluster's table once, with
+    the role's rules (drop by default, the front door open, etcd for the cluster only)."""
+    tables = nft_tables(node)
+    if tables.count(FIREWALL_TABLE) != 1 or OPERATOR_TABLE not in tables:
+        raise CheckFailed(f"{node}: after {after}, the inet tables are {tables}")
+    operator = testbed.run_in(node, ["nft", "list", "table", "inet", OPERATOR_TABLE]).stdout
+    if OPERATOR_RULE not in operator:
+        raise CheckFailed(f"{node}: after {after}, the operator's rule is gone: {operator!r}")
+    ours = testbed.run_in(node, ["nft", "list", "table", "inet", FIREWALL_TABLE]).stdout
+    expected = ("policy drop;", "tcp dport { 80, 443, 8000 } accept", "@cluster_nodes tcp dport")
+    missing = [rule for rule in expected if rule not in ours]
+    if missing:
+        raise CheckFailed(f"{node}: after {after}, the cluster's table lacks {missing}: {ours!r}")
+
+
+def check_firewall(node: str) -> None:
+    """The firewall keeps to its table: after site.yml (which found the rules an earlier
+    version of the role wrote into /etc/nftables.conf, with a flush ruleset, and an
+    operator's table made after them), and after a reload and a restart of
+    radio-firewall.service, the operator's table is still there and the cluster's has
+    its rules; Debian's nftables.conf is back and nftables.service is no longer enabled."""
+    firewall_intact(node, "site.yml")
+    for action in ("reload", "restart"):
+        testbed.run_in(node, ["systemctl", action, "radio-firewall.service"])
+        firewall_intact(node, f"systemctl {action} radio-firewall")
+    legacy = testbed.run_in(node, ["cat", "/etc/nftables.conf"]).stdout
+    if FIREWALL_TABLE in legacy:
+        raise CheckFailed(f"{node}: /etc/nftables.conf still holds the cluster's rules")
+    enabled = testbed.run_in(node, ["systemctl", "is-enabled", "nftables.service"], check=False)
+    if enabled.stdout.strip() != "disabled":
+        raise CheckFailed(f"{node}: nftables.service is {enabled.stdout.strip()!r}, not disabled")
+    print(
+        f"check: {node}: the firewall's table inet {FIREWALL_TABLE} has its rules; the"
+        f" operator's table inet {OPERATOR_TABLE} survived site.yml, a reload and a restart;"
+        " Debian's nftables.conf is back, nftables.service disabled"
+    )
+
+
 # command -> (how many arguments: exactly, or at least with a "+"; what it runs)
 COMMANDS: dict[str, tuple[str, Callable[..., object]]] = {
     "single": ("1", check_single),
@@ -869,6 +949,8 @@ COMMANDS: dict[str, tuple[str, Callable[..., object]]] = {
     "added": ("1", check_added),
     "etcd-leader": ("1", make_etcd_leader),
     "removed": ("2+", lambda removed, *remaining: check_removed(removed, remaining)),
+    "hardened": ("2+", lambda node, *units: check_hardened(node, units)),
+    "firewall": ("1", check_firewall),
 }
 
 
