@@ -111,6 +111,20 @@ class FrontDoorSettings:
     public_name: str | None = None  # the cluster's name in playlists; None: the Host header
     header_timeout: float = 10.0  # seconds to receive a request head (and keep-alive idle)
     max_connections: int = 20000
+    # Bounds per client address (an IPv4 address, an IPv6 /64): connections open at once
+    # (of any kind: the bound a flood of idle ones meets), listeners, sources; and failed
+    # source authentications (sources and title updates) within a window, after which
+    # that address is refused (429) until the window has passed.
+    per_address_connections: int = 256
+    per_address_listeners: int = 128
+    per_address_sources: int = 16
+    failed_logins: int = 10
+    failed_login_window: float = 60.0
+    unlimited_networks: tuple[str, ...] = ("127.0.0.0/8", "::1/128")  # no bound applies
+    # Who may read /metrics and the nodes' internal addresses and ports in the status
+    # (the others get 403 and a status without them): monitoring and the cluster's nodes.
+    internal_networks: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
+    access_log: bool = True  # JSON lines for listeners and sources (frontdoor/access.py)
     # Audio held for a studio while no leader takes it (a leader change); None: the
     # cluster's ttl + retry_timeout + 5 s, at least 10 s; 0: studios are cut instead.
     studio_backlog_seconds: float | None = None
@@ -236,6 +250,10 @@ class AgentConfig:
 Check = Callable[[str, Any], str | None]
 
 
+def boolean(field: str, value: Any) -> str | None:
+    return None if isinstance(value, bool) else f"{field}: {value!r} is not true or false"
+
+
 def integer(minimum: int, maximum: int) -> Check:
     return lambda field, value: check_int(field, value, minimum, maximum)
 
@@ -327,6 +345,18 @@ def ports(field: str, value: Any) -> str | None:
 ZONE_PATTERN = (
     r"(?=.{1,200}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]([a-z0-9-]{0,61}[a-z0-9])?"
 )
+
+
+def networks(field: str, value: Any) -> str | None:
+    """A list of networks in CIDR notation (an address alone is its own network)."""
+    if not isinstance(value, list) or len(value) > 256:
+        return f"{field}: {value!r} is not a list of at most 256 networks like 192.0.2.0/24"
+    for network in value:
+        try:
+            ipaddress.ip_network(network, strict=False)
+        except (TypeError, ValueError):
+            return f"{field}: {network!r} is not a network like 192.0.2.0/24 or 2001:db8::/32"
+    return None
 
 
 def nameservers(field: str, value: Any) -> str | None:
@@ -509,6 +539,14 @@ SECTIONS: dict[str, Section] = {
             "public_name": or_null(HOST),
             "header_timeout": number(0.1, 300),
             "max_connections": integer(1, 1_000_000),
+            "per_address_connections": integer(1, 1_000_000),
+            "per_address_listeners": integer(1, 1_000_000),
+            "per_address_sources": integer(1, 10_000),
+            "failed_logins": integer(1, 10_000),
+            "failed_login_window": number(1, 86_400),
+            "unlimited_networks": networks,
+            "internal_networks": networks,
+            "access_log": boolean,
             "studio_backlog_seconds": or_null(number(0, 600)),
             "tls_ports": tls_ports,
             "tls_cert_file": or_null(file_name),

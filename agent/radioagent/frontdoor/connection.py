@@ -13,6 +13,7 @@ import socket
 from enum import Enum
 from typing import Protocol, cast
 
+from radioagent.frontdoor.access import AccessRecord
 from radioagent.frontdoor.fanout import MountHub, Passthrough
 from radioagent.frontdoor.handover import ResumePoint
 from radioagent.frontdoor.http import (
@@ -25,6 +26,7 @@ from radioagent.frontdoor.http import (
     head_end,
     parse_request_head,
 )
+from radioagent.frontdoor.limits import Kind
 from radioagent.frontdoor.route import Arrival
 from radioagent.frontdoor.sources import StudioPipe
 
@@ -43,10 +45,16 @@ class Mode(Enum):
 class Door(Protocol):
     """What a connection asks of the front door that accepted it."""
 
-    def connection_opened(self) -> bool:
-        """Count a new connection; False when there are too many."""
+    def connection_opened(self, connection: Connection) -> HttpError | None:
+        """Count a new connection; the error to answer when there are too many."""
 
-    def connection_closed(self) -> None: ...
+    def connection_closed(self, connection: Connection) -> None:
+        """Give back what the connection was counted as."""
+
+    def listener_resumed(self, connection: Connection) -> None:
+        """Count a listener the last process handed over."""
+
+    def log_access(self, record: AccessRecord) -> None: ...
 
     def refused(self, status: int) -> None:
         """Count a request answered with an error status."""
@@ -73,15 +81,20 @@ class Connection(asyncio.Protocol):
         # deadline; the timer, when it fires early, sleeps again until it.
         self._timer: asyncio.TimerHandle | None = None
         self._deadline: float | None = None
+        self.address_key: str | None = None  # what it counts as (limits.py); None: unbounded
+        self.counted: list[Kind] = []  # what the door counted it as, given back at the end
+        self.access: AccessRecord | None = None  # the request being logged
+        self.sent = 0  # bytes written to a listener
 
     # --- asyncio callbacks ---------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)
-        if not self._door.connection_opened():
-            self.fail(HttpError(503, "too many connections"), retry_after=RETRY_AFTER_SECONDS)
-            return
         self.arrival = arrival_of(self.transport)
+        refusal = self._door.connection_opened(self)
+        if refusal is not None:
+            self.fail(refusal, retry_after=RETRY_AFTER_SECONDS)
+            return
         self._arm_timer()
 
     def data_received(self, data: bytes) -> None:
@@ -92,6 +105,8 @@ class Connection(asyncio.Protocol):
             self._buffer += data
             self._read_heads()
         elif self._mode is Mode.SOURCE:
+            if self.access is not None:
+                self.access.bytes += len(data)
             if self._pipe is not None:
                 self._pipe.from_client(data)  # bounded there: past its backlog, it cuts
         elif self._mode is Mode.LISTENER:
@@ -100,7 +115,12 @@ class Connection(asyncio.Protocol):
                 self.transport.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._door.connection_closed()
+        self._door.connection_closed(self)
+        if self.access is not None:
+            if self._mode is Mode.LISTENER:
+                self.access.bytes = self.sent
+            self._door.log_access(self.access)
+            self.access = None
         self._mode = Mode.CLOSED
         self._cancel_timer()
         if self.hub is not None:
@@ -114,6 +134,13 @@ class Connection(asyncio.Protocol):
         if self._mode is Mode.CLOSED:
             return  # the client left while the answer was being worked out
         self.transport.write(data)
+        if self.access is not None and self._mode in (Mode.HEAD, Mode.WAITING):
+            # An answer that ends the request (not a stream): logged now.
+            self.access.bytes = len(data)
+            if not self.access.status:
+                self.access.status = answer_status(data)
+            self._door.log_access(self.access)
+            self.access = None
         if keep_alive:
             self._arm_timer()
         else:
@@ -122,10 +149,20 @@ class Connection(asyncio.Protocol):
 
     def fail(self, error: HttpError, retry_after: int | None = None) -> None:
         self._door.refused(error.status)
+        if self.access is not None:
+            self.access.status = error.status
         self.reply(error_response(error, retry_after=retry_after), keep_alive=False)
 
     def start_stream(self, data: bytes) -> None:
         self.transport.write(data)
+        self.sent += len(data)
+        if self.access is not None:
+            self.access.status = answer_status(data)
+
+    def leader_answered(self, status: int) -> None:
+        """A source's answer from the leader (passed on to the studio as it came)."""
+        if self.access is not None and status != 100:
+            self.access.status = status
 
     def hold(self) -> None:
         """Read nothing more until the door answers (it then closes the connection)."""
@@ -144,6 +181,7 @@ class Connection(asyncio.Protocol):
         """A listener the last agent process handed over, its answer long sent: it goes
         on where it was in the stream."""
         self._listen()
+        self._door.listener_resumed(self)
         self.hub = passthrough.resume(point, self)
 
     def _listen(self) -> None:
@@ -162,6 +200,8 @@ class Connection(asyncio.Protocol):
         self._mode = Mode.SOURCE
         self._pipe = pipe
         early, self._buffer = bytes(self._buffer), bytearray()
+        if self.access is not None:
+            self.access.bytes += len(early)
         if early:
             pipe.from_client(early)
 
@@ -228,6 +268,12 @@ class Connection(asyncio.Protocol):
             else:
                 self._mode = Mode.CLOSED
                 self.transport.close()  # an idle keep-alive connection
+
+
+def answer_status(data: bytes) -> int:
+    """The status code of a response we wrote ("HTTP/1.x NNN ..." or "ICY NNN ...")."""
+    parts = data[:32].split(b" ", 2)
+    return int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
 
 
 def arrival_of(transport: asyncio.BaseTransport) -> Arrival:

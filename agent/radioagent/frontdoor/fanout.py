@@ -41,6 +41,7 @@ EMPTY_TITLE_BLOCK = icy_block("")
 class Listener(Protocol):
     transport: asyncio.Transport
     hub: MountHub | None  # the one it leaves when it hangs up
+    sent: int  # bytes written to it (the access log's)
 
     def start_stream(self, data: bytes) -> None: ...
 
@@ -331,6 +332,7 @@ class MountHub(asyncio.Protocol):
         contents = self._framer_headers() + self._burst.contents()
         for listener in self._waiting:
             listener.transport.write(contents)
+            listener.sent += len(contents)
             self.listeners.add(listener)
         self._waiting.clear()
 
@@ -339,6 +341,7 @@ class MountHub(asyncio.Protocol):
         for listener in self._waiting:
             if headers:
                 listener.transport.write(headers)
+                listener.sent += len(headers)
             self.listeners.add(listener)
         self._waiting.clear()
 
@@ -383,6 +386,7 @@ class MountHub(asyncio.Protocol):
                 slow.append(listener)
                 continue
             transport.write(data)
+            listener.sent += len(data)
             written += 1
         by_path = self.counters.bytes_by_path
         by_path[self.path] = by_path.get(self.path, 0) + written * len(data)

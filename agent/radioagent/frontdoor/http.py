@@ -30,6 +30,8 @@ _needs_host).
 
 from __future__ import annotations
 
+import base64
+import binascii
 import functools
 import re
 from dataclasses import dataclass
@@ -329,3 +331,20 @@ def stream_response_head(upstream: dict[str, str], *, icy: bool) -> bytes:
     lines += [f"{name}: {value}" for name, value in CORS_HEADERS]
     lines += ["Cache-Control: no-cache, no-store", "Connection: close"]
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+# Icecast asks this way; encoders read a 401 as a wrong password.
+AUTHENTICATE = (("WWW-Authenticate", 'Basic realm="Icecast2 Server"'),)
+
+
+def basic_credentials(authorization: str) -> tuple[str, str] | None:
+    """The user and password of a Basic `Authorization` header; None if it is not one."""
+    scheme, _, encoded = authorization.strip().partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    user, colon, password = decoded.partition(":")
+    return (user, password) if colon else None

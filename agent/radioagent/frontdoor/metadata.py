@@ -15,21 +15,18 @@ UTF-8, else Latin-1 (every byte string is valid Latin-1, so Latin-1 titles still
 
 from __future__ import annotations
 
-import base64
-import binascii
 import codecs
 from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import parse_qsl
 
-from radioagent.frontdoor.http import HttpError, RequestHead
+from radioagent.frontdoor.http import AUTHENTICATE, HttpError, RequestHead, basic_credentials
 from radioagent.model import MountSpec, credentials_match, password_matches
 from radioagent.nowplaying import title_problem
 
 ICECAST_PATHS = frozenset({"/admin/metadata", "/admin/metadata.xsl"})
 SHOUTCAST_PATH = "/admin.cgi"
 TITLE_PATHS = ICECAST_PATHS | {SHOUTCAST_PATH}
-AUTHENTICATE = (("WWW-Authenticate", 'Basic realm="Icecast2 Server"'),)
 
 
 @dataclass(frozen=True)
@@ -81,7 +78,7 @@ def _icecast_mount(
     if given is None:
         raise HttpError(400, "missing parameter mount")
     mount = mounts.get(given.decode("latin-1").removeprefix("/"))
-    credentials = _basic_credentials(head.header("authorization"))
+    credentials = basic_credentials(head.header("authorization"))
     if credentials is None:
         raise HttpError(401, "authentication required", AUTHENTICATE)
     if mount is None:
@@ -152,18 +149,6 @@ def _checked(text: str) -> str:
     if problem is not None:
         raise HttpError(400, problem)
     return text
-
-
-def _basic_credentials(authorization: str) -> tuple[str, str] | None:
-    scheme, _, encoded = authorization.strip().partition(" ")
-    if scheme.lower() != "basic":
-        return None
-    try:
-        decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
-        return None
-    user, colon, password = decoded.partition(":")
-    return (user, password) if colon else None
 
 
 def title_stored_reply(update: TitleUpdate) -> tuple[bytes, str]:

@@ -28,33 +28,37 @@ class PageBody:
     status: int = 200
 
 
-def health(view: AgentSnapshot, stats: Callable[[], FrontDoorStats]) -> PageBody:
+def health(view: AgentSnapshot, stats: Callable[[], FrontDoorStats], internal: bool) -> PageBody:
     """Alive: the agent's loop ran recently."""
     if not view.alive:
         return PageBody(f"loop stalled for {view.seconds_since_cycle:.0f} s\n".encode(), TEXT, 503)
     return PageBody(b"ok\n", TEXT)
 
 
-def ready(view: AgentSnapshot, stats: Callable[[], FrontDoorStats]) -> PageBody:
+def ready(view: AgentSnapshot, stats: Callable[[], FrontDoorStats], internal: bool) -> PageBody:
     is_ready, reason = view.readiness()
     return PageBody(f"{reason}\n".encode(), TEXT, 200 if is_ready else 503)
 
 
-def leader(view: AgentSnapshot, stats: Callable[[], FrontDoorStats]) -> PageBody:
+def leader(view: AgentSnapshot, stats: Callable[[], FrontDoorStats], internal: bool) -> PageBody:
     """200 on the leader only."""
     if view.leading:
         return PageBody(f"leader (epoch {view.epoch})\n".encode(), TEXT)
     return PageBody(b"not the leader\n", TEXT, 503)
 
 
-def status_json(view: AgentSnapshot, stats: Callable[[], FrontDoorStats]) -> PageBody:
-    document = _document(view)
+def status_json(
+    view: AgentSnapshot, stats: Callable[[], FrontDoorStats], internal: bool
+) -> PageBody:
+    document = _document(view, internal)
     if document is None:
         return PageBody(b'{"error": "no cluster state read yet"}', JSON, 503)
     return PageBody(json.dumps(document, sort_keys=True).encode(), JSON)
 
 
-def mount_json(name: str, view: AgentSnapshot, stats: Callable[[], FrontDoorStats]) -> PageBody:
+def mount_json(
+    name: str, view: AgentSnapshot, stats: Callable[[], FrontDoorStats], internal: bool
+) -> PageBody:
     """/api/v1/mounts/<name>: one mount, now playing and its last titles."""
     if view.state is None:
         return PageBody(b'{"error": "no cluster state read yet"}', JSON, 503)
@@ -64,28 +68,43 @@ def mount_json(name: str, view: AgentSnapshot, stats: Callable[[], FrontDoorStat
     return PageBody(json.dumps(document, sort_keys=True).encode(), JSON)
 
 
-def status_html(view: AgentSnapshot, stats: Callable[[], FrontDoorStats]) -> PageBody:
-    document = _document(view)
+def status_html(
+    view: AgentSnapshot, stats: Callable[[], FrontDoorStats], internal: bool
+) -> PageBody:
+    document = _document(view, internal)
     if document is None:
         return PageBody(b"No cluster state read from etcd yet.\n", TEXT, 503)
     return PageBody(render_status_page(document).encode(), HTML)
 
 
-def metrics(view: AgentSnapshot, stats: Callable[[], FrontDoorStats]) -> PageBody:
+def metrics(view: AgentSnapshot, stats: Callable[[], FrontDoorStats], internal: bool) -> PageBody:
+    """Only for the internal networks (monitoring, the nodes): the rest get 403."""
+    if not internal:
+        return PageBody(b"/metrics is for the cluster's monitoring only\n", TEXT, 403)
     return PageBody(metrics_text(view, stats()), CONTENT_TYPE_LATEST)
 
 
-def _document(view: AgentSnapshot) -> dict[str, Any] | None:
+# What the status shows of each node only to the internal networks: where its etcd,
+# Icecast and agent listen, which listeners never need (they are sent to public_address).
+INTERNAL_NODE_FIELDS = ("address", "icecast_port")
+
+
+def _document(view: AgentSnapshot, internal: bool) -> dict[str, Any] | None:
     if view.state is None:
         return None
     document = status_document(view.state)
+    if not internal:
+        for node in document["nodes"].values():
+            for name in INTERNAL_NODE_FIELDS:
+                node.pop(name, None)
     document["node"] = view.node_name
     for name, mount in document["mounts"].items():
         mount["listeners_last_hour"] = view.listeners_last_hour.get(name, [])
     return document
 
 
-Renderer = Callable[[AgentSnapshot, Callable[[], FrontDoorStats]], PageBody]
+# (snapshot, the door's counters, whether the client is on an internal network)
+Renderer = Callable[[AgentSnapshot, Callable[[], FrontDoorStats], bool], PageBody]
 MOUNT_API_PREFIX = "/api/v1/mounts/"
 
 # Each page takes the snapshot and a reader of the door's counters (called by /metrics

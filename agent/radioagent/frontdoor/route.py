@@ -19,11 +19,13 @@ from urllib.parse import parse_qs
 from radioagent.acme.http01 import CHALLENGE_PREFIX, challenge_answer
 from radioagent.coordination.failsafe import PATH as FAILSAFE_PATH
 from radioagent.frontdoor.http import (
+    AUTHENTICATE,
     CORS_HEADERS,
     RETRY_AFTER_SECONDS,
     SOURCE_RETRY_AFTER_SECONDS,
     HttpError,
     RequestHead,
+    basic_credentials,
     response,
 )
 from radioagent.frontdoor.metadata import TITLE_PATHS, TitleUpdate, title_update
@@ -41,7 +43,7 @@ from radioagent.hls.playlists import (
     variants_of,
 )
 from radioagent.hosts import host_port, url_host, valid_host
-from radioagent.model import MountSpec, NodeStatus
+from radioagent.model import MountSpec, NodeStatus, credentials_match
 from radioagent.traffic.director import Director, Outcome
 
 STREAM_PREFIX = "/_stream/"
@@ -443,6 +445,13 @@ def _source(head: RequestHead, view: AgentSnapshot) -> Decision:
     mount = mounts.get(head.path.removeprefix("/"))
     if mount is None:
         return Refuse(HttpError(404, "no such mount"))
+    # Checked here too, not only by the leader: a head without the mount's credentials
+    # never opens a connection to the leader (and counts as a failed login here).
+    credentials = basic_credentials(head.header("authorization"))
+    if credentials is None:
+        return Refuse(HttpError(401, "authentication required", AUTHENTICATE))
+    if not credentials_match(mount, *credentials):
+        return Refuse(HttpError(401, "wrong credentials for this mount", AUTHENTICATE))
     if view.leader is None or view.epoch is None:
         return Refuse(HttpError(503, "no leader right now"), SOURCE_RETRY_AFTER_SECONDS)
     if view.leader.role != "leader":

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
 import time
 from collections import Counter
@@ -27,6 +28,7 @@ from typing import Any, assert_never
 from radioagent.certfacts import CertificateFacts
 from radioagent.config import FrontDoorSettings
 from radioagent.frontdoor import restart
+from radioagent.frontdoor.access import AccessLog, AccessRecord, default_sink, new_record
 from radioagent.frontdoor.certificate import Certificate, small_tls_buffers
 from radioagent.frontdoor.connection import Connection
 from radioagent.frontdoor.fanout import FanoutLimits, Passthrough
@@ -37,10 +39,12 @@ from radioagent.frontdoor.http import (
     RequestHead,
     response,
 )
-from radioagent.frontdoor.metadata import TitleUpdate, title_stored_reply
+from radioagent.frontdoor.limits import AddressBook, AddressLimits, Kind, is_within, networks
+from radioagent.frontdoor.metadata import TITLE_PATHS, TitleUpdate, title_stored_reply
 from radioagent.frontdoor.pages import page_for
 from radioagent.frontdoor.route import (
     SOURCE_METHODS,
+    Decision,
     FailsafePing,
     HlsPlaylist,
     HlsSegment,
@@ -107,6 +111,9 @@ class FrontDoor:
         self._tasks: set[asyncio.Task[None]] = set()
         self._stream_titles = asyncio.Lock()  # stored in the order the studios sent them
         self.certificate: Certificate | None = None  # with HTTPS ports
+        self.addresses = AddressBook(address_limits(settings))
+        self.access_log = AccessLog(default_sink(settings.access_log))
+        self._internal = networks(settings.internal_networks)
 
     async def start(self) -> None:
         self.update()
@@ -257,12 +264,28 @@ class FrontDoor:
 
     # --- what connections call -----------------------------------------------------------
 
-    def connection_opened(self) -> bool:
+    def connection_opened(self, connection: Connection) -> HttpError | None:
         self.counters.connections += 1
-        return self.counters.connections <= self.settings.max_connections
+        if self.counters.connections > self.settings.max_connections:
+            return HttpError(503, "too many connections")
+        key = connection.address_key = self.addresses.key(connection.arrival.address)
+        if not self.addresses.take(key, Kind.CONNECTION):
+            return HttpError(429, "too many connections from your address")
+        connection.counted.append(Kind.CONNECTION)
+        return None
 
-    def connection_closed(self) -> None:
+    def connection_closed(self, connection: Connection) -> None:
         self.counters.connections -= 1
+        for kind in connection.counted:
+            self.addresses.give_back(connection.address_key, kind)
+        connection.counted.clear()
+
+    def listener_resumed(self, connection: Connection) -> None:
+        self.addresses.take(connection.address_key, Kind.LISTENER, force=True)
+        connection.counted.append(Kind.LISTENER)
+
+    def log_access(self, record: AccessRecord) -> None:
+        self.access_log.write(record)
 
     def refused(self, status: int) -> None:
         self.counters.refused[status] += 1
@@ -272,6 +295,8 @@ class FrontDoor:
         # the hot path); a source on a fresh one: leadership may have moved since.
         view = self.snapshot() if head.method in SOURCE_METHODS else self._view
         decision = route(head, view, connection.arrival, self._routing)
+        decision = self._bounded(connection, head, decision)
+        connection.access = access_record(connection, head, decision)
         match decision:
             case Redirect():
                 connection.reply(
@@ -307,6 +332,28 @@ class FrontDoor:
                 self._failsafe(connection, decision)
             case _:
                 assert_never(decision)
+
+    def _bounded(self, connection: Connection, head: RequestHead, decision: Decision) -> Decision:
+        """The decision within the client address's bounds: a login-type request from an
+        address locked out for failed logins is refused before its credentials are looked
+        at; a listener or source over its address's count is refused."""
+        key = connection.address_key
+        if head.method in SOURCE_METHODS or head.path in TITLE_PATHS:
+            now = time.monotonic()
+            locked = self.addresses.locked_for(key, now)
+            if locked > 0:
+                error = HttpError(429, "too many failed logins from your address")
+                return Refuse(error, math.ceil(locked))
+            if isinstance(decision, Refuse) and decision.error.status == 401:
+                self.addresses.failed(key, now)
+        kind = Kind.LISTENER if isinstance(decision, Serve) else None
+        kind = Kind.SOURCE if isinstance(decision, PipeSource) else kind
+        if kind is not None:
+            if not self.addresses.take(key, kind):
+                error = HttpError(429, f"too many {kind.value}s from your address")
+                return Refuse(error, RETRY_AFTER_SECONDS)
+            connection.counted.append(kind)
+        return decision
 
     async def _set_title(self, connection: Connection, update: TitleUpdate) -> None:
         try:
@@ -406,7 +453,8 @@ class FrontDoor:
         render = page_for(path)
         if render is None:  # route() checked; a page never disappears
             raise LookupError(path)
-        page = render(self.snapshot(), self.stats)
+        internal = is_within(connection.arrival.address, self._internal)
+        page = render(self.snapshot(), self.stats, internal)
         connection.reply(
             response(
                 page.status,
@@ -418,3 +466,32 @@ class FrontDoor:
             ),
             head.keep_alive,
         )
+
+
+def address_limits(settings: FrontDoorSettings) -> AddressLimits:
+    return AddressLimits(
+        connections=settings.per_address_connections,
+        listeners=settings.per_address_listeners,
+        sources=settings.per_address_sources,
+        failed_authentications=settings.failed_logins,
+        failure_window_seconds=settings.failed_login_window,
+        unlimited=settings.unlimited_networks,
+    )
+
+
+def access_record(
+    connection: Connection, head: RequestHead, decision: Decision
+) -> AccessRecord | None:
+    """A record for listeners', sources' and title requests (refused ones included); none
+    for pages, playlists, HLS and the cluster's own requests."""
+    if head.method in SOURCE_METHODS:
+        kind = "source"
+    elif head.path in TITLE_PATHS:
+        kind = "title"
+    elif isinstance(decision, Redirect | Serve | Refuse):
+        kind = "listener"
+    else:
+        return None
+    return new_record(
+        kind, connection.arrival.address, head.method, head.path, head.header("user-agent")
+    )

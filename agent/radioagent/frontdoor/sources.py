@@ -88,6 +88,9 @@ class SourceClient(Protocol):
     def pipe_failed(self, error: HttpError, retry_after: int) -> None:
         """The leader cannot be reached: answer the studio with `error` and close."""
 
+    def leader_answered(self, status: int) -> None:
+        """The first leader's answer, passed on to the studio as it came."""
+
 
 class Phase(Enum):
     CONNECTING = "connecting"  # the first leader has not answered yet
@@ -310,6 +313,8 @@ class StudioPipe:
         if link is not self.link or link.closed:
             return
         log.debug("source for %s: the leader answered %d", self.mount.path, status)
+        if link.first:
+            self.client.leader_answered(status)
         if status in (100, 200):
             if not link.accepted:
                 link.accepted = True

@@ -171,13 +171,17 @@ class SourceClient:
         username: str = "source",
         method: str = "SOURCE",
         content_type: str = "audio/mpeg",
+        source_address: str | None = None,
     ) -> None:
+        """`source_address`: the loopback address it connects from (127.0.0.x), for
+        bounds the front door keeps per client address."""
         if method not in ("SOURCE", "PUT"):
             raise ValueError(f"method must be SOURCE or PUT, not {method!r}")
         self.host, self.port, self.mount = host, port, mount
         self.credentials = base64.b64encode(f"{username}:{password}".encode()).decode()
         self.method = method
         self.content_type = content_type
+        self.source_address = None if source_address is None else (source_address, 0)
         self.bytes_sent = 0
         self.stream_error: OSError | None = None
         self._socket: socket.socket | None = None
@@ -201,7 +205,9 @@ class SourceClient:
     def connect(self, timeout: float = 5.0) -> ResponseHead:
         """Open the connection, send the request head and return the first response head
         (100 for PUT, 200 for SOURCE, or the refusal)."""
-        self._socket = socket.create_connection((self.host, self.port), timeout=timeout)
+        self._socket = socket.create_connection(
+            (self.host, self.port), timeout=timeout, source_address=self.source_address
+        )
         self._socket.sendall(self.request_head())
         return self.read_response_head(timeout)
 

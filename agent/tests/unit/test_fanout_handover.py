@@ -75,6 +75,7 @@ class FakeListener:
         self.transport: asyncio.Transport = self.fake
         self.hub: MountHub | None = None
         self.failed: HttpError | None = None
+        self.sent = 0
 
     def start_stream(self, data: bytes) -> None:
         self.fake.write(data)

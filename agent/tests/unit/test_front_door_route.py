@@ -6,6 +6,7 @@ what it counts (listeners sent, outcomes) is asserted where routing relies on it
 
 from __future__ import annotations
 
+import base64
 import random
 from dataclasses import replace
 
@@ -299,19 +300,45 @@ def test_head_of_a_playlist_has_its_length_but_no_body() -> None:
 # --- sources ------------------------------------------------------------------------------
 
 
+LIVE_LOGIN = b"Authorization: Basic " + base64.b64encode(b"source:dj-secret-1") + b"\n"
+
+
 def test_a_source_is_piped_to_the_leader_of_the_current_epoch() -> None:
     leader = node("boss", address="192.0.2.30", role="leader")
     door = Door(node("here"), leader=leader, epoch=9)
     for method in (b"SOURCE", b"PUT"):
-        decision = door.route(method + b" /live.mp3 HTTP/1.0\n")
+        decision = door.route(method + b" /live.mp3 HTTP/1.0\n" + LIVE_LOGIN)
         assert decision == PipeSource(LIVE, leader, 9)
+
+
+@pytest.mark.parametrize(
+    ("authorization", "reason"),
+    [
+        (b"", "authentication required"),
+        (b"Authorization: Basic " + base64.b64encode(b"source:wrong") + b"\n", "wrong"),
+        (b"Authorization: Basic " + base64.b64encode(b"dj:dj-secret-1") + b"\n", "wrong"),
+        (b"Authorization: Bearer dj-secret-1\n", "authentication required"),
+        (b"Authorization: Basic not-base64!\n", "authentication required"),
+    ],
+)
+def test_a_source_without_the_mount_s_credentials_is_refused_here(
+    authorization: bytes, reason: str
+) -> None:
+    """Before anything goes to the leader: its Icecast never sees the head."""
+    leader = node("boss", address="192.0.2.30", role="leader")
+    door = Door(node("here"), leader=leader, epoch=9)
+    decision = door.route(b"SOURCE /live.mp3 HTTP/1.0\n" + authorization)
+    assert isinstance(decision, Refuse)
+    assert decision.error.status == 401
+    assert reason in decision.error.reason
+    assert ("WWW-Authenticate", 'Basic realm="Icecast2 Server"') in decision.error.headers
 
 
 def test_a_source_with_no_leader_is_told_to_come_back_soon() -> None:
     door = Door(node("here"), leader=None)
-    assert refused(door.route(b"SOURCE /live.mp3 HTTP/1.0\n")) == (503, 1)
+    assert refused(door.route(b"SOURCE /live.mp3 HTTP/1.0\n" + LIVE_LOGIN)) == (503, 1)
     door = Door(node("here"), leader=node("boss", role="leader"), epoch=None)
-    assert refused(door.route(b"SOURCE /live.mp3 HTTP/1.0\n")) == (503, 1)
+    assert refused(door.route(b"SOURCE /live.mp3 HTTP/1.0\n" + LIVE_LOGIN)) == (503, 1)
 
 
 def test_a_source_is_told_to_come_back_while_the_named_leader_does_not_say_it_leads() -> None:
@@ -319,7 +346,7 @@ def test_a_source_is_told_to_come_back_while_the_named_leader_does_not_say_it_le
     Icecast would refuse with a 401 that encoders take for a wrong password."""
     for role in ("replica", "detached"):
         door = Door(node("here"), leader=node("boss", role=role), epoch=9)
-        assert refused(door.route(b"PUT /live.mp3 HTTP/1.1\n")) == (503, 1)
+        assert refused(door.route(b"PUT /live.mp3 HTTP/1.1\n" + LIVE_LOGIN)) == (503, 1)
 
 
 def test_a_source_for_an_unknown_mount_or_before_any_state_is_not_found() -> None:
