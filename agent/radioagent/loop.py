@@ -72,6 +72,7 @@ from radioagent.icecast.stats import IcecastStats
 from radioagent.liquidsoap import OLDEST_LIQUIDSOAP, LiquidsoapVersion
 from radioagent.listenerhistory import ListenerHistory
 from radioagent.localapi import RELAY_HOLD_S, LocalApi, LocalView
+from radioagent.looplag import LagHistogram, measure_forever
 from radioagent.model import MountSpec, NodeStatus
 from radioagent.programmes.script import programme_job
 from radioagent.programmes.spec import preferred_inputs
@@ -116,6 +117,11 @@ class AgentHealth:
     cycles: int = 0
     last_cycle_seconds: float = 0.0
     state_problems: tuple[str, ...] = ()
+    # Lease keepalives that failed, and those sent over two intervals after the last one
+    # that got through (a busy loop, or etcd slow to answer).
+    keepalives_failed: int = 0
+    keepalives_late: int = 0
+    loop_lag: LagHistogram = dataclasses.field(default_factory=LagHistogram)
 
 
 @dataclass
@@ -231,6 +237,7 @@ class Agent:
         tasks = [
             asyncio.create_task(self._keepalive_forever(), name="keepalive"),
             asyncio.create_task(self._fence_forever(), name="fence"),
+            asyncio.create_task(measure_forever(self.health.loop_lag), name="loop lag"),
         ]
         if self.failsafe is not None:
             tasks.append(asyncio.create_task(self._failsafe_forever(), name="failsafe"))
@@ -679,6 +686,11 @@ class Agent:
             cycles=self.health.cycles,
             last_cycle_seconds=self.health.last_cycle_seconds,
             etcd_errors=self.health.etcd_errors,
+            keepalives_missed={
+                "failed": self.health.keepalives_failed,
+                "late": self.health.keepalives_late,
+            },
+            loop_lag=self.health.loop_lag,
             etcd_endpoints=len(self.store.store.clients.endpoints),
             etcd_away=self.store.away,
             icecast_errors=self.health.icecast_errors,
@@ -898,6 +910,7 @@ class Agent:
 
     async def _keepalive_forever(self) -> None:
         failing_since: float | None = None
+        last_through: float | None = None
         while True:
             await asyncio.sleep(self.keepalive_interval)
             lease_id = self.lease_id
@@ -908,6 +921,7 @@ class Agent:
                 remaining_ttl = await self.store.refresh_lease(lease_id)
             except Exception as error:  # this task must never die
                 self.health.etcd_errors += 1
+                self.health.keepalives_failed += 1
                 if failing_since is None:
                     failing_since = sent
                     log.warning("lease keepalive failing: %s", error)
@@ -915,6 +929,9 @@ class Agent:
             if failing_since is not None:
                 log.info("lease keepalive back after %.1f s", sent - failing_since)
                 failing_since = None
+            elif last_through is not None and sent - last_through > 2 * self.keepalive_interval:
+                self.health.keepalives_late += 1
+            last_through = sent
             # An answer, even "no such lease", is etcd's: a node that hears it no longer
             # acknowledges a failsafe leader.
             self._heard_from_etcd(sent)

@@ -9,6 +9,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
+    HistogramMetricFamily,
     InfoMetricFamily,
     Metric,
 )
@@ -171,6 +172,7 @@ class AgentCollector(Collector):
         for status, count in sorted(door.refused.items()):
             refused.add_metric([now.node_name, str(status)], count)
         yield refused
+        yield from bounds_and_lag(now, door)
         if now.dns_answers is not None:
             answers = CounterMetricFamily(
                 "radio_dns_answers",
@@ -497,3 +499,41 @@ def metrics_text(snapshot: AgentSnapshot, door: FrontDoorStats) -> bytes:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(AgentCollector(snapshot, door))
     return generate_latest(registry)
+
+
+def bounds_and_lag(now: AgentSnapshot, door: FrontDoorStats) -> Iterator[Metric]:
+    """The front door's per-address refusals, the lease keepalives missed, the loop's lag."""
+    node = [now.node_name]
+    limited = CounterMetricFamily(
+        "radio_front_door_address_limited",
+        "Connections, listeners and sources refused because their client address had "
+        "its bound open already (429), by kind",
+        labels=["node", "kind"],
+    )
+    for kind in ("connection", "listener", "source"):
+        limited.add_metric([now.node_name, kind], door.address_limited.get(kind, 0))
+    yield limited
+    locked = CounterMetricFamily(
+        "radio_front_door_locked_out",
+        "Source and title requests refused (429) because their address failed to log in "
+        "too often lately",
+        labels=["node"],
+    )
+    locked.add_metric(node, door.locked_out)
+    yield locked
+    missed = CounterMetricFamily(
+        "radio_lease_keepalives_missed",
+        "Lease keepalives that failed, or went out over two intervals after the last one "
+        "that got through (late)",
+        labels=["node", "reason"],
+    )
+    for reason in ("failed", "late"):
+        missed.add_metric([now.node_name, reason], now.keepalives_missed.get(reason, 0))
+    yield missed
+    lag = HistogramMetricFamily(
+        "radio_event_loop_lag_seconds",
+        "How late the agent's event loop ran a timer due every 0.1 s",
+        labels=["node"],
+    )
+    lag.add_metric(node, now.loop_lag.cumulative(), now.loop_lag.total_seconds)
+    yield lag

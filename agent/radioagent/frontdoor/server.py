@@ -233,6 +233,8 @@ class FrontDoor:
             sources_overflowed=self.sources.overflowed,
             sources_stalled=self.sources.stalled,
             connections=self.counters.connections,
+            address_limited={kind.value: count for kind, count in self.addresses.refused.items()},
+            locked_out=self.addresses.locked_out,
             hls_sessions=self.hls.sessions_by_mount(),
             hls_bytes_by_mount=dict(self.hls.bytes_by_mount),
             hls_held_bytes=self.hls.held_bytes(),

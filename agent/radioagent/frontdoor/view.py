@@ -11,6 +11,7 @@ from radioagent.coordination.state import ClusterState
 from radioagent.deadair import AirReport
 from radioagent.diskspace import DiskSpace
 from radioagent.icecast.stats import IcecastStats
+from radioagent.looplag import LagHistogram
 from radioagent.model import NodeStatus
 from radioagent.transcoding.state import TranscoderState
 
@@ -57,6 +58,9 @@ class AgentSnapshot:
     failsafe_answers: dict[str, int] = field(default_factory=dict)
     disks: tuple[DiskSpace, ...] = ()
     icecast_restarts_asked: int = 0  # hung Icecasts (icecast/hang.py)
+    # Lease keepalives that failed or went late (loop.py), by which.
+    keepalives_missed: dict[str, int] = field(default_factory=dict)
+    loop_lag: LagHistogram = field(default_factory=LagHistogram)
     etcd_member_metrics: tuple[Metric, ...] = ()  # the local member's, as etcd gives them
 
     @property
@@ -101,3 +105,7 @@ class FrontDoorStats:
     # Listeners taken over from the previous process: on at the next byte, or after a gap.
     resumed_in_place: int = 0
     resumed_after_gap: int = 0
+    # Refused for their client address: over its bound, by kind; and locked out after
+    # failed logins (frontdoor/limits.py).
+    address_limited: dict[str, int] = field(default_factory=dict)
+    locked_out: int = 0
