@@ -51,6 +51,12 @@ class Listener(Protocol):
 @dataclass(frozen=True)
 class FanoutLimits:
     write_limit: int = 256 * 1024  # bytes queued for one listener before it is cut off
+    # Past this many bytes queued for every listener of the node, the limit is the tight
+    # one: many listeners that stop reading (a flood of them) cost this, not each its own
+    # write_limit (asyncio copies what it queues, on Python 3.11). A listener that keeps
+    # up has nothing queued here (the kernel's send buffer, ~8 s, holds its backlog).
+    queue_budget: int = 32 * 1024 * 1024
+    tight_write_limit: int = 64 * 1024
     burst_bytes: int = 64 * 1024  # recent audio a new listener gets at once (Icecast: 64 KiB)
     connect_timeout: float = 5.0
     linger: float = 5.0  # keep an upstream this long after its last listener left
@@ -70,6 +76,7 @@ class FanoutLimits:
 class FanoutCounters:
     bytes_by_path: dict[str, int] = field(default_factory=dict)  # audio written, per mount
     slow_listeners_dropped: int = 0
+    queued_bytes: int = 0  # queued for listeners, every hub, as each last counted it
     # Listeners handed over by the last process: where they left off, or live after a gap.
     resumed_in_place: int = 0
     resumed_with_gap: int = 0
@@ -113,6 +120,7 @@ class MountHub(asyncio.Protocol):
         self._priming: asyncio.TimerHandle | None = None
         self._primed_yet = False  # Icecast's burst has come and gone to the first listeners
         self._tail = b""  # the last audio bytes out (every streaming listener's last)
+        self._queued = 0  # this hub's share of counters.queued_bytes
         self._resumes: dict[ResumePoint, tuple[Resume, set[Listener]]] = {}
         self.closed = False
 
@@ -262,6 +270,8 @@ class MountHub(asyncio.Protocol):
         self._pending.clear()
         self._waiting.clear()
         self._resumes.clear()
+        self.counters.queued_bytes -= self._queued
+        self._queued = 0
         self.on_closed(self)
 
     # --- internals -----------------------------------------------------------------------
@@ -379,15 +389,23 @@ class MountHub(asyncio.Protocol):
     def _send(self, listeners: set[Listener], data: bytes) -> None:
         slow = []
         written = 0
-        limit = self.limits.write_limit
+        queued = 0
+        limits, counters = self.limits, self.counters
+        over_budget = counters.queued_bytes > limits.queue_budget
+        limit = limits.tight_write_limit if over_budget else limits.write_limit
         for listener in listeners:
             transport = listener.transport
-            if transport.get_write_buffer_size() > limit:
+            backlog = transport.get_write_buffer_size()
+            if backlog > limit:
                 slow.append(listener)
                 continue
             transport.write(data)
             listener.sent += len(data)
+            queued += backlog
             written += 1
+        if listeners is self.listeners:  # the hub's own (not a handed-over group's)
+            counters.queued_bytes += queued - self._queued
+            self._queued = queued
         by_path = self.counters.bytes_by_path
         by_path[self.path] = by_path.get(self.path, 0) + written * len(data)
         for listener in slow:
