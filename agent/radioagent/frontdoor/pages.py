@@ -105,6 +105,7 @@ def _document(view: AgentSnapshot, internal: bool) -> dict[str, Any] | None:
 
 # (snapshot, the door's counters, whether the client is on an internal network)
 Renderer = Callable[[AgentSnapshot, Callable[[], FrontDoorStats], bool], PageBody]
+API_PREFIX = "/api/"
 MOUNT_API_PREFIX = "/api/v1/mounts/"
 
 # Each page takes the snapshot and a reader of the door's counters (called by /metrics

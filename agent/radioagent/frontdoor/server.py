@@ -41,7 +41,7 @@ from radioagent.frontdoor.http import (
 )
 from radioagent.frontdoor.limits import AddressBook, AddressLimits, Kind, is_within, networks
 from radioagent.frontdoor.metadata import TITLE_PATHS, TitleUpdate, title_stored_reply
-from radioagent.frontdoor.pages import page_for
+from radioagent.frontdoor.pages import API_PREFIX, page_for
 from radioagent.frontdoor.route import (
     SOURCE_METHODS,
     Decision,
@@ -462,7 +462,9 @@ class FrontDoor:
                 page.status,
                 page.body,
                 content_type=page.content_type,
-                headers=CORS_HEADERS,
+                # Web players read the API (now playing); no page of the node's own needs
+                # another site's script to read it.
+                headers=CORS_HEADERS if path.startswith(API_PREFIX) else (),
                 keep_alive=head.keep_alive,
                 head_only=head.method == "HEAD",
             ),

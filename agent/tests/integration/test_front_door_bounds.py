@@ -200,9 +200,12 @@ def test_metrics_and_node_addresses_are_for_internal_networks_only(node: AgentNo
     assert status == 403
     assert b"radio_" not in body
     assert listen(f"{node.front_door_url}/metrics", 1 << 20, timeout=3).status == 200  # internal
-    status, _, body = ask(node, "127.0.0.8", get("/api/v1/status"))
+    status, headers, body = ask(node, "127.0.0.8", get("/api/v1/status"))
     public = json.loads(body)["nodes"][node.name]
     assert status == 200
+    assert headers["access-control-allow-origin"] == "*"  # web players read the API
+    for page in ("/health", "/", "/metrics"):
+        assert "access-control-allow-origin" not in ask(node, "127.0.0.8", get(page))[1]
     assert "address" not in public
     assert "icecast_port" not in public
     internal = json.loads(listen(f"{node.front_door_url}/api/v1/status", 1 << 20, timeout=3).body)
