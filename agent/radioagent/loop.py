@@ -59,6 +59,7 @@ from radioagent.deadair import (
 )
 from radioagent.diskspace import DiskSpace, disk_space
 from radioagent.dns.zone import ZoneView, zone_view
+from radioagent.etcd_identity import EtcdIdentity
 from radioagent.etcd_member_metrics import MemberMetrics, read_forever
 from radioagent.failsafe_link import FailsafeLink
 from radioagent.frontdoor.server import FrontDoor
@@ -219,6 +220,8 @@ class Agent:
         self._bandwidth = BandwidthMeter(clock)
         self.listener_history = ListenerHistory()
         self.etcd_member_metrics = MemberMetrics()
+        cert_file = self.config.etcd.cert_file
+        self.etcd_identity = EtcdIdentity(cert_file) if cert_file else None
         self.disks: tuple[DiskSpace, ...] = ()
 
     # --- entry points --------------------------------------------------------------------
@@ -239,6 +242,9 @@ class Agent:
             asyncio.create_task(self._fence_forever(), name="fence"),
             asyncio.create_task(measure_forever(self.health.loop_lag), name="loop lag"),
         ]
+        if self.etcd_identity is not None:
+            watching = self.etcd_identity.watch_forever()
+            tasks.append(asyncio.create_task(watching, name="etcd certificate"))
         if self.failsafe is not None:
             tasks.append(asyncio.create_task(self._failsafe_forever(), name="failsafe"))
         if self.config.etcd.metrics_url is not None:
@@ -718,6 +724,9 @@ class Agent:
             failsafe_answers={} if self.failsafe is None else dict(self.failsafe.answers),
             disks=self.disks,
             etcd_member_metrics=self.etcd_member_metrics.fresh(self.clock()),
+            etcd_certificate_expiry=None
+            if self.etcd_identity is None
+            else self.etcd_identity.not_after,
             listeners_last_hour={
                 mount: self.listener_history.series(mount, time.time())
                 for mount in (self.state.mounts if self.state is not None else ())

@@ -530,6 +530,15 @@ def bounds_and_lag(now: AgentSnapshot, door: FrontDoorStats) -> Iterator[Metric]
     for reason in ("failed", "late"):
         missed.add_metric([now.node_name, reason], now.keepalives_missed.get(reason, 0))
     yield missed
+    if now.etcd_certificate_expiry is not None:
+        expiry = GaugeMetricFamily(
+            "radio_etcd_certificate_expiry_timestamp_seconds",
+            "When this node's etcd client certificate (its identity in the cluster) expires "
+            "(Unix time)",
+            labels=["node"],
+        )
+        expiry.add_metric(node, now.etcd_certificate_expiry)
+        yield expiry
     lag = HistogramMetricFamily(
         "radio_event_loop_lag_seconds",
         "How late the agent's event loop ran a timer due every 0.1 s",

@@ -61,7 +61,10 @@ class AgentSnapshot:
     # Lease keepalives that failed or went late (loop.py), by which.
     keepalives_missed: dict[str, int] = field(default_factory=dict)
     loop_lag: LagHistogram = field(default_factory=LagHistogram)
-    etcd_member_metrics: tuple[Metric, ...] = ()  # the local member's, as etcd gives them
+    etcd_member_metrics: tuple[Metric, ...] = ()
+    # When this node's etcd client certificate expires (Unix time); None: no TLS to etcd,
+    # or not read.
+    etcd_certificate_expiry: float | None = None  # the local member's, as etcd gives them
 
     @property
     def alive(self) -> bool:

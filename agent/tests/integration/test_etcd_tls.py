@@ -13,12 +13,14 @@ import etcd3
 import grpc
 import pytest
 import yaml
+from cryptography import x509
 
 from tests.harness.agents import RadioCluster, etcd_tls_config, icecast_settings_for_agents
 from tests.harness.etcd import EtcdCluster
 from tests.harness.icecast import IcecastServer
 from tests.harness.pki import TlsFiles, make_test_pki
 from tests.harness.ports import LOOPBACK
+from tests.harness.waiting import wait_for
 from tests.integration.test_radioctl import RADIOCTL
 
 pytestmark = pytest.mark.integration
@@ -72,6 +74,18 @@ def test_the_agent_and_radioctl_use_the_nodes_client_certificate(
     try:
         cluster.start()
         assert cluster.wait_leader() == "node1"
+        # Its identity's expiry, for the alerts: the certificate's own notAfter.
+        not_after = x509.load_pem_x509_certificate(
+            tls_files.client_cert.read_bytes()
+        ).not_valid_after_utc.timestamp()
+        wait_for(
+            lambda: (
+                cluster.nodes[0].metric("radio_etcd_certificate_expiry_timestamp_seconds")
+                == not_after
+            ),
+            timeout=10,
+            what="the client certificate's expiry in /metrics",
+        )
         config = radioctl_config(
             tmp_path / "radioctl.yml", tls_etcd, cluster.prefix, etcd_tls_config(tls_files)
         )
