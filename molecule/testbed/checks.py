@@ -851,6 +851,37 @@ def check_removed(removed: str, members: Sequence[str]) -> None:
     )
     print(f"check: {leader} leads; {removed} is gone from the leadership")
     source_heard_through(remaining[0], remaining)
+    check_identity_revoked(removed, remaining[0])
+
+
+def check_identity_revoked(removed: str, member: str) -> None:
+    """The removed node's own etcd client certificate and key, as its disk still holds
+    them, open nothing on a member (the CA's revocation list), while the member's own
+    do, the same way."""
+    copies = {}
+    for part in ("crt", "key"):
+        copies[part] = testbed.run_in(removed, ["cat", f"/etc/etcd/pki/client.{part}"]).stdout
+    script = (
+        "umask 077; d=$(mktemp -d); trap 'rm -rf \"$d\"' EXIT;"
+        ' printf %s "$1" > "$d/c.crt"; printf %s "$2" > "$d/c.key";'
+        " ETCDCTL_API=3 etcdctl --cacert=/etc/etcd/pki/ca.crt"
+        ' --cert="$d/c.crt" --key="$d/c.key" --endpoints=https://127.0.0.1:2379'
+        " --dial-timeout=3s --command-timeout=5s get /radio --prefix --keys-only --limit=1"
+    )
+    refused = testbed.run_in(
+        member, ["sh", "-c", script, "sh", copies["crt"], copies["key"]], check=False
+    )
+    if refused.returncode == 0:
+        raise CheckFailed(f"{removed}'s etcd certificate still opens etcd on {member}")
+    own = testbed.run_in(
+        member, ["sh", "-c", ETCDCTL + "get /radio --prefix --keys-only --limit=1"]
+    )
+    if own.returncode != 0:
+        raise CheckFailed(f"{member}'s own etcd certificate does not open etcd: {own.stderr!r}")
+    print(
+        f"check: {removed}'s etcd identity (its client certificate and key) is refused on"
+        f" {member} ({refused.stderr.strip().splitlines()[-1:]}); {member}'s own opens it"
+    )
 
 
 def check_https_nodes(nodes: Sequence[str]) -> None:
