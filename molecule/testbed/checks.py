@@ -487,14 +487,69 @@ def etcd_revision(node: str) -> int:
     return int(etcdctl(node, "endpoint", "status", "-w", "json")[0]["Status"]["header"]["revision"])
 
 
+# The files a converge writes a secret into: a replaced machine has none of them.
+SECRET_FILES = (
+    "/etc/radio-agent/config.yml",
+    "/etc/icecast2/icecast.xml",
+    "/etc/etcd/pki/client.key",
+    "/etc/etcd/pki/server.key",
+)
+
+
 def check_wipe(node: str, state_file: str) -> None:
     """The node loses its cluster, as a machine that is replaced does: its agent and etcd
-    stop, etcd's data and the agent's state go (the configs and certificates stay, as
-    site.yml would write them again). site.yml then builds a new cluster there."""
+    stop, etcd's data, the agent's state and every file holding a secret go. site.yml
+    then builds a new cluster there, writing those files anew (the run whose output
+    `secrets-hidden` reads)."""
     Path(state_file).write_text(json.dumps({"revision": etcd_revision(node)}))
     testbed.run_in(node, ["systemctl", "stop", AGENT, "etcd"])
-    testbed.run_in(node, ["sh", "-c", f"rm -rf /var/lib/etcd/{node} /var/lib/radio-agent/*"])
-    print(f"check: {node}: agent and etcd stopped, etcd's data and the agent's state removed")
+    testbed.run_in(
+        node,
+        [
+            "sh",
+            "-c",
+            f"rm -rf /var/lib/etcd/{node} /var/lib/radio-agent/* {' '.join(SECRET_FILES)}",
+        ],
+    )
+    print(
+        f"check: {node}: agent and etcd stopped, etcd's data, the agent's state and"
+        f" {len(SECRET_FILES)} files with secrets removed"
+    )
+
+
+def secrets_of(site_dir: Path) -> dict[str, str]:
+    """What the controller generated and must never show: each credential (passwords, the
+    failsafe key), and each private key of the PKI (a run of its base64 body, enough to
+    be unmistakable)."""
+    found = {}
+    for path in sorted((site_dir / "credentials").glob("*")):
+        found[path.name] = path.read_text().split()[0]
+    for path in sorted((site_dir / "pki").rglob("*.key")):
+        body = "".join(
+            line for line in path.read_text().splitlines() if line and not line.startswith("-----")
+        )
+        found[path.name] = body[8:40]
+    return found
+
+
+def check_secrets_hidden(log_file: str, site_dir: str) -> None:
+    """A converge's output at -vv with --diff (which wrote every secret file anew) holds
+    none of the secrets the controller generated."""
+    output = Path(log_file).read_text(errors="replace")
+    secrets = secrets_of(Path(site_dir))
+    if len(secrets) < 4 or "PLAY RECAP" not in output:
+        raise CheckFailed(f"nothing to check: {len(secrets)} secrets, recap in output: no")
+    shown = sorted(
+        name for name, secret in secrets.items() if len(secret) >= 16 and secret in output
+    )
+    if shown:
+        raise CheckFailed(f"the converge's -vv --diff output shows these secrets: {shown}")
+    diffs = output.count("\n--- before")
+    print(
+        f"check: the converge's output at -vv --diff ({len(output.splitlines())} lines,"
+        f" {diffs} diffs) shows none of {len(secrets)} generated secrets"
+        f" ({', '.join(sorted(secrets))})"
+    )
 
 
 def check_new_cluster(node: str, backup_dir: str, state_file: str) -> None:
@@ -982,6 +1037,7 @@ COMMANDS: dict[str, tuple[str, Callable[..., object]]] = {
     "removed": ("2+", lambda removed, *remaining: check_removed(removed, remaining)),
     "hardened": ("2+", lambda node, *units: check_hardened(node, units)),
     "firewall": ("1", check_firewall),
+    "secrets-hidden": ("2", check_secrets_hidden),
 }
 
 
