@@ -349,6 +349,40 @@ def check_single(node: str) -> None:
     services_running(node)
     check_package(node)
     source_heard_through(node, [node], made_from_it=["/low.mp3", "/show.mp3"])
+    check_access_log(node)
+
+
+def access_lines(node: str) -> list[dict[str, Any]]:
+    """The agent's access log, as the journal keeps it (one JSON object a line)."""
+    shown = testbed.run_in(
+        node, ["journalctl", "-t", "radio-agent-access", "-o", "cat", "--no-pager"]
+    ).stdout
+    return [json.loads(line) for line in shown.splitlines() if line.startswith("{")]
+
+
+def check_access_log(node: str) -> None:
+    """The studio and the listeners source_heard_through just ran are in the journal's
+    access log: the studio's source with the bytes it sent, a listener with the bytes it
+    got, from the controller's address."""
+    controller = testbed.load_state()["controller"]["address"]
+
+    def logged() -> tuple[dict[str, Any], dict[str, Any]] | None:
+        lines = [line for line in access_lines(node) if line.get("client") == controller]
+        source = next(
+            (x for x in lines if x["kind"] == "source" and x["status"] == 200 and x["bytes"]), None
+        )
+        heard = next(
+            (x for x in lines if x["kind"] == "listener" and x["status"] == 200 and x["bytes"]),
+            None,
+        )
+        return (source, heard) if source and heard else None
+
+    source, heard = wait_for(logged, 15, "the studio and a listener in the access log")
+    print(
+        f"check: {node}'s access log (journalctl -t radio-agent-access): the studio's"
+        f" {source['method']} {source['mount']} ({source['bytes']} bytes in"
+        f" {source['seconds']} s) and a listener's GET {heard['mount']} ({heard['bytes']} bytes)"
+    )
 
 
 def check_https(node: str, names: frozenset[str]) -> None:
