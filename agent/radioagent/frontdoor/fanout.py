@@ -390,6 +390,7 @@ class MountHub(asyncio.Protocol):
         slow = []
         written = 0
         queued = 0
+        size = len(data)
         limits, counters = self.limits, self.counters
         over_budget = counters.queued_bytes > limits.queue_budget
         limit = limits.tight_write_limit if over_budget else limits.write_limit
@@ -400,14 +401,14 @@ class MountHub(asyncio.Protocol):
                 slow.append(listener)
                 continue
             transport.write(data)
-            listener.sent += len(data)
+            listener.sent += size
             queued += backlog
             written += 1
         if listeners is self.listeners:  # the hub's own (not a handed-over group's)
             counters.queued_bytes += queued - self._queued
             self._queued = queued
         by_path = self.counters.bytes_by_path
-        by_path[self.path] = by_path.get(self.path, 0) + written * len(data)
+        by_path[self.path] = by_path.get(self.path, 0) + written * size
         for listener in slow:
             self.counters.slow_listeners_dropped += 1
             listeners.discard(listener)
